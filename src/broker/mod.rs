@@ -1,0 +1,235 @@
+//! The embedded rumqttd broker, built from its lower-level Router/Server API
+//! so that a bind failure is an error and the listener can be stopped and
+//! started again (DESIGN.md §2).
+//!
+//! The router thread lives as long as the process: rumqttd has no shutdown,
+//! and it keeps every session. Stopping the broker drops the runtime that
+//! owns the listener and every client link, which closes their sockets and
+//! frees the port; starting it again binds a fresh listener on the same
+//! router, so persistent sessions survive a restart.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::pin::Pin;
+
+use rumqttd::protocol::v4::V4;
+use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("port {port} on {ip} is already in use ({source}); choose another with {flag}")]
+    PortInUse {
+        ip: std::net::IpAddr,
+        port: u16,
+        flag: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the embedded broker did not start listening on {0} within 5 s")]
+    NotListening(SocketAddr),
+    #[error("cannot start the broker runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type ServerFactory = Box<dyn Fn(ServerSettings) -> ServerFuture + Send + Sync>;
+
+/// Router settings that work (the rumqttd defaults panic on first SUBSCRIBE).
+pub fn router_config(max_connections: usize) -> RouterConfig {
+    RouterConfig {
+        max_connections,
+        max_outgoing_packet_count: 10_000,
+        max_segment_size: 1024 * 1024,
+        max_segment_count: 10,
+        custom_segment: None,
+        initialized_filters: None,
+        shared_subscriptions_strategy: Default::default(),
+    }
+}
+
+fn server_settings(listen: SocketAddr) -> ServerSettings {
+    ServerSettings {
+        name: "workbench-v4".into(),
+        listen,
+        tls: None,
+        // rumqttd sleeps this long after every accept; 0 lets big fleets in fast.
+        next_connection_delay_ms: 0,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: 1024 * 1024,
+            max_inflight_count: 500,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    }
+}
+
+/// The embedded broker: one router (for the process's life) and a restartable listener.
+pub struct EmbeddedBroker {
+    factory: ServerFactory,
+    listen: SocketAddr,
+    listener_rt: Option<tokio::runtime::Runtime>,
+}
+
+impl EmbeddedBroker {
+    /// Spawn the router and start listening on `listen` (port 0 picks a free port).
+    ///
+    /// `flag` names the command-line option to choose another port, for the error.
+    pub fn start(listen: SocketAddr, flag: &'static str) -> Result<Self, BrokerError> {
+        // Fail before spawning the router thread, which can never be stopped.
+        drop(probe_bind(listen, flag)?);
+        let router = Router::new(0, router_config(100_000));
+        let router_tx = router.spawn();
+        let factory: ServerFactory = Box::new(move |settings| {
+            let mut server = Server::new(settings, router_tx.clone(), V4);
+            Box::pin(async move {
+                server
+                    .start(LinkType::Remote)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+        let mut broker = EmbeddedBroker {
+            factory,
+            listen,
+            listener_rt: None,
+        };
+        broker.start_listener(flag)?;
+        Ok(broker)
+    }
+
+    /// The address the broker listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.listener_rt.is_some()
+    }
+
+    /// Bind the listener (again). Keeps the router and its sessions.
+    pub fn start_listener(&mut self, flag: &'static str) -> Result<(), BrokerError> {
+        if self.listener_rt.is_some() {
+            return Ok(());
+        }
+        // rumqttd binds inside its accept loop and only logs the failure, so
+        // probe the port first: a bind failure must reach the user.
+        let probe = probe_bind(self.listen, flag)?;
+        let bound = probe.local_addr().map_err(BrokerError::Runtime)?;
+        drop(probe);
+        self.listen = bound;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rumqttd-link")
+            .enable_all()
+            .build()
+            .map_err(BrokerError::Runtime)?;
+        let fut = (self.factory)(server_settings(bound));
+        rt.spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!("embedded broker listener stopped: {e}");
+            }
+        });
+        self.listener_rt = Some(rt);
+        // rumqttd binds inside the spawned task: wait until it accepts, so the
+        // first client through the tap is not refused.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::net::TcpStream::connect_timeout(&bound, std::time::Duration::from_millis(100))
+            .is_err()
+        {
+            if std::time::Instant::now() > deadline {
+                self.stop_listener();
+                return Err(BrokerError::NotListening(bound));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Close the listener and every client link; sessions stay in the router.
+    pub fn stop_listener(&mut self) {
+        if let Some(rt) = self.listener_rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.stop_listener();
+    }
+}
+
+fn probe_bind(listen: SocketAddr, flag: &'static str) -> Result<StdListener, BrokerError> {
+    StdListener::bind(listen).map_err(|source| BrokerError::PortInUse {
+        ip: listen.ip(),
+        port: listen.port(),
+        flag,
+        source,
+    })
+}
+
+/// Pick a free loopback port for the broker's internal listener.
+pub fn free_loopback_port() -> std::io::Result<u16> {
+    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Where the tap forwards to: the embedded broker or an external one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    Embedded,
+    /// `host:port` of an external broker (mosquitto, EMQX, …).
+    External(String),
+}
+
+/// Parse `mqtt://host:port` (or `tcp://`, or bare `host:port`; port defaults to 1883).
+pub fn parse_broker_url(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .unwrap_or(url);
+    if url.starts_with("mqtts://") || url.starts_with("ssl://") || url.starts_with("ws") {
+        return Err(format!(
+            "{url}: only plain TCP (mqtt://host:port) is supported"
+        ));
+    }
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Err(format!("{url}: expected mqtt://host:port"));
+    }
+    let has_port = rest
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && !rest.ends_with(']');
+    Ok(if has_port {
+        rest.to_string()
+    } else {
+        format!("{rest}:1883")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_broker_url("mqtt://127.0.0.1:1884").unwrap(),
+            "127.0.0.1:1884"
+        );
+        assert_eq!(parse_broker_url("localhost").unwrap(), "localhost:1883");
+        assert_eq!(parse_broker_url("tcp://[::1]:1900").unwrap(), "[::1]:1900");
+        assert!(parse_broker_url("mqtts://x:8883").is_err());
+    }
+
+    #[test]
+    fn port_in_use_is_an_error_naming_port_and_flag() {
+        let taken = StdListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = EmbeddedBroker::start(addr, "--broker-port").err().unwrap();
+        let text = err.to_string();
+        assert!(text.contains(&addr.port().to_string()), "{text}");
+        assert!(text.contains("--broker-port"), "{text}");
+    }
+}

@@ -1,0 +1,489 @@
+//! The capture: a bounded store of wire events with indices updated on ingest.
+//!
+//! - the store: every frame but pings, bounded by count and bytes; evictions counted;
+//! - [`TopicStats`]: per topic counts, rate, last and retained payload, history;
+//! - [`Session`]: every client the tap has seen, connected or not;
+//! - [`Flow`]: each QoS 1/2 handshake on each leg, with its steps and times;
+//! - [`Rates`]: messages per second over the last minutes.
+//!
+//! The capture is plain data owned by its consumer (the UI thread, the CLI's
+//! collector, a test): the engine sends [`WireEvent`] batches, the consumer
+//! calls [`Capture::ingest`].
+
+mod flows;
+mod sessions;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::protocol::{ConnId, Direction, PacketKind, WireDetail, WireEvent};
+
+pub use flows::{Flow, FlowState, FlowStep, Flows};
+pub use sessions::{Session, SessionEvent, SessionEventKind, Subscription};
+
+/// Bounds of the capture. Everything that grows is bounded.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub max_topics: usize,
+    pub max_topic_history: usize,
+    pub max_sessions: usize,
+    pub max_flows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_events: 500_000,
+            max_bytes: 256 * 1024 * 1024,
+            max_topics: 100_000,
+            max_topic_history: 20_000,
+            max_sessions: 50_000,
+            max_flows: 200_000,
+        }
+    }
+}
+
+/// Per-topic statistics, keyed by topic name.
+#[derive(Debug, Clone, Default)]
+pub struct TopicStats {
+    /// PUBLISH frames from clients to the broker (messages published).
+    pub published: u64,
+    /// PUBLISH frames from the broker to subscribers (deliveries).
+    pub delivered: u64,
+    pub bytes: u64,
+    pub last_payload: Bytes,
+    pub last_t_us: u64,
+    pub last_qos: u8,
+    /// The retained message the broker holds, as far as the tap saw it set.
+    pub retained: Option<Bytes>,
+    /// Sequence numbers of this topic's published messages still in the store.
+    pub history: VecDeque<u64>,
+    rate_sec: u64,
+    rate_count: u32,
+    rate_last: u32,
+}
+
+impl TopicStats {
+    /// Messages published in the last complete second (0 when idle since).
+    pub fn rate_per_s(&self, now_us: u64) -> u32 {
+        let now_sec = now_us / 1_000_000;
+        if now_sec == self.rate_sec {
+            self.rate_last
+        } else if now_sec == self.rate_sec + 1 {
+            self.rate_count
+        } else {
+            0
+        }
+    }
+
+    fn tick(&mut self, t_us: u64) {
+        let sec = t_us / 1_000_000;
+        if sec != self.rate_sec {
+            self.rate_last = if sec == self.rate_sec + 1 {
+                self.rate_count
+            } else {
+                0
+            };
+            self.rate_sec = sec;
+            self.rate_count = 0;
+        }
+        self.rate_count += 1;
+    }
+}
+
+/// Messages per second, per whole second, for the traffic plot.
+#[derive(Debug, Clone, Default)]
+pub struct Rates {
+    /// (unix second, published, delivered), oldest first; at most `MAX_SECONDS`.
+    pub seconds: VecDeque<(u64, u32, u32)>,
+}
+
+impl Rates {
+    pub const MAX_SECONDS: usize = 3600;
+
+    fn add(&mut self, t_us: u64, dir: Direction) {
+        let sec = t_us / 1_000_000;
+        match self.seconds.back_mut() {
+            Some(b) if b.0 == sec => {}
+            Some(b) if b.0 > sec => return, // late event from another thread's clock: ignore
+            _ => {
+                self.seconds.push_back((sec, 0, 0));
+                if self.seconds.len() > Self::MAX_SECONDS {
+                    self.seconds.pop_front();
+                }
+            }
+        }
+        if let Some(b) = self.seconds.back_mut() {
+            match dir {
+                Direction::ClientToBroker => b.1 += 1,
+                Direction::BrokerToClient => b.2 += 1,
+            }
+        }
+    }
+
+    /// Published messages per second in the last complete second.
+    pub fn published_per_s(&self, now_us: u64) -> u32 {
+        let last_full = now_us / 1_000_000 - 1;
+        self.seconds
+            .iter()
+            .rev()
+            .find(|b| b.0 == last_full)
+            .map_or(0, |b| b.1)
+    }
+
+    pub fn delivered_per_s(&self, now_us: u64) -> u32 {
+        let last_full = now_us / 1_000_000 - 1;
+        self.seconds
+            .iter()
+            .rev()
+            .find(|b| b.0 == last_full)
+            .map_or(0, |b| b.2)
+    }
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    client_id: Arc<str>,
+    peer: Option<std::net::SocketAddr>,
+    pending_subs: HashMap<u16, Vec<(String, u8)>>,
+}
+
+/// The capture. See the module docs.
+#[derive(Debug, Default)]
+pub struct Capture {
+    pub limits: Limits,
+    events: VecDeque<WireEvent>,
+    first_seq: u64,
+    bytes: usize,
+    /// Events evicted from the store to respect its bounds.
+    pub evicted: u64,
+    /// Events the engine could not deliver to this capture (consumer lagged).
+    pub dropped: u64,
+    /// Topics not indexed because `max_topics` was reached.
+    pub topics_over_limit: u64,
+    /// Every wire event ingested (including pings, which the store skips).
+    pub total_ingested: u64,
+    /// Bumped on every ingest: views cache derived lists by it.
+    pub generation: u64,
+    pub topics: BTreeMap<String, TopicStats>,
+    pub sessions: BTreeMap<String, Session>,
+    pub flows: Flows,
+    pub rates: Rates,
+    conns: HashMap<ConnId, ConnState>,
+    /// (topic, payload) of recent client→broker publishes → their seq, to link deliveries.
+    origins: HashMap<(Arc<str>, Bytes), u64>,
+    origin_order: VecDeque<(Arc<str>, Bytes)>,
+}
+
+impl Capture {
+    pub fn new(limits: Limits) -> Self {
+        Capture {
+            limits,
+            ..Default::default()
+        }
+    }
+
+    /// Events in the store.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Approximate bytes held by the store.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Sequence number of the oldest event still stored.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// One past the newest event's sequence number.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.events.len() as u64
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&WireEvent> {
+        seq.checked_sub(self.first_seq)
+            .and_then(|i| self.events.get(i as usize))
+    }
+
+    /// Stored events in order.
+    pub fn events(&self) -> impl DoubleEndedIterator<Item = (u64, &WireEvent)> + ExactSizeIterator {
+        let first = self.first_seq;
+        self.events
+            .iter()
+            .enumerate()
+            .map(move |(i, e)| (first + i as u64, e))
+    }
+
+    /// Stored PUBLISH frames (messages) in order.
+    pub fn messages(&self) -> impl Iterator<Item = (u64, &WireEvent)> {
+        self.events().filter(|(_, e)| e.kind == PacketKind::Publish)
+    }
+
+    /// Clients currently connected.
+    pub fn connected_clients(&self) -> usize {
+        self.sessions.values().filter(|s| s.connected).count()
+    }
+
+    /// Forget everything captured (not the limits or the drop counters).
+    pub fn clear(&mut self) {
+        let limits = self.limits.clone();
+        let dropped = self.dropped;
+        *self = Capture::new(limits);
+        self.dropped = dropped;
+    }
+
+    pub fn ingest_batch(&mut self, batch: Vec<WireEvent>) {
+        for ev in batch {
+            self.ingest(ev);
+        }
+    }
+
+    pub fn ingest(&mut self, ev: WireEvent) {
+        self.total_ingested += 1;
+        self.generation += 1;
+        self.index_conn(&ev);
+        let seq = self.end_seq();
+        sessions::on_event(self, &ev, seq);
+        match ev.kind {
+            PacketKind::Publish => self.on_publish(&ev, seq),
+            PacketKind::PingReq | PacketKind::PingResp => return,
+            _ => {}
+        }
+        flows::on_event(self, &ev, seq);
+        self.store(ev);
+    }
+
+    fn index_conn(&mut self, ev: &WireEvent) {
+        match (&ev.kind, &ev.detail) {
+            (PacketKind::Opened, WireDetail::Opened { peer }) => {
+                self.conns.insert(
+                    ev.conn,
+                    ConnState {
+                        peer: Some(*peer),
+                        ..Default::default()
+                    },
+                );
+            }
+            (PacketKind::Connect, _) => {
+                self.conns.entry(ev.conn).or_default().client_id = ev.client_id.clone();
+            }
+            (PacketKind::Subscribe, WireDetail::Subscribe(filters)) => {
+                let c = self.conns.entry(ev.conn).or_default();
+                if c.pending_subs.len() < 1024 {
+                    c.pending_subs.insert(ev.pkid, filters.clone());
+                }
+            }
+            (PacketKind::Closed, _) => {
+                self.conns.remove(&ev.conn);
+            }
+            _ => {}
+        }
+    }
+
+    /// The filters a SUBSCRIBE with this pkid asked for (consumed by its SUBACK).
+    fn take_pending_sub(&mut self, conn: ConnId, pkid: u16) -> Option<Vec<(String, u8)>> {
+        self.conns.get_mut(&conn)?.pending_subs.remove(&pkid)
+    }
+
+    fn on_publish(&mut self, ev: &WireEvent, seq: u64) {
+        let Some(topic) = ev.topic.as_deref() else {
+            return;
+        };
+        self.rates.add(ev.t_us, ev.dir);
+        let max_history = self.limits.max_topic_history;
+        if !self.topics.contains_key(topic) && self.topics.len() >= self.limits.max_topics {
+            self.topics_over_limit += 1;
+            return;
+        }
+        let first_seq = self.first_seq;
+        let st = self.topics.entry(topic.to_string()).or_default();
+        let payload = ev.payload.clone().unwrap_or_default();
+        match ev.dir {
+            Direction::ClientToBroker => {
+                st.published += 1;
+                st.bytes += payload.len() as u64;
+                st.last_t_us = ev.t_us;
+                st.last_qos = ev.qos;
+                st.tick(ev.t_us);
+                if ev.retain {
+                    st.retained = (!payload.is_empty()).then(|| payload.clone());
+                }
+                st.last_payload = payload.clone();
+                while st.history.front().is_some_and(|&s| s < first_seq)
+                    || st.history.len() >= max_history
+                {
+                    st.history.pop_front();
+                }
+                st.history.push_back(seq);
+                self.remember_origin(ev, payload, seq);
+            }
+            Direction::BrokerToClient => {
+                st.delivered += 1;
+            }
+        }
+    }
+
+    fn remember_origin(&mut self, ev: &WireEvent, payload: Bytes, seq: u64) {
+        const MAX_ORIGINS: usize = 20_000;
+        let Some(topic) = ev.topic.clone() else {
+            return;
+        };
+        let key = (topic, payload);
+        if self.origins.insert(key.clone(), seq).is_none() {
+            self.origin_order.push_back(key);
+            if self.origin_order.len() > MAX_ORIGINS
+                && let Some(old) = self.origin_order.pop_front()
+            {
+                self.origins.remove(&old);
+            }
+        }
+    }
+
+    /// The client→broker PUBLISH a delivery most likely came from.
+    pub fn origin_of(&self, delivery: &WireEvent) -> Option<u64> {
+        let key = (delivery.topic.clone()?, delivery.payload.clone()?);
+        self.origins.get(&key).copied()
+    }
+
+    fn store(&mut self, ev: WireEvent) {
+        self.bytes += ev.mem_bytes();
+        self.events.push_back(ev);
+        while self.events.len() > self.limits.max_events || self.bytes > self.limits.max_bytes {
+            let Some(old) = self.events.pop_front() else {
+                break;
+            };
+            self.bytes -= old.mem_bytes();
+            self.first_seq += 1;
+            self.evicted += 1;
+        }
+    }
+}
+
+/// Whether `topic` matches the subscription `filter` (`+` and `#` wildcards).
+pub fn topic_matches(topic: &str, filter: &str) -> bool {
+    rumqttc::mqttbytes::matches(topic, filter)
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::*;
+    use crate::protocol::WireEvent;
+
+    pub fn ev(conn: ConnId, client: &str, dir: Direction, kind: PacketKind) -> WireEvent {
+        WireEvent {
+            t_us: 1_000_000,
+            conn,
+            client_id: Arc::from(client),
+            dir,
+            kind,
+            pkid: 0,
+            qos: 0,
+            retain: false,
+            dup: false,
+            topic: None,
+            payload: None,
+            size: 2,
+            detail: WireDetail::None,
+        }
+    }
+
+    pub fn publish(
+        conn: ConnId,
+        client: &str,
+        dir: Direction,
+        topic: &str,
+        payload: &str,
+        qos: u8,
+        pkid: u16,
+    ) -> WireEvent {
+        let mut e = ev(conn, client, dir, PacketKind::Publish);
+        e.topic = Some(Arc::from(topic));
+        e.payload = Some(Bytes::copy_from_slice(payload.as_bytes()));
+        e.qos = qos;
+        e.pkid = pkid;
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::*;
+    use super::*;
+
+    #[test]
+    fn store_is_bounded_by_count_and_counts_evictions() {
+        let mut c = Capture::new(Limits {
+            max_events: 10,
+            ..Limits::default()
+        });
+        for i in 0..25 {
+            c.ingest(publish(
+                1,
+                "a",
+                Direction::ClientToBroker,
+                "t",
+                &i.to_string(),
+                0,
+                0,
+            ));
+        }
+        assert_eq!(c.len(), 10);
+        assert_eq!(c.evicted, 15);
+        assert_eq!(c.first_seq(), 15);
+        assert_eq!(c.get(15).unwrap().payload.as_deref(), Some(&b"15"[..]));
+        assert!(c.get(14).is_none());
+        let t = &c.topics["t"];
+        assert_eq!(t.published, 25);
+        assert_eq!(t.last_payload.as_ref(), b"24");
+        assert!(
+            t.history.iter().all(|&s| s >= 14),
+            "stale history trimmed: {:?}",
+            t.history
+        );
+    }
+
+    #[test]
+    fn store_is_bounded_by_bytes() {
+        let mut c = Capture::new(Limits {
+            max_bytes: 4096,
+            ..Limits::default()
+        });
+        let big = "x".repeat(1000);
+        for _ in 0..20 {
+            c.ingest(publish(1, "a", Direction::ClientToBroker, "t", &big, 0, 0));
+        }
+        assert!(c.bytes() <= 4096, "{}", c.bytes());
+        assert!(c.evicted > 0);
+    }
+
+    #[test]
+    fn retained_set_and_cleared() {
+        let mut c = Capture::default();
+        let mut p = publish(1, "a", Direction::ClientToBroker, "s", "on", 1, 1);
+        p.retain = true;
+        c.ingest(p);
+        assert_eq!(c.topics["s"].retained.as_deref(), Some(&b"on"[..]));
+        let mut clear = publish(1, "a", Direction::ClientToBroker, "s", "", 1, 2);
+        clear.retain = true;
+        c.ingest(clear);
+        assert!(c.topics["s"].retained.is_none());
+    }
+
+    #[test]
+    fn topic_filters() {
+        assert!(topic_matches("a/b/c", "a/+/c"));
+        assert!(topic_matches("a/b/c", "a/#"));
+        assert!(!topic_matches("a/b", "a/b/c"));
+    }
+}

@@ -1,0 +1,274 @@
+//! Sessions: every client the tap has seen, connected or not.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+
+use crate::protocol::{
+    CloseReason, ConnId, Direction, PacketKind, WillInfo, WireDetail, WireEvent,
+};
+
+use super::Capture;
+
+const MAX_HISTORY: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub requested_qos: u8,
+    /// None until the SUBACK arrives; Some(None) would be a refused filter.
+    pub granted_qos: Option<Option<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEventKind {
+    Connected {
+        session_present: bool,
+        clean_session: bool,
+    },
+    /// CONNACK refused the connection with this return code.
+    Refused(u8),
+    Disconnected(CloseReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEvent {
+    pub t_us: u64,
+    pub conn: ConnId,
+    pub kind: SessionEventKind,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    pub client_id: String,
+    pub connected: bool,
+    /// The connection currently carrying this client (the newest on takeover).
+    pub conn: Option<ConnId>,
+    pub peer: Option<SocketAddr>,
+    pub clean_session: bool,
+    pub keep_alive_s: u16,
+    pub username: Option<String>,
+    pub will: Option<WillInfo>,
+    pub subscriptions: BTreeMap<String, Subscription>,
+    /// Connects, refusals and disconnects, newest last; bounded.
+    pub history: VecDeque<SessionEvent>,
+    /// PUBLISH frames this client sent.
+    pub published: u64,
+    /// PUBLISH frames the broker delivered to this client.
+    pub received: u64,
+    pub first_seen_us: u64,
+    pub last_seen_us: u64,
+}
+
+impl Session {
+    pub fn last_disconnect(&self) -> Option<&CloseReason> {
+        self.history.iter().rev().find_map(|e| match &e.kind {
+            SessionEventKind::Disconnected(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Granted QoS of the best subscription matching `topic`, if any.
+    pub fn granted_qos_for(&self, topic: &str) -> Option<u8> {
+        self.subscriptions
+            .iter()
+            .filter(|(f, _)| super::topic_matches(topic, f))
+            .filter_map(|(_, s)| s.granted_qos.flatten())
+            .max()
+    }
+
+    fn push_history(&mut self, e: SessionEvent) {
+        if self.history.len() >= MAX_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(e);
+    }
+}
+
+fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a mut Session> {
+    if client_id.is_empty() {
+        return None;
+    }
+    if !cap.sessions.contains_key(client_id) && cap.sessions.len() >= cap.limits.max_sessions {
+        return None;
+    }
+    let s = cap
+        .sessions
+        .entry(client_id.to_string())
+        .or_insert_with(|| Session {
+            client_id: client_id.to_string(),
+            first_seen_us: t_us,
+            ..Default::default()
+        });
+    s.last_seen_us = t_us;
+    Some(s)
+}
+
+pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
+    match (&ev.kind, &ev.detail) {
+        (
+            PacketKind::Connect,
+            WireDetail::Connect {
+                clean_session,
+                keep_alive_s,
+                will,
+                username,
+            },
+        ) => {
+            let peer = cap.conns.get(&ev.conn).and_then(|c| c.peer);
+            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                s.clean_session = *clean_session;
+                s.keep_alive_s = *keep_alive_s;
+                s.will = will.clone();
+                s.username = username.clone();
+                s.conn = Some(ev.conn);
+                if peer.is_some() {
+                    s.peer = peer;
+                }
+            }
+        }
+        (
+            PacketKind::ConnAck,
+            WireDetail::ConnAck {
+                session_present,
+                code,
+            },
+        ) => {
+            let (session_present, code) = (*session_present, *code);
+            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                if code == 0 {
+                    // A clean session, or a persistent one the broker did not have, starts empty.
+                    if s.clean_session || !session_present {
+                        s.subscriptions.clear();
+                    }
+                    s.connected = true;
+                    s.conn = Some(ev.conn);
+                    let clean_session = s.clean_session;
+                    s.push_history(SessionEvent {
+                        t_us: ev.t_us,
+                        conn: ev.conn,
+                        kind: SessionEventKind::Connected {
+                            session_present,
+                            clean_session,
+                        },
+                    });
+                } else {
+                    s.push_history(SessionEvent {
+                        t_us: ev.t_us,
+                        conn: ev.conn,
+                        kind: SessionEventKind::Refused(code),
+                    });
+                }
+            }
+        }
+        (PacketKind::Subscribe, WireDetail::Subscribe(filters)) => {
+            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                for (f, q) in filters {
+                    s.subscriptions.insert(
+                        f.clone(),
+                        Subscription {
+                            requested_qos: *q,
+                            granted_qos: None,
+                        },
+                    );
+                }
+            }
+        }
+        (PacketKind::SubAck, WireDetail::SubAck(codes)) => {
+            let filters = cap.take_pending_sub(ev.conn, ev.pkid);
+            if let (Some(filters), Some(s)) = (filters, session(cap, &ev.client_id, ev.t_us)) {
+                for ((f, q), code) in filters.into_iter().zip(codes) {
+                    s.subscriptions.insert(
+                        f,
+                        Subscription {
+                            requested_qos: q,
+                            granted_qos: Some(*code),
+                        },
+                    );
+                }
+            }
+        }
+        (PacketKind::Unsubscribe, WireDetail::Unsubscribe(filters)) => {
+            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                for f in filters {
+                    s.subscriptions.remove(f);
+                }
+            }
+        }
+        (PacketKind::Publish, _) => {
+            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                match ev.dir {
+                    Direction::ClientToBroker => s.published += 1,
+                    Direction::BrokerToClient => s.received += 1,
+                }
+            }
+        }
+        (PacketKind::Closed, WireDetail::Closed(reason)) => {
+            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                // A takeover closes the old connection after the new one connected.
+                if s.conn == Some(ev.conn) {
+                    s.connected = false;
+                    if s.clean_session {
+                        s.subscriptions.clear();
+                    }
+                }
+                s.push_history(SessionEvent {
+                    t_us: ev.t_us,
+                    conn: ev.conn,
+                    kind: SessionEventKind::Disconnected(reason.clone()),
+                });
+            }
+        }
+        _ => {
+            if !ev.client_id.is_empty()
+                && let Some(s) = cap.sessions.get_mut(&*ev.client_id)
+            {
+                s.last_seen_us = ev.t_us;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+    use crate::protocol::Direction::*;
+
+    #[test]
+    fn connect_subscribe_suback_disconnect() {
+        let mut c = Capture::default();
+        c.ingest(ev(1, "", ClientToBroker, PacketKind::Opened));
+        let mut conn = ev(1, "dev", ClientToBroker, PacketKind::Connect);
+        conn.detail = WireDetail::Connect {
+            clean_session: false,
+            keep_alive_s: 5,
+            will: None,
+            username: None,
+        };
+        c.ingest(conn);
+        let mut ack = ev(1, "dev", BrokerToClient, PacketKind::ConnAck);
+        ack.detail = WireDetail::ConnAck {
+            session_present: false,
+            code: 0,
+        };
+        c.ingest(ack);
+        let mut sub = ev(1, "dev", ClientToBroker, PacketKind::Subscribe);
+        sub.pkid = 3;
+        sub.detail = WireDetail::Subscribe(vec![("a/#".into(), 2)]);
+        c.ingest(sub);
+        let mut suback = ev(1, "dev", BrokerToClient, PacketKind::SubAck);
+        suback.pkid = 3;
+        suback.detail = WireDetail::SubAck(vec![Some(1)]);
+        c.ingest(suback);
+        let s = &c.sessions["dev"];
+        assert!(s.connected && !s.clean_session);
+        assert_eq!(s.granted_qos_for("a/b"), Some(1));
+        let mut closed = ev(1, "dev", ClientToBroker, PacketKind::Closed);
+        closed.detail = WireDetail::Closed(CloseReason::DroppedByTap);
+        c.ingest(closed);
+        let s = &c.sessions["dev"];
+        assert!(!s.connected);
+        assert_eq!(s.last_disconnect(), Some(&CloseReason::DroppedByTap));
+        // Persistent: subscriptions survive the disconnect.
+        assert_eq!(s.subscriptions.len(), 1);
+    }
+}

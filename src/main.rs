@@ -1,0 +1,180 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mqtt_workbench::broker::{Upstream, parse_broker_url};
+use mqtt_workbench::engine::EngineConfig;
+use mqtt_workbench::sim::Scenario;
+
+/// MQTT Workbench: an embedded broker, a wire tap and virtual devices for
+/// designing and testing IoT systems before the hardware arrives.
+///
+/// With no subcommand it opens the desktop window.
+#[derive(Parser)]
+#[command(name = "mqtt-workbench", version, about, long_about)]
+struct Cli {
+    /// Scenario to open in the window.
+    scenario: Option<PathBuf>,
+    #[command(flatten)]
+    net: NetArgs,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(clap::Args, Clone)]
+struct NetArgs {
+    /// Port clients connect to (the tap in front of the broker); 0 picks a free port.
+    #[arg(long, global = true, default_value_t = 1883)]
+    port: u16,
+    /// Address to listen on (loopback by default).
+    #[arg(long, global = true, default_value = "127.0.0.1")]
+    bind: String,
+    /// Use an external broker behind the tap instead of the embedded one (mqtt://host:port).
+    #[arg(long, global = true)]
+    broker: Option<String>,
+    /// Internal port of the embedded broker (0 picks a free port).
+    #[arg(long, global = true, default_value_t = 0)]
+    broker_port: u16,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario headless, print a live status line and a closing summary.
+    Run {
+        scenario: PathBuf,
+        /// How long to run (e.g. 30s, 2m); until Ctrl-C when absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Write the message log here when done (.csv or .jsonl).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Check scenario files; errors name file, line and column.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Measure throughput, CPU and memory for N devices at R msg/s through tap and broker.
+    Bench {
+        #[arg(long, default_value_t = 1000)]
+        devices: u32,
+        /// Messages per second per device.
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+        duration: Duration,
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+        qos: u8,
+    },
+}
+
+impl NetArgs {
+    fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        let upstream = match &self.broker {
+            Some(url) => Upstream::External(parse_broker_url(url).map_err(anyhow::Error::msg)?),
+            None => Upstream::Embedded,
+        };
+        Ok(EngineConfig {
+            listen: mqtt_workbench::cli::listen_addr(&self.bind, self.port)?,
+            broker_listen: std::net::SocketAddr::new([127, 0, 0, 1].into(), self.broker_port),
+            upstream,
+            ..EngineConfig::default()
+        })
+    }
+}
+
+fn init_tracing() {
+    // rumqttd logs every graceful DISCONNECT at ERROR ("router-drop"): keep it quiet.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off,rumqttc=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Cmd::Validate { files }) => return validate(&files),
+        Some(Cmd::Run {
+            scenario,
+            duration,
+            export,
+        }) => cli.net.engine_config().and_then(|engine| {
+            runtime()?.block_on(mqtt_workbench::cli::run(mqtt_workbench::cli::RunOptions {
+                scenario,
+                duration,
+                export,
+                engine,
+            }))
+        }),
+        Some(Cmd::Bench {
+            devices,
+            rate,
+            duration,
+            qos,
+        }) => cli.net.engine_config().and_then(|mut engine| {
+            if cli.net.port == 1883 {
+                engine.listen.set_port(0);
+            }
+            let report = runtime()?.block_on(mqtt_workbench::bench::run(
+                mqtt_workbench::bench::BenchOptions {
+                    devices,
+                    rate_hz: rate,
+                    duration,
+                    qos,
+                    engine,
+                },
+            ))?;
+            print!("{report}");
+            Ok(())
+        }),
+        None => gui(cli.scenario, &cli.net),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match Scenario::load(f) {
+            Ok(s) => println!(
+                "{}: ok ({}: {} devices)",
+                f.display(),
+                s.name,
+                s.device_count()
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn gui(scenario: Option<PathBuf>, net: &NetArgs) -> anyhow::Result<()> {
+    let _ = (scenario, net.engine_config()?);
+    anyhow::bail!(
+        "the desktop window is not built yet; run a scenario headless with `mqtt-workbench run SCENARIO`"
+    )
+}

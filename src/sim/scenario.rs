@@ -1,0 +1,557 @@
+//! The scenario format (RON) and its validation.
+//!
+//! Every struct denies unknown fields and gives new fields defaults, so new
+//! sections (a fault timeline, `expect` assertions) can be added without
+//! breaking existing files.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A parse or validation error, located in its file.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{}:{line}:{col}: {message}", path.display())]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// A duration written as a string: "250ms", "2s", "1m 30s".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+pub struct Dur(#[serde(with = "dur_string")] pub Duration);
+
+mod dur_string {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "expected a duration like \"500ms\", \"2s\" or \"1m\", found \"{s}\" ({e})"
+            ))
+        })
+    }
+}
+
+impl Dur {
+    pub const fn secs(s: u64) -> Dur {
+        Dur(Duration::from_secs(s))
+    }
+}
+
+/// An MQTT QoS level, 0, 1 or 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Qos(pub u8);
+
+impl<'de> Deserialize<'de> for Qos {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let q = u8::deserialize(d)?;
+        if q > 2 {
+            return Err(serde::de::Error::custom(format!(
+                "expected QoS 0, 1 or 2, found {q}"
+            )));
+        }
+        Ok(Qos(q))
+    }
+}
+
+impl Qos {
+    pub fn to_rumqttc(self) -> rumqttc::QoS {
+        match self.0 {
+            0 => rumqttc::QoS::AtMostOnce,
+            1 => rumqttc::QoS::AtLeastOnce,
+            _ => rumqttc::QoS::ExactlyOnce,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_count() -> u32 {
+    1
+}
+fn default_keep_alive() -> Dur {
+    Dur::secs(30)
+}
+fn default_decimals() -> u8 {
+    2
+}
+
+/// A scenario: devices and fleets, and (later) a timeline of faults.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seeds every generator: the same seed replays the same payloads.
+    #[serde(default)]
+    pub seed: u64,
+    pub devices: Vec<DeviceSpec>,
+}
+
+/// One device, or a fleet of `count` devices built from the same template.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Client id; in a fleet `{i}` is the device's index (1-based).
+    pub id: String,
+    #[serde(default = "default_count")]
+    pub count: u32,
+    /// false = persistent session: the broker keeps subscriptions and queues
+    /// QoS 1/2 messages while the device is offline.
+    #[serde(default = "default_true")]
+    pub clean_session: bool,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: Dur,
+    #[serde(default)]
+    pub will: Option<WillSpec>,
+    #[serde(default)]
+    pub subscribe: Vec<SubSpec>,
+    #[serde(default)]
+    pub publish: Vec<PublishSpec>,
+    #[serde(default)]
+    pub react: Vec<Reaction>,
+    /// Named numbers the device keeps (set by reactions, read by `Var`).
+    #[serde(default)]
+    pub vars: BTreeMap<String, f64>,
+    /// Named generators sampled every `tick`, readable by `Var` and conditions.
+    #[serde(default)]
+    pub signals: BTreeMap<String, Gen>,
+    #[serde(default = "default_tick")]
+    pub tick: Dur,
+    #[serde(default)]
+    pub states: Option<StateMachine>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn default_tick() -> Dur {
+    Dur::secs(1)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WillSpec {
+    pub topic: String,
+    pub payload: Payload,
+    #[serde(default)]
+    pub qos: Qos,
+    #[serde(default)]
+    pub retain: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubSpec {
+    pub filter: String,
+    #[serde(default)]
+    pub qos: Qos,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    pub topic: String,
+    /// Period; without it the message is published once after each connect.
+    #[serde(default)]
+    pub every: Option<Dur>,
+    #[serde(default)]
+    pub qos: Qos,
+    #[serde(default)]
+    pub retain: bool,
+    pub payload: Payload,
+    /// Publish only while this holds.
+    #[serde(default)]
+    pub when: Option<Cond>,
+    /// With `when`: publish once each time the condition becomes true.
+    #[serde(default)]
+    pub on_change: bool,
+    /// Digits after the decimal point for generated numbers.
+    #[serde(default = "default_decimals")]
+    pub decimals: u8,
+}
+
+/// A message body.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub enum Payload {
+    /// Text with `{id}`, `{i}`, `{seq}`, `{state}` and `{var}` placeholders.
+    Text(String),
+    /// One generated value, as text (numbers) or JSON (objects).
+    Value(Gen),
+    /// A JSON object whose fields are generated.
+    Json(BTreeMap<String, Gen>),
+}
+
+/// A value generator. Seeded per device: the same seed gives the same values.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub enum Gen {
+    Const(f64),
+    Text(String),
+    Bool(bool),
+    /// Uniformly random in [min, max].
+    Uniform {
+        min: f64,
+        max: f64,
+    },
+    /// Random walk: each sample moves by at most `step`, clamped to [min, max].
+    RandomWalk {
+        start: f64,
+        step: f64,
+        min: f64,
+        max: f64,
+    },
+    /// center + amplitude·sin(2π·t/period), t counted in samples × period of the publish.
+    Sine {
+        center: f64,
+        amplitude: f64,
+        period: Dur,
+    },
+    /// start, start+step, start+2·step, …
+    Sequence {
+        start: f64,
+        step: f64,
+    },
+    /// A random pick from the list.
+    Choice(Vec<String>),
+    /// Moves toward the named var by `rate` of the gap per sample, plus ±noise.
+    Follow {
+        target: String,
+        start: f64,
+        rate: f64,
+        noise: f64,
+    },
+    /// The named var, signal, or "state".
+    Var(String),
+    /// Position along waypoints (lat, lon, alt_m) at `speed_mps`, looping;
+    /// a JSON object {lat, lon, alt, heading, leg}. Fleets start at staggered legs.
+    Waypoints {
+        points: Vec<(f64, f64, f64)>,
+        speed_mps: f64,
+    },
+}
+
+/// A condition on device state.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub enum Cond {
+    Above { var: String, value: f64 },
+    Below { var: String, value: f64 },
+    Outside { var: String, min: f64, max: f64 },
+    Inside { var: String, min: f64, max: f64 },
+    StateIs(String),
+}
+
+/// A reaction to a message on a topic.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Reaction {
+    /// Topic filter (templated): reacts to messages matching it.
+    pub on: String,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub enum Action {
+    /// Set a var from the message: a number, or a JSON object's field of that name or "value".
+    SetVarFromPayload(String),
+    SetVar(String, f64),
+    SetState(String),
+    /// Publish a message (templated; `{payload}` is the received payload).
+    Publish {
+        topic: String,
+        payload: Payload,
+        #[serde(default)]
+        qos: Qos,
+        #[serde(default)]
+        retain: bool,
+    },
+}
+
+/// A small state machine for appliances: timed transitions, reactions set states.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateMachine {
+    pub initial: String,
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    pub from: String,
+    pub to: String,
+    pub after: Dur,
+}
+
+/// Expand `{i}` and `{id}` in a template for device `i` (1-based) with client id `id`.
+pub fn expand(template: &str, i: u32, id: &str) -> String {
+    template.replace("{i}", &i.to_string()).replace("{id}", id)
+}
+
+impl DeviceSpec {
+    /// Client ids of every device this entry makes.
+    pub fn client_ids(&self) -> Vec<String> {
+        (1..=self.count).map(|i| expand(&self.id, i, "")).collect()
+    }
+
+    pub fn is_fleet(&self) -> bool {
+        self.count > 1
+    }
+}
+
+impl Scenario {
+    /// Parse and validate RON text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        // implicit_some: `every: "1s"` instead of `every: Some("1s")` (Some(..) still works).
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let scenario: Scenario = options.from_str(text).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: describe_ron_error(&e.code),
+        })?;
+        scenario.validate(text, path)?;
+        Ok(scenario)
+    }
+
+    /// Read, parse and validate a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Total number of devices (fleets expanded).
+    pub fn device_count(&self) -> usize {
+        self.devices.iter().map(|d| d.count as usize).sum()
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ScenarioError> {
+        let err = |needle: &str, message: String| {
+            let (line, col) = locate(text, needle);
+            ScenarioError {
+                path: path.to_path_buf(),
+                line,
+                col,
+                message,
+            }
+        };
+        if self.devices.is_empty() {
+            return Err(err(
+                "devices",
+                "expected at least one device in `devices`".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for d in &self.devices {
+            let quoted = format!("\"{}\"", d.id);
+            if d.id.trim().is_empty() {
+                return Err(err("id", "expected a non-empty client id".into()));
+            }
+            if d.count == 0 {
+                return Err(err(
+                    &quoted,
+                    format!("device \"{}\": count must be at least 1", d.id),
+                ));
+            }
+            if d.count > 1 && !d.id.contains("{i}") {
+                return Err(err(
+                    &quoted,
+                    format!(
+                        "fleet \"{}\" of {} devices: expected `{{i}}` in the id so each client id is unique",
+                        d.id, d.count
+                    ),
+                ));
+            }
+            for id in d.client_ids() {
+                if !seen.insert(id.clone()) {
+                    return Err(err(&quoted, format!("client id \"{id}\" is used twice")));
+                }
+            }
+            if d.keep_alive.0 < Duration::from_secs(1) {
+                return Err(err(
+                    &quoted,
+                    format!(
+                        "device \"{}\": keep_alive must be at least 1s (rumqttd closes keepalive 0 without CONNACK)",
+                        d.id
+                    ),
+                ));
+            }
+            for p in &d.publish {
+                let probe = expand(&p.topic, 1, "x");
+                if probe.contains(['+', '#']) || probe.is_empty() {
+                    return Err(err(
+                        &format!("\"{}\"", p.topic),
+                        format!(
+                            "publish topic \"{}\": expected a topic without wildcards",
+                            p.topic
+                        ),
+                    ));
+                }
+                if let Some(every) = p.every
+                    && every.0 < Duration::from_millis(1)
+                {
+                    return Err(err(
+                        &format!("\"{}\"", p.topic),
+                        format!("publish to \"{}\": `every` must be at least 1ms", p.topic),
+                    ));
+                }
+            }
+            for s in &d.subscribe {
+                if !rumqttc::mqttbytes::valid_filter(&expand(&s.filter, 1, "x")) {
+                    return Err(err(
+                        &format!("\"{}\"", s.filter),
+                        format!("subscription \"{}\": not a valid topic filter", s.filter),
+                    ));
+                }
+            }
+            if let Some(sm) = &d.states {
+                let known: HashSet<&str> = std::iter::once(sm.initial.as_str())
+                    .chain(
+                        sm.transitions
+                            .iter()
+                            .flat_map(|t| [t.from.as_str(), t.to.as_str()]),
+                    )
+                    .collect();
+                for t in &sm.transitions {
+                    if t.after.0.is_zero() {
+                        return Err(err(
+                            &format!("\"{}\"", t.from),
+                            "transition `after` must be more than 0s".into(),
+                        ));
+                    }
+                }
+                let _ = known;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of the first occurrence of `needle` (1:1 if absent).
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    match text.find(needle) {
+        Some(at) => {
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            (line, col)
+        }
+        None => (1, 1),
+    }
+}
+
+fn describe_ron_error(code: &ron::Error) -> String {
+    match code {
+        ron::Error::NoSuchStructField {
+            expected,
+            found,
+            outer,
+        } => format!(
+            "unknown field `{found}`{}; expected one of: {}",
+            outer
+                .as_ref()
+                .map(|o| format!(" in {o}"))
+                .unwrap_or_default(),
+            expected.join(", ")
+        ),
+        ron::Error::MissingStructField { field, outer } => format!(
+            "missing field `{field}`{}",
+            outer
+                .as_ref()
+                .map(|o| format!(" in {o}"))
+                .unwrap_or_default()
+        ),
+        ron::Error::NoSuchEnumVariant {
+            expected,
+            found,
+            outer,
+        } => format!(
+            "unknown variant `{found}`{}; expected one of: {}",
+            outer
+                .as_ref()
+                .map(|o| format!(" in {o}"))
+                .unwrap_or_default(),
+            expected.join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(s, Path::new("t.ron"))
+    }
+
+    #[test]
+    fn minimal_and_defaults() {
+        let s = parse(r#"Scenario(name: "x", devices: [(id: "a")])"#).unwrap();
+        let d = &s.devices[0];
+        assert!(d.clean_session);
+        assert_eq!(d.count, 1);
+        assert_eq!(d.keep_alive, Dur::secs(30));
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_column() {
+        let e = parse("Scenario(\n  name: \"x\",\n  devices: [(id: \"a\", colour: 3)],\n)")
+            .unwrap_err();
+        assert_eq!((e.line, e.col), (3, 23), "{e}");
+        assert!(e.message.contains("unknown field `colour`"), "{e}");
+        assert!(e.to_string().starts_with("t.ron:3:23: "), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_and_qos_are_located() {
+        let e = parse("Scenario(name: \"x\", devices: [(id: \"a\",\n publish: [(topic: \"t\", every: \"soon\", payload: Text(\"1\"))])])").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("expected a duration"), "{e}");
+        let e = parse("Scenario(name: \"x\", devices: [(id: \"a\",\n\n subscribe: [(filter: \"t\", qos: 3)])])").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("expected QoS 0, 1 or 2"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let e = parse("Scenario(name: \"x\", devices: [\n (id: \"car\", count: 3)])").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 7), "{e}");
+        assert!(e.message.contains("{i}"), "{e}");
+        let e = parse("Scenario(name: \"x\", devices: [(id: \"a\",\n publish: [(topic: \"a/+\", payload: Text(\"1\"))])])").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("wildcards"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let e = parse("Scenario(name: \"x\",\n devices: [(id: \"a\"]\n)").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+}

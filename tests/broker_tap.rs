@@ -1,0 +1,355 @@
+//! Protocol behaviour through the tap against the real embedded broker,
+//! asserted from what the capture shows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mqtt_workbench::capture::{FlowState, SessionEventKind};
+use mqtt_workbench::protocol::{CloseReason, Command, DeviceAction, Direction, PacketKind, Target};
+use rumqttc::{LastWill, Packet, QoS};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos1_flow_has_every_step_on_both_legs() {
+    let mut rig = Rig::start().await;
+    let mut sub = connect(options("q1-sub", rig.port(), true));
+    sub.connack().await;
+    sub.subscribe("q1/t", QoS::AtLeastOnce).await;
+    let mut publ = connect(options("q1-pub", rig.port(), true));
+    publ.connack().await;
+    publ.client
+        .publish("q1/t", QoS::AtLeastOnce, false, "hello")
+        .await
+        .unwrap();
+    sub.expect("the message", 5, |p| {
+        publish_payloads(p).is_some_and(|(_, b)| b == b"hello")
+    })
+    .await;
+
+    rig.wait_for("two complete QoS 1 flows", 5, |c| c.flows.completed >= 2)
+        .await;
+    let flows: Vec<_> = rig.capture.flows.iter().collect();
+    let up = flows
+        .iter()
+        .find(|f| f.leg == Direction::ClientToBroker)
+        .expect("publisher leg");
+    let down = flows
+        .iter()
+        .find(|f| f.leg == Direction::BrokerToClient)
+        .expect("subscriber leg");
+    assert_eq!(&*up.client_id, "q1-pub");
+    assert_eq!(&*down.client_id, "q1-sub");
+    for f in [up, down] {
+        assert_eq!(f.state, FlowState::Complete);
+        assert_eq!(f.qos, 1);
+        assert_eq!(f.step_names(), ["PUBLISH", "PUBACK"]);
+        assert!(f.steps[1].t_us >= f.steps[0].t_us);
+        assert_ne!(
+            f.steps[0].dir, f.steps[1].dir,
+            "the ack travels the other way"
+        );
+    }
+    // The subscriber leg is linked to the publisher's PUBLISH.
+    let origin = down.origin.expect("delivery linked to its publish");
+    assert_eq!(origin, up.steps[0].seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_flow_has_every_step_on_both_legs() {
+    let mut rig = Rig::start().await;
+    let mut sub = connect(options("q2-sub", rig.port(), true));
+    sub.connack().await;
+    sub.subscribe("q2/t", QoS::ExactlyOnce).await;
+    let mut publ = connect(options("q2-pub", rig.port(), true));
+    publ.connack().await;
+    publ.client
+        .publish("q2/t", QoS::ExactlyOnce, false, "exactly")
+        .await
+        .unwrap();
+    sub.expect("the message", 5, |p| {
+        publish_payloads(p).is_some_and(|(_, b)| b == b"exactly")
+    })
+    .await;
+
+    rig.wait_for("two complete QoS 2 flows", 5, |c| c.flows.completed >= 2)
+        .await;
+    for leg in [Direction::ClientToBroker, Direction::BrokerToClient] {
+        let f = rig.capture.flows.iter().find(|f| f.leg == leg).unwrap();
+        assert_eq!(f.state, FlowState::Complete, "{leg:?}");
+        assert_eq!(
+            f.step_names(),
+            ["PUBLISH", "PUBREC", "PUBREL", "PUBCOMP"],
+            "{leg:?}"
+        );
+        // PUBLISH and PUBREL go one way, PUBREC and PUBCOMP the other.
+        assert_eq!(f.steps[0].dir, f.steps[2].dir);
+        assert_eq!(f.steps[1].dir, f.steps[3].dir);
+        assert_ne!(f.steps[0].dir, f.steps[1].dir);
+        assert!(f.steps.windows(2).all(|w| w[0].t_us <= w[1].t_us));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_message_reaches_a_late_subscriber() {
+    let mut rig = Rig::start().await;
+    let mut publ = connect(options("ret-pub", rig.port(), true));
+    publ.connack().await;
+    publ.client
+        .publish("ret/status", QoS::AtLeastOnce, true, "online")
+        .await
+        .unwrap();
+    rig.wait_for("retained publish seen", 5, |c| {
+        c.topics
+            .get("ret/status")
+            .is_some_and(|t| t.retained.is_some())
+    })
+    .await;
+
+    let mut late = connect(options("ret-late", rig.port(), true));
+    late.connack().await;
+    late.subscribe("ret/#", QoS::AtLeastOnce).await;
+    let p = late
+        .expect("the retained message", 5, |p| {
+            matches!(p, Packet::Publish(_))
+        })
+        .await;
+    let Packet::Publish(p) = p else {
+        unreachable!()
+    };
+    assert!(
+        p.retain,
+        "a retained message replayed on subscribe carries the retain flag"
+    );
+    assert_eq!(&p.payload[..], b"online");
+
+    rig.wait_for("the delivery in the capture", 5, |c| {
+        c.messages().any(|(_, e)| {
+            &*e.client_id == "ret-late" && e.dir == Direction::BrokerToClient && e.retain
+        })
+    })
+    .await;
+    assert_eq!(
+        rig.capture.topics["ret/status"].retained.as_deref(),
+        Some(&b"online"[..])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn will_fires_after_abrupt_drop_and_not_after_graceful_disconnect() {
+    let mut rig = Rig::start().await;
+    let mut watcher = connect(options("will-watcher", rig.port(), true));
+    watcher.connack().await;
+    watcher.subscribe("wills/#", QoS::AtLeastOnce).await;
+
+    let mut opts = options("will-graceful", rig.port(), true);
+    opts.set_last_will(LastWill::new(
+        "wills/graceful",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    let mut graceful = connect(opts);
+    graceful.connack().await;
+    let mut opts = options("will-dropped", rig.port(), true);
+    opts.set_last_will(LastWill::new(
+        "wills/dropped",
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    let mut dropped = connect(opts);
+    dropped.connack().await;
+
+    graceful.disconnect().await;
+    // An external client is dropped at the tap: the socket closes, no DISCONNECT reaches the broker.
+    assert!(rig.handle.send(Command::Device(
+        Target::Device("will-dropped".into()),
+        DeviceAction::Drop
+    )));
+
+    let will = watcher
+        .expect("the dropped client's will", 5, |p| {
+            matches!(p, Packet::Publish(_))
+        })
+        .await;
+    assert_eq!(publish_payloads(&will).unwrap().0, "wills/dropped");
+    rig.wait_for("both disconnects recorded", 5, |c| {
+        c.sessions.get("will-dropped").is_some_and(|s| !s.connected)
+            && c.sessions
+                .get("will-graceful")
+                .is_some_and(|s| !s.connected)
+    })
+    .await;
+    rig.settle(1500).await;
+    let c = &rig.capture;
+    assert_eq!(
+        c.sessions["will-dropped"].last_disconnect(),
+        Some(&CloseReason::DroppedByTap)
+    );
+    assert_eq!(
+        c.sessions["will-graceful"].last_disconnect(),
+        Some(&CloseReason::Graceful)
+    );
+    let delivered: Vec<&str> = c
+        .messages()
+        .filter(|(_, e)| &*e.client_id == "will-watcher" && e.dir == Direction::BrokerToClient)
+        .filter_map(|(_, e)| e.topic.as_deref())
+        .collect();
+    assert_eq!(
+        delivered,
+        ["wills/dropped"],
+        "only the dropped client's will is published"
+    );
+    assert_eq!(c.topics["wills/dropped"].delivered, 1);
+    assert!(!c.topics.contains_key("wills/graceful"));
+    drop(dropped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_session_receives_what_was_published_while_offline() {
+    let mut rig = Rig::start().await;
+    let mut ps = connect(options("persistent", rig.port(), false));
+    ps.connack().await;
+    ps.subscribe("fleet/cmd", QoS::AtLeastOnce).await;
+    ps.disconnect().await;
+
+    let mut publ = connect(options("commander", rig.port(), true));
+    publ.connack().await;
+    for i in 0..3 {
+        publ.client
+            .publish("fleet/cmd", QoS::AtLeastOnce, false, format!("cmd-{i}"))
+            .await
+            .unwrap();
+    }
+    rig.wait_for("three commands acknowledged", 5, |c| c.flows.completed >= 3)
+        .await;
+
+    let mut back = connect(options("persistent", rig.port(), false));
+    let ack = back.connack().await;
+    assert!(ack.session_present, "the broker kept the session");
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let p = back
+            .expect("a queued message", 5, |p| matches!(p, Packet::Publish(_)))
+            .await;
+        got.push(String::from_utf8(publish_payloads(&p).unwrap().1.to_vec()).unwrap());
+    }
+    assert_eq!(got, ["cmd-0", "cmd-1", "cmd-2"]);
+
+    rig.wait_for("deliveries on reconnect", 5, |c| {
+        c.sessions["persistent"].received >= 3
+    })
+    .await;
+    let s = &rig.capture.sessions["persistent"];
+    assert!(!s.clean_session);
+    let connects: Vec<bool> = s
+        .history
+        .iter()
+        .filter_map(|e| match e.kind {
+            SessionEventKind::Connected {
+                session_present, ..
+            } => Some(session_present),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connects, [false, true]);
+    assert!(
+        s.subscriptions.contains_key("fleet/cmd"),
+        "subscriptions survive for a persistent session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos0_publish_to_qos1_subscription_is_flagged_as_a_broker_deviation() {
+    let mut rig = Rig::start().await;
+    let mut sub = connect(options("dev-sub", rig.port(), true));
+    sub.connack().await;
+    sub.subscribe("dev/t", QoS::AtLeastOnce).await;
+    let mut publ = connect(options("dev-pub", rig.port(), true));
+    publ.connack().await;
+    publ.client
+        .publish("dev/t", QoS::AtMostOnce, false, "x")
+        .await
+        .unwrap();
+    sub.expect("the message", 5, |p| matches!(p, Packet::Publish(_)))
+        .await;
+    rig.wait_for("the delivery", 5, |c| {
+        c.topics.get("dev/t").is_some_and(|t| t.delivered == 1)
+    })
+    .await;
+    let delivery = rig
+        .capture
+        .messages()
+        .find(|(_, e)| e.dir == Direction::BrokerToClient)
+        .unwrap()
+        .1
+        .clone();
+    // The spec says min(0, 1) = 0. Whatever rumqttd does, the capture must tell the truth.
+    if delivery.qos > 0 {
+        rig.wait_for("its flow", 5, |c| {
+            c.flows.iter().any(|f| f.leg == Direction::BrokerToClient)
+        })
+        .await;
+        let f = rig
+            .capture
+            .flows
+            .iter()
+            .find(|f| f.leg == Direction::BrokerToClient)
+            .unwrap();
+        assert!(
+            f.deviation
+                .as_deref()
+                .is_some_and(|d| d.contains("min(published QoS 0, granted QoS 1)")),
+            "{f:?}"
+        );
+    } else {
+        assert!(rig.capture.flows.iter().all(|f| f.deviation.is_none()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_records_connect_details_and_ping_free_store() {
+    let mut rig = Rig::start().await;
+    let mut o = options("details", rig.port(), false);
+    o.set_keep_alive(Duration::from_secs(7));
+    o.set_last_will(LastWill::new("d/will", "bye", QoS::ExactlyOnce, true));
+    let mut c = connect(o);
+    c.connack().await;
+    rig.wait_for("the session", 5, |c| {
+        c.sessions.get("details").is_some_and(|s| s.connected)
+    })
+    .await;
+    let s = &rig.capture.sessions["details"];
+    assert_eq!(s.keep_alive_s, 7);
+    assert!(!s.clean_session);
+    let w = s.will.as_ref().unwrap();
+    assert_eq!(
+        (w.topic.as_str(), &w.payload[..], w.qos, w.retain),
+        ("d/will", &b"bye"[..], 2, true)
+    );
+    assert!(s.peer.is_some_and(|p| p.ip().is_loopback()));
+    assert!(
+        rig.capture
+            .events()
+            .any(|(_, e)| e.kind == PacketKind::ConnAck)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_in_use_names_the_port_and_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = mqtt_workbench::engine::start(mqtt_workbench::engine::EngineConfig {
+        listen: addr,
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("the port is taken");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("port {}", addr.port())) && text.contains("--port"),
+        "{text}"
+    );
+}

@@ -1,0 +1,157 @@
+//! Shared rig for integration tests: a real embedded broker and tap on free
+//! loopback ports, a capture fed by the engine, and real rumqttc clients.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mqtt_workbench::capture::Capture;
+use mqtt_workbench::cli;
+use mqtt_workbench::engine::{self, EngineConfig, EngineHandle};
+use mqtt_workbench::protocol::DeviceState;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+
+pub struct Rig {
+    pub handle: EngineHandle,
+    pub capture: Capture,
+    pub devices: HashMap<String, DeviceState>,
+}
+
+impl Rig {
+    pub async fn start() -> Rig {
+        let handle = engine::start(EngineConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..EngineConfig::default()
+        })
+        .await
+        .expect("engine starts on a free loopback port");
+        Rig {
+            handle,
+            capture: Capture::default(),
+            devices: HashMap::new(),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.handle.tap_addr.port()
+    }
+
+    pub fn drain(&mut self) {
+        cli::drain(&self.handle, &mut self.capture, &mut self.devices);
+    }
+
+    /// Drain events until `pred` holds; panic with the capture summary after `secs`.
+    pub async fn wait_for(&mut self, what: &str, secs: u64, pred: impl Fn(&Capture) -> bool) {
+        let t0 = Instant::now();
+        loop {
+            self.drain();
+            if pred(&self.capture) {
+                return;
+            }
+            if t0.elapsed() > Duration::from_secs(secs) {
+                panic!(
+                    "timed out after {secs}s waiting for: {what}\n{}",
+                    cli::summary(&self.capture, t0.elapsed())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Drain for a while (to check that something does NOT happen).
+    pub async fn settle(&mut self, ms: u64) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(ms) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.drain();
+        }
+    }
+}
+
+/// A real rumqttc client whose event loop runs in a task until its first
+/// error (it does not reconnect), forwarding incoming packets.
+pub struct TestClient {
+    pub client: AsyncClient,
+    pub incoming: mpsc::Receiver<Packet>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub fn options(id: &str, port: u16, clean: bool) -> MqttOptions {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(10));
+    o.set_clean_session(clean);
+    o
+}
+
+pub fn connect(opts: MqttOptions) -> TestClient {
+    let (client, el) = AsyncClient::new(opts, 64);
+    let (tx, rx) = mpsc::channel(1024);
+    let task = tokio::spawn(poll_until_error(el, tx));
+    TestClient {
+        client,
+        incoming: rx,
+        task,
+    }
+}
+
+async fn poll_until_error(mut el: EventLoop, tx: mpsc::Sender<Packet>) {
+    loop {
+        match el.poll().await {
+            Ok(Event::Incoming(p)) => {
+                let _ = tx.try_send(p);
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+impl TestClient {
+    /// Wait for the next incoming packet matching `pred`.
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&Packet) -> bool,
+    ) -> Packet {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
+                Ok(Some(p)) if pred(&p) => return p,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("client closed while waiting for {what}"),
+                Err(_) => panic!("timed out after {secs}s waiting for {what}"),
+            }
+        }
+    }
+
+    pub async fn connack(&mut self) -> rumqttc::ConnAck {
+        match self
+            .expect("CONNACK", 5, |p| matches!(p, Packet::ConnAck(_)))
+            .await
+        {
+            Packet::ConnAck(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) {
+        self.client.subscribe(filter, qos).await.unwrap();
+        self.expect("SUBACK", 5, |p| matches!(p, Packet::SubAck(_)))
+            .await;
+    }
+
+    /// Disconnect gracefully: DISCONNECT then close; waits for the loop to end.
+    pub async fn disconnect(self) {
+        self.client.disconnect().await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+    }
+}
+
+pub fn publish_payloads(p: &Packet) -> Option<(&str, &[u8])> {
+    match p {
+        Packet::Publish(p) => Some((&p.topic, &p.payload)),
+        _ => None,
+    }
+}
