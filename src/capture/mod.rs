@@ -60,6 +60,10 @@ pub struct TopicStats {
     pub last_qos: u8,
     /// The retained message the broker holds, as far as the tap saw it set.
     pub retained: Option<Bytes>,
+    /// Deliveries no client published on the wire: wills, and retained messages from before the capture.
+    pub broker_originated: u64,
+    /// Of those, deliveries matching a client's declared will.
+    pub wills: u64,
     /// Sequence numbers of this topic's published messages still in the store.
     pub history: VecDeque<u64>,
     rate_sec: u64,
@@ -330,8 +334,35 @@ impl Capture {
             }
             Direction::BrokerToClient => {
                 st.delivered += 1;
+                let key = (ev.topic.clone().unwrap_or_else(|| Arc::from("")), payload.clone());
+                if !self.origins.contains_key(&key) {
+                    // Nobody published this on the wire: a will, or an old retained message.
+                    let is_will = self.sessions.values().any(|s| {
+                        s.will.as_ref().is_some_and(|w| w.topic == topic && w.payload == payload)
+                    });
+                    let will_retained = is_will && self.will_retained(topic);
+                    let Some(st) = self.topics.get_mut(topic) else { return };
+                    st.broker_originated += 1;
+                    st.wills += is_will as u64;
+                    st.last_payload = payload;
+                    st.last_t_us = ev.t_us;
+                    st.last_qos = ev.qos;
+                    if ev.retain || will_retained {
+                        st.retained = (!st.last_payload.is_empty()).then(|| st.last_payload.clone());
+                    }
+                    while st.history.front().is_some_and(|&s| s < first_seq) || st.history.len() >= max_history {
+                        st.history.pop_front();
+                    }
+                    st.history.push_back(seq);
+                }
             }
         }
+    }
+
+    fn will_retained(&self, topic: &str) -> bool {
+        self.sessions
+            .values()
+            .any(|s| s.will.as_ref().is_some_and(|w| w.topic == topic && w.retain))
     }
 
     fn remember_origin(&mut self, ev: &WireEvent, payload: Bytes, seq: u64) {

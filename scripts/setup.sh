@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what MQTT Workbench needs on a fresh Debian machine, and nothing
+# already there: the libraries the window loads at run time, mosquitto-clients
+# for the interop tests, and cargo-nextest for the test runner.
+set -euo pipefail
+
+packages=(
+  mosquitto-clients                       # interop tests (mosquitto_sub / mosquitto_pub)
+  libxkbcommon-x11-0 libgl1 libegl1       # the window: loaded at run time by winit/glutin
+  libgl1-mesa-dri libfontconfig1 libx11-xcb1
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi

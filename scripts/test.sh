@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs every test
+# (unit, integration against the embedded broker, interop with mosquitto,
+# GUI harness) with cargo-nextest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# Keep build output outside the clone so later runs on this machine reuse it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mqtt-workbench/target}"
+cargo nextest run --no-fail-fast "$@"
