@@ -18,3 +18,11 @@ pub mod tap;
 
 /// Versions shown in --version and the About dialog.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod ui;
+
+/// Versions of the main components, for the About dialog.
+pub mod about {
+    pub const RUMQTTD: &str = "0.20";
+    pub const RUMQTTC: &str = "0.25";
+    pub const EGUI: &str = "0.37";
+}

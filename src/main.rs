@@ -138,7 +138,10 @@ fn main() -> ExitCode {
             print!("{report}");
             Ok(())
         }),
-        None => gui(cli.scenario, &cli.net),
+        None => {
+            let port_from_cli = std::env::args().any(|a| a == "--port" || a.starts_with("--port="));
+            gui(cli.scenario, &cli.net, port_from_cli)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -172,9 +175,13 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn gui(scenario: Option<PathBuf>, net: &NetArgs) -> anyhow::Result<()> {
-    let _ = (scenario, net.engine_config()?);
-    anyhow::bail!(
-        "the desktop window is not built yet; run a scenario headless with `mqtt-workbench run SCENARIO`"
-    )
+fn gui(scenario: Option<PathBuf>, net: &NetArgs, port_from_cli: bool) -> anyhow::Result<()> {
+    mqtt_workbench::sys::raise_fd_limit();
+    mqtt_workbench::ui::run(mqtt_workbench::ui::AppConfig {
+        engine: net.engine_config()?,
+        scenario,
+        dialogs: Box::new(mqtt_workbench::ui::NativeDialogs),
+        port_from_cli,
+        ephemeral: false,
+    })
 }

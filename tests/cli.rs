@@ -15,15 +15,28 @@ fn bin() -> Command {
 }
 
 fn scenario(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 #[test]
 fn validate_accepts_shipped_and_locates_errors_in_bad_files() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.ron");
-    std::fs::write(&bad, "Scenario(\n  name: \"x\",\n  devices: [(id: \"a\", qos: 1)],\n)\n").unwrap();
-    let out = bin().arg("validate").arg(scenario("temperature.ron")).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        "Scenario(\n  name: \"x\",\n  devices: [(id: \"a\", qos: 1)],\n)\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("validate")
+        .arg(scenario("temperature.ron"))
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -41,7 +54,15 @@ fn run_prints_status_and_summary_and_exports_round_trip() {
     for ext in ["jsonl", "csv"] {
         let log = dir.path().join(format!("log.{ext}"));
         let out = bin()
-            .args(["run", &scenario("temperature.ron"), "--duration", "3s", "--port", "0", "--export"])
+            .args([
+                "run",
+                &scenario("temperature.ron"),
+                "--duration",
+                "3s",
+                "--port",
+                "0",
+                "--export",
+            ])
             .arg(&log)
             .output()
             .unwrap();
@@ -50,14 +71,29 @@ fn run_prints_status_and_summary_and_exports_round_trip() {
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains("msg/s published"), "status line: {stderr}");
         assert!(stdout.contains("== Summary"), "{stdout}");
-        assert!(stdout.contains("temp-sensor") && stdout.contains("temp-app"), "{stdout}");
+        assert!(
+            stdout.contains("temp-sensor") && stdout.contains("temp-app"),
+            "{stdout}"
+        );
         assert!(stdout.contains("QoS flows:"), "{stdout}");
         let rows = export::read(&log).unwrap();
-        let published: Vec<_> = rows.iter().filter(|r| r.topic == "temp" && r.direction == "client_to_broker").collect();
-        let delivered: Vec<_> = rows.iter().filter(|r| r.topic == "temp" && r.direction == "broker_to_client").collect();
+        let published: Vec<_> = rows
+            .iter()
+            .filter(|r| r.topic == "temp" && r.direction == "client_to_broker")
+            .collect();
+        let delivered: Vec<_> = rows
+            .iter()
+            .filter(|r| r.topic == "temp" && r.direction == "broker_to_client")
+            .collect();
         assert!(published.len() >= 2, "{ext}: {rows:?}");
-        assert_eq!(delivered.len(), published.len(), "{ext}: every reading reached the app");
-        assert!(published.iter().all(|r| r.client_id == "temp-sensor" && r.qos == 1 && r.payload.parse::<f64>().is_ok()));
+        assert_eq!(
+            delivered.len(),
+            published.len(),
+            "{ext}: every reading reached the app"
+        );
+        assert!(published.iter().all(|r| r.client_id == "temp-sensor"
+            && r.qos == 1
+            && r.payload.parse::<f64>().is_ok()));
         // Round trip: write what we read, read it again, same rows.
         let again = dir.path().join(format!("again.{ext}"));
         export::write(&again, &rows).unwrap();
@@ -72,7 +108,15 @@ fn same_seed_replays_the_same_payloads() {
     for k in 0..2 {
         let log = dir.path().join(format!("run{k}.jsonl"));
         let out = bin()
-            .args(["run", &scenario("temperature.ron"), "--duration", "3s", "--port", "0", "--export"])
+            .args([
+                "run",
+                &scenario("temperature.ron"),
+                "--duration",
+                "3s",
+                "--port",
+                "0",
+                "--export",
+            ])
             .arg(&log)
             .output()
             .unwrap();
@@ -93,26 +137,58 @@ fn same_seed_replays_the_same_payloads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_sub_appears_in_sessions_with_its_subscription() {
     let which = Command::new("mosquitto_sub").arg("--help").output();
-    assert!(which.is_ok(), "mosquitto_sub is missing: run scripts/setup.sh (installs mosquitto-clients)");
+    assert!(
+        which.is_ok(),
+        "mosquitto_sub is missing: run scripts/setup.sh (installs mosquitto-clients)"
+    );
     let mut rig = Rig::start().await;
     let child = tokio::process::Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &rig.port().to_string(), "-i", "mosq-ext", "-q", "1", "-t", "ext/#", "-C", "1", "-v"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &rig.port().to_string(),
+            "-i",
+            "mosq-ext",
+            "-q",
+            "1",
+            "-t",
+            "ext/#",
+            "-C",
+            "1",
+            "-v",
+        ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     rig.wait_for("mosquitto_sub subscribed", 10, |c| {
         c.sessions.get("mosq-ext").is_some_and(|s| {
-            s.connected && s.subscriptions.get("ext/#").is_some_and(|sub| sub.granted_qos == Some(Some(1)))
+            s.connected
+                && s.subscriptions
+                    .get("ext/#")
+                    .is_some_and(|sub| sub.granted_qos == Some(Some(1)))
         })
     })
     .await;
     let mut p = connect(options("ext-pub", rig.port(), true));
     p.connack().await;
-    p.client.publish("ext/hello", QoS::AtLeastOnce, false, "from rumqttc").await.unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ext/hello from rumqttc");
-    rig.wait_for("mosquitto_sub's graceful disconnect", 10, |c| !c.sessions["mosq-ext"].connected).await;
+    p.client
+        .publish("ext/hello", QoS::AtLeastOnce, false, "from rumqttc")
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ext/hello from rumqttc"
+    );
+    rig.wait_for("mosquitto_sub's graceful disconnect", 10, |c| {
+        !c.sessions["mosq-ext"].connected
+    })
+    .await;
     assert_eq!(
         rig.capture.sessions["mosq-ext"].last_disconnect(),
         Some(&mqtt_workbench::protocol::CloseReason::Graceful)

@@ -7,28 +7,46 @@ use std::path::Path;
 
 use common::*;
 use mqtt_workbench::capture::{Capture, FlowState, SessionEventKind};
-use mqtt_workbench::protocol::{CloseReason, Command, DeviceAction, DeviceState, Direction, Target};
+use mqtt_workbench::protocol::{
+    CloseReason, Command, DeviceAction, DeviceState, Direction, Target,
+};
 use mqtt_workbench::sim::Scenario;
 use rumqttc::{Packet, QoS};
 
 fn load(name: &str) -> Scenario {
-    Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name)).unwrap()
+    Scenario::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(name),
+    )
+    .unwrap()
 }
 
 async fn run(name: &str) -> (Rig, Scenario) {
     let scenario = load(name);
     let mut rig = Rig::start().await;
-    assert!(rig.handle.send(Command::LoadScenario(Box::new(scenario.clone()))));
+    assert!(
+        rig.handle
+            .send(Command::LoadScenario(Box::new(scenario.clone())))
+    );
     let n = scenario.device_count();
-    rig.wait_for(&format!("all {n} devices of {name} connected"), 30, |c| c.connected_clients() == n)
-        .await;
+    rig.wait_for(&format!("all {n} devices of {name} connected"), 30, |c| {
+        c.connected_clients() == n
+    })
+    .await;
     (rig, scenario)
 }
 
 fn delivered_to(c: &Capture, client: &str, topic: &str) -> Vec<String> {
     c.messages()
-        .filter(|(_, e)| &*e.client_id == client && e.dir == Direction::BrokerToClient && e.topic.as_deref() == Some(topic))
-        .map(|(_, e)| String::from_utf8_lossy(e.payload.as_deref().unwrap_or_default()).into_owned())
+        .filter(|(_, e)| {
+            &*e.client_id == client
+                && e.dir == Direction::BrokerToClient
+                && e.topic.as_deref() == Some(topic)
+        })
+        .map(|(_, e)| {
+            String::from_utf8_lossy(e.payload.as_deref().unwrap_or_default()).into_owned()
+        })
         .collect()
 }
 
@@ -40,29 +58,55 @@ fn every_shipped_scenario_parses_and_each_shows_a_protocol_feature() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "ron") {
             let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            let qos2 = s.devices.iter().any(|d| d.publish.iter().any(|p| p.qos.0 == 2));
+            let qos2 = s
+                .devices
+                .iter()
+                .any(|d| d.publish.iter().any(|p| p.qos.0 == 2));
             let retained = s.devices.iter().any(|d| d.publish.iter().any(|p| p.retain));
             let will = s.devices.iter().any(|d| d.will.is_some());
             let persistent = s.devices.iter().any(|d| !d.clean_session);
-            assert!(qos2 || retained || will || persistent, "{} shows none of QoS 2, retained, will, persistent", path.display());
+            assert!(
+                qos2 || retained || will || persistent,
+                "{} shows none of QoS 2, retained, will, persistent",
+                path.display()
+            );
             names.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
     names.sort();
-    assert_eq!(names, ["car-sharing.ron", "drone-fleet.ron", "power-plants.ron", "temperature.ron", "wine-cooler.ron"]);
+    assert_eq!(
+        names,
+        [
+            "car-sharing.ron",
+            "drone-fleet.ron",
+            "power-plants.ron",
+            "temperature.ron",
+            "wine-cooler.ron"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temperature_sensor_reaches_the_app_and_its_will_fires_on_drop() {
     let (mut rig, _) = run("temperature.ron").await;
-    rig.wait_for("two readings delivered to the app", 10, |c| delivered_to(c, "temp-app", "temp").len() >= 2)
-        .await;
+    rig.wait_for("two readings delivered to the app", 10, |c| {
+        delivered_to(c, "temp-app", "temp").len() >= 2
+    })
+    .await;
     for v in delivered_to(&rig.capture, "temp-app", "temp") {
-        let x: f64 = v.parse().unwrap_or_else(|_| panic!("numeric payload, got {v:?}"));
+        let x: f64 = v
+            .parse()
+            .unwrap_or_else(|_| panic!("numeric payload, got {v:?}"));
         assert!((15.0..=28.0).contains(&x));
     }
-    assert_eq!(rig.capture.topics["sensor/status"].retained.as_deref(), Some(&b"online"[..]));
-    assert!(rig.handle.send(Command::Device(Target::Device("temp-sensor".into()), DeviceAction::Drop)));
+    assert_eq!(
+        rig.capture.topics["sensor/status"].retained.as_deref(),
+        Some(&b"online"[..])
+    );
+    assert!(rig.handle.send(Command::Device(
+        Target::Device("temp-sensor".into()),
+        DeviceAction::Drop
+    )));
     rig.wait_for("the will delivered to the app", 10, |c| {
         delivered_to(c, "temp-app", "sensor/status").contains(&"offline".to_string())
     })
@@ -72,9 +116,16 @@ async fn temperature_sensor_reaches_the_app_and_its_will_fires_on_drop() {
     assert_eq!(s.last_disconnect(), Some(&CloseReason::ClientClosed));
     assert_eq!(rig.devices.get("temp-sensor"), Some(&DeviceState::Offline));
     // Reconnect: the device comes back and republishes its retained "online".
-    assert!(rig.handle.send(Command::Device(Target::Device("temp-sensor".into()), DeviceAction::Reconnect)));
+    assert!(rig.handle.send(Command::Device(
+        Target::Device("temp-sensor".into()),
+        DeviceAction::Reconnect
+    )));
     rig.wait_for("reconnected and online again", 10, |c| {
-        c.sessions["temp-sensor"].connected && delivered_to(c, "temp-app", "sensor/status").last().map(String::as_str) == Some("online")
+        c.sessions["temp-sensor"].connected
+            && delivered_to(c, "temp-app", "sensor/status")
+                .last()
+                .map(String::as_str)
+                == Some("online")
     })
     .await;
 }
@@ -82,17 +133,31 @@ async fn temperature_sensor_reaches_the_app_and_its_will_fires_on_drop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drone_fleet_flies_waypoints_and_obeys_commands() {
     let (mut rig, _) = run("drone-fleet.ron").await;
-    rig.wait_for("two flight reports from drone-3", 10, |c| c.topics.get("drones/drone-3/flight").is_some_and(|t| t.published >= 2))
-        .await;
+    rig.wait_for("two flight reports from drone-3", 10, |c| {
+        c.topics
+            .get("drones/drone-3/flight")
+            .is_some_and(|t| t.published >= 2)
+    })
+    .await;
     let last = &rig.capture.topics["drones/drone-3/flight"].last_payload;
     let v: serde_json::Value = serde_json::from_slice(last).unwrap();
-    assert!(v["position"]["lat"].as_f64().is_some_and(|x| (48.8..48.9).contains(&x)), "{v}");
+    assert!(
+        v["position"]["lat"]
+            .as_f64()
+            .is_some_and(|x| (48.8..48.9).contains(&x)),
+        "{v}"
+    );
     assert_eq!(v["mode"], "flying");
     let mut op = connect(options("operator", rig.port(), true));
     op.connack().await;
     op.subscribe("drones/drone-3/ack", QoS::AtLeastOnce).await;
-    op.client.publish("drones/drone-3/cmd", QoS::AtLeastOnce, false, "landing").await.unwrap();
-    let ack = op.expect("the drone's ack", 10, |p| matches!(p, Packet::Publish(_))).await;
+    op.client
+        .publish("drones/drone-3/cmd", QoS::AtLeastOnce, false, "landing")
+        .await
+        .unwrap();
+    let ack = op
+        .expect("the drone's ack", 10, |p| matches!(p, Packet::Publish(_)))
+        .await;
     assert_eq!(publish_payloads(&ack).unwrap().1, b"landing acknowledged");
     rig.wait_for("mode changed in flight reports", 10, |c| {
         serde_json::from_slice::<serde_json::Value>(&c.topics["drones/drone-3/flight"].last_payload)
@@ -100,31 +165,64 @@ async fn drone_fleet_flies_waypoints_and_obeys_commands() {
     })
     .await;
     // Stations see every drone's retained status.
-    rig.wait_for("station-1 got drone statuses", 10, |c| c.sessions["station-1"].received >= 6).await;
+    rig.wait_for("station-1 got drone statuses", 10, |c| {
+        c.sessions["station-1"].received >= 6
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_plants_use_qos2_and_the_station_keeps_its_session_offline() {
     let (mut rig, _) = run("power-plants.ron").await;
     rig.wait_for("complete QoS 2 flows on both legs", 10, |c| {
-        let done = |leg| c.flows.iter().any(|f| f.qos == 2 && f.leg == leg && f.state == FlowState::Complete);
+        let done = |leg| {
+            c.flows
+                .iter()
+                .any(|f| f.qos == 2 && f.leg == leg && f.state == FlowState::Complete)
+        };
         done(Direction::ClientToBroker) && done(Direction::BrokerToClient)
     })
     .await;
-    assert!(rig.handle.send(Command::Device(Target::Device("monitoring-station".into()), DeviceAction::Disconnect)));
-    rig.wait_for("station offline", 10, |c| !c.sessions["monitoring-station"].connected).await;
-    let before = rig.capture.sessions["monitoring-station"].received;
-    let published_at_disconnect: u64 = rig.capture.topics.iter().filter(|(t, _)| t.ends_with("/output")).map(|(_, s)| s.published).sum();
-    rig.wait_for("readings published while offline", 10, |c| {
-        c.topics.iter().filter(|(t, _)| t.ends_with("/output")).map(|(_, s)| s.published).sum::<u64>() >= published_at_disconnect + 3
+    assert!(rig.handle.send(Command::Device(
+        Target::Device("monitoring-station".into()),
+        DeviceAction::Disconnect
+    )));
+    rig.wait_for("station offline", 10, |c| {
+        !c.sessions["monitoring-station"].connected
     })
     .await;
-    assert!(rig.handle.send(Command::Device(Target::Device("monitoring-station".into()), DeviceAction::Reconnect)));
-    rig.wait_for("queued readings delivered on reconnect", 10, |c| c.sessions["monitoring-station"].received >= before + 3).await;
+    let before = rig.capture.sessions["monitoring-station"].received;
+    let published_at_disconnect: u64 = rig
+        .capture
+        .topics
+        .iter()
+        .filter(|(t, _)| t.ends_with("/output"))
+        .map(|(_, s)| s.published)
+        .sum();
+    rig.wait_for("readings published while offline", 10, |c| {
+        c.topics
+            .iter()
+            .filter(|(t, _)| t.ends_with("/output"))
+            .map(|(_, s)| s.published)
+            .sum::<u64>()
+            >= published_at_disconnect + 3
+    })
+    .await;
+    assert!(rig.handle.send(Command::Device(
+        Target::Device("monitoring-station".into()),
+        DeviceAction::Reconnect
+    )));
+    rig.wait_for("queued readings delivered on reconnect", 10, |c| {
+        c.sessions["monitoring-station"].received >= before + 3
+    })
+    .await;
     let s = &rig.capture.sessions["monitoring-station"];
     assert!(matches!(
         s.history.back().map(|e| &e.kind),
-        Some(SessionEventKind::Connected { session_present: true, clean_session: false })
+        Some(SessionEventKind::Connected {
+            session_present: true,
+            clean_session: false
+        })
     ));
 }
 
@@ -133,19 +231,28 @@ async fn wine_cooler_obeys_its_setpoint_and_alerts_out_of_range() {
     let (mut rig, _) = run("wine-cooler.ron").await;
     // It starts at 16 °C, above the 10–14 °C range: the alert fires once.
     rig.wait_for("out-of-range alert", 10, |c| {
-        delivered_to(c, "owner-app", "cellar/cooler-1/alert").iter().any(|p| p.contains("out of range"))
+        delivered_to(c, "owner-app", "cellar/cooler-1/alert")
+            .iter()
+            .any(|p| p.contains("out of range"))
     })
     .await;
     let mut op = connect(options("tester", rig.port(), true));
     op.connack().await;
-    op.client.publish("cellar/cooler-1/setpoint", QoS::AtLeastOnce, false, "8.5").await.unwrap();
+    op.client
+        .publish("cellar/cooler-1/setpoint", QoS::AtLeastOnce, false, "8.5")
+        .await
+        .unwrap();
     rig.wait_for("set-point acknowledged, retained", 10, |c| {
-        c.topics.get("cellar/cooler-1/setpoint/ack").is_some_and(|t| t.retained.as_deref() == Some(&b"8.5"[..]))
+        c.topics
+            .get("cellar/cooler-1/setpoint/ack")
+            .is_some_and(|t| t.retained.as_deref() == Some(&b"8.5"[..]))
     })
     .await;
     rig.wait_for("telemetry shows the new set-point", 10, |c| {
-        serde_json::from_slice::<serde_json::Value>(&c.topics["cellar/cooler-1/telemetry"].last_payload)
-            .is_ok_and(|v| v["setpoint"] == 8.5)
+        serde_json::from_slice::<serde_json::Value>(
+            &c.topics["cellar/cooler-1/telemetry"].last_payload,
+        )
+        .is_ok_and(|v| v["setpoint"] == 8.5)
     })
     .await;
 }
@@ -159,17 +266,37 @@ async fn car_sharing_fleet_of_three_hundred_runs_on_the_bus() {
             && c.sessions["fleet-manager"].received >= 300
     })
     .await;
-    let persistent = rig.capture.sessions.values().filter(|s| !s.clean_session).count();
+    let persistent = rig
+        .capture
+        .sessions
+        .values()
+        .filter(|s| !s.clean_session)
+        .count();
     assert_eq!(persistent, 302);
     // Drop the whole fleet: every car's will ("unreachable") is published.
-    assert!(rig.handle.send(Command::Device(Target::Fleet("car-{i}".into()), DeviceAction::Drop)));
+    assert!(rig.handle.send(Command::Device(
+        Target::Fleet("car-{i}".into()),
+        DeviceAction::Drop
+    )));
     rig.wait_for("300 wills", 20, |c| {
         c.topics
             .iter()
-            .filter(|(t, st)| t.ends_with("/status") && st.last_payload.as_ref() == b"unreachable" && st.wills >= 1)
+            .filter(|(t, st)| {
+                t.ends_with("/status")
+                    && st.last_payload.as_ref() == b"unreachable"
+                    && st.wills >= 1
+            })
             .count()
             == 300
     })
     .await;
-    assert_eq!(rig.capture.sessions.values().filter(|s| s.connected).count(), 2, "only the services are left");
+    assert_eq!(
+        rig.capture
+            .sessions
+            .values()
+            .filter(|s| s.connected)
+            .count(),
+        2,
+        "only the services are left"
+    );
 }

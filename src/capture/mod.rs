@@ -334,23 +334,33 @@ impl Capture {
             }
             Direction::BrokerToClient => {
                 st.delivered += 1;
-                let key = (ev.topic.clone().unwrap_or_else(|| Arc::from("")), payload.clone());
+                let key = (
+                    ev.topic.clone().unwrap_or_else(|| Arc::from("")),
+                    payload.clone(),
+                );
                 if !self.origins.contains_key(&key) {
                     // Nobody published this on the wire: a will, or an old retained message.
                     let is_will = self.sessions.values().any(|s| {
-                        s.will.as_ref().is_some_and(|w| w.topic == topic && w.payload == payload)
+                        s.will
+                            .as_ref()
+                            .is_some_and(|w| w.topic == topic && w.payload == payload)
                     });
                     let will_retained = is_will && self.will_retained(topic);
-                    let Some(st) = self.topics.get_mut(topic) else { return };
+                    let Some(st) = self.topics.get_mut(topic) else {
+                        return;
+                    };
                     st.broker_originated += 1;
                     st.wills += is_will as u64;
                     st.last_payload = payload;
                     st.last_t_us = ev.t_us;
                     st.last_qos = ev.qos;
                     if ev.retain || will_retained {
-                        st.retained = (!st.last_payload.is_empty()).then(|| st.last_payload.clone());
+                        st.retained =
+                            (!st.last_payload.is_empty()).then(|| st.last_payload.clone());
                     }
-                    while st.history.front().is_some_and(|&s| s < first_seq) || st.history.len() >= max_history {
+                    while st.history.front().is_some_and(|&s| s < first_seq)
+                        || st.history.len() >= max_history
+                    {
                         st.history.pop_front();
                     }
                     st.history.push_back(seq);
@@ -360,9 +370,11 @@ impl Capture {
     }
 
     fn will_retained(&self, topic: &str) -> bool {
-        self.sessions
-            .values()
-            .any(|s| s.will.as_ref().is_some_and(|w| w.topic == topic && w.retain))
+        self.sessions.values().any(|s| {
+            s.will
+                .as_ref()
+                .is_some_and(|w| w.topic == topic && w.retain)
+        })
     }
 
     fn remember_origin(&mut self, ev: &WireEvent, payload: Bytes, seq: u64) {

@@ -66,3 +66,44 @@ pub async fn stop(handles: Vec<DeviceHandle>, grace: Duration) {
         }
     }
 }
+
+/// Folders where shipped scenarios may be, most specific first: `$MQTT_WORKBENCH_SCENARIOS`,
+/// next to the executable, the installed share folder (.deb, macOS bundle), the
+/// source tree (development builds), the current folder.
+pub fn scenario_dirs() -> Vec<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("MQTT_WORKBENCH_SCENARIOS") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|p| p.to_path_buf()))
+    {
+        dirs.push(exe_dir.join("scenarios"));
+        dirs.push(exe_dir.join("../share/mqtt-workbench/scenarios"));
+        dirs.push(exe_dir.join("../Resources/scenarios"));
+    }
+    dirs.push(PathBuf::from("/usr/share/mqtt-workbench/scenarios"));
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios"));
+    dirs.push(PathBuf::from("scenarios"));
+    dirs
+}
+
+/// The shipped scenarios (`*.ron` in the first folder of [`scenario_dirs`] that has any), sorted.
+pub fn shipped_scenarios() -> Vec<std::path::PathBuf> {
+    for dir in scenario_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+            .collect();
+        if !files.is_empty() {
+            files.sort();
+            return files;
+        }
+    }
+    Vec::new()
+}

@@ -1,0 +1,174 @@
+//! Text formatting shared by the panels.
+
+use std::fmt::Write as _;
+
+/// "HH:MM:SS.mmm" (UTC) for microseconds since the UNIX epoch.
+pub fn time_of_day(t_us: u64) -> String {
+    let ms = t_us / 1000;
+    let s = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
+/// Human duration for microseconds: "850 µs", "12.4 ms", "3.20 s".
+pub fn duration_us(us: u64) -> String {
+    if us < 1000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else {
+        format!("{:.2} s", us as f64 / 1e6)
+    }
+}
+
+/// "1,234,567".
+pub fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1024 * 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+/// One line of a payload for tables: text (newlines shown as ↵) or hex when binary.
+pub fn preview(payload: &[u8], max_chars: usize) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(s) => {
+            let mut out: String = s
+                .chars()
+                .take(max_chars)
+                .map(|c| if c == '\n' { '↵' } else { c })
+                .collect();
+            if s.chars().count() > max_chars {
+                out.push('…');
+            }
+            out
+        }
+        Err(_) => {
+            let mut out = String::from("0x");
+            for b in payload.iter().take(max_chars / 2) {
+                let _ = write!(out, "{b:02x}");
+            }
+            if payload.len() > max_chars / 2 {
+                out.push('…');
+            }
+            out
+        }
+    }
+}
+
+pub fn pretty_json(payload: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    if !(v.is_object() || v.is_array()) {
+        return None;
+    }
+    serde_json::to_string_pretty(&v).ok()
+}
+
+/// Classic hex dump: offset, 16 bytes, ASCII.
+pub fn hex_dump(payload: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, chunk) in payload.chunks(16).enumerate() {
+        let _ = write!(out, "{:06x}  ", i * 16);
+        for k in 0..16 {
+            match chunk.get(k) {
+                Some(b) => {
+                    let _ = write!(out, "{b:02x} ");
+                }
+                None => out.push_str("   "),
+            }
+        }
+        out.push(' ');
+        out.extend(chunk.iter().map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        }));
+        out.push('\n');
+    }
+    out
+}
+
+/// Dotted paths of every numeric field in a JSON payload ("position.lat").
+pub fn numeric_fields(payload: &[u8]) -> Vec<String> {
+    fn walk(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Number(_) => out.push(prefix.to_string()),
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(v, &p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+        walk(&v, "", &mut out);
+    }
+    out
+}
+
+/// The number in a payload: the whole payload, or the dotted JSON field.
+pub fn number(payload: &[u8], field: Option<&str>) -> Option<f64> {
+    let text = std::str::from_utf8(payload).ok()?.trim();
+    match field {
+        None | Some("") => text.parse().ok(),
+        Some(path) => {
+            let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
+            for part in path.split('.') {
+                v = v.get(part)?.clone();
+            }
+            v.as_f64()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(count(12), "12");
+        assert_eq!(
+            time_of_day(((13 * 3600 + 5 * 60 + 9) * 1000 + 42) * 1000),
+            "13:05:09.042"
+        );
+        assert_eq!(duration_us(1500), "1.5 ms");
+        assert_eq!(preview(b"a\nb", 10), "a↵b");
+        assert_eq!(preview(&[0xff, 0x00], 10), "0xff00");
+        assert_eq!(number(br#"{"p":{"lat":1.5}}"#, Some("p.lat")), Some(1.5));
+        assert_eq!(number(b" 3 ", None), Some(3.0));
+        assert_eq!(
+            numeric_fields(br#"{"a":1,"b":{"c":2},"d":"x"}"#),
+            ["a", "b.c"]
+        );
+        assert!(hex_dump(b"hello").starts_with("000000  68 65 6c 6c 6f"));
+    }
+}

@@ -1,0 +1,206 @@
+//! Message log: every captured PUBLISH, virtualized, filterable, following the tail.
+
+use egui::RichText;
+use egui_extras::{Column, TableBuilder};
+
+use super::format;
+use crate::capture::{Capture, topic_matches};
+use crate::protocol::{Direction, PacketKind, WireEvent};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Filter {
+    topic: String,
+    client: String,
+    qos: [bool; 3],
+    /// 0 both, 1 published only, 2 delivered only.
+    direction: u8,
+}
+
+pub struct LogPanel {
+    filter: Filter,
+    /// Matching store sequence numbers, oldest first (cached by filter).
+    rows: Vec<u64>,
+    rows_for: Option<Filter>,
+    next_seq: u64,
+    follow: bool,
+}
+
+impl Default for LogPanel {
+    fn default() -> Self {
+        LogPanel {
+            filter: Filter {
+                topic: String::new(),
+                client: String::new(),
+                qos: [true; 3],
+                direction: 0,
+            },
+            rows: Vec::new(),
+            rows_for: None,
+            next_seq: 0,
+            follow: true,
+        }
+    }
+}
+
+impl Filter {
+    fn accepts(&self, e: &WireEvent) -> bool {
+        if e.kind != PacketKind::Publish || !self.qos.get(e.qos as usize).copied().unwrap_or(true) {
+            return false;
+        }
+        match (self.direction, e.dir) {
+            (1, Direction::BrokerToClient) | (2, Direction::ClientToBroker) => return false,
+            _ => {}
+        }
+        if !self.client.is_empty()
+            && !e
+                .client_id
+                .to_lowercase()
+                .contains(&self.client.to_lowercase())
+        {
+            return false;
+        }
+        let topic = e.topic.as_deref().unwrap_or_default();
+        let t = self.topic.trim();
+        t.is_empty()
+            || if t.contains(['+', '#']) {
+                topic_matches(topic, t)
+            } else {
+                topic.to_lowercase().contains(&t.to_lowercase())
+            }
+    }
+}
+
+impl LogPanel {
+    fn refresh(&mut self, capture: &Capture) {
+        if self.rows_for.as_ref() != Some(&self.filter) {
+            self.rows.clear();
+            self.next_seq = 0;
+            self.rows_for = Some(self.filter.clone());
+        }
+        let first = capture.first_seq();
+        let stale = self.rows.partition_point(|&s| s < first);
+        self.rows.drain(..stale);
+        let start = self.next_seq.max(first);
+        for seq in start..capture.end_seq() {
+            if let Some(e) = capture.get(seq)
+                && self.filter.accepts(e)
+            {
+                self.rows.push(seq);
+            }
+        }
+        self.next_seq = capture.end_seq();
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Topic");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.filter.topic)
+                    .hint_text("text or filter a/+/b")
+                    .desired_width(180.0),
+            );
+            ui.label("Client");
+            ui.add(egui::TextEdit::singleline(&mut self.filter.client).desired_width(120.0));
+            ui.label("QoS");
+            for q in 0..3 {
+                ui.checkbox(&mut self.filter.qos[q], q.to_string());
+            }
+            egui::ComboBox::from_id_salt("log-dir")
+                .selected_text(
+                    ["both legs", "published", "delivered"][self.filter.direction as usize],
+                )
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.filter.direction, 0, "both legs");
+                    ui.selectable_value(&mut self.filter.direction, 1, "published");
+                    ui.selectable_value(&mut self.filter.direction, 2, "delivered");
+                });
+            ui.checkbox(&mut self.follow, "follow");
+        });
+        self.refresh(capture);
+        ui.label(
+            RichText::new(format!(
+                "{} messages",
+                format::count(self.rows.len() as u64)
+            ))
+            .weak(),
+        );
+        let rows = &self.rows;
+        ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+        TableBuilder::new(ui)
+            .id_salt("message-log")
+            .striped(true)
+            .stick_to_bottom(self.follow)
+            .column(Column::exact(96.0))
+            .column(Column::exact(24.0))
+            .column(Column::initial(150.0).resizable(true))
+            .column(Column::initial(240.0).resizable(true))
+            .column(Column::exact(34.0))
+            .column(Column::exact(28.0))
+            .column(Column::exact(28.0))
+            .column(Column::exact(60.0))
+            .column(Column::remainder())
+            .header(20.0, |mut h| {
+                for t in [
+                    "Time (UTC)",
+                    "",
+                    "Client",
+                    "Topic",
+                    "QoS",
+                    "Ret",
+                    "Dup",
+                    "Size",
+                    "Payload",
+                ] {
+                    h.col(|ui| {
+                        ui.strong(t);
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(18.0, rows.len(), |mut row| {
+                    let Some(e) = capture.get(rows[row.index()]) else {
+                        return;
+                    };
+                    let payload = e.payload.as_deref().unwrap_or_default();
+                    row.col(|ui| {
+                        ui.label(format::time_of_day(e.t_us));
+                    });
+                    row.col(|ui| {
+                        ui.label(if e.dir == Direction::ClientToBroker {
+                            "→"
+                        } else {
+                            "←"
+                        })
+                        .on_hover_text(
+                            if e.dir == Direction::ClientToBroker {
+                                "published by the client"
+                            } else {
+                                "delivered to the client"
+                            },
+                        );
+                    });
+                    row.col(|ui| {
+                        ui.label(&*e.client_id);
+                    });
+                    row.col(|ui| {
+                        ui.label(e.topic.as_deref().unwrap_or_default());
+                    });
+                    row.col(|ui| {
+                        ui.label(e.qos.to_string());
+                    });
+                    row.col(|ui| {
+                        ui.label(if e.retain { "R" } else { "" });
+                    });
+                    row.col(|ui| {
+                        ui.label(if e.dup { "D" } else { "" });
+                    });
+                    row.col(|ui| {
+                        ui.label(format::bytes(payload.len() as u64));
+                    });
+                    row.col(|ui| {
+                        ui.label(format::preview(payload, 160));
+                    });
+                });
+            });
+    }
+}

@@ -1,0 +1,94 @@
+//! The desktop window (eframe/egui). Panels read the [`Capture`](crate::capture::Capture)
+//! and push [`Command`](crate::protocol::Command)s; nothing here touches a socket.
+
+mod app;
+mod devices;
+mod format;
+mod log;
+mod qos;
+mod sessions;
+mod topics;
+mod traffic;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use app::{AppConfig, Settings, WorkbenchApp};
+
+/// File dialogs behind a seam so tests can answer them.
+pub trait Dialogs {
+    /// Ask for a scenario file to open.
+    fn open_scenario(&mut self) -> DialogResult;
+    /// Ask where to save the message log; `default_name` e.g. "mqtt-log.csv".
+    fn save_export(&mut self, default_name: &str) -> DialogResult;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogResult {
+    Picked(PathBuf),
+    Cancelled,
+    /// No dialog could be shown (no xdg portal and no zenity).
+    Unavailable,
+}
+
+/// rfd's native dialogs, on the UI thread.
+pub struct NativeDialogs;
+
+/// rfd returns None at once when no dialog can open; a person takes longer to cancel.
+const NO_DIALOG_THRESHOLD: Duration = Duration::from_millis(150);
+
+fn classify(picked: Option<PathBuf>, started: Instant) -> DialogResult {
+    match picked {
+        Some(p) => DialogResult::Picked(p),
+        None if started.elapsed() < NO_DIALOG_THRESHOLD => DialogResult::Unavailable,
+        None => DialogResult::Cancelled,
+    }
+}
+
+impl Dialogs for NativeDialogs {
+    fn open_scenario(&mut self) -> DialogResult {
+        let started = Instant::now();
+        let mut d = rfd::FileDialog::new().add_filter("Scenario (RON)", &["ron"]);
+        if let Some(dir) = crate::sim::scenario_dirs().into_iter().find(|d| d.is_dir()) {
+            d = d.set_directory(dir);
+        }
+        classify(d.pick_file(), started)
+    }
+
+    fn save_export(&mut self, default_name: &str) -> DialogResult {
+        let started = Instant::now();
+        let picked = rfd::FileDialog::new()
+            .add_filter("CSV", &["csv"])
+            .add_filter("JSON Lines", &["jsonl"])
+            .set_file_name(default_name)
+            .save_file();
+        classify(picked, started)
+    }
+}
+
+/// Open the window (blocks until it closes).
+pub fn run(config: AppConfig) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("MQTT Workbench")
+            .with_app_id("mqtt-workbench")
+            .with_inner_size([1440.0, 900.0])
+            .with_min_inner_size([900.0, 560.0])
+            .with_drag_and_drop(true)
+            .with_icon(Arc::new(app_icon())),
+        persist_window: true,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "MQTT Workbench",
+        options,
+        Box::new(move |cc| Ok(Box::new(WorkbenchApp::new(cc, config)))),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+fn app_icon() -> egui::IconData {
+    let png = include_bytes!("../../assets/icon-256.png");
+    eframe::icon_data::from_png_bytes(png).unwrap_or_default()
+}

@@ -1,0 +1,324 @@
+//! Session inspector: every client the tap has seen, connected or not.
+
+use egui::{Color32, RichText};
+use egui_extras::{Column, TableBuilder};
+
+use super::devices::{DeviceList, state_color};
+use super::format;
+use crate::capture::{Capture, FlowState, Session, SessionEventKind};
+use crate::protocol::{Command, DeviceAction, DeviceState, Target};
+
+#[derive(Default)]
+pub struct SessionsPanel {
+    filter: String,
+    pub selected: Option<String>,
+    only_connected: bool,
+}
+
+impl SessionsPanel {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        capture: &Capture,
+        devices: &DeviceList,
+        out: &mut Vec<Command>,
+    ) {
+        egui::Panel::right("session-detail")
+            .resizable(true)
+            .default_size(460.0)
+            .size_range(320.0..=900.0)
+            .show(ui, |ui| {
+                match self
+                    .selected
+                    .as_ref()
+                    .and_then(|id| capture.sessions.get(id))
+                {
+                    Some(s) => detail_ui(ui, capture, s, devices, out),
+                    None => {
+                        ui.weak("Select a client to see its will, subscriptions and history.");
+                    }
+                }
+            });
+        egui::CentralPanel::default().show(ui, |ui| self.table_ui(ui, capture, devices));
+    }
+
+    fn table_ui(&mut self, ui: &mut egui::Ui, capture: &Capture, devices: &DeviceList) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("Clients ({})", capture.sessions.len())).strong());
+            ui.add(
+                egui::TextEdit::singleline(&mut self.filter)
+                    .hint_text("Filter by client id")
+                    .desired_width(200.0),
+            );
+            ui.checkbox(&mut self.only_connected, "connected only");
+        });
+        let f = self.filter.to_lowercase();
+        let ids: Vec<&Session> = capture
+            .sessions
+            .values()
+            .filter(|s| {
+                (f.is_empty() || s.client_id.to_lowercase().contains(&f))
+                    && (!self.only_connected || s.connected)
+            })
+            .collect();
+        ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+        TableBuilder::new(ui)
+            .id_salt("sessions")
+            .striped(true)
+            .sense(egui::Sense::click())
+            .column(Column::exact(18.0))
+            .column(Column::initial(200.0).resizable(true))
+            .column(Column::exact(84.0))
+            .column(Column::exact(70.0))
+            .column(Column::exact(44.0))
+            .column(Column::exact(60.0))
+            .column(Column::exact(60.0))
+            .column(Column::remainder())
+            .header(20.0, |mut h| {
+                for t in [
+                    "",
+                    "Client",
+                    "Session",
+                    "Keepalive",
+                    "Subs",
+                    "Sent",
+                    "Recv",
+                    "Last event",
+                ] {
+                    h.col(|ui| {
+                        ui.strong(t);
+                    });
+                }
+            })
+            .body(|body| {
+                body.rows(18.0, ids.len(), |mut row| {
+                    let s = ids[row.index()];
+                    row.set_selected(self.selected.as_deref() == Some(&s.client_id));
+                    let state = devices.state(&s.client_id).or(Some(if s.connected {
+                        DeviceState::Connected
+                    } else {
+                        DeviceState::Offline
+                    }));
+                    row.col(|ui| {
+                        ui.label(RichText::new("●").color(state_color(state)));
+                    });
+                    row.col(|ui| {
+                        ui.label(&s.client_id);
+                    });
+                    row.col(|ui| {
+                        ui.label(if s.clean_session {
+                            "clean"
+                        } else {
+                            "persistent"
+                        });
+                    });
+                    row.col(|ui| {
+                        ui.label(format!("{} s", s.keep_alive_s));
+                    });
+                    row.col(|ui| {
+                        ui.label(s.subscriptions.len().to_string());
+                    });
+                    row.col(|ui| {
+                        ui.label(format::count(s.published));
+                    });
+                    row.col(|ui| {
+                        ui.label(format::count(s.received));
+                    });
+                    row.col(|ui| {
+                        ui.label(s.history.back().map(event_text).unwrap_or_default());
+                    });
+                    if row.response().clicked() {
+                        self.selected = Some(s.client_id.clone());
+                    }
+                });
+            });
+    }
+}
+
+fn event_text(e: &crate::capture::SessionEvent) -> String {
+    let what = match &e.kind {
+        SessionEventKind::Connected {
+            session_present,
+            clean_session,
+        } => format!(
+            "connected ({}{})",
+            if *clean_session {
+                "clean"
+            } else {
+                "persistent"
+            },
+            if *session_present {
+                ", session present"
+            } else {
+                ""
+            }
+        ),
+        SessionEventKind::Refused(code) => format!("refused (CONNACK code {code})"),
+        SessionEventKind::Disconnected(r) => r.label(),
+    };
+    format!("{}  {what}", format::time_of_day(e.t_us))
+}
+
+fn detail_ui(
+    ui: &mut egui::Ui,
+    capture: &Capture,
+    s: &Session,
+    devices: &DeviceList,
+    out: &mut Vec<Command>,
+) {
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading(&s.client_id);
+                let kind = if devices.is_virtual(&s.client_id) {
+                    "virtual device"
+                } else {
+                    "external client"
+                };
+                ui.weak(kind);
+            });
+            ui.horizontal(|ui| {
+                let (c, t) = if s.connected {
+                    (Color32::from_rgb(76, 175, 80), "connected")
+                } else {
+                    (Color32::from_rgb(229, 57, 53), "offline")
+                };
+                ui.label(RichText::new(format!("● {t}")).color(c));
+                if s.connected
+                    && ui
+                        .button("Drop")
+                        .on_hover_text("Cut the connection: the will fires")
+                        .clicked()
+                {
+                    out.push(Command::Device(
+                        Target::Device(s.client_id.clone()),
+                        DeviceAction::Drop,
+                    ));
+                }
+            });
+            egui::Grid::new("session-facts")
+                .num_columns(2)
+                .spacing([12.0, 4.0])
+                .show(ui, |ui| {
+                    ui.weak("session");
+                    ui.label(if s.clean_session {
+                        "clean (discarded on disconnect)"
+                    } else {
+                        "persistent (kept while offline)"
+                    });
+                    ui.end_row();
+                    ui.weak("keepalive");
+                    ui.label(format!(
+                        "{} s (broker gives up after {:.0} s of silence)",
+                        s.keep_alive_s,
+                        s.keep_alive_s as f64 * 1.5
+                    ));
+                    ui.end_row();
+                    ui.weak("peer");
+                    ui.label(s.peer.map(|p| p.to_string()).unwrap_or_else(|| "—".into()));
+                    ui.end_row();
+                    if let Some(u) = &s.username {
+                        ui.weak("username");
+                        ui.label(u);
+                        ui.end_row();
+                    }
+                    ui.weak("messages");
+                    ui.label(format!("{} sent, {} received", s.published, s.received));
+                    ui.end_row();
+                });
+            ui.add_space(6.0);
+            ui.label(RichText::new("Last will").strong());
+            match &s.will {
+                Some(w) => {
+                    egui::Grid::new("will").num_columns(2).show(ui, |ui| {
+                        ui.weak("topic");
+                        ui.label(&w.topic);
+                        ui.end_row();
+                        ui.weak("payload");
+                        ui.label(format::preview(&w.payload, 80));
+                        ui.end_row();
+                        ui.weak("QoS / retain");
+                        ui.label(format!(
+                            "{} / {}",
+                            w.qos,
+                            if w.retain { "retained" } else { "not retained" }
+                        ));
+                        ui.end_row();
+                    });
+                    let fired = capture.topics.get(&w.topic).map_or(0, |t| t.wills);
+                    if fired > 0 {
+                        ui.colored_label(
+                            Color32::from_rgb(229, 57, 53),
+                            format!("will delivered {fired} time(s) on {}", w.topic),
+                        );
+                    }
+                }
+                None => {
+                    ui.weak("none");
+                }
+            }
+            ui.add_space(6.0);
+            ui.label(RichText::new(format!("Subscriptions ({})", s.subscriptions.len())).strong());
+            egui::Grid::new("subs")
+                .num_columns(3)
+                .striped(true)
+                .show(ui, |ui| {
+                    ui.weak("filter");
+                    ui.weak("requested");
+                    ui.weak("granted");
+                    ui.end_row();
+                    for (f, sub) in &s.subscriptions {
+                        ui.label(f);
+                        ui.label(format!("QoS {}", sub.requested_qos));
+                        ui.label(match sub.granted_qos {
+                            None => "pending".to_string(),
+                            Some(None) => "refused".to_string(),
+                            Some(Some(q)) => format!("QoS {q}"),
+                        });
+                        ui.end_row();
+                    }
+                });
+            ui.add_space(6.0);
+            let inflight: Vec<_> = capture
+                .flows
+                .iter()
+                .filter(|f| {
+                    &*f.client_id == s.client_id
+                        && matches!(f.state, FlowState::Open | FlowState::Interrupted)
+                })
+                .collect();
+            ui.label(RichText::new(format!("Messages in flight ({})", inflight.len())).strong());
+            for f in inflight.iter().rev().take(20) {
+                ui.label(format!(
+                    "{} QoS {} pkid {} on {} — {} ({})",
+                    if f.leg == crate::protocol::Direction::ClientToBroker {
+                        "→ broker"
+                    } else {
+                        "→ client"
+                    },
+                    f.qos,
+                    f.pkid,
+                    f.topic,
+                    f.step_names().join(" → "),
+                    f.state.label()
+                ));
+            }
+            ui.add_space(6.0);
+            ui.label(RichText::new("Connection history").strong());
+            for e in s.history.iter().rev() {
+                let text = event_text(e);
+                match &e.kind {
+                    SessionEventKind::Disconnected(r) if r.fires_will() => {
+                        ui.colored_label(
+                            Color32::from_rgb(229, 57, 53),
+                            format!("{text} — will fires"),
+                        );
+                    }
+                    _ => {
+                        ui.label(text);
+                    }
+                }
+            }
+        });
+}

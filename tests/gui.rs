@@ -1,0 +1,283 @@
+//! The real app in the egui_kittest harness: real engine, real broker, real
+//! virtual devices; clicks on the real widgets.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use mqtt_workbench::engine::EngineConfig;
+use mqtt_workbench::ui::{AppConfig, DialogResult, Dialogs, WorkbenchApp};
+
+/// Answers file dialogs the way a test says.
+struct ScriptedDialogs {
+    export_to: Option<PathBuf>,
+}
+
+impl Dialogs for ScriptedDialogs {
+    fn open_scenario(&mut self) -> DialogResult {
+        DialogResult::Cancelled
+    }
+    fn save_export(&mut self, _default_name: &str) -> DialogResult {
+        self.export_to
+            .clone()
+            .map_or(DialogResult::Cancelled, DialogResult::Picked)
+    }
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+}
+
+fn harness(
+    scenario: Option<PathBuf>,
+    listen_port: u16,
+    export_to: Option<PathBuf>,
+) -> Harness<'static, WorkbenchApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .build_eframe(move |cc| {
+            WorkbenchApp::new(
+                cc,
+                AppConfig {
+                    engine: EngineConfig {
+                        listen: std::net::SocketAddr::from(([127, 0, 0, 1], listen_port)),
+                        ..EngineConfig::default()
+                    },
+                    scenario,
+                    dialogs: Box::new(ScriptedDialogs { export_to }),
+                    port_from_cli: true,
+                    ephemeral: true,
+                },
+            )
+        })
+}
+
+/// Step frames until `pred` holds on the app (the engine runs on its own threads).
+fn wait(
+    h: &mut Harness<'_, WorkbenchApp>,
+    what: &str,
+    secs: u64,
+    pred: impl Fn(&WorkbenchApp) -> bool,
+) {
+    let t0 = Instant::now();
+    loop {
+        h.step();
+        if pred(h.state()) {
+            h.step();
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs}s waiting for {what}; toasts: {:?}",
+            h.state().toast_texts()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn drop_a_device_from_the_welcome_screen_and_see_its_will_and_abrupt_disconnect() {
+    let mut h = harness(None, 0, None);
+    h.step();
+    // The empty workspace invites opening a shipped scenario.
+    h.get_by_label("Temperature sensor").click();
+    wait(&mut h, "the sensor connected", 15, |a| {
+        a.capture
+            .sessions
+            .get("temp-sensor")
+            .is_some_and(|s| s.connected)
+    });
+    wait(&mut h, "the retained online status", 10, |a| {
+        a.capture.topics.contains_key("sensor/status")
+    });
+
+    h.get_by_label("temp-sensor").click();
+    // The selection shows its action bar on the next frame.
+    h.run_steps(2);
+    h.get_by_label("Drop").click();
+    wait(&mut h, "the will delivered", 10, |a| {
+        a.capture
+            .topics
+            .get("sensor/status")
+            .is_some_and(|t| t.wills >= 1)
+    });
+
+    // Topic inspector: sensor/status now shows the will's payload and the will marker.
+    h.step();
+    assert!(
+        h.query_by_label("= offline").is_some(),
+        "the tree shows the will payload as the topic's value"
+    );
+    assert!(
+        h.query_by_label("will").is_some(),
+        "the tree marks a topic that received a will"
+    );
+
+    // Session inspector: the abrupt disconnect, with the will firing.
+    // Selecting the device also selected its session.
+    h.get_by_label("Sessions").click();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("client closed without DISCONNECT — will fires")
+            .is_some(),
+        "the session history shows the abrupt disconnect"
+    );
+    assert!(
+        h.query_by_label_contains("will delivered 1 time(s) on sensor/status")
+            .is_some()
+    );
+}
+
+#[test]
+fn export_writes_the_captured_rows_to_the_chosen_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("log.csv");
+    let mut h = harness(Some(scenario("temperature.ron")), 0, Some(out.clone()));
+    wait(&mut h, "three readings", 15, |a| {
+        a.capture
+            .topics
+            .get("temp")
+            .is_some_and(|t| t.published >= 3)
+    });
+    let expected = mqtt_workbench::export::rows(&h.state().capture);
+    h.get_by_label("Export…").click();
+    wait(&mut h, "the export notice", 10, |a| {
+        a.toast_texts().iter().any(|t| t.starts_with("exported"))
+    });
+    let rows = mqtt_workbench::export::read(&out).unwrap();
+    // Every row the capture held when Export was clicked, in order.
+    assert!(
+        rows.len() >= expected.len() && rows.len() >= 6,
+        "{} rows",
+        rows.len()
+    );
+    assert_eq!(rows[..expected.len()], expected[..]);
+    assert!(rows.iter().any(|r| r.topic == "temp"
+        && r.client_id == "temp-sensor"
+        && r.direction == "client_to_broker"));
+    assert!(rows.iter().any(|r| r.topic == "temp"
+        && r.client_id == "temp-app"
+        && r.direction == "broker_to_client"));
+}
+
+#[test]
+fn unwritable_export_path_says_why() {
+    let mut h = harness(
+        Some(scenario("temperature.ron")),
+        0,
+        Some(PathBuf::from("/nonexistent-dir/log.jsonl")),
+    );
+    wait(&mut h, "a reading", 15, |a| {
+        a.capture
+            .topics
+            .get("temp")
+            .is_some_and(|t| t.published >= 1)
+    });
+    h.get_by_label("Export…").click();
+    wait(&mut h, "the error", 10, |a| {
+        a.toast_texts()
+            .iter()
+            .any(|t| t.contains("cannot write /nonexistent-dir/log.jsonl"))
+    });
+    assert!(
+        h.query_by_label_contains("No such file or directory")
+            .is_some(),
+        "the toast says why"
+    );
+}
+
+#[test]
+fn selecting_a_topic_plots_its_values() {
+    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    wait(&mut h, "four readings", 15, |a| {
+        a.capture
+            .topics
+            .get("temp")
+            .is_some_and(|t| t.published >= 4)
+    });
+    h.get_by_label("temp").click();
+    h.step();
+    h.step();
+    let app = h.state();
+    assert_eq!(app.topics.selected.as_deref(), Some("temp"));
+    let numeric = app.capture.topics["temp"]
+        .history
+        .iter()
+        .filter_map(|&s| app.capture.get(s))
+        .filter(|e| {
+            e.payload
+                .as_deref()
+                .is_some_and(|p| std::str::from_utf8(p).is_ok_and(|t| t.parse::<f64>().is_ok()))
+        })
+        .count();
+    let (label, points) = app
+        .topics
+        .last_plot
+        .first()
+        .cloned()
+        .expect("a series on the chart");
+    assert_eq!(label, "temp");
+    assert!(points >= 4, "{points} points");
+    assert_eq!(points, numeric, "one point per captured reading");
+}
+
+#[test]
+fn broken_scenario_shows_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.ron");
+    std::fs::write(
+        &bad,
+        "Scenario(\n  name: \"x\",\n  devices: [(id: \"a\", colour: 3)],\n)\n",
+    )
+    .unwrap();
+    let mut h = harness(Some(bad.clone()), 0, None);
+    h.step();
+    let expected = format!("{}:3:23: unknown field `colour`", bad.display());
+    assert!(
+        h.state()
+            .toast_texts()
+            .iter()
+            .any(|t| t.starts_with(&expected)),
+        "{:?}",
+        h.state().toast_texts()
+    );
+    assert!(
+        h.query_by_label_contains(&expected).is_some(),
+        "shown on screen"
+    );
+    // Nothing was lost: the file is untouched and the app still offers the shipped scenarios.
+    assert!(std::fs::read_to_string(&bad).unwrap().contains("colour: 3"));
+    assert!(h.query_by_label("Open a shipped scenario").is_some());
+}
+
+#[test]
+fn port_in_use_offers_another_port() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut h = harness(None, port, None);
+    h.step();
+    let message = format!("port {port} on 127.0.0.1 is already in use");
+    assert!(
+        h.query_all_by_label_contains(&message).count() >= 1,
+        "the dialog says which port is taken"
+    );
+    let offer = h.get_by_label_contains("Use port ");
+    let offered: u16 = offer
+        .accesskit_node()
+        .label()
+        .unwrap_or_default()
+        .trim_start_matches("Use port ")
+        .parse()
+        .unwrap();
+    assert_ne!(offered, port);
+    offer.click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().tap_addr().map(|a| a.port()), Some(offered));
+    // The broker really listens there.
+    std::net::TcpStream::connect(("127.0.0.1", offered))
+        .expect("the broker listens on the offered port");
+}
