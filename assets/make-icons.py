@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draws the MQTT Workbench icon (a broker hub with three devices) at every
 size the installers need. Run from the repo root: python3 assets/make-icons.py
-(needs Pillow). The PNGs are committed; this script is how they were made."""
+(needs Pillow). Also writes wix/mqtt-workbench.ico and macos/AppIcon.icns. The PNGs are committed; this script is how they were made."""
 from PIL import Image, ImageDraw
 
 SIZES = [16, 24, 32, 48, 64, 128, 256, 512]
@@ -41,3 +41,6 @@ if __name__ == "__main__":
         draw(n).save(f"{out}/mqtt-workbench.png")
     draw(256).save("assets/icon-256.png")
     draw(1024).save("assets/icon-1024.png")
+    # Windows installer icon and macOS bundle icon
+    draw(256).save("wix/mqtt-workbench.ico", sizes=[(s, s) for s in (16, 24, 32, 48, 64, 128, 256)])
+    draw(1024).save("macos/AppIcon.icns")

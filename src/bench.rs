@@ -114,6 +114,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
         description: String::new(),
         seed: 1,
         devices: vec![sink, publisher],
+        timeline: Vec::new(),
     }
 }
 

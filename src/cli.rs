@@ -36,11 +36,13 @@ pub fn drain(
 fn apply(ev: Event, capture: &mut Capture, devices: &mut HashMap<String, DeviceState>) {
     match ev {
         Event::Wire(batch) => capture.ingest_batch(batch),
-        Event::Device {
-            client_id, state, ..
-        } => {
-            devices.insert(client_id, state);
+        Event::Devices(batch) => {
+            for d in batch {
+                devices.insert(d.client_id, d.state);
+            }
         }
+        Event::Fault { label, .. } => eprintln!("fault: {label}"),
+        Event::NetFaults(_) => {}
         Event::Notice { error, text } => {
             eprintln!("{}{text}", if error { "error: " } else { "" });
         }

@@ -2,7 +2,7 @@
 //!
 //! [`start`] returns an [`EngineHandle`]: a bounded [`Command`] sender and a
 //! bounded [`Event`] receiver. The engine never blocks on its consumer: when
-//! the consumer lags, wire events are dropped and counted ([`EngineHandle::dropped`]).
+//! the consumer lags, events are dropped and counted ([`EngineHandle::dropped`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +10,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::broker::{BrokerError, EmbeddedBroker, Upstream};
-use crate::protocol::{BrokerState, Command, DeviceAction, Event, Target, WireEvent};
+use crate::protocol::{
+    BrokerState, Command, DeviceAction, DeviceState, DeviceUpdate, Event, Target, WireEvent,
+};
 use crate::sim::device::DeviceHandle;
+use crate::sim::scenario::{Fault, Scenario};
 use crate::tap::Tap;
+use crate::tap::faults::{FaultKey, NetFault, PartitionMode};
 
 /// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -26,6 +30,9 @@ pub struct EventSink {
     tx: crossbeam_channel::Sender<Event>,
     waker: Arc<Mutex<Option<Waker>>>,
     dropped: Arc<AtomicU64>,
+    devices: mpsc::Sender<DeviceUpdate>,
+    /// Device state changes for the timeline's `after` triggers.
+    states: broadcast::Sender<(String, DeviceState)>,
 }
 
 impl EventSink {
@@ -37,12 +44,27 @@ impl EventSink {
         {
             let n = match ev {
                 Event::Wire(batch) => batch.len() as u64,
+                Event::Devices(batch) => batch.len() as u64,
                 _ => 1,
             };
             self.dropped.fetch_add(n, Ordering::Relaxed);
         }
         if let Some(w) = self.waker.lock().as_ref() {
             w();
+        }
+    }
+
+    /// A device changed state: batched with the others (a fleet of thousands
+    /// changes state at once), and offered to the timeline.
+    pub fn device_state(&self, client_id: &str, fleet: &str, state: DeviceState) {
+        let _ = self.states.send((client_id.to_string(), state));
+        let update = DeviceUpdate {
+            client_id: client_id.to_string(),
+            fleet: fleet.to_string(),
+            state,
+        };
+        if self.devices.try_send(update).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -137,7 +159,12 @@ struct Engine {
     tap: Tap,
     upstream: Arc<Mutex<String>>,
     devices: Vec<DeviceHandle>,
+    timeline: Option<tokio::task::JoinHandle<()>>,
     sink: EventSink,
+    /// Lets the timeline and timers send commands without keeping the engine alive.
+    commands: mpsc::WeakSender<Command>,
+    /// Bumped per network-fault change, so a timer only clears the fault it set.
+    fault_generation: Arc<AtomicU64>,
 }
 
 /// Start the broker (if embedded), the tap and the engine task on the current runtime.
@@ -153,10 +180,14 @@ pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
     let dropped = Arc::new(AtomicU64::new(0));
     let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(cfg.event_capacity);
+    let (dev_tx, dev_rx) = mpsc::channel(65_536);
+    let (states, _) = broadcast::channel(4096);
     let sink = EventSink {
         tx: ev_tx,
         waker: waker.clone(),
         dropped: dropped.clone(),
+        devices: dev_tx,
+        states,
     };
     let (wire_tx, wire_rx) = mpsc::channel(cfg.wire_capacity);
     let recorder = Recorder {
@@ -172,7 +203,7 @@ pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
             source,
         })?;
     let tap_addr = tap.local_addr();
-    tokio::spawn(batch_wire_events(wire_rx, sink.clone()));
+    tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone()));
     sink.send(Event::Broker(BrokerState::Running {
         public: tap_addr,
         upstream: upstream.clone(),
@@ -184,7 +215,10 @@ pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
         tap,
         upstream: upstream_shared,
         devices: Vec::new(),
+        timeline: None,
         sink,
+        commands: cmd_tx.downgrade(),
+        fault_generation: Arc::default(),
     };
     tokio::spawn(engine.run(cmd_rx));
     Ok(EngineHandle {
@@ -197,27 +231,41 @@ pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
     })
 }
 
-/// Collect single wire events into batches (up to 8192, about every 10 ms).
-async fn batch_wire_events(mut rx: mpsc::Receiver<WireEvent>, sink: EventSink) {
-    let mut buf = Vec::with_capacity(8192);
+const BATCH: usize = 8192;
+
+/// Collect wire events and device updates into batches (about every 10 ms).
+async fn batch_events(
+    mut wire: mpsc::Receiver<WireEvent>,
+    mut devices: mpsc::Receiver<DeviceUpdate>,
+    sink: EventSink,
+) {
+    let mut wire_buf = Vec::with_capacity(BATCH);
+    let mut dev_buf = Vec::new();
     loop {
-        if rx.recv_many(&mut buf, 8192).await == 0 {
-            return;
+        tokio::select! {
+            n = wire.recv_many(&mut wire_buf, BATCH) => if n == 0 { return },
+            n = devices.recv_many(&mut dev_buf, BATCH) => if n == 0 { return },
         }
+        // Let more arrive: one batch per ~10 ms keeps the consumer's work per event low.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let room = 8192usize.saturating_sub(buf.len());
-        if room > 0 {
-            while let Ok(ev) = rx.try_recv() {
-                buf.push(ev);
-                if buf.len() >= 8192 {
-                    break;
-                }
+        while wire_buf.len() < BATCH {
+            match wire.try_recv() {
+                Ok(ev) => wire_buf.push(ev),
+                Err(_) => break,
             }
         }
-        sink.send(Event::Wire(std::mem::replace(
-            &mut buf,
-            Vec::with_capacity(8192),
-        )));
+        while let Ok(d) = devices.try_recv() {
+            dev_buf.push(d);
+        }
+        if !dev_buf.is_empty() {
+            sink.send(Event::Devices(std::mem::take(&mut dev_buf)));
+        }
+        if !wire_buf.is_empty() {
+            sink.send(Event::Wire(std::mem::replace(
+                &mut wire_buf,
+                Vec::with_capacity(BATCH),
+            )));
+        }
     }
 }
 
@@ -227,7 +275,7 @@ impl Engine {
             self.handle(cmd).await;
         }
         // Every handle is gone: stop devices so their sessions end cleanly.
-        crate::sim::stop(std::mem::take(&mut self.devices), Duration::from_secs(2)).await;
+        self.stop_devices().await;
     }
 
     fn notice(&self, error: bool, text: impl Into<String>) {
@@ -256,33 +304,19 @@ impl Engine {
                         .map(|d| (d.client_id.clone(), d.fleet.clone()))
                         .collect(),
                 });
+                if !scenario.timeline.is_empty() {
+                    let states = self.sink.states.subscribe();
+                    self.timeline = Some(tokio::spawn(run_timeline(
+                        scenario,
+                        self.commands.clone(),
+                        states,
+                    )));
+                }
             }
             Command::StopScenario => {
                 self.stop_devices().await;
             }
-            Command::Device(target, action) => {
-                let mut n = 0;
-                for d in &self.devices {
-                    let hit = match &target {
-                        Target::Device(id) => &d.client_id == id,
-                        Target::Fleet(f) => &d.fleet == f,
-                        Target::All => true,
-                    };
-                    if hit && d.ctl.try_send(action).is_ok() {
-                        n += 1;
-                    }
-                }
-                if n == 0 {
-                    // Not a virtual device: an external client can still be dropped at the tap.
-                    if let (Target::Device(id), DeviceAction::Drop) = (&target, action) {
-                        if self.tap.drop_client(id) == 0 {
-                            self.notice(true, format!("no connection for client \"{id}\""));
-                        }
-                    } else {
-                        self.notice(true, format!("no device matches {target:?}"));
-                    }
-                }
-            }
+            Command::Device(target, action) => self.device_action(&target, action),
             Command::DropConnection(id) => {
                 if !self.tap.drop_connection(id) {
                     self.notice(true, format!("connection {id} is already closed"));
@@ -298,19 +332,9 @@ impl Engine {
                     "the broker is external: it cannot be stopped from here",
                 ),
             },
-            Command::StartBroker => {
-                if let Some(b) = &mut self.broker {
-                    match b.start_listener("--broker-port") {
-                        Ok(()) => self.sink.send(Event::Broker(BrokerState::Running {
-                            public: self.tap.local_addr(),
-                            upstream: b.addr().to_string(),
-                        })),
-                        Err(e) => self
-                            .sink
-                            .send(Event::Broker(BrokerState::Failed(e.to_string()))),
-                    }
-                }
-            }
+            Command::StartBroker => self.start_broker(),
+            Command::Inject(fault) => self.inject(fault, None),
+            Command::TimelineFault { index, fault } => self.inject(fault, Some(index)),
             Command::Export { path, rows } => {
                 let result = tokio::task::spawn_blocking({
                     let path = path.clone();
@@ -329,13 +353,305 @@ impl Engine {
         }
     }
 
+    fn start_broker(&mut self) {
+        if let Some(b) = &mut self.broker {
+            match b.start_listener("--broker-port") {
+                Ok(()) => self.sink.send(Event::Broker(BrokerState::Running {
+                    public: self.tap.local_addr(),
+                    upstream: b.addr().to_string(),
+                })),
+                Err(e) => self
+                    .sink
+                    .send(Event::Broker(BrokerState::Failed(e.to_string()))),
+            }
+        }
+    }
+
+    fn device_action(&self, target: &Target, action: DeviceAction) {
+        let mut n = 0;
+        for d in &self.devices {
+            let hit = match target {
+                Target::Device(id) => &d.client_id == id,
+                Target::Fleet(f) => &d.fleet == f,
+                Target::All => true,
+            };
+            if hit && d.ctl.try_send(action).is_ok() {
+                n += 1;
+            }
+        }
+        if n == 0 {
+            // Not a virtual device: an external client can still be dropped at the tap.
+            if let (Target::Device(id), DeviceAction::Drop) = (target, action) {
+                if self.tap.drop_client(id) == 0 {
+                    self.notice(true, format!("no connection for client \"{id}\""));
+                }
+            } else {
+                self.notice(true, format!("no device matches {target:?}"));
+            }
+        }
+    }
+
+    /// The tap's fault keys for a target (a fleet is its devices' client ids).
+    fn fault_keys(&self, target: &Target) -> Vec<FaultKey> {
+        match target {
+            Target::Device(id) => vec![FaultKey::Client(id.clone())],
+            Target::Fleet(f) => self
+                .devices
+                .iter()
+                .filter(|d| &d.fleet == f)
+                .map(|d| FaultKey::Client(d.client_id.clone()))
+                .collect(),
+            Target::All => vec![FaultKey::All],
+        }
+    }
+
+    /// Change the network faults of a target; after `duration`, undo that change.
+    fn net_fault(
+        &self,
+        target: &Target,
+        duration: Option<Duration>,
+        change: impl Fn(&mut NetFault),
+        undo: fn(&mut NetFault),
+    ) {
+        let keys = self.fault_keys(target);
+        let table = self.tap.faults().clone();
+        for k in &keys {
+            table.update(k.clone(), &change);
+        }
+        let generation = self.fault_generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.sink.send(Event::NetFaults(table.snapshot()));
+        if let Some(d) = duration {
+            let gen_now = self.fault_generation.clone();
+            let sink = self.sink.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                // A later change to the same faults wins over this timer.
+                if gen_now.load(Ordering::Relaxed) == generation {
+                    for k in keys {
+                        table.update(k, undo);
+                    }
+                    sink.send(Event::NetFaults(table.snapshot()));
+                }
+            });
+        }
+    }
+
+    /// Apply a fault and put a marker on the plots.
+    fn inject(&mut self, fault: Fault, timeline: Option<usize>) {
+        let dur = |d: &Option<crate::sim::scenario::Dur>| d.map(|d| d.0);
+        match &fault {
+            Fault::Disconnect(t) => self.device_action(t, DeviceAction::Disconnect),
+            Fault::Drop(t) => self.device_action(t, DeviceAction::Drop),
+            Fault::Reconnect(t) => self.device_action(t, DeviceAction::Reconnect),
+            Fault::Pause(t) => self.device_action(t, DeviceAction::Pause),
+            Fault::Resume(t) => self.device_action(t, DeviceAction::Resume),
+            Fault::StopAcking(t) => self.device_action(t, DeviceAction::StopAcking),
+            Fault::ResumeAcking(t) => self.device_action(t, DeviceAction::ResumeAcking),
+            Fault::Latency {
+                target,
+                ms,
+                jitter_ms,
+                duration,
+            } => {
+                let (ms, jitter_ms) = (*ms, *jitter_ms);
+                self.net_fault(
+                    target,
+                    dur(duration),
+                    move |f| {
+                        f.latency_ms = ms;
+                        f.jitter_ms = jitter_ms;
+                    },
+                    |f| {
+                        f.latency_ms = 0;
+                        f.jitter_ms = 0;
+                    },
+                );
+            }
+            Fault::Loss {
+                target,
+                drop_pct,
+                stall_pct,
+                stall_ms,
+                duration,
+            } => {
+                let (d, s, ms) = (
+                    drop_pct.clamp(0.0, 100.0),
+                    stall_pct.clamp(0.0, 100.0),
+                    *stall_ms,
+                );
+                self.net_fault(
+                    target,
+                    dur(duration),
+                    move |f| {
+                        f.drop_pct = d;
+                        f.stall_pct = s;
+                        f.stall_ms = ms;
+                    },
+                    |f| {
+                        f.drop_pct = 0.0;
+                        f.stall_pct = 0.0;
+                        f.stall_ms = 0;
+                    },
+                );
+            }
+            Fault::Bandwidth {
+                target,
+                bytes_per_s,
+                duration,
+            } => {
+                let bps = *bytes_per_s;
+                self.net_fault(
+                    target,
+                    dur(duration),
+                    move |f| f.bandwidth_bps = bps,
+                    |f| f.bandwidth_bps = 0,
+                );
+            }
+            Fault::Partition {
+                target,
+                duration,
+                hold,
+            } => {
+                let mode = if *hold {
+                    PartitionMode::Hold
+                } else {
+                    PartitionMode::Cut
+                };
+                self.net_fault(
+                    target,
+                    Some(duration.0),
+                    move |f| f.partition = Some(mode),
+                    |f| f.partition = None,
+                );
+            }
+            Fault::HalfDead { target, duration } => {
+                self.net_fault(
+                    target,
+                    dur(duration),
+                    |f| f.stalled = true,
+                    |f| f.stalled = false,
+                );
+            }
+            Fault::ClearNetwork(target) => {
+                for k in self.fault_keys(target) {
+                    self.tap.faults().set(k, NetFault::default());
+                }
+                self.fault_generation.fetch_add(1, Ordering::Relaxed);
+                self.sink
+                    .send(Event::NetFaults(self.tap.faults().snapshot()));
+            }
+            Fault::Takeover { client, hold } => {
+                tokio::spawn(takeover(
+                    client.clone(),
+                    self.tap.local_addr().port(),
+                    hold.0,
+                ));
+            }
+            Fault::RestartBroker => match &mut self.broker {
+                Some(b) => {
+                    b.stop_listener();
+                    self.start_broker();
+                }
+                None => self.notice(
+                    true,
+                    "the broker is external: it cannot be restarted from here",
+                ),
+            },
+            Fault::ColdRestartBroker => match &mut self.broker {
+                Some(b) => match b.cold_restart("--broker-port") {
+                    Ok(()) => self.sink.send(Event::Broker(BrokerState::Running {
+                        public: self.tap.local_addr(),
+                        upstream: b.addr().to_string(),
+                    })),
+                    Err(e) => self.notice(true, e.to_string()),
+                },
+                None => self.notice(
+                    true,
+                    "the broker is external: it cannot be restarted from here",
+                ),
+            },
+        }
+        self.sink.send(Event::Fault {
+            t_us: crate::tap::now_us(),
+            label: fault.label(),
+            timeline,
+        });
+    }
+
     async fn stop_devices(&mut self) {
+        if let Some(t) = self.timeline.take() {
+            t.abort();
+        }
         if self.devices.is_empty() {
             return;
         }
         crate::sim::stop(std::mem::take(&mut self.devices), Duration::from_secs(3)).await;
+        self.tap.faults().clear_all();
+        self.sink.send(Event::NetFaults(Vec::new()));
         self.sink.send(Event::ScenarioStopped);
     }
+}
+
+/// Run a scenario's timeline: each entry at its time, or after its device event.
+async fn run_timeline(
+    scenario: Box<Scenario>,
+    commands: mpsc::WeakSender<Command>,
+    mut states: broadcast::Receiver<(String, DeviceState)>,
+) {
+    let start = tokio::time::Instant::now();
+    let mut pending: Vec<(usize, crate::sim::scenario::TimelineEntry)> =
+        scenario.timeline.iter().cloned().enumerate().collect();
+    // Timed entries sleep on their own; event entries wait for their trigger.
+    let fire =
+        |index: usize, fault: Fault, delay: Duration, commands: mpsc::WeakSender<Command>| {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Some(tx) = commands.upgrade() {
+                    let _ = tx.send(Command::TimelineFault { index, fault }).await;
+                }
+            });
+        };
+    pending.retain(|(i, e)| match e.at {
+        Some(at) => {
+            let due = start + at.0 + e.delay.0;
+            fire(
+                *i,
+                e.fault.clone(),
+                due.saturating_duration_since(tokio::time::Instant::now()),
+                commands.clone(),
+            );
+            false
+        }
+        None => true,
+    });
+    while !pending.is_empty() {
+        let (id, state) = match states.recv().await {
+            Ok(x) => x,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        pending.retain(|(i, e)| match e.trigger() {
+            Some((want_id, want_state)) if want_id == id && want_state == state => {
+                fire(*i, e.fault.clone(), e.delay.0, commands.clone());
+                false
+            }
+            _ => true,
+        });
+    }
+}
+
+/// A second client with the same id connects through the tap, holds, then leaves.
+async fn takeover(client_id: String, port: u16, hold: Duration) {
+    let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut el) = rumqttc::AsyncClient::new(opts, 16);
+    let _ = tokio::time::timeout(hold, async {
+        // Until the original device takes its id back (the broker closes us).
+        while el.poll().await.is_ok() {}
+    })
+    .await;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), el.poll()).await;
 }
 
 fn split_host_port(addr: &str) -> (String, u16) {

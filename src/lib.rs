@@ -20,9 +20,18 @@ pub mod tap;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod ui;
 
-/// Versions of the main components, for the About dialog.
+/// Locked versions of the main components (from Cargo.lock at build time).
 pub mod about {
-    pub const RUMQTTD: &str = "0.20";
-    pub const RUMQTTC: &str = "0.25";
-    pub const EGUI: &str = "0.37";
+    pub const RUMQTTD: &str = env!("MQTT_WORKBENCH_RUMQTTD_VERSION");
+    pub const RUMQTTC: &str = env!("MQTT_WORKBENCH_RUMQTTC_VERSION");
+    pub const EGUI: &str = env!("MQTT_WORKBENCH_EGUI_VERSION");
+    pub const EFRAME: &str = env!("MQTT_WORKBENCH_EFRAME_VERSION");
+
+    /// One line for `--version`.
+    pub fn long_version() -> String {
+        format!(
+            "{} (rumqttd {RUMQTTD}, rumqttc {RUMQTTC}, egui {EGUI}, eframe {EFRAME})",
+            crate::VERSION
+        )
+    }
 }

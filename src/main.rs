@@ -7,12 +7,15 @@ use mqtt_workbench::broker::{Upstream, parse_broker_url};
 use mqtt_workbench::engine::EngineConfig;
 use mqtt_workbench::sim::Scenario;
 
+static LONG_VERSION: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(mqtt_workbench::about::long_version);
+
 /// MQTT Workbench: an embedded broker, a wire tap and virtual devices for
 /// designing and testing IoT systems before the hardware arrives.
 ///
 /// With no subcommand it opens the desktop window.
 #[derive(Parser)]
-#[command(name = "mqtt-workbench", version, about, long_about)]
+#[command(name = "mqtt-workbench", version, long_version = LONG_VERSION.as_str(), about, long_about)]
 struct Cli {
     /// Scenario to open in the window.
     scenario: Option<PathBuf>,
@@ -55,6 +58,8 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// List the shipped scenarios this installation finds.
+    Scenarios,
     /// Measure throughput, CPU and memory for N devices at R msg/s through tap and broker.
     Bench {
         #[arg(long, default_value_t = 1000)]
@@ -105,6 +110,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Cmd::Validate { files }) => return validate(&files),
+        Some(Cmd::Scenarios) => {
+            let found = mqtt_workbench::sim::shipped_scenarios();
+            if found.is_empty() {
+                eprintln!("no shipped scenarios found; looked in:");
+                for d in mqtt_workbench::sim::scenario_dirs() {
+                    eprintln!("  {}", d.display());
+                }
+                return ExitCode::FAILURE;
+            }
+            for p in found {
+                println!("{}", p.display());
+            }
+            return ExitCode::SUCCESS;
+        }
         Some(Cmd::Run {
             scenario,
             duration,

@@ -154,6 +154,17 @@ pub enum WireDetail {
     Closed(CloseReason),
 }
 
+/// What an injected network fault did to a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    /// Discarded: frame loss, or a partition in cut mode.
+    Dropped,
+    /// Forwarded this many milliseconds late (latency, jitter, stall, bandwidth not included).
+    Delayed(u32),
+    /// Held by a partition until it heals.
+    Held,
+}
+
 /// One decoded frame (or connection marker) seen by the tap.
 #[derive(Debug, Clone)]
 pub struct WireEvent {
@@ -173,6 +184,8 @@ pub struct WireEvent {
     /// Frame size on the wire in bytes.
     pub size: u32,
     pub detail: WireDetail,
+    /// Set when an injected network fault dropped, delayed or held this frame.
+    pub injected: Option<Injected>,
 }
 
 impl WireEvent {
@@ -209,8 +222,8 @@ impl DeviceState {
     }
 }
 
-/// What a device command acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a device command or fault acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Target {
     /// One virtual device by client id.
     Device(String),
@@ -233,6 +246,10 @@ pub enum DeviceAction {
     Pause,
     /// Resume publishing.
     Resume,
+    /// Stop acknowledging QoS 1/2 messages (the broker redelivers with DUP on reconnect).
+    StopAcking,
+    /// Acknowledge again.
+    ResumeAcking,
 }
 
 /// UI/CLI → engine.
@@ -250,11 +267,27 @@ pub enum Command {
     StopBroker,
     /// Start the embedded broker's listeners again.
     StartBroker,
+    /// Inject a fault (network, client or broker), from a click.
+    Inject(crate::sim::scenario::Fault),
+    /// Inject entry `index` of the running scenario's timeline.
+    TimelineFault {
+        index: usize,
+        fault: crate::sim::scenario::Fault,
+    },
     /// Write every captured message to a file (format from the extension).
     Export {
         path: PathBuf,
         rows: Arc<Vec<crate::export::ExportRow>>,
     },
+}
+
+/// A virtual device's new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceUpdate {
+    pub client_id: String,
+    /// The template id of its scenario entry.
+    pub fleet: String,
+    pub state: DeviceState,
 }
 
 /// Broker run state, for the status bar.
@@ -273,12 +306,8 @@ pub enum BrokerState {
 pub enum Event {
     /// A batch of wire events, in order.
     Wire(Vec<WireEvent>),
-    /// A virtual device changed state.
-    Device {
-        client_id: String,
-        fleet: String,
-        state: DeviceState,
-    },
+    /// Virtual devices changed state (batched, in order).
+    Devices(Vec<DeviceUpdate>),
     /// The scenario started with these devices (client id, fleet id).
     ScenarioStarted {
         name: String,
@@ -291,4 +320,13 @@ pub enum Event {
         error: bool,
         text: String,
     },
+    /// A fault was injected (by a click or the timeline): a marker for the plots.
+    Fault {
+        t_us: u64,
+        label: String,
+        /// Index in the scenario's timeline when the timeline fired it.
+        timeline: Option<usize>,
+    },
+    /// The network faults now in force, after any change.
+    NetFaults(Vec<(crate::tap::faults::FaultKey, crate::tap::faults::NetFault)>),
 }

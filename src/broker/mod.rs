@@ -26,6 +26,10 @@ pub enum BrokerError {
     },
     #[error("the embedded broker did not start listening on {0} within 5 s")]
     NotListening(SocketAddr),
+    #[error(
+        "{0} cold restarts already: rumqttd cannot free a router, restart MQTT Workbench for a fresh broker"
+    )]
+    TooManyColdRestarts(usize),
     #[error("cannot start the broker runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -69,6 +73,25 @@ pub struct EmbeddedBroker {
     factory: ServerFactory,
     listen: SocketAddr,
     listener_rt: Option<tokio::runtime::Runtime>,
+    cold_restarts: usize,
+}
+
+/// rumqttd's router thread cannot be stopped: each cold restart leaves the old
+/// one idle (blocked on its queue, a few MiB). Bound how many we leave behind.
+pub const MAX_COLD_RESTARTS: usize = 16;
+
+fn server_factory() -> ServerFactory {
+    let router = Router::new(0, router_config(100_000));
+    let router_tx = router.spawn();
+    Box::new(move |settings| {
+        let mut server = Server::new(settings, router_tx.clone(), V4);
+        Box::pin(async move {
+            server
+                .start(LinkType::Remote)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })
 }
 
 impl EmbeddedBroker {
@@ -78,21 +101,12 @@ impl EmbeddedBroker {
     pub fn start(listen: SocketAddr, flag: &'static str) -> Result<Self, BrokerError> {
         // Fail before spawning the router thread, which can never be stopped.
         drop(probe_bind(listen, flag)?);
-        let router = Router::new(0, router_config(100_000));
-        let router_tx = router.spawn();
-        let factory: ServerFactory = Box::new(move |settings| {
-            let mut server = Server::new(settings, router_tx.clone(), V4);
-            Box::pin(async move {
-                server
-                    .start(LinkType::Remote)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        });
+        let factory = server_factory();
         let mut broker = EmbeddedBroker {
             factory,
             listen,
             listener_rt: None,
+            cold_restarts: 0,
         };
         broker.start_listener(flag)?;
         Ok(broker)
@@ -144,6 +158,18 @@ impl EmbeddedBroker {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Ok(())
+    }
+
+    /// Restart from scratch on the same port: a new router, so every session,
+    /// queued message and retained message is gone (session_present = 0).
+    pub fn cold_restart(&mut self, flag: &'static str) -> Result<(), BrokerError> {
+        if self.cold_restarts >= MAX_COLD_RESTARTS {
+            return Err(BrokerError::TooManyColdRestarts(MAX_COLD_RESTARTS));
+        }
+        self.stop_listener();
+        self.cold_restarts += 1;
+        self.factory = server_factory();
+        self.start_listener(flag)
     }
 
     /// Close the listener and every client link; sessions stay in the router.

@@ -438,6 +438,7 @@ pub(crate) mod test_util {
             payload: None,
             size: 2,
             detail: WireDetail::None,
+            injected: None,
         }
     }
 

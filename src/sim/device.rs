@@ -10,7 +10,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
 use super::scenario::{Action, DeviceSpec, PublishSpec, expand};
 use crate::engine::EventSink;
-use crate::protocol::{DeviceAction, DeviceState, Event};
+use crate::protocol::{DeviceAction, DeviceState};
 
 /// Everything one device task needs to run.
 pub struct DevicePlan {
@@ -81,6 +81,8 @@ struct Device {
     reactions: Vec<ReactionRt>,
     state_since: Instant,
     paused: bool,
+    /// false: incoming QoS 1/2 messages are not acknowledged (the broker redelivers on reconnect).
+    acking: bool,
     sink: EventSink,
 }
 
@@ -149,16 +151,28 @@ impl Device {
             reactions,
             state_since: Instant::now(),
             paused: false,
+            acking: true,
             sink,
         }
     }
 
     fn set_state(&self, state: DeviceState) {
-        self.sink.send(Event::Device {
-            client_id: self.plan.client_id.clone(),
-            fleet: self.plan.fleet.clone(),
-            state,
-        });
+        self.sink
+            .device_state(&self.plan.client_id, &self.plan.fleet, state);
+    }
+
+    /// Pause/resume/acking commands that apply in every state.
+    fn control(&mut self, action: DeviceAction) {
+        match action {
+            DeviceAction::Pause => self.paused = true,
+            DeviceAction::Resume => {
+                self.paused = false;
+                self.schedule(Instant::now());
+            }
+            DeviceAction::StopAcking => self.acking = false,
+            DeviceAction::ResumeAcking => self.acking = true,
+            DeviceAction::Disconnect | DeviceAction::Drop | DeviceAction::Reconnect => {}
+        }
     }
 
     fn options(&self) -> MqttOptions {
@@ -171,6 +185,8 @@ impl Device {
         o.set_keep_alive(spec.keep_alive.0);
         o.set_clean_session(spec.clean_session);
         o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+        // We acknowledge ourselves, so a device can stop acknowledging on command.
+        o.set_manual_acks(true);
         if let Some(w) = &spec.will {
             let mut sampler = PayloadSampler::new(&w.payload, 1.0);
             let mut ctx = DeviceCtx::new(
@@ -334,9 +350,7 @@ async fn wait_for_reconnect(ctl: &mut mpsc::Receiver<DeviceAction>, dev: &mut De
         match ctl.recv().await {
             None => return Next::Stop,
             Some(DeviceAction::Reconnect) => return Next::Reconnect,
-            Some(DeviceAction::Pause) => dev.paused = true,
-            Some(DeviceAction::Resume) => dev.paused = false,
-            Some(_) => {}
+            Some(a) => dev.control(a),
         }
     }
 }
@@ -379,12 +393,7 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
                         dev.set_state(DeviceState::Offline);
                         break wait_for_reconnect(&mut ctl, &mut dev).await;
                     }
-                    Some(DeviceAction::Reconnect) => {}
-                    Some(DeviceAction::Pause) => dev.paused = true,
-                    Some(DeviceAction::Resume) => {
-                        dev.paused = false;
-                        dev.schedule(Instant::now());
-                    }
+                    Some(a) => dev.control(a),
                 },
                 ev = el.poll() => match ev {
                     Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
@@ -393,6 +402,9 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
                         dev.on_connected(&client);
                     }
                     Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                        if dev.acking {
+                            let _ = client.try_ack(&p);
+                        }
                         dev.react(&client, &p.topic, &p.payload);
                     }
                     Ok(_) => {}
@@ -410,9 +422,7 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
                                     dev.set_state(DeviceState::Offline);
                                     break wait_for_reconnect(&mut ctl, &mut dev).await;
                                 }
-                                Some(DeviceAction::Pause) => dev.paused = true,
-                                Some(DeviceAction::Resume) => dev.paused = false,
-                                Some(DeviceAction::Reconnect) => {}
+                                Some(a) => dev.control(a),
                             }
                         }
                     }

@@ -99,6 +99,215 @@ pub struct Scenario {
     #[serde(default)]
     pub seed: u64,
     pub devices: Vec<DeviceSpec>,
+    /// Faults scheduled at times or after device events.
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One scheduled fault: `at` a time after the scenario starts, or `after` a
+/// device event ("drone-3 connected", "car-7 offline"), plus an optional `delay`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineEntry {
+    #[serde(default)]
+    pub at: Option<Dur>,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub delay: Dur,
+    pub fault: Fault,
+}
+
+impl TimelineEntry {
+    /// The device event this entry waits for: (client id, state).
+    pub fn trigger(&self) -> Option<(String, crate::protocol::DeviceState)> {
+        let after = self.after.as_deref()?;
+        let (id, what) = after.trim().rsplit_once(' ')?;
+        use crate::protocol::DeviceState::*;
+        let state = match what {
+            "connected" => Connected,
+            "offline" | "disconnected" => Offline,
+            "reconnecting" => Reconnecting,
+            _ => return None,
+        };
+        Some((id.trim().to_string(), state))
+    }
+
+    pub fn when(&self) -> String {
+        match (&self.at, &self.after) {
+            (Some(at), _) => format!("at {at}"),
+            (None, Some(a)) if self.delay.0.is_zero() => format!("after {a}"),
+            (None, Some(a)) => format!("{} after {a}", self.delay),
+            _ => String::new(),
+        }
+    }
+}
+
+fn default_takeover_hold() -> Dur {
+    Dur::secs(5)
+}
+fn default_hold() -> bool {
+    true
+}
+
+/// A fault to inject: from the timeline, or a click in the window.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub enum Fault {
+    /// Graceful DISCONNECT (no will).
+    Disconnect(crate::protocol::Target),
+    /// Abrupt close without DISCONNECT (the will fires).
+    Drop(crate::protocol::Target),
+    Reconnect(crate::protocol::Target),
+    Pause(crate::protocol::Target),
+    Resume(crate::protocol::Target),
+    /// Stop sending PUBACK/PUBREC: the broker redelivers with DUP after a reconnect.
+    StopAcking(crate::protocol::Target),
+    ResumeAcking(crate::protocol::Target),
+    /// Added delay on every frame both ways; `duration` ends it (else until cleared).
+    Latency {
+        target: crate::protocol::Target,
+        ms: u32,
+        #[serde(default)]
+        jitter_ms: u32,
+        #[serde(default)]
+        duration: Option<Dur>,
+    },
+    /// `drop_pct`: frames discarded whole; `stall_pct`: frames held `stall_ms` (TCP-style loss).
+    Loss {
+        target: crate::protocol::Target,
+        #[serde(default)]
+        drop_pct: f64,
+        #[serde(default)]
+        stall_pct: f64,
+        #[serde(default)]
+        stall_ms: u32,
+        #[serde(default)]
+        duration: Option<Dur>,
+    },
+    Bandwidth {
+        target: crate::protocol::Target,
+        bytes_per_s: u64,
+        #[serde(default)]
+        duration: Option<Dur>,
+    },
+    /// Nothing passes for `duration`; `hold: true` delivers it afterwards, false discards it.
+    Partition {
+        target: crate::protocol::Target,
+        duration: Dur,
+        #[serde(default = "default_hold")]
+        hold: bool,
+    },
+    /// The tap stops reading: keepalive expires at the broker (1.5 × keepalive), the will fires.
+    HalfDead {
+        target: crate::protocol::Target,
+        #[serde(default)]
+        duration: Option<Dur>,
+    },
+    /// Remove every network fault of a target.
+    ClearNetwork(crate::protocol::Target),
+    /// A second client connects with the same id and holds the session for `hold`.
+    Takeover {
+        client: String,
+        #[serde(default = "default_takeover_hold")]
+        hold: Dur,
+    },
+    /// Restart the broker's listeners: every client is cut, sessions are kept.
+    RestartBroker,
+    /// Restart the broker from scratch: sessions, queued messages and retained messages are lost.
+    ColdRestartBroker,
+}
+
+impl Fault {
+    pub fn label(&self) -> String {
+        use crate::protocol::Target;
+        let t = |t: &Target| match t {
+            Target::Device(d) => d.clone(),
+            Target::Fleet(f) => format!("fleet {f}"),
+            Target::All => "everyone".into(),
+        };
+        let dur = |d: &Option<Dur>| d.map(|d| format!(" for {d}")).unwrap_or_default();
+        match self {
+            Fault::Disconnect(x) => format!("disconnect {}", t(x)),
+            Fault::Drop(x) => format!("drop {}", t(x)),
+            Fault::Reconnect(x) => format!("reconnect {}", t(x)),
+            Fault::Pause(x) => format!("pause {}", t(x)),
+            Fault::Resume(x) => format!("resume {}", t(x)),
+            Fault::StopAcking(x) => format!("{} stops acking", t(x)),
+            Fault::ResumeAcking(x) => format!("{} acks again", t(x)),
+            Fault::Latency {
+                target,
+                ms,
+                jitter_ms,
+                duration,
+            } => {
+                format!(
+                    "latency {ms}±{jitter_ms} ms on {}{}",
+                    t(target),
+                    dur(duration)
+                )
+            }
+            Fault::Loss {
+                target,
+                drop_pct,
+                stall_pct,
+                stall_ms,
+                duration,
+            } => format!(
+                "loss on {}: drop {drop_pct}%, stall {stall_pct}% by {stall_ms} ms{}",
+                t(target),
+                dur(duration)
+            ),
+            Fault::Bandwidth {
+                target,
+                bytes_per_s,
+                duration,
+            } => {
+                format!(
+                    "bandwidth {bytes_per_s} B/s on {}{}",
+                    t(target),
+                    dur(duration)
+                )
+            }
+            Fault::Partition {
+                target,
+                duration,
+                hold,
+            } => format!(
+                "partition {} for {duration} ({})",
+                t(target),
+                if *hold { "held" } else { "cut" }
+            ),
+            Fault::HalfDead { target, duration } => {
+                format!("{} half-dead{}", t(target), dur(duration))
+            }
+            Fault::ClearNetwork(x) => format!("clear network faults of {}", t(x)),
+            Fault::Takeover { client, hold } => {
+                format!("client-id takeover of {client} for {hold}")
+            }
+            Fault::RestartBroker => "broker restart (sessions kept)".into(),
+            Fault::ColdRestartBroker => "broker cold restart (sessions lost)".into(),
+        }
+    }
+
+    /// Targets named by this fault (for validation).
+    pub fn target(&self) -> Option<&crate::protocol::Target> {
+        match self {
+            Fault::Disconnect(t)
+            | Fault::Drop(t)
+            | Fault::Reconnect(t)
+            | Fault::Pause(t)
+            | Fault::Resume(t)
+            | Fault::StopAcking(t)
+            | Fault::ResumeAcking(t)
+            | Fault::ClearNetwork(t) => Some(t),
+            Fault::Latency { target, .. }
+            | Fault::Loss { target, .. }
+            | Fault::Bandwidth { target, .. }
+            | Fault::Partition { target, .. }
+            | Fault::HalfDead { target, .. } => Some(target),
+            Fault::Takeover { .. } | Fault::RestartBroker | Fault::ColdRestartBroker => None,
+        }
+    }
 }
 
 /// One device, or a fleet of `count` devices built from the same template.
@@ -443,6 +652,58 @@ impl Scenario {
                 let _ = known;
             }
         }
+        let fleets: HashSet<&str> = self.devices.iter().map(|d| d.id.as_str()).collect();
+        for (k, entry) in self.timeline.iter().enumerate() {
+            let here = |message: String| {
+                let needle = entry
+                    .after
+                    .as_ref()
+                    .map(|a| format!("\"{a}\""))
+                    .or_else(|| entry.at.map(|_| "at:".to_string()))
+                    .unwrap_or_else(|| "timeline".into());
+                err(&needle, format!("timeline entry {}: {message}", k + 1))
+            };
+            match (&entry.at, &entry.after) {
+                (Some(_), Some(_)) => {
+                    return Err(here("expected either `at` or `after`, not both".into()));
+                }
+                (None, None) => {
+                    return Err(here(
+                        "expected `at: \"30s\"` or `after: \"<client id> connected\"`".into(),
+                    ));
+                }
+                (None, Some(a)) => match entry.trigger() {
+                    Some((id, _)) if seen.contains(&id) => {}
+                    Some((id, _)) => {
+                        return Err(here(format!(
+                            "`after` names \"{id}\", which is not a device of this scenario"
+                        )));
+                    }
+                    None => {
+                        return Err(here(format!(
+                            "`after: \"{a}\"`: expected \"<client id> connected\", \"<client id> offline\" or \"<client id> reconnecting\""
+                        )));
+                    }
+                },
+                (Some(_), None) => {}
+            }
+            match entry.fault.target() {
+                Some(crate::protocol::Target::Device(d)) if !seen.contains(d) => {
+                    return Err(here(format!("no device \"{d}\" in this scenario")));
+                }
+                Some(crate::protocol::Target::Fleet(f)) if !fleets.contains(f.as_str()) => {
+                    return Err(here(format!(
+                        "no fleet \"{f}\" in this scenario (use the device entry's id, e.g. \"drone-{{i}}\")"
+                    )));
+                }
+                _ => {}
+            }
+            if let Fault::Takeover { client, .. } = &entry.fault
+                && !seen.contains(client)
+            {
+                return Err(here(format!("no device \"{client}\" in this scenario")));
+            }
+        }
         Ok(())
     }
 }
@@ -547,6 +808,35 @@ mod tests {
         let e = parse("Scenario(name: \"x\", devices: [(id: \"a\",\n publish: [(topic: \"a/+\", payload: Text(\"1\"))])])").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("wildcards"), "{e}");
+    }
+
+    #[test]
+    fn timeline_entries_parse_and_are_checked() {
+        let ok = parse(
+            r#"Scenario(name: "x", devices: [(id: "d-{i}", count: 2)], timeline: [
+                (at: "2s", fault: Partition(target: Fleet("d-{i}"), duration: "5s")),
+                (after: "d-1 connected", delay: "1s", fault: Drop(Device("d-2"))),
+                (at: "9s", fault: Latency(target: All, ms: 200, duration: "3s")),
+                (at: "10s", fault: ColdRestartBroker),
+            ])"#,
+        )
+        .unwrap();
+        assert_eq!(ok.timeline.len(), 4);
+        assert_eq!(
+            ok.timeline[1].trigger(),
+            Some(("d-1".into(), crate::protocol::DeviceState::Connected))
+        );
+        assert!(matches!(
+            ok.timeline[0].fault,
+            Fault::Partition { hold: true, .. }
+        ));
+        let e = parse("Scenario(name: \"x\", devices: [(id: \"a\")], timeline: [\n (after: \"b connected\", fault: Drop(Device(\"a\")))])")
+            .unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("not a device"), "{e}");
+        let e = parse("Scenario(name: \"x\", devices: [(id: \"a\")], timeline: [(at: \"1s\", fault: Drop(Device(\"zz\")))])")
+            .unwrap_err();
+        assert!(e.message.contains("no device \"zz\""), "{e}");
     }
 
     #[test]

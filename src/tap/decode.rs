@@ -31,14 +31,14 @@ fn qos_u8(q: rumqttc::QoS) -> u8 {
     q as u8
 }
 
-/// Decode every complete frame at the front of `buf`, calling `record` for each.
-/// A CONNECT sets the connection's client id.
+/// Decode every complete frame at the front of `buf`, calling `record` for each
+/// with the frame's byte range in `buf`. A CONNECT sets the connection's client id.
 pub fn decode_frames(
     buf: &[u8],
     dir: Direction,
     conn: ConnId,
     client_id: &OnceLock<Arc<str>>,
-    record: &mut dyn FnMut(WireEvent),
+    record: &mut dyn FnMut(WireEvent, std::ops::Range<usize>),
 ) -> DecodeOutcome {
     let mut consumed = 0;
     let t_us = now_us();
@@ -64,7 +64,7 @@ pub fn decode_frames(
         // from pinning the whole read buffer in memory.
         let frame = Bytes::copy_from_slice(&rest[..len]);
         match decode_one(header, frame, dir, conn, client_id, t_us) {
-            Ok(ev) => record(ev),
+            Ok(ev) => record(ev, consumed..consumed + len),
             Err(e) => {
                 return DecodeOutcome {
                     consumed,
@@ -99,6 +99,7 @@ fn decode_one(
         payload: None,
         size,
         detail: WireDetail::None,
+        injected: None,
     };
     match header.packet_type()? {
         PacketType::Connect => {
@@ -221,9 +222,13 @@ mod tests {
         let mut out = Vec::new();
         // Only part of the second frame is here: one frame decodes.
         let cut = bytes.len() - 2;
-        let o = decode_frames(&bytes[..cut], Direction::ClientToBroker, 1, &id, &mut |e| {
-            out.push(e)
-        });
+        let o = decode_frames(
+            &bytes[..cut],
+            Direction::ClientToBroker,
+            1,
+            &id,
+            &mut |e, _| out.push(e),
+        );
         assert!(o.error.is_none());
         assert_eq!(out.len(), 1);
         assert_eq!(&*id.get().unwrap().clone(), "dev-1");
@@ -246,7 +251,7 @@ mod tests {
             Direction::ClientToBroker,
             1,
             &id,
-            &mut |e| out.push(e),
+            &mut |e, _| out.push(e),
         );
         assert_eq!(o.consumed + o2.consumed, bytes.len());
         let p = &out[1];
@@ -264,7 +269,7 @@ mod tests {
             Direction::ClientToBroker,
             1,
             &id,
-            &mut |_| {},
+            &mut |_, _| {},
         );
         assert!(o.error.is_some());
         assert_eq!(o.consumed, 0);

@@ -6,21 +6,30 @@
 //! records it as a [`WireEvent`]. It can cut a connection abruptly on command.
 
 mod decode;
+pub mod faults;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use bytes::BytesMut;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
 use crate::engine::Recorder;
-use crate::protocol::{CloseReason, ConnId, Direction, PacketKind, WireDetail, WireEvent};
+use crate::protocol::{
+    CloseReason, ConnId, Direction, Injected, PacketKind, WireDetail, WireEvent,
+};
+use faults::{FaultTable, FaultView, PartitionMode};
 
 pub use decode::{decode_frames, now_us};
 
@@ -38,6 +47,7 @@ pub struct Tap {
     local_addr: SocketAddr,
     conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>>,
     accept_task: tokio::task::JoinHandle<()>,
+    faults: Arc<FaultTable>,
 }
 
 /// Shared state of one proxied connection.
@@ -46,6 +56,7 @@ struct ConnCtx {
     client_id: Arc<OnceLock<Arc<str>>>,
     disconnect_seen: AtomicBool,
     rec: Recorder,
+    faults: Arc<FaultTable>,
 }
 
 impl ConnCtx {
@@ -71,6 +82,7 @@ impl ConnCtx {
             payload: None,
             size: 0,
             detail,
+            injected: None,
         });
     }
 }
@@ -85,8 +97,10 @@ impl Tap {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
         let conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>> = Arc::default();
+        let faults: Arc<FaultTable> = Arc::default();
         let next_id = Arc::new(AtomicU64::new(1));
         let conns2 = conns.clone();
+        let faults2 = faults.clone();
         let accept_task = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match listener.accept().await {
@@ -104,6 +118,7 @@ impl Tap {
                     client_id: Arc::default(),
                     disconnect_seen: AtomicBool::new(false),
                     rec: rec.clone(),
+                    faults: faults2.clone(),
                 });
                 let kill = Arc::new(Notify::new());
                 conns2.lock().insert(
@@ -125,7 +140,23 @@ impl Tap {
             local_addr,
             conns,
             accept_task,
+            faults,
         })
+    }
+
+    /// The network faults applied to proxied connections (set and clear while running).
+    pub fn faults(&self) -> &Arc<FaultTable> {
+        &self.faults
+    }
+
+    /// Connection ids currently proxied for `client_id`.
+    pub fn connections_of(&self, client_id: &str) -> Vec<ConnId> {
+        self.conns
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.client_id.get().is_some_and(|id| &**id == client_id))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -212,47 +243,156 @@ async fn proxy(
     ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
 }
 
-/// Copy one direction, decoding and recording every complete frame.
-/// Ok(()) on EOF from the reading side.
+/// Bytes to forward, not before `due`.
+struct Outgoing {
+    due: Instant,
+    bytes: Bytes,
+}
+
+/// Frames queued between a pump's reader and writer; a full queue stops the
+/// reader, so a held partition pushes back on the sender through TCP.
+const QUEUE_FRAMES: usize = 1024;
+
+/// Copy one direction, decoding and recording every complete frame and
+/// applying the connection's network faults. Ok(()) on EOF from the reading
+/// side, once everything read has been written.
 async fn pump(
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    dir: Direction,
+    ctx: &ConnCtx,
+) -> Result<(), CloseReason> {
+    let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
+    let reader = read_side(from, tx, dir, ctx);
+    let writer = write_side(to, rx, ctx);
+    tokio::try_join!(reader, writer).map(|_| ())
+}
+
+async fn read_side(
     mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    tx: mpsc::Sender<Outgoing>,
     dir: Direction,
     ctx: &ConnCtx,
 ) -> Result<(), CloseReason> {
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut passthrough = false;
+    let mut view = FaultView::new(ctx.faults.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(ctx.id.wrapping_mul(2) + dir as u64);
+    let mut last_due = Instant::now();
+    let closed = |_| CloseReason::Error("tap writer stopped".into());
     loop {
+        // Half-dead: stop reading, so the peer's keepalive runs out.
+        while view.refresh(ctx.id, &ctx.client_id()).stalled {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let n = from
             .read_buf(&mut buf)
             .await
             .map_err(|e| CloseReason::Error(e.to_string()))?;
         if n == 0 {
-            let _ = to.shutdown().await;
-            return Ok(());
+            return Ok(()); // dropping tx lets the writer drain and shut down
         }
-        let ready = if passthrough {
-            buf.split()
-        } else {
-            let outcome = decode_frames(&buf, dir, ctx.id, &ctx.client_id, &mut |ev| {
-                if ev.kind == PacketKind::Disconnect {
-                    ctx.disconnect_seen.store(true, Ordering::Relaxed);
-                }
-                ctx.rec.record(ev)
-            });
-            if let Some(err) = outcome.error {
+        let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
+        if passthrough {
+            let due = last_due.max(Instant::now());
+            tx.send(Outgoing {
+                due,
+                bytes: buf.split().freeze(),
+            })
+            .await
+            .map_err(closed)?;
+            continue;
+        }
+        let mut frames = Vec::new();
+        let outcome = decode_frames(&buf, dir, ctx.id, &ctx.client_id, &mut |ev, range| {
+            if ev.kind == PacketKind::Disconnect {
+                ctx.disconnect_seen.store(true, Ordering::Relaxed);
+            }
+            frames.push((ev, range));
+        });
+        let consumed = match outcome.error {
+            Some(err) => {
                 // Not MQTT 3.1.1 as we know it: keep forwarding, stop decoding.
                 tracing::warn!(conn = ctx.id, "tap stops decoding: {err}");
                 passthrough = true;
-                buf.split()
-            } else {
-                buf.split_to(outcome.consumed)
+                buf.len()
             }
+            None => outcome.consumed,
         };
-        if !ready.is_empty() {
-            to.write_all(&ready)
-                .await
-                .map_err(|e| CloseReason::Error(e.to_string()))?;
+        let chunk = buf.split_to(consumed).freeze();
+        if fault.is_clear() {
+            for (ev, _) in frames {
+                ctx.rec.record(ev);
+            }
+            if !chunk.is_empty() {
+                let due = last_due.max(Instant::now());
+                tx.send(Outgoing { due, bytes: chunk })
+                    .await
+                    .map_err(closed)?;
+            }
+            continue;
+        }
+        for (mut ev, range) in frames {
+            let now = Instant::now();
+            let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
+            if lost || fault.partition == Some(PartitionMode::Cut) {
+                ev.injected = Some(Injected::Dropped);
+                ctx.rec.record(ev);
+                continue;
+            }
+            let mut delay_ms = fault.latency_ms as u64;
+            if fault.jitter_ms > 0 {
+                delay_ms += rng.random_range(0..=fault.jitter_ms as u64);
+            }
+            if fault.stall_pct > 0.0 && rng.random_range(0.0..100.0) < fault.stall_pct {
+                delay_ms += fault.stall_ms as u64;
+            }
+            ev.injected = if fault.partition == Some(PartitionMode::Hold) {
+                Some(Injected::Held)
+            } else if delay_ms > 0 {
+                Some(Injected::Delayed(delay_ms as u32))
+            } else {
+                None
+            };
+            ctx.rec.record(ev);
+            // Keep order: a frame never overtakes one read before it.
+            let due = (now + Duration::from_millis(delay_ms)).max(last_due);
+            last_due = due;
+            tx.send(Outgoing {
+                due,
+                bytes: chunk.slice(range),
+            })
+            .await
+            .map_err(closed)?;
         }
     }
+}
+
+async fn write_side(
+    mut to: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    ctx: &ConnCtx,
+) -> Result<(), CloseReason> {
+    let mut view = FaultView::new(ctx.faults.clone());
+    while let Some(out) = rx.recv().await {
+        tokio::time::sleep_until(out.due).await;
+        // A held partition (or a half-dead peer) lets nothing through until it ends.
+        loop {
+            let f = view.refresh(ctx.id, &ctx.client_id());
+            if f.partition == Some(PartitionMode::Hold) || f.stalled {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            } else {
+                break;
+            }
+        }
+        let bps = view.current.bandwidth_bps;
+        if bps > 0 {
+            tokio::time::sleep(Duration::from_secs_f64(out.bytes.len() as f64 / bps as f64)).await;
+        }
+        to.write_all(&out.bytes)
+            .await
+            .map_err(|e| CloseReason::Error(e.to_string()))?;
+    }
+    let _ = to.shutdown().await;
+    Ok(())
 }

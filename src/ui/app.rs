@@ -11,6 +11,7 @@ use egui::{Color32, RichText};
 use serde::{Deserialize, Serialize};
 
 use super::devices::{DeviceList, DevicesPanel};
+use super::faults::FaultLog;
 use super::log::LogPanel;
 use super::qos::QosPanel;
 use super::sessions::SessionsPanel;
@@ -168,6 +169,7 @@ pub struct WorkbenchApp {
     traffic: TrafficPanel,
     devices_panel: DevicesPanel,
     pending: Vec<Command>,
+    pub faults: FaultLog,
     frames: FrameStats,
     logic_started: Option<Instant>,
     repaint_ctx: egui::Context,
@@ -229,6 +231,7 @@ impl WorkbenchApp {
             traffic: TrafficPanel::default(),
             devices_panel: DevicesPanel::default(),
             pending: Vec::new(),
+            faults: FaultLog::default(),
             frames: FrameStats::default(),
             logic_started: None,
             repaint_ctx: cc.egui_ctx.clone(),
@@ -309,6 +312,7 @@ impl WorkbenchApp {
             Ok(s) => {
                 self.capture.clear();
                 self.devices.clear();
+                self.faults.clear();
                 self.topics = TopicsPanel::default();
                 self.sessions = SessionsPanel::default();
                 self.qos = QosPanel::default();
@@ -385,11 +389,17 @@ impl WorkbenchApp {
             };
             match ev {
                 Event::Wire(batch) => self.capture.ingest_batch(batch),
-                Event::Device {
-                    client_id,
-                    fleet,
-                    state,
-                } => self.devices.set(client_id, fleet, state),
+                Event::Devices(batch) => {
+                    for d in batch {
+                        self.devices.set(d.client_id, d.fleet, d.state);
+                    }
+                }
+                Event::Fault {
+                    t_us,
+                    label,
+                    timeline,
+                } => self.faults.record(t_us, label, timeline),
+                Event::NetFaults(rules) => self.faults.net = rules,
                 Event::ScenarioStarted { devices, .. } => self.devices.declare(devices),
                 Event::ScenarioStopped => self.devices.stop_all(),
                 Event::Broker(state) => self.broker = state,
@@ -509,11 +519,19 @@ impl WorkbenchApp {
                     }
                     if ui
                         .add_enabled(running, egui::Button::new("Restart (keeps sessions)"))
+                        .on_hover_text("Every client is cut; persistent sessions are kept (session present on reconnect)")
                         .clicked()
                     {
                         ui.close();
-                        self.pending.push(Command::StopBroker);
-                        self.pending.push(Command::StartBroker);
+                        self.pending.push(Command::Inject(crate::sim::scenario::Fault::RestartBroker));
+                    }
+                    if ui
+                        .add_enabled(running, egui::Button::new("Cold restart (loses sessions)"))
+                        .on_hover_text("A fresh broker: sessions, queued and retained messages are lost")
+                        .clicked()
+                    {
+                        ui.close();
+                        self.pending.push(Command::Inject(crate::sim::scenario::Fault::ColdRestartBroker));
                     }
                 });
                 if ui.button("Change port…").clicked() {
@@ -816,8 +834,13 @@ impl eframe::App for WorkbenchApp {
                 .size_range(220.0..=600.0)
                 .show(ui, |ui| {
                     let before = self.devices_panel.selected.clone();
-                    self.devices_panel
-                        .ui(ui, &self.capture, &mut self.devices, &mut self.pending);
+                    self.devices_panel.ui(
+                        ui,
+                        &self.capture,
+                        &mut self.devices,
+                        &self.faults,
+                        &mut self.pending,
+                    );
                     if self.devices_panel.selected != before
                         && self.devices_panel.selected.is_some()
                     {
@@ -831,8 +854,25 @@ impl eframe::App for WorkbenchApp {
                 .default_size(170.0)
                 .size_range(100.0..=500.0)
                 .show(ui, |ui| {
-                    self.traffic
-                        .ui(ui, &self.capture, &self.topics.plotted_topics());
+                    let timeline = self
+                        .running
+                        .as_ref()
+                        .map(|r| r.scenario.timeline.as_slice())
+                        .unwrap_or_default();
+                    if !timeline.is_empty() {
+                        egui::Panel::right("timeline")
+                            .resizable(true)
+                            .default_size(420.0)
+                            .show(ui, |ui| {
+                                super::faults::timeline_ui(ui, timeline, &self.faults)
+                            });
+                    }
+                    self.traffic.ui(
+                        ui,
+                        &self.capture,
+                        &self.topics.plotted_topics(),
+                        &self.faults,
+                    );
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| {

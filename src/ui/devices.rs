@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use egui::{Color32, RichText};
 
+use super::faults::{FaultLog, NetControls};
 use crate::capture::Capture;
 use crate::protocol::{Command, DeviceAction, DeviceState, Target};
 
@@ -112,7 +113,10 @@ pub fn state_color(state: Option<DeviceState>) -> Color32 {
 #[derive(Default)]
 pub struct DevicesPanel {
     pub selected: Option<String>,
+    /// A fleet chosen as the fault target (its template id).
+    selected_fleet: Option<String>,
     filter: String,
+    net: NetControls,
 }
 
 impl DevicesPanel {
@@ -121,6 +125,7 @@ impl DevicesPanel {
         ui: &mut egui::Ui,
         capture: &Capture,
         devices: &mut DeviceList,
+        faults: &FaultLog,
         out: &mut Vec<Command>,
     ) {
         // Pause state is view state; the engine only hears Pause/Resume.
@@ -143,7 +148,8 @@ impl DevicesPanel {
                 .desired_width(f32::INFINITY),
         );
         ui.separator();
-        self.selected_ui(ui, capture, devices, out, &mut pause_change);
+        self.selected_ui(ui, capture, devices, faults, out, &mut pause_change);
+        self.fleet_faults_ui(ui, faults, out);
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             if devices.is_empty() {
                 ui.weak("No virtual devices: open a scenario (File → Open scenario…).");
@@ -161,6 +167,10 @@ impl DevicesPanel {
                         let target = Target::Fleet(fleet.clone());
                         ui.horizontal_wrapped(|ui| {
                             fleet_buttons(ui, &target, devices, out, &mut pause_change);
+                            let chosen = self.selected_fleet.as_deref() == Some(fleet.as_str());
+                            if ui.selectable_label(chosen, "Network faults").on_hover_text("Latency, loss, partitions… for the whole fleet").clicked() {
+                                self.selected_fleet = if chosen { None } else { Some(fleet.clone()) };
+                            }
                         });
                         let visible: Vec<&String> = ids.iter().filter(|id| self.matches(id)).collect();
                         let row_h = ui.spacing().interact_size.y;
@@ -229,11 +239,30 @@ impl DevicesPanel {
         });
     }
 
+    fn fleet_faults_ui(&mut self, ui: &mut egui::Ui, faults: &FaultLog, out: &mut Vec<Command>) {
+        let Some(fleet) = self.selected_fleet.clone() else {
+            return;
+        };
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(format!("Fleet {fleet}")).strong());
+                if ui.small_button("Close").clicked() {
+                    self.selected_fleet = None;
+                }
+            });
+            let current = faults.net.iter().find(|(k, _)| matches!(k, crate::tap::faults::FaultKey::Client(c) if fleet_matches(&fleet, c))).map(|(_, f)| f);
+            self.net.ui(ui, &Target::Fleet(fleet.clone()), current, out);
+        });
+        ui.separator();
+    }
+
     fn selected_ui(
         &mut self,
         ui: &mut egui::Ui,
         capture: &Capture,
         devices: &DeviceList,
+        faults: &FaultLog,
         out: &mut Vec<Command>,
         pause_change: &mut Option<(Target, bool)>,
     ) {
@@ -314,8 +343,29 @@ impl DevicesPanel {
                     ui.weak("external client, offline");
                 }
             });
+            egui::CollapsingHeader::new("Network and client faults")
+                .id_salt("device-faults")
+                .default_open(faults.net_for(&id).is_some())
+                .show(ui, |ui| {
+                    self.net.ui(ui, &target, faults.net_for(&id), out);
+                });
         });
         ui.separator();
+    }
+}
+
+/// Whether a client id belongs to a fleet template like "drone-{i}".
+fn fleet_matches(template: &str, id: &str) -> bool {
+    match template.split_once("{i}") {
+        Some((pre, post)) => {
+            id.len() > pre.len() + post.len()
+                && id.starts_with(pre)
+                && id.ends_with(post)
+                && id[pre.len()..id.len() - post.len()]
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+        }
+        None => template == id,
     }
 }
 

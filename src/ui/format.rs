@@ -74,6 +74,17 @@ pub fn preview(payload: &[u8], max_chars: usize) -> String {
     }
 }
 
+/// Sort key for ids that end in numbers: "car-2" before "car-10".
+pub fn natural_key(s: &str) -> (String, u64, String) {
+    let trimmed = s.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = &s[trimmed.len()..];
+    (
+        trimmed.to_string(),
+        digits.parse().unwrap_or(0),
+        s.to_string(),
+    )
+}
+
 pub fn pretty_json(payload: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
     if !(v.is_object() || v.is_array()) {
@@ -156,6 +167,9 @@ mod tests {
     fn formats() {
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(count(12), "12");
+        let mut ids = vec!["car-10", "car-2", "app", "car-1"];
+        ids.sort_by_key(|s| natural_key(s));
+        assert_eq!(ids, ["app", "car-1", "car-2", "car-10"]);
         assert_eq!(
             time_of_day(((13 * 3600 + 5 * 60 + 9) * 1000 + 42) * 1000),
             "13:05:09.042"

@@ -3,6 +3,7 @@
 
 mod app;
 mod devices;
+mod faults;
 mod format;
 mod log;
 mod qos;

@@ -27,8 +27,8 @@ impl QosPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture) {
         egui::Panel::bottom("flow-timeline")
             .resizable(true)
-            .default_size(260.0)
-            .size_range(160.0..=600.0)
+            .default_size(300.0)
+            .size_range(160.0..=700.0)
             .show(ui, |ui| {
                 match self.selected.and_then(|id| capture.flows.get(id)) {
                     Some(f) => timeline_ui(ui, capture, f),
@@ -77,10 +77,10 @@ impl QosPanel {
             .column(Column::exact(96.0))
             .column(Column::exact(150.0))
             .column(Column::initial(160.0).resizable(true))
-            .column(Column::initial(200.0).resizable(true))
+            .column(Column::initial(190.0).resizable(true))
             .column(Column::exact(36.0))
             .column(Column::exact(44.0))
-            .column(Column::initial(230.0).resizable(true))
+            .column(Column::initial(300.0).resizable(true))
             .column(Column::exact(70.0))
             .column(Column::remainder())
             .header(20.0, |mut h| {
@@ -252,7 +252,7 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
         );
     }
     let width = ui.available_width().max(200.0);
-    let (rect, _) = ui.allocate_exact_size(vec2(width, 46.0), egui::Sense::hover());
+    let (rect, _) = ui.allocate_exact_size(vec2(width, 52.0), egui::Sense::hover());
     let painter = ui.painter_at(rect);
     let visuals = ui.visuals();
     let y = rect.center().y;

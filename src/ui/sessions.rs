@@ -13,6 +13,7 @@ pub struct SessionsPanel {
     filter: String,
     pub selected: Option<String>,
     only_connected: bool,
+    order: Vec<String>,
 }
 
 impl SessionsPanel {
@@ -53,9 +54,15 @@ impl SessionsPanel {
             ui.checkbox(&mut self.only_connected, "connected only");
         });
         let f = self.filter.to_lowercase();
-        let ids: Vec<&Session> = capture
-            .sessions
-            .values()
+        // Natural order (car-2 before car-10), re-sorted only when clients appear.
+        if self.order.len() != capture.sessions.len() {
+            self.order = capture.sessions.keys().cloned().collect();
+            self.order.sort_by_cached_key(|id| format::natural_key(id));
+        }
+        let ids: Vec<&Session> = self
+            .order
+            .iter()
+            .filter_map(|id| capture.sessions.get(id))
             .filter(|s| {
                 (f.is_empty() || s.client_id.to_lowercase().contains(&f))
                     && (!self.only_connected || s.connected)

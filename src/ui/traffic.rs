@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 
+use super::faults::FaultLog;
 use super::format;
 use crate::capture::Capture;
 
@@ -14,7 +15,13 @@ pub struct TrafficPanel {
 }
 
 impl TrafficPanel {
-    pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture, topics: &[String]) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        capture: &Capture,
+        topics: &[String],
+        faults: &FaultLog,
+    ) {
         if self.window_s == 0 {
             self.window_s = 300;
         }
@@ -72,6 +79,13 @@ impl TrafficPanel {
                 p.line(Line::new("delivered", PlotPoints::from(delivered)));
                 for (t, pts) in per_topic {
                     p.line(Line::new(t, PlotPoints::from(pts)));
+                }
+                // A marker for every injected fault in the window.
+                for (t_us, label) in faults.markers.iter().filter(|(t, _)| t / 1_000_000 >= from) {
+                    p.vline(
+                        VLine::new(format!("fault: {label}"), *t_us as f64 / 1e6)
+                            .color(egui::Color32::from_rgb(255, 152, 0)),
+                    );
                 }
             });
     }

@@ -1,0 +1,225 @@
+//! Network faults the tap injects per connection.
+//!
+//! What each fault does, precisely (MQTT runs over TCP, so "loss" has two meanings):
+//! - `latency_ms` + `jitter_ms`: every frame is forwarded that much later (order kept).
+//! - `drop_pct`: each frame is discarded whole with this probability: an MQTT packet
+//!   vanishes on a live connection (like a broken middlebox). QoS 1/2 only recover
+//!   on reconnect (MQTT 3.1.1 resends unacknowledged messages then, with DUP).
+//! - `stall_pct` + `stall_ms`: each frame is held `stall_ms` with this probability,
+//!   what real packet loss looks like through TCP retransmission.
+//! - `bandwidth_bps`: frames are paced to this many bytes per second.
+//! - `partition`: no frame passes; `Hold` buffers them (bounded) until it heals,
+//!   `Cut` discards them. The TCP connections stay up.
+//! - `stalled` ("half-dead"): the tap stops reading both sockets, so nothing
+//!   flows and the broker's keepalive timer (1.5 × keepalive) expires.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::ConnId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionMode {
+    /// Traffic is buffered and delivered when the partition heals.
+    Hold,
+    /// Traffic is discarded.
+    Cut,
+}
+
+/// The faults applied to one connection (both directions).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetFault {
+    pub latency_ms: u32,
+    pub jitter_ms: u32,
+    pub drop_pct: f64,
+    pub stall_pct: f64,
+    pub stall_ms: u32,
+    pub bandwidth_bps: u64,
+    pub partition: Option<PartitionMode>,
+    pub stalled: bool,
+}
+
+impl NetFault {
+    pub fn is_clear(&self) -> bool {
+        *self == NetFault::default()
+    }
+
+    /// Short description for the UI and logs.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.latency_ms > 0 || self.jitter_ms > 0 {
+            parts.push(format!(
+                "latency {} ms ± {} ms",
+                self.latency_ms, self.jitter_ms
+            ));
+        }
+        if self.drop_pct > 0.0 {
+            parts.push(format!("drop {:.0}% of frames", self.drop_pct));
+        }
+        if self.stall_pct > 0.0 {
+            parts.push(format!(
+                "stall {:.0}% of frames by {} ms",
+                self.stall_pct, self.stall_ms
+            ));
+        }
+        if self.bandwidth_bps > 0 {
+            parts.push(format!("bandwidth {} B/s", self.bandwidth_bps));
+        }
+        match self.partition {
+            Some(PartitionMode::Hold) => parts.push("partitioned (held)".into()),
+            Some(PartitionMode::Cut) => parts.push("partitioned (cut)".into()),
+            None => {}
+        }
+        if self.stalled {
+            parts.push("half-dead (not reading)".into());
+        }
+        if parts.is_empty() {
+            "no faults".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Which connections a fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FaultKey {
+    Client(String),
+    Conn(ConnId),
+    All,
+}
+
+/// Faults by client id, connection, or for everyone; read by every proxied frame.
+#[derive(Default)]
+pub struct FaultTable {
+    rules: RwLock<HashMap<FaultKey, NetFault>>,
+    /// Bumped on every change so pumps re-read only when something changed.
+    generation: AtomicU64,
+}
+
+impl FaultTable {
+    pub fn set(&self, key: FaultKey, fault: NetFault) {
+        let mut rules = self.rules.write();
+        if fault.is_clear() {
+            rules.remove(&key);
+        } else {
+            rules.insert(key, fault);
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Change one aspect of a key's fault, keeping the others.
+    pub fn update(&self, key: FaultKey, change: impl FnOnce(&mut NetFault)) {
+        let mut f = self.rules.read().get(&key).cloned().unwrap_or_default();
+        change(&mut f);
+        self.set(key, f);
+    }
+
+    pub fn get(&self, key: &FaultKey) -> NetFault {
+        self.rules.read().get(key).cloned().unwrap_or_default()
+    }
+
+    pub fn clear_all(&self) {
+        self.rules.write().clear();
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The fault for a connection: the most specific rule wins (connection, client, all).
+    pub fn resolve(&self, conn: ConnId, client_id: &str) -> NetFault {
+        let rules = self.rules.read();
+        rules
+            .get(&FaultKey::Conn(conn))
+            .or_else(|| rules.get(&FaultKey::Client(client_id.to_string())))
+            .or_else(|| rules.get(&FaultKey::All))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every rule (for the UI).
+    pub fn snapshot(&self) -> Vec<(FaultKey, NetFault)> {
+        self.rules
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// A pump's cached view of its connection's fault.
+pub struct FaultView {
+    table: Arc<FaultTable>,
+    seen: u64,
+    pub current: NetFault,
+}
+
+impl FaultView {
+    pub fn new(table: Arc<FaultTable>) -> Self {
+        FaultView {
+            table,
+            seen: u64::MAX,
+            current: NetFault::default(),
+        }
+    }
+
+    /// Re-read the table if it changed since the last look.
+    pub fn refresh(&mut self, conn: ConnId, client_id: &str) -> &NetFault {
+        let g = self.table.generation();
+        if g != self.seen {
+            self.seen = g;
+            self.current = self.table.resolve(conn, client_id);
+        }
+        &self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_specific_rule_wins_and_clear_removes() {
+        let t = FaultTable::default();
+        t.set(
+            FaultKey::All,
+            NetFault {
+                latency_ms: 10,
+                ..Default::default()
+            },
+        );
+        t.set(
+            FaultKey::Client("a".into()),
+            NetFault {
+                latency_ms: 20,
+                ..Default::default()
+            },
+        );
+        t.set(
+            FaultKey::Conn(7),
+            NetFault {
+                latency_ms: 30,
+                ..Default::default()
+            },
+        );
+        assert_eq!(t.resolve(7, "a").latency_ms, 30);
+        assert_eq!(t.resolve(8, "a").latency_ms, 20);
+        assert_eq!(t.resolve(8, "b").latency_ms, 10);
+        t.update(FaultKey::Client("a".into()), |f| {
+            f.partition = Some(PartitionMode::Hold)
+        });
+        let f = t.resolve(8, "a");
+        assert_eq!((f.latency_ms, f.partition), (20, Some(PartitionMode::Hold)));
+        t.set(FaultKey::Client("a".into()), NetFault::default());
+        assert_eq!(t.resolve(8, "a").latency_ms, 10);
+        let mut view = FaultView::new(Arc::new(FaultTable::default()));
+        assert!(view.refresh(1, "x").is_clear());
+    }
+}

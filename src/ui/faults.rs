@@ -1,0 +1,294 @@
+//! Fault injection in the window: network/client fault controls for the
+//! selected device or fleet, the fault log (plot markers), and the scenario's
+//! timeline with what has fired.
+
+use std::collections::{HashMap, VecDeque};
+
+use egui::{Color32, RichText};
+
+use super::format;
+use crate::protocol::{Command, Target};
+use crate::sim::scenario::{Dur, Fault, TimelineEntry};
+use crate::tap::faults::{FaultKey, NetFault};
+
+const MAX_MARKERS: usize = 500;
+
+/// Faults injected so far (markers) and the network faults in force.
+#[derive(Default)]
+pub struct FaultLog {
+    /// (time, label), oldest first.
+    pub markers: VecDeque<(u64, String)>,
+    /// Timeline entry index → when it fired.
+    pub fired: HashMap<usize, u64>,
+    pub net: Vec<(FaultKey, NetFault)>,
+}
+
+impl FaultLog {
+    pub fn record(&mut self, t_us: u64, label: String, timeline: Option<usize>) {
+        if self.markers.len() >= MAX_MARKERS {
+            self.markers.pop_front();
+        }
+        self.markers.push_back((t_us, label));
+        if let Some(i) = timeline {
+            self.fired.insert(i, t_us);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        *self = FaultLog::default();
+    }
+
+    /// The network fault in force for a client (its own rule, else the global one).
+    pub fn net_for(&self, client_id: &str) -> Option<&NetFault> {
+        self.net
+            .iter()
+            .find(|(k, _)| *k == FaultKey::Client(client_id.to_string()))
+            .or_else(|| self.net.iter().find(|(k, _)| *k == FaultKey::All))
+            .map(|(_, f)| f)
+    }
+}
+
+/// Values of the network-fault controls (view state).
+pub struct NetControls {
+    latency_ms: u32,
+    jitter_ms: u32,
+    drop_pct: f64,
+    stall_pct: f64,
+    stall_ms: u32,
+    bandwidth: u64,
+    partition_s: u64,
+    takeover_s: u64,
+}
+
+impl Default for NetControls {
+    fn default() -> Self {
+        NetControls {
+            latency_ms: 300,
+            jitter_ms: 100,
+            drop_pct: 10.0,
+            stall_pct: 10.0,
+            stall_ms: 500,
+            bandwidth: 2048,
+            partition_s: 10,
+            takeover_s: 5,
+        }
+    }
+}
+
+impl NetControls {
+    /// Network and client fault buttons for `target`; pushes `Command::Inject`.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        target: &Target,
+        current: Option<&NetFault>,
+        out: &mut Vec<Command>,
+    ) {
+        let inject = |out: &mut Vec<Command>, f: Fault| out.push(Command::Inject(f));
+        ui.horizontal_wrapped(|ui| {
+            ui.weak("network:");
+            match current {
+                Some(f) if !f.is_clear() => {
+                    ui.colored_label(Color32::from_rgb(255, 179, 0), f.describe());
+                }
+                _ => {
+                    ui.weak("no faults");
+                }
+            }
+        });
+        egui::Grid::new(("net-controls", format!("{target:?}")))
+            .num_columns(3)
+            .spacing([6.0, 4.0])
+            .show(ui, |ui| {
+                let l = ui.label("Latency");
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::DragValue::new(&mut self.latency_ms)
+                            .range(0..=60_000)
+                            .suffix(" ms"),
+                    )
+                    .labelled_by(l.id);
+                    ui.weak("±");
+                    ui.add(
+                        egui::DragValue::new(&mut self.jitter_ms)
+                            .range(0..=60_000)
+                            .suffix(" ms"),
+                    )
+                    .labelled_by(l.id);
+                });
+                if ui.button("Set latency").clicked() {
+                    inject(
+                        out,
+                        Fault::Latency {
+                            target: target.clone(),
+                            ms: self.latency_ms,
+                            jitter_ms: self.jitter_ms,
+                            duration: None,
+                        },
+                    );
+                }
+                ui.end_row();
+                let l = ui.label("Loss").on_hover_text(
+                    "drop: frames discarded whole; stall: frames held, as TCP retransmission does",
+                );
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::DragValue::new(&mut self.drop_pct)
+                            .range(0.0..=100.0)
+                            .suffix("% drop"),
+                    )
+                    .labelled_by(l.id);
+                    ui.add(
+                        egui::DragValue::new(&mut self.stall_pct)
+                            .range(0.0..=100.0)
+                            .suffix("% stall"),
+                    )
+                    .labelled_by(l.id);
+                    ui.add(
+                        egui::DragValue::new(&mut self.stall_ms)
+                            .range(0..=60_000)
+                            .suffix(" ms"),
+                    )
+                    .labelled_by(l.id);
+                });
+                if ui.button("Set loss").clicked() {
+                    inject(
+                        out,
+                        Fault::Loss {
+                            target: target.clone(),
+                            drop_pct: self.drop_pct,
+                            stall_pct: self.stall_pct,
+                            stall_ms: self.stall_ms,
+                            duration: None,
+                        },
+                    );
+                }
+                ui.end_row();
+                let l = ui.label("Bandwidth");
+                ui.add(
+                    egui::DragValue::new(&mut self.bandwidth)
+                        .range(1..=1_000_000_000)
+                        .suffix(" B/s"),
+                )
+                .labelled_by(l.id);
+                if ui.button("Cap bandwidth").clicked() {
+                    inject(
+                        out,
+                        Fault::Bandwidth {
+                            target: target.clone(),
+                            bytes_per_s: self.bandwidth,
+                            duration: None,
+                        },
+                    );
+                }
+                ui.end_row();
+                let l = ui.label("Partition");
+                ui.add(
+                    egui::DragValue::new(&mut self.partition_s)
+                        .range(1..=3600)
+                        .suffix(" s"),
+                )
+                .labelled_by(l.id);
+                ui.horizontal(|ui| {
+                    let d = Dur(std::time::Duration::from_secs(self.partition_s));
+                    if ui
+                        .button("Hold")
+                        .on_hover_text("Nothing passes; delivered when it heals")
+                        .clicked()
+                    {
+                        inject(
+                            out,
+                            Fault::Partition {
+                                target: target.clone(),
+                                duration: d,
+                                hold: true,
+                            },
+                        );
+                    }
+                    if ui
+                        .button("Cut")
+                        .on_hover_text("Nothing passes; discarded")
+                        .clicked()
+                    {
+                        inject(
+                            out,
+                            Fault::Partition {
+                                target: target.clone(),
+                                duration: d,
+                                hold: false,
+                            },
+                        );
+                    }
+                });
+                ui.end_row();
+            });
+        ui.horizontal_wrapped(|ui| {
+            if ui
+                .button("Half-dead")
+                .on_hover_text("Stop reading: the broker's keepalive expires and the will fires")
+                .clicked()
+            {
+                inject(
+                    out,
+                    Fault::HalfDead {
+                        target: target.clone(),
+                        duration: None,
+                    },
+                );
+            }
+            if ui.button("Clear network").clicked() {
+                inject(out, Fault::ClearNetwork(target.clone()));
+            }
+            if ui
+                .button("Stop acking")
+                .on_hover_text("No PUBACK/PUBREC: the broker redelivers with DUP after a reconnect")
+                .clicked()
+            {
+                inject(out, Fault::StopAcking(target.clone()));
+            }
+            if ui.button("Resume acking").clicked() {
+                inject(out, Fault::ResumeAcking(target.clone()));
+            }
+            if let Target::Device(id) = target
+                && ui
+                    .button("Takeover")
+                    .on_hover_text(format!(
+                        "A second client connects as \"{id}\" for {} s",
+                        self.takeover_s
+                    ))
+                    .clicked()
+            {
+                inject(
+                    out,
+                    Fault::Takeover {
+                        client: id.clone(),
+                        hold: Dur(std::time::Duration::from_secs(self.takeover_s)),
+                    },
+                );
+            }
+        });
+    }
+}
+
+/// The scenario's timeline: each entry, and when it fired.
+pub fn timeline_ui(ui: &mut egui::Ui, timeline: &[TimelineEntry], log: &FaultLog) {
+    ui.strong(format!("Timeline ({} faults)", timeline.len()));
+    egui::ScrollArea::vertical()
+        .id_salt("timeline")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            for (i, e) in timeline.iter().enumerate() {
+                ui.horizontal(|ui| {
+                    match log.fired.get(&i) {
+                        Some(t) => ui.label(
+                            RichText::new(format!("fired {}", format::time_of_day(*t)))
+                                .color(Color32::from_rgb(255, 179, 0)),
+                        ),
+                        None => ui.weak("pending"),
+                    };
+                    ui.weak(e.when());
+                    ui.label(e.fault.label());
+                });
+            }
+        });
+}
