@@ -128,7 +128,18 @@ impl EmbeddedBroker {
         }
         // rumqttd binds inside its accept loop and only logs the failure, so
         // probe the port first: a bind failure must reach the user.
-        let probe = probe_bind(self.listen, flag)?;
+        // Right after a stop the old socket may take a moment to close: retry briefly.
+        let mut attempt = 0;
+        let probe = loop {
+            match probe_bind(self.listen, flag) {
+                Ok(p) => break p,
+                Err(e) if attempt >= 50 => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        };
         let bound = probe.local_addr().map_err(BrokerError::Runtime)?;
         drop(probe);
         self.listen = bound;
@@ -173,9 +184,12 @@ impl EmbeddedBroker {
     }
 
     /// Close the listener and every client link; sessions stay in the router.
+    /// Returns once the listening socket is closed, so the port can be bound again.
     pub fn stop_listener(&mut self) {
         if let Some(rt) = self.listener_rt.take() {
-            rt.shutdown_background();
+            // Dropping a runtime waits for its threads (and so its sockets), which
+            // an async context may not do: drop it on a thread of its own.
+            let _ = std::thread::spawn(move || drop(rt)).join();
         }
     }
 }

@@ -70,8 +70,13 @@ impl Flow {
         }
     }
 
+    /// PUBLISH frames after the first: resends, with or without the DUP flag.
     pub fn redeliveries(&self) -> usize {
-        self.steps.iter().filter(|s| s.dup).count()
+        self.steps
+            .iter()
+            .filter(|s| s.kind == PacketKind::Publish)
+            .count()
+            .saturating_sub(1)
     }
 
     /// Step kinds in order, e.g. ["PUBLISH", "PUBREC", "PUBREL", "PUBCOMP"].
@@ -178,7 +183,18 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
         PacketKind::Publish if ev.qos > 0 => {
             let key = (client.clone(), ev.dir, ev.pkid);
             if let Some(&id) = cap.flows.open.get(&key) {
-                if ev.dup {
+                let topic = ev.topic.as_deref().unwrap_or_default();
+                let resend_on_new_conn = cap.flows.get(id).is_some_and(|f| {
+                    &*f.topic == topic && f.steps.last().is_some_and(|s| s.conn != ev.conn)
+                });
+                if ev.dup || resend_on_new_conn {
+                    if !ev.dup
+                        && let Some(f) = cap.flows.get_mut(id)
+                    {
+                        f.deviation = Some(
+                            "resent after reconnect without DUP (MQTT 3.1.1 §4.4 requires DUP=1 on a redelivery)".into(),
+                        );
+                    }
                     cap.flows.step(&key, step, false);
                     return;
                 }

@@ -281,8 +281,10 @@ async fn read_side(
     let mut last_due = Instant::now();
     let closed = |_| CloseReason::Error("tap writer stopped".into());
     loop {
-        // Half-dead: stop reading, so the peer's keepalive runs out.
-        while view.refresh(ctx.id, &ctx.client_id()).stalled {
+        // Half-dead client: stop reading it, so the broker's keepalive runs out.
+        // The broker's side is still read (and held by the writer) so that the
+        // tap sees the broker close the connection.
+        while dir == Direction::ClientToBroker && view.refresh(ctx.id, &ctx.client_id()).stalled {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let n = from
@@ -380,6 +382,10 @@ async fn write_side(
         loop {
             let f = view.refresh(ctx.id, &ctx.client_id());
             if f.partition == Some(PartitionMode::Hold) || f.stalled {
+                if rx.is_closed() && f.stalled {
+                    // The sender closed while the peer is half-dead: nobody will read this.
+                    return Ok(());
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             } else {
                 break;

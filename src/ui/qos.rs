@@ -133,7 +133,7 @@ impl QosPanel {
                     row.col(|ui| {
                         let mut t = fl.step_names().join(" → ");
                         if fl.redeliveries() > 0 {
-                            t.push_str(&format!("  (DUP ×{})", fl.redeliveries()));
+                            t.push_str(&format!("  (resent ×{})", fl.redeliveries()));
                         }
                         ui.label(t);
                     });

@@ -16,6 +16,8 @@ pub struct Rig {
     pub handle: EngineHandle,
     pub capture: Capture,
     pub devices: HashMap<String, DeviceState>,
+    /// Injected faults reported by the engine: (label, timeline index).
+    pub faults: Vec<(String, Option<usize>)>,
 }
 
 impl Rig {
@@ -30,6 +32,7 @@ impl Rig {
             handle,
             capture: Capture::default(),
             devices: HashMap::new(),
+            faults: Vec::new(),
         }
     }
 
@@ -38,7 +41,29 @@ impl Rig {
     }
 
     pub fn drain(&mut self) {
-        cli::drain(&self.handle, &mut self.capture, &mut self.devices);
+        use mqtt_workbench::protocol::Event;
+        while let Ok(ev) = self.handle.events.try_recv() {
+            match ev {
+                Event::Wire(batch) => self.capture.ingest_batch(batch),
+                Event::Devices(batch) => {
+                    for d in batch {
+                        self.devices.insert(d.client_id, d.state);
+                    }
+                }
+                Event::Fault {
+                    label, timeline, ..
+                } => self.faults.push((label, timeline)),
+                _ => {}
+            }
+        }
+        self.capture.dropped = self.handle.dropped();
+    }
+
+    pub fn inject(&self, fault: mqtt_workbench::sim::scenario::Fault) {
+        assert!(
+            self.handle
+                .send(mqtt_workbench::protocol::Command::Inject(fault))
+        );
     }
 
     /// Drain events until `pred` holds; panic with the capture summary after `secs`.
