@@ -79,6 +79,7 @@ fn every_shipped_scenario_parses_and_each_shows_a_protocol_feature() {
         [
             "car-sharing.ron",
             "drone-fleet.ron",
+            "flaky-drones.ron",
             "power-plants.ron",
             "temperature.ron",
             "wine-cooler.ron"
@@ -298,5 +299,92 @@ async fn car_sharing_fleet_of_three_hundred_runs_on_the_bus() {
             .count(),
         2,
         "only the services are left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flaky_drones_tunnel_holds_telemetry_and_delivers_it_once_without_a_will() {
+    use mqtt_workbench::protocol::Injected;
+    let (mut rig, _) = run("flaky-drones.ron").await;
+    // 15 s: cell-drone-2 enters an 8 s tunnel; wait until it has healed and the burst arrived.
+    rig.wait_for("the tunnel fault fired", 30, |_| true).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        rig.drain();
+        if rig.faults.iter().any(|(_, i)| *i == Some(1))
+            && t0.elapsed() > std::time::Duration::from_secs(1)
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "the tunnel never fired: {:?}",
+            rig.faults
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        rig.faults[0],
+        (
+            "latency 400±200 ms on fleet cell-drone-{i} for 20s".to_string(),
+            Some(0)
+        )
+    );
+    rig.wait_for("held telemetry delivered after the tunnel", 20, |c| {
+        c.messages()
+            .any(|(_, e)| &*e.client_id == "cell-drone-2" && e.injected == Some(Injected::Held))
+            && c.flows
+                .iter()
+                .filter(|f| &*f.client_id == "cell-drone-2" && f.leg == Direction::ClientToBroker)
+                .all(|f| f.state == FlowState::Complete)
+            && c.messages()
+                .filter(|(_, e)| {
+                    &*e.client_id == "cell-drone-2" && e.injected == Some(Injected::Held)
+                })
+                .count()
+                >= 5
+    })
+    .await;
+    rig.settle(1500).await;
+    let c = &rig.capture;
+    // The connection survived: no will, no reconnect.
+    assert!(c.sessions["cell-drone-2"].connected);
+    assert_eq!(
+        c.sessions["cell-drone-2"]
+            .history
+            .iter()
+            .filter(|e| matches!(e.kind, SessionEventKind::Connected { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(c.topics["drones/cell-drone-2/link"].wills, 0);
+    // Ground control got every telemetry sequence number of cell-drone-2 exactly once.
+    let seqs: Vec<u64> = c
+        .messages()
+        .filter(|(_, e)| {
+            &*e.client_id == "ground-control"
+                && e.topic.as_deref() == Some("drones/cell-drone-2/telemetry")
+        })
+        .filter_map(|(_, e)| {
+            serde_json::from_slice::<serde_json::Value>(e.payload.as_deref()?).ok()?["seq"].as_u64()
+        })
+        .collect();
+    let mut sorted = seqs.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        seqs.len(),
+        "a telemetry message arrived twice: {seqs:?}"
+    );
+    assert_eq!(
+        sorted,
+        (1..=sorted.len() as u64).collect::<Vec<_>>(),
+        "a gap in telemetry: {seqs:?}"
+    );
+    assert!(
+        seqs.len() >= 20,
+        "{} telemetry messages: {seqs:?}",
+        seqs.len()
     );
 }

@@ -108,7 +108,11 @@ fn round(x: f64, decimals: u8) -> f64 {
     (x * p).round() / p
 }
 
+/// A JSON number; whole values are written as integers ("seq": 3, not 3.0).
 fn num(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0 {
+        return Value::from(x as i64);
+    }
     Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
@@ -410,6 +414,8 @@ mod tests {
         );
         assert_eq!(seq.sample(&mut c, 0), num(1.0));
         assert_eq!(seq.sample(&mut c, 0), num(3.0));
+        assert_eq!(num(3.0).to_string(), "3", "whole numbers are JSON integers");
+        assert_eq!(num(2.5).to_string(), "2.5");
         let mut f = Sampler::new(
             Gen::Follow {
                 target: "sp".into(),
