@@ -281,3 +281,122 @@ fn port_in_use_offers_another_port() {
     std::net::TcpStream::connect(("127.0.0.1", offered))
         .expect("the broker listens on the offered port");
 }
+
+#[test]
+fn partition_and_latency_from_the_devices_panel_reach_the_tap() {
+    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    wait(&mut h, "the app connected", 15, |a| {
+        a.capture
+            .sessions
+            .get("temp-app")
+            .is_some_and(|s| s.connected)
+    });
+    h.get_by_label("temp-app").click();
+    h.run_steps(2);
+    h.get_by_label("Network and client faults").click();
+    h.run_steps(2);
+    h.get_by_label("Set latency").click();
+    wait(&mut h, "the latency in force", 5, |a| {
+        a.faults
+            .net_for("temp-app")
+            .is_some_and(|f| f.latency_ms == 300 && f.jitter_ms == 100)
+    });
+    assert!(
+        h.query_by_label_contains("latency 300 ms ± 100 ms")
+            .is_some(),
+        "the panel shows the fault in force"
+    );
+    h.get_by_label("Hold").click();
+    wait(&mut h, "the partition in force", 5, |a| {
+        a.faults
+            .net_for("temp-app")
+            .is_some_and(|f| f.partition == Some(mqtt_workbench::tap::faults::PartitionMode::Hold))
+    });
+    // What the broker sends the app now is held by the network, and marked so.
+    use mqtt_workbench::protocol::{Direction, Injected};
+    let held = |a: &WorkbenchApp| {
+        a.capture
+            .messages()
+            .filter(|(_, e)| {
+                &*e.client_id == "temp-app"
+                    && e.dir == Direction::BrokerToClient
+                    && e.injected == Some(Injected::Held)
+            })
+            .count()
+    };
+    wait(&mut h, "two readings held for the app", 10, |a| {
+        held(a) >= 2
+    });
+    // …and the faults are markers on the traffic plot.
+    assert!(
+        h.state()
+            .faults
+            .markers
+            .iter()
+            .any(|(_, l)| l == "partition temp-app for 10s (held)")
+    );
+    h.get_by_label("Clear network").click();
+    wait(&mut h, "the network cleared", 5, |a| {
+        a.faults.net_for("temp-app").is_none()
+    });
+    let held_before = held(h.state());
+    wait(&mut h, "readings flowing unmarked again", 10, |a| {
+        a.capture
+            .messages()
+            .filter(|(_, e)| &*e.client_id == "temp-app" && e.dir == Direction::BrokerToClient)
+            .count()
+            > held_before + 1
+    });
+    assert_eq!(held(h.state()), held_before, "nothing held after clearing");
+}
+
+#[test]
+fn the_timeline_shows_which_faults_fired() {
+    let mut h = harness(Some(scenario("flaky-drones.ron")), 0, None);
+    h.step();
+    assert!(h.query_by_label_contains("Timeline (6 faults)").is_some());
+    assert_eq!(h.query_all_by_label("pending").count(), 6);
+    wait(&mut h, "the first timeline fault (at 10 s)", 20, |a| {
+        a.faults.fired.contains_key(&0)
+    });
+    assert_eq!(h.query_all_by_label("pending").count(), 5);
+    assert!(h.query_by_label_contains("fired ").is_some());
+}
+
+#[test]
+fn cold_restart_from_the_broker_menu_loses_sessions() {
+    let mut h = harness(Some(scenario("power-plants.ron")), 0, None);
+    wait(&mut h, "the station connected", 15, |a| {
+        a.capture
+            .sessions
+            .get("monitoring-station")
+            .is_some_and(|s| s.connected)
+    });
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.get_by_label("Cold restart (loses sessions)").click();
+    use mqtt_workbench::capture::SessionEventKind;
+    wait(&mut h, "the station back without its session", 15, |a| {
+        let s = &a.capture.sessions["monitoring-station"];
+        s.connected
+            && s.history
+                .iter()
+                .filter(|e| matches!(e.kind, SessionEventKind::Connected { .. }))
+                .count()
+                >= 2
+            && matches!(
+                s.history.back().map(|e| &e.kind),
+                Some(SessionEventKind::Connected {
+                    session_present: false,
+                    ..
+                })
+            )
+    });
+    assert!(
+        h.state()
+            .faults
+            .markers
+            .iter()
+            .any(|(_, l)| l.contains("cold restart"))
+    );
+}

@@ -26,6 +26,16 @@ pub fn duration_us(us: u64) -> String {
     }
 }
 
+/// What an injected fault did to a frame, for tables ("" when nothing).
+pub fn injected(i: Option<crate::protocol::Injected>) -> String {
+    match i {
+        None => String::new(),
+        Some(crate::protocol::Injected::Dropped) => "dropped".into(),
+        Some(crate::protocol::Injected::Held) => "held".into(),
+        Some(crate::protocol::Injected::Delayed(ms)) => format!("+{ms} ms"),
+    }
+}
+
 /// "1,234,567".
 pub fn count(n: u64) -> String {
     let s = n.to_string();

@@ -138,6 +138,7 @@ impl LogPanel {
             .column(Column::exact(28.0))
             .column(Column::exact(28.0))
             .column(Column::exact(60.0))
+            .column(Column::exact(64.0))
             .column(Column::remainder())
             .header(20.0, |mut h| {
                 for t in [
@@ -149,6 +150,7 @@ impl LogPanel {
                     "Ret",
                     "Dup",
                     "Size",
+                    "Network",
                     "Payload",
                 ] {
                     h.col(|ui| {
@@ -196,6 +198,10 @@ impl LogPanel {
                     });
                     row.col(|ui| {
                         ui.label(format::bytes(payload.len() as u64));
+                    });
+                    row.col(|ui| {
+                        ui.label(format::injected(e.injected))
+                            .on_hover_text("What an injected network fault did to this frame");
                     });
                     row.col(|ui| {
                         ui.label(format::preview(payload, 160));

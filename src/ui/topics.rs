@@ -519,6 +519,7 @@ impl TopicsPanel {
             .column(Column::exact(30.0))
             .column(Column::exact(30.0))
             .column(Column::exact(60.0))
+            .column(Column::exact(64.0))
             .column(Column::remainder())
             .header(20.0, |mut h| {
                 for t in [
@@ -528,6 +529,7 @@ impl TopicsPanel {
                     "Ret",
                     "Dup",
                     "Size",
+                    "Network",
                     "Payload",
                 ] {
                     h.col(|ui| {
@@ -563,6 +565,10 @@ impl TopicsPanel {
                     });
                     row.col(|ui| {
                         ui.label(format::bytes(payload.len() as u64));
+                    });
+                    row.col(|ui| {
+                        ui.label(format::injected(e.injected))
+                            .on_hover_text("What an injected network fault did to this frame");
                     });
                     row.col(|ui| {
                         ui.label(format::preview(payload, 120));
