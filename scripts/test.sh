@@ -7,4 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Keep build output outside the clone so later runs on this machine reuse it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mqtt-workbench/target}"
+# The Linux package: build, install with dpkg, run the installed binary, remove.
+# (Before the tests, so the test runner's summary is the last thing printed.)
+if [ "${MQTT_WORKBENCH_SKIP_DEB:-}" != 1 ]; then
+  bash scripts/check-deb.sh
+fi
 cargo nextest run --no-fail-fast "$@"

@@ -118,8 +118,20 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
     }
 }
 
+/// File descriptors one device costs in this process through the tap: the
+/// device's socket, the tap's two, the broker's one.
+pub const FDS_PER_DEVICE: u64 = 4;
+
 pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
-    crate::sys::raise_fd_limit();
+    let (soft, _) = crate::sys::raise_fd_limit();
+    let fit = soft.saturating_sub(64) / FDS_PER_DEVICE;
+    if soft > 0 && opts.devices as u64 > fit {
+        eprintln!(
+            "warning: the open-file limit is {soft} (it could not be raised): through the tap each device \
+             needs {FDS_PER_DEVICE} descriptors in this process, so about {fit} of {} devices can connect",
+            opts.devices
+        );
+    }
     let handle = engine::start(opts.engine.clone()).await?;
     let mut capture = Capture::default();
     let mut states = HashMap::new();

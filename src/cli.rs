@@ -53,7 +53,7 @@ fn apply(ev: Event, capture: &mut Capture, devices: &mut HashMap<String, DeviceS
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let scenario = Scenario::load(&opts.scenario)?;
     let (soft, _) = crate::sys::raise_fd_limit();
-    let needed = scenario.device_count() as u64 * 4 + 64;
+    let needed = scenario.device_count() as u64 * crate::bench::FDS_PER_DEVICE + 64;
     if soft > 0 && needed > soft {
         eprintln!(
             "warning: {} devices need about {needed} file descriptors through the tap; the limit is {soft}: some will fail to connect",

@@ -189,6 +189,32 @@ pub struct WireEvent {
 }
 
 impl WireEvent {
+    /// An event with the common header and nothing else set.
+    pub fn new(
+        t_us: u64,
+        conn: ConnId,
+        client_id: Arc<str>,
+        dir: Direction,
+        kind: PacketKind,
+    ) -> Self {
+        WireEvent {
+            t_us,
+            conn,
+            client_id,
+            dir,
+            kind,
+            pkid: 0,
+            qos: 0,
+            retain: false,
+            dup: false,
+            topic: None,
+            payload: None,
+            size: 0,
+            detail: WireDetail::None,
+            injected: None,
+        }
+    }
+
     /// Approximate bytes this event holds in memory (for the store's byte bound).
     pub fn mem_bytes(&self) -> usize {
         std::mem::size_of::<Self>()

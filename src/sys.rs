@@ -10,6 +10,17 @@ pub fn raise_fd_limit() -> (u64, u64) {
             rlim_max: 0,
         };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            // Privileged processes may raise the hard limit too (big fleets need it).
+            const WANT: libc::rlim_t = 1 << 20;
+            if lim.rlim_max < WANT {
+                let raised = libc::rlimit {
+                    rlim_cur: WANT,
+                    rlim_max: WANT,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
             if lim.rlim_cur < lim.rlim_max {
                 let want = libc::rlimit {
                     rlim_cur: lim.rlim_max,

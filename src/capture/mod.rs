@@ -424,22 +424,9 @@ pub(crate) mod test_util {
     use crate::protocol::WireEvent;
 
     pub fn ev(conn: ConnId, client: &str, dir: Direction, kind: PacketKind) -> WireEvent {
-        WireEvent {
-            t_us: 1_000_000,
-            conn,
-            client_id: Arc::from(client),
-            dir,
-            kind,
-            pkid: 0,
-            qos: 0,
-            retain: false,
-            dup: false,
-            topic: None,
-            payload: None,
-            size: 2,
-            detail: WireDetail::None,
-            injected: None,
-        }
+        let mut e = WireEvent::new(1_000_000, conn, Arc::from(client), dir, kind);
+        e.size = 2;
+        e
     }
 
     pub fn publish(

@@ -85,22 +85,8 @@ fn decode_one(
     t_us: u64,
 ) -> Result<WireEvent, mqttbytes::Error> {
     let size = frame.len() as u32;
-    let mut ev = WireEvent {
-        t_us,
-        conn,
-        client_id: Arc::from(""),
-        dir,
-        kind: PacketKind::PingReq,
-        pkid: 0,
-        qos: 0,
-        retain: false,
-        dup: false,
-        topic: None,
-        payload: None,
-        size,
-        detail: WireDetail::None,
-        injected: None,
-    };
+    let mut ev = WireEvent::new(t_us, conn, Arc::from(""), dir, PacketKind::PingReq);
+    ev.size = size;
     match header.packet_type()? {
         PacketType::Connect => {
             let c = Connect::read(header, frame)?;

@@ -68,22 +68,15 @@ impl ConnCtx {
     }
 
     fn marker(&self, kind: PacketKind, detail: WireDetail) {
-        self.rec.record(WireEvent {
-            t_us: now_us(),
-            conn: self.id,
-            client_id: self.client_id(),
-            dir: Direction::ClientToBroker,
+        let mut ev = WireEvent::new(
+            now_us(),
+            self.id,
+            self.client_id(),
+            Direction::ClientToBroker,
             kind,
-            pkid: 0,
-            qos: 0,
-            retain: false,
-            dup: false,
-            topic: None,
-            payload: None,
-            size: 0,
-            detail,
-            injected: None,
-        });
+        );
+        ev.detail = detail;
+        self.rec.record(ev);
     }
 }
 
@@ -274,7 +267,8 @@ async fn read_side(
     dir: Direction,
     ctx: &ConnCtx,
 ) -> Result<(), CloseReason> {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    // Small to start (thousands of connections × 2 directions); grows for big frames.
+    let mut buf = BytesMut::with_capacity(4 * 1024);
     let mut passthrough = false;
     let mut view = FaultView::new(ctx.faults.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.id.wrapping_mul(2) + dir as u64);

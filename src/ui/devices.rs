@@ -168,7 +168,7 @@ impl DevicesPanel {
                         ui.horizontal_wrapped(|ui| {
                             fleet_buttons(ui, &target, devices, out, &mut pause_change);
                             let chosen = self.selected_fleet.as_deref() == Some(fleet.as_str());
-                            if ui.selectable_label(chosen, "Network faults").on_hover_text("Latency, loss, partitions… for the whole fleet").clicked() {
+                            if ui.add(egui::Button::new("Network faults").small().selected(chosen)).on_hover_text("Latency, loss, partitions… for the whole fleet").clicked() {
                                 self.selected_fleet = if chosen { None } else { Some(fleet.clone()) };
                             }
                         });
@@ -211,15 +211,7 @@ impl DevicesPanel {
 
     fn device_row(&mut self, ui: &mut egui::Ui, capture: &Capture, devices: &DeviceList, id: &str) {
         let session = capture.sessions.get(id);
-        let state = devices.state(id).or_else(|| {
-            session.map(|s| {
-                if s.connected {
-                    DeviceState::Connected
-                } else {
-                    DeviceState::Offline
-                }
-            })
-        });
+        let state = shown_state(devices, session, id);
         ui.horizontal(|ui| {
             ui.label(RichText::new("●").color(state_color(state)))
                 .on_hover_text(state.map_or("unknown", |s| s.label()));
@@ -277,15 +269,7 @@ impl DevicesPanel {
         }
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
-            let state = devices.state(&id).or_else(|| {
-                session.map(|s| {
-                    if s.connected {
-                        DeviceState::Connected
-                    } else {
-                        DeviceState::Offline
-                    }
-                })
-            });
+            let state = shown_state(devices, session, &id);
             ui.horizontal(|ui| {
                 ui.label(RichText::new("●").color(state_color(state)));
                 ui.label(RichText::new(&id).strong());
@@ -352,6 +336,23 @@ impl DevicesPanel {
         });
         ui.separator();
     }
+}
+
+/// A virtual device's own state, else what the tap saw of an external client.
+pub fn shown_state(
+    devices: &DeviceList,
+    session: Option<&crate::capture::Session>,
+    id: &str,
+) -> Option<DeviceState> {
+    devices.state(id).or_else(|| {
+        session.map(|s| {
+            if s.connected {
+                DeviceState::Connected
+            } else {
+                DeviceState::Offline
+            }
+        })
+    })
 }
 
 /// Whether a client id belongs to a fleet template like "drone-{i}".

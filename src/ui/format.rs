@@ -36,6 +36,34 @@ pub fn injected(i: Option<crate::protocol::Injected>) -> String {
     }
 }
 
+/// The trailing cells every message table shares: QoS, Ret, Dup, Size, Network, Payload.
+pub fn message_cells(
+    row: &mut egui_extras::TableRow<'_, '_>,
+    e: &crate::protocol::WireEvent,
+    payload_chars: usize,
+) {
+    let payload = e.payload.as_deref().unwrap_or_default();
+    row.col(|ui| {
+        ui.label(e.qos.to_string());
+    });
+    row.col(|ui| {
+        ui.label(if e.retain { "R" } else { "" });
+    });
+    row.col(|ui| {
+        ui.label(if e.dup { "D" } else { "" });
+    });
+    row.col(|ui| {
+        ui.label(bytes(payload.len() as u64));
+    });
+    row.col(|ui| {
+        ui.label(injected(e.injected))
+            .on_hover_text("What an injected network fault did to this frame");
+    });
+    row.col(|ui| {
+        ui.label(preview(payload, payload_chars));
+    });
+}
+
 /// "1,234,567".
 pub fn count(n: u64) -> String {
     let s = n.to_string();

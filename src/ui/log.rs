@@ -163,7 +163,6 @@ impl LogPanel {
                     let Some(e) = capture.get(rows[row.index()]) else {
                         return;
                     };
-                    let payload = e.payload.as_deref().unwrap_or_default();
                     row.col(|ui| {
                         ui.label(format::time_of_day(e.t_us));
                     });
@@ -187,25 +186,7 @@ impl LogPanel {
                     row.col(|ui| {
                         ui.label(e.topic.as_deref().unwrap_or_default());
                     });
-                    row.col(|ui| {
-                        ui.label(e.qos.to_string());
-                    });
-                    row.col(|ui| {
-                        ui.label(if e.retain { "R" } else { "" });
-                    });
-                    row.col(|ui| {
-                        ui.label(if e.dup { "D" } else { "" });
-                    });
-                    row.col(|ui| {
-                        ui.label(format::bytes(payload.len() as u64));
-                    });
-                    row.col(|ui| {
-                        ui.label(format::injected(e.injected))
-                            .on_hover_text("What an injected network fault did to this frame");
-                    });
-                    row.col(|ui| {
-                        ui.label(format::preview(payload, 160));
-                    });
+                    format::message_cells(&mut row, e, 160);
                 });
             });
     }

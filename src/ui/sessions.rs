@@ -3,10 +3,10 @@
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 
-use super::devices::{DeviceList, state_color};
+use super::devices::{DeviceList, shown_state, state_color};
 use super::format;
 use crate::capture::{Capture, FlowState, Session, SessionEventKind};
-use crate::protocol::{Command, DeviceAction, DeviceState, Target};
+use crate::protocol::{Command, DeviceAction, Target};
 
 #[derive(Default)]
 pub struct SessionsPanel {
@@ -101,11 +101,7 @@ impl SessionsPanel {
                 body.rows(18.0, ids.len(), |mut row| {
                     let s = ids[row.index()];
                     row.set_selected(self.selected.as_deref() == Some(&s.client_id));
-                    let state = devices.state(&s.client_id).or(Some(if s.connected {
-                        DeviceState::Connected
-                    } else {
-                        DeviceState::Offline
-                    }));
+                    let state = shown_state(devices, Some(s), &s.client_id);
                     row.col(|ui| {
                         ui.label(RichText::new("●").color(state_color(state)));
                     });

@@ -542,7 +542,6 @@ impl TopicsPanel {
                     let seq = rows[row.index()];
                     let Some(e) = capture.get(seq) else { return };
                     row.set_selected(self.selected_msg == Some(seq));
-                    let payload = e.payload.as_deref().unwrap_or_default();
                     row.col(|ui| {
                         ui.label(format::time_of_day(e.t_us));
                     });
@@ -554,25 +553,7 @@ impl TopicsPanel {
                         };
                         ui.label(who);
                     });
-                    row.col(|ui| {
-                        ui.label(e.qos.to_string());
-                    });
-                    row.col(|ui| {
-                        ui.label(if e.retain { "R" } else { "" });
-                    });
-                    row.col(|ui| {
-                        ui.label(if e.dup { "D" } else { "" });
-                    });
-                    row.col(|ui| {
-                        ui.label(format::bytes(payload.len() as u64));
-                    });
-                    row.col(|ui| {
-                        ui.label(format::injected(e.injected))
-                            .on_hover_text("What an injected network fault did to this frame");
-                    });
-                    row.col(|ui| {
-                        ui.label(format::preview(payload, 120));
-                    });
+                    format::message_cells(&mut row, e, 120);
                     if row.response().clicked() {
                         self.selected_msg = if self.selected_msg == Some(seq) {
                             None

@@ -81,9 +81,9 @@ impl TrafficPanel {
                     p.line(Line::new(t, PlotPoints::from(pts)));
                 }
                 // A marker for every injected fault in the window.
-                for (t_us, label) in faults.markers.iter().filter(|(t, _)| t / 1_000_000 >= from) {
+                for (t_us, _label) in faults.markers.iter().filter(|(t, _)| t / 1_000_000 >= from) {
                     p.vline(
-                        VLine::new(format!("fault: {label}"), *t_us as f64 / 1e6)
+                        VLine::new("injected faults", *t_us as f64 / 1e6)
                             .color(egui::Color32::from_rgb(255, 152, 0)),
                     );
                 }
