@@ -13,11 +13,15 @@ use rumqttc::{LastWill, Packet, QoS};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos1_flow_has_every_step_on_both_legs() {
     let mut rig = Rig::start().await;
-    let mut sub = connect(options("q1-sub", rig.port(), true));
-    sub.connack().await;
-    sub.subscribe("q1/t", QoS::AtLeastOnce).await;
-    let mut publ = connect(options("q1-pub", rig.port(), true));
-    publ.connack().await;
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "q1-sub",
+        true,
+        "q1/t",
+        QoS::AtLeastOnce,
+        "q1-pub",
+    )
+    .await;
     publ.client
         .publish("q1/t", QoS::AtLeastOnce, false, "hello")
         .await
@@ -58,11 +62,15 @@ async fn qos1_flow_has_every_step_on_both_legs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos2_flow_has_every_step_on_both_legs() {
     let mut rig = Rig::start().await;
-    let mut sub = connect(options("q2-sub", rig.port(), true));
-    sub.connack().await;
-    sub.subscribe("q2/t", QoS::ExactlyOnce).await;
-    let mut publ = connect(options("q2-pub", rig.port(), true));
-    publ.connack().await;
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "q2-sub",
+        true,
+        "q2/t",
+        QoS::ExactlyOnce,
+        "q2-pub",
+    )
+    .await;
     publ.client
         .publish("q2/t", QoS::ExactlyOnce, false, "exactly")
         .await
@@ -263,11 +271,15 @@ async fn persistent_session_receives_what_was_published_while_offline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos0_publish_to_qos1_subscription_is_flagged_as_a_broker_deviation() {
     let mut rig = Rig::start().await;
-    let mut sub = connect(options("dev-sub", rig.port(), true));
-    sub.connack().await;
-    sub.subscribe("dev/t", QoS::AtLeastOnce).await;
-    let mut publ = connect(options("dev-pub", rig.port(), true));
-    publ.connack().await;
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "dev-sub",
+        true,
+        "dev/t",
+        QoS::AtLeastOnce,
+        "dev-pub",
+    )
+    .await;
     publ.client
         .publish("dev/t", QoS::AtMostOnce, false, "x")
         .await

@@ -23,11 +23,15 @@ fn secs(s: u64) -> Dur {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_partition_of_a_persistent_qos1_subscriber_delivers_everything_once_after_it_heals() {
     let mut rig = Rig::start().await;
-    let mut sub = connect(options("part-sub", rig.port(), false));
-    sub.connack().await;
-    sub.subscribe("part/t", QoS::AtLeastOnce).await;
-    let mut publ = connect(options("part-pub", rig.port(), true));
-    publ.connack().await;
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "part-sub",
+        false,
+        "part/t",
+        QoS::AtLeastOnce,
+        "part-pub",
+    )
+    .await;
 
     rig.inject(Fault::Partition {
         target: dev("part-sub"),
@@ -100,11 +104,15 @@ async fn held_partition_of_a_persistent_qos1_subscriber_delivers_everything_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_delays_delivery_and_is_marked_on_the_frames() {
     let mut rig = Rig::start().await;
-    let mut sub = connect(options("lat-sub", rig.port(), true));
-    sub.connack().await;
-    sub.subscribe("lat/t", QoS::AtMostOnce).await;
-    let mut publ = connect(options("lat-pub", rig.port(), true));
-    publ.connack().await;
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "lat-sub",
+        true,
+        "lat/t",
+        QoS::AtMostOnce,
+        "lat-pub",
+    )
+    .await;
     rig.inject(Fault::Latency {
         target: dev("lat-sub"),
         ms: 400,
@@ -153,11 +161,15 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_frames_never_reach_the_broker() {
     let mut rig = Rig::start().await;
-    let mut sub = connect(options("loss-sub", rig.port(), true));
-    sub.connack().await;
-    sub.subscribe("loss/t", QoS::AtMostOnce).await;
-    let mut publ = connect(options("loss-pub", rig.port(), true));
-    publ.connack().await;
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "loss-sub",
+        true,
+        "loss/t",
+        QoS::AtMostOnce,
+        "loss-pub",
+    )
+    .await;
     rig.inject(Fault::Loss {
         target: dev("loss-pub"),
         drop_pct: 100.0,
@@ -201,11 +213,15 @@ async fn dropped_frames_never_reach_the_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bandwidth_cap_paces_a_large_message() {
     let mut rig = Rig::start().await;
-    let mut sub = connect(options("bw-sub", rig.port(), true));
-    sub.connack().await;
-    sub.subscribe("bw/t", QoS::AtMostOnce).await;
-    let mut publ = connect(options("bw-pub", rig.port(), true));
-    publ.connack().await;
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "bw-sub",
+        true,
+        "bw/t",
+        QoS::AtMostOnce,
+        "bw-pub",
+    )
+    .await;
     rig.inject(Fault::Bandwidth {
         target: dev("bw-sub"),
         bytes_per_s: 4000,

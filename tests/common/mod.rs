@@ -180,3 +180,20 @@ pub fn publish_payloads(p: &Packet) -> Option<(&str, &[u8])> {
         _ => None,
     }
 }
+
+/// A subscriber on `filter` and a publisher, both connected through the tap.
+pub async fn sub_and_pub(
+    port: u16,
+    sub_id: &str,
+    sub_clean: bool,
+    filter: &str,
+    qos: QoS,
+    pub_id: &str,
+) -> (TestClient, TestClient) {
+    let mut sub = connect(options(sub_id, port, sub_clean));
+    sub.connack().await;
+    sub.subscribe(filter, qos).await;
+    let mut publ = connect(options(pub_id, port, true));
+    publ.connack().await;
+    (sub, publ)
+}
