@@ -40,6 +40,10 @@ impl TrafficPanel {
             .iter()
             .filter(|b| b.0 >= from && b.0 < now_s)
             .collect();
+        let x0 = secs
+            .first()
+            .map_or(now_s.saturating_sub(60), |b| b.0)
+            .max(from);
         let published: Vec<[f64; 2]> = secs.iter().map(|b| [b.0 as f64, b.1 as f64]).collect();
         let delivered: Vec<[f64; 2]> = secs.iter().map(|b| [b.0 as f64, b.2 as f64]).collect();
         let mut per_topic = Vec::new();
@@ -68,6 +72,9 @@ impl TrafficPanel {
             .legend(Legend::default())
             .allow_scroll(false)
             .include_y(0.0)
+            // From the first traffic (or the last minute, before any) up to now.
+            .include_x(x0 as f64)
+            .include_x(now_s as f64)
             .x_axis_formatter(|mark, _| {
                 format::time_of_day((mark.value * 1e6) as u64)
                     .chars()
