@@ -262,6 +262,17 @@ async fn persistent_session_receives_what_was_published_while_offline() {
         })
         .collect();
     assert_eq!(connects, [false, true]);
+    assert_eq!(
+        s.from_offline_queue, 3,
+        "all three were queued while it was offline"
+    );
+    let queued = rig
+        .capture
+        .flows
+        .iter()
+        .filter(|f| &*f.client_id == "persistent" && f.queued_offline)
+        .count();
+    assert_eq!(queued, 3);
     assert!(
         s.subscriptions.contains_key("fleet/cmd"),
         "subscriptions survive for a persistent session"

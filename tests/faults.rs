@@ -142,6 +142,30 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
         .1;
     assert_eq!(delivery.injected, Some(Injected::Delayed(400)));
     // Clearing restores prompt delivery.
+    // A stall is latency that hits some frames: with 100 % every frame waits 300 ms.
+    rig.inject(Fault::ClearNetwork(dev("lat-sub")));
+    rig.inject(Fault::Loss {
+        target: dev("lat-sub"),
+        drop_pct: 0.0,
+        stall_pct: 100.0,
+        stall_ms: 300,
+        duration: None,
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ts = Instant::now();
+    publ.client
+        .publish("lat/t", QoS::AtMostOnce, false, "stalled")
+        .await
+        .unwrap();
+    sub.expect("the stalled message", 5, |p| {
+        matches!(p, Packet::Publish(_))
+    })
+    .await;
+    assert!(
+        ts.elapsed() >= Duration::from_millis(300),
+        "stall of {:?}",
+        ts.elapsed()
+    );
     rig.inject(Fault::ClearNetwork(dev("lat-sub")));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t1 = Instant::now();

@@ -60,6 +60,8 @@ pub struct Flow {
     pub origin: Option<u64>,
     /// A known broker deviation from the MQTT spec seen on this flow.
     pub deviation: Option<String>,
+    /// Set when the broker queued this delivery while the subscriber was offline.
+    pub queued_offline: bool,
 }
 
 impl Flow {
@@ -206,6 +208,11 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 Direction::ClientToBroker => (None, None),
                 Direction::BrokerToClient => delivery_check(cap, ev),
             };
+            let queued_offline = origin.and_then(|o| cap.get(o)).is_some_and(|o| {
+                cap.sessions
+                    .get(&*ev.client_id)
+                    .is_some_and(|s| !s.clean_session && o.t_us < s.connected_since_us)
+            });
             let flow = Flow {
                 id: 0,
                 client_id: client,
@@ -217,6 +224,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 state: FlowState::Open,
                 origin,
                 deviation,
+                queued_offline,
             };
             let id = cap.flows.push(flow, cap.limits.max_flows);
             cap.flows.open.insert(key, id);

@@ -56,6 +56,11 @@ pub struct Session {
     pub received: u64,
     pub first_seen_us: u64,
     pub last_seen_us: u64,
+    /// When the current (or last) connection was accepted (CONNACK).
+    pub connected_since_us: u64,
+    /// Deliveries on the current connection of messages published before it
+    /// began: what the broker queued while this persistent session was offline.
+    pub from_offline_queue: u64,
 }
 
 impl Session {
@@ -141,6 +146,8 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                     }
                     s.connected = true;
                     s.conn = Some(ev.conn);
+                    s.connected_since_us = ev.t_us;
+                    s.from_offline_queue = 0;
                     let clean_session = s.clean_session;
                     s.push_history(SessionEvent {
                         t_us: ev.t_us,
@@ -194,10 +201,21 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             }
         }
         (PacketKind::Publish, _) => {
+            // Published before this connection began (and not a retained replay): it waited in the broker.
+            let origin_t = if ev.dir == Direction::BrokerToClient && !ev.retain {
+                cap.origin_of(ev).and_then(|o| cap.get(o)).map(|o| o.t_us)
+            } else {
+                None
+            };
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 match ev.dir {
                     Direction::ClientToBroker => s.published += 1,
-                    Direction::BrokerToClient => s.received += 1,
+                    Direction::BrokerToClient => {
+                        s.received += 1;
+                        if origin_t.is_some_and(|t| t < s.connected_since_us) && !s.clean_session {
+                            s.from_offline_queue += 1;
+                        }
+                    }
                 }
             }
         }

@@ -245,6 +245,12 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
             );
         }
     });
+    if leg.queued_offline {
+        ui.weak(format!(
+            "queued by the broker while {} was offline; delivered on reconnect",
+            leg.client_id
+        ));
+    }
     if let Some(d) = &leg.deviation {
         ui.colored_label(
             Color32::from_rgb(255, 179, 0),

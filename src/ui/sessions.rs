@@ -229,6 +229,14 @@ fn detail_ui(
                     ui.weak("messages");
                     ui.label(format!("{} sent, {} received", s.published, s.received));
                     ui.end_row();
+                    if s.from_offline_queue > 0 {
+                        ui.weak("offline queue");
+                        ui.label(format!(
+                            "{} delivered on this connection were queued while it was offline",
+                            s.from_offline_queue
+                        ));
+                        ui.end_row();
+                    }
                 });
             ui.add_space(6.0);
             ui.label(RichText::new("Last will").strong());
