@@ -16,6 +16,12 @@ pub struct BenchOptions {
     pub duration: Duration,
     pub qos: u8,
     pub engine: EngineConfig,
+    /// Run the publishing devices in a child process (its descriptors don't
+    /// count against this process's open-file limit).
+    pub devices_in_child: bool,
+    /// Publishers connect straight to the broker, bypassing the tap (with
+    /// `devices_in_child`): measures the broker alone, and so the tap's cost.
+    pub direct: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -32,10 +38,13 @@ pub struct BenchReport {
     pub peak_rss_mib: f64,
     pub bytes_per_captured: f64,
     pub dropped: u64,
+    /// How the publishers were run, for the report.
+    pub mode: String,
 }
 
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "mode                    {}", self.mode)?;
         writeln!(
             f,
             "devices                 {} ({} connected in {:.1}s)",
@@ -57,13 +66,27 @@ impl std::fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "CPU per 1k messages     {:.3} s (process user+sys / 1k delivered)",
+            "CPU per 1k messages     {:.3} s (user+sys of every process involved / 1k delivered)",
             self.cpu_s_per_1k
         )?;
         writeln!(f, "peak RSS                {:.1} MiB", self.peak_rss_mib)?;
         writeln!(f, "bytes per captured msg  {:.0}", self.bytes_per_captured)?;
         writeln!(f, "dropped (consumer lag)  {}", self.dropped)
     }
+}
+
+/// The sink alone (it subscribes to every bench topic).
+fn sink_only(qos: u8) -> Scenario {
+    let mut s = scenario(1, 1.0, qos);
+    s.devices.truncate(1);
+    s
+}
+
+/// The publishers alone.
+fn publishers_only(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
+    let mut s = scenario(devices, rate_hz, qos);
+    s.devices.remove(0);
+    s
 }
 
 pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
@@ -122,7 +145,63 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
 /// device's socket, the tap's two, the broker's one.
 pub const FDS_PER_DEVICE: u64 = 4;
 
+/// `mqtt-workbench bench-devices`: run the publishers only, printing
+/// "connected N" lines on stdout, until killed.
+pub async fn run_devices(
+    host: &str,
+    port: u16,
+    devices: u32,
+    rate_hz: f64,
+    qos: u8,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    crate::sys::raise_fd_limit();
+    let (sink, mut updates) = crate::engine::EventSink::standalone();
+    let _handles = crate::sim::start(&publishers_only(devices, rate_hz, qos), host, port, &sink);
+    let mut states: HashMap<String, crate::protocol::DeviceState> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            u = updates.recv() => match u {
+                Some(u) => { states.insert(u.client_id, u.state); }
+                None => return Ok(()),
+            },
+            _ = tick.tick() => {
+                let n = states.values().filter(|s| **s == crate::protocol::DeviceState::Connected).count();
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "connected {n}")?;
+                out.flush()?;
+            }
+        }
+    }
+}
+
+/// CPU seconds (user + system) and peak RSS of another process, from /proc.
+fn proc_usage(pid: u32) -> (f64, u64) {
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the ")" that closes the command name; utime and stime are 14 and 15.
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            Some((rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(0.0);
+    let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0)
+        * 1024;
+    (cpu, hwm)
+}
+
 pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
+    if opts.devices_in_child {
+        return run_with_child(opts).await;
+    }
     let (soft, _) = crate::sys::raise_fd_limit();
     let fit = soft.saturating_sub(64) / FDS_PER_DEVICE;
     if soft > 0 && opts.devices as u64 > fit {
@@ -198,5 +277,123 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             capture.bytes() as f64 / capture.len() as f64
         },
         dropped: handle.dropped(),
+        mode: "devices, tap and broker in one process".into(),
+    })
+}
+
+async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
+    use tokio::io::AsyncBufReadExt;
+    crate::sys::raise_fd_limit();
+    let handle = engine::start(opts.engine.clone()).await?;
+    let mut capture = Capture::default();
+    let mut states = HashMap::new();
+    handle
+        .commands
+        .send(Command::LoadScenario(Box::new(sink_only(opts.qos))))
+        .await?;
+    let t_sink = Instant::now();
+    while capture.connected_clients() < 1 && t_sink.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::cli::drain(&handle, &mut capture, &mut states);
+    }
+    let (host, port) = if opts.direct {
+        let (h, p) = handle.upstream.rsplit_once(':').ok_or_else(|| {
+            anyhow::anyhow!("the broker address has no port: {}", handle.upstream)
+        })?;
+        (h.to_string(), p.parse::<u16>()?)
+    } else {
+        ("127.0.0.1".to_string(), handle.tap_addr.port())
+    };
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "bench-devices",
+            "--host",
+            &host,
+            "--port",
+            &port.to_string(),
+        ])
+        .args([
+            "--devices",
+            &opts.devices.to_string(),
+            "--rate",
+            &opts.rate_hz.to_string(),
+        ])
+        .args(["--qos", &opts.qos.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no child stdout"))?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let t0 = Instant::now();
+    let connect_limit = Duration::from_secs(30 + opts.devices as u64 / 200);
+    let mut connected = 0usize;
+    while connected < opts.devices as usize && t0.elapsed() < connect_limit {
+        tokio::select! {
+            l = lines.next_line() => match l? {
+                Some(l) => connected = l.trim_start_matches("connected ").parse().unwrap_or(connected),
+                None => anyhow::bail!("the device process ended"),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        crate::cli::drain(&handle, &mut capture, &mut states);
+    }
+    let connect_s = t0.elapsed().as_secs_f64();
+    // Keep reading the child's lines so its stdout never fills.
+    let reader = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let settle_end = Instant::now() + Duration::from_secs_f64((1.0 / opts.rate_hz).clamp(0.5, 5.0));
+    while Instant::now() < settle_end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::cli::drain(&handle, &mut capture, &mut states);
+    }
+    let count = |c: &Capture| {
+        c.topics
+            .values()
+            .fold((0u64, 0u64), |(p, d), t| (p + t.published, d + t.delivered))
+    };
+    let (p0, d0) = count(&capture);
+    let cpu0 = crate::sys::cpu_seconds() + proc_usage(pid).0;
+    let w0 = Instant::now();
+    while w0.elapsed() < opts.duration {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::cli::drain(&handle, &mut capture, &mut states);
+    }
+    let window_s = w0.elapsed().as_secs_f64();
+    let (child_cpu, child_hwm) = proc_usage(pid);
+    let cpu = crate::sys::cpu_seconds() + child_cpu - cpu0;
+    let (p1, d1) = count(&capture);
+    let delivered = d1 - d0;
+    let _ = child.kill().await;
+    reader.abort();
+    Ok(BenchReport {
+        devices: opts.devices,
+        rate_hz: opts.rate_hz,
+        connected,
+        connect_s,
+        window_s,
+        published: p1 - p0,
+        delivered,
+        delivered_per_s: delivered as f64 / window_s,
+        cpu_s_per_1k: if delivered > 0 {
+            cpu / (delivered as f64 / 1000.0)
+        } else {
+            f64::NAN
+        },
+        peak_rss_mib: (crate::sys::peak_rss_bytes().unwrap_or(0) + child_hwm) as f64
+            / (1024.0 * 1024.0),
+        bytes_per_captured: if capture.is_empty() {
+            0.0
+        } else {
+            capture.bytes() as f64 / capture.len() as f64
+        },
+        dropped: handle.dropped(),
+        mode: if opts.direct {
+            "devices in a child process straight to the broker (no tap); the subscriber through the tap".into()
+        } else {
+            "devices in a child process, through tap and broker".into()
+        },
     })
 }

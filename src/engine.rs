@@ -69,6 +69,24 @@ impl EventSink {
     }
 }
 
+impl EventSink {
+    /// A sink for devices running outside an engine (a fleet in its own
+    /// process): engine events are discarded, device updates come back here.
+    pub fn standalone() -> (EventSink, mpsc::Receiver<DeviceUpdate>) {
+        let (tx, _) = crossbeam_channel::bounded(1);
+        let (devices, rx) = mpsc::channel(65_536);
+        let (states, _) = broadcast::channel(16);
+        let sink = EventSink {
+            tx,
+            waker: Arc::default(),
+            dropped: Arc::default(),
+            devices,
+            states,
+        };
+        (sink, rx)
+    }
+}
+
 /// Tap → batcher: one wire event at a time, bounded, drops counted.
 #[derive(Clone)]
 pub struct Recorder {

@@ -71,6 +71,28 @@ enum Cmd {
         duration: Duration,
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
         qos: u8,
+        /// Run the publishing devices in a child process (for fleets larger than
+        /// this process's open-file limit allows).
+        #[arg(long)]
+        devices_process: bool,
+        /// With --devices-process: publishers connect straight to the broker,
+        /// bypassing the tap (measures the tap's cost).
+        #[arg(long, requires = "devices_process")]
+        direct: bool,
+    },
+    /// (internal) The publishers of `bench --devices-process`.
+    #[command(hide = true)]
+    BenchDevices {
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        devices: u32,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
     },
 }
 
@@ -136,11 +158,24 @@ fn main() -> ExitCode {
                 engine,
             }))
         }),
+        Some(Cmd::BenchDevices {
+            host,
+            port,
+            devices,
+            rate,
+            qos,
+        }) => runtime().and_then(|rt| {
+            rt.block_on(mqtt_workbench::bench::run_devices(
+                &host, port, devices, rate, qos,
+            ))
+        }),
         Some(Cmd::Bench {
             devices,
             rate,
             duration,
             qos,
+            devices_process,
+            direct,
         }) => cli.net.engine_config().and_then(|mut engine| {
             if cli.net.port == 1883 {
                 engine.listen.set_port(0);
@@ -152,6 +187,8 @@ fn main() -> ExitCode {
                     duration,
                     qos,
                     engine,
+                    devices_in_child: devices_process,
+                    direct,
                 },
             ))?;
             print!("{report}");
