@@ -194,3 +194,44 @@ async fn mosquitto_sub_appears_in_sessions_with_its_subscription() {
         Some(&mqtt_workbench::protocol::CloseReason::Graceful)
     );
 }
+
+#[test]
+fn bench_runs_a_fleet_in_a_child_process_and_reports_it() {
+    // A functional check of the benchmark harness, not a timing test.
+    let out = bin()
+        .args([
+            "bench",
+            "--devices",
+            "20",
+            "--rate",
+            "5",
+            "--duration",
+            "2s",
+            "--devices-process",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("devices in a child process, through tap and broker"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("devices                 20 (20 connected"),
+        "{stdout}"
+    );
+    let delivered: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("delivered"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        delivered >= 100,
+        "20 devices at 5 Hz for 2 s delivered {delivered}: {stdout}"
+    );
+}
