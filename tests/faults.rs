@@ -115,7 +115,7 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
     .await;
     rig.inject(Fault::Latency {
         target: dev("lat-sub"),
-        ms: 400,
+        ms: 1500,
         jitter_ms: 0,
         duration: None,
     });
@@ -128,8 +128,8 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
     sub.expect("the message", 5, |p| matches!(p, Packet::Publish(_)))
         .await;
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(400), "arrived after {took:?}");
-    assert!(took < Duration::from_millis(1500), "arrived after {took:?}");
+    assert!(took >= Duration::from_millis(1500), "arrived after {took:?}");
+    assert!(took < Duration::from_millis(4000), "arrived after {took:?}");
     rig.wait_for("the delivery", 5, |c| {
         c.topics.get("lat/t").is_some_and(|t| t.delivered == 1)
     })
@@ -140,7 +140,7 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
         .find(|(_, e)| e.dir == Direction::BrokerToClient)
         .unwrap()
         .1;
-    assert_eq!(delivery.injected, Some(Injected::Delayed(400)));
+    assert_eq!(delivery.injected, Some(Injected::Delayed(1500)));
     // Clearing restores prompt delivery.
     // A stall is latency that hits some frames: with 100 % every frame waits 300 ms.
     rig.inject(Fault::ClearNetwork(dev("lat-sub")));
@@ -176,7 +176,7 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
     sub.expect("the second message", 5, |p| matches!(p, Packet::Publish(_)))
         .await;
     assert!(
-        t1.elapsed() < Duration::from_millis(300),
+        t1.elapsed() < Duration::from_millis(1000),
         "after clearing: {:?}",
         t1.elapsed()
     );
@@ -293,9 +293,9 @@ async fn half_dead_client_times_out_at_the_broker_and_its_will_fires() {
         publish_payloads(&will).unwrap(),
         ("hd/will", &b"silent"[..])
     );
-    // rumqttd gives up after 1.5 × keepalive (3 s); allow a second of slack.
+    // rumqttd gives up after 1.5 × keepalive (3 s); allow slack for a loaded machine.
     assert!(
-        took >= Duration::from_millis(2000) && took <= Duration::from_millis(4500),
+        took >= Duration::from_millis(2000) && took <= Duration::from_millis(5500),
         "will after {took:?}"
     );
     rig.wait_for("the broker's close recorded", 5, |c| {
