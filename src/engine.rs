@@ -181,8 +181,10 @@ struct Engine {
     sink: EventSink,
     /// Lets the timeline and timers send commands without keeping the engine alive.
     commands: mpsc::WeakSender<Command>,
-    /// Bumped per network-fault change, so a timer only clears the fault it set.
-    fault_generation: Arc<AtomicU64>,
+    /// Per fault key and aspect (latency, loss, …): the change that set it last,
+    /// so a timer only undoes its own change, never a later one.
+    fault_generations: Arc<Mutex<std::collections::HashMap<(FaultKey, &'static str), u64>>>,
+    next_fault_generation: u64,
 }
 
 /// Start the broker (if embedded), the tap and the engine task on the current runtime.
@@ -236,7 +238,8 @@ pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
         timeline: None,
         sink,
         commands: cmd_tx.downgrade(),
-        fault_generation: Arc::default(),
+        fault_generations: Arc::default(),
+        next_fault_generation: 0,
     };
     tokio::spawn(engine.run(cmd_rx));
     Ok(EngineHandle {
@@ -342,7 +345,7 @@ impl Engine {
             }
             Command::StopBroker => match &mut self.broker {
                 Some(b) => {
-                    b.stop_listener();
+                    tokio::task::block_in_place(|| b.stop_listener());
                     self.sink.send(Event::Broker(BrokerState::Stopped));
                 }
                 None => self.notice(
@@ -373,7 +376,8 @@ impl Engine {
 
     fn start_broker(&mut self) {
         if let Some(b) = &mut self.broker {
-            match b.start_listener("--broker-port") {
+            // Binding waits for the port (and for rumqttd to accept): not on an async worker.
+            match tokio::task::block_in_place(|| b.start_listener("--broker-port")) {
                 Ok(()) => self.sink.send(Event::Broker(BrokerState::Running {
                     public: self.tap.local_addr(),
                     upstream: b.addr().to_string(),
@@ -423,33 +427,42 @@ impl Engine {
         }
     }
 
-    /// Change the network faults of a target; after `duration`, undo that change.
+    /// Change one aspect (`what`) of a target's network faults; after
+    /// `duration`, undo that change unless the same aspect changed since.
     fn net_fault(
-        &self,
+        &mut self,
         target: &Target,
+        what: &'static str,
         duration: Option<Duration>,
         change: impl Fn(&mut NetFault),
         undo: fn(&mut NetFault),
     ) {
         let keys = self.fault_keys(target);
         let table = self.tap.faults().clone();
-        for k in &keys {
-            table.update(k.clone(), &change);
+        self.next_fault_generation += 1;
+        let generation = self.next_fault_generation;
+        {
+            let mut gens = self.fault_generations.lock();
+            for k in &keys {
+                table.update(k.clone(), &change);
+                gens.insert((k.clone(), what), generation);
+            }
         }
-        let generation = self.fault_generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.sink.send(Event::NetFaults(table.snapshot()));
         if let Some(d) = duration {
-            let gen_now = self.fault_generation.clone();
+            let gens = self.fault_generations.clone();
             let sink = self.sink.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(d).await;
-                // A later change to the same faults wins over this timer.
-                if gen_now.load(Ordering::Relaxed) == generation {
+                {
+                    let gens = gens.lock();
                     for k in keys {
-                        table.update(k, undo);
+                        if gens.get(&(k.clone(), what)) == Some(&generation) {
+                            table.update(k, undo);
+                        }
                     }
-                    sink.send(Event::NetFaults(table.snapshot()));
                 }
+                sink.send(Event::NetFaults(table.snapshot()));
             });
         }
     }
@@ -474,6 +487,7 @@ impl Engine {
                 let (ms, jitter_ms) = (*ms, *jitter_ms);
                 self.net_fault(
                     target,
+                    "latency",
                     dur(duration),
                     move |f| {
                         f.latency_ms = ms;
@@ -499,6 +513,7 @@ impl Engine {
                 );
                 self.net_fault(
                     target,
+                    "loss",
                     dur(duration),
                     move |f| {
                         f.drop_pct = d;
@@ -520,6 +535,7 @@ impl Engine {
                 let bps = *bytes_per_s;
                 self.net_fault(
                     target,
+                    "bandwidth",
                     dur(duration),
                     move |f| f.bandwidth_bps = bps,
                     |f| f.bandwidth_bps = 0,
@@ -537,6 +553,7 @@ impl Engine {
                 };
                 self.net_fault(
                     target,
+                    "partition",
                     Some(duration.0),
                     move |f| f.partition = Some(mode),
                     |f| f.partition = None,
@@ -545,16 +562,21 @@ impl Engine {
             Fault::HalfDead { target, duration } => {
                 self.net_fault(
                     target,
+                    "half-dead",
                     dur(duration),
                     |f| f.stalled = true,
                     |f| f.stalled = false,
                 );
             }
             Fault::ClearNetwork(target) => {
+                self.next_fault_generation += 1;
+                let mut gens = self.fault_generations.lock();
                 for k in self.fault_keys(target) {
-                    self.tap.faults().set(k, NetFault::default());
+                    self.tap.faults().set(k.clone(), NetFault::default());
+                    // Pending timers for this key must not touch what comes next.
+                    gens.retain(|(key, _), _| *key != k);
                 }
-                self.fault_generation.fetch_add(1, Ordering::Relaxed);
+                drop(gens);
                 self.sink
                     .send(Event::NetFaults(self.tap.faults().snapshot()));
             }
@@ -567,7 +589,7 @@ impl Engine {
             }
             Fault::RestartBroker => match &mut self.broker {
                 Some(b) => {
-                    b.stop_listener();
+                    tokio::task::block_in_place(|| b.stop_listener());
                     self.start_broker();
                 }
                 None => self.notice(
@@ -576,7 +598,7 @@ impl Engine {
                 ),
             },
             Fault::ColdRestartBroker => match &mut self.broker {
-                Some(b) => match b.cold_restart("--broker-port") {
+                Some(b) => match tokio::task::block_in_place(|| b.cold_restart("--broker-port")) {
                     Ok(()) => self.sink.send(Event::Broker(BrokerState::Running {
                         public: self.tap.local_addr(),
                         upstream: b.addr().to_string(),
@@ -610,52 +632,52 @@ impl Engine {
     }
 }
 
-/// Run a scenario's timeline: each entry at its time, or after its device event.
+/// Run a scenario's timeline: each entry at its time, or after its device
+/// event. Every pending timer belongs to this task: aborting it (the scenario
+/// stopped) cancels them all.
 async fn run_timeline(
     scenario: Box<Scenario>,
     commands: mpsc::WeakSender<Command>,
     mut states: broadcast::Receiver<(String, DeviceState)>,
 ) {
     let start = tokio::time::Instant::now();
-    let mut pending: Vec<(usize, crate::sim::scenario::TimelineEntry)> =
-        scenario.timeline.iter().cloned().enumerate().collect();
-    // Timed entries sleep on their own; event entries wait for their trigger.
-    let fire =
-        |index: usize, fault: Fault, delay: Duration, commands: mpsc::WeakSender<Command>| {
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                if let Some(tx) = commands.upgrade() {
-                    let _ = tx.send(Command::TimelineFault { index, fault }).await;
-                }
-            });
-        };
-    pending.retain(|(i, e)| match e.at {
-        Some(at) => {
-            let due = start + at.0 + e.delay.0;
-            fire(
-                *i,
-                e.fault.clone(),
-                due.saturating_duration_since(tokio::time::Instant::now()),
-                commands.clone(),
-            );
-            false
+    let mut timers = tokio::task::JoinSet::new();
+    let mut fire = |index: usize, fault: Fault, at: tokio::time::Instant| {
+        let commands = commands.clone();
+        timers.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            if let Some(tx) = commands.upgrade() {
+                let _ = tx.send(Command::TimelineFault { index, fault }).await;
+            }
+        });
+    };
+    let mut waiting = Vec::new();
+    for (i, e) in scenario.timeline.iter().enumerate() {
+        match e.at {
+            Some(at) => fire(i, e.fault.clone(), start + at.0 + e.delay.0),
+            None => waiting.push((i, e.clone())),
         }
-        None => true,
-    });
-    while !pending.is_empty() {
+    }
+    while !waiting.is_empty() {
         let (id, state) = match states.recv().await {
             Ok(x) => x,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    "timeline missed {n} device events (a large fleet changed state at once)"
+                );
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
         };
-        pending.retain(|(i, e)| match e.trigger() {
+        waiting.retain(|(i, e)| match e.trigger() {
             Some((want_id, want_state)) if want_id == id && want_state == state => {
-                fire(*i, e.fault.clone(), e.delay.0, commands.clone());
+                fire(*i, e.fault.clone(), tokio::time::Instant::now() + e.delay.0);
                 false
             }
             _ => true,
         });
     }
+    while timers.join_next().await.is_some() {}
 }
 
 /// A second client with the same id connects through the tap, holds, then leaves.

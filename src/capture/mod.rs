@@ -256,8 +256,16 @@ impl Capture {
     pub fn ingest(&mut self, ev: WireEvent) {
         self.total_ingested += 1;
         self.generation += 1;
-        self.index_conn(&ev);
         let seq = self.end_seq();
+        if ev.injected == Some(crate::protocol::Injected::Dropped) {
+            // An injected fault discarded it: it never arrived, so it changes no
+            // session, flow or topic; the log keeps it, marked.
+            if !matches!(ev.kind, PacketKind::PingReq | PacketKind::PingResp) {
+                self.store(ev);
+            }
+            return;
+        }
+        self.index_conn(&ev);
         sessions::on_event(self, &ev, seq);
         match ev.kind {
             PacketKind::Publish => self.on_publish(&ev, seq),

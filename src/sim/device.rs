@@ -355,6 +355,31 @@ async fn wait_for_reconnect(ctl: &mut mpsc::Receiver<DeviceAction>, dev: &mut De
     }
 }
 
+/// Runs rumqttc's event loop in its own task: `poll()` connects inside
+/// itself, so it must never be cancelled by a `select!` (a slow CONNECT
+/// would restart forever). Polling after an error reconnects, after a pause.
+fn spawn_event_loop(
+    mut el: rumqttc::EventLoop,
+) -> (
+    tokio::task::JoinHandle<()>,
+    mpsc::Receiver<Result<MqttEvent, String>>,
+) {
+    let (tx, rx) = mpsc::channel(256);
+    let task = tokio::spawn(async move {
+        loop {
+            let r = el.poll().await.map_err(|e| e.to_string());
+            let failed = r.is_err();
+            if tx.send(r).await.is_err() {
+                return;
+            }
+            if failed {
+                sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    (task, rx)
+}
+
 async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: EventSink) {
     let delay = plan.start_delay;
     let mut dev = Device::new(plan, sink);
@@ -368,6 +393,7 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
         let mut net = el.network_options();
         net.set_connection_timeout(30);
         el.set_network_options(net);
+        let (poller, mut events) = spawn_event_loop(el);
         let mut connected = false;
         let next = loop {
             let due = dev.next_due().filter(|_| connected);
@@ -375,57 +401,47 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
                 cmd = ctl.recv() => match cmd {
                     None => {
                         if connected {
-                            graceful_disconnect(&client, &mut el).await;
+                            graceful_disconnect(&client, &mut events).await;
                         }
                         break Next::Stop;
                     }
                     Some(DeviceAction::Disconnect) => {
                         if connected {
-                            graceful_disconnect(&client, &mut el).await;
+                            graceful_disconnect(&client, &mut events).await;
                         }
-                        drop(el);
+                        poller.abort();
                         dev.set_state(DeviceState::Offline);
                         break wait_for_reconnect(&mut ctl, &mut dev).await;
                     }
                     Some(DeviceAction::Drop) => {
                         // Close the socket without DISCONNECT: the broker fires the will.
-                        drop(el);
+                        poller.abort();
                         dev.set_state(DeviceState::Offline);
                         break wait_for_reconnect(&mut ctl, &mut dev).await;
                     }
+                    Some(DeviceAction::Reconnect) => {}
                     Some(a) => dev.control(a),
                 },
-                ev = el.poll() => match ev {
-                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                ev = events.recv() => match ev {
+                    Some(Ok(MqttEvent::Incoming(Packet::ConnAck(_)))) => {
                         connected = true;
                         dev.set_state(DeviceState::Connected);
                         dev.on_connected(&client);
                     }
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    Some(Ok(MqttEvent::Incoming(Packet::Publish(p)))) => {
                         if dev.acking {
                             let _ = client.try_ack(&p);
                         }
                         dev.react(&client, &p.topic, &p.payload);
                     }
-                    Ok(_) => {}
-                    Err(e) => {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        // The event loop waits a second, then reconnects.
                         tracing::debug!(client = %dev.plan.client_id, "connection lost: {e}");
                         connected = false;
                         dev.set_state(DeviceState::Reconnecting);
-                        // Polling again reconnects; wait first, but stay responsive to commands.
-                        tokio::select! {
-                            _ = sleep(Duration::from_secs(1)) => {}
-                            cmd = ctl.recv() => match cmd {
-                                None => break Next::Stop,
-                                Some(DeviceAction::Disconnect | DeviceAction::Drop) => {
-                                    drop(el);
-                                    dev.set_state(DeviceState::Offline);
-                                    break wait_for_reconnect(&mut ctl, &mut dev).await;
-                                }
-                                Some(a) => dev.control(a),
-                            }
-                        }
                     }
+                    None => break Next::Stop,
                 },
                 _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     dev.fire_due(&client, Instant::now());
@@ -439,6 +455,7 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
                 }
             }
         };
+        poller.abort();
         match next {
             Next::Reconnect => dev.set_state(DeviceState::Connecting),
             Next::Stop => break,
@@ -447,16 +464,19 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
     dev.set_state(DeviceState::Stopped);
 }
 
-/// Send DISCONNECT and poll until it is on the wire (at most 2 s).
-async fn graceful_disconnect(client: &AsyncClient, el: &mut rumqttc::EventLoop) {
+/// Send DISCONNECT and wait until it is on the wire (at most 2 s).
+async fn graceful_disconnect(
+    client: &AsyncClient,
+    events: &mut mpsc::Receiver<Result<MqttEvent, String>>,
+) {
     if client.try_disconnect().is_err() {
         return;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
-            match el.poll().await {
-                Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                Ok(_) => {}
+            match events.recv().await {
+                Some(Ok(MqttEvent::Outgoing(Outgoing::Disconnect))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
             }
         }
     })

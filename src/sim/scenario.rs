@@ -596,6 +596,12 @@ impl Scenario {
                     return Err(err(&quoted, format!("client id \"{id}\" is used twice")));
                 }
             }
+            if d.tick.0 < Duration::from_millis(10) {
+                return Err(err(
+                    &quoted,
+                    format!("device \"{}\": tick must be at least 10ms", d.id),
+                ));
+            }
             if d.keep_alive.0 < Duration::from_secs(1) {
                 return Err(err(
                     &quoted,

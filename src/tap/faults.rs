@@ -115,9 +115,16 @@ impl FaultTable {
 
     /// Change one aspect of a key's fault, keeping the others.
     pub fn update(&self, key: FaultKey, change: impl FnOnce(&mut NetFault)) {
-        let mut f = self.rules.read().get(&key).cloned().unwrap_or_default();
+        // One write lock: two changes at once must not lose either.
+        let mut rules = self.rules.write();
+        let mut f = rules.get(&key).cloned().unwrap_or_default();
         change(&mut f);
-        self.set(key, f);
+        if f.is_clear() {
+            rules.remove(&key);
+        } else {
+            rules.insert(key, f);
+        }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn get(&self, key: &FaultKey) -> NetFault {
@@ -158,6 +165,8 @@ impl FaultTable {
 pub struct FaultView {
     table: Arc<FaultTable>,
     seen: u64,
+    /// The client id the cached fault was resolved for ("" before CONNECT).
+    seen_client: Arc<str>,
     pub current: NetFault,
 }
 
@@ -166,15 +175,20 @@ impl FaultView {
         FaultView {
             table,
             seen: u64::MAX,
+            seen_client: Arc::from(""),
             current: NetFault::default(),
         }
     }
 
-    /// Re-read the table if it changed since the last look.
-    pub fn refresh(&mut self, conn: ConnId, client_id: &str) -> &NetFault {
+    /// Re-read the table if it changed, or if the connection's client id
+    /// became known (CONNECT arrives after the first read).
+    pub fn refresh(&mut self, conn: ConnId, client_id: &Arc<str>) -> &NetFault {
         let g = self.table.generation();
-        if g != self.seen {
+        if g != self.seen
+            || !Arc::ptr_eq(client_id, &self.seen_client) && **client_id != *self.seen_client
+        {
             self.seen = g;
+            self.seen_client = client_id.clone();
             self.current = self.table.resolve(conn, client_id);
         }
         &self.current
@@ -220,6 +234,18 @@ mod tests {
         t.set(FaultKey::Client("a".into()), NetFault::default());
         assert_eq!(t.resolve(8, "a").latency_ms, 10);
         let mut view = FaultView::new(Arc::new(FaultTable::default()));
-        assert!(view.refresh(1, "x").is_clear());
+        assert!(view.refresh(1, &Arc::from("x")).is_clear());
+        // A rule for a client applies once that connection's CONNECT names it.
+        let t = Arc::new(FaultTable::default());
+        t.set(
+            FaultKey::Client("late".into()),
+            NetFault {
+                latency_ms: 5,
+                ..Default::default()
+            },
+        );
+        let mut view = FaultView::new(t);
+        assert!(view.refresh(3, &Arc::from("")).is_clear());
+        assert_eq!(view.refresh(3, &Arc::from("late")).latency_ms, 5);
     }
 }

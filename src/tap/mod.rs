@@ -361,6 +361,16 @@ async fn read_side(
             .await
             .map_err(closed)?;
         }
+        if chunk.len() > outcome.consumed {
+            // Bytes the decoder could not frame still go through, after the frames before them.
+            let due = last_due.max(Instant::now());
+            tx.send(Outgoing {
+                due,
+                bytes: chunk.slice(outcome.consumed..),
+            })
+            .await
+            .map_err(closed)?;
+        }
     }
 }
 

@@ -18,6 +18,11 @@ pub struct Rig {
     pub devices: HashMap<String, DeviceState>,
     /// Injected faults reported by the engine: (label, timeline index).
     pub faults: Vec<(String, Option<usize>)>,
+    /// The network faults in force, as the engine last reported them.
+    pub net: Vec<(
+        mqtt_workbench::tap::faults::FaultKey,
+        mqtt_workbench::tap::faults::NetFault,
+    )>,
 }
 
 impl Rig {
@@ -33,6 +38,7 @@ impl Rig {
             capture: Capture::default(),
             devices: HashMap::new(),
             faults: Vec::new(),
+            net: Vec::new(),
         }
     }
 
@@ -53,6 +59,7 @@ impl Rig {
                 Event::Fault {
                     label, timeline, ..
                 } => self.faults.push((label, timeline)),
+                Event::NetFaults(rules) => self.net = rules,
                 _ => {}
             }
         }
