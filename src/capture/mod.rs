@@ -154,7 +154,13 @@ struct ConnState {
     client_id: Arc<str>,
     peer: Option<std::net::SocketAddr>,
     pending_subs: HashMap<u16, Vec<(String, u8)>>,
+    /// CONNECT details held until the broker accepts this connection (a second
+    /// connection for a live client id must not rewrite the live session first).
+    pending_connect: Option<WireDetail>,
 }
+
+/// Connections indexed at most (their Closed events can be lost when a queue drops events).
+const MAX_CONNS: usize = 200_000;
 
 /// The capture. See the module docs.
 #[derive(Debug, Default)]
@@ -279,6 +285,16 @@ impl Capture {
     fn index_conn(&mut self, ev: &WireEvent) {
         match (&ev.kind, &ev.detail) {
             (PacketKind::Opened, WireDetail::Opened { peer }) => {
+                if self.conns.len() >= MAX_CONNS {
+                    // Keep the connections that still carry a connected session.
+                    let live: std::collections::HashSet<ConnId> = self
+                        .sessions
+                        .values()
+                        .filter(|s| s.connected)
+                        .filter_map(|s| s.conn)
+                        .collect();
+                    self.conns.retain(|id, _| live.contains(id));
+                }
                 self.conns.insert(
                     ev.conn,
                     ConnState {

@@ -119,7 +119,16 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             },
         ) => {
             let peer = cap.conns.get(&ev.conn).and_then(|c| c.peer);
-            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+            let live_elsewhere = cap
+                .sessions
+                .get(&*ev.client_id)
+                .is_some_and(|s| s.connected && s.conn != Some(ev.conn));
+            if live_elsewhere {
+                // A takeover attempt: apply its details only if the broker accepts it.
+                if let Some(c) = cap.conns.get_mut(&ev.conn) {
+                    c.pending_connect = Some(ev.detail.clone());
+                }
+            } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 s.clean_session = *clean_session;
                 s.keep_alive_s = *keep_alive_s;
                 s.will = will.clone();
@@ -138,7 +147,28 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             },
         ) => {
             let (session_present, code) = (*session_present, *code);
+            let pending = cap
+                .conns
+                .get_mut(&ev.conn)
+                .and_then(|c| c.pending_connect.take());
+            let peer = cap.conns.get(&ev.conn).and_then(|c| c.peer);
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                if code == 0
+                    && let Some(WireDetail::Connect {
+                        clean_session,
+                        keep_alive_s,
+                        will,
+                        username,
+                    }) = pending
+                {
+                    s.clean_session = clean_session;
+                    s.keep_alive_s = keep_alive_s;
+                    s.will = will;
+                    s.username = username;
+                    if peer.is_some() {
+                        s.peer = peer;
+                    }
+                }
                 if code == 0 {
                     // A clean session, or a persistent one the broker did not have, starts empty.
                     if s.clean_session || !session_present {
