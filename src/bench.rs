@@ -239,46 +239,92 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         crate::cli::drain(&handle, &mut capture, &mut states);
     }
+    let w = measure(&handle, &mut capture, &mut states, opts.duration, || 0.0).await;
+    let _ = handle.commands.send(Command::StopScenario).await;
+    let peak = crate::sys::peak_rss_bytes().unwrap_or(0);
+    Ok(report(
+        &opts,
+        connected,
+        connect_s,
+        w,
+        &capture,
+        handle.dropped(),
+        peak,
+        "devices, tap and broker in one process",
+    ))
+}
+
+/// What the measurement window saw.
+struct Window {
+    seconds: f64,
+    published: u64,
+    delivered: u64,
+    cpu_s: f64,
+}
+
+/// Drain events for `duration`, counting messages and CPU (this process plus `other_cpu`).
+async fn measure(
+    handle: &crate::engine::EngineHandle,
+    capture: &mut Capture,
+    states: &mut HashMap<String, crate::protocol::DeviceState>,
+    duration: Duration,
+    other_cpu: impl Fn() -> f64,
+) -> Window {
     let count = |c: &Capture| {
         c.topics
             .values()
             .fold((0u64, 0u64), |(p, d), t| (p + t.published, d + t.delivered))
     };
-    let (p0, d0) = count(&capture);
-    let cpu0 = crate::sys::cpu_seconds();
+    let (p0, d0) = count(capture);
+    let cpu0 = crate::sys::cpu_seconds() + other_cpu();
     let w0 = Instant::now();
-    while w0.elapsed() < opts.duration {
+    while w0.elapsed() < duration {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        crate::cli::drain(&handle, &mut capture, &mut states);
+        crate::cli::drain(handle, capture, states);
     }
-    let window_s = w0.elapsed().as_secs_f64();
-    let cpu = crate::sys::cpu_seconds() - cpu0;
-    let (p1, d1) = count(&capture);
-    let delivered = d1 - d0;
-    let _ = handle.commands.send(Command::StopScenario).await;
-    Ok(BenchReport {
+    let (p1, d1) = count(capture);
+    Window {
+        seconds: w0.elapsed().as_secs_f64(),
+        published: p1 - p0,
+        delivered: d1 - d0,
+        cpu_s: crate::sys::cpu_seconds() + other_cpu() - cpu0,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    opts: &BenchOptions,
+    connected: usize,
+    connect_s: f64,
+    w: Window,
+    capture: &Capture,
+    dropped: u64,
+    peak_rss_bytes: u64,
+    mode: &str,
+) -> BenchReport {
+    BenchReport {
         devices: opts.devices,
         rate_hz: opts.rate_hz,
         connected,
         connect_s,
-        window_s,
-        published: p1 - p0,
-        delivered,
-        delivered_per_s: delivered as f64 / window_s,
-        cpu_s_per_1k: if delivered > 0 {
-            cpu / (delivered as f64 / 1000.0)
+        window_s: w.seconds,
+        published: w.published,
+        delivered: w.delivered,
+        delivered_per_s: w.delivered as f64 / w.seconds,
+        cpu_s_per_1k: if w.delivered > 0 {
+            w.cpu_s / (w.delivered as f64 / 1000.0)
         } else {
             f64::NAN
         },
-        peak_rss_mib: crate::sys::peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+        peak_rss_mib: peak_rss_bytes as f64 / (1024.0 * 1024.0),
         bytes_per_captured: if capture.is_empty() {
             0.0
         } else {
             capture.bytes() as f64 / capture.len() as f64
         },
-        dropped: handle.dropped(),
-        mode: "devices, tap and broker in one process".into(),
-    })
+        dropped,
+        mode: mode.into(),
+    }
 }
 
 async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
@@ -349,51 +395,27 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         crate::cli::drain(&handle, &mut capture, &mut states);
     }
-    let count = |c: &Capture| {
-        c.topics
-            .values()
-            .fold((0u64, 0u64), |(p, d), t| (p + t.published, d + t.delivered))
-    };
-    let (p0, d0) = count(&capture);
-    let cpu0 = crate::sys::cpu_seconds() + proc_usage(pid).0;
-    let w0 = Instant::now();
-    while w0.elapsed() < opts.duration {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        crate::cli::drain(&handle, &mut capture, &mut states);
-    }
-    let window_s = w0.elapsed().as_secs_f64();
-    let (child_cpu, child_hwm) = proc_usage(pid);
-    let cpu = crate::sys::cpu_seconds() + child_cpu - cpu0;
-    let (p1, d1) = count(&capture);
-    let delivered = d1 - d0;
+    let w = measure(&handle, &mut capture, &mut states, opts.duration, || {
+        proc_usage(pid).0
+    })
+    .await;
+    let child_hwm = proc_usage(pid).1;
     let _ = child.kill().await;
     reader.abort();
-    Ok(BenchReport {
-        devices: opts.devices,
-        rate_hz: opts.rate_hz,
+    let peak = crate::sys::peak_rss_bytes().unwrap_or(0) + child_hwm;
+    let mode = if opts.direct {
+        "devices in a child process straight to the broker (no tap); the subscriber through the tap"
+    } else {
+        "devices in a child process, through tap and broker"
+    };
+    Ok(report(
+        &opts,
         connected,
         connect_s,
-        window_s,
-        published: p1 - p0,
-        delivered,
-        delivered_per_s: delivered as f64 / window_s,
-        cpu_s_per_1k: if delivered > 0 {
-            cpu / (delivered as f64 / 1000.0)
-        } else {
-            f64::NAN
-        },
-        peak_rss_mib: (crate::sys::peak_rss_bytes().unwrap_or(0) + child_hwm) as f64
-            / (1024.0 * 1024.0),
-        bytes_per_captured: if capture.is_empty() {
-            0.0
-        } else {
-            capture.bytes() as f64 / capture.len() as f64
-        },
-        dropped: handle.dropped(),
-        mode: if opts.direct {
-            "devices in a child process straight to the broker (no tap); the subscriber through the tap".into()
-        } else {
-            "devices in a child process, through tap and broker".into()
-        },
-    })
+        w,
+        &capture,
+        handle.dropped(),
+        peak,
+        mode,
+    ))
 }
