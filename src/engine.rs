@@ -337,7 +337,8 @@ impl Engine {
             Command::StopScenario => {
                 self.stop_devices().await;
             }
-            Command::Device(target, action) => self.device_action(&target, action),
+            // Through inject, so a click in the Devices panel is marked like any fault.
+            Command::Device(target, action) => self.inject(Fault::device(target, action), None),
             Command::DropConnection(id) => {
                 if !self.tap.drop_connection(id) {
                     self.notice(true, format!("connection {id} is already closed"));

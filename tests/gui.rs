@@ -105,6 +105,14 @@ fn drop_a_device_from_the_welcome_screen_and_see_its_will_and_abrupt_disconnect(
             .is_some_and(|t| t.wills >= 1)
     });
 
+    // The click is a fault like any other: marked on the traffic plot.
+    assert!(
+        h.state()
+            .faults
+            .markers
+            .iter()
+            .any(|(_, l)| l == "drop temp-sensor")
+    );
     // Topic inspector: sensor/status now shows the will's payload and the will marker.
     h.step();
     assert!(

@@ -218,6 +218,20 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The fault a device action is (one path for clicks and the timeline).
+    pub fn device(target: crate::protocol::Target, action: crate::protocol::DeviceAction) -> Fault {
+        use crate::protocol::DeviceAction as A;
+        match action {
+            A::Disconnect => Fault::Disconnect(target),
+            A::Drop => Fault::Drop(target),
+            A::Reconnect => Fault::Reconnect(target),
+            A::Pause => Fault::Pause(target),
+            A::Resume => Fault::Resume(target),
+            A::StopAcking => Fault::StopAcking(target),
+            A::ResumeAcking => Fault::ResumeAcking(target),
+        }
+    }
+
     pub fn label(&self) -> String {
         use crate::protocol::Target;
         let t = |t: &Target| match t {

@@ -36,6 +36,15 @@ pub fn injected(i: Option<crate::protocol::Injected>) -> String {
     }
 }
 
+/// A table header: one strong label per column.
+pub fn header_cells(h: &mut egui_extras::TableRow<'_, '_>, titles: &[&str]) {
+    for t in titles {
+        h.col(|ui| {
+            ui.strong(*t);
+        });
+    }
+}
+
 /// The trailing cells every message table shares: QoS, Ret, Dup, Size, Network, Payload.
 pub fn message_cells(
     row: &mut egui_extras::TableRow<'_, '_>,

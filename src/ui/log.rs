@@ -141,22 +141,21 @@ impl LogPanel {
             .column(Column::exact(64.0))
             .column(Column::remainder())
             .header(20.0, |mut h| {
-                for t in [
-                    "Time (UTC)",
-                    "",
-                    "Client",
-                    "Topic",
-                    "QoS",
-                    "Ret",
-                    "Dup",
-                    "Size",
-                    "Network",
-                    "Payload",
-                ] {
-                    h.col(|ui| {
-                        ui.strong(t);
-                    });
-                }
+                format::header_cells(
+                    &mut h,
+                    &[
+                        "Time (UTC)",
+                        "",
+                        "Client",
+                        "Topic",
+                        "QoS",
+                        "Ret",
+                        "Dup",
+                        "Size",
+                        "Network",
+                        "Payload",
+                    ],
+                )
             })
             .body(|body| {
                 body.rows(18.0, rows.len(), |mut row| {

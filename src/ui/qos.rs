@@ -84,21 +84,20 @@ impl QosPanel {
             .column(Column::exact(70.0))
             .column(Column::remainder())
             .header(20.0, |mut h| {
-                for t in [
-                    "Time (UTC)",
-                    "Leg",
-                    "Client",
-                    "Topic",
-                    "QoS",
-                    "pkid",
-                    "Steps",
-                    "Duration",
-                    "State",
-                ] {
-                    h.col(|ui| {
-                        ui.strong(t);
-                    });
-                }
+                format::header_cells(
+                    &mut h,
+                    &[
+                        "Time (UTC)",
+                        "Leg",
+                        "Client",
+                        "Topic",
+                        "QoS",
+                        "pkid",
+                        "Steps",
+                        "Duration",
+                        "State",
+                    ],
+                )
             })
             .body(|body| {
                 body.rows(18.0, flows.len(), |mut row| {

@@ -82,20 +82,19 @@ impl SessionsPanel {
             .column(Column::exact(60.0))
             .column(Column::remainder())
             .header(20.0, |mut h| {
-                for t in [
-                    "",
-                    "Client",
-                    "Session",
-                    "Keepalive",
-                    "Subs",
-                    "Sent",
-                    "Recv",
-                    "Last event",
-                ] {
-                    h.col(|ui| {
-                        ui.strong(t);
-                    });
-                }
+                format::header_cells(
+                    &mut h,
+                    &[
+                        "",
+                        "Client",
+                        "Session",
+                        "Keepalive",
+                        "Subs",
+                        "Sent",
+                        "Recv",
+                        "Last event",
+                    ],
+                )
             })
             .body(|body| {
                 body.rows(18.0, ids.len(), |mut row| {

@@ -522,20 +522,19 @@ impl TopicsPanel {
             .column(Column::exact(64.0))
             .column(Column::remainder())
             .header(20.0, |mut h| {
-                for t in [
-                    "Time (UTC)",
-                    "Client",
-                    "QoS",
-                    "Ret",
-                    "Dup",
-                    "Size",
-                    "Network",
-                    "Payload",
-                ] {
-                    h.col(|ui| {
-                        ui.strong(t);
-                    });
-                }
+                format::header_cells(
+                    &mut h,
+                    &[
+                        "Time (UTC)",
+                        "Client",
+                        "QoS",
+                        "Ret",
+                        "Dup",
+                        "Size",
+                        "Network",
+                        "Payload",
+                    ],
+                )
             })
             .body(|body| {
                 body.rows(row_h, rows.len(), |mut row| {
