@@ -3,12 +3,15 @@
 //! CPU seconds per 1k messages, peak RSS and bytes per captured message.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::capture::Capture;
-use crate::engine::{self, EngineConfig};
+use crate::engine::{self, EngineConfig, EngineHandle};
+use crate::model::Model;
 use crate::protocol::Command;
 use crate::sim::scenario::{DeviceSpec, Dur, Gen, Payload, PublishSpec, Qos, Scenario, SubSpec};
+use crate::sys::FDS_PER_DEVICE;
 
 pub struct BenchOptions {
     pub devices: u32,
@@ -141,10 +144,6 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
     }
 }
 
-/// File descriptors one device costs in this process through the tap: the
-/// device's socket, the tap's two, the broker's one.
-pub const FDS_PER_DEVICE: u64 = 4;
-
 /// `mqtt-workbench bench-devices`: run the publishers only, printing
 /// "connected N" lines on stdout, until killed.
 pub async fn run_devices(
@@ -156,7 +155,8 @@ pub async fn run_devices(
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
     crate::sys::raise_fd_limit();
-    let (sink, mut updates) = crate::engine::EventSink::standalone();
+    let (tx, mut updates) = tokio::sync::mpsc::channel(65_536);
+    let sink = crate::sim::DeviceReporter::new(tx, std::sync::Arc::default());
     let _handles = crate::sim::start(&publishers_only(devices, rate_hz, qos), host, port, &sink);
     let mut states: HashMap<String, crate::protocol::DeviceState> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -211,35 +211,34 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             opts.devices
         );
     }
-    let handle = engine::start(opts.engine.clone()).await?;
-    let mut capture = Capture::default();
-    let mut states = HashMap::new();
+    let handle = engine::start(opts.engine.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut model = Model::default();
     handle
         .commands
-        .send(Command::LoadScenario(Box::new(scenario(
-            opts.devices,
-            opts.rate_hz,
-            opts.qos,
-        ))))
+        .send(Command::LoadScenario(
+            scenario(opts.devices, opts.rate_hz, opts.qos).to_source(),
+        ))
         .await?;
     let want = opts.devices as usize + 1;
     let t0 = Instant::now();
     // Connect phase: bounded in time.
     let connect_limit = Duration::from_secs(30 + opts.devices as u64 / 200);
-    while capture.connected_clients() < want && t0.elapsed() < connect_limit {
+    while model.capture.connected_clients() < want && t0.elapsed() < connect_limit {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        crate::cli::drain(&handle, &mut capture, &mut states);
+        model.drain(&handle, None);
     }
     let connect_s = t0.elapsed().as_secs_f64();
-    let connected = capture.connected_clients();
+    let connected = model.capture.connected_clients();
     // Let one publish period pass so every device is publishing.
     let settle = Duration::from_secs_f64((1.0 / opts.rate_hz).clamp(0.5, 5.0));
     let settle_end = Instant::now() + settle;
     while Instant::now() < settle_end {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        crate::cli::drain(&handle, &mut capture, &mut states);
+        model.drain(&handle, None);
     }
-    let w = measure(&handle, &mut capture, &mut states, opts.duration, || 0.0).await;
+    let w = measure(&handle, &mut model, opts.duration, || 0.0).await;
     let _ = handle.commands.send(Command::StopScenario).await;
     let peak = crate::sys::peak_rss_bytes().unwrap_or(0);
     Ok(report(
@@ -247,11 +246,19 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         connected,
         connect_s,
         w,
-        &capture,
-        handle.dropped(),
+        &model.capture,
+        handle.drops().total(),
         peak,
         "devices, tap and broker in one process",
     ))
+}
+
+/// The tap's address and the upstream broker's, once the engine listens.
+fn ready_addrs(handle: &EngineHandle) -> anyhow::Result<(SocketAddr, String)> {
+    match handle.readiness() {
+        engine::Readiness::Ready { tap, upstream } => Ok((tap, upstream)),
+        other => anyhow::bail!("the engine is not ready: {other:?}"),
+    }
 }
 
 /// What the measurement window saw.
@@ -264,9 +271,8 @@ struct Window {
 
 /// Drain events for `duration`, counting messages and CPU (this process plus `other_cpu`).
 async fn measure(
-    handle: &crate::engine::EngineHandle,
-    capture: &mut Capture,
-    states: &mut HashMap<String, crate::protocol::DeviceState>,
+    handle: &EngineHandle,
+    model: &mut Model,
     duration: Duration,
     other_cpu: impl Fn() -> f64,
 ) -> Window {
@@ -275,14 +281,14 @@ async fn measure(
             .values()
             .fold((0u64, 0u64), |(p, d), t| (p + t.published, d + t.delivered))
     };
-    let (p0, d0) = count(capture);
+    let (p0, d0) = count(&model.capture);
     let cpu0 = crate::sys::cpu_seconds() + other_cpu();
     let w0 = Instant::now();
     while w0.elapsed() < duration {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        crate::cli::drain(handle, capture, states);
+        model.drain(handle, None);
     }
-    let (p1, d1) = count(capture);
+    let (p1, d1) = count(&model.capture);
     Window {
         seconds: w0.elapsed().as_secs_f64(),
         published: p1 - p0,
@@ -330,25 +336,27 @@ fn report(
 async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     use tokio::io::AsyncBufReadExt;
     crate::sys::raise_fd_limit();
-    let handle = engine::start(opts.engine.clone()).await?;
-    let mut capture = Capture::default();
-    let mut states = HashMap::new();
+    let handle = engine::start(opts.engine.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut model = Model::default();
     handle
         .commands
-        .send(Command::LoadScenario(Box::new(sink_only(opts.qos))))
+        .send(Command::LoadScenario(sink_only(opts.qos).to_source()))
         .await?;
     let t_sink = Instant::now();
-    while capture.connected_clients() < 1 && t_sink.elapsed() < Duration::from_secs(10) {
+    while model.capture.connected_clients() < 1 && t_sink.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        crate::cli::drain(&handle, &mut capture, &mut states);
+        model.drain(&handle, None);
     }
+    let (tap, upstream) = ready_addrs(&handle)?;
     let (host, port) = if opts.direct {
-        let (h, p) = handle.upstream.rsplit_once(':').ok_or_else(|| {
-            anyhow::anyhow!("the broker address has no port: {}", handle.upstream)
-        })?;
-        (h.to_string(), p.parse::<u16>()?)
+        let up: SocketAddr = upstream
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the broker address {upstream}: {e}"))?;
+        (up.ip().to_string(), up.port())
     } else {
-        ("127.0.0.1".to_string(), handle.tap_addr.port())
+        (tap.ip().to_string(), tap.port())
     };
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args([
@@ -385,7 +393,7 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             },
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-        crate::cli::drain(&handle, &mut capture, &mut states);
+        model.drain(&handle, None);
     }
     let connect_s = t0.elapsed().as_secs_f64();
     // Keep reading the child's lines so its stdout never fills.
@@ -393,12 +401,9 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let settle_end = Instant::now() + Duration::from_secs_f64((1.0 / opts.rate_hz).clamp(0.5, 5.0));
     while Instant::now() < settle_end {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        crate::cli::drain(&handle, &mut capture, &mut states);
+        model.drain(&handle, None);
     }
-    let w = measure(&handle, &mut capture, &mut states, opts.duration, || {
-        proc_usage(pid).0
-    })
-    .await;
+    let w = measure(&handle, &mut model, opts.duration, || proc_usage(pid).0).await;
     let child_hwm = proc_usage(pid).1;
     let _ = child.kill().await;
     reader.abort();
@@ -413,8 +418,8 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         connected,
         connect_s,
         w,
-        &capture,
-        handle.dropped(),
+        &model.capture,
+        handle.drops().total(),
         peak,
         mode,
     ))

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::capture::{Capture, FlowState, SessionEventKind};
-use crate::engine::{self, EngineConfig, EngineHandle};
-use crate::protocol::{Command, DeviceState, Event};
+use crate::engine::{self, EngineConfig, Readiness};
+use crate::model::Model;
+use crate::protocol::{Command, ScenarioSource};
 use crate::sim::Scenario;
 
 pub struct RunOptions {
@@ -21,61 +22,56 @@ pub struct RunOptions {
     pub engine: EngineConfig,
 }
 
-/// Drain every pending event into `capture`; returns device states seen.
-pub fn drain(
-    handle: &EngineHandle,
-    capture: &mut Capture,
-    devices: &mut HashMap<String, DeviceState>,
-) {
-    while let Ok(ev) = handle.events.try_recv() {
-        apply(ev, capture, devices);
+/// Print what the model learned since the last call: notices, injected faults.
+fn report_news(model: &mut Model, faults_printed: &mut u64) {
+    for n in model.take_notices() {
+        eprintln!("{}{}", if n.error { "error: " } else { "" }, n.text);
     }
-    capture.dropped = handle.dropped();
-}
-
-fn apply(ev: Event, capture: &mut Capture, devices: &mut HashMap<String, DeviceState>) {
-    match ev {
-        Event::Wire(batch) => capture.ingest_batch(batch),
-        Event::Devices(batch) => {
-            for d in batch {
-                devices.insert(d.client_id, d.state);
-            }
-        }
-        Event::Fault { label, .. } => eprintln!("fault: {label}"),
-        Event::NetFaults(_) => {}
-        Event::Notice { error, text } => {
-            eprintln!("{}{text}", if error { "error: " } else { "" });
-        }
-        Event::Broker(_) | Event::ScenarioStarted { .. } | Event::ScenarioStopped => {}
+    let new = model.faults.total - *faults_printed;
+    let shown = model.faults.markers.len() as u64;
+    for m in model
+        .faults
+        .markers
+        .iter()
+        .skip(shown.saturating_sub(new) as usize)
+    {
+        eprintln!("fault: {}", m.label);
     }
+    *faults_printed = model.faults.total;
 }
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let scenario = Scenario::load(&opts.scenario)?;
     let (soft, _) = crate::sys::raise_fd_limit();
-    let needed = scenario.device_count() as u64 * crate::bench::FDS_PER_DEVICE + 64;
+    let needed = scenario.device_count() as u64 * crate::sys::FDS_PER_DEVICE + 64;
     if soft > 0 && needed > soft {
         eprintln!(
             "warning: {} devices need about {needed} file descriptors through the tap; the limit is {soft}: some will fail to connect",
             scenario.device_count()
         );
     }
-    let handle = engine::start(opts.engine.clone()).await?;
+    let handle = engine::start(opts.engine.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let (tap, upstream) = match handle.readiness() {
+        Readiness::Ready { tap, upstream } => (tap, upstream),
+        other => anyhow::bail!("the engine is not ready: {other:?}"),
+    };
     eprintln!(
-        "MQTT Workbench {}: broker on mqtt://{} (forwarding to {}), scenario \"{}\" with {} devices",
+        "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices",
         crate::VERSION,
-        handle.tap_addr,
-        handle.upstream,
         scenario.name,
         scenario.device_count()
     );
     handle
         .commands
-        .send(Command::LoadScenario(Box::new(scenario)))
+        .send(Command::LoadScenario(ScenarioSource::File(
+            opts.scenario.clone(),
+        )))
         .await
         .context("engine stopped")?;
-    let mut capture = Capture::default();
-    let mut devices = HashMap::new();
+    let mut model = Model::default();
+    let mut faults_printed = 0;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_status = Instant::now();
@@ -86,10 +82,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             _ = &mut ctrl_c => break true,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-        drain(&handle, &mut capture, &mut devices);
+        model.drain(&handle, None);
+        report_news(&mut model, &mut faults_printed);
         if last_status.elapsed() >= Duration::from_secs(1) {
             last_status = Instant::now();
-            let line = status_line(&capture, started.elapsed());
+            let line = status_line(&model.capture, started.elapsed());
             if tty {
                 eprint!("\r\x1b[2K{line}");
             } else {
@@ -107,18 +104,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         eprintln!("interrupted: stopping devices…");
     }
     let _ = handle.commands.send(Command::StopScenario).await;
-    // Let the graceful DISCONNECTs and their close events arrive.
+    // Until the devices' graceful DISCONNECTs and close events arrived (bounded).
     let settle = Instant::now();
-    while settle.elapsed() < Duration::from_millis(800) {
+    while model.scenario.is_some() && settle.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        drain(&handle, &mut capture, &mut devices);
+        model.drain(&handle, None);
     }
-    print!("{}", summary(&capture, started.elapsed()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    model.drain(&handle, None);
+    report_news(&mut model, &mut faults_printed);
+    print!("{}", summary(&model.capture, started.elapsed()));
     if let Some(path) = &opts.export {
-        let rows = crate::export::rows(&capture);
+        let events = model.capture.snapshot();
         let n = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || crate::export::write(&path, &rows)
+            move || crate::export::write_events(&path, events.iter(), |_| {})
         })
         .await??;
         eprintln!("exported {n} messages to {}", path.display());

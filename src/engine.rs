@@ -1,104 +1,134 @@
-//! The engine: embedded broker, tap and virtual devices on a tokio runtime.
+//! The engine: embedded broker, tap and virtual devices on a tokio runtime
+//! owned by `main` (or by a test), never by the window.
 //!
-//! [`start`] returns an [`EngineHandle`]: a bounded [`Command`] sender and a
-//! bounded [`Event`] receiver. The engine never blocks on its consumer: when
-//! the consumer lags, events are dropped and counted ([`EngineHandle::dropped`]).
+//! [`spawn`] returns an [`EngineHandle`] at once: a bounded [`Command`] sender
+//! and an [`EventReceiver`] bounded by count and bytes. Start-up (binding the
+//! tap, starting the broker on its own thread) happens in the background and
+//! is reported as [`Event::Broker`]. The engine never blocks on its consumer:
+//! when the consumer lags, events are dropped and counted ([`Drops`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::broker::{BrokerError, EmbeddedBroker, Upstream};
+use crate::broker::{BrokerControl, Upstream};
 use crate::protocol::{
-    BrokerState, Command, DeviceAction, DeviceState, DeviceUpdate, Event, Target, WireEvent,
+    BrokerState, Command, DeviceAction, DeviceState, DeviceUpdate, Event, EventsSnapshot, Fault,
+    FaultKey, NetFault, PartitionMode, ScenarioSource, Target, WireEvent,
 };
 use crate::sim::device::DeviceHandle;
-use crate::sim::scenario::{Fault, Scenario};
-use crate::tap::Tap;
-use crate::tap::faults::{FaultKey, NetFault, PartitionMode};
+use crate::sim::{DeviceReporter, Scenario};
+use crate::tap::{Recorder, Tap};
 
 /// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
-/// Engine → consumer sender: bounded, never blocks, counts what it drops.
+/// What was lost because a queue was full, by queue. Shown in the status bar.
+#[derive(Debug, Default)]
+pub struct Drops {
+    /// Wire events the tap could not queue for the batcher.
+    pub tap_queue: Arc<AtomicU64>,
+    /// Device state reports the devices could not queue.
+    pub device_queue: Arc<AtomicU64>,
+    /// Items (wire events, device updates, notices) the consumer's channel
+    /// refused because it held too many events or bytes.
+    pub consumer: Arc<AtomicU64>,
+}
+
+/// A copy of [`Drops`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    pub tap_queue: u64,
+    pub device_queue: u64,
+    pub consumer: u64,
+}
+
+impl DropCounts {
+    pub fn total(&self) -> u64 {
+        self.tap_queue + self.device_queue + self.consumer
+    }
+}
+
+impl Drops {
+    pub fn counts(&self) -> DropCounts {
+        DropCounts {
+            tap_queue: self.tap_queue.load(Ordering::Relaxed),
+            device_queue: self.device_queue.load(Ordering::Relaxed),
+            consumer: self.consumer.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Engine → consumer sender: bounded by count and bytes, never blocks,
+/// counts what it drops.
 #[derive(Clone)]
-pub struct EventSink {
-    tx: crossbeam_channel::Sender<Event>,
+struct EventSink {
+    tx: crossbeam_channel::Sender<(Event, usize)>,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     waker: Arc<Mutex<Option<Waker>>>,
-    dropped: Arc<AtomicU64>,
-    devices: mpsc::Sender<DeviceUpdate>,
-    /// Device state changes for the timeline's `after` triggers.
-    states: broadcast::Sender<(String, DeviceState)>,
+    drops: Arc<Drops>,
 }
 
 impl EventSink {
-    pub fn send(&self, ev: Event) {
-        if let Err(
-            crossbeam_channel::TrySendError::Full(ev)
-            | crossbeam_channel::TrySendError::Disconnected(ev),
-        ) = self.tx.try_send(ev)
-        {
-            let n = match ev {
-                Event::Wire(batch) => batch.len() as u64,
-                Event::Devices(batch) => batch.len() as u64,
-                _ => 1,
-            };
-            self.dropped.fetch_add(n, Ordering::Relaxed);
+    fn send(&self, ev: Event) {
+        let size = ev.mem_bytes();
+        let queued = self.bytes.load(Ordering::Relaxed);
+        // An event alone bigger than the bound still passes when the queue is empty.
+        let fits = queued == 0 || queued + size <= self.max_bytes;
+        let refused = if fits {
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+            match self.tx.try_send((ev, size)) {
+                Ok(()) => None,
+                Err(e) => {
+                    self.bytes.fetch_sub(size, Ordering::Relaxed);
+                    Some(e.into_inner().0)
+                }
+            }
+        } else {
+            Some(ev)
+        };
+        if let Some(ev) = refused {
+            self.drops.consumer.fetch_add(ev.items(), Ordering::Relaxed);
         }
         if let Some(w) = self.waker.lock().as_ref() {
             w();
         }
     }
+}
 
-    /// A device changed state: batched with the others (a fleet of thousands
-    /// changes state at once), and offered to the timeline.
-    pub fn device_state(&self, client_id: &str, fleet: &str, state: DeviceState) {
-        let _ = self.states.send((client_id.to_string(), state));
-        let update = DeviceUpdate {
-            client_id: client_id.to_string(),
-            fleet: fleet.to_string(),
-            state,
-        };
-        if self.devices.try_send(update).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+/// The consumer's end of the event channel.
+pub struct EventReceiver {
+    rx: crossbeam_channel::Receiver<(Event, usize)>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl EventReceiver {
+    pub fn try_recv(&self) -> Option<Event> {
+        let (ev, size) = self.rx.try_recv().ok()?;
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+        Some(ev)
     }
-}
 
-impl EventSink {
-    /// A sink for devices running outside an engine (a fleet in its own
-    /// process): engine events are discarded, device updates come back here.
-    pub fn standalone() -> (EventSink, mpsc::Receiver<DeviceUpdate>) {
-        let (tx, _) = crossbeam_channel::bounded(1);
-        let (devices, rx) = mpsc::channel(65_536);
-        let (states, _) = broadcast::channel(16);
-        let sink = EventSink {
-            tx,
-            waker: Arc::default(),
-            dropped: Arc::default(),
-            devices,
-            states,
-        };
-        (sink, rx)
+    /// Wait up to `timeout` for the next event.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        let (ev, size) = self.rx.recv_timeout(timeout).ok()?;
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+        Some(ev)
     }
-}
 
-/// Tap → batcher: one wire event at a time, bounded, drops counted.
-#[derive(Clone)]
-pub struct Recorder {
-    tx: mpsc::Sender<WireEvent>,
-    dropped: Arc<AtomicU64>,
-}
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
 
-impl Recorder {
-    pub fn record(&self, ev: WireEvent) {
-        if self.tx.try_send(ev).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Bytes queued, waiting for the consumer.
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -111,6 +141,9 @@ pub struct EngineConfig {
     pub upstream: Upstream,
     /// Event batches queued for the consumer.
     pub event_capacity: usize,
+    /// Bytes of events queued for the consumer (the capture's own byte bound
+    /// is 256 MiB; a lagging consumer must not double it).
+    pub event_bytes: usize,
     /// Wire events queued between the tap and the batcher.
     pub wire_capacity: usize,
     /// Devices connect straight to the broker, bypassing the tap (raw-scale runs).
@@ -120,44 +153,43 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            listen: "127.0.0.1:1883".parse().expect("valid address"),
-            broker_listen: "127.0.0.1:0".parse().expect("valid address"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            broker_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream: Upstream::Embedded,
             event_capacity: 1024,
+            event_bytes: 64 * 1024 * 1024,
             wire_capacity: 131_072,
             direct: false,
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-    #[error("port {port} on {ip} is already in use ({source}); choose another with --port")]
-    PortInUse {
-        ip: std::net::IpAddr,
-        port: u16,
-        source: std::io::Error,
+/// Where the engine's start-up got to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Starting,
+    /// Clients connect to `tap`; it forwards to `upstream`.
+    Ready {
+        tap: SocketAddr,
+        upstream: String,
     },
+    Failed(String),
 }
 
-/// The consumer's side of a running engine.
+/// The consumer's side of a running engine. Dropping it stops the engine
+/// (devices disconnect gracefully, sockets close).
 pub struct EngineHandle {
     pub commands: mpsc::Sender<Command>,
-    pub events: crossbeam_channel::Receiver<Event>,
-    /// Where clients connect (the tap).
-    pub tap_addr: SocketAddr,
-    /// What the tap forwards to.
-    pub upstream: String,
-    dropped: Arc<AtomicU64>,
+    pub events: EventReceiver,
+    drops: Arc<Drops>,
     waker: Arc<Mutex<Option<Waker>>>,
+    ready: watch::Receiver<Readiness>,
 }
 
 impl EngineHandle {
-    /// Wire events and event batches dropped because a queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// What was dropped because a queue was full.
+    pub fn drops(&self) -> DropCounts {
+        self.drops.counts()
     }
 
     /// Set the function called whenever events are sent.
@@ -169,99 +201,117 @@ impl EngineHandle {
     pub fn send(&self, cmd: Command) -> bool {
         self.commands.try_send(cmd).is_ok()
     }
+
+    /// Where start-up is now.
+    pub fn readiness(&self) -> Readiness {
+        self.ready.borrow().clone()
+    }
+
+    /// Wait until the tap listens (or start-up failed).
+    pub async fn ready(&mut self) -> Result<(SocketAddr, String), String> {
+        let r = self
+            .ready
+            .wait_for(|r| *r != Readiness::Starting)
+            .await
+            .map_err(|_| "the engine stopped".to_string())?
+            .clone();
+        match r {
+            Readiness::Ready { tap, upstream } => Ok((tap, upstream)),
+            Readiness::Failed(e) => Err(e),
+            Readiness::Starting => Err("the engine stopped".into()),
+        }
+    }
 }
 
 struct Engine {
     cfg: EngineConfig,
-    broker: Option<EmbeddedBroker>,
+    broker: Option<BrokerControl>,
     tap: Tap,
     upstream: Arc<Mutex<String>>,
     devices: Vec<DeviceHandle>,
     timeline: Option<tokio::task::JoinHandle<()>>,
     sink: EventSink,
+    reporter: DeviceReporter,
+    /// Device state changes for the timeline's `after` triggers.
+    states: broadcast::Sender<(String, DeviceState)>,
     /// Lets the timeline and timers send commands without keeping the engine alive.
     commands: mpsc::WeakSender<Command>,
     /// Per fault key and aspect (latency, loss, …): the change that set it last,
     /// so a timer only undoes its own change, never a later one.
     fault_generations: Arc<Mutex<std::collections::HashMap<(FaultKey, &'static str), u64>>>,
     next_fault_generation: u64,
+    /// An export under way (one at a time).
+    export: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Start the broker (if embedded), the tap and the engine task on the current runtime.
-pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
-    let (broker, upstream) = match &cfg.upstream {
-        Upstream::Embedded => {
-            let b = EmbeddedBroker::start(cfg.broker_listen, "--broker-port")?;
-            let addr = b.addr().to_string();
-            (Some(b), addr)
-        }
-        Upstream::External(addr) => (None, addr.clone()),
-    };
-    let dropped = Arc::new(AtomicU64::new(0));
+/// Start an engine on `rt` without waiting: the handle is ready to queue
+/// commands at once; start-up is reported as [`Event::Broker`] and [`EngineHandle::ready`].
+pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
+    let drops = Arc::new(Drops::default());
     let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(cfg.event_capacity);
-    let (dev_tx, dev_rx) = mpsc::channel(65_536);
-    let (states, _) = broadcast::channel(4096);
+    let bytes = Arc::new(AtomicUsize::new(0));
     let sink = EventSink {
         tx: ev_tx,
+        bytes: bytes.clone(),
+        max_bytes: cfg.event_bytes,
         waker: waker.clone(),
-        dropped: dropped.clone(),
-        devices: dev_tx,
-        states,
+        drops: drops.clone(),
     };
-    let (wire_tx, wire_rx) = mpsc::channel(cfg.wire_capacity);
-    let recorder = Recorder {
-        tx: wire_tx,
-        dropped: dropped.clone(),
-    };
-    let upstream_shared = Arc::new(Mutex::new(upstream.clone()));
-    let tap = Tap::start(cfg.listen, upstream_shared.clone(), recorder)
-        .await
-        .map_err(|source| EngineError::PortInUse {
-            ip: cfg.listen.ip(),
-            port: cfg.listen.port(),
-            source,
-        })?;
-    let tap_addr = tap.local_addr();
-    tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone()));
-    sink.send(Event::Broker(BrokerState::Running {
-        public: tap_addr,
-        upstream: upstream.clone(),
-    }));
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
-    let engine = Engine {
-        cfg,
-        broker,
-        tap,
-        upstream: upstream_shared,
-        devices: Vec::new(),
-        timeline: None,
-        sink,
-        commands: cmd_tx.downgrade(),
-        fault_generations: Arc::default(),
-        next_fault_generation: 0,
-    };
-    tokio::spawn(engine.run(cmd_rx));
-    Ok(EngineHandle {
+    let (ready_tx, ready_rx) = watch::channel(Readiness::Starting);
+    let weak = cmd_tx.downgrade();
+    rt.spawn(async move {
+        sink.send(Event::Broker(BrokerState::Starting));
+        match Engine::start(cfg, sink.clone(), weak).await {
+            Ok(engine) => {
+                let _ = ready_tx.send(Readiness::Ready {
+                    tap: engine.tap.local_addr(),
+                    upstream: engine.upstream.lock().clone(),
+                });
+                engine.run(cmd_rx).await;
+            }
+            Err((error, free_port)) => {
+                let _ = ready_tx.send(Readiness::Failed(error.clone()));
+                sink.send(Event::Broker(BrokerState::Failed { error, free_port }));
+            }
+        }
+    });
+    EngineHandle {
         commands: cmd_tx,
-        events: ev_rx,
-        tap_addr,
-        upstream,
-        dropped,
+        events: EventReceiver { rx: ev_rx, bytes },
+        drops,
         waker,
-    })
+        ready: ready_rx,
+    }
+}
+
+/// Start an engine on the current runtime and wait until it listens.
+pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, String> {
+    let mut handle = spawn(&tokio::runtime::Handle::current(), cfg);
+    handle.ready().await?;
+    Ok(handle)
+}
+
+/// The first port after `taken` that can be bound on `ip` (looked up on the
+/// engine, never on the UI thread).
+fn free_port_after(ip: std::net::IpAddr, taken: u16) -> Option<u16> {
+    (taken.saturating_add(1)..=taken.saturating_add(100))
+        .find(|p| std::net::TcpListener::bind(SocketAddr::new(ip, *p)).is_ok())
 }
 
 const BATCH: usize = 8192;
 
-/// Collect wire events and device updates into batches (about every 10 ms).
+/// Collect wire events and device updates into batches (about every 10 ms);
+/// offer device state changes to the timeline.
 async fn batch_events(
     mut wire: mpsc::Receiver<WireEvent>,
     mut devices: mpsc::Receiver<DeviceUpdate>,
     sink: EventSink,
+    states: broadcast::Sender<(String, DeviceState)>,
 ) {
     let mut wire_buf = Vec::with_capacity(BATCH);
-    let mut dev_buf = Vec::new();
+    let mut dev_buf: Vec<DeviceUpdate> = Vec::new();
     loop {
         tokio::select! {
             n = wire.recv_many(&mut wire_buf, BATCH) => if n == 0 { return },
@@ -279,6 +329,11 @@ async fn batch_events(
             dev_buf.push(d);
         }
         if !dev_buf.is_empty() {
+            if states.receiver_count() > 0 {
+                for d in &dev_buf {
+                    let _ = states.send((d.client_id.clone(), d.state));
+                }
+            }
             sink.send(Event::Devices(std::mem::take(&mut dev_buf)));
         }
         if !wire_buf.is_empty() {
@@ -291,6 +346,72 @@ async fn batch_events(
 }
 
 impl Engine {
+    /// Start the broker (if embedded, on its own thread) and bind the tap.
+    /// On failure: the message, and a free port when the public one was taken.
+    async fn start(
+        cfg: EngineConfig,
+        sink: EventSink,
+        commands: mpsc::WeakSender<Command>,
+    ) -> Result<Engine, (String, Option<u16>)> {
+        let (broker, upstream) = match &cfg.upstream {
+            Upstream::Embedded => {
+                let b = BrokerControl::start(cfg.broker_listen, "--broker-port")
+                    .await
+                    .map_err(|e| (e.to_string(), None))?;
+                let addr = b.addr().to_string();
+                (Some(b), addr)
+            }
+            Upstream::External(addr) => (None, addr.clone()),
+        };
+        let (wire_tx, wire_rx) = mpsc::channel(cfg.wire_capacity);
+        let (dev_tx, dev_rx) = mpsc::channel(65_536);
+        let recorder = Recorder::new(wire_tx, sink.drops.tap_queue.clone());
+        let reporter = DeviceReporter::new(dev_tx, sink.drops.device_queue.clone());
+        let upstream_shared = Arc::new(Mutex::new(upstream.clone()));
+        let tap = match Tap::start(cfg.listen, upstream_shared.clone(), recorder).await {
+            Ok(t) => t,
+            Err(source) => {
+                let ip = cfg.listen.ip();
+                let port = cfg.listen.port();
+                let free = if source.kind() == std::io::ErrorKind::AddrInUse {
+                    tokio::task::spawn_blocking(move || free_port_after(ip, port))
+                        .await
+                        .ok()
+                        .flatten()
+                } else {
+                    None
+                };
+                return Err((
+                    format!(
+                        "port {port} on {ip} is already in use ({source}); choose another with --port"
+                    ),
+                    free,
+                ));
+            }
+        };
+        let (states, _) = broadcast::channel(4096);
+        tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone(), states.clone()));
+        sink.send(Event::Broker(BrokerState::Running {
+            public: tap.local_addr(),
+            upstream: upstream.clone(),
+        }));
+        Ok(Engine {
+            cfg,
+            broker,
+            tap,
+            upstream: upstream_shared,
+            devices: Vec::new(),
+            timeline: None,
+            sink,
+            reporter,
+            states,
+            commands,
+            fault_generations: Arc::default(),
+            next_fault_generation: 0,
+            export: None,
+        })
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(cmd) = rx.recv().await {
             self.handle(cmd).await;
@@ -308,85 +429,117 @@ impl Engine {
 
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::LoadScenario(scenario) => {
-                self.stop_devices().await;
-                let (host, port) = if self.cfg.direct {
-                    let up = self.upstream.lock().clone();
-                    split_host_port(&up)
-                } else {
-                    ("127.0.0.1".to_string(), self.tap.local_addr().port())
-                };
-                self.devices = crate::sim::start(&scenario, &host, port, &self.sink);
-                self.sink.send(Event::ScenarioStarted {
-                    name: scenario.name.clone(),
-                    devices: self
-                        .devices
-                        .iter()
-                        .map(|d| (d.client_id.clone(), d.fleet.clone()))
-                        .collect(),
-                });
-                if !scenario.timeline.is_empty() {
-                    let states = self.sink.states.subscribe();
-                    self.timeline = Some(tokio::spawn(run_timeline(
-                        scenario,
-                        self.commands.clone(),
-                        states,
-                    )));
-                }
-            }
+            Command::LoadScenario(source) => self.load_scenario(source).await,
             Command::StopScenario => {
                 self.stop_devices().await;
             }
             // Through inject, so a click in the Devices panel is marked like any fault.
-            Command::Device(target, action) => self.inject(Fault::device(target, action), None),
+            Command::Device(target, action) => {
+                self.inject(Fault::device(target, action), None).await
+            }
             Command::DropConnection(id) => {
                 if !self.tap.drop_connection(id) {
                     self.notice(true, format!("connection {id} is already closed"));
                 }
             }
             Command::StopBroker => match &mut self.broker {
-                Some(b) => {
-                    tokio::task::block_in_place(|| b.stop_listener());
-                    self.sink.send(Event::Broker(BrokerState::Stopped));
-                }
+                Some(b) => match b.stop().await {
+                    Ok(()) => self.sink.send(Event::Broker(BrokerState::Stopped)),
+                    Err(e) => self.notice(true, e),
+                },
                 None => self.notice(
                     true,
                     "the broker is external: it cannot be stopped from here",
                 ),
             },
-            Command::StartBroker => self.start_broker(),
-            Command::Inject(fault) => self.inject(fault, None),
-            Command::TimelineFault { index, fault } => self.inject(fault, Some(index)),
-            Command::Export { path, rows } => {
-                let result = tokio::task::spawn_blocking({
-                    let path = path.clone();
-                    move || crate::export::write(&path, &rows)
-                })
-                .await;
-                match result {
-                    Ok(Ok(n)) => self.notice(
-                        false,
-                        format!("exported {n} messages to {}", path.display()),
-                    ),
-                    Ok(Err(e)) => self.notice(true, e.to_string()),
-                    Err(e) => self.notice(true, format!("export failed: {e}")),
-                }
-            }
+            Command::StartBroker => self.resume_broker().await,
+            Command::Inject(fault) => self.inject(fault, None).await,
+            Command::TimelineFault { index, fault } => self.inject(fault, Some(index)).await,
+            Command::Export { path, events } => self.export(path, events),
         }
     }
 
-    fn start_broker(&mut self) {
+    async fn load_scenario(&mut self, source: ScenarioSource) {
+        // Parsing reads a file: not on an async worker.
+        let parsed = tokio::task::spawn_blocking({
+            let source = source.clone();
+            move || Scenario::from_source(&source)
+        })
+        .await;
+        let scenario = match parsed {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return self.notice(true, e.to_string()),
+            Err(e) => return self.notice(true, format!("cannot load the scenario: {e}")),
+        };
+        self.stop_devices().await;
+        let (host, port) = if self.cfg.direct {
+            let up = self.upstream.lock().clone();
+            split_host_port(&up)
+        } else {
+            (
+                self.tap.local_addr().ip().to_string(),
+                self.tap.local_addr().port(),
+            )
+        };
+        let path = match &source {
+            ScenarioSource::File(p) => p.clone(),
+            ScenarioSource::Text { origin, .. } => origin.clone(),
+        };
+        self.sink
+            .send(Event::ScenarioStarted(Box::new(scenario.info(&path))));
+        self.devices = crate::sim::start(&scenario, &host, port, &self.reporter);
+        if !scenario.timeline.is_empty() {
+            let states = self.states.subscribe();
+            self.timeline = Some(tokio::spawn(run_timeline(
+                scenario,
+                self.commands.clone(),
+                states,
+            )));
+        }
+    }
+
+    /// Write the PUBLISH frames of `events` on a blocking thread, reporting progress.
+    fn export(&mut self, path: PathBuf, events: EventsSnapshot) {
+        if self.export.as_ref().is_some_and(|t| !t.is_finished()) {
+            return self.notice(true, "an export is already running");
+        }
+        let sink = self.sink.clone();
+        self.export = Some(tokio::task::spawn_blocking(move || {
+            let total = events
+                .iter()
+                .filter(|e| e.kind == crate::protocol::PacketKind::Publish)
+                .count() as u64;
+            sink.send(Event::ExportProgress { done: 0, total });
+            let result = crate::export::write_events(&path, events.iter(), |done| {
+                sink.send(Event::ExportProgress { done, total })
+            });
+            sink.send(match result {
+                Ok(n) => Event::Notice {
+                    error: false,
+                    text: format!("exported {n} messages to {}", path.display()),
+                },
+                Err(e) => Event::Notice {
+                    error: true,
+                    text: e.to_string(),
+                },
+            });
+            sink.send(Event::ExportFinished);
+        }));
+    }
+
+    async fn resume_broker(&mut self) {
         if let Some(b) = &mut self.broker {
-            // Binding waits for the port (and for rumqttd to accept): not on an async worker.
-            match tokio::task::block_in_place(|| b.start_listener("--broker-port")) {
-                Ok(()) => self.sink.send(Event::Broker(BrokerState::Running {
+            let state = match b.resume().await {
+                Ok(addr) => BrokerState::Running {
                     public: self.tap.local_addr(),
-                    upstream: b.addr().to_string(),
-                })),
-                Err(e) => self
-                    .sink
-                    .send(Event::Broker(BrokerState::Failed(e.to_string()))),
-            }
+                    upstream: addr.to_string(),
+                },
+                Err(error) => BrokerState::Failed {
+                    error,
+                    free_port: None,
+                },
+            };
+            self.sink.send(Event::Broker(state));
         }
     }
 
@@ -469,16 +622,19 @@ impl Engine {
     }
 
     /// Apply a fault and put a marker on the plots.
-    fn inject(&mut self, fault: Fault, timeline: Option<usize>) {
-        let dur = |d: &Option<crate::sim::scenario::Dur>| d.map(|d| d.0);
+    async fn inject(&mut self, fault: Fault, timeline: Option<usize>) {
+        let dur = |d: &Option<Duration>| *d;
+        if let Some((target, action)) = fault.device_action() {
+            self.device_action(target, action);
+        }
         match &fault {
-            Fault::Disconnect(t) => self.device_action(t, DeviceAction::Disconnect),
-            Fault::Drop(t) => self.device_action(t, DeviceAction::Drop),
-            Fault::Reconnect(t) => self.device_action(t, DeviceAction::Reconnect),
-            Fault::Pause(t) => self.device_action(t, DeviceAction::Pause),
-            Fault::Resume(t) => self.device_action(t, DeviceAction::Resume),
-            Fault::StopAcking(t) => self.device_action(t, DeviceAction::StopAcking),
-            Fault::ResumeAcking(t) => self.device_action(t, DeviceAction::ResumeAcking),
+            Fault::Disconnect(_)
+            | Fault::Drop(_)
+            | Fault::Reconnect(_)
+            | Fault::Pause(_)
+            | Fault::Resume(_)
+            | Fault::StopAcking(_)
+            | Fault::ResumeAcking(_) => {}
             Fault::Latency {
                 target,
                 ms,
@@ -555,7 +711,7 @@ impl Engine {
                 self.net_fault(
                     target,
                     "partition",
-                    Some(duration.0),
+                    Some(*duration),
                     move |f| f.partition = Some(mode),
                     |f| f.partition = None,
                 );
@@ -582,16 +738,14 @@ impl Engine {
                     .send(Event::NetFaults(self.tap.faults().snapshot()));
             }
             Fault::Takeover { client, hold } => {
-                tokio::spawn(takeover(
-                    client.clone(),
-                    self.tap.local_addr().port(),
-                    hold.0,
-                ));
+                tokio::spawn(takeover(client.clone(), self.tap.local_addr(), *hold));
             }
             Fault::RestartBroker => match &mut self.broker {
                 Some(b) => {
-                    tokio::task::block_in_place(|| b.stop_listener());
-                    self.start_broker();
+                    if let Err(e) = b.stop().await {
+                        self.notice(true, e);
+                    }
+                    self.resume_broker().await;
                 }
                 None => self.notice(
                     true,
@@ -599,12 +753,12 @@ impl Engine {
                 ),
             },
             Fault::ColdRestartBroker => match &mut self.broker {
-                Some(b) => match tokio::task::block_in_place(|| b.cold_restart("--broker-port")) {
-                    Ok(()) => self.sink.send(Event::Broker(BrokerState::Running {
+                Some(b) => match b.cold_restart().await {
+                    Ok(addr) => self.sink.send(Event::Broker(BrokerState::Running {
                         public: self.tap.local_addr(),
-                        upstream: b.addr().to_string(),
+                        upstream: addr.to_string(),
                     })),
-                    Err(e) => self.notice(true, e.to_string()),
+                    Err(e) => self.notice(true, e),
                 },
                 None => self.notice(
                     true,
@@ -637,7 +791,7 @@ impl Engine {
 /// event. Every pending timer belongs to this task: aborting it (the scenario
 /// stopped) cancels them all.
 async fn run_timeline(
-    scenario: Box<Scenario>,
+    scenario: Scenario,
     commands: mpsc::WeakSender<Command>,
     mut states: broadcast::Receiver<(String, DeviceState)>,
 ) {
@@ -655,7 +809,7 @@ async fn run_timeline(
     let mut waiting = Vec::new();
     for (i, e) in scenario.timeline.iter().enumerate() {
         match e.at {
-            Some(at) => fire(i, e.fault.clone(), start + at.0 + e.delay.0),
+            Some(at) => fire(i, e.fault.to_fault(), start + at.0 + e.delay.0),
             None => waiting.push((i, e.clone())),
         }
     }
@@ -672,7 +826,11 @@ async fn run_timeline(
         };
         waiting.retain(|(i, e)| match e.trigger() {
             Some((want_id, want_state)) if want_id == id && want_state == state => {
-                fire(*i, e.fault.clone(), tokio::time::Instant::now() + e.delay.0);
+                fire(
+                    *i,
+                    e.fault.to_fault(),
+                    tokio::time::Instant::now() + e.delay.0,
+                );
                 false
             }
             _ => true,
@@ -682,8 +840,8 @@ async fn run_timeline(
 }
 
 /// A second client with the same id connects through the tap, holds, then leaves.
-async fn takeover(client_id: String, port: u16, hold: Duration) {
-    let mut opts = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+async fn takeover(client_id: String, tap: SocketAddr, hold: Duration) {
+    let mut opts = rumqttc::MqttOptions::new(client_id, tap.ip().to_string(), tap.port());
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut el) = rumqttc::AsyncClient::new(opts, 16);
     let _ = tokio::time::timeout(hold, async {

@@ -1,9 +1,10 @@
 //! MQTT Workbench: an embedded MQTT broker, a wire tap that sees every packet,
 //! scenario-driven virtual devices, live inspectors and a headless CLI.
 //!
-//! The engine (`broker`, `tap`, `sim`, `capture`, `export`) never imports
-//! egui; the UI (`ui`) never touches sockets. See `protocol` for the two
-//! message types that cross between them.
+//! The engine (`broker`, `tap`, `sim`, `capture`, `export`, `engine`,
+//! `protocol`) and the `model` never import egui; the UI (`ui`) never touches
+//! sockets and never blocks. `protocol` (the Command and Event types) is a leaf;
+//! `model` applies Events for every consumer: window, CLI, benchmarks, tests.
 
 pub mod bench;
 pub mod broker;
@@ -11,6 +12,7 @@ pub mod capture;
 pub mod cli;
 pub mod engine;
 pub mod export;
+pub mod model;
 pub mod protocol;
 pub mod sim;
 pub mod sys;

@@ -121,8 +121,11 @@ fn init_tracing() {
         .try_init();
 }
 
+/// The engine needs a multi-thread runtime: the tap, the devices and the
+/// batcher run concurrently, and the window never drives it.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
+        .thread_name("engine")
         .enable_all()
         .build()?)
 }
@@ -231,13 +234,20 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// The window on the main thread; the engine on a runtime owned here, whose
+/// worker threads run beside the window.
 fn gui(scenario: Option<PathBuf>, net: &NetArgs, port_from_cli: bool) -> anyhow::Result<()> {
     mqtt_workbench::sys::raise_fd_limit();
-    mqtt_workbench::ui::run(mqtt_workbench::ui::AppConfig {
+    let rt = runtime()?;
+    let result = mqtt_workbench::ui::run(mqtt_workbench::ui::AppConfig {
         engine: net.engine_config()?,
+        runtime: rt.handle().clone(),
         scenario,
         dialogs: Box::new(mqtt_workbench::ui::NativeDialogs),
         port_from_cli,
         ephemeral: false,
-    })
+    });
+    // Let the devices say goodbye (graceful DISCONNECT), then stop.
+    rt.shutdown_timeout(std::time::Duration::from_secs(3));
+    result
 }

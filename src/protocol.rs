@@ -1,17 +1,17 @@
-//! The two message types that cross the engine boundary.
+//! The two message types that cross the engine boundary, and the plain data
+//! they carry. A leaf: this module imports nothing from the crate.
 //!
 //! UI (or CLI) → engine: [`Command`], over a bounded tokio channel (`try_send`
 //! from the UI thread, never blocking). Engine → UI: batched [`Event`]s over a
-//! bounded crossbeam channel, followed by a call to the repaint waker.
+//! channel bounded by count and bytes, followed by a call to the repaint waker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-
-use crate::sim::Scenario;
 
 /// Identifies one TCP connection accepted by the tap (monotonic, never reused).
 pub type ConnId = u64;
@@ -278,14 +278,284 @@ pub enum DeviceAction {
     ResumeAcking,
 }
 
+/// How a network partition treats the traffic it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionMode {
+    /// Traffic is buffered and delivered when the partition heals.
+    Hold,
+    /// Traffic is discarded.
+    Cut,
+}
+
+/// The network faults applied to one connection (both directions).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetFault {
+    pub latency_ms: u32,
+    pub jitter_ms: u32,
+    pub drop_pct: f64,
+    pub stall_pct: f64,
+    pub stall_ms: u32,
+    pub bandwidth_bps: u64,
+    pub partition: Option<PartitionMode>,
+    pub stalled: bool,
+}
+
+impl NetFault {
+    pub fn is_clear(&self) -> bool {
+        *self == NetFault::default()
+    }
+
+    /// Short description for the UI and logs.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.latency_ms > 0 || self.jitter_ms > 0 {
+            parts.push(format!(
+                "latency {} ms ± {} ms",
+                self.latency_ms, self.jitter_ms
+            ));
+        }
+        if self.drop_pct > 0.0 {
+            parts.push(format!("drop {:.0}% of frames", self.drop_pct));
+        }
+        if self.stall_pct > 0.0 {
+            parts.push(format!(
+                "stall {:.0}% of frames by {} ms",
+                self.stall_pct, self.stall_ms
+            ));
+        }
+        if self.bandwidth_bps > 0 {
+            parts.push(format!("bandwidth {} B/s", self.bandwidth_bps));
+        }
+        match self.partition {
+            Some(PartitionMode::Hold) => parts.push("partitioned (held)".into()),
+            Some(PartitionMode::Cut) => parts.push("partitioned (cut)".into()),
+            None => {}
+        }
+        if self.stalled {
+            parts.push("half-dead (not reading)".into());
+        }
+        if parts.is_empty() {
+            "no faults".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Which connections a network fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FaultKey {
+    Client(String),
+    Conn(ConnId),
+    All,
+}
+
+/// A fault to inject, from a click or a scenario's timeline. (The scenario
+/// file has its own, similar-looking schema; it converts into this.)
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Graceful DISCONNECT (no will).
+    Disconnect(Target),
+    /// Abrupt close without DISCONNECT (the will fires).
+    Drop(Target),
+    Reconnect(Target),
+    Pause(Target),
+    Resume(Target),
+    /// Stop sending PUBACK/PUBREC: the broker redelivers with DUP after a reconnect.
+    StopAcking(Target),
+    ResumeAcking(Target),
+    /// Added delay on every frame both ways; `duration` ends it (else until cleared).
+    Latency {
+        target: Target,
+        ms: u32,
+        jitter_ms: u32,
+        duration: Option<Duration>,
+    },
+    /// `drop_pct`: frames discarded whole; `stall_pct`: frames held `stall_ms` (TCP-style loss).
+    Loss {
+        target: Target,
+        drop_pct: f64,
+        stall_pct: f64,
+        stall_ms: u32,
+        duration: Option<Duration>,
+    },
+    Bandwidth {
+        target: Target,
+        bytes_per_s: u64,
+        duration: Option<Duration>,
+    },
+    /// Nothing passes for `duration`; `hold` delivers it afterwards, else it is discarded.
+    Partition {
+        target: Target,
+        duration: Duration,
+        hold: bool,
+    },
+    /// The tap stops reading: keepalive expires at the broker (1.5 × keepalive), the will fires.
+    HalfDead {
+        target: Target,
+        duration: Option<Duration>,
+    },
+    /// Remove every network fault of a target.
+    ClearNetwork(Target),
+    /// A second client connects with the same id and holds the session for `hold`.
+    Takeover {
+        client: String,
+        hold: Duration,
+    },
+    /// Restart the broker's listeners: every client is cut, sessions are kept.
+    RestartBroker,
+    /// Restart the broker from scratch: sessions, queued and retained messages are lost.
+    ColdRestartBroker,
+}
+
+impl Fault {
+    /// The fault a device action is (one path for clicks and the timeline).
+    pub fn device(target: Target, action: DeviceAction) -> Fault {
+        use DeviceAction as A;
+        match action {
+            A::Disconnect => Fault::Disconnect(target),
+            A::Drop => Fault::Drop(target),
+            A::Reconnect => Fault::Reconnect(target),
+            A::Pause => Fault::Pause(target),
+            A::Resume => Fault::Resume(target),
+            A::StopAcking => Fault::StopAcking(target),
+            A::ResumeAcking => Fault::ResumeAcking(target),
+        }
+    }
+
+    /// The device action this fault is, if it is one.
+    pub fn device_action(&self) -> Option<(&Target, DeviceAction)> {
+        use DeviceAction as A;
+        Some(match self {
+            Fault::Disconnect(t) => (t, A::Disconnect),
+            Fault::Drop(t) => (t, A::Drop),
+            Fault::Reconnect(t) => (t, A::Reconnect),
+            Fault::Pause(t) => (t, A::Pause),
+            Fault::Resume(t) => (t, A::Resume),
+            Fault::StopAcking(t) => (t, A::StopAcking),
+            Fault::ResumeAcking(t) => (t, A::ResumeAcking),
+            _ => return None,
+        })
+    }
+
+    /// What the fault does, in a few words (plot markers, logs, timeline).
+    pub fn label(&self) -> String {
+        let dur = |d: &Option<Duration>| {
+            d.map(|d| format!(" for {}", humantime::format_duration(d)))
+                .unwrap_or_default()
+        };
+        match self {
+            Fault::Disconnect(x) => format!("disconnect {}", x.label()),
+            Fault::Drop(x) => format!("drop {}", x.label()),
+            Fault::Reconnect(x) => format!("reconnect {}", x.label()),
+            Fault::Pause(x) => format!("pause {}", x.label()),
+            Fault::Resume(x) => format!("resume {}", x.label()),
+            Fault::StopAcking(x) => format!("{} stops acking", x.label()),
+            Fault::ResumeAcking(x) => format!("{} acks again", x.label()),
+            Fault::Latency {
+                target,
+                ms,
+                jitter_ms,
+                duration,
+            } => format!(
+                "latency {ms}±{jitter_ms} ms on {}{}",
+                target.label(),
+                dur(duration)
+            ),
+            Fault::Loss {
+                target,
+                drop_pct,
+                stall_pct,
+                stall_ms,
+                duration,
+            } => format!(
+                "loss on {}: drop {drop_pct}%, stall {stall_pct}% by {stall_ms} ms{}",
+                target.label(),
+                dur(duration)
+            ),
+            Fault::Bandwidth {
+                target,
+                bytes_per_s,
+                duration,
+            } => format!(
+                "bandwidth {bytes_per_s} B/s on {}{}",
+                target.label(),
+                dur(duration)
+            ),
+            Fault::Partition {
+                target,
+                duration,
+                hold,
+            } => format!(
+                "partition {} for {} ({})",
+                target.label(),
+                humantime::format_duration(*duration),
+                if *hold { "held" } else { "cut" }
+            ),
+            Fault::HalfDead { target, duration } => {
+                format!("{} half-dead{}", target.label(), dur(duration))
+            }
+            Fault::ClearNetwork(x) => format!("clear network faults of {}", x.label()),
+            Fault::Takeover { client, hold } => format!(
+                "client-id takeover of {client} for {}",
+                humantime::format_duration(*hold)
+            ),
+            Fault::RestartBroker => "broker restart (sessions kept)".into(),
+            Fault::ColdRestartBroker => "broker cold restart (sessions lost)".into(),
+        }
+    }
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Target::Device(d) => d.clone(),
+            Target::Fleet(f) => format!("fleet {f}"),
+            Target::All => "everyone".into(),
+        }
+    }
+}
+
+/// Where a scenario comes from. The engine parses and validates it (off the UI thread).
+#[derive(Debug, Clone)]
+pub enum ScenarioSource {
+    /// A RON file on disk.
+    File(PathBuf),
+    /// RON text built in memory (benchmarks, tests); `origin` names it in errors.
+    Text { origin: PathBuf, ron: String },
+}
+
+/// Stored wire events handed to the engine without copying them: shared,
+/// immutable chunks of the capture's store, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventsSnapshot {
+    pub chunks: Vec<Arc<Vec<WireEvent>>>,
+    /// Events at the front of the first chunk that were already evicted.
+    pub skip: usize,
+    /// Events in the snapshot.
+    pub len: usize,
+}
+
+impl EventsSnapshot {
+    pub fn iter(&self) -> impl Iterator<Item = &WireEvent> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .skip(self.skip)
+            .take(self.len)
+    }
+}
+
 /// UI/CLI → engine.
 #[derive(Debug)]
 pub enum Command {
-    /// Stop the running scenario (if any) and start this one.
-    LoadScenario(Box<Scenario>),
+    /// Stop the running scenario (if any), then parse, validate and start this one.
+    /// Answered by [`Event::ScenarioStarted`] or an error [`Event::Notice`].
+    LoadScenario(ScenarioSource),
     /// Stop every virtual device of the running scenario (gracefully).
     StopScenario,
-    /// Apply a device action.
+    /// Apply a device action (marked on the plots like any fault).
     Device(Target, DeviceAction),
     /// Cut one tap connection abruptly (any client, external ones too).
     DropConnection(ConnId),
@@ -294,37 +564,65 @@ pub enum Command {
     /// Start the embedded broker's listeners again.
     StartBroker,
     /// Inject a fault (network, client or broker), from a click.
-    Inject(crate::sim::scenario::Fault),
+    Inject(Fault),
     /// Inject entry `index` of the running scenario's timeline.
-    TimelineFault {
-        index: usize,
-        fault: crate::sim::scenario::Fault,
-    },
-    /// Write every captured message to a file (format from the extension).
+    TimelineFault { index: usize, fault: Fault },
+    /// Write the PUBLISH frames of `events` to a file (format from the
+    /// extension), reporting [`Event::ExportProgress`] and a closing notice.
     Export {
         path: PathBuf,
-        rows: Arc<Vec<crate::export::ExportRow>>,
+        events: EventsSnapshot,
     },
 }
 
-/// A virtual device's new state.
+/// A virtual device's new state, with its running counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceUpdate {
     pub client_id: String,
     /// The template id of its scenario entry.
     pub fleet: String,
     pub state: DeviceState,
+    /// Publishes its client's request queue refused (full or closed): lost, never sent.
+    pub publish_failed: u64,
+    /// Acknowledgements its client's request queue refused.
+    pub ack_failed: u64,
 }
 
 /// Broker run state, for the status bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerState {
+    /// The engine is binding its ports (the window draws meanwhile).
+    Starting,
     Running {
         public: SocketAddr,
         upstream: String,
     },
     Stopped,
-    Failed(String),
+    Failed {
+        error: String,
+        /// The public port was taken: this one was free when the engine looked.
+        free_port: Option<u16>,
+    },
+}
+
+/// One entry of a running scenario's timeline, as the UI shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineItem {
+    /// "at 10s", "after drone-3 offline", …
+    pub when: String,
+    pub label: String,
+}
+
+/// What the engine started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: String,
+    /// The file it came from (a name for in-memory scenarios).
+    pub path: PathBuf,
+    /// (client id, fleet id) of every device, in scenario order.
+    pub devices: Vec<(String, String)>,
+    pub timeline: Vec<TimelineItem>,
 }
 
 /// Engine → UI/CLI.
@@ -334,11 +632,8 @@ pub enum Event {
     Wire(Vec<WireEvent>),
     /// Virtual devices changed state (batched, in order).
     Devices(Vec<DeviceUpdate>),
-    /// The scenario started with these devices (client id, fleet id).
-    ScenarioStarted {
-        name: String,
-        devices: Vec<(String, String)>,
-    },
+    /// A scenario was loaded and its devices are starting.
+    ScenarioStarted(Box<ScenarioInfo>),
     ScenarioStopped,
     Broker(BrokerState),
     /// Something the user should hear about (shown as a toast).
@@ -354,5 +649,45 @@ pub enum Event {
         timeline: Option<usize>,
     },
     /// The network faults now in force, after any change.
-    NetFaults(Vec<(crate::tap::faults::FaultKey, crate::tap::faults::NetFault)>),
+    NetFaults(Vec<(FaultKey, NetFault)>),
+    /// An export is under way: `done` of `total` messages written.
+    ExportProgress {
+        done: u64,
+        total: u64,
+    },
+    /// The export ended (written or failed); the notice says which.
+    ExportFinished,
+}
+
+impl Event {
+    /// Approximate bytes this event holds (for the channel's byte bound).
+    pub fn mem_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                Event::Wire(batch) => batch.iter().map(WireEvent::mem_bytes).sum(),
+                Event::Devices(batch) => batch
+                    .iter()
+                    .map(|d| {
+                        std::mem::size_of::<DeviceUpdate>() + d.client_id.len() + d.fleet.len()
+                    })
+                    .sum(),
+                Event::ScenarioStarted(info) => info
+                    .devices
+                    .iter()
+                    .map(|(a, b)| 48 + a.len() + b.len())
+                    .sum(),
+                Event::Notice { text, .. } | Event::Fault { label: text, .. } => text.len(),
+                Event::NetFaults(rules) => rules.len() * 96,
+                _ => 0,
+            }
+    }
+
+    /// How many items (wire events, device updates) this event carries.
+    pub fn items(&self) -> u64 {
+        match self {
+            Event::Wire(batch) => batch.len() as u64,
+            Event::Devices(batch) => batch.len() as u64,
+            _ => 1,
+        }
+    }
 }

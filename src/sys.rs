@@ -64,3 +64,7 @@ pub fn rss_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// File descriptors one device costs in this process through the tap: the
+/// device's socket, the tap's two, the broker's one.
+pub const FDS_PER_DEVICE: u64 = 4;

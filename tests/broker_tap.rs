@@ -33,7 +33,7 @@ async fn qos1_flow_has_every_step_on_both_legs() {
 
     rig.wait_for("two complete QoS 1 flows", 5, |c| c.flows.completed >= 2)
         .await;
-    let flows: Vec<_> = rig.capture.flows.iter().collect();
+    let flows: Vec<_> = rig.model.capture.flows.iter().collect();
     let up = flows
         .iter()
         .find(|f| f.leg == Direction::ClientToBroker)
@@ -83,7 +83,13 @@ async fn qos2_flow_has_every_step_on_both_legs() {
     rig.wait_for("two complete QoS 2 flows", 5, |c| c.flows.completed >= 2)
         .await;
     for leg in [Direction::ClientToBroker, Direction::BrokerToClient] {
-        let f = rig.capture.flows.iter().find(|f| f.leg == leg).unwrap();
+        let f = rig
+            .model
+            .capture
+            .flows
+            .iter()
+            .find(|f| f.leg == leg)
+            .unwrap();
         assert_eq!(f.state, FlowState::Complete, "{leg:?}");
         assert_eq!(
             f.step_names(),
@@ -138,7 +144,7 @@ async fn retained_message_reaches_a_late_subscriber() {
     })
     .await;
     assert_eq!(
-        rig.capture.topics["ret/status"].retained.as_deref(),
+        rig.model.capture.topics["ret/status"].retained.as_deref(),
         Some(&b"online"[..])
     );
 }
@@ -189,8 +195,27 @@ async fn will_fires_after_abrupt_drop_and_not_after_graceful_disconnect() {
                 .is_some_and(|s| !s.connected)
     })
     .await;
-    rig.settle(1500).await;
-    let c = &rig.capture;
+    // The broker handles a will when the connection ends, before anything
+    // published after it: a sentinel through the router marks "later".
+    let mut sentinel = connect(options("will-sentinel", rig.port(), true));
+    sentinel.connack().await;
+    sentinel
+        .client
+        .publish("wills/sentinel", QoS::AtLeastOnce, false, "later")
+        .await
+        .unwrap();
+    watcher
+        .expect("the sentinel", 5, |p| {
+            publish_payloads(p).is_some_and(|(t, _)| t == "wills/sentinel")
+        })
+        .await;
+    rig.wait_for("the sentinel's delivery captured", 5, |c| {
+        c.topics
+            .get("wills/sentinel")
+            .is_some_and(|t| t.delivered == 1)
+    })
+    .await;
+    let c = &rig.model.capture;
     assert_eq!(
         c.sessions["will-dropped"].last_disconnect(),
         Some(&CloseReason::DroppedByTap)
@@ -206,7 +231,7 @@ async fn will_fires_after_abrupt_drop_and_not_after_graceful_disconnect() {
         .collect();
     assert_eq!(
         delivered,
-        ["wills/dropped"],
+        ["wills/dropped", "wills/sentinel"],
         "only the dropped client's will is published"
     );
     assert_eq!(c.topics["wills/dropped"].delivered, 1);
@@ -249,7 +274,7 @@ async fn persistent_session_receives_what_was_published_while_offline() {
         c.sessions["persistent"].received >= 3
     })
     .await;
-    let s = &rig.capture.sessions["persistent"];
+    let s = &rig.model.capture.sessions["persistent"];
     assert!(!s.clean_session);
     let connects: Vec<bool> = s
         .history
@@ -267,6 +292,7 @@ async fn persistent_session_receives_what_was_published_while_offline() {
         "all three were queued while it was offline"
     );
     let queued = rig
+        .model
         .capture
         .flows
         .iter()
@@ -302,6 +328,7 @@ async fn qos0_publish_to_qos1_subscription_is_flagged_as_a_broker_deviation() {
     })
     .await;
     let delivery = rig
+        .model
         .capture
         .messages()
         .find(|(_, e)| e.dir == Direction::BrokerToClient)
@@ -315,6 +342,7 @@ async fn qos0_publish_to_qos1_subscription_is_flagged_as_a_broker_deviation() {
         })
         .await;
         let f = rig
+            .model
             .capture
             .flows
             .iter()
@@ -327,7 +355,13 @@ async fn qos0_publish_to_qos1_subscription_is_flagged_as_a_broker_deviation() {
             "{f:?}"
         );
     } else {
-        assert!(rig.capture.flows.iter().all(|f| f.deviation.is_none()));
+        assert!(
+            rig.model
+                .capture
+                .flows
+                .iter()
+                .all(|f| f.deviation.is_none())
+        );
     }
 }
 
@@ -343,7 +377,7 @@ async fn tap_records_connect_details_and_ping_free_store() {
         c.sessions.get("details").is_some_and(|s| s.connected)
     })
     .await;
-    let s = &rig.capture.sessions["details"];
+    let s = &rig.model.capture.sessions["details"];
     assert_eq!(s.keep_alive_s, 7);
     assert!(!s.clean_session);
     let w = s.will.as_ref().unwrap();
@@ -353,7 +387,8 @@ async fn tap_records_connect_details_and_ping_free_store() {
     );
     assert!(s.peer.is_some_and(|p| p.ip().is_loopback()));
     assert!(
-        rig.capture
+        rig.model
+            .capture
             .events()
             .any(|(_, e)| e.kind == PacketKind::ConnAck)
     );

@@ -2,6 +2,7 @@
 //! virtual devices; clicks on the real widgets.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
@@ -25,6 +26,15 @@ impl Dialogs for ScriptedDialogs {
     }
 }
 
+/// The engine's runtime, as `main` owns it: the window never drives it.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+});
+
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
@@ -46,6 +56,7 @@ fn harness(
                         listen: std::net::SocketAddr::from(([127, 0, 0, 1], listen_port)),
                         ..EngineConfig::default()
                     },
+                    runtime: RUNTIME.handle().clone(),
                     scenario,
                     dialogs: Box::new(ScriptedDialogs { export_to }),
                     port_from_cli: true,
@@ -85,13 +96,14 @@ fn drop_a_device_from_the_welcome_screen_and_see_its_will_and_abrupt_disconnect(
     // The empty workspace invites opening a shipped scenario.
     h.get_by_label("Temperature sensor").click();
     wait(&mut h, "the sensor connected", 15, |a| {
-        a.capture
+        a.model
+            .capture
             .sessions
             .get("temp-sensor")
             .is_some_and(|s| s.connected)
     });
     wait(&mut h, "the retained online status", 10, |a| {
-        a.capture.topics.contains_key("sensor/status")
+        a.model.capture.topics.contains_key("sensor/status")
     });
 
     h.get_by_label("temp-sensor").click();
@@ -99,7 +111,8 @@ fn drop_a_device_from_the_welcome_screen_and_see_its_will_and_abrupt_disconnect(
     h.run_steps(2);
     h.get_by_label("Drop").click();
     wait(&mut h, "the will delivered", 10, |a| {
-        a.capture
+        a.model
+            .capture
             .topics
             .get("sensor/status")
             .is_some_and(|t| t.wills >= 1)
@@ -108,10 +121,11 @@ fn drop_a_device_from_the_welcome_screen_and_see_its_will_and_abrupt_disconnect(
     // The click is a fault like any other: marked on the traffic plot.
     assert!(
         h.state()
+            .model
             .faults
             .markers
             .iter()
-            .any(|(_, l)| l == "drop temp-sensor")
+            .any(|m| m.label == "drop temp-sensor")
     );
     // Topic inspector: sensor/status now shows the will's payload and the will marker.
     h.step();
@@ -145,12 +159,13 @@ fn export_writes_the_captured_rows_to_the_chosen_file() {
     let out = dir.path().join("log.csv");
     let mut h = harness(Some(scenario("temperature.ron")), 0, Some(out.clone()));
     wait(&mut h, "three readings", 15, |a| {
-        a.capture
+        a.model
+            .capture
             .topics
             .get("temp")
             .is_some_and(|t| t.published >= 3)
     });
-    let expected = mqtt_workbench::export::rows(&h.state().capture);
+    let expected = mqtt_workbench::export::rows(&h.state().model.capture);
     h.get_by_label("Export…").click();
     wait(&mut h, "the export notice", 10, |a| {
         a.toast_texts().iter().any(|t| t.starts_with("exported"))
@@ -179,7 +194,8 @@ fn unwritable_export_path_says_why() {
         Some(PathBuf::from("/nonexistent-dir/log.jsonl")),
     );
     wait(&mut h, "a reading", 15, |a| {
-        a.capture
+        a.model
+            .capture
             .topics
             .get("temp")
             .is_some_and(|t| t.published >= 1)
@@ -201,7 +217,8 @@ fn unwritable_export_path_says_why() {
 fn selecting_a_topic_plots_its_values() {
     let mut h = harness(Some(scenario("temperature.ron")), 0, None);
     wait(&mut h, "four readings", 15, |a| {
-        a.capture
+        a.model
+            .capture
             .topics
             .get("temp")
             .is_some_and(|t| t.published >= 4)
@@ -211,10 +228,10 @@ fn selecting_a_topic_plots_its_values() {
     h.step();
     let app = h.state();
     assert_eq!(app.topics.selected.as_deref(), Some("temp"));
-    let numeric = app.capture.topics["temp"]
+    let numeric = app.model.capture.topics["temp"]
         .history
         .iter()
-        .filter_map(|&s| app.capture.get(s))
+        .filter_map(|&s| app.model.capture.get(s))
         .filter(|e| {
             e.payload
                 .as_deref()
@@ -242,16 +259,11 @@ fn broken_scenario_shows_file_line_and_column() {
     )
     .unwrap();
     let mut h = harness(Some(bad.clone()), 0, None);
-    h.step();
     let expected = format!("{}:3:23: unknown field `colour`", bad.display());
-    assert!(
-        h.state()
-            .toast_texts()
-            .iter()
-            .any(|t| t.starts_with(&expected)),
-        "{:?}",
-        h.state().toast_texts()
-    );
+    // The engine parses the file (off the UI thread) and answers with the error.
+    wait(&mut h, "the parse error", 10, |a| {
+        a.toast_texts().iter().any(|t| t.starts_with(&expected))
+    });
     assert!(
         h.query_by_label_contains(&expected).is_some(),
         "shown on screen"
@@ -266,8 +278,23 @@ fn port_in_use_offers_another_port() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let mut h = harness(None, port, None);
+    // The window draws at once; the engine reports the taken port when it tried.
     h.step();
+    assert!(
+        matches!(
+            h.state().model.broker,
+            mqtt_workbench::protocol::BrokerState::Starting
+                | mqtt_workbench::protocol::BrokerState::Failed { .. }
+        ),
+        "the first frame is drawn without waiting for the engine"
+    );
     let message = format!("port {port} on 127.0.0.1 is already in use");
+    let t0 = Instant::now();
+    while h.query_by_label_contains("Use port ").is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no port dialog");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         h.query_all_by_label_contains(&message).count() >= 1,
         "the dialog says which port is taken"
@@ -282,8 +309,9 @@ fn port_in_use_offers_another_port() {
         .unwrap();
     assert_ne!(offered, port);
     offer.click();
-    h.step();
-    h.step();
+    wait(&mut h, "the broker on the offered port", 10, |a| {
+        a.tap_addr().is_some()
+    });
     assert_eq!(h.state().tap_addr().map(|a| a.port()), Some(offered));
     // The broker really listens there.
     std::net::TcpStream::connect(("127.0.0.1", offered))
@@ -294,7 +322,8 @@ fn port_in_use_offers_another_port() {
 fn partition_and_latency_from_the_devices_panel_reach_the_tap() {
     let mut h = harness(Some(scenario("temperature.ron")), 0, None);
     wait(&mut h, "the app connected", 15, |a| {
-        a.capture
+        a.model
+            .capture
             .sessions
             .get("temp-app")
             .is_some_and(|s| s.connected)
@@ -305,7 +334,8 @@ fn partition_and_latency_from_the_devices_panel_reach_the_tap() {
     h.run_steps(2);
     h.get_by_label("Set latency").click();
     wait(&mut h, "the latency in force", 5, |a| {
-        a.faults
+        a.model
+            .faults
             .net_for("temp-app")
             .is_some_and(|f| f.latency_ms == 300 && f.jitter_ms == 100)
     });
@@ -316,14 +346,16 @@ fn partition_and_latency_from_the_devices_panel_reach_the_tap() {
     );
     h.get_by_label("Hold").click();
     wait(&mut h, "the partition in force", 5, |a| {
-        a.faults
+        a.model
+            .faults
             .net_for("temp-app")
-            .is_some_and(|f| f.partition == Some(mqtt_workbench::tap::faults::PartitionMode::Hold))
+            .is_some_and(|f| f.partition == Some(mqtt_workbench::protocol::PartitionMode::Hold))
     });
     // What the broker sends the app now is held by the network, and marked so.
     use mqtt_workbench::protocol::{Direction, Injected};
     let held = |a: &WorkbenchApp| {
-        a.capture
+        a.model
+            .capture
             .messages()
             .filter(|(_, e)| {
                 &*e.client_id == "temp-app"
@@ -338,18 +370,20 @@ fn partition_and_latency_from_the_devices_panel_reach_the_tap() {
     // …and the faults are markers on the traffic plot.
     assert!(
         h.state()
+            .model
             .faults
             .markers
             .iter()
-            .any(|(_, l)| l == "partition temp-app for 10s (held)")
+            .any(|m| m.label == "partition temp-app for 10s (held)")
     );
     h.get_by_label("Clear network").click();
     wait(&mut h, "the network cleared", 5, |a| {
-        a.faults.net_for("temp-app").is_none()
+        a.model.faults.net_for("temp-app").is_none()
     });
     let held_before = held(h.state());
     wait(&mut h, "readings flowing unmarked again", 10, |a| {
-        a.capture
+        a.model
+            .capture
             .messages()
             .filter(|(_, e)| &*e.client_id == "temp-app" && e.dir == Direction::BrokerToClient)
             .count()
@@ -361,11 +395,13 @@ fn partition_and_latency_from_the_devices_panel_reach_the_tap() {
 #[test]
 fn the_timeline_shows_which_faults_fired() {
     let mut h = harness(Some(scenario("flaky-drones.ron")), 0, None);
-    h.step();
+    wait(&mut h, "the scenario started", 15, |a| {
+        a.model.scenario.is_some()
+    });
     assert!(h.query_by_label_contains("Timeline (6 faults)").is_some());
     assert_eq!(h.query_all_by_label("pending").count(), 6);
     wait(&mut h, "the first timeline fault (at 10 s)", 20, |a| {
-        a.faults.fired.contains_key(&0)
+        a.model.faults.fired.contains_key(&0)
     });
     assert_eq!(h.query_all_by_label("pending").count(), 5);
     assert!(h.query_by_label_contains("fired ").is_some());
@@ -375,7 +411,8 @@ fn the_timeline_shows_which_faults_fired() {
 fn cold_restart_from_the_broker_menu_loses_sessions() {
     let mut h = harness(Some(scenario("power-plants.ron")), 0, None);
     wait(&mut h, "the station connected", 15, |a| {
-        a.capture
+        a.model
+            .capture
             .sessions
             .get("monitoring-station")
             .is_some_and(|s| s.connected)
@@ -385,7 +422,7 @@ fn cold_restart_from_the_broker_menu_loses_sessions() {
     h.get_by_label("Cold restart (loses sessions)").click();
     use mqtt_workbench::capture::SessionEventKind;
     wait(&mut h, "the station back without its session", 15, |a| {
-        let s = &a.capture.sessions["monitoring-station"];
+        let s = &a.model.capture.sessions["monitoring-station"];
         s.connected
             && s.history
                 .iter()
@@ -402,9 +439,65 @@ fn cold_restart_from_the_broker_menu_loses_sessions() {
     });
     assert!(
         h.state()
+            .model
             .faults
             .markers
             .iter()
-            .any(|(_, l)| l.contains("cold restart"))
+            .any(|m| m.label.contains("cold restart"))
+    );
+}
+
+#[test]
+fn clearing_the_capture_while_the_log_shows_rows_never_points_at_other_messages() {
+    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    wait(&mut h, "five readings", 20, |a| {
+        a.model
+            .capture
+            .topics
+            .get("temp")
+            .is_some_and(|t| t.published >= 5)
+    });
+    h.get_by_label("Message log").click();
+    wait(&mut h, "rows in the log", 5, |a| a.log.rows().len() >= 5);
+    let before: Vec<u64> = h.state().log.rows().iter().copied().collect();
+    let cleared_at = h.state().model.capture.end_seq();
+
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label_contains("Clear capture").click();
+    h.run_steps(2);
+    let app = h.state();
+    // Sequence numbers go on from where they were: old numbers find nothing.
+    assert_eq!(app.model.capture.first_seq(), cleared_at);
+    for seq in &before {
+        assert!(
+            app.model.capture.get(*seq).is_none(),
+            "seq {seq} still resolves"
+        );
+    }
+    assert!(
+        app.log.rows().iter().all(|s| *s >= cleared_at),
+        "the log still lists messages from before the clear: {:?}",
+        app.log.rows()
+    );
+
+    // New traffic: every row the log shows is a message captured after the clear.
+    wait(&mut h, "new rows after the clear", 10, |a| {
+        a.log.rows().len() >= 2
+    });
+    let app = h.state();
+    let shown = app.log.rows().len();
+    let messages = app.model.capture.messages().count();
+    assert_eq!(
+        shown, messages,
+        "the log lists exactly the captured messages"
+    );
+    for seq in app.log.rows() {
+        let e = app.model.capture.get(*seq).expect("each row resolves");
+        assert_eq!(e.kind, mqtt_workbench::protocol::PacketKind::Publish);
+    }
+    assert!(
+        h.query_by_label(&format!("{shown} messages")).is_some(),
+        "the count on screen matches"
     );
 }

@@ -25,10 +25,7 @@ fn load(name: &str) -> Scenario {
 async fn run(name: &str) -> (Rig, Scenario) {
     let scenario = load(name);
     let mut rig = Rig::start().await;
-    assert!(
-        rig.handle
-            .send(Command::LoadScenario(Box::new(scenario.clone())))
-    );
+    assert!(rig.handle.send(Command::LoadScenario(scenario.to_source())));
     let n = scenario.device_count();
     rig.wait_for(&format!("all {n} devices of {name} connected"), 30, |c| {
         c.connected_clients() == n
@@ -94,14 +91,16 @@ async fn temperature_sensor_reaches_the_app_and_its_will_fires_on_drop() {
         delivered_to(c, "temp-app", "temp").len() >= 2
     })
     .await;
-    for v in delivered_to(&rig.capture, "temp-app", "temp") {
+    for v in delivered_to(&rig.model.capture, "temp-app", "temp") {
         let x: f64 = v
             .parse()
             .unwrap_or_else(|_| panic!("numeric payload, got {v:?}"));
         assert!((15.0..=28.0).contains(&x));
     }
     assert_eq!(
-        rig.capture.topics["sensor/status"].retained.as_deref(),
+        rig.model.capture.topics["sensor/status"]
+            .retained
+            .as_deref(),
         Some(&b"online"[..])
     );
     assert!(rig.handle.send(Command::Device(
@@ -112,10 +111,13 @@ async fn temperature_sensor_reaches_the_app_and_its_will_fires_on_drop() {
         delivered_to(c, "temp-app", "sensor/status").contains(&"offline".to_string())
     })
     .await;
-    let s = &rig.capture.sessions["temp-sensor"];
+    let s = &rig.model.capture.sessions["temp-sensor"];
     assert!(!s.connected);
     assert_eq!(s.last_disconnect(), Some(&CloseReason::ClientClosed));
-    assert_eq!(rig.devices.get("temp-sensor"), Some(&DeviceState::Offline));
+    assert_eq!(
+        rig.model.devices.state("temp-sensor"),
+        Some(DeviceState::Offline)
+    );
     // Reconnect: the device comes back and republishes its retained "online".
     assert!(rig.handle.send(Command::Device(
         Target::Device("temp-sensor".into()),
@@ -140,7 +142,7 @@ async fn drone_fleet_flies_waypoints_and_obeys_commands() {
             .is_some_and(|t| t.published >= 2)
     })
     .await;
-    let last = &rig.capture.topics["drones/drone-3/flight"].last_payload;
+    let last = &rig.model.capture.topics["drones/drone-3/flight"].last_payload;
     let v: serde_json::Value = serde_json::from_slice(last).unwrap();
     assert!(
         v["position"]["lat"]
@@ -192,8 +194,9 @@ async fn power_plants_use_qos2_and_the_station_keeps_its_session_offline() {
         !c.sessions["monitoring-station"].connected
     })
     .await;
-    let before = rig.capture.sessions["monitoring-station"].received;
+    let before = rig.model.capture.sessions["monitoring-station"].received;
     let published_at_disconnect: u64 = rig
+        .model
         .capture
         .topics
         .iter()
@@ -217,7 +220,7 @@ async fn power_plants_use_qos2_and_the_station_keeps_its_session_offline() {
         c.sessions["monitoring-station"].received >= before + 3
     })
     .await;
-    let s = &rig.capture.sessions["monitoring-station"];
+    let s = &rig.model.capture.sessions["monitoring-station"];
     assert!(matches!(
         s.history.back().map(|e| &e.kind),
         Some(SessionEventKind::Connected {
@@ -268,6 +271,7 @@ async fn car_sharing_fleet_of_three_hundred_runs_on_the_bus() {
     })
     .await;
     let persistent = rig
+        .model
         .capture
         .sessions
         .values()
@@ -292,7 +296,8 @@ async fn car_sharing_fleet_of_three_hundred_runs_on_the_bus() {
     })
     .await;
     assert_eq!(
-        rig.capture
+        rig.model
+            .capture
             .sessions
             .values()
             .filter(|s| s.connected)
@@ -307,26 +312,15 @@ async fn flaky_drones_tunnel_holds_telemetry_and_delivers_it_once_without_a_will
     use mqtt_workbench::protocol::Injected;
     let (mut rig, _) = run("flaky-drones.ron").await;
     // 15 s: cell-drone-2 enters an 8 s tunnel; wait until it has healed and the burst arrived.
-    rig.wait_for("the tunnel fault fired", 30, |_| true).await;
-    let t0 = std::time::Instant::now();
-    loop {
-        rig.drain();
-        if rig.faults.iter().any(|(_, i)| *i == Some(1))
-            && t0.elapsed() > std::time::Duration::from_secs(1)
-        {
-            break;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(30),
-            "the tunnel never fired: {:?}",
-            rig.faults
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    rig.wait_model("the tunnel fault fired", 30, |m| {
+        m.faults.markers.iter().any(|x| x.timeline == Some(1))
+    })
+    .await;
+    let first = &rig.model.faults.markers[0];
     assert_eq!(
-        rig.faults[0],
+        (first.label.as_str(), first.timeline),
         (
-            "latency 400±200 ms on fleet cell-drone-{i} for 20s".to_string(),
+            "latency 400±200 ms on fleet cell-drone-{i} for 20s",
             Some(0)
         )
     );
@@ -345,8 +339,28 @@ async fn flaky_drones_tunnel_holds_telemetry_and_delivers_it_once_without_a_will
                 >= 5
     })
     .await;
-    rig.settle(1500).await;
-    let c = &rig.capture;
+    // Fresh telemetry after the burst: everything held before it has arrived.
+    let ground_seqs = |c: &Capture| -> Vec<u64> {
+        c.messages()
+            .filter(|(_, e)| {
+                &*e.client_id == "ground-control"
+                    && e.topic.as_deref() == Some("drones/cell-drone-2/telemetry")
+            })
+            .filter_map(|(_, e)| {
+                serde_json::from_slice::<serde_json::Value>(e.payload.as_deref()?).ok()?["seq"]
+                    .as_u64()
+            })
+            .collect()
+    };
+    let burst_max = ground_seqs(&rig.model.capture)
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    rig.wait_for("telemetry published after the burst delivered", 10, |c| {
+        ground_seqs(c).into_iter().any(|s| s > burst_max + 1)
+    })
+    .await;
+    let c = &rig.model.capture;
     // The connection survived: no will, no reconnect.
     assert!(c.sessions["cell-drone-2"].connected);
     assert_eq!(
@@ -359,16 +373,7 @@ async fn flaky_drones_tunnel_holds_telemetry_and_delivers_it_once_without_a_will
     );
     assert_eq!(c.topics["drones/cell-drone-2/link"].wills, 0);
     // Ground control got every telemetry sequence number of cell-drone-2 exactly once.
-    let seqs: Vec<u64> = c
-        .messages()
-        .filter(|(_, e)| {
-            &*e.client_id == "ground-control"
-                && e.topic.as_deref() == Some("drones/cell-drone-2/telemetry")
-        })
-        .filter_map(|(_, e)| {
-            serde_json::from_slice::<serde_json::Value>(e.payload.as_deref()?).ok()?["seq"].as_u64()
-        })
-        .collect();
+    let seqs: Vec<u64> = ground_seqs(c);
     let mut sorted = seqs.clone();
     sorted.sort();
     sorted.dedup();

@@ -273,3 +273,99 @@ mod tests {
         assert!(text.contains("--broker-port"), "{text}");
     }
 }
+
+/// What the broker's control thread is asked to do.
+enum Control {
+    Stop,
+    Start,
+    ColdRestart,
+}
+
+/// The embedded broker behind its own named thread ("broker-control"):
+/// starting, stopping and restarting it binds, waits and joins threads, which
+/// must never happen on an async worker or the UI thread. Every call is async
+/// and answers once the thread has done it.
+pub struct BrokerControl {
+    tx: std::sync::mpsc::Sender<(
+        Control,
+        tokio::sync::oneshot::Sender<Result<SocketAddr, String>>,
+    )>,
+    addr: SocketAddr,
+}
+
+impl BrokerControl {
+    /// Start the broker on its control thread; answers when it accepts clients.
+    pub async fn start(
+        listen: SocketAddr,
+        flag: &'static str,
+    ) -> Result<BrokerControl, BrokerError> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<(
+            Control,
+            tokio::sync::oneshot::Sender<Result<SocketAddr, String>>,
+        )>();
+        std::thread::Builder::new()
+            .name("broker-control".into())
+            .spawn(move || {
+                let mut broker = match EmbeddedBroker::start(listen, flag) {
+                    Ok(b) => {
+                        let _ = ready_tx.send(Ok(b.addr()));
+                        b
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                // Ends when the engine drops its BrokerControl; dropping the broker closes it.
+                while let Ok((cmd, reply)) = rx.recv() {
+                    let result = match cmd {
+                        Control::Stop => {
+                            broker.stop_listener();
+                            Ok(())
+                        }
+                        Control::Start => broker.start_listener(flag),
+                        Control::ColdRestart => broker.cold_restart(flag),
+                    };
+                    let _ = reply.send(result.map(|()| broker.addr()).map_err(|e| e.to_string()));
+                }
+            })
+            .map_err(BrokerError::Runtime)?;
+        let addr = ready_rx.await.map_err(|_| {
+            BrokerError::Runtime(std::io::Error::other("the broker thread ended"))
+        })??;
+        Ok(BrokerControl { tx, addr })
+    }
+
+    /// The broker's internal address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn ask(&mut self, cmd: Control) -> Result<SocketAddr, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((cmd, reply))
+            .map_err(|_| "the broker thread ended".to_string())?;
+        let addr = answer
+            .await
+            .map_err(|_| "the broker thread ended".to_string())??;
+        self.addr = addr;
+        Ok(addr)
+    }
+
+    /// Close the listener and every client link; sessions stay in the router.
+    pub async fn stop(&mut self) -> Result<(), String> {
+        self.ask(Control::Stop).await.map(|_| ())
+    }
+
+    /// Listen again (same router, same sessions).
+    pub async fn resume(&mut self) -> Result<SocketAddr, String> {
+        self.ask(Control::Start).await
+    }
+
+    /// A new router on the same port: every session is gone.
+    pub async fn cold_restart(&mut self) -> Result<SocketAddr, String> {
+        self.ask(Control::ColdRestart).await
+    }
+}

@@ -1,7 +1,7 @@
 //! QoS 1/2 flows: each handshake on each leg (publisher→broker and
 //! broker→subscriber), with every step and its time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::protocol::{ConnId, Direction, PacketKind, WireDetail, WireEvent};
@@ -89,12 +89,16 @@ impl Flow {
 
 type Key = (Arc<str>, Direction, u16);
 
-/// Bounded list of flows plus an index of the unfinished ones.
+/// Bounded list of flows, with indices kept on ingest: the unfinished flows
+/// per client (by leg and packet id), and the ids of every incomplete flow.
 #[derive(Debug, Default)]
 pub struct Flows {
     list: VecDeque<Flow>,
     first_id: u64,
-    open: HashMap<Key, u64>,
+    open: HashMap<Arc<str>, HashMap<(Direction, u16), u64>>,
+    incomplete_ids: BTreeSet<u64>,
+    /// Bumped whenever the set of incomplete flows changes (views cache by it).
+    pub incomplete_changes: u64,
     pub completed: u64,
     pub evicted: u64,
 }
@@ -114,6 +118,63 @@ impl Flows {
         self.list.iter()
     }
 
+    /// Id of the oldest stored flow; one past the newest is `first_id() + len()`.
+    pub fn first_id(&self) -> u64 {
+        self.first_id
+    }
+
+    /// Incomplete flows still stored, oldest first.
+    pub fn incomplete_iter(&self) -> impl DoubleEndedIterator<Item = &Flow> {
+        self.incomplete_ids.iter().filter_map(|&id| self.get(id))
+    }
+
+    /// A client's flows still waiting for a step (open, or interrupted by a close).
+    pub fn in_flight(&self, client_id: &str) -> impl Iterator<Item = &Flow> {
+        self.open
+            .get(client_id)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|&id| self.get(id))
+    }
+
+    fn open_id(&self, key: &Key) -> Option<u64> {
+        self.open.get(&key.0)?.get(&(key.1, key.2)).copied()
+    }
+
+    fn open_insert(&mut self, key: Key, id: u64) {
+        self.open
+            .entry(key.0)
+            .or_default()
+            .insert((key.1, key.2), id);
+    }
+
+    fn open_remove(&mut self, key: &Key) -> Option<u64> {
+        let m = self.open.get_mut(&key.0)?;
+        let id = m.remove(&(key.1, key.2));
+        if m.is_empty() {
+            self.open.remove(&key.0);
+        }
+        id
+    }
+
+    /// Change a flow's state, keeping the incomplete index.
+    fn set_state(&mut self, id: u64, state: FlowState) {
+        let Some(f) = self.get_mut(id) else {
+            return;
+        };
+        let was_complete = f.state == FlowState::Complete;
+        f.state = state;
+        let complete = state == FlowState::Complete;
+        if was_complete != complete {
+            if complete {
+                self.incomplete_ids.remove(&id);
+            } else {
+                self.incomplete_ids.insert(id);
+            }
+            self.incomplete_changes += 1;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.list.len()
     }
@@ -124,22 +185,27 @@ impl Flows {
 
     /// Flows not complete (open, interrupted, superseded or abandoned) still stored.
     pub fn incomplete(&self) -> usize {
-        self.list
-            .iter()
-            .filter(|f| f.state != FlowState::Complete)
-            .count()
+        self.incomplete_ids.len()
     }
 
     fn push(&mut self, flow: Flow, max: usize) -> u64 {
         let id = self.first_id + self.list.len() as u64;
+        let complete = flow.state == FlowState::Complete;
         self.list.push_back(Flow { id, ..flow });
+        if !complete {
+            self.incomplete_ids.insert(id);
+            self.incomplete_changes += 1;
+        }
         while self.list.len() > max {
             if let Some(old) = self.list.pop_front() {
                 self.first_id += 1;
                 self.evicted += 1;
+                if self.incomplete_ids.remove(&old.id) {
+                    self.incomplete_changes += 1;
+                }
                 let key = (old.client_id.clone(), old.leg, old.pkid);
-                if self.open.get(&key) == Some(&old.id) {
-                    self.open.remove(&key);
+                if self.open_id(&key) == Some(old.id) {
+                    self.open_remove(&key);
                 }
             }
         }
@@ -147,19 +213,20 @@ impl Flows {
     }
 
     fn step(&mut self, key: &Key, step: FlowStep, completes: bool) {
-        let Some(&id) = self.open.get(key) else {
+        let Some(id) = self.open_id(key) else {
             return;
         };
         let Some(f) = self.get_mut(id) else {
-            self.open.remove(key);
+            self.open_remove(key);
             return;
         };
         f.steps.push(step);
-        f.state = FlowState::Open;
         if completes {
-            f.state = FlowState::Complete;
+            self.set_state(id, FlowState::Complete);
             self.completed += 1;
-            self.open.remove(key);
+            self.open_remove(key);
+        } else {
+            self.set_state(id, FlowState::Open);
         }
     }
 }
@@ -184,7 +251,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
     match ev.kind {
         PacketKind::Publish if ev.qos > 0 => {
             let key = (client.clone(), ev.dir, ev.pkid);
-            if let Some(&id) = cap.flows.open.get(&key) {
+            if let Some(id) = cap.flows.open_id(&key) {
                 let topic = ev.topic.as_deref().unwrap_or_default();
                 let resend_on_new_conn = cap.flows.get(id).is_some_and(|f| {
                     &*f.topic == topic && f.steps.last().is_some_and(|s| s.conn != ev.conn)
@@ -200,9 +267,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                     cap.flows.step(&key, step, false);
                     return;
                 }
-                if let Some(f) = cap.flows.get_mut(id) {
-                    f.state = FlowState::Superseded;
-                }
+                cap.flows.set_state(id, FlowState::Superseded);
             }
             let (origin, deviation) = match ev.dir {
                 Direction::ClientToBroker => (None, None),
@@ -227,7 +292,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 queued_offline,
             };
             let id = cap.flows.push(flow, cap.limits.max_flows);
-            cap.flows.open.insert(key, id);
+            cap.flows.open_insert(key, id);
         }
         PacketKind::PubAck | PacketKind::PubRec | PacketKind::PubComp => {
             let key = (client, opposite(ev.dir), ev.pkid);
@@ -243,18 +308,20 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
             cap.flows.step(&key, step, false);
         }
         PacketKind::Closed => {
+            // Only this client's open flows: a mass disconnect stays linear.
             let ids: Vec<u64> = cap
                 .flows
                 .open
-                .iter()
-                .filter(|(k, _)| k.0 == client)
-                .map(|(_, &id)| id)
-                .collect();
+                .get(&client)
+                .map(|m| m.values().copied().collect())
+                .unwrap_or_default();
             for id in ids {
-                if let Some(f) = cap.flows.get_mut(id)
-                    && f.steps.iter().any(|s| s.conn == ev.conn)
+                if cap
+                    .flows
+                    .get(id)
+                    .is_some_and(|f| f.steps.iter().any(|s| s.conn == ev.conn))
                 {
-                    f.state = FlowState::Interrupted;
+                    cap.flows.set_state(id, FlowState::Interrupted);
                 }
             }
         }
@@ -264,19 +331,14 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 ..
             } = ev.detail
             {
-                let keys: Vec<Key> = cap
+                let ids: Vec<u64> = cap
                     .flows
                     .open
-                    .keys()
-                    .filter(|k| k.0 == client)
-                    .cloned()
-                    .collect();
-                for k in keys {
-                    if let Some(id) = cap.flows.open.remove(&k)
-                        && let Some(f) = cap.flows.get_mut(id)
-                    {
-                        f.state = FlowState::Abandoned;
-                    }
+                    .remove(&client)
+                    .map(|m| m.into_values().collect())
+                    .unwrap_or_default();
+                for id in ids {
+                    cap.flows.set_state(id, FlowState::Abandoned);
                 }
             }
         }

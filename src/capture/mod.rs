@@ -12,16 +12,18 @@
 
 mod flows;
 mod sessions;
+mod tree;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::protocol::{ConnId, Direction, PacketKind, WireDetail, WireEvent};
+use crate::protocol::{ConnId, Direction, EventsSnapshot, PacketKind, WireDetail, WireEvent};
 
 pub use flows::{Flow, FlowState, FlowStep, Flows};
 pub use sessions::{Session, SessionEvent, SessionEventKind, Subscription};
+pub use tree::{TopicNode, TopicTree};
 
 /// Bounds of the capture. Everything that grows is bounded.
 #[derive(Debug, Clone)]
@@ -159,6 +161,9 @@ struct ConnState {
     pending_connect: Option<WireDetail>,
 }
 
+/// Events per store chunk.
+const CHUNK: usize = 4096;
+
 /// Connections indexed at most (their Closed events can be lost when a queue drops events).
 const MAX_CONNS: usize = 200_000;
 
@@ -166,7 +171,14 @@ const MAX_CONNS: usize = 200_000;
 #[derive(Debug, Default)]
 pub struct Capture {
     pub limits: Limits,
-    events: VecDeque<WireEvent>,
+    /// The store: shared chunks of `CHUNK` events (the last one filling), so a
+    /// snapshot for export is a few reference counts, not a copy.
+    chunks: VecDeque<Arc<Vec<WireEvent>>>,
+    /// Events at the front of the first chunk already evicted.
+    skip: usize,
+    len: usize,
+    /// Sequence number of the oldest stored event. Numbers are never reused
+    /// for the life of the capture, across [`Capture::clear`] too.
     first_seq: u64,
     bytes: usize,
     /// Events evicted from the store to respect its bounds.
@@ -179,10 +191,18 @@ pub struct Capture {
     pub total_ingested: u64,
     /// Bumped on every ingest: views cache derived lists by it.
     pub generation: u64,
+    /// How many times the capture was cleared (views holding indices reset on it).
+    pub clears: u64,
     pub topics: BTreeMap<String, TopicStats>,
+    /// The topics as a tree of levels, kept on ingest.
+    pub tree: TopicTree,
     pub sessions: BTreeMap<String, Session>,
+    /// Bumped when a client connects or disconnects (views cache by it).
+    pub session_changes: u64,
     pub flows: Flows,
     pub rates: Rates,
+    /// Clients with a live connection (kept on ingest).
+    connected: usize,
     conns: HashMap<ConnId, ConnState>,
     /// (topic, payload) of recent client→broker publishes → their seq, to link deliveries.
     origins: HashMap<(Arc<str>, Bytes), u64>,
@@ -199,11 +219,11 @@ impl Capture {
 
     /// Events in the store.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len == 0
     }
 
     /// Approximate bytes held by the store.
@@ -218,21 +238,37 @@ impl Capture {
 
     /// One past the newest event's sequence number.
     pub fn end_seq(&self) -> u64 {
-        self.first_seq + self.events.len() as u64
+        self.first_seq + self.len as u64
     }
 
     pub fn get(&self, seq: u64) -> Option<&WireEvent> {
-        seq.checked_sub(self.first_seq)
-            .and_then(|i| self.events.get(i as usize))
+        let i = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        if i >= self.len {
+            return None;
+        }
+        let i = i + self.skip;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
     }
 
     /// Stored events in order.
-    pub fn events(&self) -> impl DoubleEndedIterator<Item = (u64, &WireEvent)> + ExactSizeIterator {
+    pub fn events(&self) -> impl Iterator<Item = (u64, &WireEvent)> {
         let first = self.first_seq;
-        self.events
+        self.chunks
             .iter()
+            .flat_map(|c| c.iter())
+            .skip(self.skip)
+            .take(self.len)
             .enumerate()
             .map(move |(i, e)| (first + i as u64, e))
+    }
+
+    /// The stored events, shared without copying (for export on the engine).
+    pub fn snapshot(&self) -> EventsSnapshot {
+        EventsSnapshot {
+            chunks: self.chunks.iter().cloned().collect(),
+            skip: self.skip,
+            len: self.len,
+        }
     }
 
     /// Stored PUBLISH frames (messages) in order.
@@ -240,17 +276,24 @@ impl Capture {
         self.events().filter(|(_, e)| e.kind == PacketKind::Publish)
     }
 
-    /// Clients currently connected.
+    /// Clients currently connected (kept on ingest).
     pub fn connected_clients(&self) -> usize {
-        self.sessions.values().filter(|s| s.connected).count()
+        self.connected
     }
 
-    /// Forget everything captured (not the limits or the drop counters).
+    /// Forget everything captured (not the limits, the drop counters or the
+    /// sequence numbers: views holding old numbers find nothing, never another event).
     pub fn clear(&mut self) {
         let limits = self.limits.clone();
         let dropped = self.dropped;
+        let next_seq = self.end_seq();
+        let generation = self.generation;
+        let clears = self.clears;
         *self = Capture::new(limits);
         self.dropped = dropped;
+        self.first_seq = next_seq;
+        self.generation = generation + 1;
+        self.clears = clears + 1;
     }
 
     pub fn ingest_batch(&mut self, batch: Vec<WireEvent>) {
@@ -339,6 +382,7 @@ impl Capture {
         let payload = ev.payload.clone().unwrap_or_default();
         match ev.dir {
             Direction::ClientToBroker => {
+                self.tree.add(topic);
                 st.published += 1;
                 st.bytes += payload.len() as u64;
                 st.last_t_us = ev.t_us;
@@ -375,6 +419,7 @@ impl Capture {
                     };
                     st.broker_originated += 1;
                     st.wills += is_will as u64;
+                    self.tree.add(topic);
                     st.last_payload = payload;
                     st.last_t_us = ev.t_us;
                     st.last_qos = ev.qos;
@@ -425,14 +470,27 @@ impl Capture {
 
     fn store(&mut self, ev: WireEvent) {
         self.bytes += ev.mem_bytes();
-        self.events.push_back(ev);
-        while self.events.len() > self.limits.max_events || self.bytes > self.limits.max_bytes {
-            let Some(old) = self.events.pop_front() else {
+        if self.chunks.back().is_none_or(|c| c.len() >= CHUNK) {
+            self.chunks.push_back(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        if let Some(last) = self.chunks.back_mut() {
+            // Copies the chunk only if an export still holds it.
+            Arc::make_mut(last).push(ev);
+        }
+        self.len += 1;
+        while self.len > self.limits.max_events || self.bytes > self.limits.max_bytes {
+            let Some(old) = self.chunks.front().and_then(|c| c.get(self.skip)) else {
                 break;
             };
             self.bytes -= old.mem_bytes();
+            self.skip += 1;
+            self.len -= 1;
             self.first_seq += 1;
             self.evicted += 1;
+            if self.skip >= CHUNK {
+                self.chunks.pop_front();
+                self.skip = 0;
+            }
         }
     }
 }

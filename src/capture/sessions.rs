@@ -108,6 +108,8 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
 }
 
 pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
+    // Change in connected clients, applied at the end (the session borrows the capture).
+    let mut connected_delta: isize = 0;
     match (&ev.kind, &ev.detail) {
         (
             PacketKind::Connect,
@@ -174,6 +176,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                     if s.clean_session || !session_present {
                         s.subscriptions.clear();
                     }
+                    connected_delta += !s.connected as isize;
                     s.connected = true;
                     s.conn = Some(ev.conn);
                     s.connected_since_us = ev.t_us;
@@ -253,6 +256,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 // A takeover closes the old connection after the new one connected.
                 if s.conn == Some(ev.conn) {
+                    connected_delta -= s.connected as isize;
                     s.connected = false;
                     if s.clean_session {
                         s.subscriptions.clear();
@@ -273,6 +277,10 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             }
         }
     }
+    if matches!(ev.kind, PacketKind::ConnAck | PacketKind::Closed) {
+        cap.session_changes += 1;
+    }
+    cap.connected = cap.connected.saturating_add_signed(connected_delta);
 }
 
 #[cfg(test)]

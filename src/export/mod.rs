@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::Capture;
-use crate::protocol::{PacketKind, WireEvent};
+use crate::protocol::{Injected, PacketKind, WireEvent};
 
 /// One exported message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,10 @@ pub struct ExportRow {
     /// The payload as UTF-8 text, or base64 when `binary` is true.
     pub payload: String,
     pub binary: bool,
+    /// What an injected network fault did to this frame: "" (nothing),
+    /// "dropped" (never arrived), "held" (by a partition) or "+N ms" (delayed).
+    #[serde(default)]
+    pub fault: String,
 }
 
 impl ExportRow {
@@ -51,6 +55,12 @@ impl ExportRow {
             packet_id: e.pkid,
             payload,
             binary,
+            fault: match e.injected {
+                None => String::new(),
+                Some(Injected::Dropped) => "dropped".into(),
+                Some(Injected::Held) => "held".into(),
+                Some(Injected::Delayed(ms)) => format!("+{ms} ms"),
+            },
         }
     }
 
@@ -111,6 +121,30 @@ pub enum ExportError {
 
 /// Write rows to `path` in the format its extension names. Returns the row count.
 pub fn write(path: &Path, rows: &[ExportRow]) -> Result<usize, ExportError> {
+    write_rows(path, rows.iter().cloned(), |_| {})
+}
+
+/// Write the PUBLISH frames among `events`, calling `progress` with the rows
+/// written every [`PROGRESS_EVERY`] rows. Returns the row count.
+pub fn write_events<'a>(
+    path: &Path,
+    events: impl Iterator<Item = &'a WireEvent>,
+    progress: impl FnMut(u64),
+) -> Result<usize, ExportError> {
+    let rows = events
+        .filter(|e| e.kind == PacketKind::Publish)
+        .map(ExportRow::from_event);
+    write_rows(path, rows, progress)
+}
+
+/// Rows between two progress reports.
+pub const PROGRESS_EVERY: u64 = 10_000;
+
+fn write_rows(
+    path: &Path,
+    rows: impl Iterator<Item = ExportRow>,
+    mut progress: impl FnMut(u64),
+) -> Result<usize, ExportError> {
     let format =
         Format::from_path(path).ok_or_else(|| ExportError::UnknownFormat(path.to_path_buf()))?;
     let io = |source| ExportError::Io {
@@ -123,26 +157,37 @@ pub fn write(path: &Path, rows: &[ExportRow]) -> Result<usize, ExportError> {
         path.extension().and_then(|e| e.to_str()).unwrap_or("out")
     ));
     let file = File::create(&tmp).map_err(io)?;
+    let mut n: u64 = 0;
+    let mut tick = |n: &mut u64| {
+        *n += 1;
+        if *n % PROGRESS_EVERY == 0 {
+            progress(*n);
+        }
+    };
     let result = match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(BufWriter::new(file));
-            rows.iter()
-                .try_for_each(|r| w.serialize(r))
-                .and_then(|()| w.flush().map_err(csv::Error::from))
-                .map_err(|source| ExportError::Csv {
-                    path: path.to_path_buf(),
-                    source,
-                })
+            let mut rows = rows;
+            rows.try_for_each(|r| {
+                tick(&mut n);
+                w.serialize(r)
+            })
+            .and_then(|()| w.flush().map_err(csv::Error::from))
+            .map_err(|source| ExportError::Csv {
+                path: path.to_path_buf(),
+                source,
+            })
         }
         Format::JsonLines => {
             let mut w = BufWriter::new(file);
-            rows.iter()
-                .try_for_each(|r| {
-                    serde_json::to_writer(&mut w, r).map_err(std::io::Error::from)?;
-                    w.write_all(b"\n")
-                })
-                .and_then(|()| w.flush())
-                .map_err(io)
+            let mut rows = rows;
+            rows.try_for_each(|r| {
+                tick(&mut n);
+                serde_json::to_writer(&mut w, &r).map_err(std::io::Error::from)?;
+                w.write_all(b"\n")
+            })
+            .and_then(|()| w.flush())
+            .map_err(io)
         }
     };
     if let Err(e) = result {
@@ -150,7 +195,7 @@ pub fn write(path: &Path, rows: &[ExportRow]) -> Result<usize, ExportError> {
         return Err(e);
     }
     std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(rows.len())
+    Ok(n as usize)
 }
 
 /// Read an export back (for round-trip checks and re-import).
@@ -207,6 +252,7 @@ mod tests {
                 packet_id: 3,
                 payload: "hello, \"world\"\nline 2".into(),
                 binary: false,
+                fault: String::new(),
             },
             ExportRow {
                 binary: true,
@@ -228,6 +274,7 @@ mod tests {
             packet_id: 9,
             payload: String::new(),
             binary: false,
+            fault: "+250 ms".into(),
         }
     }
 
@@ -241,6 +288,47 @@ mod tests {
             assert_eq!(back, sample(), "{name}");
             assert_eq!(back[1].payload_bytes().unwrap(), vec![0u8, 159, 146, 150]);
         }
+    }
+
+    #[test]
+    fn fault_markers_are_exported_in_csv_and_jsonl() {
+        use crate::protocol::Direction;
+        let dir = tempfile::tempdir().unwrap();
+        let mk = |injected| {
+            let mut e = WireEvent::new(
+                1_000_000,
+                1,
+                std::sync::Arc::from("dev"),
+                Direction::ClientToBroker,
+                PacketKind::Publish,
+            );
+            e.topic = Some(std::sync::Arc::from("t"));
+            e.payload = Some(bytes::Bytes::from_static(b"x"));
+            e.injected = injected;
+            e
+        };
+        let events = [
+            mk(None),
+            mk(Some(Injected::Dropped)),
+            mk(Some(Injected::Held)),
+            mk(Some(Injected::Delayed(120))),
+        ];
+        for name in ["faults.csv", "faults.jsonl"] {
+            let p = dir.path().join(name);
+            assert_eq!(write_events(&p, events.iter(), |_| {}).unwrap(), 4);
+            let faults: Vec<String> = read(&p).unwrap().into_iter().map(|r| r.fault).collect();
+            assert_eq!(faults, ["", "dropped", "held", "+120 ms"], "{name}");
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                text.contains("dropped") && text.contains("+120 ms"),
+                "{name}: {text}"
+            );
+        }
+        let header = std::fs::read_to_string(dir.path().join("faults.csv")).unwrap();
+        assert!(
+            header.lines().next().unwrap().ends_with(",fault"),
+            "{header}"
+        );
     }
 
     #[test]

@@ -7,10 +7,10 @@ use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Outgoing, 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
+use super::DeviceReporter;
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
 use super::scenario::{Action, DeviceSpec, PublishSpec, expand};
-use crate::engine::EventSink;
-use crate::protocol::{DeviceAction, DeviceState};
+use crate::protocol::{DeviceAction, DeviceState, DeviceUpdate};
 
 /// Everything one device task needs to run.
 pub struct DevicePlan {
@@ -35,7 +35,7 @@ pub struct DeviceHandle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-pub fn spawn(plan: DevicePlan, sink: EventSink) -> DeviceHandle {
+pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
     let (tx, rx) = mpsc::channel(16);
     let client_id = plan.client_id.clone();
     let fleet = plan.fleet.clone();
@@ -83,11 +83,17 @@ struct Device {
     paused: bool,
     /// false: incoming QoS 1/2 messages are not acknowledged (the broker redelivers on reconnect).
     acking: bool,
-    sink: EventSink,
+    sink: DeviceReporter,
+    state: DeviceState,
+    /// Publishes and acks the client's request queue refused (lost, never sent).
+    publish_failed: u64,
+    ack_failed: u64,
+    /// When the failure counters were last reported (they are throttled to 1/s).
+    failures_reported: Option<Instant>,
 }
 
 impl Device {
-    fn new(plan: DevicePlan, sink: EventSink) -> Device {
+    fn new(plan: DevicePlan, sink: DeviceReporter) -> Device {
         let spec = plan.spec.clone();
         let id = plan.client_id.clone();
         let initial = spec
@@ -153,12 +159,42 @@ impl Device {
             paused: false,
             acking: true,
             sink,
+            state: DeviceState::Connecting,
+            publish_failed: 0,
+            ack_failed: 0,
+            failures_reported: None,
         }
     }
 
-    fn set_state(&self, state: DeviceState) {
-        self.sink
-            .device_state(&self.plan.client_id, &self.plan.fleet, state);
+    fn set_state(&mut self, state: DeviceState) {
+        self.state = state;
+        self.report();
+    }
+
+    fn report(&mut self) {
+        self.sink.report(DeviceUpdate {
+            client_id: self.plan.client_id.clone(),
+            fleet: self.plan.fleet.clone(),
+            state: self.state,
+            publish_failed: self.publish_failed,
+            ack_failed: self.ack_failed,
+        });
+    }
+
+    /// A request the client refused: counted, and shown on the device (at most once a second).
+    fn failed(&mut self, ack: bool) {
+        if ack {
+            self.ack_failed += 1;
+        } else {
+            self.publish_failed += 1;
+        }
+        if self
+            .failures_reported
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.failures_reported = Some(Instant::now());
+            self.report();
+        }
     }
 
     /// Pause/resume/acking commands that apply in every state.
@@ -239,8 +275,10 @@ impl Device {
         let payload = p.sampler.render(&mut self.ctx, p.spec.decimals, None);
         let topic = self.ctx.fill(&p.topic, None);
         // try_publish: awaiting here would deadlock, this task also polls the event loop.
-        if let Err(e) = client.try_publish(topic, p.spec.qos.to_rumqttc(), p.spec.retain, payload) {
+        let (qos, retain) = (p.spec.qos.to_rumqttc(), p.spec.retain);
+        if let Err(e) = client.try_publish(topic, qos, retain, payload) {
             tracing::debug!(client = %self.plan.client_id, "publish queue full: {e}");
+            self.failed(false);
         }
     }
 
@@ -299,6 +337,7 @@ impl Device {
 
     fn react(&mut self, client: &AsyncClient, topic: &str, payload: &[u8]) {
         let text = String::from_utf8_lossy(payload).into_owned();
+        let mut refused = 0;
         for r in &mut self.reactions {
             if !rumqttc::mqttbytes::matches(topic, &r.filter) {
                 continue;
@@ -329,10 +368,16 @@ impl Device {
                         self.ctx.seq += 1;
                         let body = sampler.render(&mut self.ctx, 2, Some(&text));
                         let t = self.ctx.fill(topic, Some(&text));
-                        let _ = client.try_publish(t, *qos, *retain, body);
+                        let (qos, retain) = (*qos, *retain);
+                        if client.try_publish(t, qos, retain, body).is_err() {
+                            refused += 1;
+                        }
                     }
                 }
             }
+        }
+        for _ in 0..refused {
+            self.failed(false);
         }
     }
 }
@@ -380,7 +425,7 @@ fn spawn_event_loop(
     (task, rx)
 }
 
-async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: EventSink) {
+async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: DeviceReporter) {
     let delay = plan.start_delay;
     let mut dev = Device::new(plan, sink);
     dev.set_state(DeviceState::Connecting);
@@ -429,8 +474,8 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Even
                         dev.on_connected(&client);
                     }
                     Some(Ok(MqttEvent::Incoming(Packet::Publish(p)))) => {
-                        if dev.acking {
-                            let _ = client.try_ack(&p);
+                        if dev.acking && client.try_ack(&p).is_err() {
+                            dev.failed(true);
                         }
                         dev.react(&client, &p.topic, &p.payload);
                     }

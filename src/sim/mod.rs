@@ -5,18 +5,46 @@ pub mod generators;
 pub mod scenario;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 pub use scenario::{DeviceSpec, Scenario, ScenarioError};
 
-use crate::engine::EventSink;
+use crate::protocol::DeviceUpdate;
 use device::{DeviceHandle, DevicePlan};
+
+/// Where devices report their state: a bounded queue; what does not fit is
+/// dropped and counted (a device never waits for its observer).
+#[derive(Clone)]
+pub struct DeviceReporter {
+    tx: mpsc::Sender<DeviceUpdate>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl DeviceReporter {
+    pub fn new(tx: mpsc::Sender<DeviceUpdate>, dropped: Arc<AtomicU64>) -> DeviceReporter {
+        DeviceReporter { tx, dropped }
+    }
+
+    pub fn report(&self, update: DeviceUpdate) {
+        if self.tx.try_send(update).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Connects per second when ramping up a big fleet (rumqttd paces accepts too).
 const RAMP_CONNECTS_PER_S: u64 = 500;
 
 /// Spawn every device of `scenario`, connecting to `host:port`.
-pub fn start(scenario: &Scenario, host: &str, port: u16, sink: &EventSink) -> Vec<DeviceHandle> {
+pub fn start(
+    scenario: &Scenario,
+    host: &str,
+    port: u16,
+    sink: &DeviceReporter,
+) -> Vec<DeviceHandle> {
     let total = scenario.device_count() as u64;
     let ramp = if total > 50 {
         Duration::from_micros(1_000_000 / RAMP_CONNECTS_PER_S)

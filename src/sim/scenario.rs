@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::protocol::{DeviceState, Fault, ScenarioInfo, ScenarioSource, Target, TimelineItem};
+
 /// A parse or validation error, located in its file.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("{}:{line}:{col}: {message}", path.display())]
@@ -23,6 +25,7 @@ pub struct ScenarioError {
 
 /// A duration written as a string: "250ms", "2s", "1m 30s".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+#[serde(transparent)]
 pub struct Dur(#[serde(with = "dur_string")] pub Duration);
 
 mod dur_string {
@@ -51,6 +54,7 @@ impl Dur {
 
 /// An MQTT QoS level, 0, 1 or 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(transparent)]
 pub struct Qos(pub u8);
 
 impl<'de> Deserialize<'de> for Qos {
@@ -115,15 +119,15 @@ pub struct TimelineEntry {
     pub after: Option<String>,
     #[serde(default)]
     pub delay: Dur,
-    pub fault: Fault,
+    pub fault: FaultSpec,
 }
 
 impl TimelineEntry {
     /// The device event this entry waits for: (client id, state).
-    pub fn trigger(&self) -> Option<(String, crate::protocol::DeviceState)> {
+    pub fn trigger(&self) -> Option<(String, DeviceState)> {
         let after = self.after.as_deref()?;
         let (id, what) = after.trim().rsplit_once(' ')?;
-        use crate::protocol::DeviceState::*;
+        use DeviceState::*;
         let state = match what {
             "connected" => Connected,
             "offline" | "disconnected" => Offline,
@@ -131,6 +135,14 @@ impl TimelineEntry {
             _ => return None,
         };
         Some((id.trim().to_string(), state))
+    }
+
+    /// What the UI shows for this entry.
+    pub fn item(&self) -> TimelineItem {
+        TimelineItem {
+            when: self.when(),
+            label: self.fault.to_fault().label(),
+        }
     }
 
     pub fn when(&self) -> String {
@@ -150,22 +162,44 @@ fn default_hold() -> bool {
     true
 }
 
-/// A fault to inject: from the timeline, or a click in the window.
+/// Who a scheduled fault acts on, as written in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub enum TargetSpec {
+    /// One virtual device by client id.
+    Device(String),
+    /// Every device of a scenario entry (fleet) by its template id.
+    Fleet(String),
+    /// Every virtual device.
+    All,
+}
+
+impl TargetSpec {
+    pub fn to_target(&self) -> Target {
+        match self {
+            TargetSpec::Device(d) => Target::Device(d.clone()),
+            TargetSpec::Fleet(f) => Target::Fleet(f.clone()),
+            TargetSpec::All => Target::All,
+        }
+    }
+}
+
+/// A fault in a scenario's timeline, as written in the file. The engine runs
+/// [`protocol::Fault`](crate::protocol::Fault)s: see [`FaultSpec::to_fault`].
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-pub enum Fault {
+pub enum FaultSpec {
     /// Graceful DISCONNECT (no will).
-    Disconnect(crate::protocol::Target),
+    Disconnect(TargetSpec),
     /// Abrupt close without DISCONNECT (the will fires).
-    Drop(crate::protocol::Target),
-    Reconnect(crate::protocol::Target),
-    Pause(crate::protocol::Target),
-    Resume(crate::protocol::Target),
+    Drop(TargetSpec),
+    Reconnect(TargetSpec),
+    Pause(TargetSpec),
+    Resume(TargetSpec),
     /// Stop sending PUBACK/PUBREC: the broker redelivers with DUP after a reconnect.
-    StopAcking(crate::protocol::Target),
-    ResumeAcking(crate::protocol::Target),
+    StopAcking(TargetSpec),
+    ResumeAcking(TargetSpec),
     /// Added delay on every frame both ways; `duration` ends it (else until cleared).
     Latency {
-        target: crate::protocol::Target,
+        target: TargetSpec,
         ms: u32,
         #[serde(default)]
         jitter_ms: u32,
@@ -174,7 +208,7 @@ pub enum Fault {
     },
     /// `drop_pct`: frames discarded whole; `stall_pct`: frames held `stall_ms` (TCP-style loss).
     Loss {
-        target: crate::protocol::Target,
+        target: TargetSpec,
         #[serde(default)]
         drop_pct: f64,
         #[serde(default)]
@@ -185,26 +219,26 @@ pub enum Fault {
         duration: Option<Dur>,
     },
     Bandwidth {
-        target: crate::protocol::Target,
+        target: TargetSpec,
         bytes_per_s: u64,
         #[serde(default)]
         duration: Option<Dur>,
     },
     /// Nothing passes for `duration`; `hold: true` delivers it afterwards, false discards it.
     Partition {
-        target: crate::protocol::Target,
+        target: TargetSpec,
         duration: Dur,
         #[serde(default = "default_hold")]
         hold: bool,
     },
     /// The tap stops reading: keepalive expires at the broker (1.5 × keepalive), the will fires.
     HalfDead {
-        target: crate::protocol::Target,
+        target: TargetSpec,
         #[serde(default)]
         duration: Option<Dur>,
     },
     /// Remove every network fault of a target.
-    ClearNetwork(crate::protocol::Target),
+    ClearNetwork(TargetSpec),
     /// A second client connects with the same id and holds the session for `hold`.
     Takeover {
         client: String,
@@ -217,109 +251,93 @@ pub enum Fault {
     ColdRestartBroker,
 }
 
-impl Fault {
-    /// The fault a device action is (one path for clicks and the timeline).
-    pub fn device(target: crate::protocol::Target, action: crate::protocol::DeviceAction) -> Fault {
-        use crate::protocol::DeviceAction as A;
-        match action {
-            A::Disconnect => Fault::Disconnect(target),
-            A::Drop => Fault::Drop(target),
-            A::Reconnect => Fault::Reconnect(target),
-            A::Pause => Fault::Pause(target),
-            A::Resume => Fault::Resume(target),
-            A::StopAcking => Fault::StopAcking(target),
-            A::ResumeAcking => Fault::ResumeAcking(target),
-        }
-    }
-
-    pub fn label(&self) -> String {
-        use crate::protocol::Target;
-        let t = |t: &Target| match t {
-            Target::Device(d) => d.clone(),
-            Target::Fleet(f) => format!("fleet {f}"),
-            Target::All => "everyone".into(),
-        };
-        let dur = |d: &Option<Dur>| d.map(|d| format!(" for {d}")).unwrap_or_default();
+impl FaultSpec {
+    /// The fault the engine runs for this entry.
+    pub fn to_fault(&self) -> Fault {
+        let d = |d: &Option<Dur>| d.map(|d| d.0);
         match self {
-            Fault::Disconnect(x) => format!("disconnect {}", t(x)),
-            Fault::Drop(x) => format!("drop {}", t(x)),
-            Fault::Reconnect(x) => format!("reconnect {}", t(x)),
-            Fault::Pause(x) => format!("pause {}", t(x)),
-            Fault::Resume(x) => format!("resume {}", t(x)),
-            Fault::StopAcking(x) => format!("{} stops acking", t(x)),
-            Fault::ResumeAcking(x) => format!("{} acks again", t(x)),
-            Fault::Latency {
+            FaultSpec::Disconnect(t) => Fault::Disconnect(t.to_target()),
+            FaultSpec::Drop(t) => Fault::Drop(t.to_target()),
+            FaultSpec::Reconnect(t) => Fault::Reconnect(t.to_target()),
+            FaultSpec::Pause(t) => Fault::Pause(t.to_target()),
+            FaultSpec::Resume(t) => Fault::Resume(t.to_target()),
+            FaultSpec::StopAcking(t) => Fault::StopAcking(t.to_target()),
+            FaultSpec::ResumeAcking(t) => Fault::ResumeAcking(t.to_target()),
+            FaultSpec::Latency {
                 target,
                 ms,
                 jitter_ms,
                 duration,
-            } => {
-                format!(
-                    "latency {ms}±{jitter_ms} ms on {}{}",
-                    t(target),
-                    dur(duration)
-                )
-            }
-            Fault::Loss {
+            } => Fault::Latency {
+                target: target.to_target(),
+                ms: *ms,
+                jitter_ms: *jitter_ms,
+                duration: d(duration),
+            },
+            FaultSpec::Loss {
                 target,
                 drop_pct,
                 stall_pct,
                 stall_ms,
                 duration,
-            } => format!(
-                "loss on {}: drop {drop_pct}%, stall {stall_pct}% by {stall_ms} ms{}",
-                t(target),
-                dur(duration)
-            ),
-            Fault::Bandwidth {
+            } => Fault::Loss {
+                target: target.to_target(),
+                drop_pct: *drop_pct,
+                stall_pct: *stall_pct,
+                stall_ms: *stall_ms,
+                duration: d(duration),
+            },
+            FaultSpec::Bandwidth {
                 target,
                 bytes_per_s,
                 duration,
-            } => {
-                format!(
-                    "bandwidth {bytes_per_s} B/s on {}{}",
-                    t(target),
-                    dur(duration)
-                )
-            }
-            Fault::Partition {
+            } => Fault::Bandwidth {
+                target: target.to_target(),
+                bytes_per_s: *bytes_per_s,
+                duration: d(duration),
+            },
+            FaultSpec::Partition {
                 target,
                 duration,
                 hold,
-            } => format!(
-                "partition {} for {duration} ({})",
-                t(target),
-                if *hold { "held" } else { "cut" }
-            ),
-            Fault::HalfDead { target, duration } => {
-                format!("{} half-dead{}", t(target), dur(duration))
-            }
-            Fault::ClearNetwork(x) => format!("clear network faults of {}", t(x)),
-            Fault::Takeover { client, hold } => {
-                format!("client-id takeover of {client} for {hold}")
-            }
-            Fault::RestartBroker => "broker restart (sessions kept)".into(),
-            Fault::ColdRestartBroker => "broker cold restart (sessions lost)".into(),
+            } => Fault::Partition {
+                target: target.to_target(),
+                duration: duration.0,
+                hold: *hold,
+            },
+            FaultSpec::HalfDead { target, duration } => Fault::HalfDead {
+                target: target.to_target(),
+                duration: d(duration),
+            },
+            FaultSpec::ClearNetwork(t) => Fault::ClearNetwork(t.to_target()),
+            FaultSpec::Takeover { client, hold } => Fault::Takeover {
+                client: client.clone(),
+                hold: hold.0,
+            },
+            FaultSpec::RestartBroker => Fault::RestartBroker,
+            FaultSpec::ColdRestartBroker => Fault::ColdRestartBroker,
         }
     }
 
-    /// Targets named by this fault (for validation).
-    pub fn target(&self) -> Option<&crate::protocol::Target> {
+    /// The target named by this entry (for validation).
+    pub fn target(&self) -> Option<&TargetSpec> {
         match self {
-            Fault::Disconnect(t)
-            | Fault::Drop(t)
-            | Fault::Reconnect(t)
-            | Fault::Pause(t)
-            | Fault::Resume(t)
-            | Fault::StopAcking(t)
-            | Fault::ResumeAcking(t)
-            | Fault::ClearNetwork(t) => Some(t),
-            Fault::Latency { target, .. }
-            | Fault::Loss { target, .. }
-            | Fault::Bandwidth { target, .. }
-            | Fault::Partition { target, .. }
-            | Fault::HalfDead { target, .. } => Some(target),
-            Fault::Takeover { .. } | Fault::RestartBroker | Fault::ColdRestartBroker => None,
+            FaultSpec::Disconnect(t)
+            | FaultSpec::Drop(t)
+            | FaultSpec::Reconnect(t)
+            | FaultSpec::Pause(t)
+            | FaultSpec::Resume(t)
+            | FaultSpec::StopAcking(t)
+            | FaultSpec::ResumeAcking(t)
+            | FaultSpec::ClearNetwork(t) => Some(t),
+            FaultSpec::Latency { target, .. }
+            | FaultSpec::Loss { target, .. }
+            | FaultSpec::Bandwidth { target, .. }
+            | FaultSpec::Partition { target, .. }
+            | FaultSpec::HalfDead { target, .. } => Some(target),
+            FaultSpec::Takeover { .. }
+            | FaultSpec::RestartBroker
+            | FaultSpec::ColdRestartBroker => None,
         }
     }
 }
@@ -563,6 +581,43 @@ impl Scenario {
         Scenario::parse(&text, path)
     }
 
+    /// Load a scenario from a file or from in-memory RON text.
+    pub fn from_source(source: &ScenarioSource) -> Result<Scenario, ScenarioError> {
+        match source {
+            ScenarioSource::File(path) => Scenario::load(path),
+            ScenarioSource::Text { origin, ron } => Scenario::parse(ron, origin),
+        }
+    }
+
+    /// This scenario as RON text that [`Scenario::parse`] reads back unchanged.
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .unwrap_or_else(|e| format!("// cannot write this scenario as RON: {e}"))
+    }
+
+    /// An in-memory scenario as a source the engine loads (benchmarks, tests).
+    pub fn to_source(&self) -> ScenarioSource {
+        ScenarioSource::Text {
+            origin: PathBuf::from(format!("<{}>", self.name)),
+            ron: self.to_ron(),
+        }
+    }
+
+    /// What the UI is told about this scenario once it runs.
+    pub fn info(&self, path: &Path) -> ScenarioInfo {
+        ScenarioInfo {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            path: path.to_path_buf(),
+            devices: self
+                .devices
+                .iter()
+                .flat_map(|d| d.client_ids().into_iter().map(|id| (id, d.id.clone())))
+                .collect(),
+            timeline: self.timeline.iter().map(TimelineEntry::item).collect(),
+        }
+    }
+
     /// Total number of devices (fleets expanded).
     pub fn device_count(&self) -> usize {
         self.devices.iter().map(|d| d.count as usize).sum()
@@ -708,17 +763,17 @@ impl Scenario {
                 (Some(_), None) => {}
             }
             match entry.fault.target() {
-                Some(crate::protocol::Target::Device(d)) if !seen.contains(d) => {
+                Some(TargetSpec::Device(d)) if !seen.contains(d) => {
                     return Err(here(format!("no device \"{d}\" in this scenario")));
                 }
-                Some(crate::protocol::Target::Fleet(f)) if !fleets.contains(f.as_str()) => {
+                Some(TargetSpec::Fleet(f)) if !fleets.contains(f.as_str()) => {
                     return Err(here(format!(
                         "no fleet \"{f}\" in this scenario (use the device entry's id, e.g. \"drone-{{i}}\")"
                     )));
                 }
                 _ => {}
             }
-            if let Fault::Takeover { client, .. } = &entry.fault
+            if let FaultSpec::Takeover { client, .. } = &entry.fault
                 && !seen.contains(client)
             {
                 return Err(here(format!("no device \"{client}\" in this scenario")));
@@ -793,6 +848,25 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_scenario_round_trips_through_ron() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).expect("scenarios folder") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "ron") {
+                let s = Scenario::load(&path).expect("shipped scenario loads");
+                let back = Scenario::from_source(&s.to_source()).unwrap_or_else(|e| {
+                    let ron = s.to_ron();
+                    panic!("{}: written RON does not parse: {e}\n{ron}", path.display())
+                });
+                assert_eq!(back, s, "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "only {n} shipped scenarios found");
+    }
+
+    #[test]
     fn minimal_and_defaults() {
         let s = parse(r#"Scenario(name: "x", devices: [(id: "a")])"#).unwrap();
         let d = &s.devices[0];
@@ -844,11 +918,11 @@ mod tests {
         assert_eq!(ok.timeline.len(), 4);
         assert_eq!(
             ok.timeline[1].trigger(),
-            Some(("d-1".into(), crate::protocol::DeviceState::Connected))
+            Some(("d-1".into(), DeviceState::Connected))
         );
         assert!(matches!(
             ok.timeline[0].fault,
-            Fault::Partition { hold: true, .. }
+            FaultSpec::Partition { hold: true, .. }
         ));
         let e = parse("Scenario(name: \"x\", devices: [(id: \"a\")], timeline: [\n (after: \"b connected\", fault: Drop(Device(\"a\")))])")
             .unwrap_err();

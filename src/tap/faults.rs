@@ -17,82 +17,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::protocol::{ConnId, FaultKey, NetFault};
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
-
-use crate::protocol::ConnId;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PartitionMode {
-    /// Traffic is buffered and delivered when the partition heals.
-    Hold,
-    /// Traffic is discarded.
-    Cut,
-}
-
-/// The faults applied to one connection (both directions).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NetFault {
-    pub latency_ms: u32,
-    pub jitter_ms: u32,
-    pub drop_pct: f64,
-    pub stall_pct: f64,
-    pub stall_ms: u32,
-    pub bandwidth_bps: u64,
-    pub partition: Option<PartitionMode>,
-    pub stalled: bool,
-}
-
-impl NetFault {
-    pub fn is_clear(&self) -> bool {
-        *self == NetFault::default()
-    }
-
-    /// Short description for the UI and logs.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if self.latency_ms > 0 || self.jitter_ms > 0 {
-            parts.push(format!(
-                "latency {} ms ± {} ms",
-                self.latency_ms, self.jitter_ms
-            ));
-        }
-        if self.drop_pct > 0.0 {
-            parts.push(format!("drop {:.0}% of frames", self.drop_pct));
-        }
-        if self.stall_pct > 0.0 {
-            parts.push(format!(
-                "stall {:.0}% of frames by {} ms",
-                self.stall_pct, self.stall_ms
-            ));
-        }
-        if self.bandwidth_bps > 0 {
-            parts.push(format!("bandwidth {} B/s", self.bandwidth_bps));
-        }
-        match self.partition {
-            Some(PartitionMode::Hold) => parts.push("partitioned (held)".into()),
-            Some(PartitionMode::Cut) => parts.push("partitioned (cut)".into()),
-            None => {}
-        }
-        if self.stalled {
-            parts.push("half-dead (not reading)".into());
-        }
-        if parts.is_empty() {
-            "no faults".into()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
-
-/// Which connections a fault applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FaultKey {
-    Client(String),
-    Conn(ConnId),
-    All,
-}
 
 /// Faults by client id, connection, or for everyone; read by every proxied frame.
 #[derive(Default)]
@@ -198,6 +124,7 @@ impl FaultView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::PartitionMode;
 
     #[test]
     fn most_specific_rule_wins_and_clear_removes() {

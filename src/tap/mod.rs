@@ -25,16 +25,35 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::engine::Recorder;
 use crate::protocol::{
-    CloseReason, ConnId, Direction, Injected, PacketKind, WireDetail, WireEvent,
+    CloseReason, ConnId, Direction, Injected, PacketKind, PartitionMode, WireDetail, WireEvent,
 };
-use faults::{FaultTable, FaultView, PartitionMode};
+use faults::{FaultTable, FaultView};
 
 pub use decode::{decode_frames, now_us};
 
 /// Largest MQTT frame the tap decodes (bigger ones end the connection).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 1024;
+
+/// Where the tap sends what it decodes: a bounded queue; what does not fit is
+/// dropped and counted, never waited for (the proxy must not slow down).
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<WireEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Recorder {
+    pub fn new(tx: mpsc::Sender<WireEvent>, dropped: Arc<AtomicU64>) -> Recorder {
+        Recorder { tx, dropped }
+    }
+
+    pub fn record(&self, ev: WireEvent) {
+        if self.tx.try_send(ev).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Control handle for one proxied connection.
 struct ConnCtl {

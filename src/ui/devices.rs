@@ -1,105 +1,12 @@
 //! Devices panel: virtual devices by fleet, external clients, and the
 //! buttons that inject client faults.
 
-use std::collections::{HashMap, HashSet};
-
 use egui::{Color32, RichText};
 
-use super::faults::{FaultLog, NetControls};
+use super::faults::NetControls;
 use crate::capture::Capture;
-use crate::protocol::{Command, DeviceAction, DeviceState, Target};
-
-/// Virtual devices of the running scenario and their states (fed by engine events).
-#[derive(Default)]
-pub struct DeviceList {
-    /// (fleet template id, client ids) in scenario order.
-    fleets: Vec<(String, Vec<String>)>,
-    states: HashMap<String, DeviceState>,
-    paused: HashSet<String>,
-}
-
-impl DeviceList {
-    pub fn declare(&mut self, devices: Vec<(String, String)>) {
-        self.fleets.clear();
-        for (id, fleet) in devices {
-            match self.fleets.iter_mut().find(|(f, _)| *f == fleet) {
-                Some((_, ids)) => ids.push(id),
-                None => self.fleets.push((fleet, vec![id])),
-            }
-        }
-    }
-
-    pub fn set(&mut self, id: String, fleet: String, state: DeviceState) {
-        if !self.states.contains_key(&id) && !self.fleets.iter().any(|(_, ids)| ids.contains(&id)) {
-            match self.fleets.iter_mut().find(|(f, _)| *f == fleet) {
-                Some((_, ids)) => ids.push(id.clone()),
-                None => self.fleets.push((fleet, vec![id.clone()])),
-            }
-        }
-        self.states.insert(id, state);
-    }
-
-    pub fn stop_all(&mut self) {
-        for s in self.states.values_mut() {
-            *s = DeviceState::Stopped;
-        }
-    }
-
-    pub fn clear(&mut self) {
-        *self = DeviceList::default();
-    }
-
-    pub fn state(&self, id: &str) -> Option<DeviceState> {
-        self.states.get(id).copied()
-    }
-
-    pub fn is_virtual(&self, id: &str) -> bool {
-        self.states.contains_key(id)
-            || self
-                .fleets
-                .iter()
-                .any(|(_, ids)| ids.iter().any(|i| i == id))
-    }
-
-    pub fn len(&self) -> usize {
-        self.fleets.iter().map(|(_, ids)| ids.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn connected(&self) -> usize {
-        self.states
-            .values()
-            .filter(|s| **s == DeviceState::Connected)
-            .count()
-    }
-
-    fn set_paused(&mut self, target: &Target, paused: bool) {
-        let ids: Vec<String> = match target {
-            Target::Device(id) => vec![id.clone()],
-            Target::Fleet(f) => self
-                .fleets
-                .iter()
-                .filter(|(n, _)| n == f)
-                .flat_map(|(_, ids)| ids.clone())
-                .collect(),
-            Target::All => self
-                .fleets
-                .iter()
-                .flat_map(|(_, ids)| ids.clone())
-                .collect(),
-        };
-        for id in ids {
-            if paused {
-                self.paused.insert(id);
-            } else {
-                self.paused.remove(&id);
-            }
-        }
-    }
-}
+use crate::model::{DeviceList, FaultLog};
+use crate::protocol::{Command, DeviceAction, DeviceState, FaultKey, Target};
 
 pub fn state_color(state: Option<DeviceState>) -> Color32 {
     match state {
@@ -117,6 +24,9 @@ pub struct DevicesPanel {
     selected_fleet: Option<String>,
     filter: String,
     net: NetControls,
+    /// External clients matching the filter, cached by (sessions seen, devices generation, filter).
+    external: Vec<String>,
+    external_key: Option<(usize, u64, u64, String)>,
 }
 
 impl DevicesPanel {
@@ -154,12 +64,12 @@ impl DevicesPanel {
             if devices.is_empty() {
                 ui.weak("No virtual devices: open a scenario (File → Open scenario…).");
             }
-            for (fleet, ids) in &devices.fleets {
+            for f in devices.fleets() {
+                let (fleet, ids, connected) = (&f.id, &f.members, f.connected);
                 if ids.len() == 1 && !fleet.contains("{i}") {
                     self.device_row(ui, capture, devices, &ids[0]);
                     continue;
                 }
-                let connected = ids.iter().filter(|id| devices.state(id) == Some(DeviceState::Connected)).count();
                 egui::CollapsingHeader::new(RichText::new(format!("{fleet}  ×{}  ({connected} connected)", ids.len())).strong())
                     .id_salt(fleet)
                     .default_open(ids.len() <= 12)
@@ -185,24 +95,49 @@ impl DevicesPanel {
                             });
                     });
             }
-            let external: Vec<&String> = capture
-                .sessions
-                .keys()
-                .filter(|id| !devices.is_virtual(id) && self.matches(id))
-                .collect();
+            self.refresh_external(capture, devices);
+            let external = std::mem::take(&mut self.external);
             ui.add_space(8.0);
             ui.label(RichText::new(format!("External clients ({})", external.len())).strong())
                 .on_hover_text("Clients that connected to the broker port themselves: your backend, mosquitto_sub, …");
             if external.is_empty() {
                 ui.weak("Connect your own clients to the broker port (status bar) to see them here.");
             }
-            for id in external {
-                self.device_row(ui, capture, devices, id);
-            }
+            let row_h = ui.spacing().interact_size.y;
+            egui::ScrollArea::vertical()
+                .id_salt("external-rows")
+                .max_height(360.0)
+                .auto_shrink([false, true])
+                .show_rows(ui, row_h, external.len(), |ui, range| {
+                    for id in &external[range] {
+                        self.device_row(ui, capture, devices, id);
+                    }
+                });
+            self.external = external;
         });
         if let Some((target, paused)) = pause_change {
             devices.set_paused(&target, paused);
         }
+    }
+
+    /// Sessions are never removed (only cleared, which bumps the capture's generation).
+    fn refresh_external(&mut self, capture: &Capture, devices: &DeviceList) {
+        let key = (
+            capture.sessions.len(),
+            capture.clears,
+            devices.generation,
+            self.filter.clone(),
+        );
+        if self.external_key.as_ref() == Some(&key) {
+            return;
+        }
+        self.external = capture
+            .sessions
+            .keys()
+            .filter(|id| !devices.is_virtual(id) && self.matches(id))
+            .cloned()
+            .collect();
+        self.external_key = Some(key);
     }
 
     fn matches(&self, id: &str) -> bool {
@@ -219,8 +154,21 @@ impl DevicesPanel {
             if ui.selectable_label(selected, id).clicked() {
                 self.selected = if selected { None } else { Some(id.to_string()) };
             }
-            if devices.paused.contains(id) {
+            if devices.is_paused(id) {
                 ui.weak("paused");
+            }
+            if let Some(d) = devices.get(id)
+                && d.publish_failed + d.ack_failed > 0
+            {
+                ui.label(
+                    RichText::new(format!("lost {}", d.publish_failed + d.ack_failed))
+                        .small()
+                        .color(Color32::from_rgb(229, 57, 53)),
+                )
+                .on_hover_text(format!(
+                    "The client's request queue was full: {} publishes and {} acknowledgements were never sent",
+                    d.publish_failed, d.ack_failed
+                ));
             }
             if let Some(s) = session {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -243,8 +191,13 @@ impl DevicesPanel {
                     self.selected_fleet = None;
                 }
             });
-            let current = faults.net.iter().find(|(k, _)| matches!(k, crate::tap::faults::FaultKey::Client(c) if fleet_matches(&fleet, c))).map(|(_, f)| f);
-            self.net.ui(ui, &Target::Fleet(fleet.clone()), current, out);
+            let current = faults
+                .net
+                .iter()
+                .find(|(k, _)| matches!(k, FaultKey::Client(c) if fleet_matches(&fleet, c)))
+                .map(|(_, f)| f);
+            self.net
+                .ui(ui, &Target::Fleet(fleet.clone()), true, current, out);
         });
         ui.separator();
     }
@@ -297,7 +250,7 @@ impl DevicesPanel {
                     if ui.button("Reconnect").clicked() {
                         out.push(Command::Device(target.clone(), DeviceAction::Reconnect));
                     }
-                    let paused = devices.paused.contains(&id);
+                    let paused = devices.is_paused(&id);
                     if ui
                         .button(if paused { "Resume" } else { "Pause" })
                         .on_hover_text("Stop or resume publishing; the connection stays")
@@ -331,7 +284,8 @@ impl DevicesPanel {
                 .id_salt("device-faults")
                 .default_open(faults.net_for(&id).is_some())
                 .show(ui, |ui| {
-                    self.net.ui(ui, &target, faults.net_for(&id), out);
+                    self.net
+                        .ui(ui, &target, is_virtual, faults.net_for(&id), out);
                 });
         });
         ui.separator();
@@ -402,7 +356,7 @@ fn fleet_buttons(
     {
         out.push(Command::Device(target.clone(), DeviceAction::Reconnect));
     }
-    let any_paused = matches!(target, Target::Fleet(f) if devices.fleets.iter().any(|(n, ids)| n == f && ids.iter().any(|i| devices.paused.contains(i))));
+    let any_paused = devices.any_paused(target);
     if ui
         .small_button(if any_paused {
             "Resume all"

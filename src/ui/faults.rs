@@ -2,51 +2,13 @@
 //! selected device or fleet, the fault log (plot markers), and the scenario's
 //! timeline with what has fired.
 
-use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use egui::{Color32, RichText};
 
 use super::format;
-use crate::protocol::{Command, Target};
-use crate::sim::scenario::{Dur, Fault, TimelineEntry};
-use crate::tap::faults::{FaultKey, NetFault};
-
-const MAX_MARKERS: usize = 500;
-
-/// Faults injected so far (markers) and the network faults in force.
-#[derive(Default)]
-pub struct FaultLog {
-    /// (time, label), oldest first.
-    pub markers: VecDeque<(u64, String)>,
-    /// Timeline entry index → when it fired.
-    pub fired: HashMap<usize, u64>,
-    pub net: Vec<(FaultKey, NetFault)>,
-}
-
-impl FaultLog {
-    pub fn record(&mut self, t_us: u64, label: String, timeline: Option<usize>) {
-        if self.markers.len() >= MAX_MARKERS {
-            self.markers.pop_front();
-        }
-        self.markers.push_back((t_us, label));
-        if let Some(i) = timeline {
-            self.fired.insert(i, t_us);
-        }
-    }
-
-    pub fn clear(&mut self) {
-        *self = FaultLog::default();
-    }
-
-    /// The network fault in force for a client (its own rule, else the global one).
-    pub fn net_for(&self, client_id: &str) -> Option<&NetFault> {
-        self.net
-            .iter()
-            .find(|(k, _)| *k == FaultKey::Client(client_id.to_string()))
-            .or_else(|| self.net.iter().find(|(k, _)| *k == FaultKey::All))
-            .map(|(_, f)| f)
-    }
-}
+use crate::model::FaultLog;
+use crate::protocol::{Command, Fault, NetFault, Target, TimelineItem};
 
 /// Values of the network-fault controls (view state).
 pub struct NetControls {
@@ -77,10 +39,12 @@ impl Default for NetControls {
 
 impl NetControls {
     /// Network and client fault buttons for `target`; pushes `Command::Inject`.
+    /// Client faults (acking) are offered only for virtual devices.
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
         target: &Target,
+        virtual_device: bool,
         current: Option<&NetFault>,
         out: &mut Vec<Command>,
     ) {
@@ -190,7 +154,7 @@ impl NetControls {
                 )
                 .labelled_by(l.id);
                 ui.horizontal(|ui| {
-                    let d = Dur(std::time::Duration::from_secs(self.partition_s));
+                    let d = Duration::from_secs(self.partition_s);
                     if ui
                         .button("Hold")
                         .on_hover_text("Nothing passes; delivered when it heals")
@@ -239,14 +203,17 @@ impl NetControls {
             if ui.button("Clear network").clicked() {
                 inject(out, Fault::ClearNetwork(target.clone()));
             }
-            if ui
-                .button("Stop acking")
-                .on_hover_text("No PUBACK/PUBREC: the broker redelivers with DUP after a reconnect")
-                .clicked()
+            if virtual_device
+                && ui
+                    .button("Stop acking")
+                    .on_hover_text(
+                        "No PUBACK/PUBREC: the broker redelivers with DUP after a reconnect",
+                    )
+                    .clicked()
             {
                 inject(out, Fault::StopAcking(target.clone()));
             }
-            if ui.button("Resume acking").clicked() {
+            if virtual_device && ui.button("Resume acking").clicked() {
                 inject(out, Fault::ResumeAcking(target.clone()));
             }
             if let Target::Device(id) = target
@@ -262,7 +229,7 @@ impl NetControls {
                     out,
                     Fault::Takeover {
                         client: id.clone(),
-                        hold: Dur(std::time::Duration::from_secs(self.takeover_s)),
+                        hold: Duration::from_secs(self.takeover_s),
                     },
                 );
             }
@@ -271,7 +238,7 @@ impl NetControls {
 }
 
 /// The scenario's timeline: each entry, and when it fired.
-pub fn timeline_ui(ui: &mut egui::Ui, timeline: &[TimelineEntry], log: &FaultLog) {
+pub fn timeline_ui(ui: &mut egui::Ui, timeline: &[TimelineItem], log: &FaultLog) {
     ui.strong(format!("Timeline ({} faults)", timeline.len()));
     egui::ScrollArea::vertical()
         .id_salt("timeline")
@@ -286,8 +253,8 @@ pub fn timeline_ui(ui: &mut egui::Ui, timeline: &[TimelineEntry], log: &FaultLog
                         ),
                         None => ui.weak("pending"),
                     };
-                    ui.weak(e.when());
-                    ui.label(e.fault.label());
+                    ui.weak(&e.when);
+                    ui.label(&e.label);
                 });
             }
         });

@@ -1,5 +1,7 @@
 //! Message log: every captured PUBLISH, virtualized, filterable, following the tail.
 
+use std::collections::VecDeque;
+
 use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 
@@ -18,9 +20,10 @@ struct Filter {
 
 pub struct LogPanel {
     filter: Filter,
-    /// Matching store sequence numbers, oldest first (cached by filter).
-    rows: Vec<u64>,
-    rows_for: Option<Filter>,
+    /// Matching store sequence numbers, oldest first: extended on new events,
+    /// trimmed on eviction, rebuilt when the filter changes or the capture is cleared.
+    rows: VecDeque<u64>,
+    rows_for: Option<(Filter, u64)>,
     next_seq: u64,
     follow: bool,
 }
@@ -34,7 +37,7 @@ impl Default for LogPanel {
                 qos: [true; 3],
                 direction: 0,
             },
-            rows: Vec::new(),
+            rows: VecDeque::new(),
             rows_for: None,
             next_seq: 0,
             follow: true,
@@ -43,6 +46,16 @@ impl Default for LogPanel {
 }
 
 impl Filter {
+    /// The same filter with its texts trimmed and lower-cased once.
+    fn normalized(&self) -> Filter {
+        Filter {
+            topic: self.topic.trim().to_string(),
+            client: self.client.to_lowercase(),
+            ..self.clone()
+        }
+    }
+
+    /// `self` must be [`Filter::normalized`].
     fn accepts(&self, e: &WireEvent) -> bool {
         if e.kind != PacketKind::Publish || !self.qos.get(e.qos as usize).copied().unwrap_or(true) {
             return false;
@@ -51,16 +64,11 @@ impl Filter {
             (1, Direction::BrokerToClient) | (2, Direction::ClientToBroker) => return false,
             _ => {}
         }
-        if !self.client.is_empty()
-            && !e
-                .client_id
-                .to_lowercase()
-                .contains(&self.client.to_lowercase())
-        {
+        if !self.client.is_empty() && !e.client_id.to_lowercase().contains(&self.client) {
             return false;
         }
         let topic = e.topic.as_deref().unwrap_or_default();
-        let t = self.topic.trim();
+        let t = self.topic.as_str();
         t.is_empty()
             || if t.contains(['+', '#']) {
                 topic_matches(topic, t)
@@ -72,23 +80,33 @@ impl Filter {
 
 impl LogPanel {
     fn refresh(&mut self, capture: &Capture) {
-        if self.rows_for.as_ref() != Some(&self.filter) {
+        let key = (self.filter.normalized(), capture.clears);
+        if self.rows_for.as_ref() != Some(&key) {
             self.rows.clear();
             self.next_seq = 0;
-            self.rows_for = Some(self.filter.clone());
+            self.rows_for = Some(key);
         }
+        let Some((filter, _)) = &self.rows_for else {
+            return;
+        };
         let first = capture.first_seq();
-        let stale = self.rows.partition_point(|&s| s < first);
-        self.rows.drain(..stale);
+        while self.rows.front().is_some_and(|&s| s < first) {
+            self.rows.pop_front();
+        }
         let start = self.next_seq.max(first);
         for seq in start..capture.end_seq() {
             if let Some(e) = capture.get(seq)
-                && self.filter.accepts(e)
+                && filter.accepts(e)
             {
-                self.rows.push(seq);
+                self.rows.push_back(seq);
             }
         }
         self.next_seq = capture.end_seq();
+    }
+
+    /// Store sequence numbers of the rows shown (for tests and the log's own use).
+    pub fn rows(&self) -> &VecDeque<u64> {
+        &self.rows
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture) {

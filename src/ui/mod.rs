@@ -1,21 +1,30 @@
-//! The desktop window (eframe/egui). Panels read the [`Capture`](crate::capture::Capture)
-//! and push [`Command`](crate::protocol::Command)s; nothing here touches a socket.
+//! The desktop window (eframe/egui). Panels read the [`Model`](crate::model::Model)
+//! and push [`Command`](crate::protocol::Command)s; nothing here touches a
+//! socket or waits for the engine, which runs on a runtime owned by `main`.
 
 mod app;
+mod commands;
 mod devices;
 mod faults;
 mod format;
 mod log;
+mod modals;
 mod qos;
 mod sessions;
+mod settings;
+mod status;
+mod toasts;
 mod topics;
 mod traffic;
+mod welcome;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use app::{AppConfig, Settings, WorkbenchApp};
+pub use app::{AppConfig, WorkbenchApp};
+pub use commands::UiCommand;
+pub use settings::{Settings, Tab};
 
 /// File dialogs behind a seam so tests can answer them.
 pub trait Dialogs {

@@ -1,6 +1,8 @@
 //! QoS inspector: every QoS 1/2 flow, and for a selected one the message's
 //! handshake as a timeline on both legs.
 
+use std::collections::VecDeque;
+
 use egui::{Color32, RichText, Stroke, pos2, vec2};
 use egui_extras::{Column, TableBuilder};
 
@@ -13,6 +15,78 @@ pub struct QosPanel {
     filter: String,
     incomplete_only: bool,
     selected: Option<u64>,
+    rows: FlowRows,
+}
+
+/// The flow ids a filtered view shows, oldest first: extended as flows
+/// arrive (text filters), rebuilt only when the filter or the set of
+/// incomplete flows changes. Unfiltered, rows index the flows directly.
+#[derive(Default)]
+struct FlowRows {
+    ids: VecDeque<u64>,
+    key: Option<(String, bool, u64, u64)>,
+    /// Next flow id to look at (text filter only).
+    scanned_to: u64,
+}
+
+impl FlowRows {
+    fn refresh(&mut self, capture: &Capture, filter: &str, incomplete_only: bool) {
+        let flows = &capture.flows;
+        let changes = if incomplete_only {
+            flows.incomplete_changes
+        } else {
+            0
+        };
+        let key = (filter.to_string(), incomplete_only, changes, capture.clears);
+        let hit = |fl: &Flow| {
+            filter.is_empty()
+                || fl.client_id.to_lowercase().contains(filter)
+                || fl.topic.to_lowercase().contains(filter)
+        };
+        if self.key.as_ref() != Some(&key) {
+            self.ids.clear();
+            self.scanned_to = 0;
+            if incomplete_only {
+                self.ids = flows
+                    .incomplete_iter()
+                    .filter(|f| hit(f))
+                    .map(|f| f.id)
+                    .collect();
+            }
+            self.key = Some(key);
+        }
+        if !incomplete_only && !filter.is_empty() {
+            let end = flows.first_id() + flows.len() as u64;
+            for id in self.scanned_to.max(flows.first_id())..end {
+                if flows.get(id).is_some_and(hit) {
+                    self.ids.push_back(id);
+                }
+            }
+            self.scanned_to = end;
+            while self.ids.front().is_some_and(|&id| id < flows.first_id()) {
+                self.ids.pop_front();
+            }
+        }
+    }
+
+    /// Rows shown and the flow of row `i` (newest first).
+    fn len(&self, capture: &Capture, unfiltered: bool) -> usize {
+        if unfiltered {
+            capture.flows.len()
+        } else {
+            self.ids.len()
+        }
+    }
+
+    fn get<'a>(&self, capture: &'a Capture, unfiltered: bool, i: usize) -> Option<&'a Flow> {
+        let flows = &capture.flows;
+        let id = if unfiltered {
+            (flows.first_id() + flows.len() as u64).checked_sub(1 + i as u64)?
+        } else {
+            *self.ids.get(self.ids.len().checked_sub(1 + i)?)?
+        };
+        flows.get(id)
+    }
 }
 
 fn state_color(s: FlowState) -> Color32 {
@@ -57,18 +131,10 @@ impl QosPanel {
             );
             ui.checkbox(&mut self.incomplete_only, "incomplete only");
         });
-        let f = self.filter.to_lowercase();
-        let flows: Vec<&Flow> = capture
-            .flows
-            .iter()
-            .rev()
-            .filter(|fl| !self.incomplete_only || fl.state != FlowState::Complete)
-            .filter(|fl| {
-                f.is_empty()
-                    || fl.client_id.to_lowercase().contains(&f)
-                    || fl.topic.to_lowercase().contains(&f)
-            })
-            .collect();
+        let f = self.filter.trim().to_lowercase();
+        let unfiltered = f.is_empty() && !self.incomplete_only;
+        self.rows.refresh(capture, &f, self.incomplete_only);
+        let n_rows = self.rows.len(capture, unfiltered);
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         TableBuilder::new(ui)
             .id_salt("flows")
@@ -100,8 +166,10 @@ impl QosPanel {
                 )
             })
             .body(|body| {
-                body.rows(18.0, flows.len(), |mut row| {
-                    let fl = flows[row.index()];
+                body.rows(18.0, n_rows, |mut row| {
+                    let Some(fl) = self.rows.get(capture, unfiltered, row.index()) else {
+                        return;
+                    };
                     row.set_selected(self.selected == Some(fl.id));
                     row.col(|ui| {
                         ui.label(

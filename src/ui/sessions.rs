@@ -3,9 +3,10 @@
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 
-use super::devices::{DeviceList, shown_state, state_color};
+use super::devices::{shown_state, state_color};
 use super::format;
-use crate::capture::{Capture, FlowState, Session, SessionEventKind};
+use crate::capture::{Capture, Session, SessionEventKind};
+use crate::model::DeviceList;
 use crate::protocol::{Command, DeviceAction, Target};
 
 #[derive(Default)]
@@ -13,7 +14,12 @@ pub struct SessionsPanel {
     filter: String,
     pub selected: Option<String>,
     only_connected: bool,
+    /// Every client id in natural order (car-2 before car-10), re-sorted only when clients appear.
     order: Vec<String>,
+    order_key: (usize, u64),
+    /// The ids shown, cached by (order, filter, connected-only, connection changes).
+    shown: Vec<String>,
+    shown_key: Option<((usize, u64), String, bool, u64)>,
 }
 
 impl SessionsPanel {
@@ -54,20 +60,32 @@ impl SessionsPanel {
             ui.checkbox(&mut self.only_connected, "connected only");
         });
         let f = self.filter.to_lowercase();
-        // Natural order (car-2 before car-10), re-sorted only when clients appear.
-        if self.order.len() != capture.sessions.len() {
+        let order_key = (capture.sessions.len(), capture.clears);
+        if self.order_key != order_key {
             self.order = capture.sessions.keys().cloned().collect();
             self.order.sort_by_cached_key(|id| format::natural_key(id));
+            self.order_key = order_key;
         }
-        let ids: Vec<&Session> = self
-            .order
-            .iter()
-            .filter_map(|id| capture.sessions.get(id))
-            .filter(|s| {
-                (f.is_empty() || s.client_id.to_lowercase().contains(&f))
-                    && (!self.only_connected || s.connected)
-            })
-            .collect();
+        let connected_changes = if self.only_connected {
+            capture.session_changes
+        } else {
+            0
+        };
+        let shown_key = (order_key, f.clone(), self.only_connected, connected_changes);
+        if self.shown_key.as_ref() != Some(&shown_key) {
+            let only_connected = self.only_connected;
+            self.shown = self
+                .order
+                .iter()
+                .filter(|id| f.is_empty() || id.to_lowercase().contains(&f))
+                .filter(|id| {
+                    !only_connected || capture.sessions.get(*id).is_some_and(|s| s.connected)
+                })
+                .cloned()
+                .collect();
+            self.shown_key = Some(shown_key);
+        }
+        let ids = &self.shown;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         TableBuilder::new(ui)
             .id_salt("sessions")
@@ -98,7 +116,9 @@ impl SessionsPanel {
             })
             .body(|body| {
                 body.rows(18.0, ids.len(), |mut row| {
-                    let s = ids[row.index()];
+                    let Some(s) = capture.sessions.get(&ids[row.index()]) else {
+                        return;
+                    };
                     row.set_selected(self.selected.as_deref() == Some(&s.client_id));
                     let state = shown_state(devices, Some(s), &s.client_id);
                     row.col(|ui| {
@@ -290,14 +310,8 @@ fn detail_ui(
                     }
                 });
             ui.add_space(6.0);
-            let inflight: Vec<_> = capture
-                .flows
-                .iter()
-                .filter(|f| {
-                    &*f.client_id == s.client_id
-                        && matches!(f.state, FlowState::Open | FlowState::Interrupted)
-                })
-                .collect();
+            let mut inflight: Vec<_> = capture.flows.in_flight(&s.client_id).collect();
+            inflight.sort_by_key(|f| f.id);
             ui.label(RichText::new(format!("Messages in flight ({})", inflight.len())).strong());
             for f in inflight.iter().rev().take(20) {
                 ui.label(format!(

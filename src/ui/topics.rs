@@ -1,8 +1,7 @@
 //! Topic inspector: a live topic tree with a filter, and for the selected
 //! topic its stats, payload viewer, value plot and message history.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
 
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
@@ -19,27 +18,6 @@ enum PayloadView {
     Json,
     Text,
     Hex,
-}
-
-#[derive(Default)]
-struct TreeNode {
-    children: BTreeMap<String, TreeNode>,
-    /// Set when this path is itself a topic.
-    topic: Option<String>,
-    /// Messages in this subtree.
-    total: u64,
-}
-
-impl TreeNode {
-    fn insert(&mut self, topic: &str, count: u64) {
-        let mut node = self;
-        node.total += count;
-        for part in topic.split('/') {
-            node = node.children.entry(part.to_string()).or_default();
-            node.total += count;
-        }
-        node.topic = Some(topic.to_string());
-    }
 }
 
 /// Cached numeric series of one (topic, JSON field).
@@ -63,8 +41,12 @@ pub struct TopicsPanel {
     field: Option<String>,
     /// Extra series overlaid on the plot.
     pinned: Vec<(String, Option<String>)>,
-    tree: TreeNode,
-    tree_built: Option<(Instant, usize)>,
+    /// Nodes whose open/closed state differs from the default (open above depth 2).
+    toggled: HashSet<usize>,
+    /// The tree rows shown, cached by (tree structure, clears, filter, toggles).
+    rows: Vec<usize>,
+    rows_key: Option<(u64, u64, String, u64)>,
+    toggles: u64,
     series: HashMap<(String, Option<String>), Series>,
     /// Points drawn per series in the last frame (label, count): what the plot shows.
     pub last_plot: Vec<(String, usize)>,
@@ -98,7 +80,6 @@ impl TopicsPanel {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture, _out: &mut Vec<Command>) {
-        self.rebuild_tree(capture);
         egui::Panel::left("topic-tree")
             .resizable(true)
             .default_size(380.0)
@@ -120,20 +101,55 @@ impl TopicsPanel {
         });
     }
 
-    fn rebuild_tree(&mut self, capture: &Capture) {
-        // Counts change every frame under load: rebuild at most 4× a second, or when topics appear.
-        let fresh = self.tree_built.is_some_and(|(t, n)| {
-            n == capture.topics.len() && t.elapsed() < Duration::from_millis(250)
-        });
-        if fresh {
+    fn is_open(&self, node: usize, depth: u16, filtering: bool) -> bool {
+        filtering || ((depth < 2) != self.toggled.contains(&node))
+    }
+
+    /// The visible rows of the tree (node indices in display order), rebuilt
+    /// only when topics appear, the filter changes or a node opens or closes.
+    fn refresh_rows(&mut self, capture: &Capture) {
+        let filter = self.filter.trim().to_string();
+        let key = (
+            capture.tree.structure_changes,
+            capture.clears,
+            filter.clone(),
+            self.toggles,
+        );
+        if self.rows_key.as_ref() == Some(&key) {
             return;
         }
-        let mut tree = TreeNode::default();
-        for (t, st) in &capture.topics {
-            tree.insert(t, st.published + st.broker_originated);
+        let tree = &capture.tree;
+        // With a filter: the matching topics and their ancestors.
+        let keep: Option<HashSet<usize>> = (!filter.is_empty()).then(|| {
+            let lower = filter.to_lowercase();
+            let mut keep = HashSet::new();
+            for (i, t) in tree.topic_nodes() {
+                let hit = if filter.contains(['+', '#']) {
+                    topic_matches(t, &filter)
+                } else {
+                    t.to_lowercase().contains(&lower)
+                };
+                if hit {
+                    keep.insert(i);
+                    keep.extend(tree.ancestors(i));
+                }
+            }
+            keep
+        });
+        let mut rows = Vec::new();
+        let mut stack: Vec<usize> = tree.root().children.values().rev().copied().collect();
+        while let Some(i) = stack.pop() {
+            if keep.as_ref().is_some_and(|k| !k.contains(&i)) {
+                continue;
+            }
+            let Some(node) = tree.node(i) else { continue };
+            rows.push(i);
+            if self.is_open(i, node.depth, keep.is_some()) {
+                stack.extend(node.children.values().rev().copied());
+            }
         }
-        self.tree = tree;
-        self.tree_built = Some((Instant::now(), capture.topics.len()));
+        self.rows = rows;
+        self.rows_key = Some(key);
     }
 
     fn tree_ui(&mut self, ui: &mut egui::Ui, capture: &Capture) {
@@ -146,75 +162,53 @@ impl TopicsPanel {
                 .desired_width(f32::INFINITY),
         );
         ui.separator();
+        self.refresh_rows(capture);
         let now = crate::tap::now_us();
-        let filter = self.filter.trim().to_string();
-        let tree = std::mem::take(&mut self.tree);
+        let filtering = !self.filter.trim().is_empty();
+        if capture.topics.is_empty() {
+            ui.weak("No messages yet.");
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let row_h = ui.spacing().interact_size.y;
         egui::ScrollArea::both()
             .auto_shrink([false, false])
-            .show(ui, |ui| {
-                if capture.topics.is_empty() {
-                    ui.weak("No messages yet.");
-                }
-                for (name, node) in &tree.children {
-                    self.node_ui(ui, capture, name, node, &filter, now, 0);
-                }
-            });
-        self.tree = tree;
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn node_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        capture: &Capture,
-        name: &str,
-        node: &TreeNode,
-        filter: &str,
-        now: u64,
-        depth: usize,
-    ) {
-        if !filter.is_empty() && !subtree_matches(node, filter) {
-            return;
-        }
-        if node.children.is_empty() {
-            if let Some(t) = &node.topic {
-                self.topic_row(ui, capture, name, t, now);
-            }
-            return;
-        }
-        let id = ui.make_persistent_id((
-            "topic-node",
-            name,
-            depth,
-            node.topic.as_deref().unwrap_or(""),
-            node.children.len() > 0,
-            first_key(node),
-        ));
-        let mut state = egui::collapsing_header::CollapsingState::load_with_default_open(
-            ui.ctx(),
-            id,
-            depth < 2,
-        );
-        if !filter.is_empty() {
-            state.set_open(true);
-        }
-        state
-            .show_header(ui, |ui| match &node.topic {
-                Some(t) => self.topic_row(ui, capture, name, t, now),
-                None => {
-                    ui.label(RichText::new(name).strong());
-                    ui.weak(format!(
-                        "({} topics, {} msgs)",
-                        count_topics(node),
-                        node.total
-                    ));
-                }
-            })
-            .body(|ui| {
-                for (child, n) in &node.children {
-                    self.node_ui(ui, capture, child, n, filter, now, depth + 1);
+            .show_rows(ui, row_h, rows.len(), |ui, range| {
+                for &i in &rows[range] {
+                    let Some(node) = capture.tree.node(i) else {
+                        continue;
+                    };
+                    ui.horizontal(|ui| {
+                        ui.add_space(f32::from(node.depth) * 14.0);
+                        if node.children.is_empty() {
+                            ui.add_space(18.0);
+                        } else {
+                            let open = self.is_open(i, node.depth, filtering);
+                            let (rect, resp) = ui
+                                .allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::click());
+                            egui::collapsing_header::paint_default_icon(
+                                ui,
+                                if open { 1.0 } else { 0.0 },
+                                &resp.clone().with_new_rect(rect),
+                            );
+                            if resp.clicked() && !filtering {
+                                if !self.toggled.insert(i) {
+                                    self.toggled.remove(&i);
+                                }
+                                self.toggles += 1;
+                            }
+                            ui.add_space(4.0);
+                        }
+                        match &node.topic {
+                            Some(t) => self.topic_row(ui, capture, &node.name, t, now),
+                            None => {
+                                ui.label(RichText::new(&*node.name).strong());
+                                ui.weak(format!("({} topics, {} msgs)", node.topics, node.total));
+                            }
+                        }
+                    });
                 }
             });
+        self.rows = rows;
     }
 
     fn topic_row(
@@ -482,7 +476,9 @@ impl TopicsPanel {
             .entry((topic.to_string(), field.map(str::to_string)))
             .or_default();
         if let Some(st) = capture.topics.get(topic) {
-            for &seq in st.history.iter().filter(|&&q| q >= s.next_seq) {
+            // The history is in order: start at the first message not seen yet.
+            let from = st.history.partition_point(|&q| q < s.next_seq);
+            for &seq in st.history.range(from..) {
                 if let Some(e) = capture.get(seq)
                     && let Some(v) = e.payload.as_deref().and_then(|p| format::number(p, field))
                 {
@@ -499,14 +495,12 @@ impl TopicsPanel {
     }
 
     fn history_ui(&mut self, ui: &mut egui::Ui, capture: &Capture, st: &TopicStats) {
-        let rows: Vec<u64> = st
-            .history
-            .iter()
-            .rev()
-            .copied()
-            .filter(|&s| capture.get(s).is_some())
-            .collect();
-        ui.label(RichText::new(format!("History ({} stored)", rows.len())).strong());
+        // Newest first, without copying: entries before the store's first
+        // sequence number were evicted (the history is trimmed lazily).
+        let history = &st.history;
+        let stale = history.partition_point(|&q| q < capture.first_seq());
+        let shown = history.len() - stale;
+        ui.label(RichText::new(format!("History ({shown} stored)")).strong());
         let row_h = 18.0;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         TableBuilder::new(ui)
@@ -537,8 +531,8 @@ impl TopicsPanel {
                 )
             })
             .body(|body| {
-                body.rows(row_h, rows.len(), |mut row| {
-                    let seq = rows[row.index()];
+                body.rows(row_h, shown, |mut row| {
+                    let seq = history[history.len() - 1 - row.index()];
                     let Some(e) = capture.get(seq) else { return };
                     row.set_selected(self.selected_msg == Some(seq));
                     row.col(|ui| {
@@ -565,31 +559,11 @@ impl TopicsPanel {
     }
 }
 
-fn first_key(node: &TreeNode) -> &str {
-    node.children.keys().next().map_or("", String::as_str)
-}
-
 fn series_label(topic: &str, field: Option<&str>) -> String {
     match field {
         Some(f) => format!("{topic} · {f}"),
         None => topic.to_string(),
     }
-}
-
-fn count_topics(node: &TreeNode) -> usize {
-    node.topic.is_some() as usize + node.children.values().map(count_topics).sum::<usize>()
-}
-
-fn subtree_matches(node: &TreeNode, filter: &str) -> bool {
-    let hit = |t: &str| {
-        if filter.contains(['+', '#']) {
-            topic_matches(t, filter)
-        } else {
-            t.to_lowercase().contains(&filter.to_lowercase())
-        }
-    };
-    node.topic.as_deref().is_some_and(hit)
-        || node.children.values().any(|c| subtree_matches(c, filter))
 }
 
 /// Reduce to about two points (min and max) per pixel column.

@@ -1,17 +1,30 @@
 //! Traffic plot: messages per second over time, total and per plotted topic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 
-use super::faults::FaultLog;
 use super::format;
 use crate::capture::Capture;
+use crate::model::FaultLog;
+
+/// Messages per second of one plotted topic, counted incrementally from its history.
+#[derive(Default)]
+struct TopicRate {
+    /// Store sequence number of the next message to count.
+    next_seq: u64,
+    clears: u64,
+    per_s: BTreeMap<u64, u32>,
+}
+
+/// Seconds of per-topic counts kept (the longest window shown).
+const MAX_TOPIC_SECONDS: usize = 3600;
 
 #[derive(Default)]
 pub struct TrafficPanel {
     /// Seconds of history shown.
     window_s: u64,
+    topic_rates: HashMap<String, TopicRate>,
 }
 
 impl TrafficPanel {
@@ -47,24 +60,35 @@ impl TrafficPanel {
         let published: Vec<[f64; 2]> = secs.iter().map(|b| [b.0 as f64, b.1 as f64]).collect();
         let delivered: Vec<[f64; 2]> = secs.iter().map(|b| [b.0 as f64, b.2 as f64]).collect();
         let mut per_topic = Vec::new();
+        self.topic_rates
+            .retain(|t, _| topics.iter().take(6).any(|x| x == t));
         for t in topics.iter().take(6) {
             let Some(st) = capture.topics.get(t) else {
                 continue;
             };
-            let mut buckets: BTreeMap<u64, u32> = BTreeMap::new();
-            for &seq in &st.history {
+            let rate = self.topic_rates.entry(t.clone()).or_default();
+            if rate.clears != capture.clears {
+                *rate = TopicRate {
+                    clears: capture.clears,
+                    ..TopicRate::default()
+                };
+            }
+            // Only the messages not counted yet (the history is in order).
+            let from_idx = st.history.partition_point(|&q| q < rate.next_seq);
+            for &seq in st.history.range(from_idx..) {
                 if let Some(e) = capture.get(seq) {
-                    let s = e.t_us / 1_000_000;
-                    if s >= from && s < now_s {
-                        *buckets.entry(s).or_default() += 1;
-                    }
+                    *rate.per_s.entry(e.t_us / 1_000_000).or_default() += 1;
                 }
+            }
+            rate.next_seq = capture.end_seq();
+            while rate.per_s.len() > MAX_TOPIC_SECONDS {
+                rate.per_s.pop_first();
             }
             per_topic.push((
                 t.clone(),
-                buckets
-                    .into_iter()
-                    .map(|(s, n)| [s as f64, n as f64])
+                rate.per_s
+                    .range(from..now_s)
+                    .map(|(s, n)| [*s as f64, f64::from(*n)])
                     .collect::<Vec<_>>(),
             ));
         }
@@ -88,9 +112,9 @@ impl TrafficPanel {
                     p.line(Line::new(t, PlotPoints::from(pts)));
                 }
                 // A marker for every injected fault in the window.
-                for (t_us, _label) in faults.markers.iter().filter(|(t, _)| t / 1_000_000 >= from) {
+                for m in faults.markers.iter().filter(|m| m.t_us / 1_000_000 >= from) {
                     p.vline(
-                        VLine::new("injected faults", *t_us as f64 / 1e6)
+                        VLine::new("injected faults", m.t_us as f64 / 1e6)
                             .color(egui::Color32::from_rgb(255, 152, 0)),
                     );
                 }

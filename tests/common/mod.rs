@@ -2,27 +2,20 @@
 //! loopback ports, a capture fed by the engine, and real rumqttc clients.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mqtt_workbench::capture::Capture;
 use mqtt_workbench::cli;
-use mqtt_workbench::engine::{self, EngineConfig, EngineHandle};
-use mqtt_workbench::protocol::DeviceState;
+use mqtt_workbench::engine::{self, EngineConfig, EngineHandle, Readiness};
+use mqtt_workbench::model::Model;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
 pub struct Rig {
     pub handle: EngineHandle,
-    pub capture: Capture,
-    pub devices: HashMap<String, DeviceState>,
-    /// Injected faults reported by the engine: (label, timeline index).
-    pub faults: Vec<(String, Option<usize>)>,
-    /// The network faults in force, as the engine last reported them.
-    pub net: Vec<(
-        mqtt_workbench::tap::faults::FaultKey,
-        mqtt_workbench::tap::faults::NetFault,
-    )>,
+    /// What the engine reported, applied by the same `Model::apply` the window uses.
+    pub model: Model,
+    port: u16,
 }
 
 impl Rig {
@@ -33,58 +26,50 @@ impl Rig {
         })
         .await
         .expect("engine starts on a free loopback port");
+        let port = match handle.readiness() {
+            Readiness::Ready { tap, .. } => tap.port(),
+            other => panic!("engine not ready: {other:?}"),
+        };
         Rig {
             handle,
-            capture: Capture::default(),
-            devices: HashMap::new(),
-            faults: Vec::new(),
-            net: Vec::new(),
+            model: Model::default(),
+            port,
         }
     }
 
     pub fn port(&self) -> u16 {
-        self.handle.tap_addr.port()
+        self.port
     }
 
     pub fn drain(&mut self) {
-        use mqtt_workbench::protocol::Event;
-        while let Ok(ev) = self.handle.events.try_recv() {
-            match ev {
-                Event::Wire(batch) => self.capture.ingest_batch(batch),
-                Event::Devices(batch) => {
-                    for d in batch {
-                        self.devices.insert(d.client_id, d.state);
-                    }
-                }
-                Event::Fault {
-                    label, timeline, ..
-                } => self.faults.push((label, timeline)),
-                Event::NetFaults(rules) => self.net = rules,
-                _ => {}
-            }
-        }
-        self.capture.dropped = self.handle.dropped();
+        self.model.drain(&self.handle, None);
     }
 
-    pub fn inject(&self, fault: mqtt_workbench::sim::scenario::Fault) {
+    pub fn inject(&self, fault: mqtt_workbench::protocol::Fault) {
         assert!(
             self.handle
                 .send(mqtt_workbench::protocol::Command::Inject(fault))
         );
     }
 
-    /// Drain events until `pred` holds; panic with the capture summary after `secs`.
+    /// Drain events until `pred` holds on the capture; panic with the capture summary after `secs`.
     pub async fn wait_for(&mut self, what: &str, secs: u64, pred: impl Fn(&Capture) -> bool) {
+        self.wait_model(what, secs, |m| pred(&m.capture)).await
+    }
+
+    /// Drain events until `pred` holds on the model (faults in force, device
+    /// states, markers…); panic with the capture summary after `secs`.
+    pub async fn wait_model(&mut self, what: &str, secs: u64, pred: impl Fn(&Model) -> bool) {
         let t0 = Instant::now();
         loop {
             self.drain();
-            if pred(&self.capture) {
+            if pred(&self.model) {
                 return;
             }
             if t0.elapsed() > Duration::from_secs(secs) {
                 panic!(
                     "timed out after {secs}s waiting for: {what}\n{}",
-                    cli::summary(&self.capture, t0.elapsed())
+                    cli::summary(&self.model.capture, t0.elapsed())
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

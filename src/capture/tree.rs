@@ -1,0 +1,142 @@
+//! The topic tree, kept on ingest: one node per topic level, with message and
+//! topic counts per subtree, so the window draws it without rebuilding it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One level of a topic path ("drones", "drones/7", "drones/7/flight").
+#[derive(Debug, Clone, Default)]
+pub struct TopicNode {
+    /// This level's name (the part between slashes).
+    pub name: Arc<str>,
+    pub parent: Option<usize>,
+    /// Children by name, in order.
+    pub children: BTreeMap<Arc<str>, usize>,
+    /// Set when this path is itself a topic.
+    pub topic: Option<Arc<str>>,
+    /// Messages in this subtree (published plus broker-originated deliveries).
+    pub total: u64,
+    /// Topics in this subtree (this node included).
+    pub topics: u32,
+    /// 0 for the first level.
+    pub depth: u16,
+}
+
+/// See the module docs. Node 0 is the (unnamed) root.
+#[derive(Debug, Clone)]
+pub struct TopicTree {
+    nodes: Vec<TopicNode>,
+    /// Bumped when a node is added (views cache their row lists by it).
+    pub structure_changes: u64,
+}
+
+impl Default for TopicTree {
+    fn default() -> Self {
+        TopicTree {
+            nodes: vec![TopicNode::default()],
+            structure_changes: 0,
+        }
+    }
+}
+
+impl TopicTree {
+    pub const ROOT: usize = 0;
+
+    pub fn node(&self, i: usize) -> Option<&TopicNode> {
+        self.nodes.get(i)
+    }
+
+    pub fn root(&self) -> &TopicNode {
+        &self.nodes[Self::ROOT]
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    /// Count one message on `topic`, adding its levels the first time.
+    pub fn add(&mut self, topic: &str) {
+        let mut at = Self::ROOT;
+        self.nodes[at].total += 1;
+        let mut path = Vec::new();
+        for (depth, part) in topic.split('/').enumerate() {
+            path.push(at);
+            at = match self.nodes[at].children.get(part) {
+                Some(&child) => child,
+                None => {
+                    let name: Arc<str> = Arc::from(part);
+                    let child = self.nodes.len();
+                    self.nodes.push(TopicNode {
+                        name: name.clone(),
+                        parent: Some(at),
+                        depth: depth as u16,
+                        ..TopicNode::default()
+                    });
+                    self.nodes[at].children.insert(name, child);
+                    self.structure_changes += 1;
+                    child
+                }
+            };
+            self.nodes[at].total += 1;
+        }
+        if self.nodes[at].topic.is_none() {
+            self.nodes[at].topic = Some(Arc::from(topic));
+            self.nodes[at].topics += 1;
+            for p in path {
+                self.nodes[p].topics += 1;
+            }
+            self.structure_changes += 1;
+        }
+    }
+
+    /// Every node on the path from the root to `i` (root excluded), outermost first.
+    pub fn ancestors(&self, i: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut at = self.nodes.get(i).and_then(|n| n.parent);
+        while let Some(p) = at {
+            if p != Self::ROOT {
+                out.push(p);
+            }
+            at = self.nodes[p].parent;
+        }
+        out.reverse();
+        out
+    }
+
+    /// Nodes that are topics, with their index.
+    pub fn topic_nodes(&self) -> impl Iterator<Item = (usize, &Arc<str>)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.topic.as_ref().map(|t| (i, t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_messages_and_topics_per_subtree() {
+        let mut t = TopicTree::default();
+        t.add("a/b/c");
+        t.add("a/b/c");
+        t.add("a/b");
+        t.add("a/x");
+        let a = t.root().children["a"];
+        let b = t.node(a).unwrap().children["b"];
+        assert_eq!(t.node(a).unwrap().total, 4);
+        assert_eq!(t.node(a).unwrap().topics, 3);
+        assert_eq!(t.node(b).unwrap().total, 3);
+        assert_eq!(t.node(b).unwrap().topic.as_deref(), Some("a/b"));
+        let c = t.node(b).unwrap().children["c"];
+        assert_eq!(t.ancestors(c), vec![a, b]);
+        let before = t.structure_changes;
+        t.add("a/b/c");
+        assert_eq!(t.structure_changes, before, "a known topic adds no node");
+    }
+}

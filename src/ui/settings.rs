@@ -1,0 +1,66 @@
+//! What the window remembers between runs (never the captured traffic).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub const SETTINGS_VERSION: u32 = 1;
+pub const MAX_RECENT: usize = 10;
+
+/// The inspector tabs of the central panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tab {
+    Topics,
+    Sessions,
+    Qos,
+    Log,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Topics, Tab::Sessions, Tab::Qos, Tab::Log];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Topics => "Topics",
+            Tab::Sessions => "Sessions",
+            Tab::Qos => "QoS flows",
+            Tab::Log => "Message log",
+        }
+    }
+}
+
+/// Persisted between runs with eframe's storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub version: u32,
+    pub port: u16,
+    pub dark: bool,
+    pub show_devices: bool,
+    pub show_traffic: bool,
+    pub tab: Tab,
+    pub recent: Vec<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            version: SETTINGS_VERSION,
+            port: 1883,
+            dark: true,
+            show_devices: true,
+            show_traffic: true,
+            tab: Tab::Topics,
+            recent: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Put `path` first in the recent list.
+    pub fn remember(&mut self, path: &std::path::Path) {
+        self.recent.retain(|p| p != path);
+        self.recent.insert(0, path.to_path_buf());
+        self.recent.truncate(MAX_RECENT);
+    }
+}

@@ -1,0 +1,138 @@
+//! The status bar: broker, clients, rates, what the capture holds and lost,
+//! the running scenario, and the window's own cost per frame.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use egui::{Color32, RichText};
+
+use super::format;
+use crate::model::Model;
+use crate::protocol::BrokerState;
+
+const RED: Color32 = Color32::from_rgb(229, 57, 53);
+
+/// CPU time of recent frames (logic + ui).
+#[derive(Default)]
+pub struct FrameStats {
+    /// Newest last; at most 240.
+    pub recent: VecDeque<Duration>,
+    last_log: Option<Instant>,
+}
+
+impl FrameStats {
+    pub fn push(&mut self, d: Duration) {
+        if self.recent.len() >= 240 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(d);
+        // MQTT_WORKBENCH_FRAME_LOG=1 prints frame times every 5 s (for measuring).
+        if std::env::var_os("MQTT_WORKBENCH_FRAME_LOG").is_some()
+            && self
+                .last_log
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
+        {
+            self.last_log = Some(Instant::now());
+            let (avg, max) = self.summary();
+            eprintln!(
+                "frame time over {} frames: avg {avg:.2} ms, max {max:.2} ms",
+                self.recent.len()
+            );
+        }
+    }
+
+    /// (average, worst) in milliseconds.
+    pub fn summary(&self) -> (f64, f64) {
+        let n = self.recent.len().max(1) as f64;
+        let avg = self.recent.iter().map(|d| d.as_secs_f64()).sum::<f64>() / n * 1000.0;
+        let max = self
+            .recent
+            .iter()
+            .max()
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        (avg, max)
+    }
+}
+
+pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
+    let now = crate::tap::now_us();
+    let c = &model.capture;
+    ui.horizontal(|ui| {
+        let (dot, text) = match &model.broker {
+            BrokerState::Starting => (
+                Color32::from_rgb(255, 179, 0),
+                "Broker starting…".to_string(),
+            ),
+            BrokerState::Running { public, upstream } => (
+                Color32::from_rgb(76, 175, 80),
+                format!("Broker mqtt://{public} → {upstream}"),
+            ),
+            BrokerState::Stopped => (Color32::GRAY, "Broker stopped".to_string()),
+            BrokerState::Failed { error, .. } => (RED, format!("Broker failed: {error}")),
+        };
+        ui.label(RichText::new("●").color(dot));
+        ui.label(text);
+        ui.separator();
+        ui.label(format!("Clients {}", c.connected_clients()));
+        ui.separator();
+        ui.label(format!(
+            "{} msg/s in · {} msg/s out",
+            c.rates.published_per_s(now),
+            c.rates.delivered_per_s(now)
+        ));
+        ui.separator();
+        ui.label(format!(
+            "captured {} · evicted {}",
+            format::count(c.len() as u64),
+            format::count(c.evicted)
+        ));
+        let d = model.drops;
+        let drops = RichText::new(format!("dropped {}", format::count(d.total())));
+        ui.label(if d.total() > 0 {
+            drops.color(RED)
+        } else {
+            drops
+        })
+        .on_hover_text(format!(
+            "Events lost because a queue was full:\n\
+                 tap → engine: {} wire events\n\
+                 devices → engine: {} state reports\n\
+                 engine → window: {} items (the window fell behind)",
+            d.tap_queue, d.device_queue, d.consumer
+        ));
+        let failures = model.devices.failures();
+        if failures > 0 {
+            ui.label(
+                RichText::new(format!("device sends lost {}", format::count(failures))).color(RED),
+            )
+            .on_hover_text(
+                "Publishes and acknowledgements the virtual devices' MQTT clients refused \
+                     (request queue full); each device shows its own count",
+            );
+        }
+        ui.separator();
+        match &model.scenario {
+            Some(r) => {
+                let s = r.started.elapsed().as_secs();
+                ui.label(format!(
+                    "▶ {}  {:02}:{:02}:{:02}",
+                    r.info.name,
+                    s / 3600,
+                    (s / 60) % 60,
+                    s % 60
+                ))
+                .on_hover_text(r.info.path.display().to_string());
+            }
+            None => {
+                ui.label("No scenario running");
+            }
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let (avg, max) = frames.summary();
+            ui.weak(format!("{avg:.1} ms/frame")).on_hover_text(format!(
+                "CPU time per frame over the last {} frames: average {avg:.2} ms, max {max:.2} ms",
+                frames.recent.len()
+            ));
+        });
+    });
+}
