@@ -16,7 +16,8 @@ use crate::protocol::{Command, ScenarioSource};
 use crate::sim::Scenario;
 
 pub struct RunOptions {
-    pub scenario: PathBuf,
+    /// None: the broker and the tap only, for the user's own clients.
+    pub scenario: Option<PathBuf>,
     pub duration: Option<Duration>,
     pub export: Option<PathBuf>,
     pub engine: EngineConfig,
@@ -41,13 +42,16 @@ fn report_news(model: &mut Model, faults_printed: &mut u64) {
 }
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let scenario = Scenario::load(&opts.scenario)?;
-    let (soft, _) = crate::sys::raise_fd_limit();
-    let needed = scenario.device_count() as u64 * crate::sys::FDS_PER_DEVICE + 64;
-    if soft > 0 && needed > soft {
-        eprintln!(
-            "warning: {} devices need about {needed} file descriptors through the tap; the limit is {soft}: some will fail to connect",
-            scenario.device_count()
+    let scenario = opts.scenario.as_deref().map(Scenario::load).transpose()?;
+    if let Some(s) = &scenario
+        && let Some(why) = crate::sys::device_capacity().refuse(s.device_count() as u64)
+    {
+        anyhow::bail!(
+            "{}: {why}",
+            opts.scenario
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
         );
     }
     let handle = engine::start(opts.engine.clone())
@@ -57,19 +61,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         Readiness::Ready { tap, upstream } => (tap, upstream),
         other => anyhow::bail!("the engine is not ready: {other:?}"),
     };
-    eprintln!(
-        "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices",
-        crate::VERSION,
-        scenario.name,
-        scenario.device_count()
-    );
-    handle
-        .commands
-        .send(Command::LoadScenario(ScenarioSource::File(
-            opts.scenario.clone(),
-        )))
-        .await
-        .context("engine stopped")?;
+    match (&scenario, &opts.scenario) {
+        (Some(s), Some(path)) => {
+            eprintln!(
+                "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices",
+                crate::VERSION,
+                s.name,
+                s.device_count()
+            );
+            handle
+                .commands
+                .send(Command::LoadScenario(ScenarioSource::File(path.clone())))
+                .await
+                .context("engine stopped")?;
+        }
+        _ => eprintln!(
+            "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), no scenario: connect your own clients",
+            crate::VERSION
+        ),
+    }
     let mut model = Model::default();
     let mut faults_printed = 0;
     let started = Instant::now();
@@ -106,7 +116,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let _ = handle.commands.send(Command::StopScenario).await;
     // Until the devices' graceful DISCONNECTs and close events arrived (bounded).
     let settle = Instant::now();
-    while model.scenario.is_some() && settle.elapsed() < Duration::from_secs(5) {
+    while scenario.is_some()
+        && model.scenario.is_some()
+        && settle.elapsed() < Duration::from_secs(5)
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
         model.drain(&handle, None);
     }

@@ -45,7 +45,8 @@ struct NetArgs {
 enum Cmd {
     /// Run a scenario headless, print a live status line and a closing summary.
     Run {
-        scenario: PathBuf,
+        /// Without one: just the broker, the tap and the summary, for your own clients.
+        scenario: Option<PathBuf>,
         /// How long to run (e.g. 30s, 2m); until Ctrl-C when absent.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
@@ -79,6 +80,14 @@ enum Cmd {
         /// bypassing the tap (measures the tap's cost).
         #[arg(long, requires = "devices_process")]
         direct: bool,
+        /// Measure the window instead: CPU per frame with `--preload` messages
+        /// captured and the fleet arriving, each inspector tab for a quarter of
+        /// `--duration` (needs a display; Xvfb works).
+        #[arg(long, conflicts_with = "devices_process")]
+        gui: bool,
+        /// With --gui: messages in the capture before measuring.
+        #[arg(long, default_value_t = 100_000, requires = "gui")]
+        preload: u64,
     },
     /// (internal) The publishers of `bench --devices-process`.
     #[command(hide = true)]
@@ -177,8 +186,34 @@ fn main() -> ExitCode {
             rate,
             duration,
             qos,
+            gui: true,
+            preload,
+            ..
+        }) => cli.net.engine_config().and_then(|mut engine| {
+            if cli.net.port == 1883 {
+                engine.listen.set_port(0);
+            }
+            gui_with(
+                None,
+                engine,
+                true,
+                Some(mqtt_workbench::ui::FrameBench {
+                    preload,
+                    per_tab: duration / 4,
+                    devices,
+                    rate_hz: rate,
+                    qos,
+                }),
+            )
+        }),
+        Some(Cmd::Bench {
+            devices,
+            rate,
+            duration,
+            qos,
             devices_process,
             direct,
+            ..
         }) => cli.net.engine_config().and_then(|mut engine| {
             if cli.net.port == 1883 {
                 engine.listen.set_port(0);
@@ -213,14 +248,22 @@ fn main() -> ExitCode {
 
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
+    let capacity = mqtt_workbench::sys::device_capacity();
     for f in files {
         match Scenario::load(f) {
-            Ok(s) => println!(
-                "{}: ok ({}: {} devices)",
-                f.display(),
-                s.name,
-                s.device_count()
-            ),
+            Ok(s) => match capacity.refuse(s.device_count() as u64) {
+                None => println!(
+                    "{}: ok ({}: {} devices; this machine holds about {} in one process)",
+                    f.display(),
+                    s.name,
+                    s.device_count(),
+                    capacity.devices()
+                ),
+                Some(why) => {
+                    eprintln!("{}: valid, but {why}", f.display());
+                    failed = true;
+                }
+            },
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;
@@ -237,15 +280,26 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 /// The window on the main thread; the engine on a runtime owned here, whose
 /// worker threads run beside the window.
 fn gui(scenario: Option<PathBuf>, net: &NetArgs, port_from_cli: bool) -> anyhow::Result<()> {
+    gui_with(scenario, net.engine_config()?, port_from_cli, None)
+}
+
+fn gui_with(
+    scenario: Option<PathBuf>,
+    engine: EngineConfig,
+    port_from_cli: bool,
+    frame_bench: Option<mqtt_workbench::ui::FrameBench>,
+) -> anyhow::Result<()> {
     mqtt_workbench::sys::raise_fd_limit();
     let rt = runtime()?;
+    let ephemeral = frame_bench.is_some();
     let result = mqtt_workbench::ui::run(mqtt_workbench::ui::AppConfig {
-        engine: net.engine_config()?,
+        engine,
         runtime: rt.handle().clone(),
         scenario,
         dialogs: Box::new(mqtt_workbench::ui::NativeDialogs),
         port_from_cli,
-        ephemeral: false,
+        ephemeral,
+        frame_bench,
     });
     // Let the devices say goodbye (graceful DISCONNECT), then stop.
     rt.shutdown_timeout(std::time::Duration::from_secs(3));

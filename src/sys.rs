@@ -30,6 +30,10 @@ pub fn raise_fd_limit() -> (u64, u64) {
                     lim.rlim_cur = lim.rlim_max;
                 }
             }
+            #[allow(
+                clippy::unnecessary_cast,
+                reason = "rlim_t is not u64 on every platform"
+            )]
             return (lim.rlim_cur as u64, lim.rlim_max as u64);
         }
     }
@@ -68,3 +72,107 @@ pub fn rss_bytes() -> Option<u64> {
 /// File descriptors one device costs in this process through the tap: the
 /// device's socket, the tap's two, the broker's one.
 pub const FDS_PER_DEVICE: u64 = 4;
+
+/// Memory one virtual device costs through the tap (client, tap, broker;
+/// measured with `bench`, README Benchmarks).
+pub const BYTES_PER_DEVICE: u64 = 120 * 1024;
+
+/// How many virtual devices this process can hold through the tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// The open-file limit after raising it as far as allowed.
+    pub fd_limit: u64,
+    /// Devices the descriptors allow (4 each, 64 kept back).
+    pub by_fds: u64,
+    /// Bytes of memory available (0: unknown).
+    pub mem_available: u64,
+    /// Devices the available memory allows (u64::MAX: unknown).
+    pub by_memory: u64,
+}
+
+impl Capacity {
+    pub fn devices(&self) -> u64 {
+        self.by_fds.min(self.by_memory)
+    }
+
+    /// Why `n` devices do not fit, and what to do; None when they do.
+    pub fn refuse(&self, n: u64) -> Option<String> {
+        if n <= self.devices() {
+            return None;
+        }
+        let limit = if self.by_fds <= self.by_memory {
+            format!(
+                "the open-file limit is {} and each device costs {FDS_PER_DEVICE} descriptors through the tap",
+                self.fd_limit
+            )
+        } else {
+            format!(
+                "{} MiB of memory is available and each device costs about {} KiB",
+                self.mem_available / (1024 * 1024),
+                BYTES_PER_DEVICE / 1024
+            )
+        };
+        Some(format!(
+            "{n} devices do not fit in one process on this machine: about {} can ({limit}). \
+             Run fewer devices per scenario, run the scenario as several shards against one broker \
+             (`--broker mqtt://host:port`, one process per shard), or measure a big fleet with \
+             `mqtt-workbench bench --devices {n} --devices-process`, which puts the devices in a child process",
+            self.devices()
+        ))
+    }
+}
+
+/// This machine's capacity for virtual devices (raises the open-file limit first).
+pub fn device_capacity() -> Capacity {
+    let (soft, _) = raise_fd_limit();
+    let by_fds = if soft == 0 {
+        u64::MAX
+    } else {
+        soft.saturating_sub(64) / FDS_PER_DEVICE
+    };
+    let mem_available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s
+                .lines()
+                .find(|l| l.starts_with("MemAvailable:"))?
+                .to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024);
+    let by_memory = if mem_available == 0 {
+        u64::MAX
+    } else {
+        mem_available / BYTES_PER_DEVICE
+    };
+    Capacity {
+        fd_limit: soft,
+        by_fds,
+        mem_available,
+        by_memory,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_refuses_what_does_not_fit_and_says_what_to_do() {
+        let c = Capacity {
+            fd_limit: 20_000,
+            by_fds: (20_000 - 64) / FDS_PER_DEVICE,
+            mem_available: 8 << 30,
+            by_memory: (8 << 30) / BYTES_PER_DEVICE,
+        };
+        assert_eq!(c.devices(), 4984);
+        assert!(c.refuse(4984).is_none());
+        let why = c.refuse(1_000_000).expect("a million does not fit");
+        assert!(why.contains("about 4984 can"), "{why}");
+        assert!(why.contains("open-file limit is 20000"), "{why}");
+        assert!(
+            why.contains("--devices-process") && why.contains("--broker"),
+            "{why}"
+        );
+    }
+}

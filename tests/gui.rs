@@ -61,22 +61,27 @@ fn harness(
                     dialogs: Box::new(ScriptedDialogs { export_to }),
                     port_from_cli: true,
                     ephemeral: true,
+                    frame_bench: None,
                 },
             )
         })
 }
 
-/// Step frames until `pred` holds on the app (the engine runs on its own threads).
-fn wait(
+/// Step frames until `pred` holds on the harness (the engine runs on its own threads).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one polling loop: the engine runs on other threads, the harness only steps"
+)]
+fn wait_ui(
     h: &mut Harness<'_, WorkbenchApp>,
     what: &str,
     secs: u64,
-    pred: impl Fn(&WorkbenchApp) -> bool,
+    pred: impl Fn(&Harness<'_, WorkbenchApp>) -> bool,
 ) {
     let t0 = Instant::now();
     loop {
         h.step();
-        if pred(h.state()) {
+        if pred(h) {
             h.step();
             return;
         }
@@ -87,6 +92,16 @@ fn wait(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Step frames until `pred` holds on the app.
+fn wait(
+    h: &mut Harness<'_, WorkbenchApp>,
+    what: &str,
+    secs: u64,
+    pred: impl Fn(&WorkbenchApp) -> bool,
+) {
+    wait_ui(h, what, secs, |h| pred(h.state()));
 }
 
 #[test]
@@ -289,12 +304,9 @@ fn port_in_use_offers_another_port() {
         "the first frame is drawn without waiting for the engine"
     );
     let message = format!("port {port} on 127.0.0.1 is already in use");
-    let t0 = Instant::now();
-    while h.query_by_label_contains("Use port ").is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "no port dialog");
-        h.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_ui(&mut h, "the port dialog", 10, |h| {
+        h.query_by_label_contains("Use port ").is_some()
+    });
     assert!(
         h.query_all_by_label_contains(&message).count() >= 1,
         "the dialog says which port is taken"
@@ -500,4 +512,46 @@ fn clearing_the_capture_while_the_log_shows_rows_never_points_at_other_messages(
         h.query_by_label(&format!("{shown} messages")).is_some(),
         "the count on screen matches"
     );
+}
+
+#[test]
+fn client_faults_are_offered_only_for_virtual_devices() {
+    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    wait(&mut h, "the broker listening", 15, |a| {
+        a.tap_addr().is_some()
+    });
+    let port = h.state().tap_addr().map(|a| a.port()).unwrap_or(0);
+    // An external client: the user's own tool, connected to the broker port.
+    let mut opts = rumqttc::MqttOptions::new("my-backend", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (_client, mut el) = rumqttc::AsyncClient::new(opts, 8);
+    RUNTIME.spawn(async move { while el.poll().await.is_ok() {} });
+    wait(&mut h, "the backend connected", 10, |a| {
+        a.model
+            .capture
+            .sessions
+            .get("my-backend")
+            .is_some_and(|s| s.connected)
+    });
+    h.get_by_label("my-backend").click();
+    h.run_steps(2);
+    h.get_by_label("Network and client faults").click();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("Half-dead").is_some(),
+        "network faults apply to anyone"
+    );
+    assert!(h.query_by_label("Takeover").is_some());
+    assert!(
+        h.query_by_label("Stop acking").is_none(),
+        "an external client cannot be told to stop acking"
+    );
+    // A virtual device is offered them.
+    wait(&mut h, "the sensor connected", 10, |a| {
+        a.model.devices.state("temp-sensor")
+            == Some(mqtt_workbench::protocol::DeviceState::Connected)
+    });
+    h.get_by_label("temp-sensor").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("Stop acking").is_some());
 }

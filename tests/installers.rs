@@ -11,7 +11,7 @@ fn root() -> PathBuf {
 
 fn shipped_scenarios() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
+        .expect("the scenarios folder")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".ron"))

@@ -19,7 +19,7 @@ fn load(name: &str) -> Scenario {
             .join("scenarios")
             .join(name),
     )
-    .unwrap()
+    .expect("a shipped scenario loads")
 }
 
 async fn run(name: &str) -> (Rig, Scenario) {

@@ -122,6 +122,12 @@ impl EmbeddedBroker {
     }
 
     /// Bind the listener (again). Keeps the router and its sessions.
+    /// Runs on the broker-control thread: rumqttd gives no readiness signal,
+    /// so it polls for the port (bounded: 50 × 20 ms, then 5 s).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "polls a port from the broker's own thread; rumqttd signals nothing"
+    )]
     pub fn start_listener(&mut self, flag: &'static str) -> Result<(), BrokerError> {
         if self.listener_rt.is_some() {
             return Ok(());
@@ -248,32 +254,6 @@ pub fn parse_broker_url(url: &str) -> Result<String, String> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broker_urls() {
-        assert_eq!(
-            parse_broker_url("mqtt://127.0.0.1:1884").unwrap(),
-            "127.0.0.1:1884"
-        );
-        assert_eq!(parse_broker_url("localhost").unwrap(), "localhost:1883");
-        assert_eq!(parse_broker_url("tcp://[::1]:1900").unwrap(), "[::1]:1900");
-        assert!(parse_broker_url("mqtts://x:8883").is_err());
-    }
-
-    #[test]
-    fn port_in_use_is_an_error_naming_port_and_flag() {
-        let taken = StdListener::bind("127.0.0.1:0").unwrap();
-        let addr = taken.local_addr().unwrap();
-        let err = EmbeddedBroker::start(addr, "--broker-port").err().unwrap();
-        let text = err.to_string();
-        assert!(text.contains(&addr.port().to_string()), "{text}");
-        assert!(text.contains("--broker-port"), "{text}");
-    }
-}
-
 /// What the broker's control thread is asked to do.
 enum Control {
     Stop,
@@ -286,7 +266,7 @@ enum Control {
 /// must never happen on an async worker or the UI thread. Every call is async
 /// and answers once the thread has done it.
 pub struct BrokerControl {
-    tx: std::sync::mpsc::Sender<(
+    tx: std::sync::mpsc::SyncSender<(
         Control,
         tokio::sync::oneshot::Sender<Result<SocketAddr, String>>,
     )>,
@@ -300,10 +280,11 @@ impl BrokerControl {
         flag: &'static str,
     ) -> Result<BrokerControl, BrokerError> {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (tx, rx) = std::sync::mpsc::channel::<(
+        // One request at a time: the engine awaits each answer before the next.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(
             Control,
             tokio::sync::oneshot::Sender<Result<SocketAddr, String>>,
-        )>();
+        )>(4);
         std::thread::Builder::new()
             .name("broker-control".into())
             .spawn(move || {
@@ -367,5 +348,31 @@ impl BrokerControl {
     /// A new router on the same port: every session is gone.
     pub async fn cold_restart(&mut self) -> Result<SocketAddr, String> {
         self.ask(Control::ColdRestart).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_broker_url("mqtt://127.0.0.1:1884").unwrap(),
+            "127.0.0.1:1884"
+        );
+        assert_eq!(parse_broker_url("localhost").unwrap(), "localhost:1883");
+        assert_eq!(parse_broker_url("tcp://[::1]:1900").unwrap(), "[::1]:1900");
+        assert!(parse_broker_url("mqtts://x:8883").is_err());
+    }
+
+    #[test]
+    fn port_in_use_is_an_error_naming_port_and_flag() {
+        let taken = StdListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = EmbeddedBroker::start(addr, "--broker-port").err().unwrap();
+        let text = err.to_string();
+        assert!(text.contains(&addr.port().to_string()), "{text}");
+        assert!(text.contains("--broker-port"), "{text}");
     }
 }

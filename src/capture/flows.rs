@@ -296,11 +296,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
         }
         PacketKind::PubAck | PacketKind::PubRec | PacketKind::PubComp => {
             let key = (client, opposite(ev.dir), ev.pkid);
-            let completes = match ev.kind {
-                PacketKind::PubAck => true,
-                PacketKind::PubComp => true,
-                _ => false,
-            };
+            let completes = matches!(ev.kind, PacketKind::PubAck | PacketKind::PubComp);
             cap.flows.step(&key, step, completes);
         }
         PacketKind::PubRel => {

@@ -378,7 +378,13 @@ impl Capture {
             return;
         }
         let first_seq = self.first_seq;
-        let st = self.topics.entry(topic.to_string()).or_default();
+        // Look up before inserting: no String allocated per message for a known topic.
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.to_string(), TopicStats::default());
+        }
+        let Some(st) = self.topics.get_mut(topic) else {
+            return;
+        };
         let payload = ev.payload.clone().unwrap_or_default();
         match ev.dir {
             Direction::ClientToBroker => {

@@ -160,7 +160,7 @@ fn write_rows(
     let mut n: u64 = 0;
     let mut tick = |n: &mut u64| {
         *n += 1;
-        if *n % PROGRESS_EVERY == 0 {
+        if (*n).is_multiple_of(PROGRESS_EVERY) {
             progress(*n);
         }
     };

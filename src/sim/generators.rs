@@ -53,6 +53,12 @@ impl DeviceCtx {
         while let Some(open) = rest.find('{') {
             out.push_str(&rest[..open]);
             let after = &rest[open + 1..];
+            // `{{` is a literal brace.
+            if let Some(escaped) = after.strip_prefix('{') {
+                out.push('{');
+                rest = escaped;
+                continue;
+            }
             let Some(close) = after.find('}') else {
                 out.push_str(&rest[open..]);
                 return out;

@@ -102,6 +102,9 @@ pub struct Scenario {
     /// Seeds every generator: the same seed replays the same payloads.
     #[serde(default)]
     pub seed: u64,
+    /// Virtual devices; none (`devices: []`, or no field) runs the broker,
+    /// the tap and the inspectors for your own clients only.
+    #[serde(default)]
     pub devices: Vec<DeviceSpec>,
     /// Faults scheduled at times or after device events.
     #[serde(default)]
@@ -572,11 +575,28 @@ impl Scenario {
 
     /// Read, parse and validate a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        let bytes = std::fs::read(path).map_err(|e| ScenarioError {
             path: path.to_path_buf(),
             line: 0,
             col: 0,
             message: format!("cannot read the file: {e}"),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let before = &bytes[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+            ScenarioError {
+                path: path.to_path_buf(),
+                line,
+                col,
+                message: format!(
+                    "not UTF-8 text: invalid byte 0x{:02X} at byte offset {at} (save the file as UTF-8)",
+                    bytes.get(at).copied().unwrap_or(0)
+                ),
+            }
         })?;
         Scenario::parse(&text, path)
     }
@@ -633,12 +653,6 @@ impl Scenario {
                 message,
             }
         };
-        if self.devices.is_empty() {
-            return Err(err(
-                "devices",
-                "expected at least one device in `devices`".into(),
-            ));
-        }
         let mut seen = HashSet::new();
         for d in &self.devices {
             let quoted = format!("\"{}\"", d.id);
@@ -708,14 +722,9 @@ impl Scenario {
                     ));
                 }
             }
+            check_templates(d, text, path)?;
+            check_states(d, text, path)?;
             if let Some(sm) = &d.states {
-                let known: HashSet<&str> = std::iter::once(sm.initial.as_str())
-                    .chain(
-                        sm.transitions
-                            .iter()
-                            .flat_map(|t| [t.from.as_str(), t.to.as_str()]),
-                    )
-                    .collect();
                 for t in &sm.transitions {
                     if t.after.0.is_zero() {
                         return Err(err(
@@ -724,7 +733,6 @@ impl Scenario {
                         ));
                     }
                 }
-                let _ = known;
             }
         }
         let fleets: HashSet<&str> = self.devices.iter().map(|d| d.id.as_str()).collect();
@@ -781,6 +789,183 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// The placeholder names in a template: `{name}` where name looks like a
+/// name (letters, digits, `_`, `%`). Anything else in braces is literal text
+/// (so JSON such as `{"on": true}` passes unchanged); `{{` is a literal `{`.
+pub fn placeholders(template: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        if let Some(escaped) = after.strip_prefix('{') {
+            rest = escaped;
+            continue;
+        }
+        let Some(close) = after.find('}') else { break };
+        let key = &after[..close];
+        if is_placeholder_name(key) {
+            out.push(key);
+        }
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+pub fn is_placeholder_name(key: &str) -> bool {
+    key.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '%')
+}
+
+/// Every `{name}` in the device's templates must be a built-in, one of its
+/// vars or signals (and `{payload}` only in a reaction).
+fn check_templates(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), ScenarioError> {
+    let check = |template: &str, in_reaction: bool| -> Result<(), ScenarioError> {
+        for key in placeholders(template) {
+            let known = matches!(key, "id" | "i" | "seq" | "state")
+                || (in_reaction && key == "payload")
+                || key
+                    .strip_prefix("seq%")
+                    .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+                || d.vars.contains_key(key)
+                || d.signals.contains_key(key);
+            if !known {
+                let (line, col) = locate(text, &format!("{{{key}}}"));
+                let mut names: Vec<String> = ["id", "i", "seq", "seq%N", "state"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                if in_reaction {
+                    names.push("payload".into());
+                }
+                names.extend(d.vars.keys().cloned());
+                names.extend(d.signals.keys().cloned());
+                return Err(ScenarioError {
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                    message: format!(
+                        "unknown placeholder `{{{key}}}` in \"{template}\" (device \"{}\"): expected one of {}; write `{{{{` for a literal brace",
+                        d.id,
+                        names
+                            .iter()
+                            .map(|n| format!("{{{n}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    };
+    let text_of = |p: &Payload| match p {
+        Payload::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    if let Some(w) = &d.will {
+        check(&w.topic, false)?;
+        if let Some(t) = text_of(&w.payload) {
+            check(&t, false)?;
+        }
+    }
+    for p in &d.publish {
+        check(&p.topic, false)?;
+        if let Some(t) = text_of(&p.payload) {
+            check(&t, false)?;
+        }
+    }
+    for r in &d.react {
+        check(&r.on, false)?;
+        for a in &r.actions {
+            match a {
+                Action::SetState(s) => check(s, true)?,
+                Action::Publish { topic, payload, .. } => {
+                    check(topic, true)?;
+                    if let Some(t) = text_of(payload) {
+                        check(&t, true)?;
+                    }
+                }
+                Action::SetVarFromPayload(_) | Action::SetVar(..) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// States named by transitions, `SetState` and `StateIs` must be states of
+/// the device's state machine (its initial state and its transitions' ends).
+/// A templated `SetState("{payload}")` is checked when it runs, not here.
+fn check_states(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), ScenarioError> {
+    let mut known: Vec<&str> = Vec::new();
+    if let Some(sm) = &d.states {
+        known.push(&sm.initial);
+        for t in &sm.transitions {
+            known.extend([t.from.as_str(), t.to.as_str()]);
+        }
+    }
+    let set_literal: Vec<&str> = d
+        .react
+        .iter()
+        .flat_map(|r| &r.actions)
+        .filter_map(|a| match a {
+            Action::SetState(s) if placeholders(s).is_empty() => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let unknown = |state: &str, what: &str| {
+        let (line, col) = locate(text, &format!("{what}(\"{state}\")"));
+        let (line, col) = if (line, col) == (1, 1) {
+            locate(text, &format!("\"{state}\""))
+        } else {
+            (line, col)
+        };
+        let list = if known.is_empty() {
+            format!("device \"{}\" has no `states`", d.id)
+        } else {
+            format!("its states are {}", known.join(", "))
+        };
+        ScenarioError {
+            path: path.to_path_buf(),
+            line,
+            col,
+            message: format!(
+                "{what}: unknown state \"{state}\" (device \"{}\"; {list})",
+                d.id
+            ),
+        }
+    };
+    // A state a transition leaves must be one the device can be in.
+    if let Some(sm) = &d.states {
+        for t in &sm.transitions {
+            let entered = t.from == sm.initial
+                || sm.transitions.iter().any(|u| u.to == t.from)
+                || set_literal.contains(&t.from.as_str());
+            if !entered {
+                return Err(unknown(&t.from, "transition `from`"));
+            }
+        }
+    }
+    for s in &set_literal {
+        if !known.contains(s) {
+            return Err(unknown(s, "SetState"));
+        }
+    }
+    let mut conds: Vec<&Cond> = d.publish.iter().filter_map(|p| p.when.as_ref()).collect();
+    conds.retain(|c| matches!(c, Cond::StateIs(_)));
+    for c in conds {
+        if let Cond::StateIs(s) = c
+            && !known.contains(&s.as_str())
+            && !set_literal.contains(&s.as_str())
+        {
+            return Err(unknown(s, "StateIs"));
+        }
+    }
+    Ok(())
 }
 
 /// 1-based line and column of the first occurrence of `needle` (1:1 if absent).

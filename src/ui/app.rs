@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use egui::RichText;
 
 use super::devices::DevicesPanel;
+use super::frame_bench::{FrameBench, FrameBenchRun};
 use super::log::LogPanel;
 use super::modals::{ModalAction, Modals};
 use super::qos::QosPanel;
@@ -44,6 +45,8 @@ pub struct AppConfig {
     pub port_from_cli: bool,
     /// Keep settings out of eframe storage (tests).
     pub ephemeral: bool,
+    /// Measure the window's frames under load, then close (`bench --gui`).
+    pub frame_bench: Option<FrameBench>,
 }
 
 pub struct WorkbenchApp {
@@ -73,6 +76,7 @@ pub struct WorkbenchApp {
     scenario_starts: u64,
     /// The current engine's start-up failure was shown.
     failure_shown: bool,
+    frame_bench: Option<FrameBenchRun>,
 }
 
 impl WorkbenchApp {
@@ -128,12 +132,39 @@ impl WorkbenchApp {
             repaint_ctx: cc.egui_ctx.clone(),
             scenario_starts: 0,
             failure_shown: false,
+            frame_bench: config.frame_bench.map(FrameBenchRun::new),
         };
         app.start_engine();
         if let Some(path) = config.scenario {
             app.open_scenario(&path);
         }
+        if let Some(run) = &app.frame_bench {
+            run.preload(&mut app.model.capture);
+            app.model.clear_on_scenario_start = false;
+            let fleet = crate::bench::scenario(run.cfg.devices, run.cfg.rate_hz, run.cfg.qos);
+            app.pending.push(Command::LoadScenario(fleet.to_source()));
+        }
         app
+    }
+
+    /// `bench --gui`: pick the tab to measure, or print the report and close.
+    fn frame_bench_logic(&mut self, ctx: &egui::Context) {
+        let connected = self.model.capture.connected_clients();
+        let Some(run) = &mut self.frame_bench else {
+            return;
+        };
+        if run.done {
+            return;
+        }
+        match run.tab(connected > run.cfg.devices as usize) {
+            Some(tab) => self.settings.tab = tab,
+            None => {
+                run.done = true;
+                println!("{}", run.report(self.model.capture.len()));
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+        }
+        ctx.request_repaint_after(TRAFFIC_REPAINT);
     }
 
     /// Start an engine in the background: the window draws meanwhile and
@@ -345,6 +376,7 @@ impl eframe::App for WorkbenchApp {
         }
         self.handle_dropped_files(ctx);
         self.handle_shortcuts(ctx);
+        self.frame_bench_logic(ctx);
         if self.model.scenario.is_some() {
             // The scenario clock and the rates move even without new traffic.
             ctx.request_repaint_after(Duration::from_secs(1));
@@ -411,7 +443,11 @@ impl eframe::App for WorkbenchApp {
         self.toasts.ui(&ctx);
         self.send_pending();
         if let Some(t0) = self.logic_started.take() {
-            self.frames.push(t0.elapsed());
+            let took = t0.elapsed();
+            self.frames.push(took);
+            if let Some(run) = &mut self.frame_bench {
+                run.record(self.settings.tab, took);
+            }
         }
     }
 

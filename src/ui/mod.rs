@@ -7,6 +7,7 @@ mod commands;
 mod devices;
 mod faults;
 mod format;
+mod frame_bench;
 mod log;
 mod modals;
 mod qos;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use app::{AppConfig, WorkbenchApp};
 pub use commands::UiCommand;
+pub use frame_bench::FrameBench;
 pub use settings::{Settings, Tab};
 
 /// File dialogs behind a seam so tests can answer them.
@@ -79,6 +81,12 @@ impl Dialogs for NativeDialogs {
 
 /// Open the window (blocks until it closes).
 pub fn run(config: AppConfig) -> anyhow::Result<()> {
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty())
+        && std::env::var_os("WAYLAND_DISPLAY").is_none_or(|d| d.is_empty())
+    {
+        anyhow::bail!("{}", NO_DISPLAY);
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("MQTT Workbench")
@@ -95,8 +103,20 @@ pub fn run(config: AppConfig) -> anyhow::Result<()> {
         options,
         Box::new(move |cc| Ok(Box::new(WorkbenchApp::new(cc, config)))),
     )
-    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    .map_err(|e| {
+        let text = e.to_string();
+        if text.contains("display") || text.contains("Display") || text.contains("winit") {
+            tracing::debug!("eframe: {text}");
+            anyhow::anyhow!("{}", NO_DISPLAY)
+        } else {
+            anyhow::anyhow!("cannot open the window: {text}")
+        }
+    })
 }
+
+/// What a user without a display reads (and what to run instead).
+pub const NO_DISPLAY: &str = "No display found (neither DISPLAY nor WAYLAND_DISPLAY is set), so the window cannot open; \
+run headless instead: mqtt-workbench run SCENARIO.ron (or `mqtt-workbench run` for the broker alone)";
 
 fn app_icon() -> egui::IconData {
     let png = include_bytes!("../../assets/icon-256.png");

@@ -25,7 +25,7 @@ pub struct Welcome {
 impl Welcome {
     /// Start reading the shipped scenarios; `wake` repaints when they are in.
     pub fn new(wake: impl Fn() + Send + 'static) -> Welcome {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new()
             .name("shipped-scenarios".into())
             .spawn(move || {

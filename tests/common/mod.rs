@@ -21,7 +21,7 @@ pub struct Rig {
 impl Rig {
     pub async fn start() -> Rig {
         let handle = engine::start(EngineConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             ..EngineConfig::default()
         })
         .await
@@ -154,14 +154,20 @@ impl TestClient {
     }
 
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) {
-        self.client.subscribe(filter, qos).await.unwrap();
+        self.client
+            .subscribe(filter, qos)
+            .await
+            .expect("the client queues the SUBSCRIBE");
         self.expect("SUBACK", 5, |p| matches!(p, Packet::SubAck(_)))
             .await;
     }
 
     /// Disconnect gracefully: DISCONNECT then close; waits for the loop to end.
     pub async fn disconnect(self) {
-        self.client.disconnect().await.unwrap();
+        self.client
+            .disconnect()
+            .await
+            .expect("the client queues the DISCONNECT");
         let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
     }
 }
