@@ -188,7 +188,7 @@ impl TopicsPanel {
                             egui::collapsing_header::paint_default_icon(
                                 ui,
                                 if open { 1.0 } else { 0.0 },
-                                &resp.clone().with_new_rect(rect),
+                                &resp.clone().with_new_rect(rect.shrink(2.5)),
                             );
                             if resp.clicked() && !filtering {
                                 if !self.toggled.insert(i) {
@@ -202,7 +202,11 @@ impl TopicsPanel {
                             Some(t) => self.topic_row(ui, capture, &node.name, t, now),
                             None => {
                                 ui.label(RichText::new(&*node.name).strong());
-                                ui.weak(format!("({} topics, {} msgs)", node.topics, node.total));
+                                let plural = if node.topics == 1 { "" } else { "s" };
+                                ui.weak(format!(
+                                    "({} topic{plural}, {} msgs)",
+                                    node.topics, node.total
+                                ));
                             }
                         }
                     });
