@@ -13,6 +13,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+/// Microseconds since the UNIX epoch: the clock of every `t_us` here.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// Identifies one TCP connection accepted by the tap (monotonic, never reused).
 pub type ConnId = u64;
 

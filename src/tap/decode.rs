@@ -1,7 +1,6 @@
 //! Framing and decoding with rumqttc's own `mqttbytes` (no hand-written codec).
 
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rumqttc::mqttbytes::v4::{
@@ -14,11 +13,7 @@ use crate::protocol::{ConnId, Direction, PacketKind, WillInfo, WireDetail, WireE
 
 use super::MAX_FRAME_BYTES;
 
-pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
+pub use crate::protocol::now_us;
 
 pub struct DecodeOutcome {
     /// Bytes at the front of the buffer that form complete frames.

@@ -65,7 +65,7 @@ impl FrameBenchRun {
 
     /// Fill the capture with `preload` messages on 1,000 topics, both legs.
     pub fn preload(&self, capture: &mut Capture) {
-        let t0 = crate::tap::now_us().saturating_sub(self.cfg.preload * 100);
+        let t0 = crate::protocol::now_us().saturating_sub(self.cfg.preload * 100);
         let sink: Arc<str> = Arc::from("bench-sink");
         let ids: Vec<Arc<str>> = (1..=1000)
             .map(|i| Arc::from(format!("bench-{i}")))

@@ -55,7 +55,7 @@ impl FrameStats {
 }
 
 pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
-    let now = crate::tap::now_us();
+    let now = crate::protocol::now_us();
     let c = &model.capture;
     ui.horizontal(|ui| {
         let (dot, text) = match &model.broker {

@@ -163,7 +163,7 @@ impl TopicsPanel {
         );
         ui.separator();
         self.refresh_rows(capture);
-        let now = crate::tap::now_us();
+        let now = crate::protocol::now_us();
         let filtering = !self.filter.trim().is_empty();
         if capture.topics.is_empty() {
             ui.weak("No messages yet.");
@@ -266,7 +266,7 @@ impl TopicsPanel {
     }
 
     fn detail_ui(&mut self, ui: &mut egui::Ui, capture: &Capture, topic: &str, st: &TopicStats) {
-        let now = crate::tap::now_us();
+        let now = crate::protocol::now_us();
         ui.horizontal(|ui| {
             ui.heading(topic);
             if ui
