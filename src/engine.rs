@@ -368,7 +368,17 @@ impl Engine {
         let recorder = Recorder::new(wire_tx, sink.drops.tap_queue.clone());
         let reporter = DeviceReporter::new(dev_tx, sink.drops.device_queue.clone());
         let upstream_shared = Arc::new(Mutex::new(upstream.clone()));
-        let tap = match Tap::start(cfg.listen, upstream_shared.clone(), recorder).await {
+        // rumqttd 0.20 closes a CONNECT with keepalive 0 without CONNACK: the tap
+        // asks it for the longest keepalive instead (shown on the session).
+        let zero_keepalive_as = broker.is_some().then_some(crate::tap::KEEPALIVE_FOR_ZERO);
+        let tap = match Tap::start(
+            cfg.listen,
+            upstream_shared.clone(),
+            recorder,
+            zero_keepalive_as,
+        )
+        .await
+        {
             Ok(t) => t,
             Err(source) => {
                 let ip = cfg.listen.ip();

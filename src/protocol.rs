@@ -142,7 +142,11 @@ pub enum WireDetail {
     None,
     Connect {
         clean_session: bool,
+        /// What the client asked for (0: no keepalive).
         keep_alive_s: u16,
+        /// Set when the tap sent the broker another keepalive than the
+        /// client's (the embedded rumqttd refuses 0): a deviation, shown.
+        broker_keep_alive_s: Option<u16>,
         will: Option<WillInfo>,
         username: Option<String>,
     },

@@ -411,3 +411,42 @@ async fn port_in_use_names_the_port_and_the_flag() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_asking_for_no_keepalive_connects_and_the_rewrite_is_shown() {
+    let mut rig = Rig::start().await;
+    // Keepalive 0 ("no keepalive") is legal MQTT; rumqttd alone refuses it.
+    let mut opts = options("no-keepalive", rig.port(), true);
+    opts.set_keep_alive(Duration::ZERO);
+    let mut c = connect(opts);
+    let ack = c.connack().await;
+    assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
+    c.subscribe("ka0/t", QoS::AtLeastOnce).await;
+    // It works like any client: a message reaches it.
+    let mut publ = connect(options("ka0-pub", rig.port(), true));
+    publ.connack().await;
+    publ.client
+        .publish("ka0/t", QoS::AtLeastOnce, false, "still here")
+        .await
+        .expect("queued");
+    c.expect("the message", 5, |p| {
+        publish_payloads(p).is_some_and(|(_, b)| b == b"still here")
+    })
+    .await;
+    rig.wait_for("the session recorded", 5, |c| {
+        c.sessions.get("no-keepalive").is_some_and(|s| s.connected)
+    })
+    .await;
+    let s = &rig.model.capture.sessions["no-keepalive"];
+    assert_eq!(s.keep_alive_s, 0, "the capture keeps what the client asked");
+    assert_eq!(
+        s.broker_keep_alive_s,
+        Some(mqtt_workbench::tap::KEEPALIVE_FOR_ZERO),
+        "and says what the tap sent rumqttd instead"
+    );
+    // A client with a keepalive is forwarded unchanged.
+    assert_eq!(
+        rig.model.capture.sessions["ka0-pub"].broker_keep_alive_s,
+        None
+    );
+}

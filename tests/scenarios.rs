@@ -393,3 +393,23 @@ async fn flaky_drones_tunnel_holds_telemetry_and_delivers_it_once_without_a_will
         seqs.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_device_may_ask_for_no_keepalive() {
+    let scenario = Scenario::parse(
+        r#"Scenario(name: "ka0", devices: [
+            (id: "sleepy", keep_alive: "0s", publish: [(topic: "sleepy/t", every: "200ms", payload: Text("z"))]),
+        ])"#,
+        Path::new("inline.ron"),
+    )
+    .expect("keep_alive 0s is valid");
+    let mut rig = Rig::start().await;
+    assert!(rig.handle.send(Command::LoadScenario(scenario.to_source())));
+    rig.wait_for("sleepy publishing", 10, |c| {
+        c.topics.get("sleepy/t").is_some_and(|t| t.published >= 2)
+    })
+    .await;
+    let s = &rig.model.capture.sessions["sleepy"];
+    assert_eq!((s.keep_alive_s, s.connected), (0, true));
+    assert!(s.broker_keep_alive_s.is_some());
+}

@@ -44,7 +44,10 @@ pub struct Session {
     pub conn: Option<ConnId>,
     pub peer: Option<SocketAddr>,
     pub clean_session: bool,
+    /// What the client asked for (0: no keepalive).
     pub keep_alive_s: u16,
+    /// Set when the tap sent the broker another keepalive (rumqttd refuses 0).
+    pub broker_keep_alive_s: Option<u16>,
     pub username: Option<String>,
     pub will: Option<WillInfo>,
     pub subscriptions: BTreeMap<String, Subscription>,
@@ -116,6 +119,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             WireDetail::Connect {
                 clean_session,
                 keep_alive_s,
+                broker_keep_alive_s,
                 will,
                 username,
             },
@@ -133,6 +137,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 s.clean_session = *clean_session;
                 s.keep_alive_s = *keep_alive_s;
+                s.broker_keep_alive_s = *broker_keep_alive_s;
                 s.will = will.clone();
                 s.username = username.clone();
                 s.conn = Some(ev.conn);
@@ -159,12 +164,14 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                     && let Some(WireDetail::Connect {
                         clean_session,
                         keep_alive_s,
+                        broker_keep_alive_s,
                         will,
                         username,
                     }) = pending
                 {
                     s.clean_session = clean_session;
                     s.keep_alive_s = keep_alive_s;
+                    s.broker_keep_alive_s = broker_keep_alive_s;
                     s.will = will;
                     s.username = username;
                     if peer.is_some() {
@@ -297,6 +304,7 @@ mod tests {
         conn.detail = WireDetail::Connect {
             clean_session: false,
             keep_alive_s: 5,
+            broker_keep_alive_s: None,
             will: None,
             username: None,
         };

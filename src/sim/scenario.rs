@@ -685,11 +685,11 @@ impl Scenario {
                     format!("device \"{}\": tick must be at least 10ms", d.id),
                 ));
             }
-            if d.keep_alive.0 < Duration::from_secs(1) {
+            if !d.keep_alive.0.is_zero() && d.keep_alive.0 < Duration::from_secs(1) {
                 return Err(err(
                     &quoted,
                     format!(
-                        "device \"{}\": keep_alive must be at least 1s (rumqttd closes keepalive 0 without CONNACK)",
+                        "device \"{}\": keep_alive must be \"0s\" (no keepalive) or at least 1s: MQTT counts it in whole seconds",
                         d.id
                     ),
                 ));

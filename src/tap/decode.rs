@@ -26,14 +26,23 @@ fn qos_u8(q: rumqttc::QoS) -> u8 {
     q as u8
 }
 
+/// What the tap sends the embedded broker instead of a CONNECT's keepalive 0
+/// ("no keepalive", legal MQTT): rumqttd 0.20 closes such a CONNECT without a
+/// CONNACK (rumqttd #943). The longest keepalive MQTT can say (18 h 12 min) is
+/// the nearest thing to none; the capture keeps the client's 0 and notes this.
+pub const KEEPALIVE_FOR_ZERO: u16 = u16::MAX;
+
 /// Decode every complete frame at the front of `buf`, calling `record` for each
-/// with the frame's byte range in `buf`. A CONNECT sets the connection's client id.
+/// with the frame's byte range in `buf`, and the bytes to forward instead when
+/// the tap rewrites it. A CONNECT sets the connection's client id.
+/// `zero_keepalive_as`: rewrite a CONNECT's keepalive 0 to this (embedded broker).
 pub fn decode_frames(
     buf: &[u8],
     dir: Direction,
     conn: ConnId,
     client_id: &OnceLock<Arc<str>>,
-    record: &mut dyn FnMut(WireEvent, std::ops::Range<usize>),
+    zero_keepalive_as: Option<u16>,
+    record: &mut dyn FnMut(WireEvent, std::ops::Range<usize>, Option<Bytes>),
 ) -> DecodeOutcome {
     let mut consumed = 0;
     let t_us = now_us();
@@ -58,8 +67,8 @@ pub fn decode_frames(
         // Decoders take `Bytes`; copying one frame keeps captured payloads
         // from pinning the whole read buffer in memory.
         let frame = Bytes::copy_from_slice(&rest[..len]);
-        match decode_one(header, frame, dir, conn, client_id, t_us) {
-            Ok(ev) => record(ev, consumed..consumed + len),
+        match decode_one(header, frame, dir, conn, client_id, zero_keepalive_as, t_us) {
+            Ok((ev, rewritten)) => record(ev, consumed..consumed + len, rewritten),
             Err(e) => {
                 return DecodeOutcome {
                     consumed,
@@ -77,19 +86,34 @@ fn decode_one(
     dir: Direction,
     conn: ConnId,
     client_id: &OnceLock<Arc<str>>,
+    zero_keepalive_as: Option<u16>,
     t_us: u64,
-) -> Result<WireEvent, mqttbytes::Error> {
+) -> Result<(WireEvent, Option<Bytes>), mqttbytes::Error> {
     let size = frame.len() as u32;
     let mut ev = WireEvent::new(t_us, conn, Arc::from(""), dir, PacketKind::PingReq);
     ev.size = size;
+    let mut rewritten = None;
     match header.packet_type()? {
         PacketType::Connect => {
-            let c = Connect::read(header, frame)?;
+            let mut c = Connect::read(header, frame)?;
             let _ = client_id.set(Arc::from(c.client_id.as_str()));
+            let keep_alive_s = c.keep_alive;
+            let broker_keep_alive_s = match zero_keepalive_as {
+                Some(k) if keep_alive_s == 0 && dir == Direction::ClientToBroker => {
+                    // Re-encoded with rumqttc's own writer: only the keepalive differs.
+                    c.keep_alive = k;
+                    let mut out = bytes::BytesMut::with_capacity(size as usize + 2);
+                    c.write(&mut out)?;
+                    rewritten = Some(out.freeze());
+                    Some(k)
+                }
+                _ => None,
+            };
             ev.kind = PacketKind::Connect;
             ev.detail = WireDetail::Connect {
                 clean_session: c.clean_session,
-                keep_alive_s: c.keep_alive,
+                keep_alive_s,
+                broker_keep_alive_s,
                 will: c.last_will.map(|w| WillInfo {
                     topic: w.topic,
                     payload: w.message,
@@ -173,7 +197,7 @@ fn decode_one(
         PacketType::Disconnect => ev.kind = PacketKind::Disconnect,
     }
     ev.client_id = client_id.get().cloned().unwrap_or_else(|| Arc::from(""));
-    Ok(ev)
+    Ok((ev, rewritten))
 }
 
 #[cfg(test)]
@@ -208,7 +232,8 @@ mod tests {
             Direction::ClientToBroker,
             1,
             &id,
-            &mut |e, _| out.push(e),
+            None,
+            &mut |e, _, _| out.push(e),
         );
         assert!(o.error.is_none());
         assert_eq!(out.len(), 1);
@@ -232,7 +257,8 @@ mod tests {
             Direction::ClientToBroker,
             1,
             &id,
-            &mut |e, _| out.push(e),
+            None,
+            &mut |e, _, _| out.push(e),
         );
         assert_eq!(o.consumed + o2.consumed, bytes.len());
         let p = &out[1];
@@ -243,6 +269,53 @@ mod tests {
     }
 
     #[test]
+    fn keepalive_zero_is_rewritten_for_the_broker_and_recorded_as_asked() {
+        let mut connect = Connect::new("sleepy");
+        connect.keep_alive = 0;
+        let bytes = encode(Packet::Connect(connect));
+        let id = OnceLock::new();
+        let mut seen = Vec::new();
+        let o = decode_frames(
+            &bytes,
+            Direction::ClientToBroker,
+            1,
+            &id,
+            Some(KEEPALIVE_FOR_ZERO),
+            &mut |e, range, replacement| seen.push((e, range, replacement)),
+        );
+        assert!(o.error.is_none());
+        let (ev, range, replacement) = &seen[0];
+        assert_eq!(*range, 0..bytes.len());
+        assert!(matches!(
+            ev.detail,
+            WireDetail::Connect {
+                keep_alive_s: 0,
+                broker_keep_alive_s: Some(KEEPALIVE_FOR_ZERO),
+                ..
+            }
+        ));
+        // The forwarded CONNECT is the same but for its keepalive.
+        let forwarded = replacement.clone().expect("rewritten");
+        let header = mqttbytes::check(forwarded.iter(), MAX_FRAME_BYTES).expect("a frame");
+        let back = Connect::read(header, forwarded).expect("a CONNECT");
+        assert_eq!(
+            (back.client_id.as_str(), back.keep_alive),
+            ("sleepy", KEEPALIVE_FOR_ZERO)
+        );
+        // Without a rewrite (external broker), nothing is replaced.
+        let mut plain = Vec::new();
+        decode_frames(
+            &bytes,
+            Direction::ClientToBroker,
+            1,
+            &OnceLock::new(),
+            None,
+            &mut |_, _, r| plain.push(r),
+        );
+        assert_eq!(plain, [None]);
+    }
+
+    #[test]
     fn garbage_is_reported_not_panicked() {
         let id = OnceLock::new();
         let o = decode_frames(
@@ -250,7 +323,8 @@ mod tests {
             Direction::ClientToBroker,
             1,
             &id,
-            &mut |_, _| {},
+            None,
+            &mut |_, _, _| {},
         );
         assert!(o.error.is_some());
         assert_eq!(o.consumed, 0);

@@ -30,7 +30,7 @@ use crate::protocol::{
 };
 use faults::{FaultTable, FaultView};
 
-pub use decode::{decode_frames, now_us};
+pub use decode::{KEEPALIVE_FOR_ZERO, decode_frames, now_us};
 
 /// Largest MQTT frame the tap decodes (bigger ones end the connection).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 1024;
@@ -76,6 +76,8 @@ struct ConnCtx {
     disconnect_seen: AtomicBool,
     rec: Recorder,
     faults: Arc<FaultTable>,
+    /// Rewrite a CONNECT's keepalive 0 to this (the embedded broker refuses 0).
+    zero_keepalive_as: Option<u16>,
 }
 
 impl ConnCtx {
@@ -101,10 +103,13 @@ impl ConnCtx {
 
 impl Tap {
     /// Bind `listen` and forward every accepted connection to `upstream` (`host:port`).
+    /// `zero_keepalive_as`: what to send the broker for a CONNECT with
+    /// keepalive 0 (Some for the embedded rumqttd, which refuses 0).
     pub async fn start(
         listen: SocketAddr,
         upstream: Arc<Mutex<String>>,
         rec: Recorder,
+        zero_keepalive_as: Option<u16>,
     ) -> std::io::Result<Tap> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
@@ -131,6 +136,7 @@ impl Tap {
                     disconnect_seen: AtomicBool::new(false),
                     rec: rec.clone(),
                     faults: faults2.clone(),
+                    zero_keepalive_as,
                 });
                 let kill = Arc::new(Notify::new());
                 conns2.lock().insert(
@@ -319,12 +325,21 @@ async fn read_side(
             continue;
         }
         let mut frames = Vec::new();
-        let outcome = decode_frames(&buf, dir, ctx.id, &ctx.client_id, &mut |ev, range| {
-            if ev.kind == PacketKind::Disconnect {
-                ctx.disconnect_seen.store(true, Ordering::Relaxed);
-            }
-            frames.push((ev, range));
-        });
+        let mut rewritten = false;
+        let outcome = decode_frames(
+            &buf,
+            dir,
+            ctx.id,
+            &ctx.client_id,
+            ctx.zero_keepalive_as,
+            &mut |ev, range, replacement: Option<Bytes>| {
+                if ev.kind == PacketKind::Disconnect {
+                    ctx.disconnect_seen.store(true, Ordering::Relaxed);
+                }
+                rewritten |= replacement.is_some();
+                frames.push((ev, range, replacement));
+            },
+        );
         let consumed = match outcome.error {
             Some(err) => {
                 // Not MQTT 3.1.1 as we know it: keep forwarding, stop decoding.
@@ -335,8 +350,8 @@ async fn read_side(
             None => outcome.consumed,
         };
         let chunk = buf.split_to(consumed).freeze();
-        if fault.is_clear() {
-            for (ev, _) in frames {
+        if fault.is_clear() && !rewritten {
+            for (ev, _, _) in frames {
                 ctx.rec.record(ev);
             }
             if !chunk.is_empty() {
@@ -347,7 +362,7 @@ async fn read_side(
             }
             continue;
         }
-        for (mut ev, range) in frames {
+        for (mut ev, range, replacement) in frames {
             let now = Instant::now();
             let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
             if lost || fault.partition == Some(PartitionMode::Cut) {
@@ -375,7 +390,7 @@ async fn read_side(
             last_due = due;
             tx.send(Outgoing {
                 due,
-                bytes: chunk.slice(range),
+                bytes: replacement.unwrap_or_else(|| chunk.slice(range)),
             })
             .await
             .map_err(closed)?;

@@ -135,7 +135,11 @@ impl SessionsPanel {
                         });
                     });
                     row.col(|ui| {
-                        ui.label(format!("{} s", s.keep_alive_s));
+                        if s.keep_alive_s == 0 {
+                            ui.label("none");
+                        } else {
+                            ui.label(format!("{} s", s.keep_alive_s));
+                        }
                     });
                     row.col(|ui| {
                         ui.label(s.subscriptions.len().to_string());
@@ -231,12 +235,27 @@ fn detail_ui(
                     });
                     ui.end_row();
                     ui.weak("keepalive");
-                    ui.label(format!(
-                        "{} s (broker gives up after {:.0} s of silence)",
-                        s.keep_alive_s,
-                        s.keep_alive_s as f64 * 1.5
-                    ));
+                    if s.keep_alive_s == 0 {
+                        ui.label("none (0): the broker never times this client out");
+                    } else {
+                        ui.label(format!(
+                            "{} s (broker gives up after {:.0} s of silence)",
+                            s.keep_alive_s,
+                            s.keep_alive_s as f64 * 1.5
+                        ));
+                    }
                     ui.end_row();
+                    if let Some(k) = s.broker_keep_alive_s {
+                        ui.weak("");
+                        ui.colored_label(
+                            Color32::from_rgb(255, 179, 0),
+                            format!(
+                                "! the tap sent rumqttd keepalive {k} s instead of 0: \
+                                 rumqttd closes a CONNECT with keepalive 0 without CONNACK"
+                            ),
+                        );
+                        ui.end_row();
+                    }
                     ui.weak("peer");
                     ui.label(s.peer.map(|p| p.to_string()).unwrap_or_else(|| "—".into()));
                     ui.end_row();
