@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what MQTT Workbench needs on a fresh Debian machine, and nothing
 # already there: the libraries the window loads at run time, mosquitto-clients
-# for the interop tests, and cargo-nextest for the test runner.
+# and paho-mqtt (PyPI) for the interop tests, rustfmt and clippy for the lint
+# checks, and cargo-nextest for the test runner.
 set -euo pipefail
 
 packages=(
@@ -19,6 +20,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The paho-mqtt Python client (PyPI) for the interop tests.
+if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
+  echo "setup: installing paho-mqtt"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "paho-mqtt==2.2.0"
 fi
 
 # The test command checks formatting and lints.
