@@ -163,7 +163,8 @@ pub async fn run_devices(
     loop {
         tokio::select! {
             u = updates.recv() => match u {
-                Some(u) => { states.insert(u.client_id, u.state); }
+                Some(crate::sim::DeviceMsg::Update(u)) => { states.insert(u.client_id, u.state); }
+                Some(crate::sim::DeviceMsg::Marker(..)) => {}
                 None => return Ok(()),
             },
             _ = tick.tick() => {

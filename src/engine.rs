@@ -22,7 +22,7 @@ use crate::protocol::{
     FaultKey, NetFault, PartitionMode, ScenarioSource, Target, WireEvent,
 };
 use crate::sim::device::DeviceHandle;
-use crate::sim::{DeviceReporter, Scenario};
+use crate::sim::{DeviceMsg, DeviceReporter, Scenario};
 use crate::tap::{Recorder, Tap};
 
 /// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
@@ -65,24 +65,32 @@ impl Drops {
 }
 
 /// Engine → consumer sender: bounded by count and bytes, never blocks,
-/// counts what it drops.
+/// counts what it drops. Traffic (wire batches) leaves room for the events
+/// that change state (scenario, broker, devices, notices, export), which are
+/// only refused when the channel is full to the last slot.
 #[derive(Clone)]
 struct EventSink {
     tx: crossbeam_channel::Sender<(Event, usize)>,
+    capacity: usize,
     bytes: Arc<AtomicUsize>,
     max_bytes: usize,
     waker: Arc<Mutex<Option<Waker>>>,
     drops: Arc<Drops>,
 }
 
+/// Channel slots wire batches never take.
+const CONTROL_RESERVE: usize = 64;
+
 impl EventSink {
     fn send(&self, ev: Event) {
         let size = ev.mem_bytes();
-        let queued = self.bytes.load(Ordering::Relaxed);
-        // An event alone bigger than the bound still passes when the queue is empty.
-        let fits = queued == 0 || queued + size <= self.max_bytes;
-        let refused = if fits {
+        let admitted = if matches!(ev, Event::Wire(_)) {
+            self.tx.len() + CONTROL_RESERVE < self.capacity && self.reserve_bytes(size)
+        } else {
             self.bytes.fetch_add(size, Ordering::Relaxed);
+            true
+        };
+        let refused = if admitted {
             match self.tx.try_send((ev, size)) {
                 Ok(()) => None,
                 Err(e) => {
@@ -98,6 +106,26 @@ impl EventSink {
         }
         if let Some(w) = self.waker.lock().as_ref() {
             w();
+        }
+    }
+
+    /// Take `size` bytes of the byte bound, if they fit (an event alone bigger
+    /// than the bound passes when nothing is queued). Atomic against other senders.
+    fn reserve_bytes(&self, size: usize) -> bool {
+        let mut queued = self.bytes.load(Ordering::Relaxed);
+        loop {
+            if queued != 0 && queued + size > self.max_bytes {
+                return false;
+            }
+            match self.bytes.compare_exchange_weak(
+                queued,
+                queued + size,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => queued = now,
+            }
         }
     }
 }
@@ -229,6 +257,8 @@ struct Engine {
     tap: Tap,
     upstream: Arc<Mutex<String>>,
     devices: Vec<DeviceHandle>,
+    /// A scenario was loaded and not stopped since (it may have no devices).
+    scenario_running: bool,
     timeline: Option<tokio::task::JoinHandle<()>>,
     sink: EventSink,
     reporter: DeviceReporter,
@@ -253,6 +283,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
     let bytes = Arc::new(AtomicUsize::new(0));
     let sink = EventSink {
         tx: ev_tx,
+        capacity: cfg.event_capacity,
         bytes: bytes.clone(),
         max_bytes: cfg.event_bytes,
         waker: waker.clone(),
@@ -303,19 +334,37 @@ fn free_port_after(ip: std::net::IpAddr, taken: u16) -> Option<u16> {
 const BATCH: usize = 8192;
 
 /// Collect wire events and device updates into batches (about every 10 ms);
-/// offer device state changes to the timeline.
+/// offer device state changes to the timeline. Markers on the devices' queue
+/// (a scenario started or stopped) go out after everything queued before them.
 async fn batch_events(
     mut wire: mpsc::Receiver<WireEvent>,
-    mut devices: mpsc::Receiver<DeviceUpdate>,
+    mut devices: mpsc::Receiver<DeviceMsg>,
     sink: EventSink,
     states: broadcast::Sender<(String, DeviceState)>,
 ) {
     let mut wire_buf = Vec::with_capacity(BATCH);
+    let mut dev_msgs: Vec<DeviceMsg> = Vec::new();
     let mut dev_buf: Vec<DeviceUpdate> = Vec::new();
+    let flush = |wire_buf: &mut Vec<WireEvent>, dev_buf: &mut Vec<DeviceUpdate>| {
+        if !dev_buf.is_empty() {
+            if states.receiver_count() > 0 {
+                for d in dev_buf.iter() {
+                    let _ = states.send((d.client_id.clone(), d.state));
+                }
+            }
+            sink.send(Event::Devices(std::mem::take(dev_buf)));
+        }
+        if !wire_buf.is_empty() {
+            sink.send(Event::Wire(std::mem::replace(
+                wire_buf,
+                Vec::with_capacity(BATCH),
+            )));
+        }
+    };
     loop {
         tokio::select! {
             n = wire.recv_many(&mut wire_buf, BATCH) => if n == 0 { return },
-            n = devices.recv_many(&mut dev_buf, BATCH) => if n == 0 { return },
+            n = devices.recv_many(&mut dev_msgs, BATCH) => if n == 0 { return },
         }
         // Let more arrive: one batch per ~10 ms keeps the consumer's work per event low.
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -325,60 +374,53 @@ async fn batch_events(
                 Err(_) => break,
             }
         }
-        while let Ok(d) = devices.try_recv() {
-            dev_buf.push(d);
+        while let Ok(m) = devices.try_recv() {
+            dev_msgs.push(m);
         }
-        if !dev_buf.is_empty() {
-            if states.receiver_count() > 0 {
-                for d in &dev_buf {
-                    let _ = states.send((d.client_id.clone(), d.state));
+        for m in dev_msgs.drain(..) {
+            match m {
+                DeviceMsg::Update(u) => dev_buf.push(u),
+                DeviceMsg::Marker(ev, done) => {
+                    // Everything the tap read so far goes first, too.
+                    while let Ok(w) = wire.try_recv() {
+                        wire_buf.push(w);
+                        if wire_buf.len() >= BATCH {
+                            flush(&mut wire_buf, &mut Vec::new());
+                        }
+                    }
+                    flush(&mut wire_buf, &mut dev_buf);
+                    sink.send(ev);
+                    let _ = done.send(());
                 }
             }
-            sink.send(Event::Devices(std::mem::take(&mut dev_buf)));
         }
-        if !wire_buf.is_empty() {
-            sink.send(Event::Wire(std::mem::replace(
-                &mut wire_buf,
-                Vec::with_capacity(BATCH),
-            )));
-        }
+        flush(&mut wire_buf, &mut dev_buf);
     }
 }
 
 impl Engine {
-    /// Start the broker (if embedded, on its own thread) and bind the tap.
-    /// On failure: the message, and a free port when the public one was taken.
+    /// Bind the tap, then start the broker (if embedded, on its own thread):
+    /// a taken public port fails before a broker router (a thread rumqttd
+    /// never stops) is spawned. On failure: the message, and a free port when
+    /// the public one was taken.
     async fn start(
         cfg: EngineConfig,
         sink: EventSink,
         commands: mpsc::WeakSender<Command>,
     ) -> Result<Engine, (String, Option<u16>)> {
-        let (broker, upstream) = match &cfg.upstream {
-            Upstream::Embedded => {
-                let b = BrokerControl::start(cfg.broker_listen, "--broker-port")
-                    .await
-                    .map_err(|e| (e.to_string(), None))?;
-                let addr = b.addr().to_string();
-                (Some(b), addr)
-            }
-            Upstream::External(addr) => (None, addr.clone()),
-        };
         let (wire_tx, wire_rx) = mpsc::channel(cfg.wire_capacity);
         let (dev_tx, dev_rx) = mpsc::channel(65_536);
         let recorder = Recorder::new(wire_tx, sink.drops.tap_queue.clone());
         let reporter = DeviceReporter::new(dev_tx, sink.drops.device_queue.clone());
-        let upstream_shared = Arc::new(Mutex::new(upstream.clone()));
-        // rumqttd 0.20 closes a CONNECT with keepalive 0 without CONNACK: the tap
-        // asks it for the longest keepalive instead (shown on the session).
-        let zero_keepalive_as = broker.is_some().then_some(crate::tap::KEEPALIVE_FOR_ZERO);
-        let tap = match Tap::start(
-            cfg.listen,
-            upstream_shared.clone(),
-            recorder,
-            zero_keepalive_as,
-        )
-        .await
-        {
+        let embedded = matches!(cfg.upstream, Upstream::Embedded);
+        let upstream_shared = Arc::new(Mutex::new(match &cfg.upstream {
+            Upstream::External(addr) => addr.clone(),
+            // Set below, once the broker listens (ready is reported after that).
+            Upstream::Embedded => cfg.broker_listen.to_string(),
+        }));
+        // In front of the embedded rumqttd the tap works around what it cannot
+        // take (keepalive 0, names that crash it), and shows it on the session.
+        let tap = match Tap::start(cfg.listen, upstream_shared.clone(), recorder, embedded).await {
             Ok(t) => t,
             Err(source) => {
                 let ip = cfg.listen.ip();
@@ -399,11 +441,21 @@ impl Engine {
                 ));
             }
         };
+        let broker = if embedded {
+            let b = BrokerControl::start(cfg.broker_listen, "--broker-port")
+                .await
+                .map_err(|e| (e.to_string(), None))?;
+            *upstream_shared.lock() = b.addr().to_string();
+            Some(b)
+        } else {
+            None
+        };
+        let upstream = upstream_shared.lock().clone();
         let (states, _) = broadcast::channel(4096);
         tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone(), states.clone()));
         sink.send(Event::Broker(BrokerState::Running {
             public: tap.local_addr(),
-            upstream: upstream.clone(),
+            upstream,
         }));
         Ok(Engine {
             cfg,
@@ -411,6 +463,7 @@ impl Engine {
             tap,
             upstream: upstream_shared,
             devices: Vec::new(),
+            scenario_running: false,
             timeline: None,
             sink,
             reporter,
@@ -420,6 +473,13 @@ impl Engine {
             next_fault_generation: 0,
             export: None,
         })
+    }
+
+    /// Send an event after every device report queued before it.
+    async fn send_ordered(&self, ev: Event) {
+        if let Err(ev) = self.reporter.marker(ev).await {
+            self.sink.send(ev);
+        }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -473,12 +533,18 @@ impl Engine {
         // Parsing reads a file: not on an async worker.
         let parsed = tokio::task::spawn_blocking({
             let source = source.clone();
-            move || Scenario::from_source(&source)
+            move || {
+                let s = Scenario::from_source(&source).map_err(|e| e.to_string())?;
+                match crate::sys::device_capacity().refuse(s.device_count() as u64) {
+                    Some(why) => Err(format!("{}: {why}", s.name)),
+                    None => Ok(s),
+                }
+            }
         })
         .await;
         let scenario = match parsed {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return self.notice(true, e.to_string()),
+            Ok(Err(e)) => return self.notice(true, e),
             Err(e) => return self.notice(true, format!("cannot load the scenario: {e}")),
         };
         self.stop_devices().await;
@@ -495,8 +561,9 @@ impl Engine {
             ScenarioSource::File(p) => p.clone(),
             ScenarioSource::Text { origin, .. } => origin.clone(),
         };
-        self.sink
-            .send(Event::ScenarioStarted(Box::new(scenario.info(&path))));
+        self.send_ordered(Event::ScenarioStarted(Box::new(scenario.info(&path))))
+            .await;
+        self.scenario_running = true;
         self.devices = crate::sim::start(&scenario, &host, port, &self.reporter);
         if !scenario.timeline.is_empty() {
             let states = self.states.subscribe();
@@ -787,13 +854,14 @@ impl Engine {
         if let Some(t) = self.timeline.take() {
             t.abort();
         }
-        if self.devices.is_empty() {
+        if !self.scenario_running {
             return;
         }
+        self.scenario_running = false;
         crate::sim::stop(std::mem::take(&mut self.devices), Duration::from_secs(3)).await;
         self.tap.faults().clear_all();
         self.sink.send(Event::NetFaults(Vec::new()));
-        self.sink.send(Event::ScenarioStopped);
+        self.send_ordered(Event::ScenarioStopped).await;
     }
 }
 

@@ -207,3 +207,39 @@ fn a_scenario_that_is_not_utf8_names_the_line_and_byte_of_the_bad_byte() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 }
+
+#[test]
+fn templates_are_checked_where_they_are_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            "json-typo.ron",
+            r#"Scenario(name: "s", devices: [(id: "d", publish: [(topic: "t", payload: Text("{\"t\": {tmep}}"))])])"#,
+            "unknown placeholder `{tmep}`",
+        ),
+        (
+            "will-topic.ron",
+            r#"Scenario(name: "s", devices: [(id: "d", will: (topic: "w/{seq}", payload: Text("x")))])"#,
+            "only {i} and {id}",
+        ),
+        (
+            "generator.ron",
+            r#"Scenario(name: "s", devices: [(id: "d", publish: [(topic: "t", payload: Json({"a": Text("{nope}")}))])])"#,
+            "unknown placeholder `{nope}`",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let f = write(dir.path(), name, text.as_bytes());
+        let (code, _, stderr) = validate(&f);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+    // A var that a reaction sets may be used once set.
+    let ok = write(
+        dir.path(),
+        "set-var.ron",
+        br#"Scenario(name: "s", devices: [(id: "d", react: [(on: "cmd", actions: [SetVarFromPayload("level"), Publish(topic: "ack", payload: Text("{level}"))])])])"#,
+    );
+    let (code, _, stderr) = validate(&ok);
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -413,3 +413,115 @@ async fn a_virtual_device_may_ask_for_no_keepalive() {
     assert_eq!((s.keep_alive_s, s.connected), (0, true));
     assert!(s.broker_keep_alive_s.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_scenario_never_receives_the_last_reports_of_the_previous_one() {
+    let mut rig = Rig::start().await;
+    let first = load("temperature.ron");
+    assert!(rig.handle.send(Command::LoadScenario(first.to_source())));
+    rig.wait_model("the first scenario connected", 15, |m| {
+        m.devices.connected() == first.device_count()
+    })
+    .await;
+    let second = load("wine-cooler.ron");
+    assert!(rig.handle.send(Command::LoadScenario(second.to_source())));
+    rig.wait_model("the second scenario connected", 15, |m| {
+        m.scenario
+            .as_ref()
+            .is_some_and(|s| s.info.name == second.name)
+            && m.devices.connected() == second.device_count()
+    })
+    .await;
+    // The first scenario's final "stopped" reports came before the second started.
+    let m = &rig.model;
+    assert_eq!(m.devices.len(), second.device_count(), "no phantom devices");
+    assert!(m.devices.get("temp-sensor").is_none());
+    assert_eq!(
+        m.devices
+            .fleets()
+            .iter()
+            .map(|f| f.id.as_str())
+            .collect::<Vec<_>>(),
+        second
+            .devices
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_without_devices_starts_and_stops() {
+    let empty = Scenario::parse(r#"Scenario(name: "broker only")"#, Path::new("empty.ron"))
+        .expect("an empty scenario is valid");
+    let mut rig = Rig::start().await;
+    assert!(rig.handle.send(Command::LoadScenario(empty.to_source())));
+    rig.wait_model("started", 5, |m| m.scenario.is_some()).await;
+    assert!(rig.handle.send(Command::StopScenario));
+    rig.wait_model("stopped", 5, |m| m.scenario.is_none()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_text_keeps_its_braces_and_fills_its_placeholders() {
+    let scenario = Scenario::parse(
+        r#"Scenario(name: "json", devices: [
+            (id: "j", vars: {"level": 2.5}, publish: [
+                (topic: "j/t", every: "100ms", payload: Text("{\"on\": true, \"n\": {seq}, \"lvl\": {level}, \"raw\": \"{{id}\"}")),
+            ]),
+        ])"#,
+        Path::new("json.ron"),
+    )
+    .expect("valid");
+    let mut rig = Rig::start().await;
+    assert!(rig.handle.send(Command::LoadScenario(scenario.to_source())));
+    rig.wait_for("the first message", 10, |c| c.topics.contains_key("j/t"))
+        .await;
+    let first = rig
+        .model
+        .capture
+        .messages()
+        .find(|(_, e)| e.topic.as_deref() == Some("j/t"))
+        .and_then(|(_, e)| e.payload.clone())
+        .expect("a payload");
+    assert_eq!(
+        std::str::from_utf8(&first).expect("text"),
+        r#"{"on": true, "n": 1, "lvl": 2.5, "raw": "{id}"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_would_crash_rumqttd_is_refused_at_the_tap_and_the_broker_stays_up() {
+    let mut rig = Rig::start().await;
+    let (mut sub, publ) =
+        sub_and_pub(rig.port(), "u-sub", true, "#", QoS::AtLeastOnce, "u-pub").await;
+    publ.client
+        .publish("ü/temp", QoS::AtLeastOnce, false, "21")
+        .await
+        .expect("queued");
+    rig.wait_for("the publisher's connection closed with a reason", 5, |c| {
+        c.sessions.get("u-pub").is_some_and(|s| {
+            matches!(s.last_disconnect(), Some(CloseReason::Error(why)) if why.contains("non-ASCII"))
+        })
+    })
+    .await;
+    // The capture has the refused frame; the broker still serves everyone else.
+    assert!(rig.model.capture.topics.contains_key("ü/temp"));
+    let (_, other) = sub_and_pub(
+        rig.port(),
+        "u-sub2",
+        true,
+        "x/#",
+        QoS::AtLeastOnce,
+        "u-pub2",
+    )
+    .await;
+    other
+        .client
+        .publish("temp/ü", QoS::AtLeastOnce, false, "ok")
+        .await
+        .expect("queued");
+    sub.expect("a message after the refusal", 5, |p| {
+        publish_payloads(p).is_some_and(|(t, _)| t == "temp/ü")
+    })
+    .await;
+}

@@ -118,6 +118,13 @@ impl Flows {
         self.list.iter()
     }
 
+    /// Number new flows from `id` (an empty list only: ids are never reused).
+    pub(super) fn start_ids_at(&mut self, id: u64) {
+        if self.list.is_empty() {
+            self.first_id = id;
+        }
+    }
+
     /// Id of the oldest stored flow; one past the newest is `first_id() + len()`.
     pub fn first_id(&self) -> u64 {
         self.first_id

@@ -282,14 +282,35 @@ impl Capture {
     }
 
     /// Forget everything captured (not the limits, the drop counters or the
-    /// sequence numbers: views holding old numbers find nothing, never another event).
+    /// sequence numbers: views holding old numbers find nothing, never another
+    /// event). Clients still connected stay listed, with their subscriptions,
+    /// and their message counts start again from zero.
     pub fn clear(&mut self) {
+        let mut live: BTreeMap<String, Session> = std::mem::take(&mut self.sessions)
+            .into_iter()
+            .filter(|(_, s)| s.connected)
+            .collect();
+        for s in live.values_mut() {
+            s.published = 0;
+            s.received = 0;
+            s.from_offline_queue = 0;
+        }
+        let live_conns: HashMap<ConnId, ConnState> = std::mem::take(&mut self.conns)
+            .into_iter()
+            .filter(|(id, _)| live.values().any(|s| s.conn == Some(*id)))
+            .collect();
         let limits = self.limits.clone();
         let dropped = self.dropped;
         let next_seq = self.end_seq();
+        let next_flow = self.flows.first_id() + self.flows.len() as u64;
         let generation = self.generation;
         let clears = self.clears;
         *self = Capture::new(limits);
+        // Flow ids go on too: a view holding one finds nothing, never another flow.
+        self.flows.start_ids_at(next_flow);
+        self.connected = live.len();
+        self.sessions = live;
+        self.conns = live_conns;
         self.dropped = dropped;
         self.first_seq = next_seq;
         self.generation = generation + 1;
@@ -503,7 +524,18 @@ impl Capture {
 
 /// Whether `topic` matches the subscription `filter` (`+` and `#` wildcards).
 pub fn topic_matches(topic: &str, filter: &str) -> bool {
-    rumqttc::mqttbytes::matches(topic, filter)
+    // rumqttc's matcher slices the topic's first byte to apply the `$` rule:
+    // a topic starting with a multi-byte character would panic there. Such a
+    // topic cannot start with `$`, so match it behind a neutral first level.
+    match topic.chars().next() {
+        Some(c) if !c.is_ascii() => {
+            #[expect(clippy::disallowed_methods, reason = "the one safe wrapper")]
+            let m = rumqttc::mqttbytes::matches(&format!("x/{topic}"), &format!("x/{filter}"));
+            m
+        }
+        #[expect(clippy::disallowed_methods, reason = "the one safe wrapper")]
+        _ => rumqttc::mqttbytes::matches(topic, filter),
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +619,84 @@ mod tests {
     }
 
     #[test]
+    fn clear_keeps_sequence_numbers_and_flow_ids_going() {
+        let mut c = Capture::default();
+        c.ingest(publish(1, "a", Direction::ClientToBroker, "t", "x", 1, 1));
+        c.ingest(publish(1, "a", Direction::ClientToBroker, "t", "y", 1, 2));
+        let (end, flows_end) = (c.end_seq(), c.flows.first_id() + c.flows.len() as u64);
+        assert_eq!((end, flows_end), (2, 2));
+        c.clear();
+        assert!(
+            c.get(0).is_none() && c.get(1).is_none(),
+            "old numbers find nothing"
+        );
+        assert!(c.flows.get(0).is_none());
+        c.ingest(publish(1, "a", Direction::ClientToBroker, "t", "z", 1, 3));
+        assert_eq!(c.first_seq(), 2);
+        assert_eq!(
+            c.get(2).and_then(|e| e.payload.clone()).as_deref(),
+            Some(&b"z"[..])
+        );
+        assert_eq!(c.flows.iter().next().map(|f| f.id), Some(2));
+        assert_eq!(c.clears, 1);
+    }
+
+    #[test]
+    fn clear_keeps_the_clients_still_connected() {
+        use crate::protocol::CloseReason;
+        let mut c = Capture::default();
+        for (conn, id) in [(1, "live"), (2, "gone")] {
+            c.ingest(ev(conn, "", Direction::ClientToBroker, PacketKind::Opened));
+            let mut connect = ev(conn, id, Direction::ClientToBroker, PacketKind::Connect);
+            connect.detail = WireDetail::Connect {
+                clean_session: true,
+                keep_alive_s: 30,
+                broker_keep_alive_s: None,
+                will: None,
+                username: None,
+            };
+            c.ingest(connect);
+            let mut ack = ev(conn, id, Direction::BrokerToClient, PacketKind::ConnAck);
+            ack.detail = WireDetail::ConnAck {
+                session_present: false,
+                code: 0,
+            };
+            c.ingest(ack);
+        }
+        let mut closed = ev(2, "gone", Direction::ClientToBroker, PacketKind::Closed);
+        closed.detail = WireDetail::Closed(CloseReason::Graceful);
+        c.ingest(closed);
+        c.ingest(publish(
+            1,
+            "live",
+            Direction::ClientToBroker,
+            "t",
+            "x",
+            0,
+            0,
+        ));
+        c.clear();
+        assert_eq!(c.sessions.keys().collect::<Vec<_>>(), ["live"]);
+        assert_eq!(c.connected_clients(), 1);
+        assert_eq!(c.sessions["live"].published, 0);
+        // Its connection is still known: it publishes on, and then leaves.
+        c.ingest(publish(
+            1,
+            "live",
+            Direction::ClientToBroker,
+            "t",
+            "y",
+            0,
+            0,
+        ));
+        assert_eq!(c.sessions["live"].published, 1);
+        let mut closed = ev(1, "live", Direction::ClientToBroker, PacketKind::Closed);
+        closed.detail = WireDetail::Closed(CloseReason::Graceful);
+        c.ingest(closed);
+        assert_eq!(c.connected_clients(), 0);
+    }
+
+    #[test]
     fn retained_set_and_cleared() {
         let mut c = Capture::default();
         let mut p = publish(1, "a", Direction::ClientToBroker, "s", "on", 1, 1);
@@ -601,6 +711,9 @@ mod tests {
 
     #[test]
     fn topic_filters() {
+        assert!(topic_matches("ü/temp", "#"));
+        assert!(topic_matches("ü/temp", "+/temp"));
+        assert!(!topic_matches("ü/temp", "a/#"));
         assert!(topic_matches("a/b/c", "a/+/c"));
         assert!(topic_matches("a/b/c", "a/#"));
         assert!(!topic_matches("a/b", "a/b/c"));

@@ -339,7 +339,7 @@ impl Device {
         let text = String::from_utf8_lossy(payload).into_owned();
         let mut refused = 0;
         for r in &mut self.reactions {
-            if !rumqttc::mqttbytes::matches(topic, &r.filter) {
+            if !crate::capture::topic_matches(topic, &r.filter) {
                 continue;
             }
             for a in &mut r.actions {

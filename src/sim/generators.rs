@@ -59,11 +59,12 @@ impl DeviceCtx {
                 rest = escaped;
                 continue;
             }
-            let Some(close) = after.find('}') else {
-                out.push_str(&rest[open..]);
-                return out;
+            // `{name}`: a placeholder; any other brace is literal text (JSON).
+            let Some(key) = super::scenario::placeholder_at(after) else {
+                out.push('{');
+                rest = after;
+                continue;
             };
-            let key = &after[..close];
             match key {
                 "id" => out.push_str(&self.id),
                 "i" => out.push_str(&self.index.to_string()),
@@ -82,7 +83,7 @@ impl DeviceCtx {
                     out.push('}');
                 }
             }
-            rest = &after[close + 1..];
+            rest = &after[key.len() + 1..];
         }
         out.push_str(rest);
         out

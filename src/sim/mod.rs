@@ -12,25 +12,52 @@ use tokio::sync::mpsc;
 
 pub use scenario::{DeviceSpec, Scenario, ScenarioError};
 
-use crate::protocol::DeviceUpdate;
+use crate::protocol::{DeviceUpdate, Event};
 use device::{DeviceHandle, DevicePlan};
+
+/// What travels on the devices' queue: their reports, and the engine's
+/// markers between scenarios (started, stopped) in the same order, so a
+/// stopped scenario's last reports never land after the next one began.
+#[derive(Debug)]
+pub enum DeviceMsg {
+    Update(DeviceUpdate),
+    /// Answered on the oneshot once the event went out.
+    Marker(Event, tokio::sync::oneshot::Sender<()>),
+}
 
 /// Where devices report their state: a bounded queue; what does not fit is
 /// dropped and counted (a device never waits for its observer).
 #[derive(Clone)]
 pub struct DeviceReporter {
-    tx: mpsc::Sender<DeviceUpdate>,
+    tx: mpsc::Sender<DeviceMsg>,
     dropped: Arc<AtomicU64>,
 }
 
 impl DeviceReporter {
-    pub fn new(tx: mpsc::Sender<DeviceUpdate>, dropped: Arc<AtomicU64>) -> DeviceReporter {
+    pub fn new(tx: mpsc::Sender<DeviceMsg>, dropped: Arc<AtomicU64>) -> DeviceReporter {
         DeviceReporter { tx, dropped }
     }
 
     pub fn report(&self, update: DeviceUpdate) {
-        if self.tx.try_send(update).is_err() {
+        if self.tx.try_send(DeviceMsg::Update(update)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queue a marker after every report sent so far (waits for room: a
+    /// marker is never dropped) and wait until it went out, so that nothing
+    /// sent after this call can overtake it. Returns it when nobody listens.
+    pub async fn marker(&self, ev: Event) -> Result<(), Event> {
+        let (done, sent) = tokio::sync::oneshot::channel();
+        match self.tx.send(DeviceMsg::Marker(ev, done)).await {
+            Ok(()) => {
+                let _ = sent.await;
+                Ok(())
+            }
+            Err(e) => Err(match e.0 {
+                DeviceMsg::Marker(ev, _) => ev,
+                DeviceMsg::Update(_) => Event::ScenarioStopped,
+            }),
         }
     }
 }

@@ -791,9 +791,20 @@ impl Scenario {
     }
 }
 
-/// The placeholder names in a template: `{name}` where name looks like a
-/// name (letters, digits, `_`, `%`). Anything else in braces is literal text
-/// (so JSON such as `{"on": true}` passes unchanged); `{{` is a literal `{`.
+/// The placeholder at the start of `after` (the text just after a `{`): a
+/// name (letters, digits, `_`, `%`, starting with a letter or `_`) closed by
+/// `}`. None when the brace is literal text, as in JSON.
+pub fn placeholder_at(after: &str) -> Option<&str> {
+    let end = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '%'))
+        .unwrap_or(after.len());
+    let key = &after[..end];
+    (after[end..].starts_with('}') && is_placeholder_name(key)).then_some(key)
+}
+
+/// The placeholder names in a template: `{name}`. Any other brace is literal
+/// text (so JSON such as `{"on": true, "n": {seq}}` keeps its braces and
+/// fills `{seq}`); `{{` is a literal `{`.
 pub fn placeholders(template: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = template;
@@ -803,12 +814,13 @@ pub fn placeholders(template: &str) -> Vec<&str> {
             rest = escaped;
             continue;
         }
-        let Some(close) = after.find('}') else { break };
-        let key = &after[..close];
-        if is_placeholder_name(key) {
-            out.push(key);
+        match placeholder_at(after) {
+            Some(key) => {
+                out.push(key);
+                rest = &after[key.len() + 1..];
+            }
+            None => rest = after,
         }
-        rest = &after[close + 1..];
     }
     out
 }
@@ -822,72 +834,132 @@ pub fn is_placeholder_name(key: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '%')
 }
 
-/// Every `{name}` in the device's templates must be a built-in, one of its
-/// vars or signals (and `{payload}` only in a reaction).
+/// Which placeholders a template field is filled with when it runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Client ids, subscribe filters, will topics, reaction filters: `{i}` and `{id}` only.
+    Identity,
+    /// The will's payload: rendered once at connect, before any signal is sampled.
+    Will,
+    /// Published topics and payloads: every built-in, var and signal.
+    Full,
+    /// A reaction's actions: `Full` plus `{payload}`.
+    Reaction,
+}
+
+/// Every `{name}` in the device's templates must be something that field is
+/// filled with when it runs (see [`Fill`]).
 fn check_templates(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), ScenarioError> {
-    let check = |template: &str, in_reaction: bool| -> Result<(), ScenarioError> {
+    // Vars the device's actions set exist from then on.
+    let set_vars: HashSet<&str> = d
+        .react
+        .iter()
+        .flat_map(|r| &r.actions)
+        .filter_map(|a| match a {
+            Action::SetVar(v, _) | Action::SetVarFromPayload(v) => Some(v.as_str()),
+            _ => None,
+        })
+        .collect();
+    let check = |template: &str, fill: Fill| -> Result<(), ScenarioError> {
         for key in placeholders(template) {
-            let known = matches!(key, "id" | "i" | "seq" | "state")
-                || (in_reaction && key == "payload")
-                || key
-                    .strip_prefix("seq%")
-                    .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
-                || d.vars.contains_key(key)
-                || d.signals.contains_key(key);
-            if !known {
-                let (line, col) = locate(text, &format!("{{{key}}}"));
-                let mut names: Vec<String> = ["id", "i", "seq", "seq%N", "state"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
-                if in_reaction {
-                    names.push("payload".into());
-                }
-                names.extend(d.vars.keys().cloned());
-                names.extend(d.signals.keys().cloned());
-                return Err(ScenarioError {
-                    path: path.to_path_buf(),
-                    line,
-                    col,
-                    message: format!(
-                        "unknown placeholder `{{{key}}}` in \"{template}\" (device \"{}\"): expected one of {}; write `{{{{` for a literal brace",
-                        d.id,
-                        names
-                            .iter()
-                            .map(|n| format!("{{{n}}}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
+            let identity = matches!(key, "id" | "i");
+            let known = identity
+                || (fill != Fill::Identity
+                    && (matches!(key, "seq" | "state")
+                        || key
+                            .strip_prefix("seq%")
+                            .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+                        || d.vars.contains_key(key)
+                        || set_vars.contains(key)))
+                || (matches!(fill, Fill::Full | Fill::Reaction) && d.signals.contains_key(key))
+                || (fill == Fill::Reaction && key == "payload");
+            if known {
+                continue;
             }
+            let mut names: Vec<String> = vec!["id".into(), "i".into()];
+            if fill != Fill::Identity {
+                names.extend(["seq", "seq%N", "state"].map(String::from));
+                names.extend(d.vars.keys().cloned());
+                names.extend(set_vars.iter().map(|v| v.to_string()));
+            }
+            if matches!(fill, Fill::Full | Fill::Reaction) {
+                names.extend(d.signals.keys().cloned());
+            }
+            if fill == Fill::Reaction {
+                names.push("payload".into());
+            }
+            names.sort();
+            names.dedup();
+            let (line, col) = locate_in_device(text, &d.id, &format!("{{{key}}}"));
+            let only = if fill == Fill::Identity {
+                " (this field is filled when the device starts: only {i} and {id})"
+            } else if fill == Fill::Will {
+                " (the will is written at connect, before signals are sampled)"
+            } else {
+                ""
+            };
+            return Err(ScenarioError {
+                path: path.to_path_buf(),
+                line,
+                col,
+                message: format!(
+                    "unknown placeholder `{{{key}}}` in \"{template}\" (device \"{}\"): expected one of {}{only}; write `{{{{` for a literal brace",
+                    d.id,
+                    names
+                        .iter()
+                        .map(|n| format!("{{{n}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
         }
         Ok(())
     };
-    let text_of = |p: &Payload| match p {
-        Payload::Text(t) => Some(t.clone()),
-        _ => None,
+    // Every text a payload renders: Text, and Text generators inside Value/Json.
+    let texts = |p: &Payload| -> Vec<String> {
+        match p {
+            Payload::Text(t) | Payload::Value(Gen::Text(t)) => vec![t.clone()],
+            Payload::Value(_) => vec![],
+            Payload::Json(fields) => fields
+                .values()
+                .filter_map(|g| match g {
+                    Gen::Text(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect(),
+        }
     };
+    check(&d.id, Fill::Identity)?;
+    for s in &d.subscribe {
+        check(&s.filter, Fill::Identity)?;
+    }
     if let Some(w) = &d.will {
-        check(&w.topic, false)?;
-        if let Some(t) = text_of(&w.payload) {
-            check(&t, false)?;
+        check(&w.topic, Fill::Identity)?;
+        for t in texts(&w.payload) {
+            check(&t, Fill::Will)?;
         }
     }
     for p in &d.publish {
-        check(&p.topic, false)?;
-        if let Some(t) = text_of(&p.payload) {
-            check(&t, false)?;
+        check(&p.topic, Fill::Full)?;
+        for t in texts(&p.payload) {
+            check(&t, Fill::Full)?;
         }
     }
     for r in &d.react {
-        check(&r.on, false)?;
+        check(&r.on, Fill::Identity)?;
         for a in &r.actions {
             match a {
-                Action::SetState(s) => check(s, true)?,
+                Action::SetState(s) => check(s, Fill::Reaction)?,
                 Action::Publish { topic, payload, .. } => {
-                    check(topic, true)?;
-                    if let Some(t) = text_of(payload) {
-                        check(&t, true)?;
+                    check(topic, Fill::Reaction)?;
+                    // Generators in a reaction's payload are filled without `{payload}`.
+                    for t in texts(payload) {
+                        let fill = if matches!(payload, Payload::Text(_)) {
+                            Fill::Reaction
+                        } else {
+                            Fill::Full
+                        };
+                        check(&t, fill)?;
                     }
                 }
                 Action::SetVarFromPayload(_) | Action::SetVar(..) => {}
@@ -895,6 +967,24 @@ fn check_templates(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), Scenar
         }
     }
     Ok(())
+}
+
+/// Like [`locate`], but the first occurrence after the device's `id: "…"`
+/// (an error names the device it is in, not another one).
+fn locate_in_device(text: &str, device_id: &str, needle: &str) -> (usize, usize) {
+    let start = text.find(&format!("\"{device_id}\"")).unwrap_or(0);
+    match text[start..].find(needle) {
+        Some(at) => position(text, start + at),
+        None => locate(text, needle),
+    }
+}
+
+/// 1-based line and column of byte offset `at` in `text`.
+fn position(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
 }
 
 /// States named by transitions, `SetState` and `StateIs` must be states of
@@ -918,9 +1008,9 @@ fn check_states(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), ScenarioE
         })
         .collect();
     let unknown = |state: &str, what: &str| {
-        let (line, col) = locate(text, &format!("{what}(\"{state}\")"));
+        let (line, col) = locate_in_device(text, &d.id, &format!("{what}(\"{state}\")"));
         let (line, col) = if (line, col) == (1, 1) {
-            locate(text, &format!("\"{state}\""))
+            locate_in_device(text, &d.id, &format!("\"{state}\""))
         } else {
             (line, col)
         };

@@ -76,8 +76,9 @@ struct ConnCtx {
     disconnect_seen: AtomicBool,
     rec: Recorder,
     faults: Arc<FaultTable>,
-    /// Rewrite a CONNECT's keepalive 0 to this (the embedded broker refuses 0).
-    zero_keepalive_as: Option<u16>,
+    /// The broker behind is the embedded rumqttd: work around what it cannot
+    /// take (keepalive 0 is rewritten; names that would crash it are refused).
+    embedded: bool,
 }
 
 impl ConnCtx {
@@ -103,13 +104,12 @@ impl ConnCtx {
 
 impl Tap {
     /// Bind `listen` and forward every accepted connection to `upstream` (`host:port`).
-    /// `zero_keepalive_as`: what to send the broker for a CONNECT with
-    /// keepalive 0 (Some for the embedded rumqttd, which refuses 0).
+    /// `embedded`: the broker behind is the embedded rumqttd (see [`ConnCtx`]).
     pub async fn start(
         listen: SocketAddr,
         upstream: Arc<Mutex<String>>,
         rec: Recorder,
-        zero_keepalive_as: Option<u16>,
+        embedded: bool,
     ) -> std::io::Result<Tap> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
@@ -136,7 +136,7 @@ impl Tap {
                     disconnect_seen: AtomicBool::new(false),
                     rec: rec.clone(),
                     faults: faults2.clone(),
-                    zero_keepalive_as,
+                    embedded,
                 });
                 let kill = Arc::new(Notify::new());
                 conns2.lock().insert(
@@ -331,7 +331,7 @@ async fn read_side(
             dir,
             ctx.id,
             &ctx.client_id,
-            ctx.zero_keepalive_as,
+            ctx.embedded.then_some(KEEPALIVE_FOR_ZERO),
             &mut |ev, range, replacement: Option<Bytes>| {
                 if ev.kind == PacketKind::Disconnect {
                     ctx.disconnect_seen.store(true, Ordering::Relaxed);
@@ -340,6 +340,30 @@ async fn read_side(
                 frames.push((ev, range, replacement));
             },
         );
+        // rumqttd 0.20 slices a topic's first byte when it matches subscriptions:
+        // a name starting with a multi-byte character crashes its router thread,
+        // and the broker with it, for every client. Refuse it here, with a reason.
+        if ctx.embedded
+            && dir == Direction::ClientToBroker
+            && let Some(at) = frames
+                .iter()
+                .position(|(ev, _, _)| crashes_rumqttd(ev).is_some())
+        {
+            let why = crashes_rumqttd(&frames[at].0).unwrap_or_default();
+            // The frames before it go through as read (or rewritten), in order.
+            let bad = frames.split_off(at);
+            let before = buf.split_to(bad[0].1.start).freeze();
+            for (ev, range, replacement) in frames {
+                ctx.rec.record(ev);
+                let due = last_due.max(Instant::now());
+                let bytes = replacement.unwrap_or_else(|| before.slice(range));
+                tx.send(Outgoing { due, bytes }).await.map_err(closed)?;
+            }
+            if let Some((ev, _, _)) = bad.into_iter().next() {
+                ctx.rec.record(ev);
+            }
+            return Err(CloseReason::Error(why));
+        }
         let consumed = match outcome.error {
             Some(err) => {
                 // Not MQTT 3.1.1 as we know it: keep forwarding, stop decoding.
@@ -406,6 +430,28 @@ async fn read_side(
             .map_err(closed)?;
         }
     }
+}
+
+/// Why the embedded rumqttd 0.20 would crash on this frame, if it would: a
+/// topic or filter whose first character is not ASCII (its matcher slices
+/// the first byte).
+fn crashes_rumqttd(ev: &WireEvent) -> Option<String> {
+    let bad = |name: &str| name.chars().next().is_some_and(|c| !c.is_ascii());
+    let name = match (&ev.kind, &ev.detail) {
+        (PacketKind::Publish, _) => ev.topic.as_deref().filter(|t| bad(t))?.to_string(),
+        (PacketKind::Subscribe, WireDetail::Subscribe(filters)) => {
+            filters.iter().find(|(f, _)| bad(f))?.0.clone()
+        }
+        (PacketKind::Connect, WireDetail::Connect { will: Some(w), .. }) if bad(&w.topic) => {
+            w.topic.clone()
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "refused by the tap: \"{name}\" starts with a non-ASCII character, which crashes the embedded \
+         rumqttd 0.20 for every client (its topic matcher slices the first byte); \
+         the connection was closed to keep the broker up"
+    ))
 }
 
 async fn write_side(

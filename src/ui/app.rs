@@ -76,6 +76,8 @@ pub struct WorkbenchApp {
     scenario_starts: u64,
     /// The current engine's start-up failure was shown.
     failure_shown: bool,
+    /// The scenario asked for and not started yet (asked again after a port change).
+    requested: Option<PathBuf>,
     frame_bench: Option<FrameBenchRun>,
 }
 
@@ -132,6 +134,7 @@ impl WorkbenchApp {
             repaint_ctx: cc.egui_ctx.clone(),
             scenario_starts: 0,
             failure_shown: false,
+            requested: None,
             frame_bench: config.frame_bench.map(FrameBenchRun::new),
         };
         app.start_engine();
@@ -192,10 +195,19 @@ impl WorkbenchApp {
     fn change_port(&mut self, port: u16) {
         self.engine_cfg.listen.set_port(port);
         self.settings.port = port;
-        let rerun = self.model.scenario.as_ref().map(|r| r.info.path.clone());
+        // The scenario running, or the one asked for while the old engine failed.
+        let rerun = self
+            .model
+            .scenario
+            .as_ref()
+            .map(|r| r.info.path.clone())
+            .or_else(|| self.requested.clone());
+        // Nothing the old engine reported holds for the new one.
         self.model.capture.clear();
         self.model.devices.clear();
+        self.model.faults.clear();
         self.model.scenario = None;
+        self.model.export = None;
         self.start_engine();
         if let Some(path) = rerun.filter(|p| p.is_file()) {
             self.pending
@@ -210,6 +222,7 @@ impl WorkbenchApp {
     /// Ask the engine to run a scenario; it answers with the scenario started,
     /// or a notice naming file:line:column.
     pub fn open_scenario(&mut self, path: &Path) {
+        self.requested = Some(path.to_path_buf());
         self.pending
             .push(Command::LoadScenario(ScenarioSource::File(
                 path.to_path_buf(),
@@ -261,10 +274,14 @@ impl WorkbenchApp {
             return false;
         };
         let more = self.model.drain(handle, Some(budget));
+        let startup_failed = matches!(handle.readiness(), engine::Readiness::Failed(_));
         for n in self.model.take_notices() {
             self.toasts.push(n.error, n.text);
         }
+        // Only a failed start-up asks for another port (a broker restart that
+        // fails later is shown in the status bar).
         if let BrokerState::Failed { error, free_port } = &self.model.broker
+            && startup_failed
             && !self.failure_shown
         {
             self.failure_shown = true;
@@ -284,6 +301,7 @@ impl WorkbenchApp {
                 let path = r.info.path.clone();
                 self.settings.remember(&path);
             }
+            self.requested = None;
         }
         more
     }

@@ -329,8 +329,13 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
     let painter = ui.painter_at(rect);
     let visuals = ui.visuals();
     let y = rect.center().y;
-    let x_of =
-        |t: u64| rect.left() + 40.0 + (rect.width() - 120.0) * ((t - t0) as f32 / (t1 - t0) as f32);
+    // Clocks of two threads may step back a little: never subtract below zero.
+    let x_of = |t: u64| {
+        rect.left()
+            + 40.0
+            + (rect.width() - 120.0)
+                * (t.saturating_sub(t0) as f32 / t1.saturating_sub(t0).max(1) as f32)
+    };
     painter.line_segment(
         [pos2(rect.left() + 30.0, y), pos2(rect.right() - 20.0, y)],
         Stroke::new(1.0, visuals.weak_text_color()),
@@ -357,7 +362,7 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
                 egui::Align2::CENTER_TOP
             },
             match prev {
-                Some(p) => format!("{label} +{}", format::duration_us(s.t_us - p)),
+                Some(p) => format!("{label} +{}", format::duration_us(s.t_us.saturating_sub(p))),
                 None => label,
             },
             egui::FontId::proportional(11.0),

@@ -47,6 +47,8 @@ pub struct TopicsPanel {
     rows: Vec<usize>,
     rows_key: Option<(u64, u64, String, u64)>,
     toggles: u64,
+    /// The capture's clear count these caches belong to.
+    clears: u64,
     series: HashMap<(String, Option<String>), Series>,
     /// Points drawn per series in the last frame (label, count): what the plot shows.
     pub last_plot: Vec<(String, usize)>,
@@ -80,6 +82,14 @@ impl TopicsPanel {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture, _out: &mut Vec<Command>) {
+        // A cleared capture numbers its tree nodes and messages afresh.
+        if self.clears != capture.clears {
+            self.clears = capture.clears;
+            self.series.clear();
+            self.toggled.clear();
+            self.toggles += 1;
+            self.selected_msg = None;
+        }
         egui::Panel::left("topic-tree")
             .resizable(true)
             .default_size(380.0)
@@ -420,6 +430,8 @@ impl TopicsPanel {
                 wanted.push(p.clone());
             }
         }
+        // Only the series on the chart are kept.
+        self.series.retain(|k, _| wanted.contains(k));
         let columns = (ui.available_width() as usize).max(100);
         let mut lines = Vec::new();
         self.last_plot.clear();

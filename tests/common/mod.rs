@@ -68,7 +68,10 @@ impl Rig {
             }
             if t0.elapsed() > Duration::from_secs(secs) {
                 panic!(
-                    "timed out after {secs}s waiting for: {what}\n{}",
+                    "timed out after {secs}s waiting for: {what}\nnotices: {:?}\nscenario: {:?}\ndevices: {:?}\n{}",
+                    self.model.take_notices(),
+                    self.model.scenario.as_ref().map(|s| &s.info.name),
+                    self.model.devices.fleets(),
                     cli::summary(&self.model.capture, t0.elapsed())
                 );
             }
