@@ -272,6 +272,8 @@ struct Engine {
     next_fault_generation: u64,
     /// An export under way (one at a time).
     export: Option<tokio::task::JoinHandle<()>>,
+    /// The workbench's own MQTT client and its event loop (made on first use).
+    own_client: Option<(rumqttc::AsyncClient, tokio::task::JoinHandle<()>)>,
 }
 
 /// Start an engine on `rt` without waiting: the handle is ready to queue
@@ -472,6 +474,7 @@ impl Engine {
             fault_generations: Arc::default(),
             next_fault_generation: 0,
             export: None,
+            own_client: None,
         })
     }
 
@@ -488,6 +491,11 @@ impl Engine {
         }
         // Every handle is gone: stop devices so their sessions end cleanly.
         self.stop_devices().await;
+        if let Some((client, task)) = self.own_client.take() {
+            let _ = client.try_disconnect();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            task.abort();
+        }
     }
 
     fn notice(&self, error: bool, text: impl Into<String>) {
@@ -526,7 +534,113 @@ impl Engine {
             Command::Inject(fault) => self.inject(fault, None).await,
             Command::TimelineFault { index, fault } => self.inject(fault, Some(index)).await,
             Command::Export { path, events } => self.export(path, events),
+            Command::Publish(req) => self.publish(req),
+            Command::ClearRetained(topics) => self.clear_retained(topics),
         }
+    }
+
+    /// The workbench's own MQTT client, connected through the tap on first
+    /// use (so what it sends shows in every inspector like any client's).
+    fn own_client(&mut self) -> rumqttc::AsyncClient {
+        if let Some((client, _)) = &self.own_client {
+            return client.clone();
+        }
+        let tap = self.tap.local_addr();
+        let mut opts = rumqttc::MqttOptions::new(
+            crate::protocol::WORKBENCH_CLIENT_ID,
+            tap.ip().to_string(),
+            tap.port(),
+        );
+        opts.set_keep_alive(Duration::from_secs(30));
+        let (client, mut el) = rumqttc::AsyncClient::new(opts, 256);
+        let task = tokio::spawn(async move {
+            loop {
+                if el.poll().await.is_err() {
+                    // Reconnects after a broker restart; paced.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
+        self.own_client = Some((client.clone(), task));
+        client
+    }
+
+    fn publish(&mut self, req: crate::protocol::PublishRequest) {
+        use crate::protocol::Publisher;
+        let what = format!(
+            "{} B to {} (QoS {}{})",
+            req.payload.len(),
+            req.topic,
+            req.qos,
+            if req.retain { ", retained" } else { "" }
+        );
+        match req.from.clone() {
+            Publisher::Workbench => {
+                let qos = crate::sim::scenario::Qos(req.qos.min(2)).to_rumqttc();
+                let client = self.own_client();
+                match client.try_publish(req.topic, qos, req.retain, req.payload) {
+                    Ok(()) => self.notice(false, format!("published {what}")),
+                    Err(e) => self.notice(true, format!("cannot publish {what}: {e}")),
+                }
+            }
+            Publisher::Device(id) => {
+                let Some(d) = self.devices.iter().find(|d| d.client_id == id) else {
+                    return self.notice(true, format!("no virtual device \"{id}\" is running"));
+                };
+                let (answer, answered) = tokio::sync::oneshot::channel();
+                if d.publish.try_send((req, answer)).is_err() {
+                    return self.notice(true, format!("{id} is busy: try again"));
+                }
+                let sink = self.sink.clone();
+                tokio::spawn(async move {
+                    let (error, text) =
+                        match tokio::time::timeout(Duration::from_secs(2), answered).await {
+                            Ok(Ok(Ok(()))) => (false, format!("{id} published {what}")),
+                            Ok(Ok(Err(e))) => (true, format!("cannot publish {what}: {e}")),
+                            _ => (
+                                true,
+                                format!("cannot publish {what}: {id} did not answer (offline?)"),
+                            ),
+                        };
+                    sink.send(Event::Notice { error, text });
+                });
+            }
+        }
+    }
+
+    /// An empty retained message on each topic clears what the broker holds.
+    fn clear_retained(&mut self, topics: Vec<String>) {
+        let client = self.own_client();
+        let sink = self.sink.clone();
+        tokio::spawn(async move {
+            let n = topics.len();
+            let mut failed = 0;
+            for t in topics {
+                // Awaited: a long list waits for room in the client's queue.
+                if client
+                    .publish(t, rumqttc::QoS::AtLeastOnce, true, Vec::new())
+                    .await
+                    .is_err()
+                {
+                    failed += 1;
+                }
+            }
+            let (error, text) = if failed == 0 {
+                (
+                    false,
+                    format!(
+                        "cleared {n} retained message{}",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                )
+            } else {
+                (
+                    true,
+                    format!("cleared {} of {n} retained messages", n - failed),
+                )
+            };
+            sink.send(Event::Notice { error, text });
+        });
     }
 
     async fn load_scenario(&mut self, source: ScenarioSource) {

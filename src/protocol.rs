@@ -558,6 +558,29 @@ impl EventsSnapshot {
     }
 }
 
+/// Who sends a message published by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Publisher {
+    /// The workbench's own MQTT client (client id [`WORKBENCH_CLIENT_ID`]),
+    /// connected through the tap like any other client.
+    Workbench,
+    /// A running virtual device, on its own connection.
+    Device(String),
+}
+
+/// Client id of the workbench's own MQTT client.
+pub const WORKBENCH_CLIENT_ID: &str = "mqtt-workbench";
+
+/// A message to publish by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRequest {
+    pub from: Publisher,
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+}
+
 /// UI/CLI → engine.
 #[derive(Debug)]
 pub enum Command {
@@ -584,6 +607,11 @@ pub enum Command {
         path: PathBuf,
         events: EventsSnapshot,
     },
+    /// Publish a message by hand; answered by a notice (sent or why not).
+    Publish(PublishRequest),
+    /// Clear these topics' retained messages: the workbench's client publishes
+    /// an empty retained payload to each (QoS 1).
+    ClearRetained(Vec<String>),
 }
 
 /// A virtual device's new state, with its running counters.

@@ -555,3 +555,94 @@ fn client_faults_are_offered_only_for_virtual_devices() {
     h.run_steps(2);
     assert!(h.query_by_label("Stop acking").is_some());
 }
+
+#[test]
+fn a_message_typed_in_the_publish_panel_reaches_the_broker_and_the_history() {
+    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    wait(&mut h, "the scenario connected", 15, |a| {
+        a.model.capture.connected_clients() >= 2
+    });
+    h.state_mut().publish.draft.topic = "cellar/cooler-1/setpoint".into();
+    h.state_mut().publish.json = true;
+    h.state_mut().publish.draft.payload = "{\"setpoint\": 11}".into();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("valid JSON").is_some(),
+        "the JSON is checked"
+    );
+    h.get_all_by_role(egui::accesskit::Role::Button)
+        .find(|n| {
+            n.accesskit_node()
+                .label()
+                .is_some_and(|l| l.starts_with("Publish"))
+        })
+        .expect("the Publish button")
+        .click();
+    wait(&mut h, "the message captured", 10, |a| {
+        a.model.capture.messages().any(|(_, e)| {
+            &*e.client_id == mqtt_workbench::protocol::WORKBENCH_CLIENT_ID
+                && e.topic.as_deref() == Some("cellar/cooler-1/setpoint")
+                && e.payload.as_deref() == Some(&b"{\"setpoint\": 11}"[..])
+        })
+    });
+    assert_eq!(h.state().settings.publish.history.len(), 1);
+    assert!(
+        h.query_by_label_contains("cellar/cooler-1/setpoint  ←")
+            .is_some(),
+        "listed in the history"
+    );
+    // Ctrl+Enter sends the draft again.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    wait(&mut h, "the second copy", 10, |a| {
+        a.model
+            .capture
+            .topics
+            .get("cellar/cooler-1/setpoint")
+            .is_some_and(|t| t.published >= 2)
+    });
+}
+
+#[test]
+fn a_retained_message_is_cleared_from_the_topic_tree_after_a_confirmation() {
+    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    wait(&mut h, "the retained status", 15, |a| {
+        a.model
+            .capture
+            .topics
+            .get("sensor/status")
+            .is_some_and(|t| t.retained.is_some())
+    });
+    h.get_by_label("status").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Clear retained message…").click();
+    // The modal measures itself on its first frame, then shows.
+    wait_ui(&mut h, "the confirmation", 5, |h| {
+        h.query_by_label_contains("Clear 1 retained message on sensor/status?")
+            .is_some()
+    });
+    assert!(
+        h.query_by_label_contains("Clear 1 retained message on sensor/status?")
+            .is_some(),
+        "asks first, saying how many"
+    );
+    h.get_by_label("Clear 1").click();
+    wait(&mut h, "the retained message cleared", 10, |a| {
+        a.model
+            .capture
+            .topics
+            .get("sensor/status")
+            .is_some_and(|t| t.retained.is_none())
+    });
+    assert!(
+        h.state()
+            .toast_texts()
+            .iter()
+            .any(|t| t == "cleared 1 retained message")
+            || h.state().model.capture.messages().any(|(_, e)| {
+                &*e.client_id == mqtt_workbench::protocol::WORKBENCH_CLIENT_ID
+                    && e.retain
+                    && e.payload.as_deref() == Some(&b""[..])
+            }),
+        "the workbench published the empty retained message"
+    );
+}

@@ -10,7 +10,13 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::DeviceReporter;
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
 use super::scenario::{Action, DeviceSpec, PublishSpec, expand};
-use crate::protocol::{DeviceAction, DeviceState, DeviceUpdate};
+use crate::protocol::{DeviceAction, DeviceState, DeviceUpdate, PublishRequest};
+
+/// A message to publish by hand as this device; answered with why not, if not.
+pub type HandPublish = (
+    PublishRequest,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
 
 /// Everything one device task needs to run.
 pub struct DevicePlan {
@@ -32,18 +38,22 @@ pub struct DeviceHandle {
     pub client_id: String,
     pub fleet: String,
     pub ctl: mpsc::Sender<DeviceAction>,
+    /// Messages published by hand as this device.
+    pub publish: mpsc::Sender<HandPublish>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
 pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
     let (tx, rx) = mpsc::channel(16);
+    let (pub_tx, pub_rx) = mpsc::channel(16);
     let client_id = plan.client_id.clone();
     let fleet = plan.fleet.clone();
-    let task = tokio::spawn(run(plan, rx, sink));
+    let task = tokio::spawn(run(plan, rx, pub_rx, sink));
     DeviceHandle {
         client_id,
         fleet,
         ctl: tx,
+        publish: pub_tx,
         task,
     }
 }
@@ -425,7 +435,12 @@ fn spawn_event_loop(
     (task, rx)
 }
 
-async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: DeviceReporter) {
+async fn run(
+    plan: DevicePlan,
+    mut ctl: mpsc::Receiver<DeviceAction>,
+    mut hand: mpsc::Receiver<HandPublish>,
+    sink: DeviceReporter,
+) {
     let delay = plan.start_delay;
     let mut dev = Device::new(plan, sink);
     dev.set_state(DeviceState::Connecting);
@@ -488,6 +503,17 @@ async fn run(plan: DevicePlan, mut ctl: mpsc::Receiver<DeviceAction>, sink: Devi
                     }
                     None => break Next::Stop,
                 },
+                Some((req, answer)) = hand.recv() => {
+                    let result = if !connected {
+                        Err(format!("{} is not connected", dev.plan.client_id))
+                    } else {
+                        let qos = crate::sim::scenario::Qos(req.qos.min(2)).to_rumqttc();
+                        client
+                            .try_publish(req.topic, qos, req.retain, req.payload)
+                            .map_err(|e| format!("{}: {e}", dev.plan.client_id))
+                    };
+                    let _ = answer.send(result);
+                }
                 _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     dev.fire_due(&client, Instant::now());
                 }

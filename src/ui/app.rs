@@ -14,6 +14,7 @@ use super::devices::DevicesPanel;
 use super::frame_bench::{FrameBench, FrameBenchRun};
 use super::log::LogPanel;
 use super::modals::{ModalAction, Modals};
+use super::publish::PublishPanel;
 use super::qos::QosPanel;
 use super::sessions::SessionsPanel;
 use super::settings::{SETTINGS_VERSION, Settings, Tab};
@@ -65,6 +66,7 @@ pub struct WorkbenchApp {
     sessions: SessionsPanel,
     qos: QosPanel,
     pub log: LogPanel,
+    pub publish: PublishPanel,
     traffic: TrafficPanel,
     devices_panel: DevicesPanel,
     /// Commands queued by this frame's widgets, sent after drawing.
@@ -126,6 +128,7 @@ impl WorkbenchApp {
             sessions: SessionsPanel::default(),
             qos: QosPanel::default(),
             log: LogPanel::default(),
+            publish: PublishPanel::default(),
             traffic: TrafficPanel::default(),
             devices_panel: DevicesPanel::default(),
             pending: Vec::new(),
@@ -374,6 +377,21 @@ impl WorkbenchApp {
             });
         });
         ui.separator();
+        if self.settings.show_publish {
+            egui::Panel::right("publish")
+                .resizable(true)
+                .default_size(340.0)
+                .size_range(260.0..=700.0)
+                .show(ui, |ui| {
+                    self.publish.ui(
+                        ui,
+                        &self.model.capture,
+                        &self.model.devices,
+                        &mut self.settings.publish,
+                        &mut self.pending,
+                    )
+                });
+        }
         let m = &self.model;
         match self.settings.tab {
             Tab::Topics => self.topics.ui(ui, &m.capture, &mut self.pending),

@@ -7,8 +7,14 @@ use super::app::WorkbenchApp;
 use super::settings::Tab;
 use crate::protocol::{BrokerState, Command, Fault};
 
+/// Publishes the publish panel's message.
+pub const PUBLISH_SHORTCUT: KeyboardShortcut =
+    KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UiCommand {
+    Publish,
+    TogglePublish,
     OpenScenario,
     StopScenario,
     ExportLog,
@@ -27,7 +33,9 @@ pub enum UiCommand {
 
 impl UiCommand {
     /// Every command that has a keyboard shortcut is in here.
-    pub const ALL: [UiCommand; 17] = [
+    pub const ALL: [UiCommand; 19] = [
+        UiCommand::Publish,
+        UiCommand::TogglePublish,
         UiCommand::OpenScenario,
         UiCommand::StopScenario,
         UiCommand::ExportLog,
@@ -49,6 +57,8 @@ impl UiCommand {
 
     pub fn label(self) -> &'static str {
         match self {
+            UiCommand::Publish => "Publish the message",
+            UiCommand::TogglePublish => "Publish panel",
             UiCommand::OpenScenario => "Open scenario…",
             UiCommand::StopScenario => "Stop scenario",
             UiCommand::ExportLog => "Export log…",
@@ -85,6 +95,8 @@ impl UiCommand {
     pub fn shortcut(self) -> Option<KeyboardShortcut> {
         let cmd = |key| Some(KeyboardShortcut::new(Modifiers::COMMAND, key));
         match self {
+            UiCommand::Publish => Some(PUBLISH_SHORTCUT),
+            UiCommand::TogglePublish => cmd(Key::P),
             UiCommand::OpenScenario => cmd(Key::O),
             UiCommand::ExportLog => cmd(Key::E),
             UiCommand::ClearCapture => cmd(Key::L),
@@ -120,6 +132,16 @@ impl WorkbenchApp {
             return;
         }
         match cmd {
+            UiCommand::Publish => {
+                if !self
+                    .publish
+                    .send(&mut self.pending, &mut self.settings.publish)
+                    && let Some(why) = self.publish.problem()
+                {
+                    self.toast(true, format!("Not published: {why}"));
+                }
+            }
+            UiCommand::TogglePublish => self.settings.show_publish = !self.settings.show_publish,
             UiCommand::OpenScenario => self.open_dialog(),
             UiCommand::StopScenario => self.pending.push(Command::StopScenario),
             UiCommand::ExportLog => self.export_dialog(),
@@ -221,6 +243,10 @@ impl WorkbenchApp {
                 ui.checkbox(
                     &mut self.settings.show_traffic,
                     UiCommand::ToggleTraffic.label(),
+                );
+                ui.checkbox(
+                    &mut self.settings.show_publish,
+                    UiCommand::TogglePublish.label(),
                 );
                 ui.separator();
                 for t in Tab::ALL {

@@ -10,6 +10,7 @@ mod format;
 mod frame_bench;
 mod log;
 mod modals;
+mod publish;
 mod qos;
 mod sessions;
 mod settings;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 pub use app::{AppConfig, WorkbenchApp};
 pub use commands::UiCommand;
 pub use frame_bench::FrameBench;
+pub use publish::{Draft, PublishMemory, PublishPanel};
 pub use settings::{Settings, Tab};
 
 /// File dialogs behind a seam so tests can answer them.

@@ -40,6 +40,9 @@ pub struct Settings {
     pub show_traffic: bool,
     pub tab: Tab,
     pub recent: Vec<PathBuf>,
+    pub show_publish: bool,
+    /// The publish panel's history and snippets.
+    pub publish: super::publish::PublishMemory,
 }
 
 impl Default for Settings {
@@ -52,6 +55,8 @@ impl Default for Settings {
             show_traffic: true,
             tab: Tab::Topics,
             recent: Vec::new(),
+            show_publish: true,
+            publish: super::publish::PublishMemory::default(),
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct TopicsPanel {
     toggles: u64,
     /// The capture's clear count these caches belong to.
     clears: u64,
+    /// Retained messages to clear once the user confirms: (where, topics).
+    pub confirm_clear: Option<(String, Vec<String>)>,
     series: HashMap<(String, Option<String>), Series>,
     /// Points drawn per series in the last frame (label, count): what the plot shows.
     pub last_plot: Vec<(String, usize)>,
@@ -81,7 +83,8 @@ impl TopicsPanel {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture, _out: &mut Vec<Command>) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture, out: &mut Vec<Command>) {
+        self.confirm_clear_ui(ui.ctx(), out);
         // A cleared capture numbers its tree nodes and messages afresh.
         if self.clears != capture.clears {
             self.clears = capture.clears;
@@ -211,7 +214,24 @@ impl TopicsPanel {
                         match &node.topic {
                             Some(t) => self.topic_row(ui, capture, &node.name, t, now),
                             None => {
-                                ui.label(RichText::new(&*node.name).strong());
+                                let response = ui.label(RichText::new(&*node.name).strong());
+                                response.context_menu(|ui| {
+                                    let retained = retained_under(capture, i);
+                                    let path = node_path(capture, i);
+                                    if ui
+                                        .add_enabled(
+                                            !retained.is_empty(),
+                                            egui::Button::new(format!(
+                                                "Clear retained messages under {path}/… ({})",
+                                                retained.len()
+                                            )),
+                                        )
+                                        .clicked()
+                                    {
+                                        self.confirm_clear = Some((format!("{path}/#"), retained));
+                                        ui.close();
+                                    }
+                                });
                                 let plural = if node.topics == 1 { "" } else { "s" };
                                 ui.weak(format!(
                                     "({} topic{plural}, {} msgs)",
@@ -223,6 +243,42 @@ impl TopicsPanel {
                 }
             });
         self.rows = rows;
+    }
+
+    /// "Clear N retained messages under …?" with Clear and Cancel.
+    fn confirm_clear_ui(&mut self, ctx: &egui::Context, out: &mut Vec<Command>) {
+        let Some((place, topics)) = &self.confirm_clear else {
+            return;
+        };
+        let mut close = false;
+        egui::Modal::new(egui::Id::unique("clear-retained")).show(ctx, |ui| {
+            ui.set_width(440.0);
+            ui.heading("Clear retained messages");
+            let n = topics.len();
+            ui.label(format!(
+                "Clear {n} retained message{} on {place}? The workbench's client publishes an \
+                 empty retained message to each topic; the broker then forgets it.",
+                if n == 1 { "" } else { "s" }
+            ));
+            for t in topics.iter().take(8) {
+                ui.monospace(t);
+            }
+            if n > 8 {
+                ui.weak(format!("… and {} more", n - 8));
+            }
+            ui.horizontal(|ui| {
+                if ui.button(format!("Clear {n}")).clicked() {
+                    out.push(Command::ClearRetained(topics.clone()));
+                    close = true;
+                }
+                if ui.button("Cancel").clicked() {
+                    close = true;
+                }
+            });
+        });
+        if close {
+            self.confirm_clear = None;
+        }
     }
 
     fn topic_row(
@@ -238,12 +294,19 @@ impl TopicsPanel {
         };
         ui.horizontal(|ui| {
             let selected = self.selected.as_deref() == Some(topic);
-            if ui
+            let response = ui
                 .selectable_label(selected, RichText::new(name).strong())
-                .on_hover_text(topic)
-                .clicked()
-            {
+                .on_hover_text(topic);
+            if response.clicked() {
                 self.select(topic, capture);
+            }
+            if st.retained.is_some() {
+                response.context_menu(|ui| {
+                    if ui.button("Clear retained message…").clicked() {
+                        self.confirm_clear = Some((topic.to_string(), vec![topic.to_string()]));
+                        ui.close();
+                    }
+                });
             }
             if st.retained.is_some() {
                 ui.label(
@@ -580,6 +643,42 @@ fn series_label(topic: &str, field: Option<&str>) -> String {
         Some(f) => format!("{topic} · {f}"),
         None => topic.to_string(),
     }
+}
+
+/// Topics under tree node `i` whose retained message the broker holds.
+pub fn retained_under(capture: &Capture, i: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![i];
+    while let Some(n) = stack.pop() {
+        let Some(node) = capture.tree.node(n) else {
+            continue;
+        };
+        if let Some(t) = &node.topic
+            && capture
+                .topics
+                .get(&**t)
+                .is_some_and(|st| st.retained.is_some())
+        {
+            out.push(t.to_string());
+        }
+        stack.extend(node.children.values().copied());
+    }
+    out.sort();
+    out
+}
+
+/// The topic path of tree node `i` ("drones/drone-1").
+fn node_path(capture: &Capture, i: usize) -> String {
+    let tree = &capture.tree;
+    let mut parts: Vec<&str> = tree
+        .ancestors(i)
+        .into_iter()
+        .filter_map(|a| tree.node(a).map(|n| &*n.name))
+        .collect();
+    if let Some(n) = tree.node(i) {
+        parts.push(&n.name);
+    }
+    parts.join("/")
 }
 
 /// Reduce to about two points (min and max) per pixel column.

@@ -79,6 +79,31 @@ impl Rig {
         }
     }
 
+    /// Drain until a notice matching `pred` arrives (others are skipped); panic after `secs`.
+    pub async fn wait_notice(
+        &mut self,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&mqtt_workbench::model::Notice) -> bool,
+    ) -> mqtt_workbench::model::Notice {
+        let t0 = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            self.drain();
+            for n in self.model.take_notices() {
+                if pred(&n) {
+                    return n;
+                }
+                seen.push(n);
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(secs),
+                "timed out after {secs}s waiting for the notice: {what}; saw {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Drain for a while (to check that something does NOT happen).
     pub async fn settle(&mut self, ms: u64) {
         let t0 = Instant::now();

@@ -1,0 +1,338 @@
+//! The publish panel: send a message by hand as the workbench's own client
+//! or as a virtual device; topic completion from the topic tree, a JSON
+//! check, QoS and retain, a history and saved snippets (kept with the
+//! settings). Ctrl+Enter publishes.
+
+use bytes::Bytes;
+use egui::{Color32, RichText};
+use serde::{Deserialize, Serialize};
+
+use crate::capture::Capture;
+use crate::model::DeviceList;
+use crate::protocol::{Command, PublishRequest, Publisher, WORKBENCH_CLIENT_ID};
+
+/// Messages kept in the history, and snippets at most.
+pub const MAX_HISTORY: usize = 20;
+pub const MAX_SNIPPETS: usize = 50;
+/// Bytes of a payload kept in history or snippets (bigger ones are not kept).
+const MAX_KEPT_PAYLOAD: usize = 16 * 1024;
+
+/// A message as the panel remembers it (history and snippets).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Draft {
+    pub name: String,
+    pub topic: String,
+    pub payload: String,
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// What the publish panel remembers between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublishMemory {
+    /// Newest first.
+    pub history: Vec<Draft>,
+    pub snippets: Vec<Draft>,
+}
+
+impl PublishMemory {
+    pub fn remember(&mut self, d: &Draft) {
+        if d.payload.len() > MAX_KEPT_PAYLOAD {
+            return;
+        }
+        self.history.retain(|h| {
+            (&h.topic, &h.payload, h.qos, h.retain) != (&d.topic, &d.payload, d.qos, d.retain)
+        });
+        self.history.insert(0, d.clone());
+        self.history.truncate(MAX_HISTORY);
+    }
+}
+
+#[derive(Default)]
+pub struct PublishPanel {
+    pub draft: Draft,
+    pub json: bool,
+    pub from: Option<String>,
+    snippet_name: String,
+}
+
+impl PublishPanel {
+    /// Why the draft cannot be sent, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        let t = self.draft.topic.trim();
+        if t.is_empty() {
+            return Some("enter a topic".into());
+        }
+        if t.contains(['+', '#']) {
+            return Some("a topic to publish to has no wildcards (+, #)".into());
+        }
+        if self.json
+            && let Err(e) = serde_json::from_str::<serde_json::Value>(&self.draft.payload)
+        {
+            return Some(format!(
+                "not JSON: line {}, column {}: {e}",
+                e.line(),
+                e.column()
+            ));
+        }
+        None
+    }
+
+    /// The command for the draft (None, with the reason shown, when it cannot be sent).
+    pub fn command(&self) -> Option<Command> {
+        if self.problem().is_some() {
+            return None;
+        }
+        Some(Command::Publish(PublishRequest {
+            from: match &self.from {
+                Some(id) => Publisher::Device(id.clone()),
+                None => Publisher::Workbench,
+            },
+            topic: self.draft.topic.trim().to_string(),
+            payload: Bytes::from(self.draft.payload.clone().into_bytes()),
+            qos: self.draft.qos,
+            retain: self.draft.retain,
+        }))
+    }
+
+    /// Publish the draft: push the command and remember it. False if it cannot be sent.
+    pub fn send(&mut self, out: &mut Vec<Command>, memory: &mut PublishMemory) -> bool {
+        match self.command() {
+            Some(cmd) => {
+                out.push(cmd);
+                memory.remember(&self.draft);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        capture: &Capture,
+        devices: &DeviceList,
+        memory: &mut PublishMemory,
+        out: &mut Vec<Command>,
+    ) {
+        ui.horizontal(|ui| {
+            ui.heading("Publish");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let shown = self
+                    .from
+                    .clone()
+                    .unwrap_or_else(|| WORKBENCH_CLIENT_ID.into());
+                egui::ComboBox::from_id_salt("publish-as")
+                    .selected_text(shown)
+                    .width(150.0)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.from, None, WORKBENCH_CLIENT_ID)
+                            .on_hover_text("The workbench's own MQTT client");
+                        for f in devices.fleets() {
+                            for id in f.members.iter().take(200) {
+                                ui.selectable_value(&mut self.from, Some(id.clone()), id);
+                            }
+                        }
+                    });
+                ui.weak("as");
+            });
+        });
+        if let Some(id) = &self.from
+            && !devices.is_virtual(id)
+        {
+            self.from = None;
+        }
+        let label = ui.label("Topic");
+        let topic_edit = ui
+            .add(
+                egui::TextEdit::singleline(&mut self.draft.topic)
+                    .hint_text("e.g. cellar/cooler-1/setpoint")
+                    .desired_width(f32::INFINITY),
+            )
+            .labelled_by(label.id);
+        // Completion from the captured topics: the first few that contain what was typed.
+        let typed = self.draft.topic.trim().to_string();
+        if topic_edit.has_focus() && !typed.is_empty() {
+            let suggestions: Vec<&String> = capture
+                .topics
+                .keys()
+                .filter(|t| *t != &typed && t.contains(typed.as_str()))
+                .take(6)
+                .collect();
+            for t in suggestions {
+                if ui.small_button(t).clicked() {
+                    self.draft.topic = t.clone();
+                }
+            }
+        }
+        ui.horizontal(|ui| {
+            ui.label("Payload");
+            ui.selectable_value(&mut self.json, false, "Text");
+            ui.selectable_value(&mut self.json, true, "JSON");
+            if self.json
+                && ui.small_button("Pretty").clicked()
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&self.draft.payload)
+                && let Ok(pretty) = serde_json::to_string_pretty(&v)
+            {
+                self.draft.payload = pretty;
+            }
+            ui.weak(format!("{} B", self.draft.payload.len()));
+        });
+        ui.add(
+            egui::TextEdit::multiline(&mut self.draft.payload)
+                .code_editor()
+                .desired_rows(6)
+                .desired_width(f32::INFINITY)
+                .hint_text(if self.json {
+                    "{\"on\": true}"
+                } else {
+                    "message text"
+                }),
+        );
+        let problem = self.problem();
+        if self.json && problem.is_none() {
+            ui.colored_label(Color32::from_rgb(76, 175, 80), "valid JSON");
+        }
+        ui.horizontal(|ui| {
+            ui.label("QoS");
+            for q in 0..3u8 {
+                ui.selectable_value(&mut self.draft.qos, q, q.to_string());
+            }
+            ui.checkbox(&mut self.draft.retain, "Retain");
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let shortcut = ui.ctx().format_shortcut(&super::commands::PUBLISH_SHORTCUT);
+                let button =
+                    egui::Button::new(RichText::new("Publish").strong()).shortcut_text(shortcut);
+                let response = ui.add_enabled(problem.is_none(), button);
+                if response.clicked() {
+                    self.send(out, memory);
+                }
+            });
+        });
+        if let Some(p) = &problem
+            && !(p == "enter a topic" && self.draft.topic.is_empty())
+        {
+            ui.colored_label(Color32::from_rgb(229, 57, 53), p);
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.snippet_name)
+                    .hint_text("snippet name")
+                    .desired_width(140.0),
+            );
+            if ui
+                .add_enabled(
+                    !self.snippet_name.trim().is_empty() && problem.is_none(),
+                    egui::Button::new("Save snippet"),
+                )
+                .clicked()
+                && memory.snippets.len() < MAX_SNIPPETS
+            {
+                let mut d = self.draft.clone();
+                d.name = self.snippet_name.trim().to_string();
+                memory.snippets.retain(|s| s.name != d.name);
+                memory.snippets.push(d);
+                self.snippet_name.clear();
+            }
+        });
+        egui::ScrollArea::vertical()
+            .id_salt("publish-memory")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                if !memory.snippets.is_empty() {
+                    ui.label(RichText::new("Snippets").strong());
+                    let mut remove = None;
+                    for (i, s) in memory.snippets.iter().enumerate() {
+                        ui.horizontal(|ui| {
+                            if ui
+                                .small_button("×")
+                                .on_hover_text("Delete the snippet")
+                                .clicked()
+                            {
+                                remove = Some(i);
+                            }
+                            if ui
+                                .button(&s.name)
+                                .on_hover_text(format!("{} ← {}", s.topic, preview(&s.payload)))
+                                .clicked()
+                            {
+                                self.draft = s.clone();
+                            }
+                        });
+                    }
+                    if let Some(i) = remove {
+                        memory.snippets.remove(i);
+                    }
+                    ui.add_space(6.0);
+                }
+                ui.label(RichText::new(format!("History ({})", memory.history.len())).strong());
+                if memory.history.is_empty() {
+                    ui.weak("Messages you publish are listed here; click one to send it again.");
+                }
+                for h in memory.history.clone() {
+                    let text = format!("{}  ← {}", h.topic, preview(&h.payload));
+                    if ui
+                        .selectable_label(false, RichText::new(text).monospace().small())
+                        .on_hover_text(format!(
+                            "QoS {}{}",
+                            h.qos,
+                            if h.retain { ", retained" } else { "" }
+                        ))
+                        .clicked()
+                    {
+                        self.draft = h;
+                    }
+                }
+            });
+    }
+}
+
+fn preview(payload: &str) -> String {
+    let one_line: String = payload.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 40 {
+        format!("{}…", one_line.chars().take(40).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drafts_are_checked_before_they_are_sent() {
+        let mut p = PublishPanel::default();
+        assert_eq!(p.problem().as_deref(), Some("enter a topic"));
+        p.draft.topic = "a/+".into();
+        assert!(p.problem().is_some_and(|e| e.contains("wildcards")));
+        p.draft.topic = "a/b".into();
+        p.json = true;
+        p.draft.payload = "{\"on\": tru}".into();
+        assert!(
+            p.problem()
+                .is_some_and(|e| e.starts_with("not JSON: line 1, column"))
+        );
+        p.draft.payload = "{\"on\": true}".into();
+        assert!(p.problem().is_none());
+        let mut out = Vec::new();
+        let mut memory = PublishMemory::default();
+        assert!(p.send(&mut out, &mut memory));
+        assert!(
+            matches!(&out[0], Command::Publish(r) if r.topic == "a/b" && r.from == Publisher::Workbench)
+        );
+        assert_eq!(memory.history.len(), 1);
+        // The same message again is not listed twice; the history is bounded.
+        p.send(&mut out, &mut memory);
+        assert_eq!(memory.history.len(), 1);
+        for i in 0..30 {
+            p.draft.topic = format!("t/{i}");
+            p.send(&mut out, &mut memory);
+        }
+        assert_eq!(memory.history.len(), MAX_HISTORY);
+        assert_eq!(memory.history[0].topic, "t/29");
+    }
+}
