@@ -23,7 +23,7 @@ use crate::protocol::{
 };
 use crate::sim::device::DeviceHandle;
 use crate::sim::{DeviceMsg, DeviceReporter, Scenario};
-use crate::tap::{Recorder, Tap};
+use crate::tap::{Recorder, Tap, Upstreams};
 
 /// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -255,7 +255,7 @@ struct Engine {
     cfg: EngineConfig,
     broker: Option<BrokerControl>,
     tap: Tap,
-    upstream: Arc<Mutex<String>>,
+    upstream: Arc<Mutex<Upstreams>>,
     devices: Vec<DeviceHandle>,
     /// A scenario was loaded and not stopped since (it may have no devices).
     scenario_running: bool,
@@ -300,7 +300,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
             Ok(engine) => {
                 let _ = ready_tx.send(Readiness::Ready {
                     tap: engine.tap.local_addr(),
-                    upstream: engine.upstream.lock().clone(),
+                    upstream: engine.upstream.lock().v4.clone(),
                 });
                 engine.run(cmd_rx).await;
             }
@@ -416,9 +416,9 @@ impl Engine {
         let reporter = DeviceReporter::new(dev_tx, sink.drops.device_queue.clone());
         let embedded = matches!(cfg.upstream, Upstream::Embedded);
         let upstream_shared = Arc::new(Mutex::new(match &cfg.upstream {
-            Upstream::External(addr) => addr.clone(),
+            Upstream::External(addr) => Upstreams::both(addr.clone()),
             // Set below, once the broker listens (ready is reported after that).
-            Upstream::Embedded => cfg.broker_listen.to_string(),
+            Upstream::Embedded => Upstreams::both(cfg.broker_listen.to_string()),
         }));
         // In front of the embedded rumqttd the tap works around what it cannot
         // take (keepalive 0, names that crash it), and shows it on the session.
@@ -447,12 +447,16 @@ impl Engine {
             let b = BrokerControl::start(cfg.broker_listen, "--broker-port")
                 .await
                 .map_err(|e| (e.to_string(), None))?;
-            *upstream_shared.lock() = b.addr().to_string();
+            let addrs = b.addrs();
+            *upstream_shared.lock() = Upstreams {
+                v4: addrs.v4.to_string(),
+                v5: addrs.v5.to_string(),
+            };
             Some(b)
         } else {
             None
         };
-        let upstream = upstream_shared.lock().clone();
+        let upstream = upstream_shared.lock().v4.clone();
         let (states, _) = broadcast::channel(4096);
         tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone(), states.clone()));
         sink.send(Event::Broker(BrokerState::Running {
@@ -663,7 +667,7 @@ impl Engine {
         };
         self.stop_devices().await;
         let (host, port) = if self.cfg.direct {
-            let up = self.upstream.lock().clone();
+            let up = self.upstream.lock().v4.clone();
             split_host_port(&up)
         } else {
             (

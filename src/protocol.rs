@@ -141,6 +141,8 @@ pub enum WireDetail {
     #[default]
     None,
     Connect {
+        /// MQTT protocol level: 4 (3.1.1) or 5.
+        protocol: u8,
         clean_session: bool,
         /// What the client asked for (0: no keepalive).
         keep_alive_s: u16,

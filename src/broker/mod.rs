@@ -13,6 +13,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 
 use rumqttd::protocol::v4::V4;
+use rumqttd::protocol::v5::V5;
 use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,8 @@ pub enum BrokerError {
 }
 
 type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-type ServerFactory = Box<dyn Fn(ServerSettings) -> ServerFuture + Send + Sync>;
+/// Makes a listener on the one router: MQTT 3.1.1 (`false`) or MQTT 5 (`true`).
+type ServerFactory = Box<dyn Fn(ServerSettings, bool) -> ServerFuture + Send + Sync>;
 
 /// Router settings that work (the rumqttd defaults panic on first SUBSCRIBE).
 pub fn router_config(max_connections: usize) -> RouterConfig {
@@ -50,9 +52,9 @@ pub fn router_config(max_connections: usize) -> RouterConfig {
     }
 }
 
-fn server_settings(listen: SocketAddr) -> ServerSettings {
+fn server_settings(listen: SocketAddr, v5: bool) -> ServerSettings {
     ServerSettings {
-        name: "workbench-v4".into(),
+        name: if v5 { "workbench-v5" } else { "workbench-v4" }.into(),
         listen,
         tls: None,
         // rumqttd sleeps this long after every accept; 0 lets big fleets in fast.
@@ -71,7 +73,10 @@ fn server_settings(listen: SocketAddr) -> ServerSettings {
 /// The embedded broker: one router (for the process's life) and a restartable listener.
 pub struct EmbeddedBroker {
     factory: ServerFactory,
+    /// The MQTT 3.1.1 listener.
     listen: SocketAddr,
+    /// The MQTT 5 listener, beside it on the same router (port 0 until bound).
+    listen_v5: SocketAddr,
     listener_rt: Option<tokio::runtime::Runtime>,
     cold_restarts: usize,
 }
@@ -83,14 +88,25 @@ pub const MAX_COLD_RESTARTS: usize = 16;
 fn server_factory() -> ServerFactory {
     let router = Router::new(0, router_config(100_000));
     let router_tx = router.spawn();
-    Box::new(move |settings| {
-        let mut server = Server::new(settings, router_tx.clone(), V4);
-        Box::pin(async move {
-            server
-                .start(LinkType::Remote)
-                .await
-                .map_err(|e| e.to_string())
-        })
+    Box::new(move |settings, v5| {
+        let router_tx = router_tx.clone();
+        if v5 {
+            let mut server = Server::new(settings, router_tx, V5);
+            Box::pin(async move {
+                server
+                    .start(LinkType::Remote)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        } else {
+            let mut server = Server::new(settings, router_tx, V4);
+            Box::pin(async move {
+                server
+                    .start(LinkType::Remote)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }
     })
 }
 
@@ -105,6 +121,7 @@ impl EmbeddedBroker {
         let mut broker = EmbeddedBroker {
             factory,
             listen,
+            listen_v5: SocketAddr::new(listen.ip(), 0),
             listener_rt: None,
             cold_restarts: 0,
         };
@@ -112,9 +129,14 @@ impl EmbeddedBroker {
         Ok(broker)
     }
 
-    /// The address the broker listens on.
+    /// The address the broker listens on for MQTT 3.1.1.
     pub fn addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// The address the broker listens on for MQTT 5.
+    pub fn addr_v5(&self) -> SocketAddr {
+        self.listen_v5
     }
 
     pub fn is_running(&self) -> bool {
@@ -133,46 +155,52 @@ impl EmbeddedBroker {
             return Ok(());
         }
         // rumqttd binds inside its accept loop and only logs the failure, so
-        // probe the port first: a bind failure must reach the user.
-        // Right after a stop the old socket may take a moment to close: retry briefly.
-        let mut attempt = 0;
-        let probe = loop {
-            match probe_bind(self.listen, flag) {
-                Ok(p) => break p,
-                Err(e) if attempt >= 50 => return Err(e),
-                Err(_) => {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+        // probe the ports first: a bind failure must reach the user.
+        // Right after a stop the old sockets may take a moment to close: retry briefly.
+        let mut bound = Vec::new();
+        for listen in [self.listen, self.listen_v5] {
+            let mut attempt = 0;
+            let probe = loop {
+                match probe_bind(listen, flag) {
+                    Ok(p) => break p,
+                    Err(e) if attempt >= 50 => return Err(e),
+                    Err(_) => {
+                        attempt += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
                 }
-            }
-        };
-        let bound = probe.local_addr().map_err(BrokerError::Runtime)?;
-        drop(probe);
-        self.listen = bound;
+            };
+            bound.push(probe.local_addr().map_err(BrokerError::Runtime)?);
+        }
+        (self.listen, self.listen_v5) = (bound[0], bound[1]);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rumqttd-link")
             .enable_all()
             .build()
             .map_err(BrokerError::Runtime)?;
-        let fut = (self.factory)(server_settings(bound));
-        rt.spawn(async move {
-            if let Err(e) = fut.await {
-                tracing::error!("embedded broker listener stopped: {e}");
-            }
-        });
+        for (addr, v5) in [(self.listen, false), (self.listen_v5, true)] {
+            let fut = (self.factory)(server_settings(addr, v5), v5);
+            rt.spawn(async move {
+                if let Err(e) = fut.await {
+                    tracing::error!("embedded broker listener stopped: {e}");
+                }
+            });
+        }
         self.listener_rt = Some(rt);
-        // rumqttd binds inside the spawned task: wait until it accepts, so the
+        // rumqttd binds inside the spawned tasks: wait until both accept, so the
         // first client through the tap is not refused.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::net::TcpStream::connect_timeout(&bound, std::time::Duration::from_millis(100))
-            .is_err()
-        {
-            if std::time::Instant::now() > deadline {
-                self.stop_listener();
-                return Err(BrokerError::NotListening(bound));
+        for addr in [self.listen, self.listen_v5] {
+            while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100))
+                .is_err()
+            {
+                if std::time::Instant::now() > deadline {
+                    self.stop_listener();
+                    return Err(BrokerError::NotListening(addr));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Ok(())
     }
@@ -265,12 +293,18 @@ enum Control {
 /// starting, stopping and restarting it binds, waits and joins threads, which
 /// must never happen on an async worker or the UI thread. Every call is async
 /// and answers once the thread has done it.
+/// The embedded broker's listeners: MQTT 3.1.1 and MQTT 5, on one router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerAddrs {
+    pub v4: SocketAddr,
+    pub v5: SocketAddr,
+}
+
+type ControlReply = tokio::sync::oneshot::Sender<Result<BrokerAddrs, String>>;
+
 pub struct BrokerControl {
-    tx: std::sync::mpsc::SyncSender<(
-        Control,
-        tokio::sync::oneshot::Sender<Result<SocketAddr, String>>,
-    )>,
-    addr: SocketAddr,
+    tx: std::sync::mpsc::SyncSender<(Control, ControlReply)>,
+    addrs: BrokerAddrs,
 }
 
 impl BrokerControl {
@@ -281,16 +315,16 @@ impl BrokerControl {
     ) -> Result<BrokerControl, BrokerError> {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         // One request at a time: the engine awaits each answer before the next.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(
-            Control,
-            tokio::sync::oneshot::Sender<Result<SocketAddr, String>>,
-        )>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Control, ControlReply)>(4);
         std::thread::Builder::new()
             .name("broker-control".into())
             .spawn(move || {
                 let mut broker = match EmbeddedBroker::start(listen, flag) {
                     Ok(b) => {
-                        let _ = ready_tx.send(Ok(b.addr()));
+                        let _ = ready_tx.send(Ok(BrokerAddrs {
+                            v4: b.addr(),
+                            v5: b.addr_v5(),
+                        }));
                         b
                     }
                     Err(e) => {
@@ -308,19 +342,28 @@ impl BrokerControl {
                         Control::Start => broker.start_listener(flag),
                         Control::ColdRestart => broker.cold_restart(flag),
                     };
-                    let _ = reply.send(result.map(|()| broker.addr()).map_err(|e| e.to_string()));
+                    let addrs = BrokerAddrs {
+                        v4: broker.addr(),
+                        v5: broker.addr_v5(),
+                    };
+                    let _ = reply.send(result.map(|()| addrs).map_err(|e| e.to_string()));
                 }
             })
             .map_err(BrokerError::Runtime)?;
-        let addr = ready_rx.await.map_err(|_| {
+        let addrs = ready_rx.await.map_err(|_| {
             BrokerError::Runtime(std::io::Error::other("the broker thread ended"))
         })??;
-        Ok(BrokerControl { tx, addr })
+        Ok(BrokerControl { tx, addrs })
     }
 
-    /// The broker's internal address.
+    /// The broker's internal MQTT 3.1.1 address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs.v4
+    }
+
+    /// Both internal listeners.
+    pub fn addrs(&self) -> BrokerAddrs {
+        self.addrs
     }
 
     async fn ask(&mut self, cmd: Control) -> Result<SocketAddr, String> {
@@ -328,11 +371,11 @@ impl BrokerControl {
         self.tx
             .send((cmd, reply))
             .map_err(|_| "the broker thread ended".to_string())?;
-        let addr = answer
+        let addrs = answer
             .await
             .map_err(|_| "the broker thread ended".to_string())??;
-        self.addr = addr;
-        Ok(addr)
+        self.addrs = addrs;
+        Ok(addrs.v4)
     }
 
     /// Close the listener and every client link; sessions stay in the router.

@@ -649,6 +649,7 @@ mod tests {
             c.ingest(ev(conn, "", Direction::ClientToBroker, PacketKind::Opened));
             let mut connect = ev(conn, id, Direction::ClientToBroker, PacketKind::Connect);
             connect.detail = WireDetail::Connect {
+                protocol: 4,
                 clean_session: true,
                 keep_alive_s: 30,
                 broker_keep_alive_s: None,

@@ -44,6 +44,8 @@ pub struct Session {
     pub conn: Option<ConnId>,
     pub peer: Option<SocketAddr>,
     pub clean_session: bool,
+    /// MQTT protocol level of its last CONNECT: 4 (3.1.1) or 5.
+    pub protocol: u8,
     /// What the client asked for (0: no keepalive).
     pub keep_alive_s: u16,
     /// Set when the tap sent the broker another keepalive (rumqttd refuses 0).
@@ -117,6 +119,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
         (
             PacketKind::Connect,
             WireDetail::Connect {
+                protocol,
                 clean_session,
                 keep_alive_s,
                 broker_keep_alive_s,
@@ -135,6 +138,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                     c.pending_connect = Some(ev.detail.clone());
                 }
             } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                s.protocol = *protocol;
                 s.clean_session = *clean_session;
                 s.keep_alive_s = *keep_alive_s;
                 s.broker_keep_alive_s = *broker_keep_alive_s;
@@ -162,6 +166,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 if code == 0
                     && let Some(WireDetail::Connect {
+                        protocol,
                         clean_session,
                         keep_alive_s,
                         broker_keep_alive_s,
@@ -169,6 +174,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                         username,
                     }) = pending
                 {
+                    s.protocol = protocol;
                     s.clean_session = clean_session;
                     s.keep_alive_s = keep_alive_s;
                     s.broker_keep_alive_s = broker_keep_alive_s;
@@ -302,6 +308,7 @@ mod tests {
         c.ingest(ev(1, "", ClientToBroker, PacketKind::Opened));
         let mut conn = ev(1, "dev", ClientToBroker, PacketKind::Connect);
         conn.detail = WireDetail::Connect {
+            protocol: 4,
             clean_session: false,
             keep_alive_s: 5,
             broker_keep_alive_s: None,

@@ -36,12 +36,16 @@ pub const KEEPALIVE_FOR_ZERO: u16 = u16::MAX;
 /// with the frame's byte range in `buf`, and the bytes to forward instead when
 /// the tap rewrites it. A CONNECT sets the connection's client id.
 /// `zero_keepalive_as`: rewrite a CONNECT's keepalive 0 to this (embedded broker).
+/// `v5_aliases`: Some for an MQTT 5 connection (this direction's topic
+/// aliases), None for MQTT 3.1/3.1.1.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_frames(
     buf: &[u8],
     dir: Direction,
     conn: ConnId,
     client_id: &OnceLock<Arc<str>>,
     zero_keepalive_as: Option<u16>,
+    mut v5_aliases: Option<&mut std::collections::HashMap<u16, Arc<str>>>,
     record: &mut dyn FnMut(WireEvent, std::ops::Range<usize>, Option<Bytes>),
 ) -> DecodeOutcome {
     let mut consumed = 0;
@@ -67,12 +71,22 @@ pub fn decode_frames(
         // Decoders take `Bytes`; copying one frame keeps captured payloads
         // from pinning the whole read buffer in memory.
         let frame = Bytes::copy_from_slice(&rest[..len]);
-        match decode_one(header, frame, dir, conn, client_id, zero_keepalive_as, t_us) {
+        let decoded = match v5_aliases.as_deref_mut() {
+            Some(aliases) => {
+                let mut ev = WireEvent::new(t_us, conn, Arc::from(""), dir, PacketKind::PingReq);
+                ev.size = len as u32;
+                super::decode_v5::decode_one(frame, dir, ev, client_id, zero_keepalive_as, aliases)
+                    .map_err(|e| format!("MQTT 5: {e:?}"))
+            }
+            None => decode_one(header, frame, dir, conn, client_id, zero_keepalive_as, t_us)
+                .map_err(|e| e.to_string()),
+        };
+        match decoded {
             Ok((ev, rewritten)) => record(ev, consumed..consumed + len, rewritten),
             Err(e) => {
                 return DecodeOutcome {
                     consumed,
-                    error: Some(e.to_string()),
+                    error: Some(e),
                 };
             }
         }
@@ -111,6 +125,7 @@ fn decode_one(
             };
             ev.kind = PacketKind::Connect;
             ev.detail = WireDetail::Connect {
+                protocol: 4,
                 clean_session: c.clean_session,
                 keep_alive_s,
                 broker_keep_alive_s,
@@ -233,6 +248,7 @@ mod tests {
             1,
             &id,
             None,
+            None,
             &mut |e, _, _| out.push(e),
         );
         assert!(o.error.is_none());
@@ -258,6 +274,7 @@ mod tests {
             1,
             &id,
             None,
+            None,
             &mut |e, _, _| out.push(e),
         );
         assert_eq!(o.consumed + o2.consumed, bytes.len());
@@ -281,6 +298,7 @@ mod tests {
             1,
             &id,
             Some(KEEPALIVE_FOR_ZERO),
+            None,
             &mut |e, range, replacement| seen.push((e, range, replacement)),
         );
         assert!(o.error.is_none());
@@ -310,6 +328,7 @@ mod tests {
             1,
             &OnceLock::new(),
             None,
+            None,
             &mut |_, _, r| plain.push(r),
         );
         assert_eq!(plain, [None]);
@@ -323,6 +342,7 @@ mod tests {
             Direction::ClientToBroker,
             1,
             &id,
+            None,
             None,
             &mut |_, _, _| {},
         );

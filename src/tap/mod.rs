@@ -6,6 +6,7 @@
 //! records it as a [`WireEvent`]. It can cut a connection abruptly on command.
 
 mod decode;
+mod decode_v5;
 pub mod faults;
 
 use std::collections::HashMap;
@@ -55,6 +56,23 @@ impl Recorder {
     }
 }
 
+/// Where the tap forwards: MQTT 3.1/3.1.1 and MQTT 5 clients (`host:port`;
+/// the same address for an external broker, which serves both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstreams {
+    pub v4: String,
+    pub v5: String,
+}
+
+impl Upstreams {
+    pub fn both(addr: String) -> Upstreams {
+        Upstreams {
+            v4: addr.clone(),
+            v5: addr,
+        }
+    }
+}
+
 /// Control handle for one proxied connection.
 struct ConnCtl {
     client_id: Arc<OnceLock<Arc<str>>>,
@@ -79,9 +97,24 @@ struct ConnCtx {
     /// The broker behind is the embedded rumqttd: work around what it cannot
     /// take (keepalive 0 is rewritten; names that would crash it are refused).
     embedded: bool,
+    /// MQTT protocol level from the CONNECT (0 until it arrived).
+    protocol: u8,
 }
 
 impl ConnCtx {
+    /// The same connection's context (counters and ids shared), to set the protocol on.
+    fn clone_for(other: &ConnCtx) -> ConnCtx {
+        ConnCtx {
+            id: other.id,
+            client_id: other.client_id.clone(),
+            disconnect_seen: AtomicBool::new(other.disconnect_seen.load(Ordering::Relaxed)),
+            rec: other.rec.clone(),
+            faults: other.faults.clone(),
+            embedded: other.embedded,
+            protocol: other.protocol,
+        }
+    }
+
     fn client_id(&self) -> Arc<str> {
         self.client_id
             .get()
@@ -107,7 +140,7 @@ impl Tap {
     /// `embedded`: the broker behind is the embedded rumqttd (see [`ConnCtx`]).
     pub async fn start(
         listen: SocketAddr,
-        upstream: Arc<Mutex<String>>,
+        upstream: Arc<Mutex<Upstreams>>,
         rec: Recorder,
         embedded: bool,
     ) -> std::io::Result<Tap> {
@@ -137,6 +170,7 @@ impl Tap {
                     rec: rec.clone(),
                     faults: faults2.clone(),
                     embedded,
+                    protocol: 0,
                 });
                 let kill = Arc::new(Notify::new());
                 conns2.lock().insert(
@@ -221,13 +255,35 @@ impl Drop for Tap {
 }
 
 async fn proxy(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
-    upstream: String,
+    upstreams: Upstreams,
     ctx: Arc<ConnCtx>,
     kill: Arc<Notify>,
 ) {
     ctx.marker(PacketKind::Opened, WireDetail::Opened { peer });
+    // The CONNECT says which protocol the client speaks: MQTT 5 goes to the
+    // broker's MQTT 5 listener, 3.1/3.1.1 to the other (both on one router).
+    let read = tokio::select! {
+        r = read_connect(&mut client) => r,
+        _ = kill.notified() => Err(CloseReason::DroppedByTap),
+    };
+    let (read_before, level) = match read {
+        Ok(x) => x,
+        Err(reason) => {
+            ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+            return;
+        }
+    };
+    let ctx = Arc::new(ConnCtx {
+        protocol: level,
+        ..ConnCtx::clone_for(&ctx)
+    });
+    let upstream = if level == 5 {
+        upstreams.v5
+    } else {
+        upstreams.v4
+    };
     let broker = match TcpStream::connect(&upstream).await {
         Ok(s) => s,
         Err(e) => {
@@ -246,12 +302,12 @@ async fn proxy(
     let (cr, cw) = client.into_split();
     let (br, bw) = broker.into_split();
     let reason = tokio::select! {
-        r = pump(cr, bw, Direction::ClientToBroker, &ctx) => match r {
+        r = pump(cr, bw, Direction::ClientToBroker, &ctx, read_before) => match r {
             Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
             Ok(()) => CloseReason::ClientClosed,
             Err(e) => e,
         },
-        r = pump(br, cw, Direction::BrokerToClient, &ctx) => match r {
+        r = pump(br, cw, Direction::BrokerToClient, &ctx, BytesMut::new()) => match r {
             Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
             Ok(()) => CloseReason::BrokerClosed,
             Err(e) => e,
@@ -259,6 +315,61 @@ async fn proxy(
         _ = kill.notified() => CloseReason::DroppedByTap,
     };
     ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+}
+
+/// How long a client may take to send its CONNECT.
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Read until the first frame (the CONNECT) is complete; return what was read
+/// and the protocol level it names (3, 4 or 5).
+async fn read_connect(client: &mut TcpStream) -> Result<(BytesMut, u8), CloseReason> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let deadline = Instant::now() + CONNECT_WITHIN;
+    loop {
+        if let Some(level) = connect_level(&buf)? {
+            return Ok((buf, level));
+        }
+        let n = tokio::time::timeout_at(deadline, client.read_buf(&mut buf))
+            .await
+            .map_err(|_| CloseReason::Error("no CONNECT within 10 s".into()))?
+            .map_err(|e| CloseReason::Error(e.to_string()))?;
+        if n == 0 {
+            return Err(CloseReason::ClientClosed);
+        }
+    }
+}
+
+/// The protocol level of the CONNECT at the front of `buf`: None while it is
+/// incomplete; an error when it is not a CONNECT of MQTT 3.1, 3.1.1 or 5.
+fn connect_level(buf: &[u8]) -> Result<Option<u8>, CloseReason> {
+    let refuse = |why: String| CloseReason::Error(format!("closed by the tap: {why}"));
+    match rumqttc::mqttbytes::check(buf.iter(), MAX_FRAME_BYTES) {
+        Ok(_) => {}
+        Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
+        Err(e) => return Err(refuse(format!("not MQTT ({e})"))),
+    }
+    if buf.first().map(|b| b >> 4) != Some(1) {
+        return Err(refuse("the first packet is not a CONNECT".into()));
+    }
+    // Variable header: protocol name (2-byte length + text), then the level.
+    // After the first byte, the remaining length takes 1..4 bytes (high bit: more follow).
+    let at = 1 + buf
+        .iter()
+        .skip(1)
+        .take(4)
+        .position(|b| b & 0x80 == 0)
+        .map_or(4, |i| i + 1);
+    let name_len = match (buf.get(at), buf.get(at + 1)) {
+        (Some(&hi), Some(&lo)) => u16::from_be_bytes([hi, lo]) as usize,
+        _ => return Err(refuse("a CONNECT too short to name its protocol".into())),
+    };
+    match buf.get(at + 2 + name_len) {
+        Some(&level @ (3..=5)) => Ok(Some(level)),
+        Some(&level) => Err(refuse(format!(
+            "protocol level {level} is not MQTT 3.1 (3), 3.1.1 (4) or 5"
+        ))),
+        None => Err(refuse("a CONNECT too short to name its protocol".into())),
+    }
 }
 
 /// Bytes to forward, not before `due`.
@@ -279,9 +390,10 @@ async fn pump(
     to: OwnedWriteHalf,
     dir: Direction,
     ctx: &ConnCtx,
+    read_before: BytesMut,
 ) -> Result<(), CloseReason> {
     let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
-    let reader = read_side(from, tx, dir, ctx);
+    let reader = read_side(from, tx, dir, ctx, read_before);
     let writer = write_side(to, rx, ctx);
     tokio::try_join!(reader, writer).map(|_| ())
 }
@@ -291,9 +403,16 @@ async fn read_side(
     tx: mpsc::Sender<Outgoing>,
     dir: Direction,
     ctx: &ConnCtx,
+    read_before: BytesMut,
 ) -> Result<(), CloseReason> {
     // Small to start (thousands of connections × 2 directions); grows for big frames.
-    let mut buf = BytesMut::with_capacity(4 * 1024);
+    let mut buf = read_before;
+    buf.reserve(4 * 1024);
+    // Bytes read before the pumps started (the CONNECT) are decoded first.
+    let mut unread = !buf.is_empty();
+    let v5 = ctx.protocol == 5;
+    // MQTT 5 topic aliases of this direction (alias → topic).
+    let mut aliases = std::collections::HashMap::new();
     let mut passthrough = false;
     let mut view = FaultView::new(ctx.faults.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.id.wrapping_mul(2) + dir as u64);
@@ -306,13 +425,16 @@ async fn read_side(
         while dir == Direction::ClientToBroker && view.refresh(ctx.id, &ctx.client_id()).stalled {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let n = from
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| CloseReason::Error(e.to_string()))?;
-        if n == 0 {
-            return Ok(()); // dropping tx lets the writer drain and shut down
+        if !unread {
+            let n = from
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| CloseReason::Error(e.to_string()))?;
+            if n == 0 {
+                return Ok(()); // dropping tx lets the writer drain and shut down
+            }
         }
+        unread = false;
         let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
         if passthrough {
             let due = last_due.max(Instant::now());
@@ -332,6 +454,7 @@ async fn read_side(
             ctx.id,
             &ctx.client_id,
             ctx.embedded.then_some(KEEPALIVE_FOR_ZERO),
+            v5.then_some(&mut aliases),
             &mut |ev, range, replacement: Option<Bytes>| {
                 if ev.kind == PacketKind::Disconnect {
                     ctx.disconnect_seen.store(true, Ordering::Relaxed);
@@ -365,6 +488,16 @@ async fn read_side(
             return Err(CloseReason::Error(why));
         }
         let consumed = match outcome.error {
+            Some(err) if v5 => {
+                // A malformed MQTT 5 frame (bad properties, AUTH, …): this connection
+                // ends with the reason; everyone else is served on.
+                for (ev, _, _) in frames {
+                    ctx.rec.record(ev);
+                }
+                return Err(CloseReason::Error(format!(
+                    "closed by the tap: undecodable MQTT 5 frame ({err})"
+                )));
+            }
             Some(err) => {
                 // Not MQTT 3.1.1 as we know it: keep forwarding, stop decoding.
                 tracing::warn!(conn = ctx.id, "tap stops decoding: {err}");

@@ -93,6 +93,7 @@ impl SessionsPanel {
             .sense(egui::Sense::click())
             .column(Column::exact(18.0))
             .column(Column::initial(200.0).resizable(true))
+            .column(Column::exact(44.0))
             .column(Column::exact(84.0))
             .column(Column::exact(70.0))
             .column(Column::exact(44.0))
@@ -105,6 +106,7 @@ impl SessionsPanel {
                     &[
                         "",
                         "Client",
+                        "MQTT",
                         "Session",
                         "Keepalive",
                         "Subs",
@@ -126,6 +128,9 @@ impl SessionsPanel {
                     });
                     row.col(|ui| {
                         ui.label(&s.client_id);
+                    });
+                    row.col(|ui| {
+                        ui.label(protocol_name(s.protocol));
                     });
                     row.col(|ui| {
                         ui.label(if s.clean_session {
@@ -158,6 +163,16 @@ impl SessionsPanel {
                     }
                 });
             });
+    }
+}
+
+/// "3.1.1", "5", or "—" before a CONNECT was seen.
+fn protocol_name(level: u8) -> &'static str {
+    match level {
+        3 => "3.1",
+        4 => "3.1.1",
+        5 => "5",
+        _ => "—",
     }
 }
 
@@ -233,6 +248,9 @@ fn detail_ui(
                     } else {
                         "persistent (kept while offline)"
                     });
+                    ui.end_row();
+                    ui.weak("protocol");
+                    ui.label(format!("MQTT {}", protocol_name(s.protocol)));
                     ui.end_row();
                     ui.weak("keepalive");
                     if s.keep_alive_s == 0 {

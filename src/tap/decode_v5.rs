@@ -1,0 +1,266 @@
+//! MQTT 5 frames, decoded with rumqttc's own v5 `mqttbytes` (no hand-written
+//! codec), into the same [`WireEvent`]s as MQTT 3.1.1.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use rumqttc::v5::mqttbytes::v5::{
+    self as v5, ConnAck, Connect, PacketType, PubAck, PubComp, PubRec, PubRel, Publish, SubAck,
+    Subscribe, SubscribeReasonCode, Unsubscribe,
+};
+use rumqttc::v5::mqttbytes::{Error, QoS};
+
+use crate::protocol::{Direction, PacketKind, WillInfo, WireDetail, WireEvent};
+
+fn qos_u8(q: QoS) -> u8 {
+    q as u8
+}
+
+/// Bytes the fixed header takes (1 + the remaining length's 1..4 bytes).
+fn fixed_header_len(frame: &[u8]) -> usize {
+    1 + frame
+        .iter()
+        .skip(1)
+        .take(4)
+        .position(|b| b & 0x80 == 0)
+        .map_or(4, |i| i + 1)
+}
+
+/// Decode one MQTT 5 frame. `aliases`: this direction's topic aliases
+/// (a PUBLISH with an alias and an empty topic is shown with its topic).
+/// Returns the event and, for a rewritten CONNECT, the bytes to forward.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_one(
+    frame: Bytes,
+    dir: Direction,
+    mut ev: WireEvent,
+    client_id: &OnceLock<Arc<str>>,
+    zero_keepalive_as: Option<u16>,
+    aliases: &mut HashMap<u16, Arc<str>>,
+) -> Result<(WireEvent, Option<Bytes>), Error> {
+    let header = v5::check(frame.iter(), None)?;
+    let size = frame.len();
+    let empty = size == fixed_header_len(&frame);
+    let mut rewritten = None;
+    match header.packet_type()? {
+        PacketType::Connect => {
+            let (mut c, will, login) = Connect::read(header, frame)?;
+            let _ = client_id.set(Arc::from(c.client_id.as_str()));
+            let keep_alive_s = c.keep_alive;
+            let broker_keep_alive_s = match zero_keepalive_as {
+                Some(k) if keep_alive_s == 0 && dir == Direction::ClientToBroker => {
+                    c.keep_alive = k;
+                    let mut out = BytesMut::with_capacity(size + 2);
+                    c.write(&will, &login, &mut out)?;
+                    rewritten = Some(out.freeze());
+                    Some(k)
+                }
+                _ => None,
+            };
+            ev.kind = PacketKind::Connect;
+            ev.detail = WireDetail::Connect {
+                protocol: 5,
+                clean_session: c.clean_start,
+                keep_alive_s,
+                broker_keep_alive_s,
+                will: will.map(|w| WillInfo {
+                    topic: String::from_utf8_lossy(&w.topic).into_owned(),
+                    payload: w.message,
+                    qos: qos_u8(w.qos),
+                    retain: w.retain,
+                }),
+                username: login.map(|l| l.username),
+            };
+        }
+        PacketType::ConnAck => {
+            let fixed = fixed_header_len(&frame);
+            let code = frame.get(fixed + 1).copied().unwrap_or(0);
+            let c = ConnAck::read(header, frame)?;
+            ev.kind = PacketKind::ConnAck;
+            ev.detail = WireDetail::ConnAck {
+                session_present: c.session_present,
+                code,
+            };
+        }
+        PacketType::Publish => {
+            let p = Publish::read(header, frame)?;
+            ev.kind = PacketKind::Publish;
+            ev.pkid = p.pkid;
+            ev.qos = qos_u8(p.qos);
+            ev.retain = p.retain;
+            ev.dup = p.dup;
+            let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
+            let topic: Arc<str> = if p.topic.is_empty() {
+                alias
+                    .and_then(|a| aliases.get(&a).cloned())
+                    .unwrap_or_else(|| Arc::from(""))
+            } else {
+                let t: Arc<str> = Arc::from(String::from_utf8_lossy(&p.topic).as_ref());
+                if let Some(a) = alias
+                    && aliases.len() < 65_536
+                {
+                    aliases.insert(a, t.clone());
+                }
+                t
+            };
+            ev.topic = Some(topic);
+            ev.payload = Some(p.payload);
+        }
+        PacketType::PubAck => {
+            ev.kind = PacketKind::PubAck;
+            ev.pkid = PubAck::read(header, frame)?.pkid;
+        }
+        PacketType::PubRec => {
+            ev.kind = PacketKind::PubRec;
+            ev.pkid = PubRec::read(header, frame)?.pkid;
+        }
+        PacketType::PubRel => {
+            ev.kind = PacketKind::PubRel;
+            ev.pkid = PubRel::read(header, frame)?.pkid;
+        }
+        PacketType::PubComp => {
+            ev.kind = PacketKind::PubComp;
+            ev.pkid = PubComp::read(header, frame)?.pkid;
+        }
+        PacketType::Subscribe => {
+            let s = Subscribe::read(header, frame)?;
+            ev.kind = PacketKind::Subscribe;
+            ev.pkid = s.pkid;
+            ev.detail = WireDetail::Subscribe(
+                s.filters
+                    .into_iter()
+                    .map(|f| (f.path, qos_u8(f.qos)))
+                    .collect(),
+            );
+        }
+        PacketType::SubAck => {
+            let s = SubAck::read(header, frame)?;
+            ev.kind = PacketKind::SubAck;
+            ev.pkid = s.pkid;
+            ev.detail = WireDetail::SubAck(
+                s.return_codes
+                    .into_iter()
+                    .map(|c| match c {
+                        SubscribeReasonCode::Success(q) => Some(qos_u8(q)),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+        }
+        PacketType::Unsubscribe => {
+            let u = Unsubscribe::read(header, frame)?;
+            ev.kind = PacketKind::Unsubscribe;
+            ev.pkid = u.pkid;
+            ev.detail = WireDetail::Unsubscribe(u.filters);
+        }
+        PacketType::UnsubAck => ev.kind = PacketKind::UnsubAck,
+        PacketType::PingReq => ev.kind = PacketKind::PingReq,
+        PacketType::PingResp => ev.kind = PacketKind::PingResp,
+        // MQTT 5 lets DISCONNECT omit its reason code (normal disconnection).
+        PacketType::Disconnect => {
+            ev.kind = PacketKind::Disconnect;
+            let _ = empty;
+        }
+    }
+    ev.client_id = client_id.get().cloned().unwrap_or_else(|| Arc::from(""));
+    Ok((ev, rewritten))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::{Disconnect, DisconnectReasonCode};
+
+    fn ev() -> WireEvent {
+        WireEvent::new(
+            1,
+            1,
+            Arc::from(""),
+            Direction::ClientToBroker,
+            PacketKind::PingReq,
+        )
+    }
+
+    #[test]
+    fn decodes_connect_publish_with_alias_and_short_disconnect() {
+        let c = Connect {
+            keep_alive: 0,
+            client_id: "v5-dev".into(),
+            clean_start: true,
+            properties: None,
+        };
+        let mut buf = BytesMut::new();
+        c.write(&None, &None, &mut buf).expect("encodes");
+        let id = OnceLock::new();
+        let mut aliases = HashMap::new();
+        let (e, rewritten) = decode_one(
+            buf.freeze(),
+            Direction::ClientToBroker,
+            ev(),
+            &id,
+            Some(600),
+            &mut aliases,
+        )
+        .expect("decodes");
+        assert_eq!(e.kind, PacketKind::Connect);
+        assert!(matches!(
+            e.detail,
+            WireDetail::Connect {
+                protocol: 5,
+                keep_alive_s: 0,
+                broker_keep_alive_s: Some(600),
+                ..
+            }
+        ));
+        assert!(rewritten.is_some());
+        assert_eq!(&*e.client_id, "v5-dev");
+        // A publish that sets alias 3, then one that uses it with an empty topic.
+        for (topic, payload) in [("a/b", "1"), ("", "2")] {
+            let mut p = Publish::new(topic, QoS::AtLeastOnce, payload, None);
+            p.pkid = 7;
+            p.properties = Some(rumqttc::v5::mqttbytes::v5::PublishProperties {
+                topic_alias: Some(3),
+                ..Default::default()
+            });
+            let mut buf = BytesMut::new();
+            p.write(&mut buf).expect("encodes");
+            let (e, _) = decode_one(
+                buf.freeze(),
+                Direction::ClientToBroker,
+                ev(),
+                &id,
+                None,
+                &mut aliases,
+            )
+            .expect("decodes");
+            assert_eq!(e.topic.as_deref(), Some("a/b"), "alias resolved");
+            assert_eq!(e.payload.as_deref(), Some(payload.as_bytes()));
+        }
+        // DISCONNECT without a reason code: two bytes on the wire.
+        let (e, _) = decode_one(
+            Bytes::from_static(&[0xE0, 0x00]),
+            Direction::ClientToBroker,
+            ev(),
+            &id,
+            None,
+            &mut aliases,
+        )
+        .expect("decodes");
+        assert_eq!(e.kind, PacketKind::Disconnect);
+        let mut buf = BytesMut::new();
+        Disconnect::new(DisconnectReasonCode::NormalDisconnection)
+            .write(&mut buf)
+            .expect("encodes");
+        let (e, _) = decode_one(
+            buf.freeze(),
+            Direction::ClientToBroker,
+            ev(),
+            &id,
+            None,
+            &mut aliases,
+        )
+        .expect("decodes");
+        assert_eq!(e.kind, PacketKind::Disconnect);
+    }
+}

@@ -1,0 +1,135 @@
+//! MQTT 5 and MQTT 3.1.1 clients through the tap, on the embedded broker's
+//! two listeners (one router): Debian's mosquitto_sub / mosquitto_pub with
+//! `-V 5` and `-V 311` exchange messages, and the capture decodes both.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use mqtt_workbench::protocol::{CloseReason, Direction};
+
+fn mosquitto(tool: &str, version: &str, port: u16, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(tool);
+    c.args(["-V", version, "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// A subscriber of one version receives what a publisher of the other sends.
+async fn exchange(sub_version: &str, pub_version: &str, qos: &str) {
+    let mut rig = Rig::start().await;
+    let port = rig.port();
+    let sub_id = format!("sub-v{sub_version}-q{qos}");
+    let pub_id = format!("pub-v{pub_version}-q{qos}");
+    let topic = format!("mix/{sub_version}/{pub_version}/{qos}");
+    let sub = mosquitto(
+        "mosquitto_sub",
+        sub_version,
+        port,
+        &["-i", &sub_id, "-q", qos, "-t", "mix/#", "-C", "2", "-v"],
+    )
+    .spawn()
+    .expect("mosquitto_sub runs (scripts/setup.sh installs mosquitto-clients)");
+    rig.wait_for("the subscriber subscribed", 10, |c| {
+        c.sessions.get(&sub_id).is_some_and(|s| {
+            s.connected && s.subscriptions.values().any(|x| x.granted_qos.is_some())
+        })
+    })
+    .await;
+    // A plain message, then a retained one.
+    for (payload, retain) in [("hello", false), ("kept", true)] {
+        let mut p = mosquitto(
+            "mosquitto_pub",
+            pub_version,
+            port,
+            &["-i", &pub_id, "-q", qos, "-t", &topic, "-m", payload],
+        );
+        if retain {
+            p.arg("-r");
+        }
+        let out = p.output().await.expect("mosquitto_pub runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = tokio::time::timeout(Duration::from_secs(10), sub.wait_with_output())
+        .await
+        .expect("the subscriber got both messages")
+        .expect("mosquitto_sub ran");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{topic} hello\n{topic} kept")
+    );
+    rig.wait_for("both legs captured", 10, |c| {
+        c.topics.get(&topic).is_some_and(|t| t.delivered >= 2)
+            && c.sessions.get(&sub_id).is_some_and(|s| !s.connected)
+    })
+    .await;
+    let c = &rig.model.capture;
+    let level = |v: &str| if v == "5" { 5 } else { 4 };
+    assert_eq!(c.sessions[&sub_id].protocol, level(sub_version));
+    assert_eq!(c.sessions[&pub_id].protocol, level(pub_version));
+    assert_eq!(
+        c.sessions[&sub_id].last_disconnect(),
+        Some(&CloseReason::Graceful),
+        "the v5 DISCONNECT (reason code omitted) is decoded"
+    );
+    let deliveries: Vec<_> = c
+        .messages()
+        .filter(|(_, e)| *e.client_id == *sub_id && e.dir == Direction::BrokerToClient)
+        .map(|(_, e)| e.payload.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(deliveries, [&b"hello"[..], &b"kept"[..]]);
+    assert!(c.topics[&topic].retained.is_some());
+    if qos != "0" {
+        assert!(
+            c.flows.completed >= 4,
+            "QoS {qos} handshakes decoded: {}",
+            c.flows.completed
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_subscriber_gets_mqtt311_messages_at_qos1() {
+    exchange("5", "311", "1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt311_subscriber_gets_mqtt5_messages_at_qos2() {
+    exchange("311", "5", "2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_to_mqtt5_at_qos0() {
+    exchange("5", "5", "0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_protocol_level_is_closed_with_a_reason_and_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let mut rig = Rig::start().await;
+    // A CONNECT naming protocol level 9.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", rig.port()))
+        .await
+        .expect("the tap listens");
+    s.write_all(&[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 9, 2, 0, 30, 0, 0])
+        .await
+        .expect("written");
+    rig.wait_for("the connection closed with a reason", 5, |c| {
+        c.events().any(|(_, e)| {
+            matches!(&e.detail, mqtt_workbench::protocol::WireDetail::Closed(CloseReason::Error(why))
+                if why.contains("protocol level 9"))
+        })
+    })
+    .await;
+    let mut ok = connect(options("after-bad", rig.port(), true));
+    ok.connack().await;
+}
