@@ -178,6 +178,155 @@ pub enum Injected {
     Held,
 }
 
+/// How a subscription asked to be served (MQTT 5 subscription options).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubOptions {
+    pub filter: String,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    /// 0: send retained on subscribe; 1: only on a new subscription; 2: never.
+    pub retain_handling: u8,
+}
+
+/// What an MQTT 5 frame carries beyond MQTT 3.1.1: its reason code(s) and
+/// properties. Boxed on the event (most frames have none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct V5Props {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<u8>,
+    /// SUBACK: one per filter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reason_codes: Vec<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_string: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub user_properties: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Payload format indicator: true = UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_utf8: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_topic: Option<String>,
+    /// Text when it is UTF-8, else hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_expiry_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_alias: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_expiry_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive_maximum: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_packet_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_keep_alive_s: Option<u16>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<SubOptions>,
+}
+
+impl V5Props {
+    pub fn is_empty(&self) -> bool {
+        *self == V5Props::default()
+    }
+
+    /// The properties in a line, for tables ("reason 0x10 · user a=1 · …").
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = self.reason_code {
+            parts.push(format!("reason 0x{c:02X}"));
+        }
+        if !self.reason_codes.is_empty() {
+            let codes: Vec<String> = self
+                .reason_codes
+                .iter()
+                .map(|c| format!("0x{c:02X}"))
+                .collect();
+            parts.push(format!("reasons {}", codes.join(",")));
+        }
+        if let Some(r) = &self.reason_string {
+            parts.push(format!("“{r}”"));
+        }
+        for (k, v) in &self.user_properties {
+            parts.push(format!("{k}={v}"));
+        }
+        if let Some(c) = &self.content_type {
+            parts.push(format!("content-type {c}"));
+        }
+        if let Some(u) = self.payload_utf8 {
+            parts.push(if u { "utf-8" } else { "binary" }.into());
+        }
+        if let Some(r) = &self.response_topic {
+            parts.push(format!("response-topic {r}"));
+        }
+        if let Some(c) = &self.correlation_data {
+            parts.push(format!("correlation {c}"));
+        }
+        if let Some(e) = self.message_expiry_s {
+            parts.push(format!("expires {e} s"));
+        }
+        if let Some(a) = self.topic_alias {
+            parts.push(format!("alias {a}"));
+        }
+        if let Some(e) = self.session_expiry_s {
+            parts.push(format!("session expiry {e} s"));
+        }
+        if let Some(r) = self.receive_maximum {
+            parts.push(format!("receive max {r}"));
+        }
+        if let Some(m) = self.max_packet_size {
+            parts.push(format!("max packet {m} B"));
+        }
+        if let Some(a) = &self.assigned_client_id {
+            parts.push(format!("assigned id {a}"));
+        }
+        if let Some(k) = self.server_keep_alive_s {
+            parts.push(format!("server keepalive {k} s"));
+        }
+        for s in &self.subscriptions {
+            let mut opts = Vec::new();
+            if s.no_local {
+                opts.push("no-local".to_string());
+            }
+            if s.retain_as_published {
+                opts.push("retain-as-published".into());
+            }
+            if s.retain_handling != 0 {
+                opts.push(format!("retain-handling {}", s.retain_handling));
+            }
+            if !opts.is_empty() {
+                parts.push(format!("{}: {}", s.filter, opts.join(" ")));
+            }
+        }
+        parts.join(" · ")
+    }
+
+    /// Approximate bytes held.
+    fn mem_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .user_properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 48)
+                .sum::<usize>()
+            + [
+                &self.reason_string,
+                &self.content_type,
+                &self.response_topic,
+                &self.correlation_data,
+                &self.assigned_client_id,
+            ]
+            .iter()
+            .map(|s| s.as_ref().map_or(0, |s| s.len()))
+            .sum::<usize>()
+            + self.subscriptions.len() * 64
+    }
+}
+
 /// One decoded frame (or connection marker) seen by the tap.
 #[derive(Debug, Clone)]
 pub struct WireEvent {
@@ -199,6 +348,10 @@ pub struct WireEvent {
     pub detail: WireDetail,
     /// Set when an injected network fault dropped, delayed or held this frame.
     pub injected: Option<Injected>,
+    /// MQTT protocol level of the connection: 4 (3.1.1) or 5; 0 before its CONNECT.
+    pub protocol: u8,
+    /// MQTT 5 reason codes and properties (None for 3.1.1, or when it has none).
+    pub v5: Option<Box<V5Props>>,
 }
 
 impl WireEvent {
@@ -225,6 +378,8 @@ impl WireEvent {
             size: 0,
             detail: WireDetail::None,
             injected: None,
+            protocol: 0,
+            v5: None,
         }
     }
 
@@ -233,6 +388,7 @@ impl WireEvent {
         std::mem::size_of::<Self>()
             + self.payload.as_ref().map_or(0, |p| p.len())
             + self.topic.as_ref().map_or(0, |t| t.len())
+            + self.v5.as_ref().map_or(0, |p| p.mem_bytes())
     }
 }
 

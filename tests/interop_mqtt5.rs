@@ -133,3 +133,131 @@ async fn an_unknown_protocol_level_is_closed_with_a_reason_and_others_are_served
     let mut ok = connect(options("after-bad", rig.port(), true));
     ok.connack().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_properties_are_captured_and_exported() {
+    let mut rig = Rig::start().await;
+    let port = rig.port();
+    let sub = mosquitto(
+        "mosquitto_sub",
+        "5",
+        port,
+        &[
+            "-i",
+            "props-sub",
+            "-q",
+            "1",
+            "-t",
+            "props/#",
+            "-C",
+            "1",
+            "-F",
+            "%t %p",
+        ],
+    )
+    .spawn()
+    .expect("mosquitto_sub runs");
+    rig.wait_for("subscribed", 10, |c| {
+        c.sessions
+            .get("props-sub")
+            .is_some_and(|s| s.subscriptions.values().any(|x| x.granted_qos.is_some()))
+    })
+    .await;
+    let out = mosquitto(
+        "mosquitto_pub",
+        "5",
+        port,
+        &[
+            "-i",
+            "props-pub",
+            "-q",
+            "1",
+            "-t",
+            "props/req",
+            "-m",
+            "ping",
+            "-D",
+            "publish",
+            "user-property",
+            "site",
+            "lab-7",
+            "-D",
+            "publish",
+            "content-type",
+            "text/plain",
+            "-D",
+            "publish",
+            "response-topic",
+            "props/reply",
+            "-D",
+            "publish",
+            "correlation-data",
+            "req-42",
+            "-D",
+            "publish",
+            "message-expiry-interval",
+            "30",
+            "-D",
+            "connect",
+            "session-expiry-interval",
+            "120",
+        ],
+    )
+    .output()
+    .await
+    .expect("mosquitto_pub runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.wait_with_output())
+        .await
+        .expect("delivered")
+        .expect("ran");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        "props/req ping"
+    );
+    rig.wait_for("the publish and its delivery", 5, |c| {
+        c.topics.get("props/req").is_some_and(|t| t.delivered == 1)
+    })
+    .await;
+    let c = &rig.model.capture;
+    let published = c
+        .messages()
+        .find(|(_, e)| *e.client_id == *"props-pub")
+        .map(|(_, e)| e.clone())
+        .expect("the publish");
+    let p = published.v5.as_deref().expect("MQTT 5 properties");
+    assert_eq!(
+        p.user_properties,
+        [("site".to_string(), "lab-7".to_string())]
+    );
+    assert_eq!(p.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(p.response_topic.as_deref(), Some("props/reply"));
+    assert_eq!(p.correlation_data.as_deref(), Some("req-42"));
+    assert_eq!(p.message_expiry_s, Some(30));
+    assert_eq!(published.protocol, 5);
+    let session = &c.sessions["props-pub"];
+    assert_eq!(
+        session
+            .connect_props
+            .as_ref()
+            .and_then(|p| p.session_expiry_s),
+        Some(120)
+    );
+    // Exported with the protocol and the properties.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("props.jsonl");
+    mqtt_workbench::export::write_events(&path, c.snapshot().iter(), |_| {}).expect("written");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let line: serde_json::Value = serde_json::from_str(
+        text.lines()
+            .find(|l| l.contains("props-pub"))
+            .expect("the publish row"),
+    )
+    .expect("JSON");
+    assert_eq!(line["protocol"], 5);
+    assert_eq!(line["properties"]["response_topic"], "props/reply");
+}

@@ -46,6 +46,9 @@ pub struct Session {
     pub clean_session: bool,
     /// MQTT protocol level of its last CONNECT: 4 (3.1.1) or 5.
     pub protocol: u8,
+    /// MQTT 5: what its last CONNECT and CONNACK said (expiry, limits, ids…).
+    pub connect_props: Option<Box<crate::protocol::V5Props>>,
+    pub connack_props: Option<Box<crate::protocol::V5Props>>,
     /// What the client asked for (0: no keepalive).
     pub keep_alive_s: u16,
     /// Set when the tap sent the broker another keepalive (rumqttd refuses 0).
@@ -139,6 +142,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                 }
             } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 s.protocol = *protocol;
+                s.connect_props = ev.v5.clone();
                 s.clean_session = *clean_session;
                 s.keep_alive_s = *keep_alive_s;
                 s.broker_keep_alive_s = *broker_keep_alive_s;
@@ -164,6 +168,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                 .and_then(|c| c.pending_connect.take());
             let peer = cap.conns.get(&ev.conn).and_then(|c| c.peer);
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+                s.connack_props = ev.v5.clone();
                 if code == 0
                     && let Some(WireDetail::Connect {
                         protocol,

@@ -31,6 +31,22 @@ pub struct ExportRow {
     /// "dropped" (never arrived), "held" (by a partition) or "+N ms" (delayed).
     #[serde(default)]
     pub fault: String,
+    /// MQTT protocol level of the connection: 4 (3.1.1) or 5.
+    #[serde(default)]
+    pub protocol: u8,
+    /// MQTT 5 properties and reason code as JSON ("" when none). CSV holds the
+    /// JSON text; JSON Lines an object.
+    #[serde(default, deserialize_with = "json_text")]
+    pub properties: String,
+}
+
+/// Reads `properties` from CSV (JSON text) and from JSON Lines (an object).
+fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    })
 }
 
 impl ExportRow {
@@ -55,6 +71,12 @@ impl ExportRow {
             packet_id: e.pkid,
             payload,
             binary,
+            protocol: e.protocol,
+            properties: e
+                .v5
+                .as_ref()
+                .and_then(|p| serde_json::to_string(p).ok())
+                .unwrap_or_default(),
             fault: match e.injected {
                 None => String::new(),
                 Some(Injected::Dropped) => "dropped".into(),
@@ -183,7 +205,17 @@ fn write_rows(
             let mut rows = rows;
             rows.try_for_each(|r| {
                 tick(&mut n);
-                serde_json::to_writer(&mut w, &r).map_err(std::io::Error::from)?;
+                // The properties as an object, not as JSON inside a string.
+                let mut v = serde_json::to_value(&r).map_err(std::io::Error::from)?;
+                if let Some(obj) = v.as_object_mut() {
+                    let props = if r.properties.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::from_str(&r.properties).unwrap_or(serde_json::Value::Null)
+                    };
+                    obj.insert("properties".into(), props);
+                }
+                serde_json::to_writer(&mut w, &v).map_err(std::io::Error::from)?;
                 w.write_all(b"\n")
             })
             .and_then(|()| w.flush())
@@ -253,6 +285,8 @@ mod tests {
                 payload: "hello, \"world\"\nline 2".into(),
                 binary: false,
                 fault: String::new(),
+                protocol: 4,
+                properties: String::new(),
             },
             ExportRow {
                 binary: true,
@@ -275,6 +309,8 @@ mod tests {
             payload: String::new(),
             binary: false,
             fault: "+250 ms".into(),
+            protocol: 5,
+            properties: r#"{"user_properties":[["a","1"]]}"#.into(),
         }
     }
 
@@ -288,6 +324,14 @@ mod tests {
             assert_eq!(back, sample(), "{name}");
             assert_eq!(back[1].payload_bytes().unwrap(), vec![0u8, 159, 146, 150]);
         }
+        // JSON Lines hold the MQTT 5 properties as an object, CSV as JSON text.
+        let jsonl = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
+        let second: serde_json::Value =
+            serde_json::from_str(jsonl.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(second["properties"]["user_properties"][0][1], "1");
+        assert_eq!(second["protocol"], 5);
+        let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+        assert!(first["properties"].is_null());
     }
 
     #[test]
@@ -326,7 +370,7 @@ mod tests {
         }
         let header = std::fs::read_to_string(dir.path().join("faults.csv")).unwrap();
         assert!(
-            header.lines().next().unwrap().ends_with(",fault"),
+            header.lines().next().unwrap().contains(",fault,"),
             "{header}"
         );
     }

@@ -212,6 +212,7 @@ fn decode_one(
         PacketType::Disconnect => ev.kind = PacketKind::Disconnect,
     }
     ev.client_id = client_id.get().cloned().unwrap_or_else(|| Arc::from(""));
+    ev.protocol = 4;
     Ok((ev, rewritten))
 }
 

@@ -11,7 +11,38 @@ use rumqttc::v5::mqttbytes::v5::{
 };
 use rumqttc::v5::mqttbytes::{Error, QoS};
 
-use crate::protocol::{Direction, PacketKind, WillInfo, WireDetail, WireEvent};
+use crate::protocol::{
+    Direction, PacketKind, SubOptions, V5Props, WillInfo, WireDetail, WireEvent,
+};
+
+/// Correlation data as text when it is UTF-8, else hex.
+fn shown_bytes(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => b.iter().map(|x| format!("{x:02x}")).collect(),
+    }
+}
+
+/// The reason code byte of an ack (PUBACK, PUBREC, PUBREL, PUBCOMP): after the
+/// packet id; absent (success) when the remaining length is 2.
+fn ack_reason(frame: &[u8]) -> Option<u8> {
+    frame.get(fixed_header_len(frame) + 2).copied()
+}
+
+fn suback_code(c: &SubscribeReasonCode) -> u8 {
+    match c {
+        SubscribeReasonCode::Success(q) => *q as u8,
+        SubscribeReasonCode::Failure | SubscribeReasonCode::Unspecified => 0x80,
+        SubscribeReasonCode::ImplementationSpecific => 0x83,
+        SubscribeReasonCode::NotAuthorized => 0x87,
+        SubscribeReasonCode::TopicFilterInvalid => 0x8F,
+        SubscribeReasonCode::PkidInUse => 0x91,
+        SubscribeReasonCode::QuotaExceeded => 0x97,
+        SubscribeReasonCode::SharedSubscriptionsNotSupported => 0x9E,
+        SubscribeReasonCode::SubscriptionIdNotSupported => 0xA1,
+        SubscribeReasonCode::WildcardSubscriptionsNotSupported => 0xA2,
+    }
+}
 
 fn qos_u8(q: QoS) -> u8 {
     q as u8
@@ -43,9 +74,17 @@ pub fn decode_one(
     let size = frame.len();
     let empty = size == fixed_header_len(&frame);
     let mut rewritten = None;
+    let mut props = V5Props::default();
+    ev.protocol = 5;
     match header.packet_type()? {
         PacketType::Connect => {
             let (mut c, will, login) = Connect::read(header, frame)?;
+            if let Some(p) = &c.properties {
+                props.session_expiry_s = p.session_expiry_interval;
+                props.receive_maximum = p.receive_maximum;
+                props.max_packet_size = p.max_packet_size;
+                props.user_properties = p.user_properties.clone();
+            }
             let _ = client_id.set(Arc::from(c.client_id.as_str()));
             let keep_alive_s = c.keep_alive;
             let broker_keep_alive_s = match zero_keepalive_as {
@@ -77,6 +116,16 @@ pub fn decode_one(
             let fixed = fixed_header_len(&frame);
             let code = frame.get(fixed + 1).copied().unwrap_or(0);
             let c = ConnAck::read(header, frame)?;
+            props.reason_code = Some(code);
+            if let Some(p) = &c.properties {
+                props.session_expiry_s = p.session_expiry_interval;
+                props.receive_maximum = p.receive_max;
+                props.max_packet_size = p.max_packet_size;
+                props.assigned_client_id = p.assigned_client_identifier.clone();
+                props.server_keep_alive_s = p.server_keep_alive;
+                props.reason_string = p.reason_string.clone();
+                props.user_properties = p.user_properties.clone();
+            }
             ev.kind = PacketKind::ConnAck;
             ev.detail = WireDetail::ConnAck {
                 session_present: c.session_present,
@@ -91,6 +140,15 @@ pub fn decode_one(
             ev.retain = p.retain;
             ev.dup = p.dup;
             let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
+            if let Some(pr) = &p.properties {
+                props.payload_utf8 = pr.payload_format_indicator.map(|f| f == 1);
+                props.message_expiry_s = pr.message_expiry_interval;
+                props.topic_alias = pr.topic_alias;
+                props.response_topic = pr.response_topic.clone();
+                props.correlation_data = pr.correlation_data.as_deref().map(shown_bytes);
+                props.user_properties = pr.user_properties.clone();
+                props.content_type = pr.content_type.clone();
+            }
             let topic: Arc<str> = if p.topic.is_empty() {
                 alias
                     .and_then(|a| aliases.get(&a).cloned())
@@ -109,24 +167,45 @@ pub fn decode_one(
         }
         PacketType::PubAck => {
             ev.kind = PacketKind::PubAck;
+            props.reason_code = ack_reason(&frame);
             ev.pkid = PubAck::read(header, frame)?.pkid;
         }
         PacketType::PubRec => {
             ev.kind = PacketKind::PubRec;
+            props.reason_code = ack_reason(&frame);
             ev.pkid = PubRec::read(header, frame)?.pkid;
         }
         PacketType::PubRel => {
             ev.kind = PacketKind::PubRel;
+            props.reason_code = ack_reason(&frame);
             ev.pkid = PubRel::read(header, frame)?.pkid;
         }
         PacketType::PubComp => {
             ev.kind = PacketKind::PubComp;
+            props.reason_code = ack_reason(&frame);
             ev.pkid = PubComp::read(header, frame)?.pkid;
         }
         PacketType::Subscribe => {
             let s = Subscribe::read(header, frame)?;
             ev.kind = PacketKind::Subscribe;
             ev.pkid = s.pkid;
+            props.subscriptions = s
+                .filters
+                .iter()
+                .map(|f| SubOptions {
+                    filter: f.path.clone(),
+                    no_local: f.nolocal,
+                    retain_as_published: f.preserve_retain,
+                    retain_handling: match f.retain_forward_rule {
+                        v5::RetainForwardRule::OnEverySubscribe => 0,
+                        v5::RetainForwardRule::OnNewSubscribe => 1,
+                        v5::RetainForwardRule::Never => 2,
+                    },
+                })
+                .collect();
+            if let Some(p) = &s.properties {
+                props.user_properties = p.user_properties.clone();
+            }
             ev.detail = WireDetail::Subscribe(
                 s.filters
                     .into_iter()
@@ -138,6 +217,7 @@ pub fn decode_one(
             let s = SubAck::read(header, frame)?;
             ev.kind = PacketKind::SubAck;
             ev.pkid = s.pkid;
+            props.reason_codes = s.return_codes.iter().map(suback_code).collect();
             ev.detail = WireDetail::SubAck(
                 s.return_codes
                     .into_iter()
@@ -160,8 +240,20 @@ pub fn decode_one(
         // MQTT 5 lets DISCONNECT omit its reason code (normal disconnection).
         PacketType::Disconnect => {
             ev.kind = PacketKind::Disconnect;
-            let _ = empty;
+            if !empty {
+                props.reason_code = frame.get(fixed_header_len(&frame)).copied();
+                if let Ok(d) = v5::Disconnect::read(header, frame)
+                    && let Some(p) = d.properties
+                {
+                    props.session_expiry_s = p.session_expiry_interval;
+                    props.reason_string = p.reason_string;
+                    props.user_properties = p.user_properties;
+                }
+            }
         }
+    }
+    if !props.is_empty() {
+        ev.v5 = Some(Box::new(props));
     }
     ev.client_id = client_id.get().cloned().unwrap_or_else(|| Arc::from(""));
     Ok((ev, rewritten))
@@ -237,6 +329,28 @@ mod tests {
             assert_eq!(e.topic.as_deref(), Some("a/b"), "alias resolved");
             assert_eq!(e.payload.as_deref(), Some(payload.as_bytes()));
         }
+        // Subscription options travel on the SUBSCRIBE.
+        let mut filter = v5::Filter::new("a/#", QoS::AtLeastOnce);
+        filter.nolocal = true;
+        filter.retain_forward_rule = v5::RetainForwardRule::Never;
+        let mut buf = BytesMut::new();
+        Subscribe::new(filter, None)
+            .write(&mut buf)
+            .expect("encodes");
+        let (e, _) = decode_one(
+            buf.freeze(),
+            Direction::ClientToBroker,
+            ev(),
+            &id,
+            None,
+            &mut aliases,
+        )
+        .expect("decodes");
+        let opts = &e.v5.expect("options").subscriptions[0];
+        assert_eq!(
+            (opts.filter.as_str(), opts.no_local, opts.retain_handling),
+            ("a/#", true, 2)
+        );
         // DISCONNECT without a reason code: two bytes on the wire.
         let (e, _) = decode_one(
             Bytes::from_static(&[0xE0, 0x00]),

@@ -68,6 +68,15 @@ pub fn message_cells(
         ui.label(injected(e.injected))
             .on_hover_text("What an injected network fault did to this frame");
     });
+    row.col(|ui| match &e.v5 {
+        Some(p) => {
+            let text = p.summary();
+            ui.label(&text).on_hover_text(text);
+        }
+        None => {
+            ui.label("");
+        }
+    });
     row.col(|ui| {
         ui.label(preview(payload, payload_chars));
     });

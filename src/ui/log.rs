@@ -157,6 +157,7 @@ impl LogPanel {
             .column(Column::exact(28.0))
             .column(Column::exact(60.0))
             .column(Column::exact(64.0))
+            .column(Column::initial(160.0).resizable(true))
             .column(Column::remainder())
             .header(20.0, |mut h| {
                 format::header_cells(
@@ -171,6 +172,7 @@ impl LogPanel {
                         "Dup",
                         "Size",
                         "Network",
+                        "MQTT 5",
                         "Payload",
                     ],
                 )

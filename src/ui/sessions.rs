@@ -252,6 +252,15 @@ fn detail_ui(
                     ui.weak("protocol");
                     ui.label(format!("MQTT {}", protocol_name(s.protocol)));
                     ui.end_row();
+                    for (what, props) in
+                        [("CONNECT", &s.connect_props), ("CONNACK", &s.connack_props)]
+                    {
+                        if let Some(p) = props {
+                            ui.weak(what);
+                            ui.add(egui::Label::new(p.summary()).wrap());
+                            ui.end_row();
+                        }
+                    }
                     ui.weak("keepalive");
                     if s.keep_alive_s == 0 {
                         ui.label("none (0): the broker never times this client out");

@@ -593,6 +593,7 @@ impl TopicsPanel {
             .column(Column::exact(30.0))
             .column(Column::exact(60.0))
             .column(Column::exact(64.0))
+            .column(Column::initial(160.0).resizable(true))
             .column(Column::remainder())
             .header(20.0, |mut h| {
                 format::header_cells(
@@ -605,6 +606,7 @@ impl TopicsPanel {
                         "Dup",
                         "Size",
                         "Network",
+                        "MQTT 5",
                         "Payload",
                     ],
                 )
