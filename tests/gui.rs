@@ -562,6 +562,11 @@ fn a_message_typed_in_the_publish_panel_reaches_the_broker_and_the_history() {
     wait(&mut h, "the scenario connected", 15, |a| {
         a.model.capture.connected_clients() >= 2
     });
+    // Closed at first (the inspectors keep their width); the tab bar opens it.
+    assert!(h.query_by_label("Retain").is_none());
+    h.get_by_label("Publish panel").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("Retain").is_some(), "the panel opened");
     h.state_mut().publish.draft.topic = "cellar/cooler-1/setpoint".into();
     h.state_mut().publish.json = true;
     h.state_mut().publish.draft.payload = "{\"setpoint\": 11}".into();
@@ -574,7 +579,7 @@ fn a_message_typed_in_the_publish_panel_reaches_the_broker_and_the_history() {
         .find(|n| {
             n.accesskit_node()
                 .label()
-                .is_some_and(|l| l.starts_with("Publish"))
+                .is_some_and(|l| l.starts_with("Publish") && !l.contains("panel"))
         })
         .expect("the Publish button")
         .click();
@@ -645,4 +650,33 @@ fn a_retained_message_is_cleared_from_the_topic_tree_after_a_confirmation() {
             }),
         "the workbench published the empty retained message"
     );
+}
+
+#[test]
+fn about_names_the_egui_and_eframe_versions_from_the_lock_file() {
+    let mut h = harness(None, 0, None);
+    h.step();
+    h.get_by_label("Help").click();
+    h.run_steps(2);
+    h.get_by_label("About MQTT Workbench").click();
+    wait_ui(&mut h, "the About window", 5, |h| {
+        h.query_by_label_contains("GUI: egui").is_some()
+    });
+    // Both read from Cargo.lock by build.rs: each names its own package.
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
+        .expect("Cargo.lock");
+    let locked = |name: &str| {
+        lock.split("[[package]]")
+            .find(|p| p.contains(&format!("name = \"{name}\"\n")))
+            .and_then(|p| p.lines().find(|l| l.starts_with("version = ")))
+            .map(|l| {
+                l.trim_start_matches("version = ")
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .expect("locked package")
+    };
+    let expected = format!("GUI: egui {} / eframe {}", locked("egui"), locked("eframe"));
+    assert_eq!(mqtt_workbench::about::EFRAME, locked("eframe"));
+    assert!(h.query_by_label(&expected).is_some(), "{expected}");
 }

@@ -193,6 +193,8 @@ pub struct Capture {
     pub generation: u64,
     /// How many times the capture was cleared (views holding indices reset on it).
     pub clears: u64,
+    /// Frames with MQTT 5 reason codes or properties (the tables show a column for them once there are any).
+    pub v5_frames: u64,
     pub topics: BTreeMap<String, TopicStats>,
     /// The topics as a tree of levels, kept on ingest.
     pub tree: TopicTree,
@@ -325,6 +327,7 @@ impl Capture {
 
     pub fn ingest(&mut self, ev: WireEvent) {
         self.total_ingested += 1;
+        self.v5_frames += ev.v5.is_some() as u64;
         self.generation += 1;
         let seq = self.end_seq();
         if ev.injected == Some(crate::protocol::Injected::Dropped) {

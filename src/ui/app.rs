@@ -374,6 +374,21 @@ impl WorkbenchApp {
                 {
                     self.export_dialog();
                 }
+                let shortcut = ui
+                    .ctx()
+                    .format_shortcut(&super::commands::UiCommand::TogglePublish.shortcut_or_none());
+                if ui
+                    .add(egui::Button::selectable(
+                        self.settings.show_publish,
+                        "Publish panel",
+                    ))
+                    .on_hover_text(format!(
+                        "Publish a message by hand, clear retained messages ({shortcut})"
+                    ))
+                    .clicked()
+                {
+                    self.settings.show_publish = !self.settings.show_publish;
+                }
             });
         });
         ui.separator();

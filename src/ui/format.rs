@@ -46,10 +46,13 @@ pub fn header_cells(h: &mut egui_extras::TableRow<'_, '_>, titles: &[&str]) {
 }
 
 /// The trailing cells every message table shares: QoS, Ret, Dup, Size, Network, Payload.
+/// The message columns shared by the log and the topic history; `v5`: with
+/// the MQTT 5 column (once any MQTT 5 properties were captured).
 pub fn message_cells(
     row: &mut egui_extras::TableRow<'_, '_>,
     e: &crate::protocol::WireEvent,
     payload_chars: usize,
+    v5: bool,
 ) {
     let payload = e.payload.as_deref().unwrap_or_default();
     row.col(|ui| {
@@ -68,18 +71,30 @@ pub fn message_cells(
         ui.label(injected(e.injected))
             .on_hover_text("What an injected network fault did to this frame");
     });
-    row.col(|ui| match &e.v5 {
-        Some(p) => {
-            let text = p.summary();
-            ui.label(&text).on_hover_text(text);
-        }
-        None => {
-            ui.label("");
-        }
-    });
+    if v5 {
+        row.col(|ui| match &e.v5 {
+            Some(p) => {
+                let text = p.summary();
+                ui.label(&text).on_hover_text(text);
+            }
+            None => {
+                ui.label("");
+            }
+        });
+    }
     row.col(|ui| {
         ui.label(preview(payload, payload_chars));
     });
+}
+
+/// Header labels of a message table: `head`, the MQTT 5 column when shown, "Payload".
+pub fn message_headers<'a>(head: &[&'a str], v5: bool) -> Vec<&'a str> {
+    let mut h = head.to_vec();
+    if v5 {
+        h.push("MQTT 5");
+    }
+    h.push("Payload");
+    h
 }
 
 /// "1,234,567".

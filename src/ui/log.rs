@@ -144,6 +144,7 @@ impl LogPanel {
         );
         let rows = &self.rows;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+        let v5 = capture.v5_frames > 0;
         TableBuilder::new(ui)
             .id_salt("message-log")
             .striped(true)
@@ -157,24 +158,25 @@ impl LogPanel {
             .column(Column::exact(28.0))
             .column(Column::exact(60.0))
             .column(Column::exact(64.0))
-            .column(Column::initial(160.0).resizable(true))
+            .columns(Column::initial(160.0).resizable(true), v5 as usize)
             .column(Column::remainder())
             .header(20.0, |mut h| {
                 format::header_cells(
                     &mut h,
-                    &[
-                        "Time (UTC)",
-                        "",
-                        "Client",
-                        "Topic",
-                        "QoS",
-                        "Ret",
-                        "Dup",
-                        "Size",
-                        "Network",
-                        "MQTT 5",
-                        "Payload",
-                    ],
+                    &format::message_headers(
+                        &[
+                            "Time (UTC)",
+                            "",
+                            "Client",
+                            "Topic",
+                            "QoS",
+                            "Ret",
+                            "Dup",
+                            "Size",
+                            "Network",
+                        ],
+                        v5,
+                    ),
                 )
             })
             .body(|body| {
@@ -205,7 +207,7 @@ impl LogPanel {
                     row.col(|ui| {
                         ui.label(e.topic.as_deref().unwrap_or_default());
                     });
-                    format::message_cells(&mut row, e, 160);
+                    format::message_cells(&mut row, e, 160, v5);
                 });
             });
     }

@@ -55,7 +55,7 @@ impl Default for Settings {
             show_traffic: true,
             tab: Tab::Topics,
             recent: Vec::new(),
-            show_publish: true,
+            show_publish: false,
             publish: super::publish::PublishMemory::default(),
         }
     }

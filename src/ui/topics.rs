@@ -582,6 +582,7 @@ impl TopicsPanel {
         ui.label(RichText::new(format!("History ({shown} stored)")).strong());
         let row_h = 18.0;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+        let v5 = capture.v5_frames > 0;
         TableBuilder::new(ui)
             .id_salt("topic-history")
             .striped(true)
@@ -593,22 +594,23 @@ impl TopicsPanel {
             .column(Column::exact(30.0))
             .column(Column::exact(60.0))
             .column(Column::exact(64.0))
-            .column(Column::initial(160.0).resizable(true))
+            .columns(Column::initial(160.0).resizable(true), v5 as usize)
             .column(Column::remainder())
             .header(20.0, |mut h| {
                 format::header_cells(
                     &mut h,
-                    &[
-                        "Time (UTC)",
-                        "Client",
-                        "QoS",
-                        "Ret",
-                        "Dup",
-                        "Size",
-                        "Network",
-                        "MQTT 5",
-                        "Payload",
-                    ],
+                    &format::message_headers(
+                        &[
+                            "Time (UTC)",
+                            "Client",
+                            "QoS",
+                            "Ret",
+                            "Dup",
+                            "Size",
+                            "Network",
+                        ],
+                        v5,
+                    ),
                 )
             })
             .body(|body| {
@@ -627,7 +629,7 @@ impl TopicsPanel {
                         };
                         ui.label(who);
                     });
-                    format::message_cells(&mut row, e, 120);
+                    format::message_cells(&mut row, e, 120, v5);
                     if row.response().clicked() {
                         self.selected_msg = if self.selected_msg == Some(seq) {
                             None
