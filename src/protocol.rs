@@ -227,6 +227,10 @@ pub struct V5Props {
     pub server_keep_alive_s: Option<u16>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscriptions: Vec<SubOptions>,
+    /// The tap forwarded this frame to the embedded rumqttd without its
+    /// properties (rumqttd 0.20 crashes forwarding them to 3.1.1 subscribers).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stripped_by_tap: bool,
 }
 
 impl V5Props {
@@ -301,6 +305,9 @@ impl V5Props {
             if !opts.is_empty() {
                 parts.push(format!("{}: {}", s.filter, opts.join(" ")));
             }
+        }
+        if self.stripped_by_tap {
+            parts.push("! properties not forwarded to rumqttd".into());
         }
         parts.join(" · ")
     }

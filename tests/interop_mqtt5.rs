@@ -238,6 +238,10 @@ async fn mqtt5_properties_are_captured_and_exported() {
     assert_eq!(p.response_topic.as_deref(), Some("props/reply"));
     assert_eq!(p.correlation_data.as_deref(), Some("req-42"));
     assert_eq!(p.message_expiry_s, Some(30));
+    assert!(
+        p.stripped_by_tap,
+        "forwarded to rumqttd without its properties"
+    );
     assert_eq!(published.protocol, 5);
     let session = &c.sessions["props-pub"];
     assert_eq!(
@@ -260,4 +264,71 @@ async fn mqtt5_properties_are_captured_and_exported() {
     .expect("JSON");
     assert_eq!(line["protocol"], 5);
     assert_eq!(line["properties"]["response_topic"], "props/reply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt5_message_with_properties_reaches_an_mqtt311_subscriber_and_the_broker_stays_up() {
+    let mut rig = Rig::start().await;
+    let port = rig.port();
+    let sub = mosquitto(
+        "mosquitto_sub",
+        "311",
+        port,
+        &["-i", "old-sub", "-q", "1", "-t", "mixed/#", "-C", "2", "-v"],
+    )
+    .spawn()
+    .expect("mosquitto_sub runs");
+    rig.wait_for("subscribed", 10, |c| {
+        c.sessions
+            .get("old-sub")
+            .is_some_and(|s| s.subscriptions.values().any(|x| x.granted_qos.is_some()))
+    })
+    .await;
+    // rumqttd 0.20 alone would panic forwarding these properties to a 3.1.1 link.
+    for (i, m) in ["first", "second"].iter().enumerate() {
+        let id = format!("new-pub-{i}");
+        let out = mosquitto(
+            "mosquitto_pub",
+            "5",
+            port,
+            &[
+                "-i",
+                &id,
+                "-q",
+                "1",
+                "-t",
+                "mixed/t",
+                "-m",
+                m,
+                "-D",
+                "publish",
+                "user-property",
+                "k",
+                "v",
+                "-D",
+                "publish",
+                "response-topic",
+                "mixed/reply",
+            ],
+        )
+        .output()
+        .await
+        .expect("mosquitto_pub runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.wait_with_output())
+        .await
+        .expect("both delivered")
+        .expect("ran");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout).trim(),
+        "mixed/t first\nmixed/t second"
+    );
+    // The 3.1.1 listener still serves new clients.
+    let mut later = connect(options("later-v4", port, true));
+    later.connack().await;
 }

@@ -78,7 +78,7 @@ pub fn decode_one(
     ev.protocol = 5;
     match header.packet_type()? {
         PacketType::Connect => {
-            let (mut c, will, login) = Connect::read(header, frame)?;
+            let (mut c, mut will, login) = Connect::read(header, frame)?;
             if let Some(p) = &c.properties {
                 props.session_expiry_s = p.session_expiry_interval;
                 props.receive_maximum = p.receive_maximum;
@@ -87,16 +87,29 @@ pub fn decode_one(
             }
             let _ = client_id.set(Arc::from(c.client_id.as_str()));
             let keep_alive_s = c.keep_alive;
+            // In front of the embedded rumqttd (`zero_keepalive_as` is set then):
+            // keepalive 0 is rewritten, and will properties are stripped (see
+            // `strip_publish_properties`).
+            let embedded = zero_keepalive_as.is_some() && dir == Direction::ClientToBroker;
             let broker_keep_alive_s = match zero_keepalive_as {
-                Some(k) if keep_alive_s == 0 && dir == Direction::ClientToBroker => {
+                Some(k) if embedded && keep_alive_s == 0 => {
                     c.keep_alive = k;
-                    let mut out = BytesMut::with_capacity(size + 2);
-                    c.write(&will, &login, &mut out)?;
-                    rewritten = Some(out.freeze());
                     Some(k)
                 }
                 _ => None,
             };
+            let will_props = embedded && will.as_ref().is_some_and(|w| w.properties.is_some());
+            if will_props {
+                props.stripped_by_tap = true;
+                if let Some(w) = will.as_mut() {
+                    w.properties = None;
+                }
+            }
+            if broker_keep_alive_s.is_some() || will_props {
+                let mut out = BytesMut::with_capacity(size + 2);
+                c.write(&will, &login, &mut out)?;
+                rewritten = Some(out.freeze());
+            }
             ev.kind = PacketKind::Connect;
             ev.detail = WireDetail::Connect {
                 protocol: 5,
@@ -162,6 +175,24 @@ pub fn decode_one(
                 }
                 t
             };
+            // rumqttd 0.20 panics, and its MQTT 3.1.1 listener stops for every
+            // client, when it forwards an MQTT 5 message with properties to a
+            // 3.1.1 subscriber; it also drops publishes that use a topic alias.
+            // In front of it, the tap forwards the message with its topic and
+            // without properties (the capture keeps what the client sent).
+            let strip = zero_keepalive_as.is_some()
+                && dir == Direction::ClientToBroker
+                && (p.properties.is_some() || p.topic.is_empty());
+            if strip {
+                let mut plain = Publish::new(&*topic, p.qos, p.payload.clone(), None);
+                plain.pkid = p.pkid;
+                plain.retain = p.retain;
+                plain.dup = p.dup;
+                let mut out = BytesMut::with_capacity(size);
+                plain.write(&mut out)?;
+                rewritten = Some(out.freeze());
+                props.stripped_by_tap = true;
+            }
             ev.topic = Some(topic);
             ev.payload = Some(p.payload);
         }

@@ -407,15 +407,22 @@ impl WorkbenchApp {
                     )
                 });
         }
+        // The tab's own area: wide tables are clipped to it, never drawn under the publish panel.
         let m = &self.model;
-        match self.settings.tab {
-            Tab::Topics => self.topics.ui(ui, &m.capture, &mut self.pending),
-            Tab::Sessions => self
-                .sessions
-                .ui(ui, &m.capture, &m.devices, &mut self.pending),
-            Tab::Qos => self.qos.ui(ui, &m.capture),
-            Tab::Log => self.log.ui(ui, &m.capture),
-        }
+        egui::CentralPanel::default()
+            .frame(egui::Frame::NONE)
+            .show(ui, |ui| {
+                ui.set_clip_rect(ui.max_rect().intersect(ui.clip_rect()));
+                match self.settings.tab {
+                    Tab::Topics => self.topics.ui(ui, &m.capture, &mut self.pending),
+                    Tab::Sessions => {
+                        self.sessions
+                            .ui(ui, &m.capture, &m.devices, &mut self.pending)
+                    }
+                    Tab::Qos => self.qos.ui(ui, &m.capture),
+                    Tab::Log => self.log.ui(ui, &m.capture),
+                }
+            });
     }
 }
 

@@ -145,70 +145,75 @@ impl LogPanel {
         let rows = &self.rows;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         let v5 = capture.v5_frames > 0;
-        TableBuilder::new(ui)
-            .id_salt("message-log")
-            .striped(true)
-            .stick_to_bottom(self.follow)
-            .column(Column::exact(96.0))
-            .column(Column::exact(24.0))
-            .column(Column::initial(150.0).resizable(true))
-            .column(Column::initial(240.0).resizable(true))
-            .column(Column::exact(34.0))
-            .column(Column::exact(28.0))
-            .column(Column::exact(28.0))
-            .column(Column::exact(60.0))
-            .column(Column::exact(64.0))
-            .columns(Column::initial(160.0).resizable(true), v5 as usize)
-            .column(Column::remainder())
-            .header(20.0, |mut h| {
-                format::header_cells(
-                    &mut h,
-                    &format::message_headers(
-                        &[
-                            "Time (UTC)",
-                            "",
-                            "Client",
-                            "Topic",
-                            "QoS",
-                            "Ret",
-                            "Dup",
-                            "Size",
-                            "Network",
-                        ],
-                        v5,
-                    ),
-                )
-            })
-            .body(|body| {
-                body.rows(18.0, rows.len(), |mut row| {
-                    let Some(e) = capture.get(rows[row.index()]) else {
-                        return;
-                    };
-                    row.col(|ui| {
-                        ui.label(format::time_of_day(e.t_us));
+        // Wider than the area (a narrow window, the publish panel open): scroll sideways.
+        egui::ScrollArea::horizontal()
+            .id_salt("log-h")
+            .show(ui, |ui| {
+                TableBuilder::new(ui)
+                    .id_salt("message-log")
+                    .striped(true)
+                    .stick_to_bottom(self.follow)
+                    .column(Column::exact(96.0))
+                    .column(Column::exact(24.0))
+                    .column(Column::initial(150.0).resizable(true))
+                    .column(Column::initial(200.0).resizable(true))
+                    .column(Column::exact(34.0))
+                    .column(Column::exact(28.0))
+                    .column(Column::exact(28.0))
+                    .column(Column::exact(60.0))
+                    .column(Column::exact(64.0))
+                    .columns(Column::initial(120.0).resizable(true), v5 as usize)
+                    .column(Column::remainder())
+                    .header(20.0, |mut h| {
+                        format::header_cells(
+                            &mut h,
+                            &format::message_headers(
+                                &[
+                                    "Time (UTC)",
+                                    "",
+                                    "Client",
+                                    "Topic",
+                                    "QoS",
+                                    "Ret",
+                                    "Dup",
+                                    "Size",
+                                    "Network",
+                                ],
+                                v5,
+                            ),
+                        )
+                    })
+                    .body(|body| {
+                        body.rows(18.0, rows.len(), |mut row| {
+                            let Some(e) = capture.get(rows[row.index()]) else {
+                                return;
+                            };
+                            row.col(|ui| {
+                                ui.label(format::time_of_day(e.t_us));
+                            });
+                            row.col(|ui| {
+                                ui.label(if e.dir == Direction::ClientToBroker {
+                                    "→"
+                                } else {
+                                    "←"
+                                })
+                                .on_hover_text(
+                                    if e.dir == Direction::ClientToBroker {
+                                        "published by the client"
+                                    } else {
+                                        "delivered to the client"
+                                    },
+                                );
+                            });
+                            row.col(|ui| {
+                                ui.label(&*e.client_id);
+                            });
+                            row.col(|ui| {
+                                ui.label(e.topic.as_deref().unwrap_or_default());
+                            });
+                            format::message_cells(&mut row, e, 160, v5);
+                        });
                     });
-                    row.col(|ui| {
-                        ui.label(if e.dir == Direction::ClientToBroker {
-                            "→"
-                        } else {
-                            "←"
-                        })
-                        .on_hover_text(
-                            if e.dir == Direction::ClientToBroker {
-                                "published by the client"
-                            } else {
-                                "delivered to the client"
-                            },
-                        );
-                    });
-                    row.col(|ui| {
-                        ui.label(&*e.client_id);
-                    });
-                    row.col(|ui| {
-                        ui.label(e.topic.as_deref().unwrap_or_default());
-                    });
-                    format::message_cells(&mut row, e, 160, v5);
-                });
             });
     }
 }

@@ -594,7 +594,7 @@ impl TopicsPanel {
             .column(Column::exact(30.0))
             .column(Column::exact(60.0))
             .column(Column::exact(64.0))
-            .columns(Column::initial(160.0).resizable(true), v5 as usize)
+            .columns(Column::initial(120.0).resizable(true), v5 as usize)
             .column(Column::remainder())
             .header(20.0, |mut h| {
                 format::header_cells(
