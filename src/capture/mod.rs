@@ -525,21 +525,7 @@ impl Capture {
     }
 }
 
-/// Whether `topic` matches the subscription `filter` (`+` and `#` wildcards).
-pub fn topic_matches(topic: &str, filter: &str) -> bool {
-    // rumqttc's matcher slices the topic's first byte to apply the `$` rule:
-    // a topic starting with a multi-byte character would panic there. Such a
-    // topic cannot start with `$`, so match it behind a neutral first level.
-    match topic.chars().next() {
-        Some(c) if !c.is_ascii() => {
-            #[expect(clippy::disallowed_methods, reason = "the one safe wrapper")]
-            let m = rumqttc::mqttbytes::matches(&format!("x/{topic}"), &format!("x/{filter}"));
-            m
-        }
-        #[expect(clippy::disallowed_methods, reason = "the one safe wrapper")]
-        _ => rumqttc::mqttbytes::matches(topic, filter),
-    }
-}
+pub use crate::protocol::topic_matches;
 
 #[cfg(test)]
 pub(crate) mod test_util {

@@ -37,7 +37,8 @@ pub const KEEPALIVE_FOR_ZERO: u16 = u16::MAX;
 /// the tap rewrites it. A CONNECT sets the connection's client id.
 /// `zero_keepalive_as`: rewrite a CONNECT's keepalive 0 to this (embedded broker).
 /// `v5_aliases`: Some for an MQTT 5 connection (this direction's topic
-/// aliases), None for MQTT 3.1/3.1.1.
+/// aliases), None for MQTT 3.1/3.1.1. `v4_reached(topic, retain)`: in front
+/// of the embedded broker, whether an MQTT 3.1.1 subscriber could receive it.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_frames(
     buf: &[u8],
@@ -46,6 +47,7 @@ pub fn decode_frames(
     client_id: &OnceLock<Arc<str>>,
     zero_keepalive_as: Option<u16>,
     mut v5_aliases: Option<&mut std::collections::HashMap<u16, Arc<str>>>,
+    v4_reached: Option<&super::decode_v5::V4Reached<'_>>,
     record: &mut dyn FnMut(WireEvent, std::ops::Range<usize>, Option<Bytes>),
 ) -> DecodeOutcome {
     let mut consumed = 0;
@@ -75,8 +77,16 @@ pub fn decode_frames(
             Some(aliases) => {
                 let mut ev = WireEvent::new(t_us, conn, Arc::from(""), dir, PacketKind::PingReq);
                 ev.size = len as u32;
-                super::decode_v5::decode_one(frame, dir, ev, client_id, zero_keepalive_as, aliases)
-                    .map_err(|e| format!("MQTT 5: {e:?}"))
+                super::decode_v5::decode_one(
+                    frame,
+                    dir,
+                    ev,
+                    client_id,
+                    zero_keepalive_as,
+                    aliases,
+                    v4_reached,
+                )
+                .map_err(|e| format!("MQTT 5: {e:?}"))
             }
             None => decode_one(header, frame, dir, conn, client_id, zero_keepalive_as, t_us)
                 .map_err(|e| e.to_string()),
@@ -250,6 +260,7 @@ mod tests {
             &id,
             None,
             None,
+            None,
             &mut |e, _, _| out.push(e),
         );
         assert!(o.error.is_none());
@@ -276,6 +287,7 @@ mod tests {
             &id,
             None,
             None,
+            None,
             &mut |e, _, _| out.push(e),
         );
         assert_eq!(o.consumed + o2.consumed, bytes.len());
@@ -299,6 +311,7 @@ mod tests {
             1,
             &id,
             Some(KEEPALIVE_FOR_ZERO),
+            None,
             None,
             &mut |e, range, replacement| seen.push((e, range, replacement)),
         );
@@ -330,6 +343,7 @@ mod tests {
             &OnceLock::new(),
             None,
             None,
+            None,
             &mut |_, _, r| plain.push(r),
         );
         assert_eq!(plain, [None]);
@@ -343,6 +357,7 @@ mod tests {
             Direction::ClientToBroker,
             1,
             &id,
+            None,
             None,
             None,
             &mut |_, _, _| {},

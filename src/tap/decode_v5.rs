@@ -15,6 +15,9 @@ use crate::protocol::{
     Direction, PacketKind, SubOptions, V5Props, WillInfo, WireDetail, WireEvent,
 };
 
+/// `(topic, retain)` → whether an MQTT 3.1.1 subscriber could receive it.
+pub type V4Reached<'a> = dyn Fn(&str, bool) -> bool + 'a;
+
 /// Correlation data as text when it is UTF-8, else hex.
 fn shown_bytes(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
@@ -69,6 +72,7 @@ pub fn decode_one(
     client_id: &OnceLock<Arc<str>>,
     zero_keepalive_as: Option<u16>,
     aliases: &mut HashMap<u16, Arc<str>>,
+    v4_reached: Option<&V4Reached<'_>>,
 ) -> Result<(WireEvent, Option<Bytes>), Error> {
     let header = v5::check(frame.iter(), None)?;
     let size = frame.len();
@@ -175,23 +179,36 @@ pub fn decode_one(
                 }
                 t
             };
-            // rumqttd 0.20 panics, and its MQTT 3.1.1 listener stops for every
-            // client, when it forwards an MQTT 5 message with properties to a
-            // 3.1.1 subscriber; it also drops publishes that use a topic alias.
-            // In front of it, the tap forwards the message with its topic and
-            // without properties (the capture keeps what the client sent).
-            let strip = zero_keepalive_as.is_some()
+            // In front of the embedded rumqttd 0.20 (`v4_reached` is set then):
+            // - it panics, and its MQTT 3.1.1 listener stops for every client,
+            //   when it forwards a message with properties to a 3.1.1
+            //   subscriber: such a message (or a retained one, which a 3.1.1
+            //   client may subscribe to later) goes without its properties;
+            // - it drops publishes that use a topic alias: they go with their
+            //   topic instead. The capture keeps what the client sent.
+            if let Some(reached) = v4_reached
                 && dir == Direction::ClientToBroker
-                && (p.properties.is_some() || p.topic.is_empty());
-            if strip {
-                let mut plain = Publish::new(&*topic, p.qos, p.payload.clone(), None);
-                plain.pkid = p.pkid;
-                plain.retain = p.retain;
-                plain.dup = p.dup;
-                let mut out = BytesMut::with_capacity(size);
-                plain.write(&mut out)?;
-                rewritten = Some(out.freeze());
-                props.stripped_by_tap = true;
+            {
+                let strip = p.properties.is_some() && reached(&topic, p.retain);
+                let unalias = alias.is_some();
+                if strip || unalias {
+                    let properties = if strip {
+                        None
+                    } else {
+                        p.properties.clone().map(|mut pr| {
+                            pr.topic_alias = None;
+                            pr
+                        })
+                    };
+                    let mut plain = Publish::new(&*topic, p.qos, p.payload.clone(), properties);
+                    plain.pkid = p.pkid;
+                    plain.retain = p.retain;
+                    plain.dup = p.dup;
+                    let mut out = BytesMut::with_capacity(size);
+                    plain.write(&mut out)?;
+                    rewritten = Some(out.freeze());
+                    props.stripped_by_tap = strip;
+                }
             }
             ev.topic = Some(topic);
             ev.payload = Some(p.payload);
@@ -324,6 +341,7 @@ mod tests {
             &id,
             Some(600),
             &mut aliases,
+            None,
         )
         .expect("decodes");
         assert_eq!(e.kind, PacketKind::Connect);
@@ -355,6 +373,7 @@ mod tests {
                 &id,
                 None,
                 &mut aliases,
+                None,
             )
             .expect("decodes");
             assert_eq!(e.topic.as_deref(), Some("a/b"), "alias resolved");
@@ -375,6 +394,7 @@ mod tests {
             &id,
             None,
             &mut aliases,
+            None,
         )
         .expect("decodes");
         let opts = &e.v5.expect("options").subscriptions[0];
@@ -390,6 +410,7 @@ mod tests {
             &id,
             None,
             &mut aliases,
+            None,
         )
         .expect("decodes");
         assert_eq!(e.kind, PacketKind::Disconnect);
@@ -404,6 +425,7 @@ mod tests {
             &id,
             None,
             &mut aliases,
+            None,
         )
         .expect("decodes");
         assert_eq!(e.kind, PacketKind::Disconnect);

@@ -5,6 +5,7 @@
 //! it frames and decodes each MQTT 3.1.1 packet with rumqttc's `mqttbytes` and
 //! records it as a [`WireEvent`]. It can cut a connection abruptly on command.
 
+mod audience;
 mod decode;
 mod decode_v5;
 pub mod faults;
@@ -99,6 +100,8 @@ struct ConnCtx {
     embedded: bool,
     /// MQTT protocol level from the CONNECT (0 until it arrived).
     protocol: u8,
+    /// The MQTT 3.1.1 subscriptions seen (shared by every connection).
+    audience: Arc<Mutex<audience::V4Audience>>,
 }
 
 impl ConnCtx {
@@ -112,6 +115,7 @@ impl ConnCtx {
             faults: other.faults.clone(),
             embedded: other.embedded,
             protocol: other.protocol,
+            audience: other.audience.clone(),
         }
     }
 
@@ -149,6 +153,7 @@ impl Tap {
         let conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>> = Arc::default();
         let faults: Arc<FaultTable> = Arc::default();
         let next_id = Arc::new(AtomicU64::new(1));
+        let audience: Arc<Mutex<audience::V4Audience>> = Arc::default();
         let conns2 = conns.clone();
         let faults2 = faults.clone();
         let accept_task = tokio::spawn(async move {
@@ -171,6 +176,7 @@ impl Tap {
                     faults: faults2.clone(),
                     embedded,
                     protocol: 0,
+                    audience: audience.clone(),
                 });
                 let kill = Arc::new(Notify::new());
                 conns2.lock().insert(
@@ -314,6 +320,9 @@ async fn proxy(
         },
         _ = kill.notified() => CloseReason::DroppedByTap,
     };
+    if level != 5 {
+        ctx.audience.lock().on_closed(&ctx.client_id());
+    }
     ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
 }
 
@@ -413,6 +422,8 @@ async fn read_side(
     let v5 = ctx.protocol == 5;
     // MQTT 5 topic aliases of this direction (alias → topic).
     let mut aliases = std::collections::HashMap::new();
+    // Whether an MQTT 5 message must lose its properties before rumqttd.
+    let reaches_v4 = |topic: &str, retain: bool| retain || ctx.audience.lock().reaches(topic);
     let mut passthrough = false;
     let mut view = FaultView::new(ctx.faults.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.id.wrapping_mul(2) + dir as u64);
@@ -455,6 +466,7 @@ async fn read_side(
             &ctx.client_id,
             ctx.embedded.then_some(KEEPALIVE_FOR_ZERO),
             v5.then_some(&mut aliases),
+            ctx.embedded.then_some(&reaches_v4),
             &mut |ev, range, replacement: Option<Bytes>| {
                 if ev.kind == PacketKind::Disconnect {
                     ctx.disconnect_seen.store(true, Ordering::Relaxed);
@@ -486,6 +498,12 @@ async fn read_side(
                 ctx.rec.record(ev);
             }
             return Err(CloseReason::Error(why));
+        }
+        if !v5 && dir == Direction::ClientToBroker {
+            let mut audience = ctx.audience.lock();
+            for (ev, _, _) in &frames {
+                audience.on_frame(ev);
+            }
         }
         let consumed = match outcome.error {
             Some(err) if v5 => {
