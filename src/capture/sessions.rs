@@ -16,7 +16,22 @@ pub struct Subscription {
     pub requested_qos: u8,
     /// None until the SUBACK arrives; Some(None) would be a refused filter.
     pub granted_qos: Option<Option<u8>>,
+    /// MQTT 5: the client asked not to receive its own messages.
+    pub no_local: bool,
 }
+
+/// Where the broker departed from the MQTT specification for this client, as
+/// far as the capture can tell (kept per session, bounded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deviation {
+    pub t_us: u64,
+    /// Store sequence number of the frame where it showed.
+    pub seq: u64,
+    pub text: String,
+}
+
+/// Deviations kept per session.
+const MAX_DEVIATIONS: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEventKind {
@@ -49,6 +64,11 @@ pub struct Session {
     /// MQTT 5: what its last CONNECT and CONNACK said (expiry, limits, ids…).
     pub connect_props: Option<Box<crate::protocol::V5Props>>,
     pub connack_props: Option<Box<crate::protocol::V5Props>>,
+    /// MQTT 5 session expiry the client asked for before its last disconnect,
+    /// and when that was: a reconnect within it should find the session.
+    pub expiry_promise: Option<(u32, u64)>,
+    /// Broker departures from the spec seen for this client, newest last.
+    pub deviations: VecDeque<Deviation>,
     /// What the client asked for (0: no keepalive).
     pub keep_alive_s: u16,
     /// Set when the tap sent the broker another keepalive (rumqttd refuses 0).
@@ -72,6 +92,13 @@ pub struct Session {
 }
 
 impl Session {
+    pub fn deviate(&mut self, t_us: u64, seq: u64, text: String) {
+        if self.deviations.len() >= MAX_DEVIATIONS {
+            self.deviations.pop_front();
+        }
+        self.deviations.push_back(Deviation { t_us, seq, text });
+    }
+
     pub fn last_disconnect(&self) -> Option<&CloseReason> {
         self.history.iter().rev().find_map(|e| match &e.kind {
             SessionEventKind::Disconnected(r) => Some(r),
@@ -115,7 +142,7 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
     Some(s)
 }
 
-pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
+pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
     // Change in connected clients, applied at the end (the session borrows the capture).
     let mut connected_delta: isize = 0;
     match (&ev.kind, &ev.detail) {
@@ -190,6 +217,24 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                     }
                 }
                 if code == 0 {
+                    // MQTT 5: a session with an expiry interval that has not run out is resumed.
+                    if let Some((expiry_s, since_us)) = s.expiry_promise.take()
+                        && s.protocol == 5
+                        && !s.clean_session
+                        && !session_present
+                        && ev.t_us.saturating_sub(since_us) < u64::from(expiry_s) * 1_000_000
+                    {
+                        let gone_s = ev.t_us.saturating_sub(since_us) / 1_000_000;
+                        s.deviate(
+                            ev.t_us,
+                            seq,
+                            format!(
+                                "session expiry not honoured: session present = 0 after {gone_s} s \
+                                 offline, though the session expiry interval was {expiry_s} s \
+                                 (MQTT 5 §3.1.2.11.2)"
+                            ),
+                        );
+                    }
                     // A clean session, or a persistent one the broker did not have, starts empty.
                     if s.clean_session || !session_present {
                         s.subscriptions.clear();
@@ -220,11 +265,15 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
         (PacketKind::Subscribe, WireDetail::Subscribe(filters)) => {
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 for (f, q) in filters {
+                    let no_local = ev.v5.as_ref().is_some_and(|p| {
+                        p.subscriptions.iter().any(|o| o.filter == *f && o.no_local)
+                    });
                     s.subscriptions.insert(
                         f.clone(),
                         Subscription {
                             requested_qos: *q,
                             granted_qos: None,
+                            no_local,
                         },
                     );
                 }
@@ -234,11 +283,13 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
             let filters = cap.take_pending_sub(ev.conn, ev.pkid);
             if let (Some(filters), Some(s)) = (filters, session(cap, &ev.client_id, ev.t_us)) {
                 for ((f, q), code) in filters.into_iter().zip(codes) {
+                    let no_local = s.subscriptions.get(&f).is_some_and(|x| x.no_local);
                     s.subscriptions.insert(
                         f,
                         Subscription {
                             requested_qos: q,
                             granted_qos: Some(*code),
+                            no_local,
                         },
                     );
                 }
@@ -253,11 +304,13 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
         }
         (PacketKind::Publish, _) => {
             // Published before this connection began (and not a retained replay): it waited in the broker.
-            let origin_t = if ev.dir == Direction::BrokerToClient && !ev.retain {
-                cap.origin_of(ev).and_then(|o| cap.get(o)).map(|o| o.t_us)
+            let origin = if ev.dir == Direction::BrokerToClient {
+                cap.origin_of(ev).and_then(|o| cap.get(o))
             } else {
                 None
             };
+            let origin_t = origin.filter(|_| !ev.retain).map(|o| o.t_us);
+            let own_message = origin.is_some_and(|o| o.client_id == ev.client_id);
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 match ev.dir {
                     Direction::ClientToBroker => s.published += 1,
@@ -265,6 +318,9 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                         s.received += 1;
                         if origin_t.is_some_and(|t| t < s.connected_since_us) && !s.clean_session {
                             s.from_offline_queue += 1;
+                        }
+                        if s.protocol == 5 {
+                            v5_delivery_checks(s, ev, seq, own_message);
                         }
                     }
                 }
@@ -276,6 +332,13 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
                 if s.conn == Some(ev.conn) {
                     connected_delta -= s.connected as isize;
                     s.connected = false;
+                    // MQTT 5: the broker keeps the session this long (a reconnect checks it).
+                    s.expiry_promise = s
+                        .connect_props
+                        .as_ref()
+                        .and_then(|p| p.session_expiry_s)
+                        .filter(|&e| e > 0 && s.protocol == 5)
+                        .map(|e| (e, ev.t_us));
                     if s.clean_session {
                         s.subscriptions.clear();
                     }
@@ -299,6 +362,39 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, _seq: u64) {
         cap.session_changes += 1;
     }
     cap.connected = cap.connected.saturating_add_signed(connected_delta);
+}
+
+/// MQTT 5 promises a delivery to `s` must keep: the client's maximum packet
+/// size, and no-local (no echo of its own messages).
+fn v5_delivery_checks(s: &mut Session, ev: &WireEvent, seq: u64, own_message: bool) {
+    if let Some(max) = s.connect_props.as_ref().and_then(|p| p.max_packet_size)
+        && ev.size > max
+    {
+        s.deviate(
+            ev.t_us,
+            seq,
+            format!(
+                "maximum packet size ignored: a PUBLISH of {} B was sent to a client that \
+                 allows {max} B (MQTT 5 §3.1.2.11.4)",
+                ev.size
+            ),
+        );
+    }
+    let topic = ev.topic.as_deref().unwrap_or_default();
+    if own_message
+        && s.subscriptions
+            .iter()
+            .any(|(f, sub)| sub.no_local && crate::protocol::topic_matches(topic, f))
+    {
+        s.deviate(
+            ev.t_us,
+            seq,
+            format!(
+                "no-local ignored: its own message on {topic} was delivered back to it \
+                 (MQTT 5 §3.8.3.1)"
+            ),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -374,6 +374,22 @@ fn detail_ui(
                     f.state.label()
                 ));
             }
+            if !s.deviations.is_empty() {
+                ui.add_space(6.0);
+                ui.label(
+                    RichText::new(format!(
+                        "Broker deviations from the spec ({})",
+                        s.deviations.len()
+                    ))
+                    .strong(),
+                );
+                for d in s.deviations.iter().rev().take(10) {
+                    ui.colored_label(
+                        Color32::from_rgb(255, 179, 0),
+                        format!("! {}  {}", format::time_of_day(d.t_us), d.text),
+                    );
+                }
+            }
             ui.add_space(6.0);
             ui.label(RichText::new("Connection history").strong());
             for e in s.history.iter().rev() {
