@@ -556,6 +556,8 @@ impl Engine {
             tap.port(),
         );
         opts.set_keep_alive(Duration::from_secs(30));
+        // As large as the tap and the broker take (rumqttc's default is 10 KiB).
+        opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
         let (client, mut el) = rumqttc::AsyncClient::new(opts, 256);
         let task = tokio::spawn(async move {
             loop {
@@ -583,7 +585,8 @@ impl Engine {
                 let qos = crate::sim::scenario::Qos(req.qos.min(2)).to_rumqttc();
                 let client = self.own_client();
                 match client.try_publish(req.topic, qos, req.retain, req.payload) {
-                    Ok(()) => self.notice(false, format!("published {what}")),
+                    // Queued on the workbench's connection; the log shows when it went out.
+                    Ok(()) => self.notice(false, format!("publishing {what}")),
                     Err(e) => self.notice(true, format!("cannot publish {what}: {e}")),
                 }
             }
@@ -599,7 +602,7 @@ impl Engine {
                 tokio::spawn(async move {
                     let (error, text) =
                         match tokio::time::timeout(Duration::from_secs(2), answered).await {
-                            Ok(Ok(Ok(()))) => (false, format!("{id} published {what}")),
+                            Ok(Ok(Ok(()))) => (false, format!("{id} is publishing {what}")),
                             Ok(Ok(Err(e))) => (true, format!("cannot publish {what}: {e}")),
                             _ => (
                                 true,
@@ -620,12 +623,14 @@ impl Engine {
             let n = topics.len();
             let mut failed = 0;
             for t in topics {
-                // Awaited: a long list waits for room in the client's queue.
-                if client
-                    .publish(t, rumqttc::QoS::AtLeastOnce, true, Vec::new())
-                    .await
-                    .is_err()
-                {
+                // Awaited: a long list waits for room in the client's queue (not
+                // forever: the broker may be stopped).
+                let sent = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.publish(t, rumqttc::QoS::AtLeastOnce, true, Vec::new()),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
                     failed += 1;
                 }
             }

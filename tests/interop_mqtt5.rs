@@ -338,3 +338,25 @@ async fn an_mqtt5_message_with_properties_reaches_an_mqtt311_subscriber_and_the_
         *e.client_id != *"new-pub-0" || e.v5.as_ref().is_some_and(|p| p.stripped_by_tap)
     }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt31_is_refused_with_a_reason_the_embedded_broker_cannot_serve_it() {
+    let mut rig = Rig::start().await;
+    let out = mosquitto(
+        "mosquitto_pub",
+        "31",
+        rig.port(),
+        &["-i", "old31", "-t", "t", "-m", "x"],
+    )
+    .output()
+    .await
+    .expect("mosquitto_pub runs");
+    assert!(!out.status.success(), "refused");
+    rig.wait_for("the reason on the connection", 5, |c| {
+        c.events().any(|(_, e)| {
+            matches!(&e.detail, mqtt_workbench::protocol::WireDetail::Closed(CloseReason::Error(why))
+                if why.contains("MQTT 3.1 (MQIsdp)"))
+        })
+    })
+    .await;
+}

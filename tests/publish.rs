@@ -45,16 +45,12 @@ async fn the_workbench_publishes_as_its_own_client_through_the_tap() {
             .is_some_and(|s| s.published == 1)
     })
     .await;
-    rig.wait_model("the notice", 5, |m| {
-        m.faults.total == 0 && !m.capture.topics["hand/setpoint"].history.is_empty()
-    })
-    .await;
-    let notices = rig.model.take_notices();
-    assert!(
-        notices
-            .iter()
-            .any(|n| !n.error && n.text == "published 4 B to hand/setpoint (QoS 1)"),
-        "{notices:?}"
+    let n = rig
+        .wait_notice("the confirmation", 5, |n| n.text.starts_with("publishing"))
+        .await;
+    assert_eq!(
+        (n.error, n.text.as_str()),
+        (false, "publishing 4 B to hand/setpoint (QoS 1)")
     );
 }
 

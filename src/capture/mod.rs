@@ -158,7 +158,7 @@ struct ConnState {
     pending_subs: HashMap<u16, Vec<(String, u8)>>,
     /// CONNECT details held until the broker accepts this connection (a second
     /// connection for a live client id must not rewrite the live session first).
-    pending_connect: Option<WireDetail>,
+    pending_connect: Option<(WireDetail, Option<Box<crate::protocol::V5Props>>)>,
 }
 
 /// Events per store chunk.

@@ -69,6 +69,8 @@ pub struct Session {
     pub expiry_promise: Option<(u32, u64)>,
     /// Broker departures from the spec seen for this client, newest last.
     pub deviations: VecDeque<Deviation>,
+    /// MQTT 5: the session expiry its last DISCONNECT set (overrides the CONNECT's).
+    pub disconnect_expiry_s: Option<u32>,
     /// What the client asked for (0: no keepalive).
     pub keep_alive_s: u16,
     /// Set when the tap sent the broker another keepalive (rumqttd refuses 0).
@@ -165,7 +167,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
             if live_elsewhere {
                 // A takeover attempt: apply its details only if the broker accepts it.
                 if let Some(c) = cap.conns.get_mut(&ev.conn) {
-                    c.pending_connect = Some(ev.detail.clone());
+                    c.pending_connect = Some((ev.detail.clone(), ev.v5.clone()));
                 }
             } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 s.protocol = *protocol;
@@ -197,16 +199,20 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 s.connack_props = ev.v5.clone();
                 if code == 0
-                    && let Some(WireDetail::Connect {
-                        protocol,
-                        clean_session,
-                        keep_alive_s,
-                        broker_keep_alive_s,
-                        will,
-                        username,
-                    }) = pending
+                    && let Some((
+                        WireDetail::Connect {
+                            protocol,
+                            clean_session,
+                            keep_alive_s,
+                            broker_keep_alive_s,
+                            will,
+                            username,
+                        },
+                        connect_props,
+                    )) = pending
                 {
                     s.protocol = protocol;
+                    s.connect_props = connect_props;
                     s.clean_session = clean_session;
                     s.keep_alive_s = keep_alive_s;
                     s.broker_keep_alive_s = broker_keep_alive_s;
@@ -326,6 +332,14 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 }
             }
         }
+        (PacketKind::Disconnect, _) if ev.dir == Direction::ClientToBroker => {
+            let expiry = ev.v5.as_ref().and_then(|p| p.session_expiry_s);
+            if let Some(s) = session(cap, &ev.client_id, ev.t_us)
+                && expiry.is_some()
+            {
+                s.disconnect_expiry_s = expiry;
+            }
+        }
         (PacketKind::Closed, WireDetail::Closed(reason)) => {
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 // A takeover closes the old connection after the new one connected.
@@ -333,10 +347,12 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                     connected_delta -= s.connected as isize;
                     s.connected = false;
                     // MQTT 5: the broker keeps the session this long (a reconnect checks it).
+                    // The last word wins: DISCONNECT, else the CONNACK, else the CONNECT.
                     s.expiry_promise = s
-                        .connect_props
-                        .as_ref()
-                        .and_then(|p| p.session_expiry_s)
+                        .disconnect_expiry_s
+                        .take()
+                        .or_else(|| s.connack_props.as_ref().and_then(|p| p.session_expiry_s))
+                        .or_else(|| s.connect_props.as_ref().and_then(|p| p.session_expiry_s))
                         .filter(|&e| e > 0 && s.protocol == 5)
                         .map(|e| (e, ev.t_us));
                     if s.clean_session {
@@ -381,11 +397,15 @@ fn v5_delivery_checks(s: &mut Session, ev: &WireEvent, seq: u64, own_message: bo
         );
     }
     let topic = ev.topic.as_deref().unwrap_or_default();
-    if own_message
-        && s.subscriptions
-            .iter()
-            .any(|(f, sub)| sub.no_local && crate::protocol::topic_matches(topic, f))
-    {
+    // Only when every subscription that matches asked for no-local (an
+    // overlapping one without it may deliver the message legitimately).
+    let mut matching = s
+        .subscriptions
+        .iter()
+        .filter(|(f, _)| crate::protocol::topic_matches(topic, f))
+        .peekable();
+    let all_no_local = matching.peek().is_some() && matching.all(|(_, sub)| sub.no_local);
+    if own_message && all_no_local {
         s.deviate(
             ev.t_us,
             seq,

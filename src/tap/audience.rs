@@ -1,77 +1,71 @@
-//! Which MQTT 3.1.1 subscriptions the tap has seen, live or kept in a
-//! persistent session: rumqttd 0.20 panics when it forwards an MQTT 5 message
-//! with properties to a 3.1.1 subscriber, so the tap strips the properties of
-//! a message only when a 3.1.1 subscriber could receive it.
+//! Which topics an MQTT 3.1.1 subscriber could receive, as far as the tap
+//! has seen: rumqttd 0.20 panics when it forwards an MQTT 5 message with
+//! properties to a 3.1.1 subscriber, so the tap strips the properties of a
+//! message whenever a 3.1.1 subscriber might receive it.
+//!
+//! Deliberately an over-estimate (a wrong "no" crashes the broker, a wrong
+//! "yes" only costs a message its properties): every filter a 3.1.1 client
+//! ever subscribed to counts for the broker's life, whether or not the
+//! broker later dropped it, and a 3.1.1 client resuming a session that an
+//! MQTT 5 client made (whose filters the tap did not record as 3.1.1) makes
+//! every topic count.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::protocol::{PacketKind, WireDetail, WireEvent, topic_matches};
 
-/// Clients tracked at most; past that every message counts as reaching one.
-const MAX_CLIENTS: usize = 100_000;
-
-#[derive(Debug, Default)]
-struct Entry {
-    filters: HashSet<String>,
-    persistent: bool,
-    live: u32,
-}
+/// Filters and client ids tracked at most; past that every topic counts.
+const MAX_TRACKED: usize = 100_000;
 
 #[derive(Debug, Default)]
 pub struct V4Audience {
-    clients: HashMap<Arc<str>, Entry>,
-    overflow: bool,
+    filters: HashSet<String>,
+    /// Client ids seen connecting with MQTT 5 (a 3.1.1 resume of one of them
+    /// inherits filters the tap did not count).
+    v5_clients: HashSet<Arc<str>>,
+    everything: bool,
 }
 
 impl V4Audience {
     /// A frame an MQTT 3.1/3.1.1 client sent.
-    pub fn on_frame(&mut self, ev: &WireEvent) {
-        if ev.client_id.is_empty() {
-            return;
-        }
-        if !self.clients.contains_key(&ev.client_id) && self.clients.len() >= MAX_CLIENTS {
-            self.overflow = true;
-            return;
-        }
-        let entry = self.clients.entry(ev.client_id.clone()).or_default();
+    pub fn on_v4_frame(&mut self, ev: &WireEvent) {
         match (&ev.kind, &ev.detail) {
-            (PacketKind::Connect, WireDetail::Connect { clean_session, .. }) => {
-                if *clean_session {
-                    entry.filters.clear();
-                }
-                entry.persistent = !clean_session;
-                entry.live += 1;
+            (PacketKind::Connect, WireDetail::Connect { clean_session, .. })
+                if !clean_session && self.v5_clients.contains(&ev.client_id) =>
+            {
+                self.everything = true;
             }
             (PacketKind::Subscribe, WireDetail::Subscribe(filters)) => {
-                entry.filters.extend(filters.iter().map(|(f, _)| f.clone()));
-            }
-            (PacketKind::Unsubscribe, WireDetail::Unsubscribe(filters)) => {
-                for f in filters {
-                    entry.filters.remove(f);
+                for (f, _) in filters {
+                    if self.filters.len() >= MAX_TRACKED {
+                        self.everything = true;
+                        return;
+                    }
+                    // `$share/<group>/<filter>` delivers on <filter>.
+                    let plain = match f.strip_prefix("$share/") {
+                        Some(rest) => rest.split_once('/').map_or(rest, |(_, f)| f),
+                        None => f.as_str(),
+                    };
+                    self.filters.insert(plain.to_string());
                 }
             }
             _ => {}
         }
     }
 
-    /// An MQTT 3.1/3.1.1 connection of `client_id` ended.
-    pub fn on_closed(&mut self, client_id: &str) {
-        if let Some(e) = self.clients.get_mut(client_id) {
-            e.live = e.live.saturating_sub(1);
-            if e.live == 0 && !e.persistent {
-                self.clients.remove(client_id);
-            }
+    /// A CONNECT an MQTT 5 client sent.
+    pub fn on_v5_connect(&mut self, client_id: &Arc<str>) {
+        if self.v5_clients.len() >= MAX_TRACKED {
+            self.everything = true;
+        } else {
+            self.v5_clients.insert(client_id.clone());
         }
     }
 
-    /// Whether a 3.1.1 subscriber, connected or kept offline, matches `topic`.
+    /// Whether a 3.1.1 subscriber might receive a message on `topic`.
     pub fn reaches(&self, topic: &str) -> bool {
-        self.overflow
-            || self
-                .clients
-                .values()
-                .any(|e| e.filters.iter().any(|f| topic_matches(topic, f)))
+        self.everything || self.filters.iter().any(|f| topic_matches(topic, f))
     }
 }
 
@@ -98,36 +92,30 @@ mod tests {
     }
 
     #[test]
-    fn tracks_live_and_persistent_subscriptions() {
+    fn counts_every_filter_a_v4_client_subscribed_to() {
         let mut a = V4Audience::default();
-        a.on_frame(&ev("old", PacketKind::Connect, connect(true)));
-        a.on_frame(&ev(
+        a.on_v4_frame(&ev("old", PacketKind::Connect, connect(true)));
+        a.on_v4_frame(&ev(
             "old",
             PacketKind::Subscribe,
-            WireDetail::Subscribe(vec![("a/+".into(), 1)]),
+            WireDetail::Subscribe(vec![("a/+".into(), 1), ("$share/g/s/#".into(), 1)]),
         ));
-        assert!(a.reaches("a/b") && !a.reaches("b/c"));
-        a.on_closed("old");
-        assert!(
-            !a.reaches("a/b"),
-            "a clean session ends with its connection"
-        );
-        a.on_frame(&ev("kept", PacketKind::Connect, connect(false)));
-        a.on_frame(&ev(
-            "kept",
-            PacketKind::Subscribe,
-            WireDetail::Subscribe(vec![("k/#".into(), 1)]),
-        ));
-        a.on_closed("kept");
-        assert!(
-            a.reaches("k/x"),
-            "a persistent session still receives (queued)"
-        );
-        a.on_frame(&ev(
-            "kept",
+        assert!(a.reaches("a/b") && a.reaches("s/x") && !a.reaches("b/c"));
+        // An UNSUBSCRIBE the tap may have dropped does not count: still reached.
+        a.on_v4_frame(&ev(
+            "old",
             PacketKind::Unsubscribe,
-            WireDetail::Unsubscribe(vec!["k/#".into()]),
+            WireDetail::Unsubscribe(vec!["a/+".into()]),
         ));
-        assert!(!a.reaches("k/x"));
+        assert!(a.reaches("a/b"));
+    }
+
+    #[test]
+    fn a_v4_resume_of_a_v5_session_counts_everything() {
+        let mut a = V4Audience::default();
+        a.on_v5_connect(&Arc::from("both"));
+        assert!(!a.reaches("x"));
+        a.on_v4_frame(&ev("both", PacketKind::Connect, connect(false)));
+        assert!(a.reaches("x"));
     }
 }

@@ -167,9 +167,11 @@ pub fn decode_one(
                 props.content_type = pr.content_type.clone();
             }
             let topic: Arc<str> = if p.topic.is_empty() {
-                alias
-                    .and_then(|a| aliases.get(&a).cloned())
-                    .unwrap_or_else(|| Arc::from(""))
+                // An alias nobody set is a protocol error (MQTT 5 §3.3.2.3.4).
+                match alias.and_then(|a| aliases.get(&a).cloned()) {
+                    Some(t) => t,
+                    None => return Err(Error::TopicNotUtf8),
+                }
             } else {
                 let t: Arc<str> = Arc::from(String::from_utf8_lossy(&p.topic).as_ref());
                 if let Some(a) = alias
@@ -189,7 +191,8 @@ pub fn decode_one(
             if let Some(reached) = v4_reached
                 && dir == Direction::ClientToBroker
             {
-                let strip = p.properties.is_some() && reached(&topic, p.retain);
+                let strip = p.properties.is_some()
+                    && reached(&topic, p.retain || p.qos == QoS::ExactlyOnce);
                 let unalias = alias.is_some();
                 if strip || unalias {
                     let properties = if strip {
@@ -379,6 +382,51 @@ mod tests {
             assert_eq!(e.topic.as_deref(), Some("a/b"), "alias resolved");
             assert_eq!(e.payload.as_deref(), Some(payload.as_bytes()));
         }
+        // In front of the embedded broker: properties go unless no 3.1.1
+        // subscriber might receive the message, now or later (QoS 2 waits for PUBREL).
+        let nobody = |_: &str, later: bool| later;
+        for (qos, stripped) in [(QoS::AtLeastOnce, false), (QoS::ExactlyOnce, true)] {
+            let mut p = Publish::new("p/q", qos, "x", None);
+            p.pkid = 9;
+            p.properties = Some(rumqttc::v5::mqttbytes::v5::PublishProperties {
+                user_properties: vec![("k".into(), "v".into())],
+                ..Default::default()
+            });
+            let mut buf = BytesMut::new();
+            p.write(&mut buf).expect("encodes");
+            let (e, rewritten) = decode_one(
+                buf.freeze(),
+                Direction::ClientToBroker,
+                ev(),
+                &id,
+                Some(600),
+                &mut aliases,
+                Some(&nobody),
+            )
+            .expect("decodes");
+            assert_eq!(e.v5.map(|p| p.stripped_by_tap), Some(stripped), "{qos:?}");
+            assert_eq!(rewritten.is_some(), stripped, "{qos:?}");
+        }
+        // An alias nobody set is refused.
+        let mut p = Publish::new("", QoS::AtMostOnce, "x", None);
+        p.properties = Some(rumqttc::v5::mqttbytes::v5::PublishProperties {
+            topic_alias: Some(99),
+            ..Default::default()
+        });
+        let mut buf = BytesMut::new();
+        p.write(&mut buf).expect("encodes");
+        assert!(
+            decode_one(
+                buf.freeze(),
+                Direction::ClientToBroker,
+                ev(),
+                &id,
+                None,
+                &mut aliases,
+                None
+            )
+            .is_err()
+        );
         // Subscription options travel on the SUBSCRIBE.
         let mut filter = v5::Filter::new("a/#", QoS::AtLeastOnce);
         filter.nolocal = true;

@@ -281,6 +281,17 @@ async fn proxy(
             return;
         }
     };
+    if level == 3 && ctx.embedded {
+        ctx.marker(
+            PacketKind::Closed,
+            WireDetail::Closed(CloseReason::Error(
+                "closed by the tap: MQTT 3.1 (MQIsdp) is not served by the embedded broker; \
+                 use MQTT 3.1.1 or 5, or an external broker with --broker"
+                    .into(),
+            )),
+        );
+        return;
+    }
     let ctx = Arc::new(ConnCtx {
         protocol: level,
         ..ConnCtx::clone_for(&ctx)
@@ -320,9 +331,6 @@ async fn proxy(
         },
         _ = kill.notified() => CloseReason::DroppedByTap,
     };
-    if level != 5 {
-        ctx.audience.lock().on_closed(&ctx.client_id());
-    }
     ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
 }
 
@@ -372,6 +380,14 @@ fn connect_level(buf: &[u8]) -> Result<Option<u8>, CloseReason> {
         (Some(&hi), Some(&lo)) => u16::from_be_bytes([hi, lo]) as usize,
         _ => return Err(refuse("a CONNECT too short to name its protocol".into())),
     };
+    let frame_len = at
+        + buf[1..at]
+            .iter()
+            .rev()
+            .fold(0usize, |n, b| (n << 7) | usize::from(b & 0x7F));
+    if at + 2 + name_len >= frame_len {
+        return Err(refuse("a CONNECT too short to name its protocol".into()));
+    }
     match buf.get(at + 2 + name_len) {
         Some(&level @ (3..=5)) => Ok(Some(level)),
         Some(&level) => Err(refuse(format!(
@@ -422,8 +438,13 @@ async fn read_side(
     let v5 = ctx.protocol == 5;
     // MQTT 5 topic aliases of this direction (alias → topic).
     let mut aliases = std::collections::HashMap::new();
-    // Whether an MQTT 5 message must lose its properties before rumqttd.
-    let reaches_v4 = |topic: &str, retain: bool| retain || ctx.audience.lock().reaches(topic);
+    // Whether an MQTT 5 message must lose its properties before rumqttd: when
+    // a 3.1.1 subscriber might receive it — now, or later (retained; QoS 2,
+    // delivered on PUBREL; delayed or held by a network fault).
+    let delayed = AtomicBool::new(false);
+    let reaches_v4 = |topic: &str, retain_or_qos2: bool| {
+        retain_or_qos2 || delayed.load(Ordering::Relaxed) || ctx.audience.lock().reaches(topic)
+    };
     let mut passthrough = false;
     let mut view = FaultView::new(ctx.faults.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.id.wrapping_mul(2) + dir as u64);
@@ -447,6 +468,7 @@ async fn read_side(
         }
         unread = false;
         let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
+        delayed.store(!fault.is_clear(), Ordering::Relaxed);
         if passthrough {
             let due = last_due.max(Instant::now());
             tx.send(Outgoing {
@@ -475,6 +497,17 @@ async fn read_side(
                 frames.push((ev, range, replacement));
             },
         );
+        // Every 3.1.1 subscription counts, forwarded or not (see `audience`).
+        if dir == Direction::ClientToBroker && ctx.embedded {
+            let mut audience = ctx.audience.lock();
+            for (ev, _, _) in &frames {
+                if !v5 {
+                    audience.on_v4_frame(ev);
+                } else if ev.kind == PacketKind::Connect {
+                    audience.on_v5_connect(&ev.client_id);
+                }
+            }
+        }
         // rumqttd 0.20 slices a topic's first byte when it matches subscriptions:
         // a name starting with a multi-byte character crashes its router thread,
         // and the broker with it, for every client. Refuse it here, with a reason.
@@ -499,21 +532,18 @@ async fn read_side(
             }
             return Err(CloseReason::Error(why));
         }
-        if !v5 && dir == Direction::ClientToBroker {
-            let mut audience = ctx.audience.lock();
-            for (ev, _, _) in &frames {
-                audience.on_frame(ev);
-            }
-        }
         let consumed = match outcome.error {
-            Some(err) if v5 => {
+            Some(err) if v5 || ctx.embedded => {
                 // A malformed MQTT 5 frame (bad properties, AUTH, …): this connection
                 // ends with the reason; everyone else is served on.
                 for (ev, _, _) in frames {
                     ctx.rec.record(ev);
                 }
+                // In front of the embedded broker a frame the tap cannot read is
+                // not forwarded: rumqttd may crash on what the tap cannot check.
+                let version = if v5 { "MQTT 5" } else { "MQTT 3.1.1" };
                 return Err(CloseReason::Error(format!(
-                    "closed by the tap: undecodable MQTT 5 frame ({err})"
+                    "closed by the tap: undecodable {version} frame ({err})"
                 )));
             }
             Some(err) => {

@@ -68,6 +68,13 @@ impl PublishPanel {
         if t.contains(['+', '#']) {
             return Some("a topic to publish to has no wildcards (+, #)".into());
         }
+        if t.chars().next().is_some_and(|c| !c.is_ascii()) {
+            return Some(
+                "the embedded broker (rumqttd 0.20) crashes on a topic starting with a non-ASCII \
+                 character: start it with an ASCII one"
+                    .into(),
+            );
+        }
         if self.json
             && let Err(e) = serde_json::from_str::<serde_json::Value>(&self.draft.payload)
         {
