@@ -43,6 +43,8 @@ pub struct FlowStep {
     pub conn: ConnId,
     /// Store sequence number of the frame.
     pub seq: u64,
+    /// MQTT 5 reason code of an ack (None: success, or MQTT 3.1.1).
+    pub reason: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +255,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
         dup: ev.dup,
         conn: ev.conn,
         seq,
+        reason: ev.v5.as_ref().and_then(|p| p.reason_code),
     };
     let client = ev.client_id.clone();
     match ev.kind {
@@ -380,6 +383,21 @@ mod tests {
         let mut e = ev(1, client, dir, kind);
         e.pkid = pkid;
         e
+    }
+
+    #[test]
+    fn an_mqtt5_reason_code_is_kept_on_its_step() {
+        let mut c = Capture::default();
+        c.ingest(publish(1, "p", ClientToBroker, "t", "x", 1, 4));
+        let mut puback = ack(PacketKind::PubAck, BrokerToClient, 4, "p");
+        puback.v5 = Some(Box::new(crate::protocol::V5Props {
+            reason_code: Some(0x10),
+            ..Default::default()
+        }));
+        c.ingest(puback);
+        let f = c.flows.iter().next().expect("a flow");
+        assert_eq!(f.state, FlowState::Complete);
+        assert_eq!(f.steps[1].reason, Some(0x10), "no matching subscribers");
     }
 
     #[test]

@@ -353,7 +353,15 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
         };
         painter.circle_filled(pos2(x, y), 5.0, color);
         let above = k % 2 == 0;
-        let label = format!("{}{}", s.kind.name(), if s.dup { " DUP" } else { "" });
+        let label = format!(
+            "{}{}{}",
+            s.kind.name(),
+            if s.dup { " DUP" } else { "" },
+            s.reason
+                .filter(|&r| r != 0)
+                .map(|r| format!(" 0x{r:02X}"))
+                .unwrap_or_default()
+        );
         painter.text(
             pos2(x, if above { y - 8.0 } else { y + 8.0 }),
             if above {
