@@ -1063,3 +1063,72 @@ fn split_host_port(addr: &str) -> (String, u16) {
         None => (addr.to_string(), 1883),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Direction, PacketKind};
+
+    fn sink(capacity: usize, max_bytes: usize) -> (EventSink, EventReceiver) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let sink = EventSink {
+            tx,
+            capacity,
+            bytes: bytes.clone(),
+            max_bytes,
+            waker: Arc::default(),
+            drops: Arc::default(),
+        };
+        (sink, EventReceiver { rx, bytes })
+    }
+
+    fn wire(n: usize, payload: usize) -> Event {
+        Event::Wire(
+            (0..n)
+                .map(|_| {
+                    let mut e = WireEvent::new(
+                        1,
+                        1,
+                        Arc::from("c"),
+                        Direction::ClientToBroker,
+                        PacketKind::Publish,
+                    );
+                    e.payload = Some(bytes::Bytes::from(vec![0u8; payload]));
+                    e
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn traffic_is_bounded_by_bytes_and_counted_but_state_changes_get_through() {
+        let (sink, rx) = sink(CONTROL_RESERVE + 8, 64 * 1024);
+        // Each batch holds ~40 KiB: the second no longer fits the byte bound.
+        sink.send(wire(10, 4096));
+        sink.send(wire(10, 4096));
+        assert_eq!(
+            sink.drops.counts().consumer,
+            10,
+            "the refused batch's events are counted"
+        );
+        // Events that change state pass even beyond the byte bound.
+        sink.send(Event::ScenarioStopped);
+        sink.send(Event::ExportFinished);
+        assert!(rx.queued_bytes() > 0);
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv()).collect();
+        assert_eq!(got.len(), 3);
+        assert!(matches!(got[1], Event::ScenarioStopped));
+        assert_eq!(rx.queued_bytes(), 0, "the receiver gives the bytes back");
+        // Traffic leaves the last slots to state changes.
+        for _ in 0..8 + CONTROL_RESERVE {
+            sink.send(wire(1, 1));
+        }
+        assert_eq!(rx.rx.len(), 8, "wire batches stop at the reserved slots");
+        sink.send(Event::Notice {
+            error: false,
+            text: "still heard".into(),
+        });
+        assert_eq!(rx.rx.len(), 9, "a state change takes a reserved slot");
+    }
+}
