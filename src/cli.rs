@@ -64,10 +64,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     match (&scenario, &opts.scenario) {
         (Some(s), Some(path)) => {
             eprintln!(
-                "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices",
+                "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices \
+                 (this machine holds about {} in one process)",
                 crate::VERSION,
                 s.name,
-                s.device_count()
+                s.device_count(),
+                crate::sys::device_capacity().devices()
             );
             handle
                 .commands

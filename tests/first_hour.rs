@@ -186,6 +186,12 @@ fn an_empty_scenario_and_no_scenario_run_the_broker_alone() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(stderr.contains("broker on mqtt://127.0.0.1:"), "{stderr}");
+        if !args.is_empty() {
+            assert!(
+                stderr.contains("this machine holds about"),
+                "says up front how many devices fit: {stderr}"
+            );
+        }
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("== Summary"), "{stdout}");
     }
