@@ -143,13 +143,6 @@ impl EventReceiver {
         Some(ev)
     }
 
-    /// Wait up to `timeout` for the next event.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
-        let (ev, size) = self.rx.recv_timeout(timeout).ok()?;
-        self.bytes.fetch_sub(size, Ordering::Relaxed);
-        Some(ev)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
     }

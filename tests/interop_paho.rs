@@ -91,8 +91,8 @@ fn deviations(rig: &Rig, client: &str, what: &str) -> usize {
 async fn mqtt5_no_local_is_flagged_where_the_broker_ignores_it() {
     let mut rig = Rig::start().await;
     let out = paho_v5(rig.port(), "nolocal").await;
-    rig.wait_for("the client's publish captured", 5, |c| {
-        c.topics.get("nl/t").is_some_and(|t| t.published == 1)
+    rig.wait_for("the client's publish and the sentinel captured", 5, |c| {
+        c.topics.get("nl/t").is_some_and(|t| t.published == 2)
     })
     .await;
     if out == "echoed" {

@@ -1,7 +1,8 @@
 """MQTT 5 promises checked with paho-mqtt (PyPI), for the interop tests.
 
 usage: paho_v5.py PORT CHECK, CHECK one of:
-  nolocal    subscribe with no-local, publish to that topic; prints "echoed" or "not echoed"
+  nolocal    subscribe with no-local, publish to that topic, then another client
+             publishes a sentinel; prints "echoed" or "not echoed"
   expiry     connect with clean start off and a 120 s session expiry, subscribe,
              disconnect, reconnect; prints "session_present=0|1"
   maxpacket  connect allowing 64-byte packets, subscribe; a second client
@@ -52,9 +53,16 @@ if check == "nolocal":
     start(c, props)
     c.subscribe("nl/t", options=SubscribeOptions(qos=1, noLocal=True))
     c.subscribed.wait(10)
-    c.publish("nl/t", "echo", qos=1)
-    time.sleep(1.5)  # a negative outcome needs a window; the Rust side asserts on the capture
-    print("echoed" if c.got else "not echoed", flush=True)
+    c.publish("nl/t", "echo", qos=1).wait_for_publish(10)
+    # A second client's message on the same topic marks "later": the broker
+    # routes in order, so an echo of our own message would have come first.
+    other, oprops = client("nl-other")
+    start(other, oprops)
+    other.publish("nl/t", "sentinel", qos=1).wait_for_publish(10)
+    deadline = time.time() + 10
+    while b"sentinel" not in c.got and time.time() < deadline:
+        time.sleep(0.02)  # polling for the sentinel, bounded
+    print("echoed" if b"echo" in c.got else "not echoed", flush=True)
 elif check == "expiry":
     c, props = client("exp-client", SessionExpiryInterval=120)
     start(c, props, clean_start=False)

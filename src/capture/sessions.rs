@@ -144,21 +144,41 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
     Some(s)
 }
 
+/// What a CONNECT says about its client, onto the session (at once, or once
+/// the broker accepted a second connection for a live client id).
+fn apply_connect(
+    s: &mut Session,
+    detail: &WireDetail,
+    props: Option<Box<crate::protocol::V5Props>>,
+    peer: Option<std::net::SocketAddr>,
+) {
+    if let WireDetail::Connect {
+        protocol,
+        clean_session,
+        keep_alive_s,
+        broker_keep_alive_s,
+        will,
+        username,
+    } = detail
+    {
+        s.protocol = *protocol;
+        s.connect_props = props;
+        s.clean_session = *clean_session;
+        s.keep_alive_s = *keep_alive_s;
+        s.broker_keep_alive_s = *broker_keep_alive_s;
+        s.will = will.clone();
+        s.username = username.clone();
+        if peer.is_some() {
+            s.peer = peer;
+        }
+    }
+}
+
 pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
     // Change in connected clients, applied at the end (the session borrows the capture).
     let mut connected_delta: isize = 0;
     match (&ev.kind, &ev.detail) {
-        (
-            PacketKind::Connect,
-            WireDetail::Connect {
-                protocol,
-                clean_session,
-                keep_alive_s,
-                broker_keep_alive_s,
-                will,
-                username,
-            },
-        ) => {
+        (PacketKind::Connect, WireDetail::Connect { .. }) => {
             let peer = cap.conns.get(&ev.conn).and_then(|c| c.peer);
             let live_elsewhere = cap
                 .sessions
@@ -170,17 +190,8 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                     c.pending_connect = Some((ev.detail.clone(), ev.v5.clone()));
                 }
             } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
-                s.protocol = *protocol;
-                s.connect_props = ev.v5.clone();
-                s.clean_session = *clean_session;
-                s.keep_alive_s = *keep_alive_s;
-                s.broker_keep_alive_s = *broker_keep_alive_s;
-                s.will = will.clone();
-                s.username = username.clone();
+                apply_connect(s, &ev.detail, ev.v5.clone(), peer);
                 s.conn = Some(ev.conn);
-                if peer.is_some() {
-                    s.peer = peer;
-                }
             }
         }
         (
@@ -199,28 +210,9 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 s.connack_props = ev.v5.clone();
                 if code == 0
-                    && let Some((
-                        WireDetail::Connect {
-                            protocol,
-                            clean_session,
-                            keep_alive_s,
-                            broker_keep_alive_s,
-                            will,
-                            username,
-                        },
-                        connect_props,
-                    )) = pending
+                    && let Some((detail, connect_props)) = pending
                 {
-                    s.protocol = protocol;
-                    s.connect_props = connect_props;
-                    s.clean_session = clean_session;
-                    s.keep_alive_s = keep_alive_s;
-                    s.broker_keep_alive_s = broker_keep_alive_s;
-                    s.will = will;
-                    s.username = username;
-                    if peer.is_some() {
-                        s.peer = peer;
-                    }
+                    apply_connect(s, &detail, connect_props, peer);
                 }
                 if code == 0 {
                     // MQTT 5: a session with an expiry interval that has not run out is resumed.

@@ -374,16 +374,17 @@ impl WorkbenchApp {
                 {
                     self.export_dialog();
                 }
-                let shortcut = ui
-                    .ctx()
-                    .format_shortcut(&super::commands::UiCommand::TogglePublish.shortcut_or_none());
+                let shortcut = super::commands::UiCommand::TogglePublish
+                    .shortcut()
+                    .map(|sc| format!(" ({})", ui.ctx().format_shortcut(&sc)))
+                    .unwrap_or_default();
                 if ui
                     .add(egui::Button::selectable(
                         self.settings.show_publish,
                         "Publish panel",
                     ))
                     .on_hover_text(format!(
-                        "Publish a message by hand, clear retained messages ({shortcut})"
+                        "Publish a message by hand, clear retained messages{shortcut}"
                     ))
                     .clicked()
                 {

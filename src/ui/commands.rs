@@ -92,12 +92,6 @@ impl UiCommand {
         }
     }
 
-    /// The shortcut, or an empty one (for hover texts).
-    pub fn shortcut_or_none(self) -> KeyboardShortcut {
-        self.shortcut()
-            .unwrap_or(KeyboardShortcut::new(Modifiers::NONE, Key::F35))
-    }
-
     pub fn shortcut(self) -> Option<KeyboardShortcut> {
         let cmd = |key| Some(KeyboardShortcut::new(Modifiers::COMMAND, key));
         match self {

@@ -103,15 +103,6 @@ impl Rig {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    /// Drain for a while (to check that something does NOT happen).
-    pub async fn settle(&mut self, ms: u64) {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_millis(ms) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            self.drain();
-        }
-    }
 }
 
 /// A real rumqttc client whose event loop runs in a task until its first
