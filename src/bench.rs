@@ -10,7 +10,9 @@ use crate::capture::Capture;
 use crate::engine::{self, EngineConfig, EngineHandle};
 use crate::model::Model;
 use crate::protocol::Command;
-use crate::sim::scenario::{DeviceSpec, Dur, Gen, Payload, PublishSpec, Qos, Scenario, SubSpec};
+use crate::sim::scenario::{
+    DeviceSpec, Dur, Gen, Payload, Protocol, PublishSpec, Qos, Scenario, SubSpec,
+};
 use crate::sys::FDS_PER_DEVICE;
 
 pub struct BenchOptions {
@@ -18,6 +20,8 @@ pub struct BenchOptions {
     pub rate_hz: f64,
     pub duration: Duration,
     pub qos: u8,
+    /// The MQTT version every bench device speaks.
+    pub protocol: Protocol,
     pub engine: EngineConfig,
     /// Run the publishing devices in a child process (its descriptors don't
     /// count against this process's open-file limit).
@@ -43,11 +47,14 @@ pub struct BenchReport {
     pub dropped: u64,
     /// How the publishers were run, for the report.
     pub mode: String,
+    /// "MQTT 3.1.1" or "MQTT 5".
+    pub protocol: &'static str,
 }
 
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "mode                    {}", self.mode)?;
+        writeln!(f, "protocol                {}", self.protocol)?;
         writeln!(
             f,
             "devices                 {} ({} connected in {:.1}s)",
@@ -79,20 +86,20 @@ impl std::fmt::Display for BenchReport {
 }
 
 /// The sink alone (it subscribes to every bench topic).
-fn sink_only(qos: u8) -> Scenario {
-    let mut s = scenario(1, 1.0, qos);
+fn sink_only(qos: u8, protocol: Protocol) -> Scenario {
+    let mut s = scenario(1, 1.0, qos, protocol);
     s.devices.truncate(1);
     s
 }
 
 /// The publishers alone.
-fn publishers_only(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
-    let mut s = scenario(devices, rate_hz, qos);
+fn publishers_only(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scenario {
+    let mut s = scenario(devices, rate_hz, qos, protocol);
     s.devices.remove(0);
     s
 }
 
-pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
+pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scenario {
     let period = Duration::from_secs_f64(1.0 / rate_hz.max(0.001));
     let publisher = DeviceSpec {
         id: "bench-{i}".into(),
@@ -116,6 +123,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
             when: None,
             on_change: false,
             decimals: 0,
+            properties: Default::default(),
         }],
         react: vec![],
         vars: BTreeMap::new(),
@@ -124,6 +132,10 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8) -> Scenario {
         states: None,
         username: None,
         password: None,
+        protocol,
+        session_expiry: None,
+        user_properties: vec![],
+        tls: false,
     };
     let sink = DeviceSpec {
         id: "bench-sink".into(),
@@ -152,12 +164,18 @@ pub async fn run_devices(
     devices: u32,
     rate_hz: f64,
     qos: u8,
+    protocol: Protocol,
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
     crate::sys::raise_fd_limit();
     let (tx, mut updates) = tokio::sync::mpsc::channel(65_536);
     let sink = crate::sim::DeviceReporter::new(tx, std::sync::Arc::default());
-    let _handles = crate::sim::start(&publishers_only(devices, rate_hz, qos), host, port, &sink);
+    let _handles = crate::sim::start(
+        &publishers_only(devices, rate_hz, qos, protocol),
+        host,
+        port,
+        &sink,
+    );
     let mut states: HashMap<String, crate::protocol::DeviceState> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -219,7 +237,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     handle
         .commands
         .send(Command::LoadScenario(
-            scenario(opts.devices, opts.rate_hz, opts.qos).to_source(),
+            scenario(opts.devices, opts.rate_hz, opts.qos, opts.protocol).to_source(),
         ))
         .await?;
     let want = opts.devices as usize + 1;
@@ -331,6 +349,10 @@ fn report(
         },
         dropped,
         mode: mode.into(),
+        protocol: match opts.protocol {
+            Protocol::V311 => "MQTT 3.1.1",
+            Protocol::V5 => "MQTT 5",
+        },
     }
 }
 
@@ -343,7 +365,9 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let mut model = Model::default();
     handle
         .commands
-        .send(Command::LoadScenario(sink_only(opts.qos).to_source()))
+        .send(Command::LoadScenario(
+            sink_only(opts.qos, opts.protocol).to_source(),
+        ))
         .await?;
     let t_sink = Instant::now();
     while model.capture.connected_clients() < 1 && t_sink.elapsed() < Duration::from_secs(10) {
@@ -374,6 +398,11 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             &opts.rate_hz.to_string(),
         ])
         .args(["--qos", &opts.qos.to_string()])
+        .args(if opts.protocol == Protocol::V5 {
+            &["--mqtt5"][..]
+        } else {
+            &[]
+        })
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;

@@ -88,6 +88,9 @@ enum Cmd {
         /// With --gui: messages in the capture before measuring.
         #[arg(long, default_value_t = 100_000, requires = "gui")]
         preload: u64,
+        /// Every bench device (publishers and subscriber) speaks MQTT 5.
+        #[arg(long)]
+        mqtt5: bool,
     },
     /// (internal) The publishers of `bench --devices-process`.
     #[command(hide = true)]
@@ -102,6 +105,8 @@ enum Cmd {
         rate: f64,
         #[arg(long, default_value_t = 0)]
         qos: u8,
+        #[arg(long)]
+        mqtt5: bool,
     },
 }
 
@@ -176,9 +181,15 @@ fn main() -> ExitCode {
             devices,
             rate,
             qos,
+            mqtt5,
         }) => runtime().and_then(|rt| {
             rt.block_on(mqtt_workbench::bench::run_devices(
-                &host, port, devices, rate, qos,
+                &host,
+                port,
+                devices,
+                rate,
+                qos,
+                protocol(mqtt5),
             ))
         }),
         Some(Cmd::Bench {
@@ -213,6 +224,7 @@ fn main() -> ExitCode {
             qos,
             devices_process,
             direct,
+            mqtt5,
             ..
         }) => cli.net.engine_config().and_then(|mut engine| {
             if cli.net.port == 1883 {
@@ -224,6 +236,7 @@ fn main() -> ExitCode {
                     rate_hz: rate,
                     duration,
                     qos,
+                    protocol: protocol(mqtt5),
                     engine,
                     devices_in_child: devices_process,
                     direct,
@@ -243,6 +256,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn protocol(mqtt5: bool) -> mqtt_workbench::sim::scenario::Protocol {
+    if mqtt5 {
+        mqtt_workbench::sim::scenario::Protocol::V5
+    } else {
+        mqtt_workbench::sim::scenario::Protocol::V311
     }
 }
 

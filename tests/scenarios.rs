@@ -79,6 +79,7 @@ fn every_shipped_scenario_parses_and_each_shows_a_protocol_feature() {
             "flaky-drones.ron",
             "power-plants.ron",
             "temperature.ron",
+            "thermostats-mqtt5.ron",
             "wine-cooler.ron"
         ]
     );
@@ -524,4 +525,103 @@ async fn a_topic_that_would_crash_rumqttd_is_refused_at_the_tap_and_the_broker_s
         publish_payloads(p).is_some_and(|(t, _)| t == "temp/ü")
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_thermostats_answer_requests_with_the_correlation_data() {
+    let (mut rig, _) = run("thermostats-mqtt5.ron").await;
+    rig.wait_for("two answers delivered to home-app-1", 15, |c| {
+        delivered_to(c, "home-app-1", "home/home-app-1/reply").len() >= 2
+    })
+    .await;
+    let c = &rig.model.capture;
+    let v5 = |client: &str, topic: &str, dir: Direction| -> Vec<_> {
+        c.messages()
+            .filter(|(_, e)| {
+                &*e.client_id == client && e.dir == dir && e.topic.as_deref() == Some(topic)
+            })
+            .map(|(_, e)| (e.protocol, e.v5.clone().map(|p| *p).unwrap_or_default()))
+            .collect()
+    };
+    // Each request names where to answer and carries correlation data; the
+    // answer delivered to the app echoes it.
+    let requests = v5(
+        "home-app-1",
+        "home/thermostat-1/get",
+        Direction::ClientToBroker,
+    );
+    let answers = v5(
+        "home-app-1",
+        "home/home-app-1/reply",
+        Direction::BrokerToClient,
+    );
+    assert!(!requests.is_empty() && !answers.is_empty());
+    for (protocol, props) in &requests {
+        assert_eq!(*protocol, 5);
+        assert_eq!(
+            props.response_topic.as_deref(),
+            Some("home/home-app-1/reply")
+        );
+        assert_eq!(props.message_expiry_s, Some(10));
+    }
+    let asked: Vec<_> = requests
+        .iter()
+        .map(|(_, p)| p.correlation_data.clone())
+        .collect();
+    for (_, props) in &answers {
+        let corr = props.correlation_data.clone();
+        assert!(
+            corr.as_deref().is_some_and(|c| c.starts_with("req-1-")),
+            "{corr:?}"
+        );
+        assert!(
+            asked.contains(&corr),
+            "answer {corr:?} to a request never sent"
+        );
+    }
+    // Telemetry: properties and the alias as the thermostat sent them; the
+    // topic is resolved from the alias on every frame.
+    let telemetry = v5(
+        "thermostat-2",
+        "home/thermostat-2/telemetry",
+        Direction::ClientToBroker,
+    );
+    assert!(telemetry.len() >= 2, "the second one uses the alias alone");
+    for (_, props) in &telemetry {
+        assert_eq!(props.topic_alias, Some(1));
+        assert_eq!(props.content_type.as_deref(), Some("application/json"));
+        assert_eq!(
+            props.user_properties,
+            [("unit".to_string(), "celsius".to_string())]
+        );
+    }
+    // The 3.1.1 dashboard gets the same telemetry, as 3.1.1 (no properties).
+    rig.wait_for("telemetry delivered to the 3.1.1 dashboard", 10, |c| {
+        !delivered_to(c, "dashboard", "home/thermostat-2/telemetry").is_empty()
+    })
+    .await;
+    let c = &rig.model.capture;
+    assert_eq!(c.sessions["thermostat-1"].protocol, 5);
+    assert_eq!(c.sessions["dashboard"].protocol, 4);
+    let connect = c
+        .events()
+        .find(|(_, e)| {
+            &*e.client_id == "thermostat-1"
+                && e.kind == mqtt_workbench::protocol::PacketKind::Connect
+        })
+        .map(|(_, e)| e.v5.clone().map(|p| *p).unwrap_or_default())
+        .expect("thermostat-1's CONNECT captured");
+    assert!(
+        connect
+            .user_properties
+            .contains(&("model".to_string(), "TH-5".to_string()))
+    );
+    let app = c
+        .events()
+        .find(|(_, e)| {
+            &*e.client_id == "home-app-1" && e.kind == mqtt_workbench::protocol::PacketKind::Connect
+        })
+        .and_then(|(_, e)| e.v5.clone())
+        .expect("home-app-1's CONNECT has properties");
+    assert_eq!(app.session_expiry_s, Some(300));
 }

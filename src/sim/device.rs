@@ -3,13 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet};
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5 as m5;
+use rumqttc::{Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::DeviceReporter;
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
-use super::scenario::{Action, DeviceSpec, PublishSpec, expand};
+use super::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, expand};
 use crate::protocol::{DeviceAction, DeviceState, DeviceUpdate, PublishRequest};
 
 /// A message to publish by hand as this device; answered with why not, if not.
@@ -64,6 +66,108 @@ struct PublishRt {
     sampler: PayloadSampler,
     next: Option<Instant>,
     was_true: bool,
+    /// MQTT 5: the topic alias was set on this connection (later publishes send the alias only).
+    alias_set: bool,
+}
+
+/// The device's client: rumqttc's MQTT 3.1.1 or MQTT 5 one.
+enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+/// A message the device received, in either protocol.
+enum Received {
+    V4(rumqttc::Publish),
+    V5(m5::Publish),
+}
+
+impl Received {
+    fn topic(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Received::V4(p) => std::borrow::Cow::Borrowed(&p.topic),
+            Received::V5(p) => String::from_utf8_lossy(&p.topic),
+        }
+    }
+
+    fn payload(&self) -> &[u8] {
+        match self {
+            Received::V4(p) => &p.payload,
+            Received::V5(p) => &p.payload,
+        }
+    }
+
+    /// MQTT 5 request/response: where to answer, and the correlation data to echo.
+    fn response(&self) -> Option<(String, Option<Bytes>)> {
+        match self {
+            Received::V4(_) => None,
+            Received::V5(p) => {
+                let props = p.properties.as_ref()?;
+                Some((
+                    props.response_topic.clone()?,
+                    props.correlation_data.clone(),
+                ))
+            }
+        }
+    }
+}
+
+/// What a device's event loop reports, for either protocol.
+enum NetEvent {
+    ConnAck,
+    Publish(Received),
+    DisconnectSent,
+    Other,
+}
+
+impl Client {
+    fn publish(
+        &self,
+        topic: String,
+        qos: super::scenario::Qos,
+        retain: bool,
+        payload: Vec<u8>,
+        props: Option<m5::PublishProperties>,
+    ) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c
+                .try_publish(topic, qos.to_rumqttc(), retain, payload)
+                .map_err(|e| e.to_string()),
+            Client::V5(c) => match props {
+                Some(props) => c.try_publish_with_properties(
+                    topic,
+                    qos.to_rumqttc_v5(),
+                    retain,
+                    payload,
+                    props,
+                ),
+                None => c.try_publish(topic, qos.to_rumqttc_v5(), retain, payload),
+            }
+            .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn subscribe(&self, filter: String, qos: super::scenario::Qos) {
+        match self {
+            Client::V4(c) => drop(c.try_subscribe(filter, qos.to_rumqttc())),
+            Client::V5(c) => drop(c.try_subscribe(filter, qos.to_rumqttc_v5())),
+        }
+    }
+
+    fn ack(&self, p: &Received) -> bool {
+        match (self, p) {
+            (Client::V4(c), Received::V4(p)) => c.try_ack(p).is_ok(),
+            (Client::V5(c), Received::V5(p)) => c.try_ack(p).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn disconnect(&self) -> bool {
+        match self {
+            Client::V4(c) => c.try_disconnect().is_ok(),
+            Client::V5(c) => c.try_disconnect().is_ok(),
+        }
+    }
 }
 
 enum ActionRt {
@@ -73,8 +177,12 @@ enum ActionRt {
     Publish {
         topic: String,
         sampler: PayloadSampler,
-        qos: rumqttc::QoS,
+        qos: super::scenario::Qos,
         retain: bool,
+    },
+    Respond {
+        sampler: PayloadSampler,
+        qos: super::scenario::Qos,
     },
 }
 
@@ -125,6 +233,7 @@ impl Device {
                 spec: p.clone(),
                 next: None,
                 was_true: false,
+                alias_set: false,
             })
             .collect();
         let signals = spec
@@ -152,14 +261,18 @@ impl Device {
                         } => ActionRt::Publish {
                             topic: expand(topic, plan.index, &id),
                             sampler: PayloadSampler::new(payload, 1.0),
-                            qos: qos.to_rumqttc(),
+                            qos: *qos,
                             retain: *retain,
+                        },
+                        Action::Respond { payload, qos } => ActionRt::Respond {
+                            sampler: PayloadSampler::new(payload, 1.0),
+                            qos: *qos,
                         },
                     })
                     .collect(),
             })
             .collect();
-        Device {
+        let mut dev = Device {
             plan,
             ctx,
             publishes,
@@ -173,6 +286,17 @@ impl Device {
             publish_failed: 0,
             ack_failed: 0,
             failures_reported: None,
+        };
+        // Signals have a value from the first publish on, not from the first tick.
+        dev.sample_signals();
+        dev
+    }
+
+    fn sample_signals(&mut self) {
+        for (name, s) in &mut self.signals {
+            if let Some(x) = s.sample(&mut self.ctx, 6).as_f64() {
+                self.ctx.vars.insert(name.clone(), x);
+            }
         }
     }
 
@@ -221,6 +345,78 @@ impl Device {
         }
     }
 
+    /// A new client and its event loop (polled on its own task), for the device's protocol.
+    fn connect(&self) -> (Client, EventLoop) {
+        match self.plan.spec.protocol {
+            Protocol::V311 => {
+                let (client, mut el) = rumqttc::AsyncClient::new(self.options(), 256);
+                let mut net = el.network_options();
+                net.set_connection_timeout(30);
+                el.set_network_options(net);
+                (Client::V4(client), EventLoop::V4(Box::new(el)))
+            }
+            Protocol::V5 => {
+                let mut o = self.options_v5();
+                let mut net = rumqttc::NetworkOptions::new();
+                net.set_connection_timeout(30);
+                o.set_network_options(net);
+                let (client, el) = rumqttc::v5::AsyncClient::new(o, 256);
+                (Client::V5(client), EventLoop::V5(Box::new(el)))
+            }
+        }
+    }
+
+    /// The will's payload, rendered once per connect from the device's seed.
+    fn will_payload(&self) -> Option<(String, Vec<u8>)> {
+        let spec = &self.plan.spec;
+        let w = spec.will.as_ref()?;
+        let mut sampler = PayloadSampler::new(&w.payload, 1.0);
+        let mut ctx = DeviceCtx::new(
+            self.plan.seed,
+            &self.plan.client_id,
+            self.plan.index,
+            spec.vars.clone(),
+            self.ctx.state.clone(),
+        );
+        let payload = sampler.render(&mut ctx, 2, None);
+        Some((
+            expand(&w.topic, self.plan.index, &self.plan.client_id),
+            payload,
+        ))
+    }
+
+    fn options_v5(&self) -> rumqttc::v5::MqttOptions {
+        let spec = &self.plan.spec;
+        let mut o = rumqttc::v5::MqttOptions::new(
+            &self.plan.client_id,
+            &self.plan.broker_host,
+            self.plan.broker_port,
+        );
+        o.set_keep_alive(spec.keep_alive.0);
+        o.set_clean_start(spec.clean_session);
+        o.set_max_packet_size(Some(1024 * 1024));
+        o.set_manual_acks(true);
+        if let Some(e) = spec.session_expiry {
+            o.set_session_expiry_interval(Some(e.0.as_secs().min(u32::MAX as u64) as u32));
+        }
+        if !spec.user_properties.is_empty() {
+            o.set_user_properties(spec.user_properties.clone());
+        }
+        if let (Some(w), Some((topic, payload))) = (&spec.will, self.will_payload()) {
+            o.set_last_will(m5::LastWill::new(
+                topic,
+                payload,
+                w.qos.to_rumqttc_v5(),
+                w.retain,
+                None,
+            ));
+        }
+        if let Some(u) = &spec.username {
+            o.set_credentials(u, spec.password.clone().unwrap_or_default());
+        }
+        o
+    }
+
     fn options(&self) -> MqttOptions {
         let spec = &self.plan.spec;
         let mut o = MqttOptions::new(
@@ -233,22 +429,8 @@ impl Device {
         o.set_max_packet_size(1024 * 1024, 1024 * 1024);
         // We acknowledge ourselves, so a device can stop acknowledging on command.
         o.set_manual_acks(true);
-        if let Some(w) = &spec.will {
-            let mut sampler = PayloadSampler::new(&w.payload, 1.0);
-            let mut ctx = DeviceCtx::new(
-                self.plan.seed,
-                &self.plan.client_id,
-                self.plan.index,
-                spec.vars.clone(),
-                self.ctx.state.clone(),
-            );
-            let payload = sampler.render(&mut ctx, 2, None);
-            o.set_last_will(LastWill::new(
-                expand(&w.topic, self.plan.index, &self.plan.client_id),
-                payload,
-                w.qos.to_rumqttc(),
-                w.retain,
-            ));
+        if let (Some(w), Some((topic, payload))) = (&spec.will, self.will_payload()) {
+            o.set_last_will(LastWill::new(topic, payload, w.qos.to_rumqttc(), w.retain));
         }
         if let Some(u) = &spec.username {
             o.set_credentials(u, spec.password.clone().unwrap_or_default());
@@ -271,7 +453,7 @@ impl Device {
         self.publishes.iter().filter_map(|p| p.next).min()
     }
 
-    fn publish_now(&mut self, client: &AsyncClient, k: usize) {
+    fn publish_now(&mut self, client: &Client, k: usize) {
         let p = &mut self.publishes[k];
         if let Some(cond) = &p.spec.when {
             let holds = self.ctx.holds(cond);
@@ -283,16 +465,30 @@ impl Device {
         }
         self.ctx.seq += 1;
         let payload = p.sampler.render(&mut self.ctx, p.spec.decimals, None);
-        let topic = self.ctx.fill(&p.topic, None);
+        let mut topic = self.ctx.fill(&p.topic, None);
+        let props = match client {
+            Client::V5(_) if !p.spec.properties.is_empty() => {
+                let props = message_props(&p.spec.properties, &mut self.ctx);
+                // The alias stands for the topic once it was set on this connection.
+                if props.topic_alias.is_some() {
+                    if p.alias_set {
+                        topic.clear();
+                    }
+                    p.alias_set = true;
+                }
+                Some(props)
+            }
+            _ => None,
+        };
         // try_publish: awaiting here would deadlock, this task also polls the event loop.
-        let (qos, retain) = (p.spec.qos.to_rumqttc(), p.spec.retain);
-        if let Err(e) = client.try_publish(topic, qos, retain, payload) {
+        let (qos, retain) = (p.spec.qos, p.spec.retain);
+        if let Err(e) = client.publish(topic, qos, retain, payload, props) {
             tracing::debug!(client = %self.plan.client_id, "publish queue full: {e}");
             self.failed(false);
         }
     }
 
-    fn fire_due(&mut self, client: &AsyncClient, now: Instant) {
+    fn fire_due(&mut self, client: &Client, now: Instant) {
         for k in 0..self.publishes.len() {
             let Some(due) = self.publishes[k].next else {
                 continue;
@@ -313,10 +509,14 @@ impl Device {
         }
     }
 
-    fn on_connected(&mut self, client: &AsyncClient) {
+    fn on_connected(&mut self, client: &Client) {
         for s in &self.plan.spec.subscribe {
             let filter = expand(&s.filter, self.plan.index, &self.plan.client_id);
-            let _ = client.try_subscribe(filter, s.qos.to_rumqttc());
+            client.subscribe(filter, s.qos);
+        }
+        // Topic aliases live as long as one connection.
+        for p in &mut self.publishes {
+            p.alias_set = false;
         }
         for k in 0..self.publishes.len() {
             if self.publishes[k].spec.every.is_none() {
@@ -327,11 +527,7 @@ impl Device {
     }
 
     fn tick(&mut self) {
-        for (name, s) in &mut self.signals {
-            if let Some(x) = s.sample(&mut self.ctx, 6).as_f64() {
-                self.ctx.vars.insert(name.clone(), x);
-            }
-        }
+        self.sample_signals();
         if let Some(sm) = &self.plan.spec.states {
             let elapsed = self.state_since.elapsed();
             if let Some(t) = sm
@@ -345,7 +541,10 @@ impl Device {
         }
     }
 
-    fn react(&mut self, client: &AsyncClient, topic: &str, payload: &[u8]) {
+    fn react(&mut self, client: &Client, msg: &Received) {
+        let topic = msg.topic();
+        let topic = topic.as_ref();
+        let payload = msg.payload();
         let text = String::from_utf8_lossy(payload).into_owned();
         let mut refused = 0;
         for r in &mut self.reactions {
@@ -379,7 +578,22 @@ impl Device {
                         let body = sampler.render(&mut self.ctx, 2, Some(&text));
                         let t = self.ctx.fill(topic, Some(&text));
                         let (qos, retain) = (*qos, *retain);
-                        if client.try_publish(t, qos, retain, body).is_err() {
+                        if client.publish(t, qos, retain, body, None).is_err() {
+                            refused += 1;
+                        }
+                    }
+                    ActionRt::Respond { sampler, qos } => {
+                        // Only requests that name a response topic get an answer.
+                        let Some((to, correlation)) = msg.response() else {
+                            continue;
+                        };
+                        self.ctx.seq += 1;
+                        let body = sampler.render(&mut self.ctx, 2, Some(&text));
+                        let props = m5::PublishProperties {
+                            correlation_data: correlation,
+                            ..Default::default()
+                        };
+                        if client.publish(to, *qos, false, body, Some(props)).is_err() {
                             refused += 1;
                         }
                     }
@@ -410,19 +624,72 @@ async fn wait_for_reconnect(ctl: &mut mpsc::Receiver<DeviceAction>, dev: &mut De
     }
 }
 
+/// The MQTT 5 properties of one periodic publish (templates filled now).
+fn message_props(spec: &MessageProps, ctx: &mut DeviceCtx) -> m5::PublishProperties {
+    m5::PublishProperties {
+        message_expiry_interval: spec
+            .message_expiry
+            .map(|d| d.0.as_secs().min(u32::MAX as u64) as u32),
+        content_type: spec.content_type.clone(),
+        user_properties: spec.user_properties.clone(),
+        response_topic: spec.response_topic.as_ref().map(|t| ctx.fill(t, None)),
+        correlation_data: spec
+            .correlation
+            .as_ref()
+            .map(|c| Bytes::from(ctx.fill(c, None))),
+        topic_alias: spec.topic_alias,
+        ..Default::default()
+    }
+}
+
+/// rumqttc's event loop for the device's protocol.
+enum EventLoop {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+impl EventLoop {
+    async fn poll(&mut self) -> Result<NetEvent, String> {
+        match self {
+            EventLoop::V4(el) => el
+                .poll()
+                .await
+                .map_err(|e| e.to_string())
+                .map(|ev| match ev {
+                    MqttEvent::Incoming(Packet::ConnAck(_)) => NetEvent::ConnAck,
+                    MqttEvent::Incoming(Packet::Publish(p)) => NetEvent::Publish(Received::V4(p)),
+                    MqttEvent::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
+                    _ => NetEvent::Other,
+                }),
+            EventLoop::V5(el) => {
+                use rumqttc::v5::Event as E5;
+                el.poll()
+                    .await
+                    .map_err(|e| e.to_string())
+                    .map(|ev| match ev {
+                        E5::Incoming(m5::Packet::ConnAck(_)) => NetEvent::ConnAck,
+                        E5::Incoming(m5::Packet::Publish(p)) => NetEvent::Publish(Received::V5(p)),
+                        E5::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
+                        _ => NetEvent::Other,
+                    })
+            }
+        }
+    }
+}
+
 /// Runs rumqttc's event loop in its own task: `poll()` connects inside
 /// itself, so it must never be cancelled by a `select!` (a slow CONNECT
 /// would restart forever). Polling after an error reconnects, after a pause.
 fn spawn_event_loop(
-    mut el: rumqttc::EventLoop,
+    mut el: EventLoop,
 ) -> (
     tokio::task::JoinHandle<()>,
-    mpsc::Receiver<Result<MqttEvent, String>>,
+    mpsc::Receiver<Result<NetEvent, String>>,
 ) {
     let (tx, rx) = mpsc::channel(256);
     let task = tokio::spawn(async move {
         loop {
-            let r = el.poll().await.map_err(|e| e.to_string());
+            let r = el.poll().await;
             let failed = r.is_err();
             if tx.send(r).await.is_err() {
                 return;
@@ -449,10 +716,7 @@ async fn run(
     }
     let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
     loop {
-        let (client, mut el) = AsyncClient::new(dev.options(), 256);
-        let mut net = el.network_options();
-        net.set_connection_timeout(30);
-        el.set_network_options(net);
+        let (client, el) = dev.connect();
         let (poller, mut events) = spawn_event_loop(el);
         let mut connected = false;
         let next = loop {
@@ -483,16 +747,16 @@ async fn run(
                     Some(a) => dev.control(a),
                 },
                 ev = events.recv() => match ev {
-                    Some(Ok(MqttEvent::Incoming(Packet::ConnAck(_)))) => {
+                    Some(Ok(NetEvent::ConnAck)) => {
                         connected = true;
                         dev.set_state(DeviceState::Connected);
                         dev.on_connected(&client);
                     }
-                    Some(Ok(MqttEvent::Incoming(Packet::Publish(p)))) => {
-                        if dev.acking && client.try_ack(&p).is_err() {
+                    Some(Ok(NetEvent::Publish(p))) => {
+                        if dev.acking && !client.ack(&p) {
                             dev.failed(true);
                         }
-                        dev.react(&client, &p.topic, &p.payload);
+                        dev.react(&client, &p);
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
@@ -507,9 +771,9 @@ async fn run(
                     let result = if !connected {
                         Err(format!("{} is not connected", dev.plan.client_id))
                     } else {
-                        let qos = crate::sim::scenario::Qos(req.qos.min(2)).to_rumqttc();
+                        let qos = crate::sim::scenario::Qos(req.qos.min(2));
                         client
-                            .try_publish(req.topic, qos, req.retain, req.payload)
+                            .publish(req.topic, qos, req.retain, req.payload.to_vec(), None)
                             .map_err(|e| format!("{}: {e}", dev.plan.client_id))
                     };
                     let _ = answer.send(result);
@@ -537,16 +801,16 @@ async fn run(
 
 /// Send DISCONNECT and wait until it is on the wire (at most 2 s).
 async fn graceful_disconnect(
-    client: &AsyncClient,
-    events: &mut mpsc::Receiver<Result<MqttEvent, String>>,
+    client: &Client,
+    events: &mut mpsc::Receiver<Result<NetEvent, String>>,
 ) {
-    if client.try_disconnect().is_err() {
+    if !client.disconnect() {
         return;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             match events.recv().await {
-                Some(Ok(MqttEvent::Outgoing(Outgoing::Disconnect))) | Some(Err(_)) | None => break,
+                Some(Ok(NetEvent::DisconnectSent)) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             }
         }

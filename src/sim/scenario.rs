@@ -77,6 +77,15 @@ impl Qos {
             _ => rumqttc::QoS::ExactlyOnce,
         }
     }
+
+    pub fn to_rumqttc_v5(self) -> rumqttc::v5::mqttbytes::QoS {
+        use rumqttc::v5::mqttbytes::QoS;
+        match self.0 {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -381,6 +390,56 @@ pub struct DeviceSpec {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// MQTT version the device speaks: `V311` (default) or `V5`.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// MQTT 5: how long the broker keeps the session after a disconnect
+    /// (`"0s"` or absent: it ends with the connection).
+    #[serde(default)]
+    pub session_expiry: Option<Dur>,
+    /// MQTT 5: user properties sent with the CONNECT.
+    #[serde(default)]
+    pub user_properties: Vec<(String, String)>,
+    /// Connect to the tap's TLS listener (the workbench must run with TLS).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+/// The MQTT version a virtual device speaks.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Protocol {
+    #[default]
+    V311,
+    V5,
+}
+
+/// MQTT 5 properties of a published message (ignored by nothing: a 3.1.1
+/// device with properties is a validation error).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MessageProps {
+    /// The broker discards the message if undelivered after this long.
+    #[serde(default)]
+    pub message_expiry: Option<Dur>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub user_properties: Vec<(String, String)>,
+    /// Request/response: the topic the answer should go to (templated).
+    #[serde(default)]
+    pub response_topic: Option<String>,
+    /// Request/response: correlation data echoed by the responder (templated text).
+    #[serde(default)]
+    pub correlation: Option<String>,
+    /// Send the topic once with this alias, then only the alias.
+    #[serde(default)]
+    pub topic_alias: Option<u16>,
+}
+
+impl MessageProps {
+    pub fn is_empty(&self) -> bool {
+        *self == MessageProps::default()
+    }
 }
 
 fn default_tick() -> Dur {
@@ -427,6 +486,9 @@ pub struct PublishSpec {
     /// Digits after the decimal point for generated numbers.
     #[serde(default = "default_decimals")]
     pub decimals: u8,
+    /// MQTT 5 message properties (devices with `protocol: V5`).
+    #[serde(default, skip_serializing_if = "MessageProps::is_empty")]
+    pub properties: MessageProps,
 }
 
 /// A message body.
@@ -521,6 +583,13 @@ pub enum Action {
         qos: Qos,
         #[serde(default)]
         retain: bool,
+    },
+    /// MQTT 5 request/response: publish to the received message's response
+    /// topic, echoing its correlation data (templated; `{payload}` is the request).
+    Respond {
+        payload: Payload,
+        #[serde(default)]
+        qos: Qos,
     },
 }
 
@@ -694,7 +763,40 @@ impl Scenario {
                     ),
                 ));
             }
+            let v5_only = |what: &str, needle: &str| {
+                err(
+                    needle,
+                    format!(
+                        "device \"{}\": {what} is MQTT 5; expected `protocol: V5` on this device",
+                        d.id
+                    ),
+                )
+            };
+            if d.protocol != Protocol::V5 {
+                if d.session_expiry.is_some() {
+                    return Err(v5_only("session_expiry", "session_expiry"));
+                }
+                if !d.user_properties.is_empty() {
+                    return Err(v5_only("user_properties", "user_properties"));
+                }
+                if d.publish.iter().any(|p| !p.properties.is_empty()) {
+                    return Err(v5_only("properties", "properties"));
+                }
+                if d.react
+                    .iter()
+                    .flat_map(|r| &r.actions)
+                    .any(|a| matches!(a, Action::Respond { .. }))
+                {
+                    return Err(v5_only("Respond (request/response)", "Respond"));
+                }
+            }
             for p in &d.publish {
+                if p.properties.topic_alias == Some(0) {
+                    return Err(err(
+                        "topic_alias",
+                        "topic_alias: expected 1 or more (0 is not a valid alias)".into(),
+                    ));
+                }
                 let probe = expand(&p.topic, 1, "x");
                 if probe.contains(['+', '#']) || probe.is_empty() {
                     return Err(err(
@@ -944,6 +1046,12 @@ fn check_templates(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), Scenar
         for t in texts(&p.payload) {
             check(&t, Fill::Full)?;
         }
+        for t in [&p.properties.response_topic, &p.properties.correlation]
+            .into_iter()
+            .flatten()
+        {
+            check(t, Fill::Full)?;
+        }
     }
     for r in &d.react {
         check(&r.on, Fill::Identity)?;
@@ -953,6 +1061,16 @@ fn check_templates(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), Scenar
                 Action::Publish { topic, payload, .. } => {
                     check(topic, Fill::Reaction)?;
                     // Generators in a reaction's payload are filled without `{payload}`.
+                    for t in texts(payload) {
+                        let fill = if matches!(payload, Payload::Text(_)) {
+                            Fill::Reaction
+                        } else {
+                            Fill::Full
+                        };
+                        check(&t, fill)?;
+                    }
+                }
+                Action::Respond { payload, .. } => {
                     for t in texts(payload) {
                         let fill = if matches!(payload, Payload::Text(_)) {
                             Fill::Reaction

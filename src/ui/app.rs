@@ -147,7 +147,12 @@ impl WorkbenchApp {
         if let Some(run) = &app.frame_bench {
             run.preload(&mut app.model.capture);
             app.model.clear_on_scenario_start = false;
-            let fleet = crate::bench::scenario(run.cfg.devices, run.cfg.rate_hz, run.cfg.qos);
+            let fleet = crate::bench::scenario(
+                run.cfg.devices,
+                run.cfg.rate_hz,
+                run.cfg.qos,
+                crate::sim::scenario::Protocol::V311,
+            );
             app.pending.push(Command::LoadScenario(fleet.to_source()));
         }
         app
