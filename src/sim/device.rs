@@ -115,7 +115,7 @@ impl Received {
 /// What a device's event loop reports, for either protocol.
 enum NetEvent {
     ConnAck,
-    Publish(Received),
+    Publish(Box<Received>),
     DisconnectSent,
     Other,
 }
@@ -657,7 +657,9 @@ impl EventLoop {
                 .map_err(|e| e.to_string())
                 .map(|ev| match ev {
                     MqttEvent::Incoming(Packet::ConnAck(_)) => NetEvent::ConnAck,
-                    MqttEvent::Incoming(Packet::Publish(p)) => NetEvent::Publish(Received::V4(p)),
+                    MqttEvent::Incoming(Packet::Publish(p)) => {
+                        NetEvent::Publish(Box::new(Received::V4(p)))
+                    }
                     MqttEvent::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
                     _ => NetEvent::Other,
                 }),
@@ -668,7 +670,9 @@ impl EventLoop {
                     .map_err(|e| e.to_string())
                     .map(|ev| match ev {
                         E5::Incoming(m5::Packet::ConnAck(_)) => NetEvent::ConnAck,
-                        E5::Incoming(m5::Packet::Publish(p)) => NetEvent::Publish(Received::V5(p)),
+                        E5::Incoming(m5::Packet::Publish(p)) => {
+                            NetEvent::Publish(Box::new(Received::V5(p)))
+                        }
                         E5::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
                         _ => NetEvent::Other,
                     })
