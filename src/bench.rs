@@ -172,8 +172,7 @@ pub async fn run_devices(
     let sink = crate::sim::DeviceReporter::new(tx, std::sync::Arc::default());
     let _handles = crate::sim::start(
         &publishers_only(devices, rate_hz, qos, protocol),
-        host,
-        port,
+        &crate::sim::Target::plain(host, port),
         &sink,
     );
     let mut states: HashMap<String, crate::protocol::DeviceState> = HashMap::new();
@@ -275,7 +274,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 /// The tap's address and the upstream broker's, once the engine listens.
 fn ready_addrs(handle: &EngineHandle) -> anyhow::Result<(SocketAddr, String)> {
     match handle.readiness() {
-        engine::Readiness::Ready { tap, upstream } => Ok((tap, upstream)),
+        engine::Readiness::Ready { tap, upstream, .. } => Ok((tap, upstream)),
         other => anyhow::bail!("the engine is not ready: {other:?}"),
     }
 }

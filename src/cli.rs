@@ -58,7 +58,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
     let (tap, upstream) = match handle.readiness() {
-        Readiness::Ready { tap, upstream } => (tap, upstream),
+        Readiness::Ready { tap, upstream, .. } => (tap, upstream),
         other => anyhow::bail!("the engine is not ready: {other:?}"),
     };
     match (&scenario, &opts.scenario) {
@@ -83,6 +83,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         ),
     }
     let mut model = Model::default();
+    // The broker's state (with the TLS listener) went out before "ready".
+    model.drain(&handle, None);
+    if let crate::protocol::BrokerState::Running { tls: Some(t), .. } = &model.broker {
+        eprintln!("{}", tls_summary(t));
+    }
     let mut faults_printed = 0;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
@@ -252,4 +257,26 @@ pub fn listen_addr(bind: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .parse()
         .with_context(|| format!("--bind {bind}: not an IP address"))?;
     Ok(SocketAddr::new(ip, port))
+}
+
+/// How to reach the TLS listener, in a few lines a user can copy from.
+pub fn tls_summary(t: &crate::protocol::TlsInfo) -> String {
+    let mut out = format!("TLS on mqtts://{}", t.addr);
+    if let Some(ca) = &t.ca {
+        out += &format!(
+            " (generated certificate for localhost, 127.0.0.1 and ::1); trust this CA in your clients: {}",
+            ca.display()
+        );
+    }
+    if t.client_cert_required {
+        out += "\nclients must present a certificate";
+        if let (Some(c), Some(k)) = (&t.client_cert, &t.client_key) {
+            out += &format!(
+                " (one signed by the generated CA: --cert {} --key {})",
+                c.display(),
+                k.display()
+            );
+        }
+    }
+    out
 }

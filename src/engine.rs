@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::broker::{BrokerControl, Upstream};
 use crate::protocol::{
     BrokerState, Command, DeviceAction, DeviceState, DeviceUpdate, Event, EventsSnapshot, Fault,
-    FaultKey, NetFault, PartitionMode, ScenarioSource, Target, WireEvent,
+    FaultKey, NetFault, PartitionMode, ScenarioSource, Target, TlsInfo, WireEvent,
 };
 use crate::sim::device::DeviceHandle;
 use crate::sim::{DeviceMsg, DeviceReporter, Scenario};
@@ -169,6 +169,8 @@ pub struct EngineConfig {
     pub wire_capacity: usize,
     /// Devices connect straight to the broker, bypassing the tap (raw-scale runs).
     pub direct: bool,
+    /// A TLS listener beside the plain one.
+    pub tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Default for EngineConfig {
@@ -181,6 +183,7 @@ impl Default for EngineConfig {
             event_bytes: 64 * 1024 * 1024,
             wire_capacity: 131_072,
             direct: false,
+            tls: None,
         }
     }
 }
@@ -193,6 +196,8 @@ pub enum Readiness {
     Ready {
         tap: SocketAddr,
         upstream: String,
+        /// The TLS listener, when there is one.
+        tls: Option<SocketAddr>,
     },
     Failed(String),
 }
@@ -237,7 +242,7 @@ impl EngineHandle {
             .map_err(|_| "the engine stopped".to_string())?
             .clone();
         match r {
-            Readiness::Ready { tap, upstream } => Ok((tap, upstream)),
+            Readiness::Ready { tap, upstream, .. } => Ok((tap, upstream)),
             Readiness::Failed(e) => Err(e),
             Readiness::Starting => Err("the engine stopped".into()),
         }
@@ -265,6 +270,12 @@ struct Engine {
     next_fault_generation: u64,
     /// An export under way (one at a time).
     export: Option<tokio::task::JoinHandle<()>>,
+    /// The TLS listener and its files, shown with the broker's state.
+    tls: Option<Box<TlsInfo>>,
+    /// What TLS devices connect with.
+    device_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Credentials from `--broker mqtt://user:password@…` for devices without their own.
+    credentials: Option<(String, String)>,
     /// The workbench's own MQTT client and its event loop (made on first use).
     own_client: Option<(rumqttc::AsyncClient, tokio::task::JoinHandle<()>)>,
 }
@@ -294,6 +305,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
                 let _ = ready_tx.send(Readiness::Ready {
                     tap: engine.tap.local_addr(),
                     upstream: engine.upstream.lock().v4.clone(),
+                    tls: engine.tap.tls_addr(),
                 });
                 engine.run(cmd_rx).await;
             }
@@ -408,14 +420,51 @@ impl Engine {
         let recorder = Recorder::new(wire_tx, sink.drops.tap_queue.clone());
         let reporter = DeviceReporter::new(dev_tx, sink.drops.device_queue.clone());
         let embedded = matches!(cfg.upstream, Upstream::Embedded);
-        let upstream_shared = Arc::new(Mutex::new(match &cfg.upstream {
-            Upstream::External(addr) => Upstreams::both(addr.clone()),
+        let mut upstreams = match &cfg.upstream {
+            Upstream::External(b) => Upstreams::both(b.addr.clone()),
             // Set below, once the broker listens (ready is reported after that).
             Upstream::Embedded => Upstreams::both(cfg.broker_listen.to_string()),
-        }));
+        };
+        // Certificates are files: read (or made) off the async workers.
+        if let Upstream::External(b) = &cfg.upstream
+            && b.tls
+        {
+            let (ca, host) = (b.ca.clone(), b.host.clone());
+            let tls = tokio::task::spawn_blocking(move || {
+                Ok::<_, String>(crate::tap::UpstreamTls {
+                    config: crate::tls::broker_client_config(ca.as_deref())?,
+                    name: crate::tls::server_name(&host)?,
+                })
+            })
+            .await
+            .map_err(|e| (e.to_string(), None))?
+            .map_err(|e| (format!("TLS to the broker: {e}"), None))?;
+            upstreams.tls = Some(tls);
+        }
+        let tls_setup = match cfg.tls.clone() {
+            Some(opts) => Some(
+                tokio::task::spawn_blocking(move || crate::tls::setup(&opts).map(|s| (opts, s)))
+                    .await
+                    .map_err(|e| (e.to_string(), None))?
+                    .map_err(|e| (format!("TLS: {e}"), None))?,
+            ),
+            None => None,
+        };
+        let upstream_shared = Arc::new(Mutex::new(upstreams));
         // In front of the embedded rumqttd the tap works around what it cannot
         // take (keepalive 0, names that crash it), and shows it on the session.
-        let tap = match Tap::start(cfg.listen, upstream_shared.clone(), recorder, embedded).await {
+        let tls_listen = tls_setup
+            .as_ref()
+            .map(|(o, s)| (o.listen, s.acceptor.clone()));
+        let tap = match Tap::start_with_tls(
+            cfg.listen,
+            tls_listen,
+            upstream_shared.clone(),
+            recorder,
+            embedded,
+        )
+        .await
+        {
             Ok(t) => t,
             Err(source) => {
                 let ip = cfg.listen.ip();
@@ -428,6 +477,18 @@ impl Engine {
                 } else {
                     None
                 };
+                let tls_port = cfg.tls.as_ref().map(|t| t.listen.port());
+                if free.is_none()
+                    && let Some(tls_port) = tls_port
+                    && source.kind() == std::io::ErrorKind::AddrInUse
+                {
+                    return Err((
+                        format!(
+                            "port {port} or TLS port {tls_port} on {ip} is already in use ({source}); choose others with --port and --tls-port"
+                        ),
+                        None,
+                    ));
+                }
                 return Err((
                     format!(
                         "port {port} on {ip} is already in use ({source}); choose another with --port"
@@ -444,6 +505,7 @@ impl Engine {
             *upstream_shared.lock() = Upstreams {
                 v4: addrs.v4.to_string(),
                 v5: addrs.v5.to_string(),
+                tls: None,
             };
             Some(b)
         } else {
@@ -452,10 +514,28 @@ impl Engine {
         let upstream = upstream_shared.lock().v4.clone();
         let (states, _) = broadcast::channel(4096);
         tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone(), states.clone()));
+        let tls = match (&tls_setup, tap.tls_addr()) {
+            (Some((opts, setup)), Some(addr)) => Some(Box::new(TlsInfo {
+                addr,
+                ca: setup.files.ca.clone(),
+                client_cert: setup.files.client_cert.clone(),
+                client_key: setup.files.client_key.clone(),
+                client_cert_required: opts.require_client_cert,
+            })),
+            _ => None,
+        };
         sink.send(Event::Broker(BrokerState::Running {
             public: tap.local_addr(),
             upstream,
+            tls: tls.clone(),
         }));
+        let credentials = match &cfg.upstream {
+            Upstream::External(b) => b
+                .username
+                .clone()
+                .map(|u| (u, b.password.clone().unwrap_or_default())),
+            Upstream::Embedded => None,
+        };
         Ok(Engine {
             cfg,
             broker,
@@ -471,6 +551,9 @@ impl Engine {
             fault_generations: Arc::default(),
             next_fault_generation: 0,
             export: None,
+            tls,
+            device_tls: tls_setup.map(|(_, s)| s.devices),
+            credentials,
             own_client: None,
         })
     }
@@ -679,8 +762,32 @@ impl Engine {
         };
         self.send_ordered(Event::ScenarioStarted(Box::new(scenario.info(&path))))
             .await;
+        let tls = match (self.tap.tls_addr(), &self.device_tls) {
+            (Some(addr), Some(config)) if !self.cfg.direct => Some(crate::sim::DeviceTls {
+                port: addr.port(),
+                config: config.clone(),
+            }),
+            _ => None,
+        };
+        if tls.is_none()
+            && let Some(d) = scenario.devices.iter().find(|d| d.tls)
+        {
+            self.notice(
+                true,
+                format!(
+                    "{}: device \"{}\" connects with TLS, but the workbench runs without a TLS listener: start it with --tls (it will not connect until then)",
+                    scenario.name, d.id
+                ),
+            );
+        }
+        let target = crate::sim::Target {
+            host,
+            port,
+            tls,
+            credentials: self.credentials.clone(),
+        };
         self.scenario_running = true;
-        self.devices = crate::sim::start(&scenario, &host, port, &self.reporter);
+        self.devices = crate::sim::start(&scenario, &target, &self.reporter);
         if !scenario.timeline.is_empty() {
             let states = self.states.subscribe();
             self.timeline = Some(tokio::spawn(run_timeline(
@@ -726,6 +833,7 @@ impl Engine {
                 Ok(addr) => BrokerState::Running {
                     public: self.tap.local_addr(),
                     upstream: addr.to_string(),
+                    tls: self.tls.clone(),
                 },
                 Err(error) => BrokerState::Failed {
                     error,
@@ -950,6 +1058,7 @@ impl Engine {
                     Ok(addr) => self.sink.send(Event::Broker(BrokerState::Running {
                         public: self.tap.local_addr(),
                         upstream: addr.to_string(),
+                        tls: self.tls.clone(),
                     })),
                     Err(e) => self.notice(true, e),
                 },

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod sim;
 pub mod sys;
 pub mod tap;
+pub mod tls;
 
 /// Versions shown in --version and the About dialog.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

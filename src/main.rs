@@ -33,12 +33,39 @@ struct NetArgs {
     /// Address to listen on (loopback by default).
     #[arg(long, global = true, default_value = "127.0.0.1")]
     bind: String,
-    /// Use an external broker behind the tap instead of the embedded one (mqtt://host:port).
+    /// Use an external broker behind the tap instead of the embedded one:
+    /// mqtt://[user:password@]host:port, or mqtts://… over TLS.
     #[arg(long, global = true)]
     broker: Option<String>,
+    /// With --broker mqtts://…: a CA (PEM) to trust besides the system's.
+    #[arg(long, global = true, requires = "broker")]
+    broker_ca: Option<PathBuf>,
     /// Internal port of the embedded broker (0 picks a free port).
     #[arg(long, global = true, default_value_t = 0)]
     broker_port: u16,
+    /// Also listen with TLS (on --tls-port). Without --tls-cert/--tls-key the
+    /// workbench makes a local CA and a certificate for localhost, 127.0.0.1
+    /// and ::1, kept for the next start; trust its ca.pem in your clients.
+    #[arg(long, global = true)]
+    tls: bool,
+    /// Port of the TLS listener (0 picks a free port).
+    #[arg(long, global = true, default_value_t = 8883)]
+    tls_port: u16,
+    /// Server certificate chain (PEM) for the TLS listener (implies --tls).
+    #[arg(long, global = true, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, global = true, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// TLS clients must present a certificate (signed by the generated CA or --tls-client-ca).
+    #[arg(long, global = true)]
+    tls_require_client_cert: bool,
+    /// A CA (PEM) whose client certificates the TLS listener accepts.
+    #[arg(long, global = true)]
+    tls_client_ca: Option<PathBuf>,
+    /// Folder for the generated certificates (default: the data folder's mqtt-workbench/tls).
+    #[arg(long, global = true)]
+    tls_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -113,13 +140,37 @@ enum Cmd {
 impl NetArgs {
     fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let upstream = match &self.broker {
-            Some(url) => Upstream::External(parse_broker_url(url).map_err(anyhow::Error::msg)?),
+            Some(url) => {
+                let mut b = parse_broker_url(url).map_err(anyhow::Error::msg)?;
+                if self.broker_ca.is_some() && !b.tls {
+                    anyhow::bail!("--broker-ca is for a TLS broker: use --broker mqtts://…");
+                }
+                b.ca = self.broker_ca.clone();
+                Upstream::External(b)
+            }
             None => Upstream::Embedded,
         };
+        let listen = mqtt_workbench::cli::listen_addr(&self.bind, self.port)?;
+        let tls = (self.tls
+            || self.tls_cert.is_some()
+            || self.tls_require_client_cert
+            || self.tls_client_ca.is_some())
+        .then(|| mqtt_workbench::tls::TlsOptions {
+            listen: std::net::SocketAddr::new(listen.ip(), self.tls_port),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            require_client_cert: self.tls_require_client_cert,
+            client_ca: self.tls_client_ca.clone(),
+            dir: self
+                .tls_dir
+                .clone()
+                .unwrap_or_else(mqtt_workbench::tls::default_dir),
+        });
         Ok(EngineConfig {
-            listen: mqtt_workbench::cli::listen_addr(&self.bind, self.port)?,
+            listen,
             broker_listen: std::net::SocketAddr::new([127, 0, 0, 1].into(), self.broker_port),
             upstream,
+            tls,
             ..EngineConfig::default()
         })
     }
@@ -127,8 +178,9 @@ impl NetArgs {
 
 fn init_tracing() {
     // rumqttd logs every graceful DISCONNECT at ERROR ("router-drop"): keep it quiet.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off,rumqttc=off"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,rumqttd=off,rumqttc=off,rustls=error")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -179,6 +179,8 @@ pub enum WireDetail {
     Unsubscribe(Vec<String>),
     Opened {
         peer: std::net::SocketAddr,
+        /// Reached the tap's TLS listener.
+        tls: bool,
     },
     Closed(CloseReason),
 }
@@ -816,6 +818,8 @@ pub enum BrokerState {
     Running {
         public: SocketAddr,
         upstream: String,
+        /// The TLS listener beside the plain one, when there is one.
+        tls: Option<Box<TlsInfo>>,
     },
     Stopped,
     Failed {
@@ -823,6 +827,19 @@ pub enum BrokerState {
         /// The public port was taken: this one was free when the engine looked.
         free_port: Option<u16>,
     },
+}
+
+/// The tap's TLS listener and the files a user's own clients need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub addr: SocketAddr,
+    /// The CA to trust (generated), if the workbench made the certificate.
+    pub ca: Option<std::path::PathBuf>,
+    /// A client certificate and key signed by the generated CA.
+    pub client_cert: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
+    /// Clients must present a certificate.
+    pub client_cert_required: bool,
 }
 
 /// One entry of a running scenario's timeline, as the UI shows it.

@@ -252,33 +252,83 @@ pub fn free_loopback_port() -> std::io::Result<u16> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
     Embedded,
-    /// `host:port` of an external broker (mosquitto, EMQX, …).
-    External(String),
+    External(ExternalBroker),
 }
 
-/// Parse `mqtt://host:port` (or `tcp://`, or bare `host:port`; port defaults to 1883).
-pub fn parse_broker_url(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
-    if url.starts_with("mqtts://") || url.starts_with("ssl://") || url.starts_with("ws") {
+/// An external broker (mosquitto, EMQX, a cluster), from `--broker URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalBroker {
+    /// `host:port`.
+    pub addr: String,
+    /// The host name its TLS certificate must carry.
+    pub host: String,
+    /// `mqtts://`: the tap reaches it over TLS.
+    pub tls: bool,
+    /// A private CA to trust besides the system's (`--broker-ca`).
+    pub ca: Option<std::path::PathBuf>,
+    /// From `mqtt://user:password@host`: virtual devices without credentials of their own use these.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Parse `mqtt://[user[:password]@]host[:port]` (or `tcp://`, `mqtts://`,
+/// `ssl://`, or bare `host:port`; the port defaults to 1883, 8883 with TLS).
+pub fn parse_broker_url(url: &str) -> Result<ExternalBroker, String> {
+    let (tls, rest) = if let Some(r) = url
+        .strip_prefix("mqtts://")
+        .or_else(|| url.strip_prefix("ssl://"))
+    {
+        (true, r)
+    } else if url.starts_with("ws://") || url.starts_with("wss://") {
         return Err(format!(
-            "{url}: only plain TCP (mqtt://host:port) is supported"
+            "{url}: WebSocket brokers are not supported; use mqtt://host:port or mqtts://host:port"
         ));
-    }
+    } else {
+        (
+            false,
+            url.strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .unwrap_or(url),
+        )
+    };
     let rest = rest.trim_end_matches('/');
+    let (credentials, rest) = match rest.rsplit_once('@') {
+        Some((c, r)) => (Some(c), r),
+        None => (None, rest),
+    };
+    let (username, password) = match credentials {
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(u.to_string()), Some(p.to_string())),
+            None => (Some(c.to_string()), None),
+        },
+        None => (None, None),
+    };
     if rest.is_empty() {
-        return Err(format!("{url}: expected mqtt://host:port"));
+        return Err(format!(
+            "{url}: expected mqtt://host:port or mqtts://host:port"
+        ));
     }
     let has_port = rest
         .rsplit_once(':')
         .is_some_and(|(_, p)| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
         && !rest.ends_with(']');
-    Ok(if has_port {
-        rest.to_string()
+    let (addr, host) = if has_port {
+        let (h, _) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        (rest.to_string(), h.to_string())
     } else {
-        format!("{rest}:1883")
+        let port = if tls { 8883 } else { 1883 };
+        (format!("{rest}:{port}"), rest.to_string())
+    };
+    Ok(ExternalBroker {
+        addr,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        tls,
+        ca: None,
+        username,
+        password,
     })
 }
 
@@ -400,13 +450,19 @@ mod tests {
 
     #[test]
     fn broker_urls() {
-        assert_eq!(
-            parse_broker_url("mqtt://127.0.0.1:1884").unwrap(),
-            "127.0.0.1:1884"
-        );
-        assert_eq!(parse_broker_url("localhost").unwrap(), "localhost:1883");
-        assert_eq!(parse_broker_url("tcp://[::1]:1900").unwrap(), "[::1]:1900");
-        assert!(parse_broker_url("mqtts://x:8883").is_err());
+        let addr = |u: &str| parse_broker_url(u).unwrap().addr;
+        assert_eq!(addr("mqtt://127.0.0.1:1884"), "127.0.0.1:1884");
+        assert_eq!(addr("localhost"), "localhost:1883");
+        assert_eq!(addr("tcp://[::1]:1900"), "[::1]:1900");
+        let tls = parse_broker_url("mqtts://alice:s3cret@broker.example:8884").unwrap();
+        assert_eq!(tls.addr, "broker.example:8884");
+        assert_eq!(tls.host, "broker.example");
+        assert!(tls.tls);
+        assert_eq!(tls.username.as_deref(), Some("alice"));
+        assert_eq!(tls.password.as_deref(), Some("s3cret"));
+        assert_eq!(addr("mqtts://broker.example"), "broker.example:8883");
+        assert_eq!(parse_broker_url("ssl://[::1]").unwrap().host, "::1");
+        assert!(parse_broker_url("wss://x:8883").is_err());
     }
 
     #[test]

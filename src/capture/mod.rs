@@ -155,6 +155,7 @@ impl Rates {
 struct ConnState {
     client_id: Arc<str>,
     peer: Option<std::net::SocketAddr>,
+    tls: bool,
     pending_subs: HashMap<u16, Vec<(String, u8)>>,
     /// CONNECT details held until the broker accepts this connection (a second
     /// connection for a live client id must not rewrite the live session first).
@@ -351,7 +352,7 @@ impl Capture {
 
     fn index_conn(&mut self, ev: &WireEvent) {
         match (&ev.kind, &ev.detail) {
-            (PacketKind::Opened, WireDetail::Opened { peer }) => {
+            (PacketKind::Opened, WireDetail::Opened { peer, tls }) => {
                 if self.conns.len() >= MAX_CONNS {
                     // Keep the connections that still carry a connected session.
                     let live: std::collections::HashSet<ConnId> = self
@@ -366,6 +367,7 @@ impl Capture {
                     ev.conn,
                     ConnState {
                         peer: Some(*peer),
+                        tls: *tls,
                         ..Default::default()
                     },
                 );

@@ -58,6 +58,8 @@ pub struct Session {
     /// The connection currently carrying this client (the newest on takeover).
     pub conn: Option<ConnId>,
     pub peer: Option<SocketAddr>,
+    /// The connection came through the tap's TLS listener.
+    pub tls: bool,
     pub clean_session: bool,
     /// MQTT protocol level of its last CONNECT: 4 (3.1.1) or 5.
     pub protocol: u8,
@@ -150,7 +152,7 @@ fn apply_connect(
     s: &mut Session,
     detail: &WireDetail,
     props: Option<Box<crate::protocol::V5Props>>,
-    peer: Option<std::net::SocketAddr>,
+    peer: Option<(std::net::SocketAddr, bool)>,
 ) {
     if let WireDetail::Connect {
         protocol,
@@ -168,8 +170,9 @@ fn apply_connect(
         s.broker_keep_alive_s = *broker_keep_alive_s;
         s.will = will.clone();
         s.username = username.clone();
-        if peer.is_some() {
-            s.peer = peer;
+        if let Some((peer, tls)) = peer {
+            s.peer = Some(peer);
+            s.tls = tls;
         }
     }
 }
@@ -179,7 +182,10 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
     let mut connected_delta: isize = 0;
     match (&ev.kind, &ev.detail) {
         (PacketKind::Connect, WireDetail::Connect { .. }) => {
-            let peer = cap.conns.get(&ev.conn).and_then(|c| c.peer);
+            let peer = cap
+                .conns
+                .get(&ev.conn)
+                .and_then(|c| c.peer.map(|p| (p, c.tls)));
             let live_elsewhere = cap
                 .sessions
                 .get(&*ev.client_id)
@@ -206,7 +212,10 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 .conns
                 .get_mut(&ev.conn)
                 .and_then(|c| c.pending_connect.take());
-            let peer = cap.conns.get(&ev.conn).and_then(|c| c.peer);
+            let peer = cap
+                .conns
+                .get(&ev.conn)
+                .and_then(|c| c.peer.map(|p| (p, c.tls)));
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 s.connack_props = ev.v5.clone();
                 if code == 0

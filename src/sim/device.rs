@@ -29,8 +29,7 @@ pub struct DevicePlan {
     pub index: u32,
     pub spec: Arc<DeviceSpec>,
     pub seed: u64,
-    pub broker_host: String,
-    pub broker_port: u16,
+    pub target: super::Target,
     /// Wait this long before the first connect (ramps big fleets).
     pub start_delay: Duration,
 }
@@ -385,13 +384,33 @@ impl Device {
         ))
     }
 
+    /// Host, port and TLS configuration this device connects with.
+    fn address(&self) -> (&str, u16, Option<Arc<rustls::ClientConfig>>) {
+        let t = &self.plan.target;
+        match (&t.tls, self.plan.spec.tls) {
+            (Some(tls), true) => (&t.host, tls.port, Some(tls.config.clone())),
+            _ => (&t.host, t.port, None),
+        }
+    }
+
+    /// The device's own credentials, or the workbench's default ones.
+    fn credentials(&self) -> Option<(String, String)> {
+        let spec = &self.plan.spec;
+        match &spec.username {
+            Some(u) => Some((u.clone(), spec.password.clone().unwrap_or_default())),
+            None => self.plan.target.credentials.clone(),
+        }
+    }
+
     fn options_v5(&self) -> rumqttc::v5::MqttOptions {
         let spec = &self.plan.spec;
-        let mut o = rumqttc::v5::MqttOptions::new(
-            &self.plan.client_id,
-            &self.plan.broker_host,
-            self.plan.broker_port,
-        );
+        let (host, port, tls) = self.address();
+        let mut o = rumqttc::v5::MqttOptions::new(&self.plan.client_id, host, port);
+        if let Some(t) = tls {
+            o.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(t),
+            ));
+        }
         o.set_keep_alive(spec.keep_alive.0);
         o.set_clean_start(spec.clean_session);
         o.set_max_packet_size(Some(1024 * 1024));
@@ -411,19 +430,21 @@ impl Device {
                 None,
             ));
         }
-        if let Some(u) = &spec.username {
-            o.set_credentials(u, spec.password.clone().unwrap_or_default());
+        if let Some((u, p)) = self.credentials() {
+            o.set_credentials(u, p);
         }
         o
     }
 
     fn options(&self) -> MqttOptions {
         let spec = &self.plan.spec;
-        let mut o = MqttOptions::new(
-            &self.plan.client_id,
-            &self.plan.broker_host,
-            self.plan.broker_port,
-        );
+        let (host, port, tls) = self.address();
+        let mut o = MqttOptions::new(&self.plan.client_id, host, port);
+        if let Some(t) = tls {
+            o.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(t),
+            ));
+        }
         o.set_keep_alive(spec.keep_alive.0);
         o.set_clean_session(spec.clean_session);
         o.set_max_packet_size(1024 * 1024, 1024 * 1024);
@@ -432,8 +453,8 @@ impl Device {
         if let (Some(w), Some((topic, payload))) = (&spec.will, self.will_payload()) {
             o.set_last_will(LastWill::new(topic, payload, w.qos.to_rumqttc(), w.retain));
         }
-        if let Some(u) = &spec.username {
-            o.set_credentials(u, spec.password.clone().unwrap_or_default());
+        if let Some((u, p)) = self.credentials() {
+            o.set_credentials(u, p);
         }
         o
     }

@@ -66,12 +66,36 @@ impl DeviceReporter {
 const RAMP_CONNECTS_PER_S: u64 = 500;
 
 /// Spawn every device of `scenario`, connecting to `host:port`.
-pub fn start(
-    scenario: &Scenario,
-    host: &str,
-    port: u16,
-    sink: &DeviceReporter,
-) -> Vec<DeviceHandle> {
+/// Where devices connect: the tap (or the broker, in direct runs).
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    /// The tap's TLS listener, for devices with `tls: true`.
+    pub tls: Option<DeviceTls>,
+    /// For devices without a username of their own.
+    pub credentials: Option<(String, String)>,
+}
+
+impl Target {
+    pub fn plain(host: &str, port: u16) -> Target {
+        Target {
+            host: host.to_string(),
+            port,
+            tls: None,
+            credentials: None,
+        }
+    }
+}
+
+/// The TLS listener devices reach and the configuration they trust it with.
+#[derive(Clone)]
+pub struct DeviceTls {
+    pub port: u16,
+    pub config: Arc<rustls::ClientConfig>,
+}
+
+pub fn start(scenario: &Scenario, target: &Target, sink: &DeviceReporter) -> Vec<DeviceHandle> {
     let total = scenario.device_count() as u64;
     let ramp = if total > 50 {
         Duration::from_micros(1_000_000 / RAMP_CONNECTS_PER_S)
@@ -89,8 +113,7 @@ pub fn start(
                 index: k as u32 + 1,
                 spec: spec.clone(),
                 seed: scenario.seed,
-                broker_host: host.to_string(),
-                broker_port: port,
+                target: target.clone(),
                 start_delay: ramp * n,
             };
             n += 1;

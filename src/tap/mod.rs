@@ -21,8 +21,7 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -59,10 +58,19 @@ impl Recorder {
 
 /// Where the tap forwards: MQTT 3.1/3.1.1 and MQTT 5 clients (`host:port`;
 /// the same address for an external broker, which serves both).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Upstreams {
     pub v4: String,
     pub v5: String,
+    /// Reach the broker over TLS (an external `mqtts://` broker).
+    pub tls: Option<UpstreamTls>,
+}
+
+/// TLS towards the broker: the client configuration and the name its certificate must carry.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
 }
 
 impl Upstreams {
@@ -70,9 +78,66 @@ impl Upstreams {
         Upstreams {
             v4: addr.clone(),
             v5: addr,
+            tls: None,
         }
     }
 }
+
+/// One direction of a connection, plain or TLS.
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// A client or broker connection, plain TCP or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    fn split(self) -> (Reader, Writer) {
+        match self {
+            Conn::Plain(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Conn::Server(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (Box::new(r), Box::new(w))
+            }
+            Conn::Client(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (Box::new(r), Box::new(w))
+            }
+        }
+    }
+
+    fn set_nodelay(&self) {
+        let tcp = match self {
+            Conn::Plain(s) => s,
+            Conn::Server(s) => s.get_ref().0,
+            Conn::Client(s) => s.get_ref().0,
+        };
+        let _ = tcp.set_nodelay(true);
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Conn::Server(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Conn::Client(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+/// How long a TLS client may take to finish its handshake.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Control handle for one proxied connection.
 struct ConnCtl {
@@ -83,9 +148,81 @@ struct ConnCtl {
 /// A running tap.
 pub struct Tap {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>>,
-    accept_task: tokio::task::JoinHandle<()>,
+    accept_tasks: [Option<tokio::task::JoinHandle<()>>; 2],
     faults: Arc<FaultTable>,
+}
+
+/// What every connection of one tap shares.
+struct Shared {
+    conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>>,
+    faults: Arc<FaultTable>,
+    next_id: AtomicU64,
+    audience: Arc<Mutex<audience::V4Audience>>,
+    rec: Recorder,
+    upstream: Arc<Mutex<Upstreams>>,
+    embedded: bool,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("tap accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let ctx = Arc::new(ConnCtx {
+            id,
+            client_id: Arc::default(),
+            disconnect_seen: AtomicBool::new(false),
+            rec: shared.rec.clone(),
+            faults: shared.faults.clone(),
+            embedded: shared.embedded,
+            protocol: 0,
+            audience: shared.audience.clone(),
+        });
+        let kill = Arc::new(Notify::new());
+        shared.conns.lock().insert(
+            id,
+            ConnCtl {
+                client_id: ctx.client_id.clone(),
+                kill: kill.clone(),
+            },
+        );
+        let upstream = shared.upstream.lock().clone();
+        let conns = shared.conns.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let tls_on = tls.is_some();
+            ctx.marker(PacketKind::Opened, WireDetail::Opened { peer, tls: tls_on });
+            let client = match tls {
+                None => Ok(Conn::Plain(stream)),
+                Some(acceptor) => tokio::select! {
+                    r = tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(stream)) => match r {
+                        Ok(Ok(s)) => Ok(Conn::Server(Box::new(s))),
+                        Ok(Err(e)) => Err(CloseReason::Error(format!("TLS handshake failed: {e}"))),
+                        Err(_) => Err(CloseReason::Error("TLS handshake not finished within 10 s".into())),
+                    },
+                    _ = kill.notified() => Err(CloseReason::DroppedByTap),
+                },
+            };
+            match client {
+                Ok(client) => proxy(client, upstream, ctx, kill).await,
+                Err(reason) => ctx.marker(PacketKind::Closed, WireDetail::Closed(reason)),
+            }
+            conns.lock().remove(&id);
+        });
+    }
 }
 
 /// Shared state of one proxied connection.
@@ -148,58 +285,51 @@ impl Tap {
         rec: Recorder,
         embedded: bool,
     ) -> std::io::Result<Tap> {
+        Tap::start_with_tls(listen, None, upstream, rec, embedded).await
+    }
+
+    /// Like [`Tap::start`], with a TLS listener beside the plain one.
+    pub async fn start_with_tls(
+        listen: SocketAddr,
+        tls: Option<(SocketAddr, tokio_rustls::TlsAcceptor)>,
+        upstream: Arc<Mutex<Upstreams>>,
+        rec: Recorder,
+        embedded: bool,
+    ) -> std::io::Result<Tap> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
-        let conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>> = Arc::default();
-        let faults: Arc<FaultTable> = Arc::default();
-        let next_id = Arc::new(AtomicU64::new(1));
-        let audience: Arc<Mutex<audience::V4Audience>> = Arc::default();
-        let conns2 = conns.clone();
-        let faults2 = faults.clone();
-        let accept_task = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("tap accept failed: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let id = next_id.fetch_add(1, Ordering::Relaxed);
-                let ctx = Arc::new(ConnCtx {
-                    id,
-                    client_id: Arc::default(),
-                    disconnect_seen: AtomicBool::new(false),
-                    rec: rec.clone(),
-                    faults: faults2.clone(),
-                    embedded,
-                    protocol: 0,
-                    audience: audience.clone(),
-                });
-                let kill = Arc::new(Notify::new());
-                conns2.lock().insert(
-                    id,
-                    ConnCtl {
-                        client_id: ctx.client_id.clone(),
-                        kill: kill.clone(),
-                    },
-                );
-                let upstream = upstream.lock().clone();
-                let conns3 = conns2.clone();
-                tokio::spawn(async move {
-                    proxy(stream, peer, upstream, ctx, kill).await;
-                    conns3.lock().remove(&id);
-                });
-            }
+        let tls_listener = match tls {
+            Some((addr, acceptor)) => Some((TcpListener::bind(addr).await?, acceptor)),
+            None => None,
+        };
+        let tls_addr = match &tls_listener {
+            Some((l, _)) => Some(l.local_addr()?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            conns: Arc::default(),
+            faults: Arc::default(),
+            next_id: AtomicU64::new(1),
+            audience: Arc::default(),
+            rec,
+            upstream,
+            embedded,
         });
+        let plain = tokio::spawn(accept_loop(listener, None, shared.clone()));
+        let secure = tls_listener
+            .map(|(l, acceptor)| tokio::spawn(accept_loop(l, Some(acceptor), shared.clone())));
         Ok(Tap {
             local_addr,
-            conns,
-            accept_task,
-            faults,
+            tls_addr,
+            conns: shared.conns.clone(),
+            accept_tasks: [Some(plain), secure],
+            faults: shared.faults.clone(),
         })
+    }
+
+    /// Where the TLS listener listens, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The network faults applied to proxied connections (set and clear while running).
@@ -253,21 +383,16 @@ impl Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
-        self.accept_task.abort();
+        for t in self.accept_tasks.iter().flatten() {
+            t.abort();
+        }
         for c in self.conns.lock().values() {
             c.kill.notify_one();
         }
     }
 }
 
-async fn proxy(
-    mut client: TcpStream,
-    peer: SocketAddr,
-    upstreams: Upstreams,
-    ctx: Arc<ConnCtx>,
-    kill: Arc<Notify>,
-) {
-    ctx.marker(PacketKind::Opened, WireDetail::Opened { peer });
+async fn proxy(mut client: Conn, upstreams: Upstreams, ctx: Arc<ConnCtx>, kill: Arc<Notify>) {
     // The CONNECT says which protocol the client speaks: MQTT 5 goes to the
     // broker's MQTT 5 listener, 3.1/3.1.1 to the other (both on one router).
     let read = tokio::select! {
@@ -301,7 +426,7 @@ async fn proxy(
     } else {
         upstreams.v4
     };
-    let broker = match TcpStream::connect(&upstream).await {
+    let broker = match connect_upstream(&upstream, upstreams.tls.as_ref()).await {
         Ok(s) => s,
         Err(e) => {
             ctx.marker(
@@ -314,10 +439,10 @@ async fn proxy(
         }
     };
     // Latency matters more than throughput for an inspector; rumqttd never sets it.
-    let _ = client.set_nodelay(true);
-    let _ = broker.set_nodelay(true);
-    let (cr, cw) = client.into_split();
-    let (br, bw) = broker.into_split();
+    client.set_nodelay();
+    broker.set_nodelay();
+    let (cr, cw) = client.split();
+    let (br, bw) = broker.split();
     let reason = tokio::select! {
         r = pump(cr, bw, Direction::ClientToBroker, &ctx, read_before) => match r {
             Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
@@ -334,12 +459,26 @@ async fn proxy(
     ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
 }
 
+/// Open the connection to the broker, over TLS when it asks for it.
+async fn connect_upstream(addr: &str, tls: Option<&UpstreamTls>) -> Result<Conn, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let Some(tls) = tls else {
+        return Ok(Conn::Plain(tcp));
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    match tokio::time::timeout(HANDSHAKE_WITHIN, connector.connect(tls.name.clone(), tcp)).await {
+        Ok(Ok(s)) => Ok(Conn::Client(Box::new(s))),
+        Ok(Err(e)) => Err(format!("TLS handshake with the broker failed: {e}")),
+        Err(_) => Err("TLS handshake with the broker not finished within 10 s".into()),
+    }
+}
+
 /// How long a client may take to send its CONNECT.
 const CONNECT_WITHIN: Duration = Duration::from_secs(10);
 
 /// Read until the first frame (the CONNECT) is complete; return what was read
 /// and the protocol level it names (3, 4 or 5).
-async fn read_connect(client: &mut TcpStream) -> Result<(BytesMut, u8), CloseReason> {
+async fn read_connect(client: &mut Conn) -> Result<(BytesMut, u8), CloseReason> {
     let mut buf = BytesMut::with_capacity(1024);
     let deadline = Instant::now() + CONNECT_WITHIN;
     loop {
@@ -411,8 +550,8 @@ const QUEUE_FRAMES: usize = 1024;
 /// applying the connection's network faults. Ok(()) on EOF from the reading
 /// side, once everything read has been written.
 async fn pump(
-    from: OwnedReadHalf,
-    to: OwnedWriteHalf,
+    from: Reader,
+    to: Writer,
     dir: Direction,
     ctx: &ConnCtx,
     read_before: BytesMut,
@@ -424,7 +563,7 @@ async fn pump(
 }
 
 async fn read_side(
-    mut from: OwnedReadHalf,
+    mut from: Reader,
     tx: mpsc::Sender<Outgoing>,
     dir: Direction,
     ctx: &ConnCtx,
@@ -636,7 +775,7 @@ fn crashes_rumqttd(ev: &WireEvent) -> Option<String> {
 }
 
 async fn write_side(
-    mut to: OwnedWriteHalf,
+    mut to: Writer,
     mut rx: mpsc::Receiver<Outgoing>,
     ctx: &ConnCtx,
 ) -> Result<(), CloseReason> {

@@ -63,9 +63,16 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                 Color32::from_rgb(255, 179, 0),
                 "Broker starting…".to_string(),
             ),
-            BrokerState::Running { public, upstream } => (
+            BrokerState::Running {
+                public,
+                upstream,
+                tls,
+            } => (
                 Color32::from_rgb(76, 175, 80),
-                format!("Broker mqtt://{public} → {upstream}"),
+                match tls {
+                    Some(t) => format!("Broker mqtt://{public} · mqtts://{} → {upstream}", t.addr),
+                    None => format!("Broker mqtt://{public} → {upstream}"),
+                },
             ),
             BrokerState::Stopped => (Color32::GRAY, "Broker stopped".to_string()),
             BrokerState::Failed { error, .. } => (RED, format!("Broker failed: {error}")),

@@ -1,0 +1,323 @@
+//! TLS for the tap's listener, for virtual devices and towards an external
+//! broker: rustls with the ring provider (no OpenSSL, no aws-lc build).
+//!
+//! Without a certificate of the user's own, the workbench makes a local CA
+//! and, signed by it, a server certificate for localhost / 127.0.0.1 / ::1
+//! and a client certificate (for `--tls-require-client-cert`). They are kept
+//! in one folder and reused on the next start, so a backend that trusts the
+//! CA file once keeps trusting it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// How the tap listens with TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Where the TLS listener binds.
+    pub listen: std::net::SocketAddr,
+    /// The server certificate chain (PEM) and its key; both or neither.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Clients must present a certificate signed by the generated CA or by `client_ca`.
+    pub require_client_cert: bool,
+    /// More CAs whose client certificates are accepted (PEM).
+    pub client_ca: Option<PathBuf>,
+    /// Where generated certificates are kept.
+    pub dir: PathBuf,
+}
+
+/// The files a user needs to connect their own clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA to trust (the generated one, or the last certificate of the given chain).
+    pub ca: Option<PathBuf>,
+    /// A client certificate and key signed by the generated CA.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// A ready TLS set-up: the acceptor for the tap and the client configuration
+/// virtual devices connect with.
+pub struct TlsSetup {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub devices: Arc<ClientConfig>,
+    pub files: TlsFiles,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in a PEM file; the error names the file.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate file ({e})", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: expected at least one \"-----BEGIN CERTIFICATE-----\" block",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM file (PKCS#8, PKCS#1 or SEC1); the error names the file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        format!(
+            "{}: expected a PEM private key (\"-----BEGIN PRIVATE KEY-----\"): {e}",
+            path.display()
+        )
+    })
+}
+
+/// Make the CA, server and client certificates in `dir` unless they are there.
+fn ensure_generated(dir: &Path) -> Result<(), String> {
+    let names = [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ];
+    let complete = names.iter().all(|n| dir.join(n).is_file())
+        && load_certs(&dir.join("server.pem")).is_ok()
+        && load_key(&dir.join("server.key")).is_ok()
+        && load_certs(&dir.join("ca.pem")).is_ok();
+    if complete {
+        return Ok(());
+    }
+    let gen_err = |e: rcgen::Error| format!("generating the local TLS certificates: {e}");
+    let ca_key = rcgen::KeyPair::generate().map_err(gen_err)?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "MQTT Workbench local CA");
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).map_err(gen_err)?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>, cn: &str, usage: rcgen::ExtendedKeyUsagePurpose| {
+        let key = rcgen::KeyPair::generate().map_err(gen_err)?;
+        let mut p = rcgen::CertificateParams::new(names).map_err(gen_err)?;
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.extended_key_usages = vec![usage];
+        let cert = p.signed_by(&key, &issuer).map_err(gen_err)?;
+        Ok::<_, String>((cert.pem(), key.serialize_pem()))
+    };
+    let (server_pem, server_key) = leaf(
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        "localhost",
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
+    let (client_pem, client_key) = leaf(
+        vec![],
+        "mqtt-workbench client",
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    )?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (name, text, secret) in [
+        ("ca.pem", ca_cert.pem(), false),
+        ("server.pem", server_pem, false),
+        ("server.key", server_key, true),
+        ("client.pem", client_pem, false),
+        ("client.key", client_key, true),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        #[cfg(unix)]
+        if secret {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        #[cfg(not(unix))]
+        let _ = secret;
+    }
+    Ok(())
+}
+
+/// Build the TLS set-up (reads and may write files: call off the UI thread).
+pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, String> {
+    let generated = opts.cert.is_none();
+    let (cert_path, key_path) = match (&opts.cert, &opts.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) => {
+            ensure_generated(&opts.dir)?;
+            (opts.dir.join("server.pem"), opts.dir.join("server.key"))
+        }
+        _ => return Err("--tls-cert and --tls-key go together: give both, or neither for a generated localhost certificate".into()),
+    };
+    let chain = load_certs(&cert_path)?;
+    let key = load_key(&key_path)?;
+    let ca_path = if generated {
+        Some(opts.dir.join("ca.pem"))
+    } else {
+        None
+    };
+    // Devices trust the generated CA, or the last certificate of the given chain.
+    let mut device_roots = RootCertStore::empty();
+    let anchors = match &ca_path {
+        Some(p) => load_certs(p)?,
+        None => chain.last().cloned().into_iter().collect(),
+    };
+    for c in anchors {
+        device_roots
+            .add(c)
+            .map_err(|e| format!("{}: not usable as a trust anchor: {e}", cert_path.display()))?;
+    }
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = if opts.require_client_cert {
+        let mut roots = RootCertStore::empty();
+        if generated {
+            for c in load_certs(&opts.dir.join("ca.pem"))? {
+                roots.add(c).map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(p) = &opts.client_ca {
+            for c in load_certs(p)? {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("{}: not usable as a CA: {e}", p.display()))?;
+            }
+        }
+        if roots.is_empty() {
+            return Err(
+                "--tls-require-client-cert with your own certificate needs --tls-client-ca FILE (the CA your clients' certificates are signed by)"
+                    .into(),
+            );
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+                .build()
+                .map_err(|e| format!("client certificate verifier: {e}"))?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let server = builder.with_single_cert(chain, key).map_err(|e| {
+        format!(
+            "{} / {}: the certificate and key do not make a usable pair: {e}",
+            cert_path.display(),
+            key_path.display()
+        )
+    })?;
+    let device_builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(device_roots);
+    let client_files =
+        generated.then(|| (opts.dir.join("client.pem"), opts.dir.join("client.key")));
+    let devices = match &client_files {
+        Some((c, k)) if opts.require_client_cert => device_builder
+            .with_client_auth_cert(load_certs(c)?, load_key(k)?)
+            .map_err(|e| format!("{}: {e}", c.display()))?,
+        _ => device_builder.with_no_client_auth(),
+    };
+    Ok(TlsSetup {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        devices: Arc::new(devices),
+        files: TlsFiles {
+            ca: ca_path,
+            client_cert: client_files.as_ref().map(|(c, _)| c.clone()),
+            client_key: client_files.map(|(_, k)| k),
+        },
+    })
+}
+
+/// A client configuration for an external broker over TLS: the system's
+/// roots, plus `ca` when given (a private CA).
+pub fn broker_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for c in native.certs {
+        let _ = roots.add(c);
+    }
+    if let Some(p) = ca {
+        for c in load_certs(p)? {
+            roots
+                .add(c)
+                .map_err(|e| format!("{}: not usable as a CA: {e}", p.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err("no trusted CA: the system has none; give one with --broker-ca FILE".into());
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The name a TLS client checks the server certificate against.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host}: not a valid TLS server name ({e})"))
+}
+
+/// Where generated certificates live: `$XDG_DATA_HOME/mqtt-workbench/tls`
+/// (or `~/.local/share/…`; the temporary folder as a last resort).
+pub fn default_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("mqtt-workbench").join("tls")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &Path) -> TlsOptions {
+        TlsOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cert: None,
+            key: None,
+            require_client_cert: false,
+            client_ca: None,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn generated_certificates_are_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = setup(&opts(dir.path())).unwrap();
+        let ca = std::fs::read(first.files.ca.as_ref().unwrap()).unwrap();
+        let again = setup(&opts(dir.path())).unwrap();
+        assert_eq!(std::fs::read(again.files.ca.unwrap()).unwrap(), ca);
+    }
+
+    #[test]
+    fn bad_files_are_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let mut o = opts(dir.path());
+        o.cert = Some(bad.clone());
+        o.key = Some(bad.clone());
+        let err = setup(&o).err().unwrap();
+        assert!(err.contains("bad.pem"), "{err}");
+        o.cert = Some(dir.path().join("missing.pem"));
+        let err = setup(&o).err().unwrap();
+        assert!(err.contains("missing.pem"), "{err}");
+        o.key = None;
+        assert!(setup(&o).err().unwrap().contains("go together"));
+    }
+}
