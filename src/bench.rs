@@ -153,6 +153,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         seed: 1,
         devices: vec![sink, publisher],
         timeline: Vec::new(),
+        auth: None,
     }
 }
 

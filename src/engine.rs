@@ -171,6 +171,8 @@ pub struct EngineConfig {
     pub direct: bool,
     /// A TLS listener beside the plain one.
     pub tls: Option<crate::tls::TlsOptions>,
+    /// Access rules at the tap (`--users FILE`); a scenario's `auth` replaces them while it runs.
+    pub auth: Option<Arc<crate::tap::AuthSpec>>,
 }
 
 impl Default for EngineConfig {
@@ -184,6 +186,7 @@ impl Default for EngineConfig {
             wire_capacity: 131_072,
             direct: false,
             tls: None,
+            auth: None,
         }
     }
 }
@@ -497,6 +500,7 @@ impl Engine {
                 ));
             }
         };
+        tap.set_auth(cfg.auth.clone());
         let broker = if embedded {
             let b = BrokerControl::start(cfg.broker_listen, "--broker-port")
                 .await
@@ -590,6 +594,7 @@ impl Engine {
             Command::LoadScenario(source) => self.load_scenario(source).await,
             Command::StopScenario => {
                 self.stop_devices().await;
+                self.tap.set_auth(self.cfg.auth.clone());
             }
             // Through inject, so a click in the Devices panel is marked like any fault.
             Command::Device(target, action) => {
@@ -762,6 +767,13 @@ impl Engine {
         };
         self.send_ordered(Event::ScenarioStarted(Box::new(scenario.info(&path))))
             .await;
+        self.tap.set_auth(
+            scenario
+                .auth
+                .clone()
+                .map(Arc::new)
+                .or_else(|| self.cfg.auth.clone()),
+        );
         let tls = match (self.tap.tls_addr(), &self.device_tls) {
             (Some(addr), Some(config)) if !self.cfg.direct => Some(crate::sim::DeviceTls {
                 port: addr.port(),

@@ -66,6 +66,10 @@ struct NetArgs {
     /// Folder for the generated certificates (default: the data folder's mqtt-workbench/tls).
     #[arg(long, global = true)]
     tls_dir: Option<PathBuf>,
+    /// Users file (RON): usernames, passwords and per-user publish/subscribe
+    /// filters the tap enforces. A scenario's `auth` section replaces it while it runs.
+    #[arg(long, global = true)]
+    users: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -166,7 +170,14 @@ impl NetArgs {
                 .clone()
                 .unwrap_or_else(mqtt_workbench::tls::default_dir),
         });
+        let auth = match &self.users {
+            Some(path) => Some(std::sync::Arc::new(
+                mqtt_workbench::tap::AuthSpec::load(path).map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
         Ok(EngineConfig {
+            auth,
             listen,
             broker_listen: std::net::SocketAddr::new([127, 0, 0, 1].into(), self.broker_port),
             upstream,

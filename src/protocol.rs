@@ -194,6 +194,11 @@ pub enum Injected {
     Delayed(u32),
     /// Held by a partition until it heals.
     Held,
+    /// Not forwarded: the tap's access rules refused it (a PUBLISH or SUBSCRIBE).
+    Denied,
+    /// Written by the tap itself, not by the broker (its answer to a refused
+    /// CONNECT, PUBLISH or SUBSCRIBE).
+    FromTap,
 }
 
 /// How a subscription asked to be served (MQTT 5 subscription options).

@@ -342,6 +342,9 @@ impl Capture {
         self.index_conn(&ev);
         sessions::on_event(self, &ev, seq);
         match ev.kind {
+            // Refused by the tap's access rules: its QoS flow ends with the
+            // tap's refusal, but the topic never received it.
+            PacketKind::Publish if ev.injected == Some(crate::protocol::Injected::Denied) => {}
             PacketKind::Publish => self.on_publish(&ev, seq),
             PacketKind::PingReq | PacketKind::PingResp => return,
             _ => {}

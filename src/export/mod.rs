@@ -81,6 +81,8 @@ impl ExportRow {
                 None => String::new(),
                 Some(Injected::Dropped) => "dropped".into(),
                 Some(Injected::Held) => "held".into(),
+                Some(Injected::Denied) => "denied".into(),
+                Some(Injected::FromTap) => "from tap".into(),
                 Some(Injected::Delayed(ms)) => format!("+{ms} ms"),
             },
         }

@@ -118,6 +118,10 @@ pub struct Scenario {
     /// Faults scheduled at times or after device events.
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
+    /// Access rules the tap enforces while the scenario runs (replacing
+    /// `--users`): usernames, passwords, publish/subscribe filters per user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::tap::AuthSpec>,
 }
 
 /// One scheduled fault: `at` a time after the scenario starts, or `after` a
@@ -836,6 +840,10 @@ impl Scenario {
                     }
                 }
             }
+        }
+        if let Some(auth) = &self.auth {
+            auth.check()
+                .map_err(|e| err("auth", format!("auth: {e}")))?;
         }
         let fleets: HashSet<&str> = self.devices.iter().map(|d| d.id.as_str()).collect();
         for (k, entry) in self.timeline.iter().enumerate() {

@@ -6,6 +6,7 @@
 //! records it as a [`WireEvent`]. It can cut a connection abruptly on command.
 
 mod audience;
+pub mod auth;
 mod decode;
 mod decode_v5;
 pub mod faults;
@@ -31,6 +32,7 @@ use crate::protocol::{
 };
 use faults::{FaultTable, FaultView};
 
+pub use auth::AuthSpec;
 pub use decode::{KEEPALIVE_FOR_ZERO, decode_frames, now_us};
 
 /// Largest MQTT frame the tap decodes (bigger ones end the connection).
@@ -136,6 +138,42 @@ impl AsyncRead for Conn {
     }
 }
 
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Conn::Server(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Conn::Client(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Conn::Server(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Conn::Client(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Conn::Server(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Conn::Client(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// How long a TLS client may take to finish its handshake.
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -147,6 +185,7 @@ struct ConnCtl {
 
 /// A running tap.
 pub struct Tap {
+    auth: Arc<parking_lot::RwLock<Option<Arc<AuthSpec>>>>,
     local_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>>,
@@ -163,6 +202,8 @@ struct Shared {
     rec: Recorder,
     upstream: Arc<Mutex<Upstreams>>,
     embedded: bool,
+    /// Access rules for new connections (None: everyone may do everything).
+    auth: Arc<parking_lot::RwLock<Option<Arc<AuthSpec>>>>,
 }
 
 async fn accept_loop(
@@ -190,6 +231,7 @@ async fn accept_loop(
             embedded: shared.embedded,
             protocol: 0,
             audience: shared.audience.clone(),
+            acl: None,
         });
         let kill = Arc::new(Notify::new());
         shared.conns.lock().insert(
@@ -200,6 +242,7 @@ async fn accept_loop(
             },
         );
         let upstream = shared.upstream.lock().clone();
+        let auth = shared.auth.read().clone();
         let conns = shared.conns.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -217,7 +260,7 @@ async fn accept_loop(
                 },
             };
             match client {
-                Ok(client) => proxy(client, upstream, ctx, kill).await,
+                Ok(client) => proxy(client, upstream, auth, ctx, kill).await,
                 Err(reason) => ctx.marker(PacketKind::Closed, WireDetail::Closed(reason)),
             }
             conns.lock().remove(&id);
@@ -239,6 +282,18 @@ struct ConnCtx {
     protocol: u8,
     /// The MQTT 3.1.1 subscriptions seen (shared by every connection).
     audience: Arc<Mutex<audience::V4Audience>>,
+    /// The access rules this connection logged in under (None: no rules).
+    acl: Option<Acl>,
+}
+
+/// A connection's access rules and what enforcing them left pending.
+struct Acl {
+    spec: Arc<AuthSpec>,
+    grant: auth::Grant,
+    /// SUBSCRIBE packet id → which of its filters were allowed (the broker saw only those).
+    split_subscribes: Mutex<HashMap<u16, Vec<bool>>>,
+    /// 3.1.1 QoS 2 publishes the tap refused: their PUBREL is answered by the tap.
+    denied_qos2: Mutex<std::collections::HashSet<u16>>,
 }
 
 impl ConnCtx {
@@ -253,7 +308,33 @@ impl ConnCtx {
             embedded: other.embedded,
             protocol: other.protocol,
             audience: other.audience.clone(),
+            acl: None,
         }
+    }
+
+    /// Decode frames the tap itself writes (or rewrote) and record them, marked.
+    fn decode_own(
+        &self,
+        bytes: &[u8],
+        dir: Direction,
+        injected: Option<Injected>,
+    ) -> Vec<WireEvent> {
+        let mut aliases = HashMap::new();
+        let mut out = Vec::new();
+        decode_frames(
+            bytes,
+            dir,
+            self.id,
+            &self.client_id,
+            None,
+            (self.protocol == 5).then_some(&mut aliases),
+            None,
+            &mut |mut ev, _, _| {
+                ev.injected = injected;
+                out.push(ev);
+            },
+        );
+        out
     }
 
     fn client_id(&self) -> Arc<str> {
@@ -314,17 +395,24 @@ impl Tap {
             rec,
             upstream,
             embedded,
+            auth: Arc::default(),
         });
         let plain = tokio::spawn(accept_loop(listener, None, shared.clone()));
         let secure = tls_listener
             .map(|(l, acceptor)| tokio::spawn(accept_loop(l, Some(acceptor), shared.clone())));
         Ok(Tap {
+            auth: shared.auth.clone(),
             local_addr,
             tls_addr,
             conns: shared.conns.clone(),
             accept_tasks: [Some(plain), secure],
             faults: shared.faults.clone(),
         })
+    }
+
+    /// Access rules for connections made from now on (None: no rules).
+    pub fn set_auth(&self, auth: Option<Arc<AuthSpec>>) {
+        *self.auth.write() = auth;
     }
 
     /// Where the TLS listener listens, if there is one.
@@ -392,7 +480,13 @@ impl Drop for Tap {
     }
 }
 
-async fn proxy(mut client: Conn, upstreams: Upstreams, ctx: Arc<ConnCtx>, kill: Arc<Notify>) {
+async fn proxy(
+    mut client: Conn,
+    upstreams: Upstreams,
+    auth: Option<Arc<AuthSpec>>,
+    ctx: Arc<ConnCtx>,
+    kill: Arc<Notify>,
+) {
     // The CONNECT says which protocol the client speaks: MQTT 5 goes to the
     // broker's MQTT 5 listener, 3.1/3.1.1 to the other (both on one router).
     let read = tokio::select! {
@@ -417,10 +511,30 @@ async fn proxy(mut client: Conn, upstreams: Upstreams, ctx: Arc<ConnCtx>, kill: 
         );
         return;
     }
-    let ctx = Arc::new(ConnCtx {
+    let ctx = ConnCtx {
         protocol: level,
         ..ConnCtx::clone_for(&ctx)
-    });
+    };
+    // Access rules: bad credentials get CONNACK "not authorized" from the tap,
+    // and the broker never sees the connection.
+    let acl = match auth {
+        None => None,
+        Some(spec) => {
+            let login = auth::credentials(&read_before, level).and_then(|(id, user, password)| {
+                spec.login(&id, user.as_deref(), password.as_deref())
+            });
+            match login {
+                Ok(grant) => Some(Acl {
+                    spec,
+                    grant,
+                    split_subscribes: Mutex::default(),
+                    denied_qos2: Mutex::default(),
+                }),
+                Err(why) => return refuse_connect(client, &read_before, &ctx, why).await,
+            }
+        }
+    };
+    let ctx = Arc::new(ConnCtx { acl, ..ctx });
     let upstream = if level == 5 {
         upstreams.v5
     } else {
@@ -443,13 +557,17 @@ async fn proxy(mut client: Conn, upstreams: Upstreams, ctx: Arc<ConnCtx>, kill: 
     broker.set_nodelay();
     let (cr, cw) = client.split();
     let (br, bw) = broker.split();
+    // The client's writer also takes the tap's own answers (access rules),
+    // through a weak sender: when the broker leaves, the client's side still closes.
+    let (to_client, to_client_rx) = mpsc::channel(QUEUE_FRAMES);
+    let replies = to_client.downgrade();
     let reason = tokio::select! {
-        r = pump(cr, bw, Direction::ClientToBroker, &ctx, read_before) => match r {
+        r = pump(cr, bw, Direction::ClientToBroker, &ctx, read_before, None, Some(replies)) => match r {
             Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
             Ok(()) => CloseReason::ClientClosed,
             Err(e) => e,
         },
-        r = pump(br, cw, Direction::BrokerToClient, &ctx, BytesMut::new()) => match r {
+        r = pump(br, cw, Direction::BrokerToClient, &ctx, BytesMut::new(), Some((to_client, to_client_rx)), None) => match r {
             Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
             Ok(()) => CloseReason::BrokerClosed,
             Err(e) => e,
@@ -457,6 +575,26 @@ async fn proxy(mut client: Conn, upstreams: Upstreams, ctx: Arc<ConnCtx>, kill: 
         _ = kill.notified() => CloseReason::DroppedByTap,
     };
     ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+}
+
+/// Answer a CONNECT the access rules refuse: record it, send CONNACK "not
+/// authorized" in the client's protocol, and close.
+async fn refuse_connect(mut client: Conn, connect: &[u8], ctx: &ConnCtx, why: String) {
+    for ev in ctx.decode_own(connect, Direction::ClientToBroker, None) {
+        ctx.rec.record(ev);
+    }
+    let connack = auth::connack_refused(ctx.protocol);
+    for ev in ctx.decode_own(&connack, Direction::BrokerToClient, Some(Injected::FromTap)) {
+        ctx.rec.record(ev);
+    }
+    let _ = client.write_all(&connack).await;
+    let _ = client.shutdown().await;
+    ctx.marker(
+        PacketKind::Closed,
+        WireDetail::Closed(CloseReason::Error(format!(
+            "refused by the tap: {why} (CONNACK not authorized)"
+        ))),
+    );
 }
 
 /// Open the connection to the broker, over TLS when it asks for it.
@@ -555,9 +693,11 @@ async fn pump(
     dir: Direction,
     ctx: &ConnCtx,
     read_before: BytesMut,
+    queue: Option<(mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>)>,
+    replies: Option<mpsc::WeakSender<Outgoing>>,
 ) -> Result<(), CloseReason> {
-    let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
-    let reader = read_side(from, tx, dir, ctx, read_before);
+    let (tx, rx) = queue.unwrap_or_else(|| mpsc::channel(QUEUE_FRAMES));
+    let reader = read_side(from, tx, dir, ctx, read_before, replies);
     let writer = write_side(to, rx, ctx);
     tokio::try_join!(reader, writer).map(|_| ())
 }
@@ -568,6 +708,7 @@ async fn read_side(
     dir: Direction,
     ctx: &ConnCtx,
     read_before: BytesMut,
+    replies: Option<mpsc::WeakSender<Outgoing>>,
 ) -> Result<(), CloseReason> {
     // Small to start (thousands of connections × 2 directions); grows for big frames.
     let mut buf = read_before;
@@ -597,10 +738,13 @@ async fn read_side(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if !unread {
-            let n = from
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| CloseReason::Error(e.to_string()))?;
+            let n = match from.read_buf(&mut buf).await {
+                Ok(n) => n,
+                // A TLS peer that closes without close_notify (common after
+                // DISCONNECT): an end of stream like any other.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(CloseReason::Error(e.to_string())),
+            };
             if n == 0 {
                 return Ok(()); // dropping tx lets the writer drain and shut down
             }
@@ -646,6 +790,12 @@ async fn read_side(
                     audience.on_v5_connect(&ev.client_id);
                 }
             }
+        }
+        // Access rules: refused frames are recorded, marked, and not forwarded;
+        // the tap answers for the broker.
+        let mut answers = Vec::new();
+        if let Some(acl) = &ctx.acl {
+            rewritten |= enforce(acl, ctx, dir, &buf, &mut frames, &mut answers);
         }
         // rumqttd 0.20 slices a topic's first byte when it matches subscriptions:
         // a name starting with a multi-byte character crashes its router thread,
@@ -707,6 +857,10 @@ async fn read_side(
             continue;
         }
         for (mut ev, range, replacement) in frames {
+            if ev.injected == Some(Injected::Denied) {
+                ctx.rec.record(ev);
+                continue;
+            }
             let now = Instant::now();
             let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
             if lost || fault.partition == Some(PartitionMode::Cut) {
@@ -749,7 +903,110 @@ async fn read_side(
             .await
             .map_err(closed)?;
         }
+        send_answers(ctx, &replies, answers).await;
     }
+}
+
+/// The tap's own answers go to the client after the frames they answer.
+async fn send_answers(
+    ctx: &ConnCtx,
+    replies: &Option<mpsc::WeakSender<Outgoing>>,
+    answers: Vec<Bytes>,
+) {
+    let Some(to_client) = replies.as_ref().and_then(|w| w.upgrade()) else {
+        return;
+    };
+    for bytes in answers {
+        for ev in ctx.decode_own(&bytes, Direction::BrokerToClient, Some(Injected::FromTap)) {
+            ctx.rec.record(ev);
+        }
+        let out = Outgoing {
+            due: Instant::now(),
+            bytes,
+        };
+        if to_client.send(out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Apply the access rules to decoded frames: mark refused ones (replaced by
+/// nothing), split partly refused SUBSCRIBEs and merge their SUBACKs, and
+/// queue the tap's answers. True when any frame changed.
+fn enforce(
+    acl: &Acl,
+    ctx: &ConnCtx,
+    dir: Direction,
+    buf: &[u8],
+    frames: &mut [(WireEvent, std::ops::Range<usize>, Option<Bytes>)],
+    answers: &mut Vec<Bytes>,
+) -> bool {
+    let level = ctx.protocol;
+    let mut changed = false;
+    for (ev, range, replacement) in frames.iter_mut() {
+        let pkid = ev.pkid;
+        match (dir, ev.kind) {
+            (Direction::ClientToBroker, PacketKind::Publish) => {
+                let topic = ev.topic.as_deref().unwrap_or("");
+                if !acl.spec.may_publish(&acl.grant, topic) {
+                    ev.injected = Some(Injected::Denied);
+                    *replacement = Some(Bytes::new());
+                    answers.extend(auth::publish_refused(level, pkid, ev.qos));
+                    if level != 5 && ev.qos == 2 {
+                        acl.denied_qos2.lock().insert(pkid);
+                    }
+                    changed = true;
+                }
+            }
+            (Direction::ClientToBroker, PacketKind::PubRel)
+                if level != 5 && acl.denied_qos2.lock().remove(&pkid) =>
+            {
+                ev.injected = Some(Injected::Denied);
+                *replacement = Some(Bytes::new());
+                answers.push(auth::pubcomp(pkid));
+                changed = true;
+            }
+            (Direction::ClientToBroker, PacketKind::Subscribe) => {
+                let WireDetail::Subscribe(filters) = &ev.detail else {
+                    continue;
+                };
+                let allowed: Vec<bool> = filters
+                    .iter()
+                    .map(|(f, _)| acl.spec.may_subscribe(&acl.grant, f))
+                    .collect();
+                if allowed.iter().all(|ok| *ok) {
+                    continue;
+                }
+                changed = true;
+                if allowed.iter().all(|ok| !ok) {
+                    ev.injected = Some(Injected::Denied);
+                    *replacement = Some(Bytes::new());
+                    answers.push(auth::suback_refused(level, pkid, allowed.len()));
+                } else if let Some(only) =
+                    auth::subscribe_only(&buf[range.clone()], level, &allowed)
+                {
+                    *replacement = Some(only);
+                    acl.split_subscribes.lock().insert(pkid, allowed);
+                }
+            }
+            (Direction::BrokerToClient, PacketKind::SubAck) => {
+                let Some(allowed) = acl.split_subscribes.lock().remove(&pkid) else {
+                    continue;
+                };
+                if let Some(merged) = auth::suback_merged(&buf[range.clone()], level, &allowed)
+                    && let Some(mut merged_ev) =
+                        ctx.decode_own(&merged, dir, None).into_iter().next()
+                {
+                    merged_ev.t_us = ev.t_us;
+                    *ev = merged_ev;
+                    *replacement = Some(merged);
+                    changed = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    changed
 }
 
 /// Why the embedded rumqttd 0.20 would crash on this frame, if it would: a

@@ -32,6 +32,8 @@ pub fn injected(i: Option<crate::protocol::Injected>) -> String {
         None => String::new(),
         Some(crate::protocol::Injected::Dropped) => "dropped".into(),
         Some(crate::protocol::Injected::Held) => "held".into(),
+        Some(crate::protocol::Injected::Denied) => "denied by access rules".into(),
+        Some(crate::protocol::Injected::FromTap) => "answered by the tap".into(),
         Some(crate::protocol::Injected::Delayed(ms)) => format!("+{ms} ms"),
     }
 }

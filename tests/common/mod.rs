@@ -20,9 +20,14 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start() -> Rig {
+        Rig::start_with(EngineConfig::default()).await
+    }
+
+    /// A rig with this configuration, on a free loopback port.
+    pub async fn start_with(cfg: EngineConfig) -> Rig {
         let handle = engine::start(EngineConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..EngineConfig::default()
+            ..cfg
         })
         .await
         .expect("engine starts on a free loopback port");
