@@ -360,3 +360,86 @@ async fn mqtt31_is_refused_with_a_reason_the_embedded_broker_cannot_serve_it() {
     })
     .await;
 }
+
+/// Bad MQTT 5 input on one connection: that connection is closed with a
+/// reason the sessions panel shows, everyone else is served on, and nothing
+/// already captured is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_mqtt5_input_closes_only_that_connection_with_a_clear_reason() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut rig = Rig::start().await;
+    let mut bystander = connect(options("bystander", rig.port(), true));
+    bystander.connack().await;
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        // AUTH (enhanced authentication) without an authentication method.
+        ("bad-auth", vec![0xF0, 0x00], "AUTH"),
+        // A PUBLISH announcing 2 MiB, over the tap's frame limit.
+        (
+            "bad-size",
+            vec![0x30, 0x80, 0x80, 0x80, 0x01],
+            "larger than",
+        ),
+        // A PUBLISH whose property list holds an unknown property id (0x7F).
+        (
+            "bad-props",
+            vec![0x30, 10, 0, 3, b'a', b'/', b'b', 3, 0x7F, 0, 0, b'x'],
+            "undecodable MQTT 5 frame",
+        ),
+    ];
+    for (id, bad, why) in cases {
+        let captured_before = rig.model.capture.len();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", rig.port()))
+            .await
+            .expect("the tap listens");
+        let mut connect = vec![
+            0x10,
+            13 + id.len() as u8,
+            0,
+            4,
+            b'M',
+            b'Q',
+            b'T',
+            b'T',
+            5,
+            2,
+            0,
+            30,
+            0,
+        ];
+        connect.extend([0, id.len() as u8]);
+        connect.extend(id.as_bytes());
+        s.write_all(&connect).await.expect("CONNECT written");
+        let mut connack = [0u8; 4];
+        s.read_exact(&mut connack).await.expect("CONNACK read");
+        assert_eq!(connack[0], 0x20, "{id}: CONNACK");
+        s.write_all(&bad).await.expect("bad frame written");
+        rig.wait_for(
+            &format!("{id} closed with a reason naming {why}"),
+            10,
+            |c| {
+                c.sessions.get(id).is_some_and(|s| {
+                matches!(s.last_disconnect(), Some(CloseReason::Error(r)) if r.contains(why))
+            })
+            },
+        )
+        .await;
+        assert!(
+            rig.model.capture.len() > captured_before,
+            "{id}: nothing lost"
+        );
+        // The tap closed the socket: the client reads the end of the stream.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    }
+    // Everyone else was served on.
+    bystander
+        .client
+        .publish("still/here", rumqttc::QoS::AtLeastOnce, false, "yes")
+        .await
+        .expect("queued");
+    rig.wait_for("the bystander's publish delivered", 10, |c| {
+        c.topics.get("still/here").is_some_and(|t| t.published >= 1)
+    })
+    .await;
+    assert!(rig.model.capture.sessions["bystander"].connected);
+}

@@ -62,6 +62,14 @@ pub fn decode_frames(
                     error: None,
                 };
             }
+            Err(mqttbytes::Error::PayloadSizeLimitExceeded(n)) => {
+                return DecodeOutcome {
+                    consumed,
+                    error: Some(format!(
+                        "a packet of {n} bytes, larger than the tap's limit of {MAX_FRAME_BYTES} bytes"
+                    )),
+                };
+            }
             Err(e) => {
                 return DecodeOutcome {
                     consumed,
@@ -86,7 +94,14 @@ pub fn decode_frames(
                     aliases,
                     v4_reached,
                 )
-                .map_err(|e| format!("MQTT 5: {e:?}"))
+                .map_err(|e| match e {
+                    rumqttc::v5::mqttbytes::Error::InvalidPacketType(15) => {
+                        "an AUTH packet: MQTT 5 enhanced authentication is not supported \
+                         (rumqttd 0.20 has none); use a username and password"
+                            .to_string()
+                    }
+                    e => format!("MQTT 5: {e:?}"),
+                })
             }
             None => decode_one(header, frame, dir, conn, client_id, zero_keepalive_as, t_us)
                 .map_err(|e| e.to_string()),
