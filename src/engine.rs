@@ -592,6 +592,16 @@ impl Engine {
     async fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::LoadScenario(source) => self.load_scenario(source).await,
+            Command::CopyFile { from, to } => {
+                let sink = self.sink.clone();
+                tokio::task::spawn_blocking(move || {
+                    let (error, text) = match std::fs::copy(&from, &to) {
+                        Ok(_) => (false, format!("saved {}", to.display())),
+                        Err(e) => (true, format!("{}: {e}", to.display())),
+                    };
+                    sink.send(Event::Notice { error, text });
+                });
+            }
             Command::StopScenario => {
                 self.stop_devices().await;
                 self.tap.set_auth(self.cfg.auth.clone());

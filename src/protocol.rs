@@ -789,6 +789,9 @@ pub enum Command {
     Inject(Fault),
     /// Inject entry `index` of the running scenario's timeline.
     TimelineFault { index: usize, fault: Fault },
+    /// Copy a file (the generated CA certificate, saved where the user
+    /// chose); answered by a notice.
+    CopyFile { from: PathBuf, to: PathBuf },
     /// Write the PUBLISH frames of `events` to a file (format from the
     /// extension), reporting [`Event::ExportProgress`] and a closing notice.
     Export {

@@ -24,6 +24,9 @@ impl Dialogs for ScriptedDialogs {
             .clone()
             .map_or(DialogResult::Cancelled, DialogResult::Picked)
     }
+    fn save_certificate(&mut self, _default_name: &str) -> DialogResult {
+        self.save_export(_default_name)
+    }
 }
 
 /// The engine's runtime, as `main` owns it: the window never drives it.
@@ -46,16 +49,28 @@ fn harness(
     listen_port: u16,
     export_to: Option<PathBuf>,
 ) -> Harness<'static, WorkbenchApp> {
+    harness_with(
+        scenario,
+        EngineConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], listen_port)),
+            ..EngineConfig::default()
+        },
+        export_to,
+    )
+}
+
+fn harness_with(
+    scenario: Option<PathBuf>,
+    engine: EngineConfig,
+    export_to: Option<PathBuf>,
+) -> Harness<'static, WorkbenchApp> {
     Harness::builder()
         .with_size(egui::vec2(1600.0, 1000.0))
         .build_eframe(move |cc| {
             WorkbenchApp::new(
                 cc,
                 AppConfig {
-                    engine: EngineConfig {
-                        listen: std::net::SocketAddr::from(([127, 0, 0, 1], listen_port)),
-                        ..EngineConfig::default()
-                    },
+                    engine,
                     runtime: RUNTIME.handle().clone(),
                     scenario,
                     dialogs: Box::new(ScriptedDialogs { export_to }),
@@ -679,4 +694,45 @@ fn about_names_the_egui_and_eframe_versions_from_the_lock_file() {
     let expected = format!("GUI: egui {} / eframe {}", locked("egui"), locked("eframe"));
     assert_eq!(mqtt_workbench::about::EFRAME, locked("eframe"));
     assert!(h.query_by_label(&expected).is_some(), "{expected}");
+}
+
+#[test]
+fn the_broker_menu_shows_the_tls_listener_and_saves_its_ca_certificate() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let saved = dir.path().join("saved-ca.pem");
+    let mut h = harness_with(
+        None,
+        EngineConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: Some(mqtt_workbench::tls::TlsOptions {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                cert: None,
+                key: None,
+                require_client_cert: false,
+                client_ca: None,
+                dir: dir.path().join("tls"),
+            }),
+            ..EngineConfig::default()
+        },
+        Some(saved.clone()),
+    );
+    wait(&mut h, "the broker running with TLS", 15, |a| {
+        matches!(
+            &a.model.broker,
+            mqtt_workbench::protocol::BrokerState::Running { tls: Some(_), .. }
+        )
+    });
+    let port = match &h.state().model.broker {
+        mqtt_workbench::protocol::BrokerState::Running { tls: Some(t), .. } => t.addr.port(),
+        _ => unreachable!(),
+    };
+    h.get_by_label("Broker").click();
+    h.run_steps(2);
+    h.get_by_label(&format!("TLS: mqtts://127.0.0.1:{port}"));
+    h.get_by_label("Save CA certificate…").click();
+    wait(&mut h, "the CA certificate saved", 10, |_| saved.is_file());
+    assert_eq!(
+        std::fs::read(&saved).expect("saved"),
+        std::fs::read(dir.path().join("tls/ca.pem")).expect("generated")
+    );
 }

@@ -557,3 +557,51 @@ async fn paho_mqtt5_request_response_with_a_topic_alias() {
     })
     .await;
 }
+
+/// `--broker mqtts://…`: the tap reaches an external broker over TLS, trusting
+/// a given CA, and devices' credentials come from the URL. The "external"
+/// broker is a second workbench with TLS and access rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tap_reaches_an_external_broker_over_tls_with_the_urls_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outer = Rig::start_with(EngineConfig {
+        tls: Some(tls_options(dir.path(), false)),
+        auth: Some(users()),
+        ..EngineConfig::default()
+    })
+    .await;
+    let port = tls_port(&outer);
+    let mut broker = mqtt_workbench::broker::parse_broker_url(&format!(
+        "mqtts://backend:s3cret@localhost:{port}"
+    ))
+    .unwrap();
+    broker.ca = Some(dir.path().join("ca.pem"));
+    let mut rig = Rig::start_with(EngineConfig {
+        upstream: mqtt_workbench::broker::Upstream::External(broker),
+        ..EngineConfig::default()
+    })
+    .await;
+    let text = r#"Scenario(name: "via tls", devices: [
+        (id: "far-{i}", count: 2, publish: [(topic: "far/{id}", every: "200ms", qos: 1, payload: Text("{seq}"))]),
+    ])"#;
+    assert!(rig.handle.send(Command::LoadScenario(ScenarioSource::Text {
+        origin: "far.ron".into(),
+        ron: text.into(),
+    })));
+    rig.wait_for("both devices publish through the local tap", 15, |c| {
+        ["far/far-1", "far/far-2"]
+            .iter()
+            .all(|t| c.topics.get(*t).is_some_and(|t| t.published >= 2))
+    })
+    .await;
+    // The external broker's own tap saw them arrive over TLS, logged in as "backend".
+    outer
+        .wait_for("the far side saw the devices over TLS", 10, |c| {
+            ["far-1", "far-2"].iter().all(|id| {
+                c.sessions.get(*id).is_some_and(|s| {
+                    s.tls && s.connected && s.username.as_deref() == Some("backend")
+                })
+            })
+        })
+        .await;
+}

@@ -249,6 +249,21 @@ impl WorkbenchApp {
         }
     }
 
+    /// Save a copy of the generated CA certificate (the copy is made on the engine).
+    pub fn save_ca_dialog(&mut self, ca: std::path::PathBuf) {
+        match self.file_dialogs.save_certificate("mqtt-workbench-ca.pem") {
+            DialogResult::Picked(to) => self.pending.push(Command::CopyFile { from: ca, to }),
+            DialogResult::Cancelled => {}
+            DialogResult::Unavailable => self.toast(
+                true,
+                format!(
+                    "No file dialog could open (install xdg-desktop-portal or zenity). The CA certificate is at {}",
+                    ca.display()
+                ),
+            ),
+        }
+    }
+
     pub fn export_dialog(&mut self) {
         match self.file_dialogs.save_export("mqtt-log.csv") {
             DialogResult::Picked(path) => {

@@ -234,6 +234,48 @@ impl WorkbenchApp {
                 ] {
                     self.command_button(ui, cmd);
                 }
+                if let BrokerState::Running { tls: Some(t), .. } = &self.model.broker {
+                    let t = t.clone();
+                    ui.separator();
+                    ui.label(format!("TLS: mqtts://{}", t.addr));
+                    if t.client_cert_required {
+                        ui.weak("clients must present a certificate");
+                    }
+                    if let Some(ca) = &t.ca {
+                        ui.weak("generated certificate for localhost, 127.0.0.1, ::1");
+                        if ui
+                            .button("Copy CA certificate path")
+                            .on_hover_text(ca.display().to_string())
+                            .clicked()
+                        {
+                            ui.ctx().copy_text(ca.display().to_string());
+                            ui.close();
+                        }
+                        if ui.button("Save CA certificate…").clicked() {
+                            ui.close();
+                            self.save_ca_dialog(ca.clone());
+                        }
+                        let mut cmd = format!(
+                            "mosquitto_sub -h localhost -p {} --cafile '{}'",
+                            t.addr.port(),
+                            ca.display()
+                        );
+                        if let (true, Some(c), Some(k)) =
+                            (t.client_cert_required, &t.client_cert, &t.client_key)
+                        {
+                            cmd += &format!(" --cert '{}' --key '{}'", c.display(), k.display());
+                        }
+                        cmd += " -t '#' -v";
+                        if ui
+                            .button("Copy a mosquitto_sub command")
+                            .on_hover_text(&cmd)
+                            .clicked()
+                        {
+                            ui.ctx().copy_text(cmd);
+                            ui.close();
+                        }
+                    }
+                }
             });
             ui.menu_button("View", |ui| {
                 ui.checkbox(

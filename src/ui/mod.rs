@@ -36,6 +36,10 @@ pub trait Dialogs {
     fn open_scenario(&mut self) -> DialogResult;
     /// Ask where to save the message log; `default_name` e.g. "mqtt-log.csv".
     fn save_export(&mut self, default_name: &str) -> DialogResult;
+    /// Ask where to save a PEM certificate (the generated CA).
+    fn save_certificate(&mut self, _default_name: &str) -> DialogResult {
+        DialogResult::Unavailable
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +79,15 @@ impl Dialogs for NativeDialogs {
         let picked = rfd::FileDialog::new()
             .add_filter("CSV", &["csv"])
             .add_filter("JSON Lines", &["jsonl"])
+            .set_file_name(default_name)
+            .save_file();
+        classify(picked, started)
+    }
+
+    fn save_certificate(&mut self, default_name: &str) -> DialogResult {
+        let started = Instant::now();
+        let picked = rfd::FileDialog::new()
+            .add_filter("PEM certificate", &["pem", "crt"])
             .set_file_name(default_name)
             .save_file();
         classify(picked, started)

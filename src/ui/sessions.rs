@@ -130,7 +130,12 @@ impl SessionsPanel {
                         ui.label(&s.client_id);
                     });
                     row.col(|ui| {
-                        ui.label(protocol_name(s.protocol));
+                        if s.tls {
+                            ui.label(format!("{} 🔒", protocol_name(s.protocol)))
+                                .on_hover_text("over TLS");
+                        } else {
+                            ui.label(protocol_name(s.protocol));
+                        }
                     });
                     row.col(|ui| {
                         ui.label(if s.clean_session {
@@ -284,7 +289,12 @@ fn detail_ui(
                         ui.end_row();
                     }
                     ui.weak("peer");
-                    ui.label(s.peer.map(|p| p.to_string()).unwrap_or_else(|| "—".into()));
+                    let peer = s.peer.map(|p| p.to_string()).unwrap_or_else(|| "—".into());
+                    ui.label(if s.tls {
+                        format!("{peer} over TLS")
+                    } else {
+                        peer
+                    });
                     ui.end_row();
                     if let Some(u) = &s.username {
                         ui.weak("username");
