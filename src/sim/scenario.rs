@@ -1268,6 +1268,32 @@ mod tests {
     }
 
     #[test]
+    fn mqtt5_fields_on_a_311_device_are_located_errors() {
+        let e = parse(
+            "Scenario(name: \"x\", devices: [(id: \"a\",\n  session_expiry: \"1m\")])",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (2, 3), "{e}");
+        assert!(e.message.contains("expected `protocol: V5`"), "{e}");
+        let e = parse(
+            "Scenario(name: \"x\", devices: [(id: \"a\", subscribe: [(filter: \"q\")],\n  react: [(on: \"q\", actions: [Respond(payload: Text(\"ok\"))])])])",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("Respond"), "{e}");
+        let ok = parse(
+            "Scenario(name: \"x\", devices: [(id: \"a\", protocol: V5, session_expiry: \"1m\",\n publish: [(topic: \"t\", payload: Text(\"1\"), properties: (response_topic: \"r/{id}\", correlation: \"c-{seq}\", topic_alias: 2))])])",
+        )
+        .unwrap();
+        assert_eq!(ok.devices[0].protocol, Protocol::V5);
+        let e = parse(
+            "Scenario(name: \"x\", devices: [(id: \"a\", protocol: V5,\n publish: [(topic: \"t\", payload: Text(\"1\"), properties: (correlation: \"{nope}\"))])])",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown placeholder `{nope}`"), "{e}");
+    }
+
+    #[test]
     fn minimal_and_defaults() {
         let s = parse(r#"Scenario(name: "x", devices: [(id: "a")])"#).unwrap();
         let d = &s.devices[0];
