@@ -1269,10 +1269,8 @@ mod tests {
 
     #[test]
     fn mqtt5_fields_on_a_311_device_are_located_errors() {
-        let e = parse(
-            "Scenario(name: \"x\", devices: [(id: \"a\",\n  session_expiry: \"1m\")])",
-        )
-        .unwrap_err();
+        let e = parse("Scenario(name: \"x\", devices: [(id: \"a\",\n  session_expiry: \"1m\")])")
+            .unwrap_err();
         assert_eq!((e.line, e.col), (2, 3), "{e}");
         assert!(e.message.contains("expected `protocol: V5`"), "{e}");
         let e = parse(

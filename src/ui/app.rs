@@ -191,8 +191,13 @@ impl WorkbenchApp {
     }
 
     /// The port clients connect to.
+    /// The port clients connect to: the bound one once the broker runs
+    /// (the configured one may be 0, "any free port").
     pub fn port(&self) -> u16 {
-        self.engine_cfg.listen.port()
+        match &self.model.broker {
+            crate::protocol::BrokerState::Running { public, .. } => public.port(),
+            _ => self.engine_cfg.listen.port(),
+        }
     }
 
     pub fn broker_embedded(&self) -> bool {
