@@ -154,6 +154,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         devices: vec![sink, publisher],
         timeline: Vec::new(),
         auth: None,
+        expect: Vec::new(),
     }
 }
 

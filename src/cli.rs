@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::capture::{Capture, FlowState, SessionEventKind};
 use crate::engine::{self, EngineConfig, Readiness};
 use crate::model::Model;
-use crate::protocol::{Command, ScenarioSource};
+use crate::protocol::{Command, ScenarioSource, Verdict, VerdictState};
 use crate::sim::Scenario;
 
 pub struct RunOptions {
@@ -41,7 +41,8 @@ fn report_news(model: &mut Model, faults_printed: &mut u64) {
     *faults_printed = model.faults.total;
 }
 
-pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+/// Returns how many of the scenario's expectations failed.
+pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     let scenario = opts.scenario.as_deref().map(Scenario::load).transpose()?;
     if let Some(s) = &scenario
         && let Some(why) = crate::sys::device_capacity().refuse(s.device_count() as u64)
@@ -134,6 +135,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     model.drain(&handle, None);
     report_news(&mut model, &mut faults_printed);
     print!("{}", summary(&model.capture, started.elapsed()));
+    if let Some(checks) = &mut model.checks {
+        checks.finish(crate::protocol::now_us());
+        print!("\n{}", verdicts_text(checks.verdicts()));
+    }
     if let Some(path) = &opts.export {
         let events = model.capture.snapshot();
         let n = tokio::task::spawn_blocking({
@@ -143,7 +148,234 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .await??;
         eprintln!("exported {n} messages to {}", path.display());
     }
-    Ok(())
+    Ok(model.checks.as_ref().map_or(0, |c| c.failed()))
+}
+
+/// One line per verdict: PASS / FAIL / SKIP (not triggered), name, evidence.
+pub fn verdicts_text<'a>(verdicts: impl Iterator<Item = &'a Verdict>) -> String {
+    let mut out = String::from("Expectations:\n");
+    for v in verdicts {
+        let tag = match v.state {
+            VerdictState::Passed => "PASS",
+            VerdictState::Failed => "FAIL",
+            VerdictState::NotTriggered => "SKIP",
+            VerdictState::Pending => "....",
+        };
+        let _ = writeln!(out, "  {tag}  {}: {}", v.name, v.evidence);
+    }
+    out
+}
+
+pub struct TestOptions {
+    pub files: Vec<PathBuf>,
+    /// Longest a scenario runs (it stops earlier once every verdict is final).
+    pub duration: Duration,
+    pub junit: Option<PathBuf>,
+    pub engine: EngineConfig,
+}
+
+/// One scenario's verdicts, for the report.
+pub struct SuiteResult {
+    pub name: String,
+    pub file: PathBuf,
+    pub elapsed: Duration,
+    pub verdicts: Vec<Verdict>,
+    /// Why it could not run at all (then `verdicts` is empty).
+    pub error: Option<String>,
+}
+
+/// Run one scenario headless until its verdicts are final (or `duration`).
+async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
+    let started = Instant::now();
+    let mut result = SuiteResult {
+        name: path.display().to_string(),
+        file: path.to_path_buf(),
+        elapsed: Duration::ZERO,
+        verdicts: Vec::new(),
+        error: None,
+    };
+    let scenario = match Scenario::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            result.error = Some(e.to_string());
+            return result;
+        }
+    };
+    result.name = scenario.name.clone();
+    if scenario.expect.is_empty() {
+        result.error = Some(format!(
+            "{}: no `expect` section: nothing to test",
+            path.display()
+        ));
+        return result;
+    }
+    let mut handle = match engine::start(opts.engine.clone()).await {
+        Ok(h) => h,
+        Err(e) => {
+            result.error = Some(e);
+            return result;
+        }
+    };
+    let _ = handle.ready().await;
+    let mut model = Model::default();
+    if handle
+        .commands
+        .send(Command::LoadScenario(ScenarioSource::File(
+            path.to_path_buf(),
+        )))
+        .await
+        .is_err()
+    {
+        result.error = Some("the engine stopped".into());
+        return result;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        model.drain(&handle, None);
+        for n in model.take_notices() {
+            if n.error {
+                eprintln!("{}: {}", path.display(), n.text);
+            }
+        }
+        let settled = model.checks.as_ref().is_some_and(|c| c.settled());
+        if settled || started.elapsed() >= opts.duration {
+            break;
+        }
+    }
+    let _ = handle.commands.send(Command::StopScenario).await;
+    if let Some(c) = &mut model.checks {
+        c.finish(crate::protocol::now_us());
+        result.verdicts = c.verdicts().cloned().collect();
+    }
+    result.elapsed = started.elapsed();
+    result
+}
+
+/// `mqtt-workbench test`: every file in turn; prints the verdicts, writes
+/// JUnit XML if asked. Returns how many expectations failed (or could not run).
+pub async fn test(opts: TestOptions) -> anyhow::Result<usize> {
+    let mut suites = Vec::new();
+    for path in &opts.files {
+        eprintln!("testing {} …", path.display());
+        let r = test_one(path, &opts).await;
+        match &r.error {
+            Some(e) => println!("{}: ERROR {e}", path.display()),
+            None => print!(
+                "{} ({}, {:.1} s)\n{}",
+                r.name,
+                path.display(),
+                r.elapsed.as_secs_f64(),
+                verdicts_text(r.verdicts.iter())
+            ),
+        }
+        suites.push(r);
+    }
+    let failed: usize = suites
+        .iter()
+        .map(|s| {
+            s.error.is_some() as usize
+                + s.verdicts
+                    .iter()
+                    .filter(|v| v.state == VerdictState::Failed)
+                    .count()
+        })
+        .sum();
+    let total: usize = suites.iter().map(|s| s.verdicts.len().max(1)).sum();
+    println!(
+        "\n{} of {total} expectations failed in {} scenario(s)",
+        failed,
+        suites.len()
+    );
+    if let Some(path) = &opts.junit {
+        let xml = junit_xml(&suites)?;
+        std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("JUnit report: {}", path.display());
+    }
+    Ok(failed)
+}
+
+/// JUnit XML as CI systems read it: one testsuite per scenario, one testcase
+/// per expectation; failures carry the evidence, not-triggered ones are skipped.
+pub fn junit_xml(suites: &[SuiteResult]) -> anyhow::Result<String> {
+    use quick_xml::events::{BytesDecl, BytesText, Event as X};
+    let mut w = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    w.write_event(X::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let count =
+        |s: &SuiteResult, st: VerdictState| s.verdicts.iter().filter(|v| v.state == st).count();
+    let tests: usize = suites.iter().map(|s| s.verdicts.len().max(1)).sum();
+    let failures: usize = suites.iter().map(|s| count(s, VerdictState::Failed)).sum();
+    let errors: usize = suites.iter().filter(|s| s.error.is_some()).count();
+    w.create_element("testsuites")
+        .with_attribute(("name", "mqtt-workbench"))
+        .with_attribute(("tests", tests.to_string().as_str()))
+        .with_attribute(("failures", failures.to_string().as_str()))
+        .with_attribute(("errors", errors.to_string().as_str()))
+        .write_inner_content(|w| {
+            for s in suites {
+                let file = s.file.display().to_string();
+                w.create_element("testsuite")
+                    .with_attribute(("name", s.name.as_str()))
+                    .with_attribute(("file", file.as_str()))
+                    .with_attribute(("tests", s.verdicts.len().max(1).to_string().as_str()))
+                    .with_attribute((
+                        "failures",
+                        count(s, VerdictState::Failed).to_string().as_str(),
+                    ))
+                    .with_attribute(("errors", (s.error.is_some() as usize).to_string().as_str()))
+                    .with_attribute((
+                        "skipped",
+                        count(s, VerdictState::NotTriggered).to_string().as_str(),
+                    ))
+                    .with_attribute(("time", format!("{:.3}", s.elapsed.as_secs_f64()).as_str()))
+                    .write_inner_content(|w| {
+                        if let Some(e) = &s.error {
+                            w.create_element("testcase")
+                                .with_attribute(("name", "scenario"))
+                                .with_attribute(("classname", s.name.as_str()))
+                                .write_inner_content(|w| {
+                                    w.create_element("error")
+                                        .with_attribute(("message", e.as_str()))
+                                        .write_text_content(BytesText::new(e))?;
+                                    Ok(())
+                                })?;
+                        }
+                        for v in &s.verdicts {
+                            let case = w
+                                .create_element("testcase")
+                                .with_attribute(("name", v.name.as_str()))
+                                .with_attribute(("classname", s.name.as_str()));
+                            match v.state {
+                                VerdictState::Failed => {
+                                    case.write_inner_content(|w| {
+                                        w.create_element("failure")
+                                            .with_attribute(("message", v.evidence.as_str()))
+                                            .write_text_content(BytesText::new(&v.evidence))?;
+                                        Ok(())
+                                    })?;
+                                }
+                                VerdictState::NotTriggered | VerdictState::Pending => {
+                                    case.write_inner_content(|w| {
+                                        w.create_element("skipped")
+                                            .with_attribute(("message", v.evidence.as_str()))
+                                            .write_empty()?;
+                                        Ok(())
+                                    })?;
+                                }
+                                VerdictState::Passed => {
+                                    case.write_inner_content(|w| {
+                                        w.create_element("system-out")
+                                            .write_text_content(BytesText::new(&v.evidence))?;
+                                        Ok(())
+                                    })?;
+                                }
+                            }
+                        }
+                        Ok(())
+                    })?;
+            }
+            Ok(())
+        })?;
+    Ok(String::from_utf8(w.into_inner())?)
 }
 
 pub fn status_line(c: &Capture, elapsed: Duration) -> String {

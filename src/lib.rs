@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod broker;
 pub mod capture;
+pub mod checks;
 pub mod cli;
 pub mod engine;
 pub mod export;

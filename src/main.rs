@@ -85,6 +85,18 @@ enum Cmd {
         #[arg(long)]
         export: Option<PathBuf>,
     },
+    /// Run scenarios headless as tests: print each expectation's verdict with
+    /// its evidence; exit 1 if any failed. For CI.
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write a JUnit XML report (one testsuite per scenario).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Longest each scenario runs; it stops earlier once every verdict is final.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        duration: Duration,
+    },
     /// Check scenario files; errors name file, line and column.
     Validate {
         #[arg(required = true)]
@@ -231,12 +243,39 @@ fn main() -> ExitCode {
             duration,
             export,
         }) => cli.net.engine_config().and_then(|engine| {
-            runtime()?.block_on(mqtt_workbench::cli::run(mqtt_workbench::cli::RunOptions {
-                scenario,
-                duration,
-                export,
-                engine,
-            }))
+            let failed =
+                runtime()?.block_on(mqtt_workbench::cli::run(mqtt_workbench::cli::RunOptions {
+                    scenario,
+                    duration,
+                    export,
+                    engine,
+                }))?;
+            if failed > 0 {
+                anyhow::bail!("{failed} expectation(s) failed");
+            }
+            Ok(())
+        }),
+        Some(Cmd::Test {
+            files,
+            junit,
+            duration,
+        }) => cli.net.engine_config().and_then(|mut engine| {
+            // Each scenario gets its own engine: a free port unless one was asked for.
+            if cli.net.port == 1883 {
+                engine.listen.set_port(0);
+            }
+            let failed = runtime()?.block_on(mqtt_workbench::cli::test(
+                mqtt_workbench::cli::TestOptions {
+                    files,
+                    duration,
+                    junit,
+                    engine,
+                },
+            ))?;
+            if failed > 0 {
+                anyhow::bail!("{failed} expectation(s) failed");
+            }
+            Ok(())
         }),
         Some(Cmd::BenchDevices {
             host,

@@ -283,6 +283,8 @@ pub struct Model {
     pub scenario_starts: u64,
     /// Clear the capture when a scenario starts (the window; the CLI and tests keep it).
     pub clear_on_scenario_start: bool,
+    /// The running (or last) scenario's expectations and their verdicts.
+    pub checks: Option<crate::checks::Checks>,
 }
 
 impl Default for Model {
@@ -297,6 +299,7 @@ impl Default for Model {
             drops: DropCounts::default(),
             notices: VecDeque::new(),
             notices_dropped: 0,
+            checks: None,
             scenario_starts: 0,
             clear_on_scenario_start: false,
         }
@@ -314,7 +317,15 @@ impl Model {
     /// Apply one engine event.
     pub fn apply(&mut self, ev: Event) {
         match ev {
-            Event::Wire(batch) => self.capture.ingest_batch(batch),
+            Event::Wire(batch) => match &mut self.checks {
+                Some(checks) => {
+                    for ev in batch {
+                        checks.on_wire(&ev, self.capture.end_seq());
+                        self.capture.ingest(ev);
+                    }
+                }
+                None => self.capture.ingest_batch(batch),
+            },
             Event::Devices(batch) => {
                 for d in batch {
                     self.devices.update(d);
@@ -327,12 +338,23 @@ impl Model {
                 self.scenario_starts += 1;
                 self.devices.declare(&info.devices);
                 self.faults.clear();
+                self.checks = (!info.expectations.is_empty()).then(|| {
+                    let start = match info.started_us {
+                        0 => crate::protocol::now_us(),
+                        t => t,
+                    };
+                    crate::checks::Checks::new(&info.expectations, start)
+                });
                 self.scenario = Some(RunningScenario {
                     info: *info,
                     started: Instant::now(),
                 });
             }
             Event::ScenarioStopped => {
+                // Its verdicts stay on show, final.
+                if let Some(c) = &mut self.checks {
+                    c.finish(crate::protocol::now_us());
+                }
                 self.devices.stop_all();
                 self.scenario = None;
             }
@@ -342,7 +364,12 @@ impl Model {
                 t_us,
                 label,
                 timeline,
-            } => self.faults.record(t_us, label, timeline),
+            } => {
+                if let Some(c) = &mut self.checks {
+                    c.on_fault(t_us, timeline);
+                }
+                self.faults.record(t_us, label, timeline)
+            }
             Event::NetFaults(rules) => self.faults.net = rules,
             Event::ExportProgress { done, total } => {
                 self.export = Some(ExportProgress { done, total })
@@ -382,6 +409,9 @@ impl Model {
         }
         self.drops = engine.drops();
         self.capture.dropped = self.drops.total();
+        if let Some(c) = &mut self.checks {
+            c.tick(crate::protocol::now_us());
+        }
         more
     }
 
@@ -420,6 +450,8 @@ mod tests {
                 ("d-2".into(), "d-{i}".into()),
             ],
             timeline: vec![],
+            expectations: vec![],
+            started_us: 0,
         })));
         assert_eq!((m.devices.len(), m.devices.connected()), (2, 0));
         m.apply(update("d-1", "d-{i}", DeviceState::Connected, 0));

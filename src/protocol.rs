@@ -868,6 +868,10 @@ pub struct ScenarioInfo {
     /// (client id, fleet id) of every device, in scenario order.
     pub devices: Vec<(String, String)>,
     pub timeline: Vec<TimelineItem>,
+    /// What the scenario expects to see (evaluated by the consumer's model).
+    pub expectations: Vec<Expectation>,
+    /// When the engine started it (µs since the epoch; 0: unknown).
+    pub started_us: u64,
 }
 
 /// Engine → UI/CLI.
@@ -935,4 +939,186 @@ impl Event {
             _ => 1,
         }
     }
+}
+
+/// A duration written as a string: "250ms", "2s", "1m 30s".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+#[serde(transparent)]
+pub struct Dur(#[serde(with = "dur_string")] pub Duration);
+
+mod dur_string {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "expected a duration like \"500ms\", \"2s\" or \"1m\", found \"{s}\" ({e})"
+            ))
+        })
+    }
+}
+
+impl Dur {
+    pub const fn secs(s: u64) -> Dur {
+        Dur(Duration::from_secs(s))
+    }
+}
+
+/// One named expectation of a scenario: what must (or must not) be seen on
+/// the wire. Evaluated live by [`crate::checks::Checks`].
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub name: String,
+    pub check: Check,
+}
+
+/// What an expectation checks. Filters (`on`) are MQTT topic filters;
+/// "published" means a PUBLISH a client sent (not one a fault dropped or the
+/// access rules refused), "delivered" one the broker sent a subscriber.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub enum Check {
+    /// A message published on `on` (matching `payload`) within `within` after `after`.
+    Message {
+        on: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<PayloadCheck>,
+        #[serde(default)]
+        after: Anchor,
+        within: Dur,
+    },
+    /// How many messages are published on `on` from `after` on (for `within`,
+    /// or until the run ends): `at_least`, `at_most` (0: none).
+    Count {
+        on: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<PayloadCheck>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_least: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_most: Option<u64>,
+        #[serde(default)]
+        after: Anchor,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        within: Option<Dur>,
+    },
+    /// After `client`'s connection ends the `after` way, its will is (or is
+    /// not) delivered to a subscriber within `within` (default 5 s).
+    Will {
+        client: String,
+        #[serde(default = "yes")]
+        published: bool,
+        #[serde(default)]
+        after: DisconnectKind,
+        #[serde(default = "five_seconds")]
+        within: Dur,
+    },
+    /// Every reconnect of `client` with a persistent session finds its session.
+    SessionPresent { client: String },
+    /// Every QoS 1/2 message published on `client`'s subscriptions while it
+    /// was offline is delivered to it after it comes back.
+    QueuedDelivered { client: String },
+    /// No subscriber receives a QoS 2 message published on `on` twice.
+    ExactlyOnce { on: String },
+    /// Every QoS 1/2 message published on `on` is delivered at least once
+    /// (duplicates are counted and shown).
+    AtLeastOnce { on: String },
+    /// Publish → delivery latency on `on` at `percentile` is under `under`.
+    Latency {
+        on: String,
+        percentile: f64,
+        under: Dur,
+    },
+    /// Each subscriber receives each publisher's messages on `on` in the order published.
+    Ordered { on: String },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn five_seconds() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+
+/// When an expectation's window opens.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+pub enum Anchor {
+    /// When the scenario starts.
+    #[default]
+    Start,
+    /// This long after the start.
+    At(Dur),
+    /// When the scenario's timeline entry number N (1-based) fires.
+    Fault(usize),
+    /// When a message matching this is first published.
+    Message {
+        on: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<PayloadCheck>,
+    },
+}
+
+/// How a connection ended, for [`Check::Will`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum DisconnectKind {
+    /// Without DISCONNECT: dropped, timed out, closed by a fault.
+    #[default]
+    Abrupt,
+    /// With DISCONNECT.
+    Graceful,
+    Any,
+}
+
+/// A predicate on a payload.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub enum PayloadCheck {
+    Equals(String),
+    Contains(String),
+    /// A regular expression (Rust `regex` syntax) found in the text.
+    Regex(String),
+    /// A field of a JSON object (dots for nested fields: "pos.lat").
+    Json {
+        field: String,
+        /// The field's text (strings without quotes, numbers as written).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        equals: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        above: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        below: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outside: Option<(f64, f64)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inside: Option<(f64, f64)>,
+    },
+}
+
+/// Where an expectation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictState {
+    Pending,
+    Passed,
+    Failed,
+    /// What it waits for never happened (no reconnect, no trigger): neither passed nor failed.
+    NotTriggered,
+}
+
+/// An expectation's verdict with its evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub name: String,
+    pub state: VerdictState,
+    /// What was seen (or not): the frame, the time, the value.
+    pub evidence: String,
+    /// The capture sequence number of the frame that decided it, if one did.
+    pub seq: Option<u64>,
+    /// When it was decided (µs since the epoch).
+    pub t_us: Option<u64>,
 }

@@ -23,34 +23,7 @@ pub struct ScenarioError {
     pub message: String,
 }
 
-/// A duration written as a string: "250ms", "2s", "1m 30s".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
-#[serde(transparent)]
-pub struct Dur(#[serde(with = "dur_string")] pub Duration);
-
-mod dur_string {
-    use super::*;
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "expected a duration like \"500ms\", \"2s\" or \"1m\", found \"{s}\" ({e})"
-            ))
-        })
-    }
-}
-
-impl Dur {
-    pub const fn secs(s: u64) -> Dur {
-        Dur(Duration::from_secs(s))
-    }
-}
+pub use crate::protocol::Dur;
 
 /// An MQTT QoS level, 0, 1 or 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -122,6 +95,10 @@ pub struct Scenario {
     /// `--users`): usernames, passwords, publish/subscribe filters per user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<crate::tap::AuthSpec>,
+    /// What the scenario expects to see: named checks with verdicts
+    /// (`mqtt-workbench test` fails when one fails).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<crate::protocol::Expectation>,
 }
 
 /// One scheduled fault: `at` a time after the scenario starts, or `after` a
@@ -708,7 +685,126 @@ impl Scenario {
                 .flat_map(|d| d.client_ids().into_iter().map(|id| (id, d.id.clone())))
                 .collect(),
             timeline: self.timeline.iter().map(TimelineEntry::item).collect(),
+            expectations: self.expect.clone(),
+            started_us: crate::protocol::now_us(),
         }
+    }
+
+    /// Names are unique, filters valid, clients known, timeline entries
+    /// exist, bounds make sense. (Without devices, any client id is the
+    /// user's own.)
+    fn check_expectations(
+        &self,
+        devices: &HashSet<String>,
+        err: &dyn Fn(&str, String) -> ScenarioError,
+    ) -> Result<(), ScenarioError> {
+        use crate::protocol::{Anchor, Check};
+        let mut names = HashSet::new();
+        for e in &self.expect {
+            let here = |m: String| {
+                err(
+                    &format!("\"{}\"", e.name),
+                    format!("expectation \"{}\": {m}", e.name),
+                )
+            };
+            if e.name.trim().is_empty() {
+                return Err(err("expect", "an expectation needs a name".into()));
+            }
+            if !names.insert(e.name.as_str()) {
+                return Err(here("the name is used twice".into()));
+            }
+            let filter = |f: &str| -> Result<(), ScenarioError> {
+                if rumqttc::mqttbytes::valid_filter(f) {
+                    Ok(())
+                } else {
+                    Err(here(format!("\"{f}\" is not a valid topic filter")))
+                }
+            };
+            let client = |c: &str| -> Result<(), ScenarioError> {
+                if c.contains('{') {
+                    return Err(here(format!(
+                        "\"{c}\": name one client (e.g. \"drone-3\"), not a template"
+                    )));
+                }
+                if devices.contains(c) || self.devices.is_empty() {
+                    return Ok(());
+                }
+                let mut known: Vec<&str> = devices.iter().map(String::as_str).collect();
+                known.sort();
+                let more = if known.len() > 8 { ", …" } else { "" };
+                known.truncate(8);
+                Err(here(format!(
+                    "no client \"{c}\" in this scenario (devices: {}{more})",
+                    known.join(", ")
+                )))
+            };
+            let anchor = |a: &Anchor| -> Result<(), ScenarioError> {
+                match a {
+                    Anchor::Fault(n) if *n == 0 || *n > self.timeline.len() => Err(here(format!(
+                        "`after: Fault({n})`: the timeline has {} entries (numbered from 1)",
+                        self.timeline.len()
+                    ))),
+                    Anchor::Message { on, .. } => filter(on),
+                    _ => Ok(()),
+                }
+            };
+            match &e.check {
+                Check::Message { on, after, .. } => {
+                    filter(on)?;
+                    anchor(after)?;
+                }
+                Check::Count {
+                    on,
+                    after,
+                    at_least,
+                    at_most,
+                    ..
+                } => {
+                    filter(on)?;
+                    anchor(after)?;
+                    if at_least.is_none() && at_most.is_none() {
+                        return Err(here("expected `at_least`, `at_most` or both".into()));
+                    }
+                    if let (Some(l), Some(h)) = (at_least, at_most)
+                        && l > h
+                    {
+                        return Err(here(format!("at_least {l} is more than at_most {h}")));
+                    }
+                }
+                Check::Will { client: c, .. }
+                | Check::SessionPresent { client: c }
+                | Check::QueuedDelivered { client: c } => client(c)?,
+                Check::Latency { on, percentile, .. } => {
+                    filter(on)?;
+                    if !(*percentile > 0.0 && *percentile <= 100.0) {
+                        return Err(here(format!(
+                            "percentile {percentile}: expected more than 0 and at most 100"
+                        )));
+                    }
+                }
+                Check::ExactlyOnce { on } | Check::AtLeastOnce { on } | Check::Ordered { on } => {
+                    filter(on)?
+                }
+            }
+            let payloads = match &e.check {
+                Check::Message { payload, after, .. } | Check::Count { payload, after, .. } => {
+                    let mut v = vec![payload];
+                    if let Anchor::Message { payload, .. } = after {
+                        v.push(payload);
+                    }
+                    v
+                }
+                _ => vec![],
+            };
+            for p in payloads {
+                if let Some(crate::protocol::PayloadCheck::Regex(r)) = p
+                    && let Err(x) = regex::Regex::new(r)
+                {
+                    return Err(here(format!("Regex(\"{r}\"): {x}")));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Total number of devices (fleets expanded).
@@ -845,6 +941,7 @@ impl Scenario {
             auth.check()
                 .map_err(|e| err("auth", format!("auth: {e}")))?;
         }
+        self.check_expectations(&seen, &err)?;
         let fleets: HashSet<&str> = self.devices.iter().map(|d| d.id.as_str()).collect();
         for (k, entry) in self.timeline.iter().enumerate() {
             let here = |message: String| {
