@@ -155,6 +155,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         timeline: Vec::new(),
         auth: None,
         expect: Vec::new(),
+        duration: None,
     }
 }
 

@@ -338,7 +338,9 @@ impl Checks {
                     payload: want,
                     after,
                     within,
+                    delivered: count_deliveries,
                 } => {
+                    let seen = if *count_deliveries { delivered } else { published };
                     if item.opened_us.is_none()
                         && let Anchor::Message {
                             on: t_on,
@@ -354,15 +356,16 @@ impl Checks {
                     let Some(opened) = item.opened_us else {
                         continue;
                     };
-                    if published
+                    if seen
                         && ev.t_us >= opened
                         && topic_matches(&topic, on)
                         && Self::payload_ok(&self.regexes, want, &payload)
                     {
                         let late = ev.t_us - opened > within.0.as_micros() as u64;
                         let evidence = format!(
-                            "{} published {topic} \"{}\" at {:.3} s ({:.3} s after the window opened)",
+                            "{} {} {topic} \"{}\" at {:.3} s ({:.3} s after the window opened)",
                             ev.client_id,
+                            if *count_deliveries { "received" } else { "published" },
                             text(&payload),
                             at(ev.t_us, start),
                             seconds(ev.t_us - opened)
@@ -382,7 +385,9 @@ impl Checks {
                     after,
                     within,
                     at_least,
+                    delivered: count_deliveries,
                 } => {
+                    let seen = if *count_deliveries { delivered } else { published };
                     if item.opened_us.is_none()
                         && let Anchor::Message {
                             on: t_on,
@@ -399,7 +404,7 @@ impl Checks {
                     };
                     let in_window = ev.t_us >= opened
                         && within.is_none_or(|w| ev.t_us - opened <= w.0.as_micros() as u64);
-                    if published
+                    if seen
                         && in_window
                         && topic_matches(&topic, on)
                         && Self::payload_ok(&self.regexes, want, &payload)
@@ -407,10 +412,11 @@ impl Checks {
                         item.count += 1;
                         if at_most.is_some_and(|m| item.count > m) {
                             let evidence = format!(
-                                "message {} on {on} (at most {} expected): {} published {topic} \"{}\" at {:.3} s",
+                                "message {} on {on} (at most {} expected): {} {} {topic} \"{}\" at {:.3} s",
                                 item.count,
                                 at_most.unwrap_or(0),
                                 ev.client_id,
+                                if *count_deliveries { "received" } else { "published" },
                                 text(&payload),
                                 at(ev.t_us, start)
                             );
@@ -1010,6 +1016,7 @@ mod tests {
                         payload: out(10.0, 14.0),
                     },
                     within: Dur(Duration::from_secs(within_s)),
+                    delivered: false,
                 },
             )
         };
@@ -1073,6 +1080,7 @@ mod tests {
                     at_most: Some(0),
                     after: Anchor::Start,
                     within: None,
+                    delivered: false,
                 },
             ),
             expect(
@@ -1084,6 +1092,7 @@ mod tests {
                     at_most: None,
                     after: Anchor::Start,
                     within: None,
+                    delivered: false,
                 },
             ),
             expect("once", Check::ExactlyOnce { on: "t/#".into() }),

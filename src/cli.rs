@@ -168,8 +168,9 @@ pub fn verdicts_text<'a>(verdicts: impl Iterator<Item = &'a Verdict>) -> String 
 
 pub struct TestOptions {
     pub files: Vec<PathBuf>,
-    /// Longest a scenario runs (it stops earlier once every verdict is final).
-    pub duration: Duration,
+    /// Longest a scenario runs (it stops earlier once every verdict is
+    /// final); None: the scenario's `duration`, or 60 s.
+    pub duration: Option<Duration>,
     pub junit: Option<PathBuf>,
     pub engine: EngineConfig,
 }
@@ -202,6 +203,10 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
         }
     };
     result.name = scenario.name.clone();
+    let duration = opts
+        .duration
+        .or(scenario.duration.map(|d| d.0))
+        .unwrap_or(Duration::from_secs(60));
     if scenario.expect.is_empty() {
         result.error = Some(format!(
             "{}: no `expect` section: nothing to test",
@@ -238,7 +243,7 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
             }
         }
         let settled = model.checks.as_ref().is_some_and(|c| c.settled());
-        if settled || started.elapsed() >= opts.duration {
+        if settled || started.elapsed() >= duration {
             break;
         }
     }

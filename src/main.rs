@@ -93,9 +93,10 @@ enum Cmd {
         /// Write a JUnit XML report (one testsuite per scenario).
         #[arg(long)]
         junit: Option<PathBuf>,
-        /// Longest each scenario runs; it stops earlier once every verdict is final.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
-        duration: Duration,
+        /// Longest each scenario runs (default: the scenario's `duration`, or
+        /// 60 s); it stops earlier once every verdict is final.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
     },
     /// Check scenario files; errors name file, line and column.
     Validate {

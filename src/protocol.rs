@@ -992,6 +992,10 @@ pub enum Check {
         #[serde(default)]
         after: Anchor,
         within: Dur,
+        /// Look at deliveries to subscribers instead of publishes (wills and
+        /// retained messages are delivered without being published).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        delivered: bool,
     },
     /// How many messages are published on `on` from `after` on (for `within`,
     /// or until the run ends): `at_least`, `at_most` (0: none).
@@ -1007,6 +1011,9 @@ pub enum Check {
         after: Anchor,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         within: Option<Dur>,
+        /// Count deliveries to subscribers (each subscriber's) instead of publishes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        delivered: bool,
     },
     /// After `client`'s connection ends the `after` way, its will is (or is
     /// not) delivered to a subscriber within `within` (default 5 s).

@@ -99,6 +99,10 @@ pub struct Scenario {
     /// (`mqtt-workbench test` fails when one fails).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<crate::protocol::Expectation>,
+    /// How long `mqtt-workbench test` runs it (unless `--duration` says
+    /// otherwise); it stops earlier once every verdict is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Dur>,
 }
 
 /// One scheduled fault: `at` a time after the scenario starts, or `after` a
