@@ -340,7 +340,11 @@ impl Checks {
                     within,
                     delivered: count_deliveries,
                 } => {
-                    let seen = if *count_deliveries { delivered } else { published };
+                    let seen = if *count_deliveries {
+                        delivered
+                    } else {
+                        published
+                    };
                     if item.opened_us.is_none()
                         && let Anchor::Message {
                             on: t_on,
@@ -365,7 +369,11 @@ impl Checks {
                         let evidence = format!(
                             "{} {} {topic} \"{}\" at {:.3} s ({:.3} s after the window opened)",
                             ev.client_id,
-                            if *count_deliveries { "received" } else { "published" },
+                            if *count_deliveries {
+                                "received"
+                            } else {
+                                "published"
+                            },
                             text(&payload),
                             at(ev.t_us, start),
                             seconds(ev.t_us - opened)
@@ -387,7 +395,11 @@ impl Checks {
                     at_least,
                     delivered: count_deliveries,
                 } => {
-                    let seen = if *count_deliveries { delivered } else { published };
+                    let seen = if *count_deliveries {
+                        delivered
+                    } else {
+                        published
+                    };
                     if item.opened_us.is_none()
                         && let Anchor::Message {
                             on: t_on,
@@ -416,7 +428,11 @@ impl Checks {
                                 item.count,
                                 at_most.unwrap_or(0),
                                 ev.client_id,
-                                if *count_deliveries { "received" } else { "published" },
+                                if *count_deliveries {
+                                    "received"
+                                } else {
+                                    "published"
+                                },
                                 text(&payload),
                                 at(ev.t_us, start)
                             );
@@ -613,7 +629,14 @@ impl Checks {
                         && let Some(o) = &origin
                         && item.state.samples.len() < MAX_ENTRIES
                     {
-                        item.state.samples.push(ev.t_us.saturating_sub(o.t_us));
+                        // A frame an injected fault delays reaches the subscriber that much later.
+                        let delay_us = match ev.injected {
+                            Some(Injected::Delayed(ms)) => ms as u64 * 1000,
+                            _ => 0,
+                        };
+                        item.state
+                            .samples
+                            .push((ev.t_us + delay_us).saturating_sub(o.t_us));
                     }
                 }
                 Check::Ordered { on } => {

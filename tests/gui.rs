@@ -736,3 +736,38 @@ fn the_broker_menu_shows_the_tls_listener_and_saves_its_ca_certificate() {
         std::fs::read(dir.path().join("tls/ca.pem")).expect("generated")
     );
 }
+
+#[test]
+fn a_passed_check_opens_its_evidence_in_the_message_log() {
+    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    wait(&mut h, "a check passed with evidence", 15, |a| {
+        a.model.checks.as_ref().is_some_and(|c| {
+            c.verdicts().any(|v| {
+                v.name == "the sensor announces itself"
+                    && v.state == mqtt_workbench::protocol::VerdictState::Passed
+            })
+        })
+    });
+    let seq = h
+        .state()
+        .model
+        .checks
+        .as_ref()
+        .and_then(|c| {
+            c.verdicts()
+                .find(|v| v.name == "the sensor announces itself")
+                .and_then(|v| v.seq)
+        })
+        .expect("the verdict names its frame");
+    h.get_by_label("Checks").click();
+    h.run_steps(2);
+    h.get_by_label("● passed");
+    h.get_by_label("the sensor announces itself").click();
+    h.run_steps(3);
+    assert_eq!(h.state().settings.tab, mqtt_workbench::ui::Tab::Log);
+    assert_eq!(h.state().log.highlighted(), Some(seq));
+    assert!(
+        h.state().log.rows().contains(&seq),
+        "the evidence is a row of the log"
+    );
+}

@@ -447,6 +447,12 @@ impl WorkbenchApp {
                     }
                     Tab::Qos => self.qos.ui(ui, &m.capture),
                     Tab::Log => self.log.ui(ui, &m.capture),
+                    Tab::Checks => {
+                        if let Some(seq) = super::checks::checks_ui(ui, m.checks.as_ref()) {
+                            self.log.jump_to(seq);
+                            self.settings.tab = Tab::Log;
+                        }
+                    }
                 }
             });
     }

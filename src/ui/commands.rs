@@ -33,7 +33,7 @@ pub enum UiCommand {
 
 impl UiCommand {
     /// Every command that has a keyboard shortcut is in here.
-    pub const ALL: [UiCommand; 19] = [
+    pub const ALL: [UiCommand; 20] = [
         UiCommand::Publish,
         UiCommand::TogglePublish,
         UiCommand::OpenScenario,
@@ -52,6 +52,7 @@ impl UiCommand {
         UiCommand::ShowTab(Tab::Sessions),
         UiCommand::ShowTab(Tab::Qos),
         UiCommand::ShowTab(Tab::Log),
+        UiCommand::ShowTab(Tab::Checks),
         UiCommand::About,
     ];
 
@@ -105,6 +106,7 @@ impl UiCommand {
             UiCommand::ShowTab(Tab::Sessions) => cmd(Key::Num2),
             UiCommand::ShowTab(Tab::Qos) => cmd(Key::Num3),
             UiCommand::ShowTab(Tab::Log) => cmd(Key::Num4),
+            UiCommand::ShowTab(Tab::Checks) => cmd(Key::Num5),
             _ => None,
         }
     }

@@ -26,6 +26,9 @@ pub struct LogPanel {
     rows_for: Option<(Filter, u64)>,
     next_seq: u64,
     follow: bool,
+    /// A frame to show and mark (from the Checks tab), scrolled to once.
+    highlight: Option<u64>,
+    scroll_pending: bool,
 }
 
 impl Default for LogPanel {
@@ -41,6 +44,8 @@ impl Default for LogPanel {
             rows_for: None,
             next_seq: 0,
             follow: true,
+            highlight: None,
+            scroll_pending: false,
         }
     }
 }
@@ -104,6 +109,20 @@ impl LogPanel {
         self.next_seq = capture.end_seq();
     }
 
+    /// Show this frame: clear the filters (it must be a row), stop following,
+    /// scroll to it and mark it.
+    pub fn jump_to(&mut self, seq: u64) {
+        self.filter = LogPanel::default().filter;
+        self.follow = false;
+        self.highlight = Some(seq);
+        self.scroll_pending = true;
+    }
+
+    /// The frame marked by [`LogPanel::jump_to`].
+    pub fn highlighted(&self) -> Option<u64> {
+        self.highlight
+    }
+
     /// Store sequence numbers of the rows shown (for tests and the log's own use).
     pub fn rows(&self) -> &VecDeque<u64> {
         &self.rows
@@ -143,16 +162,26 @@ impl LogPanel {
             .weak(),
         );
         let rows = &self.rows;
+        let highlight = self.highlight;
+        let scroll_to = if std::mem::take(&mut self.scroll_pending) {
+            highlight.and_then(|h| rows.binary_search(&h).ok())
+        } else {
+            None
+        };
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         let v5 = capture.v5_frames > 0;
         // Wider than the area (a narrow window, the publish panel open): scroll sideways.
         egui::ScrollArea::horizontal()
             .id_salt("log-h")
             .show(ui, |ui| {
-                TableBuilder::new(ui)
+                let mut table = TableBuilder::new(ui)
                     .id_salt("message-log")
                     .striped(true)
-                    .stick_to_bottom(self.follow)
+                    .stick_to_bottom(self.follow);
+                if let Some(row) = scroll_to {
+                    table = table.scroll_to_row(row, Some(egui::Align::Center));
+                }
+                table
                     .column(Column::exact(96.0))
                     .column(Column::exact(24.0))
                     .column(Column::initial(150.0).resizable(true))
@@ -185,9 +214,11 @@ impl LogPanel {
                     })
                     .body(|body| {
                         body.rows(18.0, rows.len(), |mut row| {
-                            let Some(e) = capture.get(rows[row.index()]) else {
+                            let seq = rows[row.index()];
+                            let Some(e) = capture.get(seq) else {
                                 return;
                             };
+                            row.set_selected(highlight == Some(seq));
                             row.col(|ui| {
                                 ui.label(format::time_of_day(e.t_us));
                             });

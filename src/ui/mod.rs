@@ -3,6 +3,7 @@
 //! socket or waits for the engine, which runs on a runtime owned by `main`.
 
 mod app;
+mod checks;
 mod commands;
 mod devices;
 mod faults;

@@ -131,7 +131,7 @@ impl SessionsPanel {
                     });
                     row.col(|ui| {
                         if s.tls {
-                            ui.label(format!("{} 🔒", protocol_name(s.protocol)))
+                            ui.label(format!("{} TLS", protocol_name(s.protocol)))
                                 .on_hover_text("over TLS");
                         } else {
                             ui.label(protocol_name(s.protocol));

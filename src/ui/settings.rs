@@ -14,10 +14,11 @@ pub enum Tab {
     Sessions,
     Qos,
     Log,
+    Checks,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Topics, Tab::Sessions, Tab::Qos, Tab::Log];
+    pub const ALL: [Tab; 5] = [Tab::Topics, Tab::Sessions, Tab::Qos, Tab::Log, Tab::Checks];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -25,6 +26,7 @@ impl Tab {
             Tab::Sessions => "Sessions",
             Tab::Qos => "QoS flows",
             Tab::Log => "Message log",
+            Tab::Checks => "Checks",
         }
     }
 }

@@ -129,6 +129,16 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                     s % 60
                 ))
                 .on_hover_text(r.info.path.display().to_string());
+                if let Some(checks) = model.checks.as_ref().filter(|c| !c.is_empty()) {
+                    let passed = checks
+                        .verdicts()
+                        .filter(|v| v.state == crate::protocol::VerdictState::Passed)
+                        .count();
+                    let failed = checks.failed();
+                    let text = RichText::new(format!("checks: {passed} passed, {failed} failed"));
+                    ui.label(if failed > 0 { text.color(RED) } else { text })
+                        .on_hover_text("The scenario's expectations: see the Checks tab (Ctrl+5)");
+                }
             }
             None => {
                 ui.label("No scenario running");
