@@ -273,3 +273,44 @@ async fn verdicts_are_live_in_the_model() {
     assert_eq!(ev.topic.as_deref(), Some("live/x"));
     assert_eq!(ev.payload.as_deref(), Some(&b"3"[..]));
 }
+
+/// The README's CI example as CI runs it: the scenario passes with the
+/// user's backend (tests/ci-example/backend.py, paho-mqtt) and fails without it.
+#[test]
+fn the_readme_ci_example_passes_with_the_backend_and_fails_without_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ci-example");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut backend = Command::new("python3")
+        .arg(dir.join("backend.py"))
+        .arg(port.to_string())
+        .spawn()
+        .expect("python3 runs (scripts/setup.sh installs paho-mqtt)");
+    let out = bin()
+        .args(["test", "--port", &port.to_string()])
+        .arg(dir.join("fridge-alerts.ron"))
+        .output()
+        .expect("runs");
+    let _ = backend.kill();
+    let _ = backend.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("PASS  the backend alerts within 2 s"),
+        "{stdout}"
+    );
+    // No backend: nobody alerts.
+    let out = bin()
+        .args(["test", "--port", "0", "--duration", "4s"])
+        .arg(dir.join("fridge-alerts.ron"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  the backend alerts within 2 s of a reading above 8 °C: no message on alerts/+ within 2s"),
+        "{stdout}"
+    );
+}
