@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub scenario: Option<PathBuf>,
     pub duration: Option<Duration>,
     pub export: Option<PathBuf>,
+    /// Save the whole capture (every frame, faults, timing) for open/replay/test.
+    pub record: Option<PathBuf>,
     pub engine: EngineConfig,
 }
 
@@ -121,6 +123,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     if interrupted {
         eprintln!("interrupted: stopping devices…");
     }
+    let recorded_scenario = model
+        .scenario
+        .as_ref()
+        .map(|s| (s.info.name.clone(), s.info.started_us));
     let _ = handle.commands.send(Command::StopScenario).await;
     // Until the devices' graceful DISCONNECTs and close events arrived (bounded).
     let settle = Instant::now();
@@ -148,7 +154,57 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
         .await??;
         eprintln!("exported {n} messages to {}", path.display());
     }
+    if let Some(path) = &opts.record {
+        let n = save_recording(&model, recorded_scenario, path).await?;
+        eprintln!("recorded {n} frames to {}", path.display());
+    }
     Ok(model.checks.as_ref().map_or(0, |c| c.failed()))
+}
+
+/// Write the model's whole capture and faults as a recording (off the async workers).
+pub async fn save_recording(
+    model: &Model,
+    scenario: Option<(String, u64)>,
+    path: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let events = model.capture.snapshot();
+    let faults = model.faults.markers.iter().cloned().collect::<Vec<_>>();
+    let path = path.to_path_buf();
+    let n = tokio::task::spawn_blocking(move || {
+        let scenario = scenario.as_ref().map(|(n, t)| (n.as_str(), *t));
+        crate::export::record::write(&path, events.iter(), events.len, &faults, scenario)
+    })
+    .await??;
+    Ok(n)
+}
+
+/// Evaluate a scenario's expectations over a recording, offline: the frames
+/// and faults in their recorded order and time.
+pub fn check_recording(
+    expectations: &[crate::protocol::Expectation],
+    rec: &crate::export::record::Recording,
+) -> Vec<Verdict> {
+    let start = rec
+        .started_us
+        .or_else(|| rec.events.iter().map(|e| e.t_us).min())
+        .unwrap_or(0);
+    let mut checks = crate::checks::Checks::new(expectations, start);
+    let mut faults = rec.faults.iter().peekable();
+    let mut last = start;
+    for (seq, ev) in rec.events.iter().enumerate() {
+        while let Some(f) = faults.next_if(|f| f.t_us <= ev.t_us) {
+            checks.tick(f.t_us);
+            checks.on_fault(f.t_us, f.timeline);
+        }
+        checks.tick(ev.t_us);
+        checks.on_wire(ev, seq as u64);
+        last = last.max(ev.t_us);
+    }
+    for f in faults {
+        checks.on_fault(f.t_us, f.timeline);
+    }
+    checks.finish(last + 1);
+    checks.verdicts().cloned().collect()
 }
 
 /// One line per verdict: PASS / FAIL / SKIP (not triggered), name, evidence.
@@ -172,6 +228,8 @@ pub struct TestOptions {
     /// final); None: the scenario's `duration`, or 60 s.
     pub duration: Option<Duration>,
     pub junit: Option<PathBuf>,
+    /// Check the expectations against this recording instead of running the scenario.
+    pub capture: Option<PathBuf>,
     pub engine: EngineConfig,
 }
 
@@ -203,6 +261,22 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
         }
     };
     result.name = scenario.name.clone();
+    if let Some(capture) = &opts.capture {
+        match crate::export::record::read(capture) {
+            Ok(rec) => {
+                result.verdicts = check_recording(&scenario.expect, &rec);
+                result.elapsed = started.elapsed();
+            }
+            Err(e) => result.error = Some(e),
+        }
+        if scenario.expect.is_empty() {
+            result.error = Some(format!(
+                "{}: no `expect` section: nothing to test",
+                path.display()
+            ));
+        }
+        return result;
+    }
     let duration = opts
         .duration
         .or(scenario.duration.map(|d| d.0))
@@ -516,4 +590,59 @@ pub fn tls_summary(t: &crate::protocol::TlsInfo) -> String {
         }
     }
     out
+}
+
+/// `mqtt-workbench replay`: the broker and tap as `run` starts them, the
+/// recording's publishes replayed through the tap, then the summary.
+pub async fn replay(
+    capture: PathBuf,
+    speed: crate::replay::Speed,
+    record: Option<PathBuf>,
+    engine_cfg: EngineConfig,
+) -> anyhow::Result<()> {
+    let rec = tokio::task::spawn_blocking(move || crate::export::record::read(&capture))
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    let handle = engine::start(engine_cfg)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let (tap, upstream) = match handle.readiness() {
+        Readiness::Ready { tap, upstream, .. } => (tap, upstream),
+        other => anyhow::bail!("the engine is not ready: {other:?}"),
+    };
+    eprintln!(
+        "MQTT Workbench {}: replaying {} ({} frames) through mqtt://{tap} (forwarding to {upstream}) at {speed:?}",
+        crate::VERSION,
+        rec.path.display(),
+        rec.events.len()
+    );
+    let mut model = Model::default();
+    let started = Instant::now();
+    let host = tap.ip().to_string();
+    let work = crate::replay::replay(&rec, &host, tap.port(), speed);
+    tokio::pin!(work);
+    let report = loop {
+        tokio::select! {
+            r = &mut work => break r?,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                model.drain(&handle, None);
+            }
+        }
+    };
+    // Let the last deliveries and closes arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    model.drain(&handle, None);
+    print!("{}", summary(&model.capture, started.elapsed()));
+    eprintln!(
+        "replayed {} messages from {} clients in {:.1} s ({} could not be sent)",
+        report.published,
+        report.clients,
+        report.elapsed.as_secs_f64(),
+        report.failed
+    );
+    if let Some(path) = &record {
+        let n = save_recording(&model, None, path).await?;
+        eprintln!("recorded {n} frames to {}", path.display());
+    }
+    Ok(())
 }

@@ -592,6 +592,37 @@ impl Engine {
     async fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::LoadScenario(source) => self.load_scenario(source).await,
+            Command::SaveCapture {
+                path,
+                events,
+                faults,
+                scenario,
+            } => {
+                let sink = self.sink.clone();
+                tokio::task::spawn_blocking(move || {
+                    let scenario = scenario.as_ref().map(|(n, t)| (n.as_str(), *t));
+                    let (error, text) = match crate::export::record::write(
+                        &path,
+                        events.iter(),
+                        events.len,
+                        &faults,
+                        scenario,
+                    ) {
+                        Ok(n) => (false, format!("saved {n} frames to {}", path.display())),
+                        Err(e) => (true, format!("{}: {e}", path.display())),
+                    };
+                    sink.send(Event::Notice { error, text });
+                });
+            }
+            Command::OpenCapture(path) => {
+                let sink = self.sink.clone();
+                tokio::task::spawn_blocking(move || {
+                    sink.send(match crate::export::record::read(&path) {
+                        Ok(rec) => Event::CaptureOpened(Box::new(rec)),
+                        Err(text) => Event::Notice { error: true, text },
+                    });
+                });
+            }
             Command::CopyFile { from, to } => {
                 let sink = self.sink.clone();
                 tokio::task::spawn_blocking(move || {

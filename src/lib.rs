@@ -15,6 +15,7 @@ pub mod engine;
 pub mod export;
 pub mod model;
 pub mod protocol;
+pub mod replay;
 pub mod sim;
 pub mod sys;
 pub mod tap;

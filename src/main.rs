@@ -84,6 +84,21 @@ enum Cmd {
         /// Write the message log here when done (.csv or .jsonl).
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Save the whole capture (every frame, both legs, faults, timing) for
+        /// File → Open capture, `replay` and `test --capture`.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+    /// Publish a recorded capture's messages again, with their client ids and
+    /// relative timing, through the tap (to your backend): a field incident replayed.
+    Replay {
+        capture: PathBuf,
+        /// 1x as recorded, 10x ten times faster, or max.
+        #[arg(long, default_value = "1x")]
+        speed: mqtt_workbench::replay::Speed,
+        /// Save the replay's own capture (to compare with the original).
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Run scenarios headless as tests: print each expectation's verdict with
     /// its evidence; exit 1 if any failed. For CI.
@@ -93,6 +108,10 @@ enum Cmd {
         /// Write a JUnit XML report (one testsuite per scenario).
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Check the expectations against a recorded capture (run --record,
+        /// File → Save capture) instead of running the scenario.
+        #[arg(long)]
+        capture: Option<PathBuf>,
         /// Longest each scenario runs (default: the scenario's `duration`, or
         /// 60 s); it stops earlier once every verdict is final.
         #[arg(long, value_parser = humantime::parse_duration)]
@@ -243,12 +262,14 @@ fn main() -> ExitCode {
             scenario,
             duration,
             export,
+            record,
         }) => cli.net.engine_config().and_then(|engine| {
             let failed =
                 runtime()?.block_on(mqtt_workbench::cli::run(mqtt_workbench::cli::RunOptions {
                     scenario,
                     duration,
                     export,
+                    record,
                     engine,
                 }))?;
             if failed > 0 {
@@ -256,10 +277,18 @@ fn main() -> ExitCode {
             }
             Ok(())
         }),
+        Some(Cmd::Replay {
+            capture,
+            speed,
+            record,
+        }) => cli.net.engine_config().and_then(|engine| {
+            runtime()?.block_on(mqtt_workbench::cli::replay(capture, speed, record, engine))
+        }),
         Some(Cmd::Test {
             files,
             junit,
             duration,
+            capture,
         }) => cli.net.engine_config().and_then(|mut engine| {
             // Each scenario gets its own engine: a free port unless one was asked for.
             if cli.net.port == 1883 {
@@ -270,6 +299,7 @@ fn main() -> ExitCode {
                     files,
                     duration,
                     junit,
+                    capture,
                     engine,
                 },
             ))?;

@@ -194,13 +194,7 @@ impl DeviceList {
 }
 
 /// One injected fault, as a marker on the plots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FaultMarker {
-    pub t_us: u64,
-    pub label: String,
-    /// Its index in the scenario's timeline, when the timeline fired it.
-    pub timeline: Option<usize>,
-}
+pub use crate::protocol::FaultMarker;
 
 /// Faults injected so far (markers for the plots) and the network faults in force.
 #[derive(Debug, Default)]
@@ -285,6 +279,8 @@ pub struct Model {
     pub clear_on_scenario_start: bool,
     /// The running (or last) scenario's expectations and their verdicts.
     pub checks: Option<crate::checks::Checks>,
+    /// The recording on show (File → Open capture), if one was opened.
+    pub opened_capture: Option<std::path::PathBuf>,
 }
 
 impl Default for Model {
@@ -300,6 +296,7 @@ impl Default for Model {
             notices: VecDeque::new(),
             notices_dropped: 0,
             checks: None,
+            opened_capture: None,
             scenario_starts: 0,
             clear_on_scenario_start: false,
         }
@@ -336,6 +333,7 @@ impl Model {
                     self.capture.clear();
                 }
                 self.scenario_starts += 1;
+                self.opened_capture = None;
                 self.devices.declare(&info.devices);
                 self.faults.clear();
                 self.checks = (!info.expectations.is_empty()).then(|| {
@@ -349,6 +347,29 @@ impl Model {
                     info: *info,
                     started: Instant::now(),
                 });
+            }
+            Event::CaptureOpened(rec) => {
+                let rec = *rec;
+                self.capture.clear_all();
+                self.capture.ingest_batch(rec.events);
+                self.faults.clear();
+                for f in rec.faults {
+                    self.faults.record(f.t_us, f.label, f.timeline);
+                }
+                self.checks = None;
+                self.notice(
+                    false,
+                    format!(
+                        "opened {}: {} frames{}",
+                        rec.path.display(),
+                        self.capture.len(),
+                        rec.scenario
+                            .map(|s| format!(" from \"{s}\""))
+                            .unwrap_or_default()
+                    ),
+                );
+                self.opened_capture = Some(rec.path);
+                self.scenario_starts += 1;
             }
             Event::ScenarioStopped => {
                 // Its verdicts stay on show, final.

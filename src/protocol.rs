@@ -143,16 +143,17 @@ impl CloseReason {
 }
 
 /// A last will as declared in CONNECT.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WillInfo {
     pub topic: String,
+    #[serde(with = "b64")]
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,
 }
 
 /// Packet-specific details the inspectors need beyond the common header.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum WireDetail {
     #[default]
     None,
@@ -186,7 +187,7 @@ pub enum WireDetail {
 }
 
 /// What an injected network fault did to a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Injected {
     /// Discarded: frame loss, or a partition in cut mode.
     Dropped,
@@ -202,7 +203,7 @@ pub enum Injected {
 }
 
 /// How a subscription asked to be served (MQTT 5 subscription options).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubOptions {
     pub filter: String,
     pub no_local: bool,
@@ -213,7 +214,8 @@ pub struct SubOptions {
 
 /// What an MQTT 5 frame carries beyond MQTT 3.1.1: its reason code(s) and
 /// properties. Boxed on the event (most frames have none).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct V5Props {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<u8>,
@@ -358,7 +360,8 @@ impl V5Props {
 }
 
 /// One decoded frame (or connection marker) seen by the tap.
-#[derive(Debug, Clone)]
+/// Recorded captures store these as JSON lines (payloads in base64).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireEvent {
     /// Microseconds since the UNIX epoch when the tap read the frame.
     pub t_us: u64,
@@ -372,6 +375,7 @@ pub struct WireEvent {
     pub retain: bool,
     pub dup: bool,
     pub topic: Option<Arc<str>>,
+    #[serde(with = "b64_opt", default)]
     pub payload: Option<Bytes>,
     /// Frame size on the wire in bytes.
     pub size: u32,
@@ -789,6 +793,17 @@ pub enum Command {
     Inject(Fault),
     /// Inject entry `index` of the running scenario's timeline.
     TimelineFault { index: usize, fault: Fault },
+    /// Save the whole capture (every frame, both legs, timing, protocol and
+    /// properties) and the faults as a recording; answered by a notice.
+    SaveCapture {
+        path: PathBuf,
+        events: EventsSnapshot,
+        faults: Vec<FaultMarker>,
+        /// The scenario's name and start (µs), for offline checks.
+        scenario: Option<(String, u64)>,
+    },
+    /// Read a recording; answered by [`Event::CaptureOpened`] or an error notice.
+    OpenCapture(PathBuf),
     /// Copy a file (the generated CA certificate, saved where the user
     /// chose); answered by a notice.
     CopyFile { from: PathBuf, to: PathBuf },
@@ -883,6 +898,8 @@ pub enum Event {
     Devices(Vec<DeviceUpdate>),
     /// A scenario was loaded and its devices are starting.
     ScenarioStarted(Box<ScenarioInfo>),
+    /// A recording was read: it replaces the capture (for inspection).
+    CaptureOpened(Box<Recording>),
     ScenarioStopped,
     Broker(BrokerState),
     /// Something the user should hear about (shown as a toast).
@@ -1128,4 +1145,57 @@ pub struct Verdict {
     pub seq: Option<u64>,
     /// When it was decided (µs since the epoch).
     pub t_us: Option<u64>,
+}
+
+/// Bytes as base64 text (recorded captures).
+mod b64 {
+    use base64::Engine as _;
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(Bytes::from)
+            .map_err(|e| serde::de::Error::custom(format!("expected base64: {e}")))
+    }
+}
+
+mod b64_opt {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Wrap(#[serde(with = "super::b64")] Bytes);
+
+    pub fn serialize<S: Serializer>(b: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
+        b.clone().map(Wrap).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FaultMarker {
+    pub t_us: u64,
+    pub label: String,
+    /// Its index in the scenario's timeline, when the timeline fired it.
+    pub timeline: Option<usize>,
+}
+
+/// A recorded capture read back (see `export::record`).
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub path: PathBuf,
+    pub scenario: Option<String>,
+    pub started_us: Option<u64>,
+    pub events: Vec<WireEvent>,
+    pub faults: Vec<FaultMarker>,
 }

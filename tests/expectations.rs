@@ -314,3 +314,45 @@ fn the_readme_ci_example_passes_with_the_backend_and_fails_without_it() {
         "{stdout}"
     );
 }
+
+/// `run --record` keeps everything; `test --capture` checks the expectations
+/// offline against it, with the same verdicts as live.
+#[test]
+fn expectations_run_offline_against_a_recording() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rec = dir.path().join("failing.jsonl");
+    let failing = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/failing.ron");
+    let out = bin()
+        .args(["run", "--port", "0", "--duration", "6s", "--record"])
+        .arg(&rec)
+        .arg(&failing)
+        .output()
+        .expect("runs");
+    let live = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "run fails with the scenario: {live}"
+    );
+    assert!(live.contains("FAIL  too chatty"), "{live}");
+    let out = bin()
+        .args(["test", "--capture"])
+        .arg(&rec)
+        .arg(&failing)
+        .output()
+        .expect("runs");
+    let offline = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{offline}");
+    for name in [
+        "too chatty",
+        "nobody says hello",
+        "fast delivery",
+        "no will",
+    ] {
+        assert!(
+            offline.contains(&format!("FAIL  {name}:")),
+            "{name}: {offline}"
+        );
+    }
+    assert!(offline.contains("PASS  chatty publishes"), "{offline}");
+}

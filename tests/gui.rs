@@ -27,6 +27,12 @@ impl Dialogs for ScriptedDialogs {
     fn save_certificate(&mut self, _default_name: &str) -> DialogResult {
         self.save_export(_default_name)
     }
+    fn save_capture(&mut self, _default_name: &str) -> DialogResult {
+        self.save_export(_default_name)
+    }
+    fn open_capture(&mut self) -> DialogResult {
+        self.save_export("")
+    }
 }
 
 /// The engine's runtime, as `main` owns it: the window never drives it.
@@ -770,4 +776,36 @@ fn a_passed_check_opens_its_evidence_in_the_message_log() {
         h.state().log.rows().contains(&seq),
         "the evidence is a row of the log"
     );
+}
+
+#[test]
+fn save_the_capture_then_open_it_again_from_the_file_menu() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("capture.jsonl");
+    let mut h = harness(Some(scenario("temperature.ron")), 0, Some(path.clone()));
+    wait(&mut h, "readings captured", 15, |a| {
+        a.model
+            .capture
+            .topics
+            .get("temp")
+            .is_some_and(|t| t.published >= 2)
+    });
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Save capture…").click();
+    wait(&mut h, "the capture saved", 10, |_| {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.lines().count() > 5)
+    });
+    let saved = mqtt_workbench::export::record::read(&path).expect("a recording");
+    assert!(saved.events.len() > 5);
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Open capture…").click();
+    wait(&mut h, "the recording on show", 10, |a| {
+        a.model.opened_capture.as_deref() == Some(path.as_path()) && a.model.scenario.is_none()
+    });
+    wait_ui(&mut h, "the status bar names it", 5, |h| {
+        h.query_by_label("Viewing capture capture.jsonl").is_some()
+    });
+    assert!(h.state().model.capture.topics.contains_key("temp"));
 }

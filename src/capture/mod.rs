@@ -320,6 +320,16 @@ impl Capture {
         self.clears = clears + 1;
     }
 
+    /// Like [`Capture::clear`], and forget the live sessions too (a recording
+    /// opened for inspection replaces everything).
+    pub fn clear_all(&mut self) {
+        self.clear();
+        self.sessions.clear();
+        self.conns.clear();
+        self.connected = 0;
+        self.session_changes += 1;
+    }
+
     pub fn ingest_batch(&mut self, batch: Vec<WireEvent>) {
         for ev in batch {
             self.ingest(ev);

@@ -1,5 +1,7 @@
 //! Message log export: CSV and JSON Lines, one row per PUBLISH frame.
 
+pub mod record;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -254,6 +254,48 @@ impl WorkbenchApp {
         }
     }
 
+    /// Save the whole capture as a recording (written on the engine).
+    pub fn save_capture_dialog(&mut self) {
+        match self.file_dialogs.save_capture("mqtt-capture.jsonl") {
+            DialogResult::Picked(path) => {
+                let scenario = self
+                    .model
+                    .scenario
+                    .as_ref()
+                    .map(|s| (s.info.name.clone(), s.info.started_us));
+                self.pending.push(Command::SaveCapture {
+                    path,
+                    events: self.model.capture.snapshot(),
+                    faults: self.model.faults.markers.iter().cloned().collect(),
+                    scenario,
+                });
+            }
+            DialogResult::Cancelled => {}
+            DialogResult::Unavailable => self.toast(
+                true,
+                "No file dialog could open (install xdg-desktop-portal or zenity). Use the headless CLI: \
+                 mqtt-workbench run SCENARIO --record capture.jsonl",
+            ),
+        }
+    }
+
+    /// Open a recording for inspection: the scenario stops, the recording
+    /// replaces the capture (read on the engine).
+    pub fn open_capture_dialog(&mut self) {
+        match self.file_dialogs.open_capture() {
+            DialogResult::Picked(path) => {
+                self.pending.push(Command::StopScenario);
+                self.pending.push(Command::OpenCapture(path));
+            }
+            DialogResult::Cancelled => {}
+            DialogResult::Unavailable => self.toast(
+                true,
+                "No file dialog could open (install xdg-desktop-portal or zenity). \
+                 Check a recording headless: mqtt-workbench test SCENARIO --capture FILE",
+            ),
+        }
+    }
+
     /// Save a copy of the generated CA certificate (the copy is made on the engine).
     pub fn save_ca_dialog(&mut self, ca: std::path::PathBuf) {
         match self.file_dialogs.save_certificate("mqtt-workbench-ca.pem") {

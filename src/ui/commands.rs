@@ -220,6 +220,22 @@ impl WorkbenchApp {
                 });
                 self.command_button(ui, UiCommand::StopScenario);
                 ui.separator();
+                if ui
+                    .button("Open capture…")
+                    .on_hover_text("Open a recorded capture (run --record, Save capture) for inspection")
+                    .clicked()
+                {
+                    ui.close();
+                    self.open_capture_dialog();
+                }
+                if ui
+                    .button("Save capture…")
+                    .on_hover_text("Save every frame, both legs, faults and timing: open it again, replay it, test it")
+                    .clicked()
+                {
+                    ui.close();
+                    self.save_capture_dialog();
+                }
                 self.command_button(ui, UiCommand::ExportLog);
                 self.command_button(ui, UiCommand::ClearCapture);
                 ui.separator();

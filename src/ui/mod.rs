@@ -37,6 +37,14 @@ pub trait Dialogs {
     fn open_scenario(&mut self) -> DialogResult;
     /// Ask where to save the message log; `default_name` e.g. "mqtt-log.csv".
     fn save_export(&mut self, default_name: &str) -> DialogResult;
+    /// Ask for a recorded capture to open.
+    fn open_capture(&mut self) -> DialogResult {
+        DialogResult::Unavailable
+    }
+    /// Ask where to save the whole capture.
+    fn save_capture(&mut self, _default_name: &str) -> DialogResult {
+        DialogResult::Unavailable
+    }
     /// Ask where to save a PEM certificate (the generated CA).
     fn save_certificate(&mut self, _default_name: &str) -> DialogResult {
         DialogResult::Unavailable
@@ -80,6 +88,23 @@ impl Dialogs for NativeDialogs {
         let picked = rfd::FileDialog::new()
             .add_filter("CSV", &["csv"])
             .add_filter("JSON Lines", &["jsonl"])
+            .set_file_name(default_name)
+            .save_file();
+        classify(picked, started)
+    }
+
+    fn open_capture(&mut self) -> DialogResult {
+        let started = Instant::now();
+        let picked = rfd::FileDialog::new()
+            .add_filter("Recorded capture", &["jsonl"])
+            .pick_file();
+        classify(picked, started)
+    }
+
+    fn save_capture(&mut self, default_name: &str) -> DialogResult {
+        let started = Instant::now();
+        let picked = rfd::FileDialog::new()
+            .add_filter("Recorded capture", &["jsonl"])
             .set_file_name(default_name)
             .save_file();
         classify(picked, started)

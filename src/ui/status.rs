@@ -140,9 +140,20 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                         .on_hover_text("The scenario's expectations: see the Checks tab (Ctrl+5)");
                 }
             }
-            None => {
-                ui.label("No scenario running");
-            }
+            None => match &model.opened_capture {
+                Some(p) => {
+                    ui.label(format!(
+                        "Viewing capture {}",
+                        p.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
+                    ))
+                    .on_hover_text(p.display().to_string());
+                }
+                None => {
+                    ui.label("No scenario running");
+                }
+            },
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             let (avg, max) = frames.summary();

@@ -1,0 +1,206 @@
+//! Recorded captures: every frame the tap saw (both legs, every packet kind,
+//! connection opens and closes), the faults injected, timing, protocol
+//! version and properties — as JSON Lines, so a capture can be opened again
+//! in the window, replayed against a backend, or checked offline.
+//!
+//! The first line is a header; then one line per fault (`{"fault": …}`) and
+//! one per frame (a [`WireEvent`], payload in base64).
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::protocol::Recording;
+use crate::protocol::{FaultMarker, WireEvent};
+
+/// The header's `format` value.
+pub const FORMAT: &str = "mqtt-workbench capture";
+pub const VERSION: u32 = 1;
+/// Frames a recording may hold (a full capture store is 1M events).
+pub const MAX_EVENTS: usize = 5_000_000;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    #[serde(default)]
+    scenario: Option<String>,
+    /// When the scenario started (µs since the epoch), for offline checks.
+    #[serde(default)]
+    started_us: Option<u64>,
+    events: usize,
+    faults: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FaultLine {
+    fault: FaultMarker,
+}
+
+/// Write a recording; returns the number of frames written.
+pub fn write<'a>(
+    path: &Path,
+    events: impl Iterator<Item = &'a WireEvent>,
+    n: usize,
+    faults: &[FaultMarker],
+    scenario: Option<(&str, u64)>,
+) -> std::io::Result<usize> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        scenario: scenario.map(|(s, _)| s.to_string()),
+        started_us: scenario.map(|(_, t)| t),
+        events: n,
+        faults: faults.len(),
+    };
+    serde_json::to_writer(&mut out, &header)?;
+    out.write_all(b"\n")?;
+    for f in faults {
+        serde_json::to_writer(&mut out, &FaultLine { fault: f.clone() })?;
+        out.write_all(b"\n")?;
+    }
+    let mut written = 0;
+    for e in events {
+        serde_json::to_writer(&mut out, e)?;
+        out.write_all(b"\n")?;
+        written += 1;
+    }
+    out.flush()?;
+    debug_assert_eq!(written, n);
+    Ok(written)
+}
+
+/// Read a recording. Errors name the file and line and say what was expected;
+/// nothing is returned unless the whole file read.
+pub fn read(path: &Path) -> Result<Recording, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let at = |n: usize, what: String| format!("{}:{n}: {what}", path.display());
+    let first = lines
+        .next()
+        .ok_or_else(|| at(1, "empty file: expected a recorded capture".into()))?
+        .map_err(|e| at(1, e.to_string()))?;
+    let header: Header = serde_json::from_str(&first).map_err(|_| {
+        at(
+            1,
+            format!("not a recorded capture: expected a header line {{\"format\": \"{FORMAT}\", …}} (save one with File → Save capture or run --record)"),
+        )
+    })?;
+    if header.format != FORMAT || header.version > VERSION {
+        return Err(at(
+            1,
+            format!(
+                "\"{}\" version {}: expected \"{FORMAT}\" version {VERSION} or older",
+                header.format, header.version
+            ),
+        ));
+    }
+    let mut rec = Recording {
+        path: path.to_path_buf(),
+        scenario: header.scenario,
+        started_us: header.started_us,
+        events: Vec::with_capacity(header.events.min(MAX_EVENTS)),
+        faults: Vec::new(),
+    };
+    for (k, line) in lines.enumerate() {
+        let n = k + 2;
+        let line = line.map_err(|e| at(n, e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with("{\"fault\"") {
+            let f: FaultLine =
+                serde_json::from_str(&line).map_err(|e| at(n, format!("a fault line: {e}")))?;
+            rec.faults.push(f.fault);
+            continue;
+        }
+        if rec.events.len() >= MAX_EVENTS {
+            return Err(at(n, format!("more than {MAX_EVENTS} frames")));
+        }
+        let ev: WireEvent = serde_json::from_str(&line).map_err(|e| {
+            at(
+                n,
+                format!("expected a recorded frame (column {}): {e}", e.column()),
+            )
+        })?;
+        rec.events.push(ev);
+    }
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Direction, Injected, PacketKind, V5Props, WireDetail};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_recording_round_trips_every_field() {
+        let mut p = WireEvent::new(
+            1_000_000,
+            7,
+            Arc::from("dev-1"),
+            Direction::ClientToBroker,
+            PacketKind::Publish,
+        );
+        p.topic = Some(Arc::from("a/b"));
+        p.payload = Some(bytes::Bytes::from_static(&[0, 159, 146, 150, b'x']));
+        p.qos = 2;
+        p.retain = true;
+        p.injected = Some(Injected::Delayed(120));
+        p.protocol = 5;
+        p.v5 = Some(Box::new(V5Props {
+            user_properties: vec![("k".into(), "v".into())],
+            correlation_data: Some("c-1".into()),
+            ..V5Props::default()
+        }));
+        let mut c = WireEvent::new(
+            900_000,
+            7,
+            Arc::from("dev-1"),
+            Direction::ClientToBroker,
+            PacketKind::Closed,
+        );
+        c.detail = WireDetail::Closed(crate::protocol::CloseReason::Error("why".into()));
+        let faults = vec![FaultMarker {
+            t_us: 950_000,
+            label: "drop dev-1".into(),
+            timeline: Some(0),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cap.jsonl");
+        assert_eq!(
+            write(&path, [&c, &p].into_iter(), 2, &faults, Some(("s", 1))).unwrap(),
+            2
+        );
+        let back = read(&path).unwrap();
+        assert_eq!(back.faults, faults);
+        assert_eq!(back.scenario.as_deref(), Some("s"));
+        assert_eq!(back.events.len(), 2);
+        let q = &back.events[1];
+        assert_eq!(
+            (q.t_us, q.conn, &*q.client_id, q.qos, q.retain),
+            (1_000_000, 7, "dev-1", 2, true)
+        );
+        assert_eq!(q.payload, p.payload);
+        assert_eq!(q.v5, p.v5);
+        assert_eq!(q.injected, Some(Injected::Delayed(120)));
+        assert_eq!(back.events[0].detail, c.detail);
+    }
+
+    #[test]
+    fn bad_files_say_where_and_what() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        std::fs::write(&path, "time,topic\n1,a\n").unwrap();
+        let e = read(&path).unwrap_err();
+        assert!(e.contains("x.jsonl:1: not a recorded capture"), "{e}");
+        let header =
+            format!("{{\"format\":\"{FORMAT}\",\"version\":1,\"events\":1,\"faults\":0}}\n");
+        std::fs::write(&path, format!("{header}{{\"t_us\": \"soon\"}}\n")).unwrap();
+        let e = read(&path).unwrap_err();
+        assert!(e.contains("x.jsonl:2: expected a recorded frame"), "{e}");
+    }
+}
