@@ -808,6 +808,21 @@ impl Checks {
                         None,
                     )
                 }
+                Check::Will {
+                    client, published, ..
+                } if item.state.will_deadline_us.is_some() => {
+                    // The run ended inside the window: decide on what was seen.
+                    let evidence = format!(
+                        "no will from {client} delivered in the {:.1} s between its connection ending and the end of the run",
+                        seconds(now_us.saturating_sub(item.opened_us.unwrap_or(now_us)))
+                    );
+                    let state = if *published {
+                        VerdictState::Failed
+                    } else {
+                        VerdictState::Passed
+                    };
+                    (state, evidence, None)
+                }
                 Check::Will { client, .. } => (
                     VerdictState::NotTriggered,
                     format!("{client}'s connection never ended that way (or it had no will)"),
@@ -863,11 +878,15 @@ impl Checks {
                 }
                 Check::AtLeastOnce { on } => {
                     let s = &item.state;
+                    // Messages published in the last moments may still be on
+                    // their way; but with no delivery at all, nothing is.
+                    let any_delivered = !s.deliveries.is_empty();
                     let missing: Vec<_> = s
                         .undelivered
                         .values()
-                        .filter(|(_, t, _)| *t + IN_FLIGHT_US < now_us)
+                        .filter(|(_, t, _)| !any_delivered || *t + IN_FLIGHT_US < now_us)
                         .collect();
+                    let in_flight = s.undelivered.len() - missing.len();
                     if s.published == 0 {
                         (
                             VerdictState::NotTriggered,
@@ -893,8 +912,16 @@ impl Checks {
                         (
                             VerdictState::Passed,
                             format!(
-                                "{} QoS 1/2 messages on {on} all delivered ({} duplicate deliveries)",
-                                s.published, s.duplicates
+                                "{} QoS 1/2 messages on {on} all delivered ({} duplicate deliveries{})",
+                                s.published - in_flight as u64,
+                                s.duplicates,
+                                if in_flight > 0 {
+                                    format!(
+                                        "; {in_flight} published in the last 2 s still on their way"
+                                    )
+                                } else {
+                                    String::new()
+                                }
                             ),
                             None,
                         )

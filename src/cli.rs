@@ -598,8 +598,13 @@ pub async fn replay(
     capture: PathBuf,
     speed: crate::replay::Speed,
     record: Option<PathBuf>,
+    check: Option<PathBuf>,
     engine_cfg: EngineConfig,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
+    let expectations = match &check {
+        Some(path) => Scenario::load(path)?.expect,
+        None => Vec::new(),
+    };
     let rec = tokio::task::spawn_blocking(move || crate::export::record::read(&capture))
         .await?
         .map_err(anyhow::Error::msg)?;
@@ -617,6 +622,12 @@ pub async fn replay(
         rec.events.len()
     );
     let mut model = Model::default();
+    if !expectations.is_empty() {
+        model.checks = Some(crate::checks::Checks::new(
+            &expectations,
+            crate::protocol::now_us(),
+        ));
+    }
     let started = Instant::now();
     let host = tap.ip().to_string();
     let work = crate::replay::replay(&rec, &host, tap.port(), speed);
@@ -644,5 +655,12 @@ pub async fn replay(
         let n = save_recording(&model, None, path).await?;
         eprintln!("recorded {n} frames to {}", path.display());
     }
-    Ok(())
+    Ok(match &mut model.checks {
+        Some(checks) => {
+            checks.finish(crate::protocol::now_us());
+            print!("\n{}", verdicts_text(checks.verdicts()));
+            checks.failed()
+        }
+        None => 0,
+    })
 }

@@ -99,6 +99,9 @@ enum Cmd {
         /// Save the replay's own capture (to compare with the original).
         #[arg(long)]
         record: Option<PathBuf>,
+        /// Evaluate this scenario's expectations against the replay (exit 1 if one fails).
+        #[arg(long)]
+        check: Option<PathBuf>,
     },
     /// Run scenarios headless as tests: print each expectation's verdict with
     /// its evidence; exit 1 if any failed. For CI.
@@ -281,8 +284,15 @@ fn main() -> ExitCode {
             capture,
             speed,
             record,
+            check,
         }) => cli.net.engine_config().and_then(|engine| {
-            runtime()?.block_on(mqtt_workbench::cli::replay(capture, speed, record, engine))
+            let failed = runtime()?.block_on(mqtt_workbench::cli::replay(
+                capture, speed, record, check, engine,
+            ))?;
+            if failed > 0 {
+                anyhow::bail!("{failed} expectation(s) failed");
+            }
+            Ok(())
         }),
         Some(Cmd::Test {
             files,

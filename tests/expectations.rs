@@ -75,8 +75,8 @@ fn a_failing_scenario_fails_the_run_with_the_evidence_in_junit() {
         .find(|n| n.has_tag_name("testsuite"))
         .expect("one testsuite");
     assert_eq!(suite.attribute("name"), Some("Deliberately failing"));
-    assert_eq!(suite.attribute("tests"), Some("6"));
-    assert_eq!(suite.attribute("failures"), Some("4"), "{xml}");
+    assert_eq!(suite.attribute("tests"), Some("9"));
+    assert_eq!(suite.attribute("failures"), Some("7"), "{xml}");
     assert_eq!(suite.attribute("skipped"), Some("1"), "{xml}");
     let got: BTreeMap<String, (&str, String)> = cases(&xml)
         .into_iter()
@@ -107,6 +107,21 @@ fn a_failing_scenario_fails_the_run_with_the_evidence_in_junit() {
         "failure",
         "chatty's will (chatty/status \"gone\") delivered to listener",
     );
+    expect(
+        "the deaf client gets every message",
+        "failure",
+        "QoS 1/2 messages on quiet/# never delivered",
+    );
+    expect(
+        "the keeper finds its session",
+        "failure",
+        "session present = 0",
+    );
+    expect(
+        "the keeper gets what was queued",
+        "failure",
+        "published while keeper was offline never reached it",
+    );
     expect("chatty publishes", "pass", "");
     expect(
         "the listener keeps its session",
@@ -118,7 +133,7 @@ fn a_failing_scenario_fails_the_run_with_the_evidence_in_junit() {
         stdout.contains("FAIL  too chatty: message 3 on chatty/n"),
         "{stdout}"
     );
-    assert!(stdout.contains("4 of 6 expectations failed"), "{stdout}");
+    assert!(stdout.contains("7 of 9 expectations failed"), "{stdout}");
 }
 
 #[test]
@@ -323,7 +338,7 @@ fn expectations_run_offline_against_a_recording() {
     let rec = dir.path().join("failing.jsonl");
     let failing = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/failing.ron");
     let out = bin()
-        .args(["run", "--port", "0", "--duration", "6s", "--record"])
+        .args(["run", "--port", "0", "--duration", "7s", "--record"])
         .arg(&rec)
         .arg(&failing)
         .output()
@@ -348,6 +363,9 @@ fn expectations_run_offline_against_a_recording() {
         "nobody says hello",
         "fast delivery",
         "no will",
+        "the deaf client gets every message",
+        "the keeper finds its session",
+        "the keeper gets what was queued",
     ] {
         assert!(
             offline.contains(&format!("FAIL  {name}:")),

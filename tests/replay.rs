@@ -174,3 +174,49 @@ async fn a_recording_opens_in_the_model_and_a_bad_file_loses_nothing() {
     );
     assert_eq!(rig.model.faults.markers.len(), 1);
 }
+
+/// `replay --check`: a scenario's expectations evaluated against the replay.
+#[test]
+fn replay_checks_expectations_against_the_replayed_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("r.jsonl");
+    let events: Vec<_> = (0..3u64)
+        .map(|k| {
+            let mut ev = mqtt_workbench::protocol::WireEvent::new(
+                1_000_000 + k * 1000,
+                1,
+                std::sync::Arc::from("field-device"),
+                Direction::ClientToBroker,
+                PacketKind::Publish,
+            );
+            ev.topic = Some(std::sync::Arc::from("field/x"));
+            ev.payload = Some(bytes::Bytes::from(format!("m{k}")));
+            ev.qos = 1;
+            ev
+        })
+        .collect();
+    record::write(&rec, events.iter(), 3, &[], None).unwrap();
+    let scenario = dir.path().join("check.ron");
+    std::fs::write(
+        &scenario,
+        r#"Scenario(name: "check", expect: [
+            (name: "three replayed", check: Count(on: "field/#", at_least: 3)),
+            (name: "someone listens", check: AtLeastOnce(on: "field/#")),
+        ])"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
+        .args(["replay", "--speed", "max", "--port", "0", "--check"])
+        .arg(&scenario)
+        .arg(&rec)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("PASS  three replayed"), "{stdout}");
+    assert!(
+        stdout
+            .contains("FAIL  someone listens: 3 of 3 QoS 1/2 messages on field/# never delivered"),
+        "no subscriber during the replay: {stdout}"
+    );
+}
