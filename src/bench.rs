@@ -456,3 +456,115 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         mode,
     ))
 }
+
+/// `bench --checks N`: the expectation evaluator alone, on synthetic traffic
+/// (publishes on 1,000 topics from 100 clients, each delivered to one
+/// subscriber): N expectations of every kind; prints frames per second and
+/// CPU per frame.
+pub fn checks(expectations: usize, frames: usize) -> String {
+    use crate::protocol::{
+        Anchor, Check, Direction, Dur, Expectation, PacketKind, PayloadCheck, WireEvent,
+    };
+    use std::sync::Arc;
+    let kinds = |k: usize| -> Check {
+        let on = format!("bench/{}/+", k % 100);
+        match k % 8 {
+            0 => Check::Count {
+                on,
+                payload: Some(PayloadCheck::Json {
+                    field: "v".into(),
+                    equals: None,
+                    above: Some(1e12),
+                    below: None,
+                    outside: None,
+                    inside: None,
+                }),
+                at_least: None,
+                at_most: Some(0),
+                after: Anchor::Start,
+                within: None,
+                delivered: false,
+            },
+            1 => Check::Message {
+                on: "never/#".into(),
+                payload: None,
+                after: Anchor::Message {
+                    on: "never/+".into(),
+                    payload: None,
+                },
+                within: Dur(Duration::from_secs(1)),
+                delivered: false,
+            },
+            2 => Check::AtLeastOnce { on },
+            3 => Check::ExactlyOnce { on },
+            4 => Check::Ordered { on },
+            5 => Check::Latency {
+                on,
+                percentile: 99.0,
+                under: Dur(Duration::from_secs(1)),
+            },
+            6 => Check::QueuedDelivered {
+                client: format!("c{}", k % 100),
+            },
+            _ => Check::Count {
+                on: "bench/#".into(),
+                payload: Some(PayloadCheck::Regex("^\\{\"v\":[0-9]+\\}$".into())),
+                at_least: None,
+                at_most: Some(u64::MAX),
+                after: Anchor::Start,
+                within: None,
+                delivered: true,
+            },
+        }
+    };
+    let specs: Vec<Expectation> = (0..expectations)
+        .map(|k| Expectation {
+            name: format!("check {k}"),
+            check: kinds(k),
+        })
+        .collect();
+    let topics: Vec<Arc<str>> = (0..1000)
+        .map(|t| Arc::from(format!("bench/{}/{}", t % 100, t)))
+        .collect();
+    let clients: Vec<Arc<str>> = (0..100).map(|c| Arc::from(format!("c{c}"))).collect();
+    let sub: Arc<str> = Arc::from("sub");
+    let mut checks = crate::checks::Checks::new(&specs, 0);
+    let cpu0 = crate::sys::cpu_seconds();
+    let t0 = Instant::now();
+    let mut seq = 0u64;
+    for n in 0..frames / 2 {
+        let topic = topics[n % topics.len()].clone();
+        let payload = bytes::Bytes::from(format!("{{\"v\":{n}}}"));
+        let mut p = WireEvent::new(
+            n as u64 * 10,
+            1,
+            clients[n % 100].clone(),
+            Direction::ClientToBroker,
+            PacketKind::Publish,
+        );
+        p.topic = Some(topic);
+        p.payload = Some(payload);
+        p.qos = 1;
+        let mut d = p.clone();
+        d.dir = Direction::BrokerToClient;
+        d.client_id = sub.clone();
+        d.t_us += 5;
+        checks.on_wire(&p, seq);
+        checks.on_wire(&d, seq + 1);
+        seq += 2;
+        if n % 1000 == 0 {
+            checks.tick(n as u64 * 10);
+        }
+    }
+    checks.finish(frames as u64 * 10);
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = crate::sys::cpu_seconds() - cpu0;
+    format!(
+        "expectation evaluator: {expectations} expectations over {frames} frames (publish + delivery pairs, 1,000 topics, 100 clients)\n\
+         {:.0} frames/s, {:.2} µs CPU per frame ({:.3} CPU-s per 1k messages delivered), {} failed\n",
+        frames as f64 / wall,
+        cpu / frames as f64 * 1e6,
+        cpu / (frames as f64 / 2.0 / 1000.0),
+        checks.failed()
+    )
+}

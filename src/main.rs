@@ -157,6 +157,10 @@ enum Cmd {
         /// Every bench device (publishers and subscriber) speaks MQTT 5.
         #[arg(long)]
         mqtt5: bool,
+        /// Measure the expectation evaluator alone: this many expectations
+        /// over 2,000,000 synthetic frames.
+        #[arg(long, conflicts_with_all = ["gui", "devices_process"])]
+        checks: Option<usize>,
     },
     /// (internal) The publishers of `bench --devices-process`.
     #[command(hide = true)]
@@ -335,6 +339,12 @@ fn main() -> ExitCode {
                 protocol(mqtt5),
             ))
         }),
+        Some(Cmd::Bench {
+            checks: Some(n), ..
+        }) => {
+            print!("{}", mqtt_workbench::bench::checks(n, 2_000_000));
+            Ok(())
+        }
         Some(Cmd::Bench {
             devices,
             rate,
