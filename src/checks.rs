@@ -780,14 +780,33 @@ impl Checks {
                     format!("its trigger ({}) never happened", anchor_text(after)),
                     None,
                 ),
-                Check::Message { on, .. } => (
-                    VerdictState::Failed,
-                    format!("no message on {on} before the run ended"),
+                // The run ended inside the window: not decided either way.
+                Check::Message { on, within, .. } => (
+                    VerdictState::NotTriggered,
+                    format!(
+                        "the run ended {:.1} s into the {} window, before any message on {on}",
+                        seconds(now_us.saturating_sub(item.opened_us.unwrap_or(now_us))),
+                        humantime::format_duration(within.0)
+                    ),
                     None,
                 ),
                 Check::Count { after, .. } if item.opened_us.is_none() => (
                     VerdictState::NotTriggered,
                     format!("its trigger ({}) never happened", anchor_text(after)),
+                    None,
+                ),
+                Check::Count {
+                    on,
+                    within: Some(within),
+                    ..
+                } => (
+                    VerdictState::NotTriggered,
+                    format!(
+                        "the run ended {:.1} s into the {} window ({} messages on {on} so far)",
+                        seconds(now_us.saturating_sub(item.opened_us.unwrap_or(now_us))),
+                        humantime::format_duration(within.0),
+                        item.count
+                    ),
                     None,
                 ),
                 Check::Count {

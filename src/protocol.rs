@@ -964,7 +964,7 @@ impl Event {
 pub struct Dur(#[serde(with = "dur_string")] pub Duration);
 
 mod dur_string {
-    use super::*;
+    use std::time::Duration;
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
@@ -988,7 +988,7 @@ impl Dur {
 }
 
 /// One named expectation of a scenario: what must (or must not) be seen on
-/// the wire. Evaluated live by [`crate::checks::Checks`].
+/// the wire. Evaluated live by the `checks` module.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
@@ -1167,18 +1167,25 @@ mod b64 {
 }
 
 mod b64_opt {
+    use base64::Engine as _;
     use bytes::Bytes;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    #[derive(Serialize, Deserialize)]
-    struct Wrap(#[serde(with = "super::b64")] Bytes);
-
     pub fn serialize<S: Serializer>(b: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
-        b.clone().map(Wrap).serialize(s)
+        b.as_ref()
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+            .serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
-        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.as_bytes())
+                    .map(Bytes::from)
+                    .map_err(|e| serde::de::Error::custom(format!("expected base64: {e}")))
+            })
+            .transpose()
     }
 }
 
