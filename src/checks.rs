@@ -191,6 +191,18 @@ impl Checks {
         self.items.iter().map(|i| &i.verdict)
     }
 
+    /// Each verdict with, while it is pending, what has been seen so far.
+    pub fn with_progress(&self) -> impl Iterator<Item = (&Verdict, String)> {
+        self.items.iter().map(|i| {
+            let note = if i.verdict.state == VerdictState::Pending {
+                progress(i)
+            } else {
+                String::new()
+            };
+            (&i.verdict, note)
+        })
+    }
+
     /// Every verdict is final (nothing pending).
     pub fn settled(&self) -> bool {
         self.items
@@ -1001,6 +1013,41 @@ impl Checks {
             Self::decide(item, state, evidence, seq, Some(now_us));
         }
         self.finished = true;
+    }
+}
+
+/// What a pending expectation has seen so far.
+fn progress(item: &Item) -> String {
+    let s = &item.state;
+    match &item.spec.check {
+        Check::Message { after, .. } if item.opened_us.is_none() => {
+            format!("waiting for {}", anchor_text(after))
+        }
+        Check::Message { .. } => "window open".into(),
+        Check::Count { after, .. } if item.opened_us.is_none() => {
+            format!("waiting for {}", anchor_text(after))
+        }
+        Check::Count { .. } => format!("{} so far", item.count),
+        Check::Will { client, .. } if s.will_deadline_us.is_none() => {
+            format!("waiting for {client}'s connection to end")
+        }
+        Check::Will { .. } => "window open".into(),
+        Check::SessionPresent { client } => format!("waiting for {client} to reconnect"),
+        Check::QueuedDelivered { client } => format!(
+            "{} message(s) queued for {client} not delivered yet",
+            s.waiting.len()
+        ),
+        Check::ExactlyOnce { .. } => format!("{} QoS 2 deliveries so far, none twice", item.count),
+        Check::AtLeastOnce { .. } => format!(
+            "{} published, {} not delivered yet; decided when the run ends",
+            s.published,
+            s.undelivered.len()
+        ),
+        Check::Latency { .. } => format!(
+            "{} deliveries measured; decided when the run ends",
+            s.samples.len()
+        ),
+        Check::Ordered { .. } => format!("{} deliveries so far, all in order", item.count),
     }
 }
 

@@ -54,7 +54,7 @@ pub fn checks_ui(ui: &mut egui::Ui, checks: Option<&Checks>) -> Option<u64> {
         ));
     });
     let mut clicked = None;
-    let verdicts: Vec<_> = checks.verdicts().collect();
+    let verdicts: Vec<_> = checks.with_progress().collect();
     ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
     TableBuilder::new(ui)
         .id_salt("checks")
@@ -72,7 +72,7 @@ pub fn checks_ui(ui: &mut egui::Ui, checks: Option<&Checks>) -> Option<u64> {
         })
         .body(|body| {
             body.rows(20.0, verdicts.len(), |mut row| {
-                let v = verdicts[row.index()];
+                let (v, progress) = &verdicts[row.index()];
                 row.col(|ui| {
                     ui.label(badge(v.state));
                 });
@@ -83,6 +83,10 @@ pub fn checks_ui(ui: &mut egui::Ui, checks: Option<&Checks>) -> Option<u64> {
                     }
                 });
                 row.col(|ui| {
+                    if !progress.is_empty() {
+                        ui.weak(progress);
+                        return;
+                    }
                     let r = ui.label(&v.evidence);
                     if v.seq.is_some() {
                         r.on_hover_text(format!(
