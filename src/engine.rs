@@ -169,6 +169,8 @@ pub struct EngineConfig {
     pub wire_capacity: usize,
     /// Devices connect straight to the broker, bypassing the tap (raw-scale runs).
     pub direct: bool,
+    /// Reload the running scenario when its file changes on disk.
+    pub watch: bool,
     /// A TLS listener beside the plain one.
     pub tls: Option<crate::tls::TlsOptions>,
     /// Access rules at the tap (`--users FILE`); a scenario's `auth` replaces them while it runs.
@@ -185,6 +187,7 @@ impl Default for EngineConfig {
             event_bytes: 64 * 1024 * 1024,
             wire_capacity: 131_072,
             direct: false,
+            watch: false,
             tls: None,
             auth: None,
         }
@@ -260,6 +263,10 @@ struct Engine {
     devices: Vec<DeviceHandle>,
     /// A scenario was loaded and not stopped since (it may have no devices).
     scenario_running: bool,
+    /// The running scenario, for reloads.
+    current: Option<Scenario>,
+    /// Watches the running scenario's file.
+    watcher: Option<crate::sim::watch::Watcher>,
     timeline: Option<tokio::task::JoinHandle<()>>,
     sink: EventSink,
     reporter: DeviceReporter,
@@ -547,6 +554,8 @@ impl Engine {
             upstream: upstream_shared,
             devices: Vec::new(),
             scenario_running: false,
+            current: None,
+            watcher: None,
             timeline: None,
             sink,
             reporter,
@@ -592,6 +601,7 @@ impl Engine {
     async fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::LoadScenario(source) => self.load_scenario(source).await,
+            Command::ReloadScenario(source) => self.reload_scenario(source).await,
             Command::SaveCapture {
                 path,
                 events,
@@ -774,25 +784,22 @@ impl Engine {
         });
     }
 
-    async fn load_scenario(&mut self, source: ScenarioSource) {
-        // Parsing reads a file: not on an async worker.
-        let parsed = tokio::task::spawn_blocking({
-            let source = source.clone();
-            move || {
-                let s = Scenario::from_source(&source).map_err(|e| e.to_string())?;
-                match crate::sys::device_capacity().refuse(s.device_count() as u64) {
-                    Some(why) => Err(format!("{}: {why}", s.name)),
-                    None => Ok(s),
-                }
+    /// Parse a scenario off the async workers and check that it fits.
+    async fn parse_scenario(source: &ScenarioSource) -> Result<Scenario, String> {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || {
+            let s = Scenario::from_source(&source).map_err(|e| e.to_string())?;
+            match crate::sys::device_capacity().refuse(s.device_count() as u64) {
+                Some(why) => Err(format!("{}: {why}", s.name)),
+                None => Ok(s),
             }
         })
-        .await;
-        let scenario = match parsed {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return self.notice(true, e),
-            Err(e) => return self.notice(true, format!("cannot load the scenario: {e}")),
-        };
-        self.stop_devices().await;
+        .await
+        .map_err(|e| format!("cannot load the scenario: {e}"))?
+    }
+
+    /// Where this scenario's devices connect (and say so when TLS is asked for but absent).
+    fn device_target(&self, scenario: &Scenario) -> crate::sim::Target {
         let (host, port) = if self.cfg.direct {
             let up = self.upstream.lock().v4.clone();
             split_host_port(&up)
@@ -802,19 +809,6 @@ impl Engine {
                 self.tap.local_addr().port(),
             )
         };
-        let path = match &source {
-            ScenarioSource::File(p) => p.clone(),
-            ScenarioSource::Text { origin, .. } => origin.clone(),
-        };
-        self.send_ordered(Event::ScenarioStarted(Box::new(scenario.info(&path))))
-            .await;
-        self.tap.set_auth(
-            scenario
-                .auth
-                .clone()
-                .map(Arc::new)
-                .or_else(|| self.cfg.auth.clone()),
-        );
         let tls = match (self.tap.tls_addr(), &self.device_tls) {
             (Some(addr), Some(config)) if !self.cfg.direct => Some(crate::sim::DeviceTls {
                 port: addr.port(),
@@ -833,21 +827,130 @@ impl Engine {
                 ),
             );
         }
-        let target = crate::sim::Target {
+        crate::sim::Target {
             host,
             port,
             tls,
             credentials: self.credentials.clone(),
-        };
-        self.scenario_running = true;
-        self.devices = crate::sim::start(&scenario, &target, &self.reporter);
+        }
+    }
+
+    fn apply_auth(&self, scenario: &Scenario) {
+        self.tap.set_auth(
+            scenario
+                .auth
+                .clone()
+                .map(Arc::new)
+                .or_else(|| self.cfg.auth.clone()),
+        );
+    }
+
+    fn start_timeline(&mut self, scenario: &Scenario) {
+        if let Some(t) = self.timeline.take() {
+            t.abort();
+        }
         if !scenario.timeline.is_empty() {
             let states = self.states.subscribe();
             self.timeline = Some(tokio::spawn(run_timeline(
-                scenario,
+                scenario.clone(),
                 self.commands.clone(),
                 states,
             )));
+        }
+    }
+
+    async fn load_scenario(&mut self, source: ScenarioSource) {
+        let scenario = match Self::parse_scenario(&source).await {
+            Ok(s) => s,
+            Err(e) => return self.notice(true, e),
+        };
+        self.stop_devices().await;
+        let path = source_path(&source);
+        self.send_ordered(Event::ScenarioStarted(Box::new(scenario.info(&path))))
+            .await;
+        self.apply_auth(&scenario);
+        let target = self.device_target(&scenario);
+        self.scenario_running = true;
+        self.devices = crate::sim::start(&scenario, &target, &self.reporter);
+        self.start_timeline(&scenario);
+        self.watch(&source);
+        self.current = Some(scenario);
+    }
+
+    /// Apply a changed scenario: see [`Command::ReloadScenario`].
+    async fn reload_scenario(&mut self, source: ScenarioSource) {
+        let Some(old) = self.current.clone().filter(|_| self.scenario_running) else {
+            return self.load_scenario(source).await;
+        };
+        let new = match Self::parse_scenario(&source).await {
+            Ok(s) => s,
+            Err(e) => {
+                return self.notice(
+                    true,
+                    format!("{e}\nThe running scenario stays as it was until the file is fixed."),
+                );
+            }
+        };
+        let mut wanted: std::collections::HashMap<String, Arc<crate::sim::DeviceSpec>> =
+            std::collections::HashMap::new();
+        for d in &new.devices {
+            let spec = Arc::new(d.clone());
+            for id in d.client_ids() {
+                wanted.insert(id, spec.clone());
+            }
+        }
+        let (mut keep, mut stop, mut restarted) = (Vec::new(), Vec::new(), Vec::new());
+        for h in std::mem::take(&mut self.devices) {
+            match wanted.get(&h.client_id) {
+                Some(spec) if **spec == *h.spec && new.seed == h.seed => keep.push(h),
+                Some(_) => {
+                    restarted.push(h.client_id.clone());
+                    stop.push(h);
+                }
+                None => stop.push(h),
+            }
+        }
+        let (kept, removed) = (keep.len(), stop.len() - restarted.len());
+        // Changed and removed devices leave gracefully (DISCONNECT) first.
+        crate::sim::stop(stop, Duration::from_secs(3)).await;
+        let running: std::collections::HashSet<String> =
+            keep.iter().map(|h| h.client_id.clone()).collect();
+        self.apply_auth(&new);
+        let target = self.device_target(&new);
+        let started =
+            crate::sim::start_some(&new, &target, &self.reporter, |id| !running.contains(id));
+        let added = started.len() - restarted.len();
+        keep.extend(started);
+        self.devices = keep;
+        if new.timeline != old.timeline {
+            self.start_timeline(&new);
+        }
+        let path = source_path(&source);
+        self.send_ordered(Event::ScenarioReloaded {
+            info: Box::new(new.info(&path)),
+            restarted: restarted.clone(),
+        })
+        .await;
+        self.notice(
+            false,
+            format!(
+                "reloaded {}: {kept} devices kept their connections, {} restarted, {added} added, {removed} removed",
+                path.display(),
+                restarted.len()
+            ),
+        );
+        self.current = Some(new);
+    }
+
+    /// Watch the scenario's file (when `cfg.watch`): a change is applied as a reload.
+    fn watch(&mut self, source: &ScenarioSource) {
+        self.watcher = None;
+        let (true, ScenarioSource::File(path)) = (self.cfg.watch, source) else {
+            return;
+        };
+        match crate::sim::watch::watch(path.clone(), self.commands.clone()) {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => self.notice(true, format!("cannot watch {}: {e}", path.display())),
         }
     }
 
@@ -1132,6 +1235,7 @@ impl Engine {
         if let Some(t) = self.timeline.take() {
             t.abort();
         }
+        self.watcher = None;
         if !self.scenario_running {
             return;
         }
@@ -1285,5 +1389,13 @@ mod tests {
             text: "still heard".into(),
         });
         assert_eq!(rx.rx.len(), 9, "a state change takes a reserved slot");
+    }
+}
+
+/// The path a scenario source names (a file, or an in-memory origin).
+fn source_path(source: &ScenarioSource) -> PathBuf {
+    match source {
+        ScenarioSource::File(p) => p.clone(),
+        ScenarioSource::Text { origin, .. } => origin.clone(),
     }
 }

@@ -88,6 +88,10 @@ enum Cmd {
         /// File → Open capture, `replay` and `test --capture`.
         #[arg(long)]
         record: Option<PathBuf>,
+        /// Apply changes to the scenario file while it runs: unchanged devices
+        /// keep their connections; a file with an error keeps the running scenario.
+        #[arg(long)]
+        watch: bool,
     },
     /// Publish a recorded capture's messages again, with their client ids and
     /// relative timing, through the tap (to your backend): a field incident replayed.
@@ -270,7 +274,9 @@ fn main() -> ExitCode {
             duration,
             export,
             record,
-        }) => cli.net.engine_config().and_then(|engine| {
+            watch,
+        }) => cli.net.engine_config().and_then(|mut engine| {
+            engine.watch = watch;
             let failed =
                 runtime()?.block_on(mqtt_workbench::cli::run(mqtt_workbench::cli::RunOptions {
                     scenario,
@@ -454,7 +460,12 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 /// The window on the main thread; the engine on a runtime owned here, whose
 /// worker threads run beside the window.
 fn gui(scenario: Option<PathBuf>, net: &NetArgs, port_from_cli: bool) -> anyhow::Result<()> {
-    gui_with(scenario, net.engine_config()?, port_from_cli, None)
+    // The window applies edits to the open scenario file as they are saved.
+    let engine = EngineConfig {
+        watch: true,
+        ..net.engine_config()?
+    };
+    gui_with(scenario, engine, port_from_cli, None)
 }
 
 fn gui_with(

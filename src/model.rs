@@ -59,6 +59,30 @@ impl DeviceList {
         }
     }
 
+    /// A reloaded scenario's devices: the ones kept keep their state; the
+    /// others start fresh; the removed ones go.
+    pub fn redeclare(&mut self, devices: &[(String, String)], restarted: &[String]) {
+        let old = std::mem::take(&mut self.devices);
+        let failures = self.failures;
+        self.declare(devices);
+        self.failures = failures;
+        for (id, e) in self.devices.iter_mut() {
+            if restarted.contains(id) {
+                continue;
+            }
+            if let Some(o) = old.get(id) {
+                e.state = o.state;
+                e.paused = o.paused;
+                e.publish_failed = o.publish_failed;
+                e.ack_failed = o.ack_failed;
+                if o.state == Some(DeviceState::Connected) {
+                    self.connected += 1;
+                    self.fleets[e.fleet].connected += 1;
+                }
+            }
+        }
+    }
+
     fn entry(&mut self, id: &str, fleet: &str) -> &mut DeviceEntry {
         if !self.devices.contains_key(id) {
             let idx = match self.fleets.iter().position(|f| f.id == fleet) {
@@ -370,6 +394,21 @@ impl Model {
                 );
                 self.opened_capture = Some(rec.path);
                 self.scenario_starts += 1;
+            }
+            Event::ScenarioReloaded { info, restarted } => {
+                self.devices.redeclare(&info.devices, &restarted);
+                if let Some(running) = &mut self.scenario {
+                    // New expectations start over; unchanged ones keep their verdicts.
+                    if running.info.expectations != info.expectations {
+                        self.checks = (!info.expectations.is_empty()).then(|| {
+                            crate::checks::Checks::new(
+                                &info.expectations,
+                                crate::protocol::now_us(),
+                            )
+                        });
+                    }
+                    running.info = *info;
+                }
             }
             Event::ScenarioStopped => {
                 // Its verdicts stay on show, final.

@@ -802,6 +802,11 @@ pub enum Command {
         /// The scenario's name and start (µs), for offline checks.
         scenario: Option<(String, u64)>,
     },
+    /// Apply a changed scenario to the running one: unchanged devices keep
+    /// their connections and sessions, changed ones restart, removed ones
+    /// disconnect gracefully, new ones connect. A file with an error keeps
+    /// the running scenario and says where the error is.
+    ReloadScenario(ScenarioSource),
     /// Read a recording; answered by [`Event::CaptureOpened`] or an error notice.
     OpenCapture(PathBuf),
     /// Copy a file (the generated CA certificate, saved where the user
@@ -898,6 +903,13 @@ pub enum Event {
     Devices(Vec<DeviceUpdate>),
     /// A scenario was loaded and its devices are starting.
     ScenarioStarted(Box<ScenarioInfo>),
+    /// The running scenario's file changed and was applied: unchanged devices
+    /// kept their connections; `restarted` lists the changed ones (new ones
+    /// are in `info` only, removed ones are gone from it).
+    ScenarioReloaded {
+        info: Box<ScenarioInfo>,
+        restarted: Vec<String>,
+    },
     /// A recording was read: it replaces the capture (for inspection).
     CaptureOpened(Box<Recording>),
     ScenarioStopped,

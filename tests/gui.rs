@@ -809,3 +809,49 @@ fn save_the_capture_then_open_it_again_from_the_file_menu() {
     });
     assert!(h.state().model.capture.topics.contains_key("temp"));
 }
+
+#[test]
+fn a_hot_reloaded_file_with_an_error_keeps_the_old_scenario_and_shows_the_error() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("edited.ron");
+    std::fs::write(
+        &path,
+        r#"Scenario(name: "edited", devices: [
+    (id: "editor-device", publish: [(topic: "edit/x", every: "200ms", payload: Text("{seq}"))]),
+])"#,
+    )
+    .expect("written");
+    let mut h = harness_with(
+        Some(path.clone()),
+        EngineConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            watch: true,
+            ..EngineConfig::default()
+        },
+        None,
+    );
+    wait(&mut h, "the device publishing", 15, |a| {
+        a.model
+            .capture
+            .topics
+            .get("edit/x")
+            .is_some_and(|t| t.published >= 2)
+    });
+    std::fs::write(
+        &path,
+        r#"Scenario(name: "edited", devices: [
+    (id: "editor-device", publish: [(topic: "edit/x", every: "fast", payload: Text("{seq}"))]),
+])"#,
+    )
+    .expect("written");
+    wait(&mut h, "the error toast", 15, |a| {
+        a.toast_texts()
+            .iter()
+            .any(|t| t.contains("edited.ron:2:") && t.contains("stays as it was"))
+    });
+    let before = h.state().model.capture.topics["edit/x"].published;
+    wait(&mut h, "the old scenario still publishing", 10, |a| {
+        a.model.capture.topics["edit/x"].published >= before + 2
+    });
+    assert!(h.state().model.scenario.is_some());
+}

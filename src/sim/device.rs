@@ -38,6 +38,9 @@ pub struct DevicePlan {
 pub struct DeviceHandle {
     pub client_id: String,
     pub fleet: String,
+    /// Its scenario entry and seed, to tell whether a reload changes it.
+    pub spec: Arc<DeviceSpec>,
+    pub seed: u64,
     pub ctl: mpsc::Sender<DeviceAction>,
     /// Messages published by hand as this device.
     pub publish: mpsc::Sender<HandPublish>,
@@ -49,10 +52,13 @@ pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
     let (pub_tx, pub_rx) = mpsc::channel(16);
     let client_id = plan.client_id.clone();
     let fleet = plan.fleet.clone();
+    let (spec, seed) = (plan.spec.clone(), plan.seed);
     let task = tokio::spawn(run(plan, rx, pub_rx, sink));
     DeviceHandle {
         client_id,
         fleet,
+        spec,
+        seed,
         ctl: tx,
         publish: pub_tx,
         task,

@@ -3,6 +3,7 @@
 pub mod device;
 pub mod generators;
 pub mod scenario;
+pub mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +97,16 @@ pub struct DeviceTls {
 }
 
 pub fn start(scenario: &Scenario, target: &Target, sink: &DeviceReporter) -> Vec<DeviceHandle> {
+    start_some(scenario, target, sink, |_| true)
+}
+
+/// Start the scenario's devices whose client id `wanted` accepts.
+pub fn start_some(
+    scenario: &Scenario,
+    target: &Target,
+    sink: &DeviceReporter,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<DeviceHandle> {
     let total = scenario.device_count() as u64;
     let ramp = if total > 50 {
         Duration::from_micros(1_000_000 / RAMP_CONNECTS_PER_S)
@@ -107,6 +118,9 @@ pub fn start(scenario: &Scenario, target: &Target, sink: &DeviceReporter) -> Vec
     for spec in &scenario.devices {
         let spec = Arc::new(spec.clone());
         for (k, client_id) in spec.client_ids().into_iter().enumerate() {
+            if !wanted(&client_id) {
+                continue;
+            }
             let plan = DevicePlan {
                 client_id,
                 fleet: spec.id.clone(),
