@@ -1323,6 +1323,14 @@ fn split_host_port(addr: &str) -> (String, u16) {
     }
 }
 
+/// The path a scenario source names (a file, or an in-memory origin).
+fn source_path(source: &ScenarioSource) -> PathBuf {
+    match source {
+        ScenarioSource::File(p) => p.clone(),
+        ScenarioSource::Text { origin, .. } => origin.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1389,13 +1397,5 @@ mod tests {
             text: "still heard".into(),
         });
         assert_eq!(rx.rx.len(), 9, "a state change takes a reserved slot");
-    }
-}
-
-/// The path a scenario source names (a file, or an in-memory origin).
-fn source_path(source: &ScenarioSource) -> PathBuf {
-    match source {
-        ScenarioSource::File(p) => p.clone(),
-        ScenarioSource::Text { origin, .. } => origin.clone(),
     }
 }
