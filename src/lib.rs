@@ -14,6 +14,7 @@ pub mod cli;
 pub mod engine;
 pub mod export;
 pub mod model;
+pub mod positions;
 pub mod protocol;
 pub mod replay;
 pub mod sim;

@@ -305,6 +305,8 @@ pub struct Model {
     pub checks: Option<crate::checks::Checks>,
     /// The recording on show (File → Open capture), if one was opened.
     pub opened_capture: Option<std::path::PathBuf>,
+    /// Device positions from published payloads, for the fleet map.
+    pub positions: crate::positions::Positions,
 }
 
 impl Default for Model {
@@ -321,6 +323,7 @@ impl Default for Model {
             notices_dropped: 0,
             checks: None,
             opened_capture: None,
+            positions: Default::default(),
             scenario_starts: 0,
             clear_on_scenario_start: false,
         }
@@ -338,15 +341,20 @@ impl Model {
     /// Apply one engine event.
     pub fn apply(&mut self, ev: Event) {
         match ev {
-            Event::Wire(batch) => match &mut self.checks {
-                Some(checks) => {
-                    for ev in batch {
-                        checks.on_wire(&ev, self.capture.end_seq());
-                        self.capture.ingest(ev);
-                    }
+            Event::Wire(batch) => {
+                for ev in &batch {
+                    self.positions.on_event(ev);
                 }
-                None => self.capture.ingest_batch(batch),
-            },
+                match &mut self.checks {
+                    Some(checks) => {
+                        for ev in batch {
+                            checks.on_wire(&ev, self.capture.end_seq());
+                            self.capture.ingest(ev);
+                        }
+                    }
+                    None => self.capture.ingest_batch(batch),
+                }
+            }
             Event::Devices(batch) => {
                 for d in batch {
                     self.devices.update(d);
@@ -356,6 +364,7 @@ impl Model {
                 if self.clear_on_scenario_start {
                     self.capture.clear();
                 }
+                self.positions.clear();
                 self.scenario_starts += 1;
                 self.opened_capture = None;
                 self.devices.declare(&info.devices);
@@ -375,6 +384,10 @@ impl Model {
             Event::CaptureOpened(rec) => {
                 let rec = *rec;
                 self.capture.clear_all();
+                self.positions.clear();
+                for ev in &rec.events {
+                    self.positions.on_event(ev);
+                }
                 self.capture.ingest_batch(rec.events);
                 self.faults.clear();
                 for f in rec.faults {
@@ -512,6 +525,7 @@ mod tests {
             timeline: vec![],
             expectations: vec![],
             started_us: 0,
+            routes: vec![],
         })));
         assert_eq!((m.devices.len(), m.devices.connected()), (2, 0));
         m.apply(update("d-1", "d-{i}", DeviceState::Connected, 0));

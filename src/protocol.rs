@@ -892,6 +892,8 @@ pub struct ScenarioInfo {
     pub expectations: Vec<Expectation>,
     /// When the engine started it (µs since the epoch; 0: unknown).
     pub started_us: u64,
+    /// Waypoint routes of its devices' generators: (fleet, [(lat, lon)]).
+    pub routes: Vec<(String, Vec<(f64, f64)>)>,
 }
 
 /// Engine → UI/CLI.

@@ -855,3 +855,29 @@ fn a_hot_reloaded_file_with_an_error_keeps_the_old_scenario_and_shows_the_error(
     });
     assert!(h.state().model.scenario.is_some());
 }
+
+#[test]
+fn the_map_shows_the_drones_and_their_routes() {
+    let mut h = harness(Some(scenario("drone-fleet.ron")), 0, None);
+    wait(&mut h, "positions of the six drones", 15, |a| {
+        (1..=6).all(|i| a.model.positions.tracks.contains_key(&format!("drone-{i}")))
+    });
+    let app = h.state();
+    // Over Paris, where the scenario's waypoints are.
+    for t in app.model.positions.tracks.values() {
+        let (lat, lon) = *t.trail.back().expect("a position");
+        assert!(
+            (48.8..48.9).contains(&lat) && (2.2..2.4).contains(&lon),
+            "{lat} {lon}"
+        );
+    }
+    assert_eq!(
+        app.model.scenario.as_ref().map(|s| s.info.routes.len()),
+        Some(1),
+        "the drones' waypoint route"
+    );
+    h.get_by_label("Map").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings.tab, mqtt_workbench::ui::Tab::Map);
+    h.get_by_label("6 devices with a position");
+}

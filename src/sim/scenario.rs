@@ -691,6 +691,26 @@ impl Scenario {
             timeline: self.timeline.iter().map(TimelineEntry::item).collect(),
             expectations: self.expect.clone(),
             started_us: crate::protocol::now_us(),
+            routes: self
+                .devices
+                .iter()
+                .flat_map(|d| {
+                    d.publish.iter().flat_map(move |p| {
+                        let gens: Vec<&Gen> = match &p.payload {
+                            Payload::Value(g) => vec![g],
+                            Payload::Json(fields) => fields.values().collect(),
+                            Payload::Text(_) => vec![],
+                        };
+                        gens.into_iter().filter_map(move |g| match g {
+                            Gen::Waypoints { points, .. } => Some((
+                                d.id.clone(),
+                                points.iter().map(|(lat, lon, _)| (*lat, *lon)).collect(),
+                            )),
+                            _ => None,
+                        })
+                    })
+                })
+                .collect(),
         }
     }
 

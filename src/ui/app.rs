@@ -489,6 +489,21 @@ impl WorkbenchApp {
                     }
                     Tab::Qos => self.qos.ui(ui, &m.capture),
                     Tab::Log => self.log.ui(ui, &m.capture),
+                    Tab::Map => {
+                        let routes = m
+                            .scenario
+                            .as_ref()
+                            .map_or(&[][..], |s| s.info.routes.as_slice());
+                        if let Some(id) = super::map::map_ui(
+                            ui,
+                            &m.positions,
+                            routes,
+                            self.devices_panel.selected.as_deref(),
+                        ) {
+                            self.sessions.selected = Some(id.clone());
+                            self.devices_panel.selected = Some(id);
+                        }
+                    }
                     Tab::Checks => {
                         if let Some(seq) = super::checks::checks_ui(ui, m.checks.as_ref()) {
                             self.log.jump_to(seq);

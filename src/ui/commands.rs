@@ -33,7 +33,7 @@ pub enum UiCommand {
 
 impl UiCommand {
     /// Every command that has a keyboard shortcut is in here.
-    pub const ALL: [UiCommand; 20] = [
+    pub const ALL: [UiCommand; 21] = [
         UiCommand::Publish,
         UiCommand::TogglePublish,
         UiCommand::OpenScenario,
@@ -53,6 +53,7 @@ impl UiCommand {
         UiCommand::ShowTab(Tab::Qos),
         UiCommand::ShowTab(Tab::Log),
         UiCommand::ShowTab(Tab::Checks),
+        UiCommand::ShowTab(Tab::Map),
         UiCommand::About,
     ];
 
@@ -107,6 +108,7 @@ impl UiCommand {
             UiCommand::ShowTab(Tab::Qos) => cmd(Key::Num3),
             UiCommand::ShowTab(Tab::Log) => cmd(Key::Num4),
             UiCommand::ShowTab(Tab::Checks) => cmd(Key::Num5),
+            UiCommand::ShowTab(Tab::Map) => cmd(Key::Num6),
             _ => None,
         }
     }

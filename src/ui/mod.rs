@@ -10,6 +10,7 @@ mod faults;
 mod format;
 mod frame_bench;
 mod log;
+mod map;
 mod modals;
 mod publish;
 mod qos;

@@ -15,10 +15,18 @@ pub enum Tab {
     Qos,
     Log,
     Checks,
+    Map,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [Tab::Topics, Tab::Sessions, Tab::Qos, Tab::Log, Tab::Checks];
+    pub const ALL: [Tab; 6] = [
+        Tab::Topics,
+        Tab::Sessions,
+        Tab::Qos,
+        Tab::Log,
+        Tab::Checks,
+        Tab::Map,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -27,6 +35,7 @@ impl Tab {
             Tab::Qos => "QoS flows",
             Tab::Log => "Message log",
             Tab::Checks => "Checks",
+            Tab::Map => "Map",
         }
     }
 }
