@@ -499,6 +499,11 @@ impl WorkbenchApp {
                             &m.positions,
                             routes,
                             self.devices_panel.selected.as_deref(),
+                            |id| {
+                                m.devices.is_virtual(id)
+                                    && m.devices.state(id)
+                                        != Some(crate::protocol::DeviceState::Connected)
+                            },
                         ) {
                             self.sessions.selected = Some(id.clone());
                             self.devices_panel.selected = Some(id);

@@ -4,7 +4,7 @@
 //! network tiles). Hover names a device; a click selects it in every panel.
 
 use egui::Color32;
-use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text};
+use egui_plot::{Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text};
 
 use crate::positions::Positions;
 
@@ -61,6 +61,7 @@ pub fn map_ui(
     positions: &Positions,
     routes: &[(String, Vec<(f64, f64)>)],
     selected: Option<&str>,
+    offline: impl Fn(&str) -> bool,
 ) -> Option<String> {
     let current = positions
         .tracks
@@ -96,9 +97,9 @@ pub fn map_ui(
         .iter()
         .filter_map(|(id, t)| t.trail.back().map(|p| (id, proj.xy(*p))))
         .collect();
+    let label_color = ui.visuals().strong_text_color();
     Plot::new("fleet-map")
         .data_aspect(1.0)
-        .legend(Legend::default())
         .x_axis_label("east")
         .y_axis_label("north")
         .x_axis_formatter(|m, _| metres(m.value))
@@ -150,15 +151,30 @@ pub fn map_ui(
                     .radius(if is_selected { 7.0 } else { 5.0 })
                     .shape(MarkerShape::Circle)
                     .filled(true);
+                let gone = offline(id.as_str());
                 if is_selected {
                     pts = pts.color(SELECTED);
+                } else if gone {
+                    pts = pts.color(Color32::GRAY).filled(false);
                 }
                 p.points(pts);
                 p.text(
                     Text::new(
                         format!("label {id}"),
                         PlotPoint::new(xy[0], xy[1]),
-                        format!("  {id}"),
+                        egui::RichText::new(if gone {
+                            format!("   {id} (offline: last position)")
+                        } else {
+                            format!("   {id}")
+                        })
+                        .size(13.0)
+                        .color(if is_selected {
+                            SELECTED
+                        } else if gone {
+                            Color32::GRAY
+                        } else {
+                            label_color
+                        }),
                     )
                     .anchor(egui::Align2::LEFT_CENTER)
                     .allow_hover(false),
