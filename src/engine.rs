@@ -287,7 +287,7 @@ struct Engine {
     /// Credentials from `--broker mqtt://user:password@…` for devices without their own.
     credentials: Option<(String, String)>,
     /// The workbench's own MQTT client and its event loop (made on first use).
-    own_client: Option<(rumqttc::AsyncClient, tokio::task::JoinHandle<()>)>,
+    own_client: Option<(rumqttc::v5::AsyncClient, tokio::task::JoinHandle<()>)>,
 }
 
 /// Start an engine on `rt` without waiting: the handle is ready to queue
@@ -677,20 +677,23 @@ impl Engine {
 
     /// The workbench's own MQTT client, connected through the tap on first
     /// use (so what it sends shows in every inspector like any client's).
-    fn own_client(&mut self) -> rumqttc::AsyncClient {
+    /// An MQTT 5 client, so messages published by hand can carry properties.
+    fn own_client(&mut self) -> rumqttc::v5::AsyncClient {
         if let Some((client, _)) = &self.own_client {
             return client.clone();
         }
         let tap = self.tap.local_addr();
-        let mut opts = rumqttc::MqttOptions::new(
+        let mut opts = rumqttc::v5::MqttOptions::new(
             crate::protocol::WORKBENCH_CLIENT_ID,
             tap.ip().to_string(),
             tap.port(),
         );
         opts.set_keep_alive(Duration::from_secs(30));
         // As large as the tap and the broker take (rumqttc's default is 10 KiB).
-        opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
-        let (client, mut el) = rumqttc::AsyncClient::new(opts, 256);
+        opts.set_max_packet_size(Some(1024 * 1024));
+        // rumqttc sizes its inflight tables by the broker's Receive Maximum (65,535).
+        opts.set_outgoing_inflight_upper_limit(100);
+        let (client, mut el) = rumqttc::v5::AsyncClient::new(opts, 256);
         let task = tokio::spawn(async move {
             loop {
                 if el.poll().await.is_err() {
@@ -703,8 +706,44 @@ impl Engine {
         client
     }
 
-    fn publish(&mut self, req: crate::protocol::PublishRequest) {
+    fn publish(&mut self, mut req: crate::protocol::PublishRequest) {
         use crate::protocol::Publisher;
+        // A payload from a file is read off the async workers, then published.
+        if let Some(path) = req.payload_file.take() {
+            let (sink, commands) = (self.sink.clone(), self.commands.clone());
+            tokio::spawn(async move {
+                let read = tokio::task::spawn_blocking({
+                    let path = path.clone();
+                    move || -> Result<Vec<u8>, String> {
+                        let len = std::fs::metadata(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?
+                            .len();
+                        if len > crate::tap::MAX_FRAME_BYTES as u64 - 1024 {
+                            return Err(format!(
+                                "{}: {len} bytes is more than the 1 MiB a message may carry here",
+                                path.display()
+                            ));
+                        }
+                        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+                    }
+                })
+                .await;
+                match read {
+                    Ok(Ok(bytes)) => {
+                        req.payload = bytes::Bytes::from(bytes);
+                        if let Some(tx) = commands.upgrade() {
+                            let _ = tx.send(Command::Publish(req)).await;
+                        }
+                    }
+                    Ok(Err(text)) => sink.send(Event::Notice { error: true, text }),
+                    Err(e) => sink.send(Event::Notice {
+                        error: true,
+                        text: e.to_string(),
+                    }),
+                }
+            });
+            return;
+        }
         let what = format!(
             "{} B to {} (QoS {}{})",
             req.payload.len(),
@@ -714,9 +753,20 @@ impl Engine {
         );
         match req.from.clone() {
             Publisher::Workbench => {
-                let qos = crate::sim::scenario::Qos(req.qos.min(2)).to_rumqttc();
+                let qos = crate::sim::scenario::Qos(req.qos.min(2)).to_rumqttc_v5();
                 let client = self.own_client();
-                match client.try_publish(req.topic, qos, req.retain, req.payload) {
+                let sent = if req.properties.is_empty() {
+                    client.try_publish(req.topic, qos, req.retain, req.payload)
+                } else {
+                    client.try_publish_with_properties(
+                        req.topic,
+                        qos,
+                        req.retain,
+                        req.payload,
+                        req.properties.to_v5(),
+                    )
+                };
+                match sent {
                     // Queued on the workbench's connection; the log shows when it went out.
                     Ok(()) => self.notice(false, format!("publishing {what}")),
                     Err(e) => self.notice(true, format!("cannot publish {what}: {e}")),
@@ -759,7 +809,12 @@ impl Engine {
                 // forever: the broker may be stopped).
                 let sent = tokio::time::timeout(
                     Duration::from_secs(5),
-                    client.publish(t, rumqttc::QoS::AtLeastOnce, true, Vec::new()),
+                    client.publish(
+                        t,
+                        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                        true,
+                        Vec::new(),
+                    ),
                 )
                 .await;
                 if !matches!(sent, Ok(Ok(()))) {

@@ -771,6 +771,48 @@ pub struct PublishRequest {
     pub payload: Bytes,
     pub qos: u8,
     pub retain: bool,
+    /// MQTT 5 properties (the workbench's client and MQTT 5 devices send them).
+    pub properties: MessageProperties,
+    /// Read the payload from this file (on the engine; at most 1 MiB) instead.
+    pub payload_file: Option<PathBuf>,
+}
+
+/// MQTT 5 properties of a message published by hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageProperties {
+    pub content_type: String,
+    pub response_topic: String,
+    pub correlation_data: String,
+    /// Seconds; 0: no expiry.
+    pub message_expiry_s: u32,
+    pub payload_utf8: bool,
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl MessageProperties {
+    pub fn is_empty(&self) -> bool {
+        *self == MessageProperties::default()
+    }
+
+    /// As rumqttc's MQTT 5 publish properties.
+    pub fn to_v5(&self) -> rumqttc::v5::mqttbytes::v5::PublishProperties {
+        let text = |s: &str| (!s.trim().is_empty()).then(|| s.to_string());
+        rumqttc::v5::mqttbytes::v5::PublishProperties {
+            payload_format_indicator: self.payload_utf8.then_some(1),
+            message_expiry_interval: (self.message_expiry_s > 0).then_some(self.message_expiry_s),
+            response_topic: text(&self.response_topic),
+            correlation_data: text(&self.correlation_data).map(Bytes::from),
+            user_properties: self
+                .user_properties
+                .iter()
+                .filter(|(k, _)| !k.trim().is_empty())
+                .cloned()
+                .collect(),
+            content_type: text(&self.content_type),
+            ..Default::default()
+        }
+    }
 }
 
 /// UI/CLI → engine.

@@ -806,9 +806,17 @@ async fn run(
                         Err(format!("{} is not connected", dev.plan.client_id))
                     } else {
                         let qos = crate::sim::scenario::Qos(req.qos.min(2));
-                        client
-                            .publish(req.topic, qos, req.retain, req.payload.to_vec(), None)
-                            .map_err(|e| format!("{}: {e}", dev.plan.client_id))
+                        let props = (!req.properties.is_empty()).then(|| req.properties.to_v5());
+                        if props.is_some() && matches!(client, Client::V4(_)) {
+                            Err(format!(
+                                "{} speaks MQTT 3.1.1, which has no properties: publish as the workbench or an MQTT 5 device",
+                                dev.plan.client_id
+                            ))
+                        } else {
+                            client
+                                .publish(req.topic, qos, req.retain, req.payload.to_vec(), props)
+                                .map_err(|e| format!("{}: {e}", dev.plan.client_id))
+                        }
                     };
                     let _ = answer.send(result);
                 }

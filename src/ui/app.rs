@@ -474,6 +474,17 @@ impl WorkbenchApp {
                         &mut self.pending,
                     )
                 });
+            if std::mem::take(&mut self.publish.wants_file) {
+                match self.file_dialogs.payload_file() {
+                    DialogResult::Picked(path) => self.publish.file = Some(path),
+                    DialogResult::Cancelled => {}
+                    DialogResult::Unavailable => self.toast(
+                        true,
+                        "No file dialog could open (install xdg-desktop-portal or zenity): \
+                         paste the payload as text instead",
+                    ),
+                }
+            }
         }
         // The tab's own area: wide tables are clipped to it, never drawn under the publish panel.
         let m = &self.model;

@@ -38,6 +38,10 @@ pub trait Dialogs {
     fn open_scenario(&mut self) -> DialogResult;
     /// Ask where to save the message log; `default_name` e.g. "mqtt-log.csv".
     fn save_export(&mut self, default_name: &str) -> DialogResult;
+    /// Ask for a file whose bytes to publish.
+    fn payload_file(&mut self) -> DialogResult {
+        DialogResult::Unavailable
+    }
     /// Ask for a recorded capture to open.
     fn open_capture(&mut self) -> DialogResult {
         DialogResult::Unavailable
@@ -92,6 +96,11 @@ impl Dialogs for NativeDialogs {
             .set_file_name(default_name)
             .save_file();
         classify(picked, started)
+    }
+
+    fn payload_file(&mut self) -> DialogResult {
+        let started = Instant::now();
+        classify(rfd::FileDialog::new().pick_file(), started)
     }
 
     fn open_capture(&mut self) -> DialogResult {

@@ -26,6 +26,8 @@ pub struct Draft {
     pub payload: String,
     pub qos: u8,
     pub retain: bool,
+    /// MQTT 5 properties.
+    pub properties: crate::protocol::MessageProperties,
 }
 
 /// What the publish panel remembers between runs.
@@ -56,6 +58,10 @@ pub struct PublishPanel {
     pub json: bool,
     pub from: Option<String>,
     snippet_name: String,
+    /// Send this file's bytes instead of the text (read by the engine when published).
+    pub file: Option<std::path::PathBuf>,
+    /// The user asked to pick a payload file (the window opens the dialog).
+    pub wants_file: bool,
 }
 
 impl PublishPanel {
@@ -101,6 +107,8 @@ impl PublishPanel {
             payload: Bytes::from(self.draft.payload.clone().into_bytes()),
             qos: self.draft.qos,
             retain: self.draft.retain,
+            properties: self.draft.properties.clone(),
+            payload_file: self.file.clone(),
         }))
     }
 
@@ -176,8 +184,27 @@ impl PublishPanel {
         }
         ui.horizontal(|ui| {
             ui.label("Payload");
-            ui.selectable_value(&mut self.json, false, "Text");
-            ui.selectable_value(&mut self.json, true, "JSON");
+            if ui
+                .selectable_label(self.file.is_none() && !self.json, "Text")
+                .clicked()
+            {
+                self.json = false;
+                self.file = None;
+            }
+            if ui
+                .selectable_label(self.file.is_none() && self.json, "JSON")
+                .clicked()
+            {
+                self.json = true;
+                self.file = None;
+            }
+            if ui
+                .selectable_label(self.file.is_some(), "File…")
+                .on_hover_text("Send a file's bytes (at most 1 MiB), e.g. a binary payload")
+                .clicked()
+            {
+                self.wants_file = true;
+            }
             if self.json
                 && ui.small_button("Pretty").clicked()
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(&self.draft.payload)
@@ -187,17 +214,36 @@ impl PublishPanel {
             }
             ui.weak(format!("{} B", self.draft.payload.len()));
         });
-        ui.add(
-            egui::TextEdit::multiline(&mut self.draft.payload)
-                .code_editor()
-                .desired_rows(6)
-                .desired_width(f32::INFINITY)
-                .hint_text(if self.json {
-                    "{\"on\": true}"
-                } else {
-                    "message text"
-                }),
-        );
+        if let Some(f) = self.file.clone() {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!(
+                        "bytes of {}",
+                        f.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
+                    ))
+                    .monospace(),
+                )
+                .on_hover_text(f.display().to_string());
+                if ui.small_button("×").on_hover_text("Back to text").clicked() {
+                    self.file = None;
+                }
+            });
+        } else {
+            ui.add(
+                egui::TextEdit::multiline(&mut self.draft.payload)
+                    .code_editor()
+                    .desired_rows(6)
+                    .desired_width(f32::INFINITY)
+                    .hint_text(if self.json {
+                        "{\"on\": true}"
+                    } else {
+                        "message text"
+                    }),
+            );
+        }
+        self.properties_ui(ui);
         let problem = self.problem();
         if self.json && problem.is_none() {
             ui.colored_label(Color32::from_rgb(76, 175, 80), "valid JSON");
@@ -293,6 +339,81 @@ impl PublishPanel {
                         self.draft = h;
                     }
                 }
+            });
+    }
+}
+
+impl PublishPanel {
+    /// MQTT 5 properties (sent by the workbench's client and MQTT 5 devices).
+    fn properties_ui(&mut self, ui: &mut egui::Ui) {
+        let p = &mut self.draft.properties;
+        let title = if p.is_empty() {
+            "MQTT 5 properties".to_string()
+        } else {
+            "MQTT 5 properties (set)".to_string()
+        };
+        egui::CollapsingHeader::new(title)
+            .id_salt("publish-v5")
+            .show(ui, |ui| {
+                egui::Grid::new("publish-v5-grid")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        for (label, value, hint) in [
+                            ("Content type", &mut p.content_type, "application/json"),
+                            ("Response topic", &mut p.response_topic, "replies/my-app"),
+                            ("Correlation data", &mut p.correlation_data, "req-42"),
+                        ] {
+                            ui.label(label);
+                            ui.add(
+                                egui::TextEdit::singleline(value)
+                                    .hint_text(hint)
+                                    .desired_width(f32::INFINITY),
+                            );
+                            ui.end_row();
+                        }
+                        ui.label("Message expiry");
+                        ui.horizontal(|ui| {
+                            ui.add(
+                                egui::DragValue::new(&mut p.message_expiry_s)
+                                    .range(0..=u32::MAX)
+                                    .suffix(" s"),
+                            );
+                            ui.weak("0: never");
+                        });
+                        ui.end_row();
+                        ui.label("Payload format");
+                        ui.checkbox(&mut p.payload_utf8, "UTF-8 text");
+                        ui.end_row();
+                    });
+                ui.label("User properties");
+                let mut remove = None;
+                for (i, (k, v)) in p.user_properties.iter_mut().enumerate() {
+                    ui.horizontal(|ui| {
+                        ui.add(
+                            egui::TextEdit::singleline(k)
+                                .hint_text("key")
+                                .desired_width(90.0),
+                        );
+                        ui.add(
+                            egui::TextEdit::singleline(v)
+                                .hint_text("value")
+                                .desired_width(120.0),
+                        );
+                        if ui.small_button("×").clicked() {
+                            remove = Some(i);
+                        }
+                    });
+                }
+                if let Some(i) = remove {
+                    p.user_properties.remove(i);
+                }
+                if ui.small_button("+ user property").clicked() && p.user_properties.len() < 32 {
+                    p.user_properties.push((String::new(), String::new()));
+                }
+                ui.weak(
+                    "Sent by the workbench's own client (MQTT 5) and MQTT 5 devices; a 3.1.1 \
+                     subscriber receives the message without them.",
+                );
             });
     }
 }
