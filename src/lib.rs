@@ -11,6 +11,7 @@ pub mod broker;
 pub mod capture;
 pub mod checks;
 pub mod cli;
+pub mod decode;
 pub mod engine;
 pub mod export;
 pub mod model;

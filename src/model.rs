@@ -307,6 +307,8 @@ pub struct Model {
     pub opened_capture: Option<std::path::PathBuf>,
     /// Device positions from published payloads, for the fleet map.
     pub positions: crate::positions::Positions,
+    /// Payload decoders (codec per topic; Sparkplug aliases learned from BIRTHs).
+    pub decoders: crate::decode::Decoders,
 }
 
 impl Default for Model {
@@ -324,6 +326,7 @@ impl Default for Model {
             checks: None,
             opened_capture: None,
             positions: Default::default(),
+            decoders: Default::default(),
             scenario_starts: 0,
             clear_on_scenario_start: false,
         }
@@ -344,6 +347,13 @@ impl Model {
             Event::Wire(batch) => {
                 for ev in &batch {
                     self.positions.on_event(ev);
+                    if ev.kind == crate::protocol::PacketKind::Publish
+                        && ev.dir == crate::protocol::Direction::ClientToBroker
+                        && let (Some(t), Some(p)) = (ev.topic.as_deref(), ev.payload.as_deref())
+                        && t.starts_with("spBv1.0/")
+                    {
+                        self.decoders.observe(t, p);
+                    }
                 }
                 match &mut self.checks {
                     Some(checks) => {

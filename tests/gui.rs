@@ -881,3 +881,71 @@ fn the_map_shows_the_drones_and_their_routes() {
     assert_eq!(h.state().settings.tab, mqtt_workbench::ui::Tab::Map);
     h.get_by_label("6 devices with a position");
 }
+
+/// Sparkplug B written by hand from the protobuf wire format (independent of
+/// the decoder's prost structs): NBIRTH names alias 1 "Temperature" (Float)
+/// and alias 2 "Pump/Running" (Boolean); NDATA carries aliases only.
+fn sparkplug(birth: bool) -> Vec<u8> {
+    let mut temp = vec![0x10, 0x01, 0x20, 0x09, 0x65];
+    temp.extend(if birth { 21.5f32 } else { 22.25f32 }.to_le_bytes());
+    let mut pump = vec![0x10, 0x02, 0x20, 0x0b, 0x70, 0x01];
+    if birth {
+        let mut named = vec![0x0a, 11];
+        named.extend(b"Temperature");
+        named.extend(temp);
+        temp = named;
+        let mut named = vec![0x0a, 12];
+        named.extend(b"Pump/Running");
+        named.extend(pump);
+        pump = named;
+    }
+    let mut p = vec![0x08, 0x01];
+    for m in [temp, pump] {
+        p.push(0x12);
+        p.push(m.len() as u8);
+        p.extend(m);
+    }
+    p.extend([0x18, if birth { 0 } else { 1 }]);
+    p
+}
+
+#[test]
+fn a_sparkplug_ndata_shows_named_metrics_and_plots_them() {
+    let mut h = harness(None, 0, None);
+    wait(&mut h, "the broker running", 15, |a| a.tap_addr().is_some());
+    for (topic, birth) in [
+        ("spBv1.0/plant/NBIRTH/edge-1", true),
+        ("spBv1.0/plant/NDATA/edge-1", false),
+    ] {
+        h.state_mut()
+            .send(mqtt_workbench::protocol::Command::Publish(
+                mqtt_workbench::protocol::PublishRequest {
+                    from: mqtt_workbench::protocol::Publisher::Workbench,
+                    topic: topic.into(),
+                    payload: bytes::Bytes::from(sparkplug(birth)),
+                    qos: 1,
+                    retain: false,
+                    properties: Default::default(),
+                    payload_file: None,
+                },
+            ));
+        wait(&mut h, topic, 10, |a| {
+            a.model.capture.topics.contains_key(topic)
+        });
+    }
+    // Select the NDATA topic (as a click in the tree does, once its branch is open).
+    {
+        let app = h.state_mut();
+        let capture = std::mem::take(&mut app.model.capture);
+        app.topics.select("spBv1.0/plant/NDATA/edge-1", &capture);
+        app.model.capture = capture;
+    }
+    h.run_steps(3);
+    h.get_by_label_contains("Sparkplug B (decoded)");
+    let payload = h.get_by_label_contains("\"Temperature\"");
+    let text = format!("{payload:?}");
+    assert!(text.contains("22.25"), "{text}");
+    assert!(text.contains("Pump/Running"), "{text}");
+    // The metric is offered for the chart under its name.
+    h.get_by_label_contains("metrics.Temperature.value");
+}

@@ -391,6 +391,11 @@ impl WorkbenchApp {
         }
     }
 
+    /// Queue a command for the engine, as a click would (tests, automation).
+    pub fn send(&mut self, cmd: Command) {
+        self.pending.push(cmd);
+    }
+
     /// Texts of the toasts on screen (for tests and the log).
     pub fn toast_texts(&self) -> Vec<String> {
         self.toasts.texts()
@@ -493,7 +498,9 @@ impl WorkbenchApp {
             .show(ui, |ui| {
                 ui.set_clip_rect(ui.max_rect().intersect(ui.clip_rect()));
                 match self.settings.tab {
-                    Tab::Topics => self.topics.ui(ui, &m.capture, &mut self.pending),
+                    Tab::Topics => self
+                        .topics
+                        .ui(ui, &m.capture, &m.decoders, &mut self.pending),
                     Tab::Sessions => {
                         self.sessions
                             .ui(ui, &m.capture, &m.devices, &mut self.pending)

@@ -192,31 +192,6 @@ pub fn hex_dump(payload: &[u8]) -> String {
     out
 }
 
-/// Dotted paths of every numeric field in a JSON payload ("position.lat").
-pub fn numeric_fields(payload: &[u8]) -> Vec<String> {
-    fn walk(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Number(_) => out.push(prefix.to_string()),
-            serde_json::Value::Object(m) => {
-                for (k, v) in m {
-                    let p = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(v, &p, out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
-        walk(&v, "", &mut out);
-    }
-    out
-}
-
 /// The number in a payload: the whole payload, or the dotted JSON field.
 pub fn number(payload: &[u8], field: Option<&str>) -> Option<f64> {
     let text = std::str::from_utf8(payload).ok()?.trim();
@@ -252,10 +227,6 @@ mod tests {
         assert_eq!(preview(&[0xff, 0x00], 10), "0xff00");
         assert_eq!(number(br#"{"p":{"lat":1.5}}"#, Some("p.lat")), Some(1.5));
         assert_eq!(number(b" 3 ", None), Some(3.0));
-        assert_eq!(
-            numeric_fields(br#"{"a":1,"b":{"c":2},"d":"x"}"#),
-            ["a", "b.c"]
-        );
         assert!(hex_dump(b"hello").starts_with("000000  68 65 6c 6c 6f"));
     }
 }

@@ -7,6 +7,8 @@ use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
+use crate::decode::Decoders;
+
 use super::format;
 use crate::capture::{Capture, TopicStats, topic_matches};
 use crate::protocol::{Command, Direction};
@@ -54,6 +56,9 @@ pub struct TopicsPanel {
     series: HashMap<(String, Option<String>), Series>,
     /// Points drawn per series in the last frame (label, count): what the plot shows.
     pub last_plot: Vec<(String, usize)>,
+    /// The model's decoders (codec per topic, Sparkplug aliases), as of `decoders_generation`.
+    decoders: Decoders,
+    decoders_generation: Option<u64>,
 }
 
 impl TopicsPanel {
@@ -73,17 +78,40 @@ impl TopicsPanel {
             self.selected = Some(topic.to_string());
             self.selected_msg = None;
             // Plot the first numeric field by default (or the payload itself when it is a number).
+            let decoders = &self.decoders;
             self.field = capture.topics.get(topic).and_then(|st| {
                 if format::number(&st.last_payload, None).is_some() {
                     None
                 } else {
-                    format::numeric_fields(&st.last_payload).into_iter().next()
+                    // A Sparkplug metric's value, rather than its alias or timestamp.
+                    let fields = numeric_fields(decoders, topic, &st.last_payload);
+                    fields
+                        .iter()
+                        .find(|f| f.starts_with("metrics.") && f.ends_with(".value"))
+                        .or(fields.first())
+                        .cloned()
                 }
             });
         }
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture, out: &mut Vec<Command>) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        capture: &Capture,
+        decoders: &Decoders,
+        out: &mut Vec<Command>,
+    ) {
+        // A copy, refreshed when a BIRTH taught new aliases (rare).
+        if self.decoders_generation != Some(decoders.generation) {
+            self.decoders = decoders.clone();
+            self.decoders_generation = Some(decoders.generation);
+            self.series.clear();
+            // Fields may have new names now (aliases learned from a BIRTH).
+            if let Some(topic) = self.selected.take() {
+                self.select(&topic, capture);
+            }
+        }
         self.confirm_clear_ui(ui.ctx(), out);
         // A cleared capture numbers its tree nodes and messages afresh.
         if self.clears != capture.clears {
@@ -389,14 +417,19 @@ impl TopicsPanel {
             .unwrap_or_else(|| st.last_payload.clone());
         let avail = ui.available_height();
         ui.columns(2, |cols| {
-            self.payload_ui(&mut cols[0], &payload, avail * 0.45);
+            self.payload_ui(&mut cols[0], topic, &payload, avail * 0.45);
             self.plot_ui(&mut cols[1], capture, topic, st, avail * 0.45);
         });
         ui.separator();
         self.history_ui(ui, capture, st);
     }
 
-    fn payload_ui(&mut self, ui: &mut egui::Ui, payload: &[u8], height: f32) {
+    fn payload_ui(&mut self, ui: &mut egui::Ui, topic: &str, payload: &[u8], height: f32) {
+        let codec = self.decoders.codec(topic);
+        let decoded = (codec != crate::decode::Codec::Json)
+            .then(|| self.decoders.decode(topic, payload))
+            .flatten()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok());
         ui.horizontal(|ui| {
             ui.label(
                 RichText::new(if self.selected_msg.is_some() {
@@ -415,15 +448,24 @@ impl TopicsPanel {
                 ui.selectable_value(&mut self.view, v, label);
             }
             ui.weak(format::bytes(payload.len() as u64));
+            if codec != crate::decode::Codec::Json {
+                ui.weak(if decoded.is_some() {
+                    format!("{} (decoded)", codec.name())
+                } else {
+                    format!("not {}", codec.name())
+                });
+            }
         });
         let text = match self.view {
-            PayloadView::Auto => {
+            PayloadView::Auto => decoded.clone().unwrap_or_else(|| {
                 format::pretty_json(payload).unwrap_or_else(|| match std::str::from_utf8(payload) {
                     Ok(s) => s.to_string(),
                     Err(_) => format::hex_dump(payload),
                 })
-            }
-            PayloadView::Json => format::pretty_json(payload)
+            }),
+            PayloadView::Json => decoded
+                .clone()
+                .or_else(|| format::pretty_json(payload))
                 .unwrap_or_else(|| "(not a JSON object or array)".into()),
             PayloadView::Text => String::from_utf8_lossy(payload).into_owned(),
             PayloadView::Hex => format::hex_dump(payload),
@@ -445,7 +487,7 @@ impl TopicsPanel {
         st: &TopicStats,
         height: f32,
     ) {
-        let fields = format::numeric_fields(&st.last_payload);
+        let fields = numeric_fields(&self.decoders, topic, &st.last_payload);
         let whole_is_number = format::number(&st.last_payload, None).is_some();
         ui.horizontal(|ui| {
             ui.label(RichText::new("Chart").strong());
@@ -559,7 +601,10 @@ impl TopicsPanel {
             let from = st.history.partition_point(|&q| q < s.next_seq);
             for &seq in st.history.range(from..) {
                 if let Some(e) = capture.get(seq)
-                    && let Some(v) = e.payload.as_deref().and_then(|p| format::number(p, field))
+                    && let Some(v) = e
+                        .payload
+                        .as_deref()
+                        .and_then(|p| number(&self.decoders, topic, p, field))
                 {
                     s.points.push([e.t_us as f64 / 1e6, v]);
                 }
@@ -740,5 +785,21 @@ mod tests {
         assert!(r.iter().any(|p| p[1] == 100.0), "the spike survives");
         assert!(r.windows(2).all(|w| w[0][0] <= w[1][0]), "x stays sorted");
         assert_eq!(reduce(&pts[..50], 100).len(), 50);
+    }
+}
+
+/// Numeric fields of a payload, decoded for its topic (JSON, Sparkplug B, CBOR, MessagePack).
+fn numeric_fields(decoders: &Decoders, topic: &str, payload: &[u8]) -> Vec<String> {
+    decoders
+        .decode(topic, payload)
+        .map(|v| crate::decode::numeric_fields(&v))
+        .unwrap_or_default()
+}
+
+/// The number in a payload: the whole payload, or the dotted field of its decoded value.
+fn number(decoders: &Decoders, topic: &str, payload: &[u8], field: Option<&str>) -> Option<f64> {
+    match field {
+        None | Some("") => format::number(payload, None),
+        Some(path) => crate::decode::field(&decoders.decode(topic, payload)?, path),
     }
 }

@@ -1,0 +1,442 @@
+//! Payload decoders: every payload the inspectors show as a tree or plot goes
+//! through here and comes out as a JSON value. JSON is read as is; topics
+//! under `spBv1.0/` are Sparkplug B (the Eclipse Tahu protobuf schema), with
+//! metric aliases resolved from the edge node's and device's BIRTH; topic
+//! filters can be mapped to CBOR or MessagePack.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::protocol::topic_matches;
+
+/// How a payload is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Json,
+    SparkplugB,
+    Cbor,
+    MessagePack,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Json => "JSON",
+            Codec::SparkplugB => "Sparkplug B",
+            Codec::Cbor => "CBOR",
+            Codec::MessagePack => "MessagePack",
+        }
+    }
+}
+
+/// The Sparkplug B payload schema (Eclipse Tahu `sparkplug_b.proto`; the
+/// field numbers and types are the wire format). Metadata, property sets,
+/// data sets and templates are skipped.
+pub mod sparkplug {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Payload {
+        #[prost(uint64, optional, tag = "1")]
+        pub timestamp: Option<u64>,
+        #[prost(message, repeated, tag = "2")]
+        pub metrics: Vec<Metric>,
+        #[prost(uint64, optional, tag = "3")]
+        pub seq: Option<u64>,
+        #[prost(string, optional, tag = "4")]
+        pub uuid: Option<String>,
+        #[prost(bytes = "vec", optional, tag = "5")]
+        pub body: Option<Vec<u8>>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metric {
+        #[prost(string, optional, tag = "1")]
+        pub name: Option<String>,
+        #[prost(uint64, optional, tag = "2")]
+        pub alias: Option<u64>,
+        #[prost(uint64, optional, tag = "3")]
+        pub timestamp: Option<u64>,
+        #[prost(uint32, optional, tag = "4")]
+        pub datatype: Option<u32>,
+        #[prost(bool, optional, tag = "5")]
+        pub is_historical: Option<bool>,
+        #[prost(bool, optional, tag = "6")]
+        pub is_transient: Option<bool>,
+        #[prost(bool, optional, tag = "7")]
+        pub is_null: Option<bool>,
+        #[prost(oneof = "Value", tags = "10, 11, 12, 13, 14, 15, 16")]
+        pub value: Option<Value>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Value {
+        #[prost(uint32, tag = "10")]
+        IntValue(u32),
+        #[prost(uint64, tag = "11")]
+        LongValue(u64),
+        #[prost(float, tag = "12")]
+        FloatValue(f32),
+        #[prost(double, tag = "13")]
+        DoubleValue(f64),
+        #[prost(bool, tag = "14")]
+        BooleanValue(bool),
+        #[prost(string, tag = "15")]
+        StringValue(String),
+        #[prost(bytes = "vec", tag = "16")]
+        BytesValue(Vec<u8>),
+    }
+
+    /// Sparkplug B data type names by number.
+    pub fn type_name(t: u32) -> &'static str {
+        match t {
+            1 => "Int8",
+            2 => "Int16",
+            3 => "Int32",
+            4 => "Int64",
+            5 => "UInt8",
+            6 => "UInt16",
+            7 => "UInt32",
+            8 => "UInt64",
+            9 => "Float",
+            10 => "Double",
+            11 => "Boolean",
+            12 => "String",
+            13 => "DateTime",
+            14 => "Text",
+            15 => "UUID",
+            16 => "DataSet",
+            17 => "Bytes",
+            18 => "File",
+            19 => "Template",
+            _ => "Unknown",
+        }
+    }
+}
+
+/// Which codec each topic uses, and the Sparkplug aliases learned from BIRTHs.
+#[derive(Debug, Clone)]
+pub struct Decoders {
+    /// (topic filter, codec), first match wins; unmatched topics are JSON.
+    pub rules: Vec<(String, Codec)>,
+    /// (group, edge node, device or "") → alias → (name, data type).
+    aliases: HashMap<(String, String, String), HashMap<u64, (String, u32)>>,
+    /// Bumped when aliases change (views cache by it).
+    pub generation: u64,
+}
+
+impl Default for Decoders {
+    fn default() -> Self {
+        Decoders {
+            rules: vec![("spBv1.0/#".into(), Codec::SparkplugB)],
+            aliases: HashMap::new(),
+            generation: 0,
+        }
+    }
+}
+
+/// Edge nodes and devices whose aliases are remembered at most.
+const MAX_ALIAS_BOOKS: usize = 10_000;
+
+/// The parts of a Sparkplug topic: spBv1.0/group/TYPE/edge[/device].
+fn sparkplug_topic(topic: &str) -> Option<(&str, &str, &str, &str)> {
+    let mut parts = topic.split('/');
+    if parts.next()? != "spBv1.0" {
+        return None;
+    }
+    let group = parts.next()?;
+    let kind = parts.next()?;
+    let edge = parts.next()?;
+    let device = parts.next().unwrap_or("");
+    Some((group, kind, edge, device))
+}
+
+impl Decoders {
+    pub fn codec(&self, topic: &str) -> Codec {
+        self.rules
+            .iter()
+            .find(|(f, _)| topic_matches(topic, f))
+            .map_or(Codec::Json, |(_, c)| *c)
+    }
+
+    /// Learn aliases from a published BIRTH (call for every publish, in order).
+    pub fn observe(&mut self, topic: &str, payload: &[u8]) {
+        if self.codec(topic) != Codec::SparkplugB {
+            return;
+        }
+        let Some((group, kind, edge, device)) = sparkplug_topic(topic) else {
+            return;
+        };
+        if kind != "NBIRTH" && kind != "DBIRTH" {
+            return;
+        }
+        let Ok(p) = <sparkplug::Payload as prost::Message>::decode(payload) else {
+            return;
+        };
+        let key = (group.to_string(), edge.to_string(), device.to_string());
+        if !self.aliases.contains_key(&key) && self.aliases.len() >= MAX_ALIAS_BOOKS {
+            return;
+        }
+        let book = self.aliases.entry(key).or_default();
+        book.clear();
+        for m in &p.metrics {
+            if let (Some(name), Some(alias)) = (&m.name, m.alias) {
+                book.insert(alias, (name.clone(), m.datatype.unwrap_or(0)));
+            }
+        }
+        self.generation += 1;
+    }
+
+    /// The payload as a JSON value (None when it does not decode).
+    pub fn decode(&self, topic: &str, payload: &[u8]) -> Option<Value> {
+        match self.codec(topic) {
+            Codec::Json => serde_json::from_slice(payload).ok(),
+            Codec::Cbor => ciborium::de::from_reader::<Value, _>(payload).ok(),
+            Codec::MessagePack => rmp_serde::from_slice::<Value>(payload).ok(),
+            Codec::SparkplugB => self.sparkplug_json(topic, payload),
+        }
+    }
+
+    fn sparkplug_json(&self, topic: &str, payload: &[u8]) -> Option<Value> {
+        let p = <sparkplug::Payload as prost::Message>::decode(payload).ok()?;
+        let book = sparkplug_topic(topic).and_then(|(g, _, e, d)| {
+            self.aliases
+                .get(&(g.to_string(), e.to_string(), d.to_string()))
+        });
+        let mut metrics = Map::new();
+        for (k, m) in p.metrics.iter().enumerate() {
+            let learned = m.alias.and_then(|a| book.and_then(|b| b.get(&a)));
+            let name = m
+                .name
+                .clone()
+                .or_else(|| learned.map(|(n, _)| n.clone()))
+                .unwrap_or_else(|| match m.alias {
+                    Some(a) => format!("alias {a} (no BIRTH seen)"),
+                    None => format!("metric {k}"),
+                });
+            let datatype = m.datatype.or(learned.map(|(_, t)| *t)).unwrap_or(0);
+            let mut entry = Map::new();
+            entry.insert("value".into(), metric_value(m, datatype));
+            entry.insert("type".into(), json!(sparkplug::type_name(datatype)));
+            if let Some(a) = m.alias {
+                entry.insert("alias".into(), json!(a));
+            }
+            if let Some(t) = m.timestamp {
+                entry.insert("timestamp".into(), json!(t));
+            }
+            if m.is_historical == Some(true) {
+                entry.insert("historical".into(), json!(true));
+            }
+            metrics.insert(name, Value::Object(entry));
+        }
+        let mut out = Map::new();
+        if let Some((_, kind, _, _)) = sparkplug_topic(topic) {
+            out.insert("message".into(), json!(kind));
+        }
+        if let Some(t) = p.timestamp {
+            out.insert("timestamp".into(), json!(t));
+        }
+        if let Some(s) = p.seq {
+            out.insert("seq".into(), json!(s));
+        }
+        if let Some(u) = &p.uuid {
+            out.insert("uuid".into(), json!(u));
+        }
+        out.insert("metrics".into(), Value::Object(metrics));
+        Some(Value::Object(out))
+    }
+}
+
+/// A metric's value as its Sparkplug data type says (signed types travel
+/// as two's complement in the unsigned fields).
+fn metric_value(m: &sparkplug::Metric, datatype: u32) -> Value {
+    use sparkplug::Value as V;
+    if m.is_null == Some(true) {
+        return Value::Null;
+    }
+    match &m.value {
+        Some(V::IntValue(v)) => match datatype {
+            1 => json!(*v as u8 as i8),
+            2 => json!(*v as u16 as i16),
+            3 => json!(*v as i32),
+            _ => json!(v),
+        },
+        Some(V::LongValue(v)) => match datatype {
+            4 => json!(*v as i64),
+            _ => json!(v),
+        },
+        Some(V::FloatValue(v)) => json!(v),
+        Some(V::DoubleValue(v)) => json!(v),
+        Some(V::BooleanValue(v)) => json!(v),
+        Some(V::StringValue(v)) => json!(v),
+        Some(V::BytesValue(v)) => json!(format!("{} bytes", v.len())),
+        None => Value::Null,
+    }
+}
+
+/// Dotted paths of every numeric field in a decoded value ("metrics.Temperature.value").
+pub fn numeric_fields(v: &Value) -> Vec<String> {
+    fn walk(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Number(_) => out.push(prefix.to_string()),
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(v, &p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, "", &mut out);
+    out
+}
+
+/// The number at a dotted path of a decoded value.
+pub fn field(v: &Value, path: &str) -> Option<f64> {
+    // Metric names may contain dots or slashes: try the longest keys first.
+    fn find(v: &Value, parts: &[&str]) -> Option<f64> {
+        if parts.is_empty() {
+            return v.as_f64();
+        }
+        let obj = v.as_object()?;
+        for n in (1..=parts.len()).rev() {
+            if let Some(next) = obj.get(&parts[..n].join(".")) {
+                if let Some(x) = find(next, &parts[n..]) {
+                    return Some(x);
+                }
+            }
+        }
+        None
+    }
+    find(v, &path.split('.').collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A protobuf varint.
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    /// Sparkplug payloads written by hand from the protobuf wire format (an
+    /// encoder independent of prost): Payload{timestamp=1, metrics=2, seq=3},
+    /// Metric{name=1, alias=2, datatype=4, float_value=12, int_value=10}.
+    fn metric(name: Option<&str>, alias: u64, datatype: u32, value: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        if let Some(n) = name {
+            m.push(0x0a); // field 1, length-delimited
+            varint(n.len() as u64, &mut m);
+            m.extend(n.as_bytes());
+        }
+        m.push(0x10); // field 2, varint
+        varint(alias, &mut m);
+        m.push(0x20); // field 4, varint
+        varint(datatype as u64, &mut m);
+        m.extend(value);
+        m
+    }
+
+    fn payload(timestamp: u64, seq: u64, metrics: &[Vec<u8>]) -> Vec<u8> {
+        let mut p = vec![0x08]; // field 1, varint
+        varint(timestamp, &mut p);
+        for m in metrics {
+            p.push(0x12); // field 2, length-delimited
+            varint(m.len() as u64, &mut p);
+            p.extend(m);
+        }
+        p.push(0x18); // field 3, varint
+        varint(seq, &mut p);
+        p
+    }
+
+    #[test]
+    fn sparkplug_ndata_metrics_get_their_names_from_the_birth() {
+        let float = |x: f32| {
+            let mut v = vec![0x65]; // field 12, 32-bit
+            v.extend(x.to_le_bytes());
+            v
+        };
+        let int = |x: i32| {
+            let mut v = vec![0x50]; // field 10, varint
+            varint(x as u32 as u64, &mut v);
+            v
+        };
+        let birth = payload(
+            1_700_000_000_000,
+            0,
+            &[
+                metric(Some("Temperature"), 1, 9, &float(21.5)),
+                metric(Some("Line/Speed"), 2, 3, &int(-3)),
+            ],
+        );
+        let data = payload(
+            1_700_000_001_000,
+            1,
+            &[
+                metric(None, 1, 9, &float(22.25)),
+                metric(None, 2, 3, &int(-7)),
+            ],
+        );
+        let mut d = Decoders::default();
+        // Before any BIRTH the alias is shown as such.
+        let v = d.decode("spBv1.0/plant/NDATA/edge-1", &data).unwrap();
+        assert!(v["metrics"].get("alias 1 (no BIRTH seen)").is_some(), "{v}");
+        d.observe("spBv1.0/plant/NBIRTH/edge-1", &birth);
+        let v = d.decode("spBv1.0/plant/NDATA/edge-1", &data).unwrap();
+        assert_eq!(v["message"], "NDATA");
+        assert_eq!(v["seq"], 1);
+        assert_eq!(v["metrics"]["Temperature"]["value"], 22.25);
+        assert_eq!(v["metrics"]["Temperature"]["type"], "Float");
+        assert_eq!(v["metrics"]["Line/Speed"]["value"], -7, "Int32 is signed");
+        assert_eq!(
+            numeric_fields(&v)
+                .into_iter()
+                .filter(|f| f.ends_with(".value"))
+                .collect::<Vec<_>>(),
+            ["metrics.Line/Speed.value", "metrics.Temperature.value"]
+        );
+        assert_eq!(field(&v, "metrics.Temperature.value"), Some(22.25));
+        // Another edge node's aliases are its own.
+        let v = d.decode("spBv1.0/plant/NDATA/edge-2", &data).unwrap();
+        assert!(v["metrics"].get("Temperature").is_none());
+    }
+
+    #[test]
+    fn cbor_and_messagepack_by_topic_filter() {
+        let mut d = Decoders::default();
+        d.rules.push(("cbor/#".into(), Codec::Cbor));
+        d.rules.push(("mp/#".into(), Codec::MessagePack));
+        let value = json!({"temp": 21.5, "on": true});
+        let mut cbor = Vec::new();
+        ciborium::ser::into_writer(&value, &mut cbor).unwrap();
+        let mp = rmp_serde::to_vec_named(&value).unwrap();
+        assert_eq!(d.decode("cbor/x", &cbor).unwrap(), value);
+        assert_eq!(d.decode("mp/x", &mp).unwrap(), value);
+        assert_eq!(d.codec("other"), Codec::Json);
+        // Fixed bytes from the specifications: {"a": 1}.
+        assert_eq!(
+            d.decode("cbor/x", &[0xa1, 0x61, b'a', 0x01]),
+            Some(json!({"a": 1}))
+        );
+        assert_eq!(
+            d.decode("mp/x", &[0x81, 0xa1, b'a', 0x01]),
+            Some(json!({"a": 1}))
+        );
+        assert!(d.decode("cbor/x", b"\xff\xff").is_none());
+    }
+}
