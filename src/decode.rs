@@ -119,7 +119,7 @@ pub struct Decoders {
     /// (topic filter, codec), first match wins; unmatched topics are JSON.
     pub rules: Vec<(String, Codec)>,
     /// (group, edge node, device or "") → alias → (name, data type).
-    aliases: HashMap<(String, String, String), HashMap<u64, (String, u32)>>,
+    aliases: HashMap<NodeKey, HashMap<u64, (String, u32)>>,
     /// Bumped when aliases change (views cache by it).
     pub generation: u64,
 }
@@ -133,6 +133,9 @@ impl Default for Decoders {
         }
     }
 }
+
+/// (group, edge node, device or "").
+type NodeKey = (String, String, String);
 
 /// Edge nodes and devices whose aliases are remembered at most.
 const MAX_ALIAS_BOOKS: usize = 10_000;
@@ -305,10 +308,10 @@ pub fn field(v: &Value, path: &str) -> Option<f64> {
         }
         let obj = v.as_object()?;
         for n in (1..=parts.len()).rev() {
-            if let Some(next) = obj.get(&parts[..n].join(".")) {
-                if let Some(x) = find(next, &parts[n..]) {
-                    return Some(x);
-                }
+            if let Some(next) = obj.get(&parts[..n].join("."))
+                && let Some(x) = find(next, &parts[n..])
+            {
+                return Some(x);
             }
         }
         None
