@@ -771,6 +771,22 @@ pub fn reduce(points: &[[f64; 2]], columns: usize) -> Vec<[f64; 2]> {
     out
 }
 
+/// Numeric fields of a payload, decoded for its topic (JSON, Sparkplug B, CBOR, MessagePack).
+fn numeric_fields(decoders: &Decoders, topic: &str, payload: &[u8]) -> Vec<String> {
+    decoders
+        .decode(topic, payload)
+        .map(|v| crate::decode::numeric_fields(&v))
+        .unwrap_or_default()
+}
+
+/// The number in a payload: the whole payload, or the dotted field of its decoded value.
+fn number(decoders: &Decoders, topic: &str, payload: &[u8], field: Option<&str>) -> Option<f64> {
+    match field {
+        None | Some("") => format::number(payload, None),
+        Some(path) => crate::decode::field(&decoders.decode(topic, payload)?, path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -785,21 +801,5 @@ mod tests {
         assert!(r.iter().any(|p| p[1] == 100.0), "the spike survives");
         assert!(r.windows(2).all(|w| w[0][0] <= w[1][0]), "x stays sorted");
         assert_eq!(reduce(&pts[..50], 100).len(), 50);
-    }
-}
-
-/// Numeric fields of a payload, decoded for its topic (JSON, Sparkplug B, CBOR, MessagePack).
-fn numeric_fields(decoders: &Decoders, topic: &str, payload: &[u8]) -> Vec<String> {
-    decoders
-        .decode(topic, payload)
-        .map(|v| crate::decode::numeric_fields(&v))
-        .unwrap_or_default()
-}
-
-/// The number in a payload: the whole payload, or the dotted field of its decoded value.
-fn number(decoders: &Decoders, topic: &str, payload: &[u8], field: Option<&str>) -> Option<f64> {
-    match field {
-        None | Some("") => format::number(payload, None),
-        Some(path) => crate::decode::field(&decoders.decode(topic, payload)?, path),
     }
 }
