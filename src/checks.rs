@@ -105,11 +105,15 @@ fn seconds(us: u64) -> f64 {
 }
 
 fn text(payload: &[u8]) -> String {
-    let t = String::from_utf8_lossy(payload);
-    if t.chars().count() > 80 {
-        format!("{}…", t.chars().take(80).collect::<String>())
-    } else {
-        t.into_owned()
+    match std::str::from_utf8(payload) {
+        Ok(t) if !t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            if t.chars().count() > 80 {
+                format!("{}…", t.chars().take(80).collect::<String>())
+            } else {
+                t.to_string()
+            }
+        }
+        _ => format!("{} bytes, binary", payload.len()),
     }
 }
 

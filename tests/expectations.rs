@@ -374,3 +374,8 @@ fn expectations_run_offline_against_a_recording() {
     }
     assert!(offline.contains("PASS  chatty publishes"), "{offline}");
 }
+
+#[test]
+fn sparkplug_edge_passes_its_expectations() {
+    shipped_passes("sparkplug-edge.ron");
+}

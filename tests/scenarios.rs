@@ -78,6 +78,7 @@ fn every_shipped_scenario_parses_and_each_shows_a_protocol_feature() {
             "drone-fleet.ron",
             "flaky-drones.ron",
             "power-plants.ron",
+            "sparkplug-edge.ron",
             "temperature.ron",
             "thermostats-mqtt5.ron",
             "wine-cooler.ron"
@@ -624,4 +625,44 @@ async fn mqtt5_thermostats_answer_requests_with_the_correlation_data() {
         .and_then(|(_, e)| e.v5.clone())
         .expect("home-app-1's CONNECT has properties");
     assert_eq!(app.session_expiry_s, Some(300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparkplug_devices_encode_what_the_decoder_reads_by_name() {
+    let (mut rig, _) = run("sparkplug-edge.ron").await;
+    let topic = "spBv1.0/plant/DDATA/edge-1/pump-1";
+    rig.wait_for("two pump DDATA", 10, |c| {
+        c.topics.get(topic).is_some_and(|t| t.published >= 2)
+    })
+    .await;
+    let payload = rig.model.capture.topics[topic].last_payload.clone();
+    let v = rig
+        .model
+        .decoders
+        .decode(topic, &payload)
+        .expect("a Sparkplug B payload");
+    // DDATA carries aliases only: the names come from the DBIRTH.
+    let m = &v["metrics"];
+    assert!(
+        m["Temperature"]["value"]
+            .as_f64()
+            .is_some_and(|t| (40.0..=90.0).contains(&t)),
+        "{v}"
+    );
+    assert_eq!(m["Temperature"]["type"], "Float");
+    assert_eq!(m["Running"]["value"], true);
+    assert!(
+        ["auto", "manual"].contains(&m["Mode"]["value"].as_str().unwrap_or("")),
+        "{v}"
+    );
+    assert!(v["seq"].as_u64().is_some_and(|s| s >= 1), "{v}");
+    // Drop the edge node: the broker publishes its NDEATH (a Sparkplug will).
+    assert!(rig.handle.send(Command::Device(
+        Target::Device("edge-1".into()),
+        DeviceAction::Drop
+    )));
+    rig.wait_for("the NDEATH delivered to the primary host", 10, |c| {
+        !delivered_to(c, "primary-host", "spBv1.0/plant/NDEATH/edge-1").is_empty()
+    })
+    .await;
 }

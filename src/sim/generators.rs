@@ -17,6 +17,8 @@ pub struct DeviceCtx {
     pub state: String,
     /// Messages published so far.
     pub seq: u64,
+    /// Sparkplug B sequence number of the next payload (0–255; a BIRTH starts at 0).
+    pub sparkplug_seq: u64,
     pub rng: ChaCha8Rng,
 }
 
@@ -39,6 +41,7 @@ impl DeviceCtx {
             vars,
             state,
             seq: 0,
+            sparkplug_seq: 0,
             rng: ChaCha8Rng::seed_from_u64(scenario_seed ^ h),
         }
     }
@@ -292,6 +295,11 @@ pub enum PayloadSampler {
     Text(String),
     Value(Sampler),
     Json(Vec<(String, Sampler)>),
+    /// Sparkplug B metrics (name, type, generator); alias = position + 1.
+    SparkplugB {
+        metrics: Vec<(String, super::scenario::SpType, Sampler)>,
+        birth: bool,
+    },
 }
 
 impl PayloadSampler {
@@ -305,6 +313,13 @@ impl PayloadSampler {
                     .map(|(k, g)| (k.clone(), Sampler::new(g.clone(), period_s)))
                     .collect(),
             ),
+            Payload::SparkplugB { metrics, birth } => PayloadSampler::SparkplugB {
+                metrics: metrics
+                    .iter()
+                    .map(|(n, t, g)| (n.clone(), *t, Sampler::new(g.clone(), period_s)))
+                    .collect(),
+                birth: *birth,
+            },
         }
     }
 
@@ -322,6 +337,52 @@ impl PayloadSampler {
                     m.insert(k.clone(), s.sample(ctx, decimals));
                 }
                 Value::Object(m).to_string().into_bytes()
+            }
+            PayloadSampler::SparkplugB { metrics, birth } => {
+                use super::scenario::SpType;
+                use crate::decode::sparkplug::{Metric, Payload as SpPayload, Value as SpValue};
+                if *birth {
+                    ctx.sparkplug_seq = 0;
+                }
+                let seq = ctx.sparkplug_seq % 256;
+                ctx.sparkplug_seq = seq + 1;
+                let now_ms = crate::protocol::now_us() / 1000;
+                let metrics = metrics
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(k, (name, t, s))| {
+                        let v = s.sample(ctx, 6);
+                        let x = v.as_f64().or_else(|| v.as_bool().map(|b| b as u8 as f64));
+                        let value = match t {
+                            SpType::Int32 => SpValue::IntValue(x.unwrap_or(0.0) as i32 as u32),
+                            SpType::Int64 => SpValue::LongValue(x.unwrap_or(0.0) as i64 as u64),
+                            SpType::Float => SpValue::FloatValue(x.unwrap_or(0.0) as f32),
+                            SpType::Double => SpValue::DoubleValue(x.unwrap_or(0.0)),
+                            SpType::Boolean => SpValue::BooleanValue(
+                                v.as_bool().unwrap_or_else(|| x.unwrap_or(0.0) != 0.0),
+                            ),
+                            SpType::String => SpValue::StringValue(match v {
+                                Value::String(s) => s,
+                                other => other.to_string(),
+                            }),
+                        };
+                        Metric {
+                            // A BIRTH names every metric; data messages use the alias.
+                            name: birth.then(|| name.clone()),
+                            alias: Some(k as u64 + 1),
+                            timestamp: Some(now_ms),
+                            datatype: Some(t.code()),
+                            value: Some(value),
+                            ..Metric::default()
+                        }
+                    })
+                    .collect();
+                prost::Message::encode_to_vec(&SpPayload {
+                    timestamp: Some(now_ms),
+                    metrics,
+                    seq: Some(seq),
+                    ..SpPayload::default()
+                })
             }
         }
     }

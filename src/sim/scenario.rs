@@ -485,6 +485,39 @@ pub enum Payload {
     Value(Gen),
     /// A JSON object whose fields are generated.
     Json(BTreeMap<String, Gen>),
+    /// A Sparkplug B payload (protobuf): metrics as (name, type, generator),
+    /// aliased 1, 2, … in order. `birth: true` (NBIRTH/DBIRTH) names them
+    /// and starts the sequence number at 0; data messages send aliases only.
+    SparkplugB {
+        metrics: Vec<(String, SpType, Gen)>,
+        #[serde(default)]
+        birth: bool,
+    },
+}
+
+/// A Sparkplug B metric data type.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum SpType {
+    Int32,
+    Int64,
+    Float,
+    Double,
+    Boolean,
+    String,
+}
+
+impl SpType {
+    /// Its number in the Sparkplug B specification.
+    pub fn code(self) -> u32 {
+        match self {
+            SpType::Int32 => 3,
+            SpType::Int64 => 4,
+            SpType::Float => 9,
+            SpType::Double => 10,
+            SpType::Boolean => 11,
+            SpType::String => 12,
+        }
+    }
 }
 
 /// A value generator. Seeded per device: the same seed gives the same values.
@@ -699,6 +732,9 @@ impl Scenario {
                         let gens: Vec<&Gen> = match &p.payload {
                             Payload::Value(g) => vec![g],
                             Payload::Json(fields) => fields.values().collect(),
+                            Payload::SparkplugB { metrics, .. } => {
+                                metrics.iter().map(|(_, _, g)| g).collect()
+                            }
                             Payload::Text(_) => vec![],
                         };
                         gens.into_iter().filter_map(move |g| match g {
@@ -1151,6 +1187,7 @@ fn check_templates(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), Scenar
         match p {
             Payload::Text(t) | Payload::Value(Gen::Text(t)) => vec![t.clone()],
             Payload::Value(_) => vec![],
+            Payload::SparkplugB { .. } => vec![],
             Payload::Json(fields) => fields
                 .values()
                 .filter_map(|g| match g {
