@@ -448,14 +448,14 @@ impl TopicsPanel {
                 ui.selectable_value(&mut self.view, v, label);
             }
             ui.weak(format::bytes(payload.len() as u64));
-            if codec != crate::decode::Codec::Json {
-                ui.weak(if decoded.is_some() {
-                    format!("{} (decoded)", codec.name())
-                } else {
-                    format!("not {}", codec.name())
-                });
-            }
         });
+        if codec != crate::decode::Codec::Json {
+            ui.weak(if decoded.is_some() {
+                format!("{} (decoded)", codec.name())
+            } else {
+                format!("not {}", codec.name())
+            });
+        }
         let text = match self.view {
             PayloadView::Auto => decoded.clone().unwrap_or_else(|| {
                 format::pretty_json(payload).unwrap_or_else(|| match std::str::from_utf8(payload) {
