@@ -156,6 +156,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         auth: None,
         expect: Vec::new(),
         duration: None,
+        decoders: Vec::new(),
     }
 }
 

@@ -10,25 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::protocol::topic_matches;
 
-/// How a payload is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    Json,
-    SparkplugB,
-    Cbor,
-    MessagePack,
-}
-
-impl Codec {
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Json => "JSON",
-            Codec::SparkplugB => "Sparkplug B",
-            Codec::Cbor => "CBOR",
-            Codec::MessagePack => "MessagePack",
-        }
-    }
-}
+pub use crate::protocol::PayloadCodec as Codec;
 
 /// The Sparkplug B payload schema (Eclipse Tahu `sparkplug_b.proto`; the
 /// field numbers and types are the wire format). Metadata, property sets,
@@ -154,6 +136,13 @@ fn sparkplug_topic(topic: &str) -> Option<(&str, &str, &str, &str)> {
 }
 
 impl Decoders {
+    /// A scenario's rules, then the default (Sparkplug B under `spBv1.0/`).
+    pub fn set_rules(&mut self, rules: &[crate::protocol::DecoderRule]) {
+        self.rules = rules.iter().map(|r| (r.on.clone(), r.codec)).collect();
+        self.rules.push(("spBv1.0/#".into(), Codec::SparkplugB));
+        self.generation += 1;
+    }
+
     pub fn codec(&self, topic: &str) -> Codec {
         self.rules
             .iter()

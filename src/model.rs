@@ -375,6 +375,7 @@ impl Model {
                     self.capture.clear();
                 }
                 self.positions.clear();
+                self.decoders.set_rules(&info.decoders);
                 self.scenario_starts += 1;
                 self.opened_capture = None;
                 self.devices.declare(&info.devices);
@@ -536,6 +537,7 @@ mod tests {
             expectations: vec![],
             started_us: 0,
             routes: vec![],
+            decoders: vec![],
         })));
         assert_eq!((m.devices.len(), m.devices.connected()), (2, 0));
         m.apply(update("d-1", "d-{i}", DeviceState::Connected, 0));

@@ -936,6 +936,8 @@ pub struct ScenarioInfo {
     pub started_us: u64,
     /// Waypoint routes of its devices' generators: (fleet, [(lat, lon)]).
     pub routes: Vec<(String, Vec<(f64, f64)>)>,
+    /// How its topics' payloads are encoded (first match wins).
+    pub decoders: Vec<DecoderRule>,
 }
 
 /// Engine → UI/CLI.
@@ -1261,4 +1263,32 @@ pub struct Recording {
     pub started_us: Option<u64>,
     pub events: Vec<WireEvent>,
     pub faults: Vec<FaultMarker>,
+}
+
+/// How the payloads on a topic are encoded (for the inspectors' trees and plots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PayloadCodec {
+    Json,
+    SparkplugB,
+    Cbor,
+    MessagePack,
+}
+
+impl PayloadCodec {
+    pub fn name(self) -> &'static str {
+        match self {
+            PayloadCodec::Json => "JSON",
+            PayloadCodec::SparkplugB => "Sparkplug B",
+            PayloadCodec::Cbor => "CBOR",
+            PayloadCodec::MessagePack => "MessagePack",
+        }
+    }
+}
+
+/// A scenario's decoder rule: payloads on topics matching `on` are `codec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderRule {
+    pub on: String,
+    pub codec: PayloadCodec,
 }

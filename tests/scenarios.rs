@@ -666,3 +666,35 @@ async fn sparkplug_devices_encode_what_the_decoder_reads_by_name() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_maps_topic_filters_to_payload_decoders() {
+    let mut rig = Rig::start().await;
+    assert!(
+        rig.handle.send(Command::LoadScenario(
+            mqtt_workbench::protocol::ScenarioSource::Text {
+                origin: "decoders.ron".into(),
+                ron: r#"Scenario(name: "decoders", decoders: [
+                (on: "meters/+/cbor", codec: Cbor),
+                (on: "meters/+/mp", codec: MessagePack),
+            ])"#
+                .into(),
+            }
+        ))
+    );
+    rig.wait_model("the scenario started", 10, |m| m.scenario.is_some())
+        .await;
+    let d = &rig.model.decoders;
+    use mqtt_workbench::protocol::PayloadCodec;
+    assert_eq!(d.codec("meters/1/cbor"), PayloadCodec::Cbor);
+    assert_eq!(d.codec("meters/1/mp"), PayloadCodec::MessagePack);
+    assert_eq!(d.codec("spBv1.0/g/NDATA/e"), PayloadCodec::SparkplugB);
+    assert_eq!(d.codec("meters/1/json"), PayloadCodec::Json);
+    // {"kwh": 12} in CBOR and in MessagePack, as the specifications encode it.
+    let cbor = [0xa1, 0x63, b'k', b'w', b'h', 0x0c];
+    let mp = [0x81, 0xa3, b'k', b'w', b'h', 0x0c];
+    for (topic, bytes) in [("meters/1/cbor", &cbor), ("meters/1/mp", &mp)] {
+        let v = d.decode(topic, bytes).expect("decodes");
+        assert_eq!(v["kwh"], 12, "{topic}");
+    }
+}

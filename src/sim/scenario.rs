@@ -103,6 +103,10 @@ pub struct Scenario {
     /// otherwise); it stops earlier once every verdict is final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Dur>,
+    /// How payloads are encoded per topic filter, for the inspectors:
+    /// `[(on: "meters/#", codec: Cbor)]` (Sparkplug B under `spBv1.0/` always).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decoders: Vec<crate::protocol::DecoderRule>,
 }
 
 /// One scheduled fault: `at` a time after the scenario starts, or `after` a
@@ -723,6 +727,7 @@ impl Scenario {
                 .collect(),
             timeline: self.timeline.iter().map(TimelineEntry::item).collect(),
             expectations: self.expect.clone(),
+            decoders: self.decoders.clone(),
             started_us: crate::protocol::now_us(),
             routes: self
                 .devices
@@ -1002,6 +1007,14 @@ impl Scenario {
                 .map_err(|e| err("auth", format!("auth: {e}")))?;
         }
         self.check_expectations(&seen, &err)?;
+        for r in &self.decoders {
+            if !rumqttc::mqttbytes::valid_filter(&r.on) {
+                return Err(err(
+                    &format!("\"{}\"", r.on),
+                    format!("decoder rule: \"{}\" is not a valid topic filter", r.on),
+                ));
+            }
+        }
         let fleets: HashSet<&str> = self.devices.iter().map(|d| d.id.as_str()).collect();
         for (k, entry) in self.timeline.iter().enumerate() {
             let here = |message: String| {
