@@ -624,6 +624,19 @@ impl Engine {
                     sink.send(Event::Notice { error, text });
                 });
             }
+            Command::SaveScenario { path, ron } => {
+                let sink = self.sink.clone();
+                tokio::task::spawn_blocking(move || {
+                    let (error, text) = match Scenario::parse(&ron, &path) {
+                        Err(e) => (true, format!("not saved: {e}")),
+                        Ok(_) => match std::fs::write(&path, ron) {
+                            Ok(()) => (false, format!("saved {}", path.display())),
+                            Err(e) => (true, format!("{}: {e}", path.display())),
+                        },
+                    };
+                    sink.send(Event::Notice { error, text });
+                });
+            }
             Command::OpenCapture(path) => {
                 let sink = self.sink.clone();
                 tokio::task::spawn_blocking(move || {
@@ -957,7 +970,8 @@ impl Engine {
         let (mut keep, mut stop, mut restarted) = (Vec::new(), Vec::new(), Vec::new());
         for h in std::mem::take(&mut self.devices) {
             match wanted.get(&h.client_id) {
-                Some(spec) if **spec == *h.spec && new.seed == h.seed => keep.push(h),
+                // A fleet that only grew or shrank keeps the devices it still has.
+                Some(spec) if same_but_count(spec, &h.spec) && new.seed == h.seed => keep.push(h),
                 Some(_) => {
                     restarted.push(h.client_id.clone());
                     stop.push(h);
@@ -1376,6 +1390,13 @@ fn split_host_port(addr: &str) -> (String, u16) {
         ),
         None => (addr.to_string(), 1883),
     }
+}
+
+fn same_but_count(a: &crate::sim::DeviceSpec, b: &crate::sim::DeviceSpec) -> bool {
+    crate::sim::DeviceSpec {
+        count: b.count,
+        ..a.clone()
+    } == *b
 }
 
 /// The path a scenario source names (a file, or an in-memory origin).

@@ -538,6 +538,7 @@ mod tests {
             started_us: 0,
             routes: vec![],
             decoders: vec![],
+            ron: String::new(),
         })));
         assert_eq!((m.devices.len(), m.devices.connected()), (2, 0));
         m.apply(update("d-1", "d-{i}", DeviceState::Connected, 0));

@@ -849,6 +849,8 @@ pub enum Command {
     /// disconnect gracefully, new ones connect. A file with an error keeps
     /// the running scenario and says where the error is.
     ReloadScenario(ScenarioSource),
+    /// Write a scenario (RON, validated first) to a file; answered by a notice.
+    SaveScenario { path: PathBuf, ron: String },
     /// Read a recording; answered by [`Event::CaptureOpened`] or an error notice.
     OpenCapture(PathBuf),
     /// Copy a file (the generated CA certificate, saved where the user
@@ -938,6 +940,8 @@ pub struct ScenarioInfo {
     pub routes: Vec<(String, Vec<(f64, f64)>)>,
     /// How its topics' payloads are encoded (first match wins).
     pub decoders: Vec<DecoderRule>,
+    /// The scenario itself as RON (the window edits it live).
+    pub ron: String,
 }
 
 /// Engine → UI/CLI.

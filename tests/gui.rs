@@ -949,3 +949,42 @@ fn a_sparkplug_ndata_shows_named_metrics_and_plots_them() {
     // The metric is offered for the chart under its name.
     h.get_by_label_contains("metrics.Temperature.value");
 }
+
+#[test]
+fn a_fleet_is_edited_live_from_the_devices_panel() {
+    let mut h = harness(Some(scenario("power-plants.ron")), 0, None);
+    wait(&mut h, "the plants connected", 15, |a| {
+        a.model
+            .devices
+            .fleets()
+            .first()
+            .is_some_and(|f| f.connected == 4)
+    });
+    let station = h.state().model.capture.sessions["monitoring-station"].conn;
+    h.get_all_by_label("Network faults")
+        .next()
+        .expect("the plant fleet's button")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("Edit the fleet").click();
+    h.run_steps(2);
+    h.get_by_label("Apply").click();
+    wait(&mut h, "the reload applied", 15, |a| {
+        a.toast_texts().iter().any(|t| t.starts_with("reloaded"))
+    });
+    // Nothing changed: every device kept its connection, the station too.
+    let text = h
+        .state()
+        .toast_texts()
+        .into_iter()
+        .find(|t| t.starts_with("reloaded"))
+        .unwrap_or_default();
+    assert!(
+        text.contains("5 devices kept their connections, 0 restarted"),
+        "{text}"
+    );
+    assert_eq!(
+        h.state().model.capture.sessions["monitoring-station"].conn,
+        station
+    );
+}

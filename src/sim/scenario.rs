@@ -728,6 +728,7 @@ impl Scenario {
             timeline: self.timeline.iter().map(TimelineEntry::item).collect(),
             expectations: self.expect.clone(),
             decoders: self.decoders.clone(),
+            ron: self.to_ron(),
             started_us: crate::protocol::now_us(),
             routes: self
                 .devices

@@ -564,11 +564,17 @@ impl eframe::App for WorkbenchApp {
                 .size_range(220.0..=600.0)
                 .show(ui, |ui| {
                     let before = self.devices_panel.selected.clone();
+                    let scenario = self
+                        .model
+                        .scenario
+                        .as_ref()
+                        .map(|s| (s.info.ron.as_str(), s.info.path.as_path()));
                     self.devices_panel.ui(
                         ui,
                         &self.model.capture,
                         &mut self.model.devices,
                         &self.model.faults,
+                        scenario,
                         &mut self.pending,
                     );
                     if self.devices_panel.selected != before

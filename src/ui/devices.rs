@@ -27,6 +27,59 @@ pub struct DevicesPanel {
     /// External clients matching the filter, cached by (sessions seen, devices generation, filter).
     external: Vec<String>,
     external_key: Option<(usize, u64, u64, String)>,
+    /// The live edit of the selected fleet.
+    edit: Option<FleetEdit>,
+}
+
+/// What can be changed on a running fleet, and the scenario it belongs to.
+pub struct FleetEdit {
+    fleet: String,
+    /// The running scenario, parsed from its RON, and where it came from.
+    scenario: crate::sim::Scenario,
+    path: std::path::PathBuf,
+    count: u32,
+    /// Per publish entry: period (ms; None: once per connect), QoS, retain.
+    publishes: Vec<(String, Option<u64>, u8, bool)>,
+}
+
+impl FleetEdit {
+    fn new(fleet: &str, ron: &str, path: &std::path::Path) -> Option<FleetEdit> {
+        let scenario = crate::sim::Scenario::parse(ron, path).ok()?;
+        let d = scenario.devices.iter().find(|d| d.id == fleet)?;
+        Some(FleetEdit {
+            fleet: fleet.to_string(),
+            count: d.count,
+            publishes: d
+                .publish
+                .iter()
+                .map(|p| {
+                    (
+                        p.topic.clone(),
+                        p.every.map(|e| e.0.as_millis() as u64),
+                        p.qos.0,
+                        p.retain,
+                    )
+                })
+                .collect(),
+            path: path.to_path_buf(),
+            scenario,
+        })
+    }
+
+    /// The scenario with this fleet's edits applied.
+    pub fn edited(&self) -> crate::sim::Scenario {
+        let mut s = self.scenario.clone();
+        if let Some(d) = s.devices.iter_mut().find(|d| d.id == self.fleet) {
+            d.count = self.count.max(1);
+            for (p, (_, every, qos, retain)) in d.publish.iter_mut().zip(&self.publishes) {
+                p.every = every
+                    .map(|ms| crate::protocol::Dur(std::time::Duration::from_millis(ms.max(1))));
+                p.qos = crate::sim::scenario::Qos(*qos);
+                p.retain = *retain;
+            }
+        }
+        s
+    }
 }
 
 impl DevicesPanel {
@@ -36,8 +89,22 @@ impl DevicesPanel {
         capture: &Capture,
         devices: &mut DeviceList,
         faults: &FaultLog,
+        scenario: Option<(&str, &std::path::Path)>,
         out: &mut Vec<Command>,
     ) {
+        // The fleet's live edit follows the fleet selection and the running scenario.
+        match (&self.selected_fleet, scenario) {
+            (Some(f), Some((ron, path)))
+                if self
+                    .edit
+                    .as_ref()
+                    .is_none_or(|e| &e.fleet != f || e.path != path) =>
+            {
+                self.edit = FleetEdit::new(f, ron, path);
+            }
+            (None, _) | (_, None) => self.edit = None,
+            _ => {}
+        }
         // Pause state is view state; the engine only hears Pause/Resume.
         let mut pause_change: Option<(Target, bool)> = None;
         ui.horizontal(|ui| {
@@ -179,6 +246,68 @@ impl DevicesPanel {
         });
     }
 
+    /// Change the fleet while it runs: size, and each publish's period, QoS
+    /// and retain flag. Apply reloads the scenario as a difference (the other
+    /// devices keep their connections); Save writes it back to its file.
+    fn fleet_edit_ui(&mut self, ui: &mut egui::Ui, out: &mut Vec<Command>) {
+        let Some(edit) = &mut self.edit else {
+            return;
+        };
+        egui::CollapsingHeader::new("Edit the fleet")
+            .id_salt("fleet-edit")
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label("Devices");
+                    ui.add(egui::DragValue::new(&mut edit.count).range(1..=20_000));
+                });
+                for (topic, every, qos, retain) in &mut edit.publishes {
+                    ui.label(RichText::new(topic.as_str()).monospace().small());
+                    ui.horizontal(|ui| {
+                        if let Some(ms) = every {
+                            ui.label("every");
+                            ui.add(egui::DragValue::new(ms).range(1..=3_600_000).suffix(" ms"));
+                        } else {
+                            ui.weak("once per connect");
+                        }
+                        ui.label("QoS");
+                        for q in 0..3u8 {
+                            ui.selectable_value(qos, q, q.to_string());
+                        }
+                        ui.checkbox(retain, "Retain");
+                    });
+                }
+                ui.horizontal(|ui| {
+                    if ui
+                        .button("Apply")
+                        .on_hover_text("Devices of this fleet restart with the change (a new size only adds or removes devices); every other device keeps its connection")
+                        .clicked()
+                    {
+                        let s = edit.edited();
+                        out.push(Command::ReloadScenario(crate::protocol::ScenarioSource::Text {
+                            origin: edit.path.clone(),
+                            ron: s.to_ron(),
+                        }));
+                        edit.scenario = s;
+                    }
+                    let is_file = edit.path.extension().is_some_and(|e| e == "ron") && edit.path.is_absolute();
+                    if ui
+                        .add_enabled(is_file, egui::Button::new("Save scenario"))
+                        .on_hover_text(format!(
+                            "Write the edited scenario to {} (comments in the file are not kept)",
+                            edit.path.display()
+                        ))
+                        .clicked()
+                    {
+                        out.push(Command::SaveScenario {
+                            path: edit.path.clone(),
+                            ron: edit.edited().to_ron(),
+                        });
+                    }
+                });
+                ui.weak("Saving rewrites the file as plain RON: its comments are not kept.");
+            });
+    }
+
     fn fleet_faults_ui(&mut self, ui: &mut egui::Ui, faults: &FaultLog, out: &mut Vec<Command>) {
         let Some(fleet) = self.selected_fleet.clone() else {
             return;
@@ -198,6 +327,7 @@ impl DevicesPanel {
                 .map(|(_, f)| f);
             self.net
                 .ui(ui, &Target::Fleet(fleet.clone()), true, current, out);
+            self.fleet_edit_ui(ui, out);
         });
         ui.separator();
     }
