@@ -100,6 +100,8 @@ pub mod sparkplug {
 pub struct Decoders {
     /// (topic filter, codec), first match wins; unmatched topics are JSON.
     pub rules: Vec<(String, Codec)>,
+    /// Protobuf message types by topic filter.
+    protobuf: Vec<(String, prost_reflect::MessageDescriptor)>,
     /// (group, edge node, device or "") → alias → (name, data type).
     aliases: HashMap<NodeKey, HashMap<u64, (String, u32)>>,
     /// Bumped when aliases change (views cache by it).
@@ -110,6 +112,7 @@ impl Default for Decoders {
     fn default() -> Self {
         Decoders {
             rules: vec![("spBv1.0/#".into(), Codec::SparkplugB)],
+            protobuf: Vec::new(),
             aliases: HashMap::new(),
             generation: 0,
         }
@@ -139,6 +142,14 @@ impl Decoders {
     /// A scenario's rules, then the default (Sparkplug B under `spBv1.0/`).
     pub fn set_rules(&mut self, rules: &[crate::protocol::DecoderRule]) {
         self.rules = rules.iter().map(|r| (r.on.clone(), r.codec)).collect();
+        self.protobuf = rules
+            .iter()
+            .filter_map(|r| {
+                let spec = r.proto.as_ref()?;
+                let pool = prost_reflect::DescriptorPool::decode(r.descriptors.as_slice()).ok()?;
+                Some((r.on.clone(), pool.get_message_by_name(&spec.message)?))
+            })
+            .collect();
         self.rules.push(("spBv1.0/#".into(), Codec::SparkplugB));
         self.generation += 1;
     }
@@ -185,6 +196,14 @@ impl Decoders {
             Codec::Cbor => ciborium::de::from_reader::<Value, _>(payload).ok(),
             Codec::MessagePack => rmp_serde::from_slice::<Value>(payload).ok(),
             Codec::SparkplugB => self.sparkplug_json(topic, payload),
+            Codec::Protobuf => {
+                let (_, desc) = self
+                    .protobuf
+                    .iter()
+                    .find(|(f, _)| topic_matches(topic, f))?;
+                let msg = prost_reflect::DynamicMessage::decode(desc.clone(), payload).ok()?;
+                serde_json::to_value(&msg).ok()
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 //! when the consumer lags, events are dropped and counted ([`Drops`]).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -856,7 +856,13 @@ impl Engine {
     async fn parse_scenario(source: &ScenarioSource) -> Result<Scenario, String> {
         let source = source.clone();
         tokio::task::spawn_blocking(move || {
-            let s = Scenario::from_source(&source).map_err(|e| e.to_string())?;
+            let mut s = Scenario::from_source(&source).map_err(|e| e.to_string())?;
+            let dir = match &source {
+                ScenarioSource::File(p) => p.parent().map(Path::to_path_buf),
+                ScenarioSource::Text { origin, .. } => origin.parent().map(Path::to_path_buf),
+            }
+            .unwrap_or_default();
+            s.compile_protos(&dir)?;
             match crate::sys::device_capacity().refuse(s.device_count() as u64) {
                 Some(why) => Err(format!("{}: {why}", s.name)),
                 None => Ok(s),

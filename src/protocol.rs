@@ -1276,6 +1276,8 @@ pub enum PayloadCodec {
     SparkplugB,
     Cbor,
     MessagePack,
+    /// Protobuf with the rule's `.proto` and message type.
+    Protobuf,
 }
 
 impl PayloadCodec {
@@ -1285,6 +1287,7 @@ impl PayloadCodec {
             PayloadCodec::SparkplugB => "Sparkplug B",
             PayloadCodec::Cbor => "CBOR",
             PayloadCodec::MessagePack => "MessagePack",
+            PayloadCodec::Protobuf => "Protobuf",
         }
     }
 }
@@ -1295,4 +1298,19 @@ impl PayloadCodec {
 pub struct DecoderRule {
     pub on: String,
     pub codec: PayloadCodec,
+    /// Protobuf: the `.proto` file (relative to the scenario's folder) and
+    /// the message type, e.g. `(file: "meter.proto", message: "energy.Reading")`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<ProtoSpec>,
+    /// The compiled `.proto` (a serialized FileDescriptorSet), filled when
+    /// the engine loads the scenario.
+    #[serde(skip)]
+    pub descriptors: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtoSpec {
+    pub file: PathBuf,
+    pub message: String,
 }

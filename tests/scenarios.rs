@@ -698,3 +698,52 @@ async fn a_scenario_maps_topic_filters_to_payload_decoders() {
         assert_eq!(v["kwh"], 12, "{topic}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_payloads_decode_with_a_user_supplied_proto() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("meter.proto"),
+        "syntax = \"proto3\";\npackage energy;\nmessage Reading { string meter = 1; double kwh = 2; int32 phase = 3; }\n",
+    )
+    .unwrap();
+    let scenario = dir.path().join("meters.ron");
+    std::fs::write(
+        &scenario,
+        r#"Scenario(name: "meters", decoders: [
+            (on: "meters/+/pb", codec: Protobuf, proto: (file: "meter.proto", message: "energy.Reading")),
+        ])"#,
+    )
+    .unwrap();
+    let mut rig = Rig::start().await;
+    assert!(rig.handle.send(Command::LoadScenario(
+        mqtt_workbench::protocol::ScenarioSource::File(scenario.clone())
+    )));
+    rig.wait_model("the scenario started", 10, |m| m.scenario.is_some())
+        .await;
+    // Reading{meter: "m1", kwh: 12.5, phase: -1}, written by hand from the wire format.
+    let mut bytes = vec![0x0a, 0x02, b'm', b'1', 0x11];
+    bytes.extend(12.5f64.to_le_bytes());
+    bytes.extend([
+        0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+    ]);
+    let v = rig
+        .model
+        .decoders
+        .decode("meters/1/pb", &bytes)
+        .expect("decodes with the .proto");
+    assert_eq!(v["meter"], "m1");
+    assert_eq!(v["kwh"], 12.5);
+    assert_eq!(v["phase"], -1);
+    // A .proto that does not compile: the scenario is refused, naming the file.
+    std::fs::write(
+        dir.path().join("meter.proto"),
+        "syntax = \"proto3\";\nmessage {\n",
+    )
+    .unwrap();
+    assert!(rig.handle.send(Command::LoadScenario(
+        mqtt_workbench::protocol::ScenarioSource::File(scenario)
+    )));
+    let n = rig.wait_notice("the .proto error", 10, |n| n.error).await;
+    assert!(n.text.contains("meter.proto"), "{}", n.text);
+}

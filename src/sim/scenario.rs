@@ -873,6 +873,38 @@ impl Scenario {
         Ok(())
     }
 
+    /// Compile the `.proto` files of Protobuf decoder rules (relative to
+    /// `dir`, the scenario's folder). Reads files: call off the UI thread.
+    pub fn compile_protos(&mut self, dir: &Path) -> Result<(), String> {
+        for r in &mut self.decoders {
+            let Some(spec) = &r.proto else {
+                if r.codec == crate::protocol::PayloadCodec::Protobuf {
+                    return Err(format!(
+                        "{}: decoder rule for \"{}\": Protobuf needs `proto: (file: \"….proto\", message: \"package.Message\")`",
+                        self.name, r.on
+                    ));
+                }
+                continue;
+            };
+            let file = dir.join(&spec.file);
+            let include = file.parent().unwrap_or(dir).to_path_buf();
+            let set = protox::compile([&file], [&include])
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let bytes = prost::Message::encode_to_vec(&set);
+            let pool = prost_reflect::DescriptorPool::decode(bytes.as_slice())
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            if pool.get_message_by_name(&spec.message).is_none() {
+                return Err(format!(
+                    "{}: no message type \"{}\" (expected a full name such as \"package.Message\")",
+                    file.display(),
+                    spec.message
+                ));
+            }
+            r.descriptors = bytes;
+        }
+        Ok(())
+    }
+
     /// Total number of devices (fleets expanded).
     pub fn device_count(&self) -> usize {
         self.devices.iter().map(|d| d.count as usize).sum()
