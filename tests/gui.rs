@@ -579,7 +579,8 @@ fn client_faults_are_offered_only_for_virtual_devices() {
 
 #[test]
 fn a_message_typed_in_the_publish_panel_reaches_the_broker_and_the_history() {
-    let mut h = harness(Some(scenario("temperature.ron")), 0, None);
+    // The wine cooler subscribes to its set-point and acknowledges it (a reaction).
+    let mut h = harness(Some(scenario("wine-cooler.ron")), 0, None);
     wait(&mut h, "the scenario connected", 15, |a| {
         a.model.capture.connected_clients() >= 2
     });
@@ -609,6 +610,16 @@ fn a_message_typed_in_the_publish_panel_reaches_the_broker_and_the_history() {
             &*e.client_id == mqtt_workbench::protocol::WORKBENCH_CLIENT_ID
                 && e.topic.as_deref() == Some("cellar/cooler-1/setpoint")
                 && e.payload.as_deref() == Some(&b"{\"setpoint\": 11}"[..])
+        })
+    });
+    // The subscribing virtual device's reaction fired: it took the set-point
+    // and published its acknowledgement.
+    wait(&mut h, "the cooler's acknowledgement", 10, |a| {
+        a.model.capture.messages().any(|(_, e)| {
+            &*e.client_id == "cooler-1"
+                && e.dir == mqtt_workbench::protocol::Direction::ClientToBroker
+                && e.topic.as_deref() == Some("cellar/cooler-1/setpoint/ack")
+                && e.payload.as_deref().is_some_and(|p| p.starts_with(b"11"))
         })
     });
     assert_eq!(h.state().settings.publish.history.len(), 1);
@@ -670,6 +681,25 @@ fn a_retained_message_is_cleared_from_the_topic_tree_after_a_confirmation() {
                     && e.payload.as_deref() == Some(&b""[..])
             }),
         "the workbench published the empty retained message"
+    );
+    // A subscriber arriving now gets nothing retained on the topic.
+    let port = h.state().tap_addr().expect("the broker runs").port();
+    let out = std::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "sensor/status",
+        ])
+        .args(["-C", "1", "-W", "2", "-v"])
+        .output()
+        .expect("mosquitto_sub runs (scripts/setup.sh installs mosquitto-clients)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "a late subscriber receives no retained message"
     );
 }
 

@@ -572,6 +572,45 @@ pub enum Gen {
     },
 }
 
+impl Gen {
+    /// Its numeric parameters, by name, for editing live.
+    pub fn params_mut(&mut self) -> Vec<(&'static str, &mut f64)> {
+        match self {
+            Gen::Const(x) => vec![("value", x)],
+            Gen::Uniform { min, max } => vec![("min", min), ("max", max)],
+            Gen::RandomWalk {
+                start,
+                step,
+                min,
+                max,
+            } => vec![("start", start), ("step", step), ("min", min), ("max", max)],
+            Gen::Sine {
+                center, amplitude, ..
+            } => vec![("center", center), ("amplitude", amplitude)],
+            Gen::Sequence { start, step } => vec![("start", start), ("step", step)],
+            Gen::Follow {
+                start, rate, noise, ..
+            } => vec![("start", start), ("rate", rate), ("noise", noise)],
+            Gen::Waypoints { speed_mps, .. } => vec![("speed m/s", speed_mps)],
+            Gen::Text(_) | Gen::Bool(_) | Gen::Choice(_) | Gen::Var(_) => vec![],
+        }
+    }
+}
+
+impl Payload {
+    /// Its generators by field name ("" for a single value), for editing live.
+    pub fn generators_mut(&mut self) -> Vec<(String, &mut Gen)> {
+        match self {
+            Payload::Text(_) => vec![],
+            Payload::Value(g) => vec![(String::new(), g)],
+            Payload::Json(fields) => fields.iter_mut().map(|(k, g)| (k.clone(), g)).collect(),
+            Payload::SparkplugB { metrics, .. } => {
+                metrics.iter_mut().map(|(k, _, g)| (k.clone(), g)).collect()
+            }
+        }
+    }
+}
+
 /// A condition on device state.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub enum Cond {

@@ -260,8 +260,31 @@ impl DevicesPanel {
                     ui.label("Devices");
                     ui.add(egui::DragValue::new(&mut edit.count).range(1..=20_000));
                 });
-                for (topic, every, qos, retain) in &mut edit.publishes {
+                let fleet = edit.fleet.clone();
+                let spec = edit.scenario.devices.iter_mut().find(|d| d.id == fleet);
+                let mut payloads: Vec<_> = spec
+                    .map(|d| d.publish.iter_mut().map(|p| &mut p.payload).collect())
+                    .unwrap_or_default();
+                for (k, (topic, every, qos, retain)) in edit.publishes.iter_mut().enumerate() {
                     ui.label(RichText::new(topic.as_str()).monospace().small());
+                    // The payload's generators: their numeric parameters.
+                    if let Some(payload) = payloads.get_mut(k) {
+                        for (field, g) in payload.generators_mut() {
+                            let params = g.params_mut();
+                            if params.is_empty() {
+                                continue;
+                            }
+                            ui.horizontal_wrapped(|ui| {
+                                if !field.is_empty() {
+                                    ui.weak(field);
+                                }
+                                for (name, x) in params {
+                                    ui.label(name);
+                                    ui.add(egui::DragValue::new(x).speed(0.1).max_decimals(4));
+                                }
+                            });
+                        }
+                    }
                     ui.horizontal(|ui| {
                         if let Some(ms) = every {
                             ui.label("every");
@@ -504,5 +527,43 @@ fn fleet_buttons(
             },
         ));
         *pause_change = Some((target.clone(), !any_paused));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fleet_edit_changes_size_period_and_generator_parameters() {
+        let ron = r#"Scenario(name: "e", devices: [
+            (id: "s-{i}", count: 2, publish: [(topic: "t/{id}", every: "1s",
+                payload: Json({"v": Sine(center: 10.0, amplitude: 2.0, period: "60s")}))]),
+            (id: "other"),
+        ])"#;
+        let mut edit = FleetEdit::new("s-{i}", ron, std::path::Path::new("/tmp/e.ron"))
+            .expect("the fleet is found");
+        edit.count = 5;
+        edit.publishes[0].1 = Some(250);
+        let d = &mut edit.scenario.devices[0];
+        for (_, g) in d.publish[0].payload.generators_mut() {
+            for (name, x) in g.params_mut() {
+                if name == "amplitude" {
+                    *x = 7.5;
+                }
+            }
+        }
+        let s = edit.edited();
+        let d = &s.devices[0];
+        assert_eq!(d.count, 5);
+        assert_eq!(d.publish[0].every.map(|e| e.0.as_millis()), Some(250));
+        let again = crate::sim::Scenario::parse(&s.to_ron(), std::path::Path::new("x.ron"))
+            .expect("the edited scenario is valid RON");
+        assert_eq!(again.devices[0].count, 5);
+        assert!(s.to_ron().contains("amplitude: 7.5"), "{}", s.to_ron());
+        assert_eq!(
+            again.devices[1].id, "other",
+            "the other devices are untouched"
+        );
     }
 }
