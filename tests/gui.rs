@@ -1018,3 +1018,48 @@ fn a_fleet_is_edited_live_from_the_devices_panel() {
         station
     );
 }
+
+#[test]
+fn a_live_rate_change_from_the_devices_panel_changes_the_measured_rate() {
+    let mut h = harness(Some(scenario("power-plants.ron")), 0, None);
+    let outputs = |a: &WorkbenchApp| {
+        (1..=4)
+            .map(|i| {
+                a.model
+                    .capture
+                    .topics
+                    .get(&format!("grid/plants/plant-{i}/output"))
+                    .map_or(0, |t| t.published)
+            })
+            .sum::<u64>()
+    };
+    wait(&mut h, "the plants reporting", 15, |a| outputs(a) >= 4);
+    h.get_all_by_label("Network faults")
+        .next()
+        .expect("the plant fleet's button")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("Edit the fleet").click();
+    h.run_steps(2);
+    // The period field: 2000 ms → 100 ms.
+    let period = h
+        .get_all_by_role(egui::accesskit::Role::SpinButton)
+        .find(|n| n.accesskit_node().value().as_deref() == Some("2000 ms"))
+        .expect("the period field");
+    period.click();
+    h.run_steps(2);
+    // The click put the field in text-edit mode, selected: type over it.
+    h.event(egui::Event::Text("100".into()));
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    h.get_by_label("Apply").click();
+    wait(&mut h, "the reload applied", 15, |a| {
+        a.toast_texts().iter().any(|t| t.contains("4 restarted"))
+    });
+    // Every 2 s, 40 more messages from four plants take 20 s; every 100 ms, 1 s.
+    let before = outputs(h.state());
+    wait(&mut h, "forty more readings at the new rate", 8, |a| {
+        outputs(a) >= before + 40
+    });
+}
