@@ -13,7 +13,6 @@ usage: paho_secure.py PORT CHECK [CAFILE] ; CHECK one of:
 import ssl
 import sys
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -25,6 +24,7 @@ port, check = int(sys.argv[1]), sys.argv[2]
 def connected(client_id, protocol=mqtt.MQTTv5, tls_ca=None, login=None):
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     c.ready = threading.Event()
+    c.subscribed = threading.Event()
     c.reason = None
 
     def on_connect(cl, userdata, flags, reason_code, properties):
@@ -33,6 +33,7 @@ def connected(client_id, protocol=mqtt.MQTTv5, tls_ca=None, login=None):
 
     c.on_connect = on_connect
     c.on_connect_fail = lambda cl, u: cl.ready.set()
+    c.on_subscribe = lambda cl, u, mid, rc, props: cl.subscribed.set()
     if tls_ca:
         c.tls_set(ca_certs=tls_ca, cert_reqs=ssl.CERT_REQUIRED)
     if login:
@@ -55,7 +56,7 @@ elif check == "tls":
         sys.exit(1)
     c.on_message = lambda cl, u, m: (print("received", m.payload.decode(), flush=True), got.set())
     c.subscribe("secure/#", qos=1)
-    time.sleep(0.3)
+    c.subscribed.wait(10)
     c.publish("secure/hello", b"over-tls", qos=1).wait_for_publish(5)
     got.wait(10)
     c.disconnect()
@@ -71,6 +72,7 @@ elif check == "rr":
 
     responder.on_message = answer
     responder.subscribe("rr/thermostat/get", qos=1)
+    responder.subscribed.wait(10)
     requester = connected("paho-requester")
     answers = []
     done = threading.Event()
@@ -83,7 +85,7 @@ elif check == "rr":
 
     requester.on_message = on_answer
     requester.subscribe("rr/requester/reply", qos=1)
-    time.sleep(0.5)
+    requester.subscribed.wait(10)
     for k, topic in enumerate(["rr/thermostat/get", ""]):
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = "rr/requester/reply"
