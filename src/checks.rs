@@ -133,18 +133,12 @@ impl Checks {
                     seq: None,
                     t_us: None,
                 },
-                opened_us: match &e.check {
-                    Check::Message { after, .. } | Check::Count { after, .. } => match after {
-                        Anchor::Start => Some(start_us),
-                        _ => None,
-                    },
-                    _ => Some(start_us),
+                opened_us: match e.check.after() {
+                    None | Some(Anchor::Start) => Some(start_us),
+                    Some(_) => None,
                 },
                 count: 0,
-                state: KindState {
-                    online: false,
-                    ..KindState::default()
-                },
+                state: KindState::default(),
                 spec: e.clone(),
             })
             .collect();
@@ -348,29 +342,29 @@ impl Checks {
             if item.verdict.state != VerdictState::Pending {
                 continue;
             }
+            // A window waiting for a message opens on the first one that matches.
+            let just_opened = item.opened_us.is_none()
+                && published
+                && matches!(item.spec.check.after(), Some(Anchor::Message { on, payload: trigger })
+                    if topic_matches(&topic, on) && Self::payload_ok(&self.regexes, trigger, &payload));
+            if just_opened {
+                item.opened_us = Some(ev.t_us);
+            }
             match &item.spec.check {
                 Check::Message {
                     on,
                     payload: want,
-                    after,
                     within,
                     delivered: count_deliveries,
+                    ..
                 } => {
                     let seen = if *count_deliveries {
                         delivered
                     } else {
                         published
                     };
-                    if item.opened_us.is_none()
-                        && let Anchor::Message {
-                            on: t_on,
-                            payload: t_want,
-                        } = after
-                        && published
-                        && topic_matches(&topic, t_on)
-                        && Self::payload_ok(&self.regexes, t_want, &payload)
-                    {
-                        item.opened_us = Some(ev.t_us);
+                    // The trigger message itself is not the awaited one.
+                    if just_opened {
                         continue;
                     }
                     let Some(opened) = item.opened_us else {
@@ -406,27 +400,16 @@ impl Checks {
                     on,
                     payload: want,
                     at_most,
-                    after,
                     within,
                     at_least,
                     delivered: count_deliveries,
+                    ..
                 } => {
                     let seen = if *count_deliveries {
                         delivered
                     } else {
                         published
                     };
-                    if item.opened_us.is_none()
-                        && let Anchor::Message {
-                            on: t_on,
-                            payload: t_want,
-                        } = after
-                        && published
-                        && topic_matches(&topic, t_on)
-                        && Self::payload_ok(&self.regexes, t_want, &payload)
-                    {
-                        item.opened_us = Some(ev.t_us);
-                    }
                     let Some(opened) = item.opened_us else {
                         continue;
                     };
@@ -695,16 +678,15 @@ impl Checks {
             if item.verdict.state != VerdictState::Pending {
                 continue;
             }
+            // A window scheduled some time after the start opens then.
+            if item.opened_us.is_none()
+                && let Some(Anchor::At(d)) = item.spec.check.after()
+                && now_us >= start + d.0.as_micros() as u64
+            {
+                item.opened_us = Some(start + d.0.as_micros() as u64);
+            }
             match &item.spec.check {
-                Check::Message {
-                    on, within, after, ..
-                } => {
-                    if let Anchor::At(d) = after
-                        && item.opened_us.is_none()
-                        && now_us >= start + d.0.as_micros() as u64
-                    {
-                        item.opened_us = Some(start + d.0.as_micros() as u64);
-                    }
+                Check::Message { on, within, .. } => {
                     if let Some(opened) = item.opened_us
                         && now_us > opened + within.0.as_micros() as u64
                     {
@@ -721,15 +703,8 @@ impl Checks {
                     at_least,
                     at_most,
                     within: Some(within),
-                    after,
                     ..
                 } => {
-                    if let Anchor::At(d) = after
-                        && item.opened_us.is_none()
-                        && now_us >= start + d.0.as_micros() as u64
-                    {
-                        item.opened_us = Some(start + d.0.as_micros() as u64);
-                    }
                     if let Some(opened) = item.opened_us
                         && now_us > opened + within.0.as_micros() as u64
                     {
@@ -748,12 +723,6 @@ impl Checks {
                         };
                         Self::decide(item, state, evidence, None, Some(now_us));
                     }
-                }
-                Check::Count {
-                    after: Anchor::At(d),
-                    ..
-                } if item.opened_us.is_none() && now_us >= start + d.0.as_micros() as u64 => {
-                    item.opened_us = Some(start + d.0.as_micros() as u64);
                 }
                 Check::Will {
                     client,

@@ -1125,6 +1125,16 @@ pub enum Check {
     Ordered { on: String },
 }
 
+impl Check {
+    /// When its window opens, for the checks that have a window.
+    pub fn after(&self) -> Option<&Anchor> {
+        match self {
+            Check::Message { after, .. } | Check::Count { after, .. } => Some(after),
+            _ => None,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
