@@ -22,7 +22,96 @@ pub struct RunOptions {
     pub export: Option<PathBuf>,
     /// Save the whole capture (every frame, faults, timing) for open/replay/test.
     pub record: Option<PathBuf>,
+    /// Append a [`Stats`] JSON line to this file at this interval.
+    pub stats: Option<(PathBuf, Duration)>,
     pub engine: EngineConfig,
+}
+
+/// One line of `run --stats`: this process's resources and the message
+/// accounting so far, for soak runs (scripts/soak.sh).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Seconds since the run started.
+    pub t_s: u64,
+    pub rss_kib: u64,
+    pub open_fds: u64,
+    pub threads: u64,
+    /// Live tokio tasks (devices, tap connections, engine).
+    pub tasks: u64,
+    pub clients_connected: u64,
+    /// PUBLISH frames clients sent / the broker delivered, all topics.
+    pub published: u64,
+    pub delivered: u64,
+    /// QoS 1/2 handshakes on both legs, by outcome.
+    pub qos_completed: u64,
+    pub qos_open: u64,
+    /// Open for longer than a minute: neither delivered nor explained by a closed connection.
+    pub qos_stuck: u64,
+    pub qos_interrupted: u64,
+    pub qos_superseded: u64,
+    pub qos_abandoned: u64,
+    pub qos_evicted: u64,
+    pub faults: u64,
+    pub captured: u64,
+    pub capture_kib: u64,
+    pub evicted: u64,
+    pub dropped: u64,
+}
+
+impl Stats {
+    pub fn now(model: &Model, elapsed: Duration) -> Stats {
+        let c = &model.capture;
+        let now = crate::protocol::now_us();
+        let mut st = Stats {
+            t_s: elapsed.as_secs(),
+            rss_kib: crate::sys::rss_bytes().unwrap_or(0) / 1024,
+            open_fds: crate::sys::open_fds().unwrap_or(0),
+            threads: crate::sys::threads().unwrap_or(0),
+            tasks: tokio::runtime::Handle::try_current()
+                .map(|h| h.metrics().num_alive_tasks() as u64)
+                .unwrap_or(0),
+            clients_connected: c.connected_clients() as u64,
+            published: c.topics.values().map(|t| t.published).sum(),
+            delivered: c.topics.values().map(|t| t.delivered).sum(),
+            qos_completed: c.flows.completed,
+            qos_open: 0,
+            qos_stuck: 0,
+            qos_interrupted: 0,
+            qos_superseded: 0,
+            qos_abandoned: 0,
+            qos_evicted: c.flows.evicted,
+            faults: model.faults.total,
+            captured: c.len() as u64,
+            capture_kib: c.bytes() as u64 / 1024,
+            evicted: c.evicted,
+            dropped: c.dropped,
+        };
+        for f in c.flows.incomplete_iter() {
+            match f.state {
+                FlowState::Open => {
+                    st.qos_open += 1;
+                    let last = f.steps.last().map_or(0, |s| s.t_us);
+                    st.qos_stuck += (now.saturating_sub(last) > 60_000_000) as u64;
+                }
+                FlowState::Interrupted => st.qos_interrupted += 1,
+                FlowState::Superseded => st.qos_superseded += 1,
+                FlowState::Abandoned => st.qos_abandoned += 1,
+                FlowState::Complete => {}
+            }
+        }
+        st
+    }
+}
+
+fn append_stats(path: &std::path::Path, st: &Stats) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{}", serde_json::to_string(st)?)?;
+    Ok(())
 }
 
 /// Print what the model learned since the last call: notices, injected faults.
@@ -46,8 +135,10 @@ fn report_news(model: &mut Model, faults_printed: &mut u64) {
 /// Returns how many of the scenario's expectations failed.
 pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     let scenario = opts.scenario.as_deref().map(Scenario::load).transpose()?;
+    let shard = opts.engine.shard;
+    let count = |s: &Scenario| shard.map_or(s.device_count(), |k| k.device_count(s));
     if let Some(s) = &scenario
-        && let Some(why) = crate::sys::device_capacity().refuse(s.device_count() as u64)
+        && let Some(why) = crate::sys::device_capacity().refuse(count(s) as u64)
     {
         anyhow::bail!(
             "{}: {why}",
@@ -67,11 +158,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     match (&scenario, &opts.scenario) {
         (Some(s), Some(path)) => {
             eprintln!(
-                "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices \
+                "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices{} \
                  (this machine holds about {} in one process)",
                 crate::VERSION,
                 s.name,
-                s.device_count(),
+                count(s),
+                shard.map_or(String::new(), |k| format!(
+                    " (shard {k} of its {})",
+                    s.device_count()
+                )),
                 crate::sys::device_capacity().devices()
             );
             handle
@@ -95,6 +190,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_status = Instant::now();
+    let mut last_stats = Instant::now();
+    if let Some((path, _)) = &opts.stats {
+        append_stats(path, &Stats::now(&model, started.elapsed()))?;
+    }
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let interrupted = loop {
@@ -112,6 +211,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
             } else {
                 eprintln!("{line}");
             }
+        }
+        if let Some((path, every)) = &opts.stats
+            && last_stats.elapsed() >= *every
+        {
+            last_stats += *every;
+            append_stats(path, &Stats::now(&model, started.elapsed()))?;
         }
         if opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break false;
@@ -230,6 +335,8 @@ pub struct TestOptions {
     pub junit: Option<PathBuf>,
     /// Check the expectations against this recording instead of running the scenario.
     pub capture: Option<PathBuf>,
+    /// Save the run's capture here (one scenario).
+    pub record: Option<PathBuf>,
     pub engine: EngineConfig,
 }
 
@@ -316,18 +423,153 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
                 eprintln!("{}: {}", path.display(), n.text);
             }
         }
-        let settled = model.checks.as_ref().is_some_and(|c| c.settled());
+        // A shard sees part of the fleet: its verdicts settle only in `merge`.
+        let settled =
+            opts.engine.shard.is_none() && model.checks.as_ref().is_some_and(|c| c.settled());
         if settled || started.elapsed() >= duration {
             break;
         }
     }
+    let recorded = model
+        .scenario
+        .as_ref()
+        .map(|s| (s.info.name.clone(), s.info.started_us));
     let _ = handle.commands.send(Command::StopScenario).await;
     if let Some(c) = &mut model.checks {
         c.finish(crate::protocol::now_us());
         result.verdicts = c.verdicts().cloned().collect();
     }
+    if let Some(path) = &opts.record {
+        // Until the devices' graceful DISCONNECTs arrived (bounded).
+        let settle = Instant::now();
+        while model.scenario.is_some() && settle.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            model.drain(&handle, None);
+        }
+        match save_recording(&model, recorded, path).await {
+            Ok(n) => eprintln!("recorded {n} frames to {}", path.display()),
+            Err(e) => result.error = Some(format!("{}: {e:#}", path.display())),
+        }
+    }
     result.elapsed = started.elapsed();
     result
+}
+
+pub struct MergeOptions {
+    pub recordings: Vec<PathBuf>,
+    pub scenario: Option<PathBuf>,
+    pub record: Option<PathBuf>,
+    pub export: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+}
+
+/// `mqtt-workbench merge`: the shards' recordings as one capture, one log and
+/// one report. Returns how many expectations failed.
+pub fn merge(opts: MergeOptions) -> anyhow::Result<usize> {
+    let started = Instant::now();
+    let scenario = opts.scenario.as_deref().map(Scenario::load).transpose()?;
+    let mut recordings = Vec::new();
+    for path in &opts.recordings {
+        let rec = crate::export::record::read(path).map_err(anyhow::Error::msg)?;
+        let clients: std::collections::HashSet<&str> = rec
+            .events
+            .iter()
+            .map(|e| &*e.client_id)
+            .filter(|c| !c.is_empty())
+            .collect();
+        eprintln!(
+            "{}: {} frames, {} clients, {} faults",
+            path.display(),
+            rec.events.len(),
+            clients.len(),
+            rec.faults.len()
+        );
+        if let (Some(s), Some(r)) = (&scenario, &rec.scenario)
+            && *r != s.name
+        {
+            eprintln!(
+                "warning: {} recorded scenario \"{r}\", not \"{}\"",
+                path.display(),
+                s.name
+            );
+        }
+        recordings.push(rec);
+    }
+    let merged = crate::export::record::merge(recordings);
+    if !merged.shared_clients.is_empty() {
+        eprintln!(
+            "warning: {} client id(s) appear in more than one recording (overlapping shards?): {}",
+            merged.shared_clients.len(),
+            merged
+                .shared_clients
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let rec = merged.recording;
+    let clients: std::collections::HashSet<&str> = rec
+        .events
+        .iter()
+        .map(|e| &*e.client_id)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let messages = rec
+        .events
+        .iter()
+        .filter(|e| e.kind == crate::protocol::PacketKind::Publish)
+        .count();
+    println!(
+        "merged {} recordings: {} frames ({messages} PUBLISH), {} clients, {} faults",
+        opts.recordings.len(),
+        rec.events.len(),
+        clients.len(),
+        rec.faults.len()
+    );
+    if let Some(path) = &opts.record {
+        let scenario = rec.scenario.as_deref().zip(rec.started_us);
+        let n = crate::export::record::write(
+            path,
+            rec.events.iter(),
+            rec.events.len(),
+            &rec.faults,
+            scenario,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("merged capture: {n} frames in {}", path.display());
+    }
+    if let Some(path) = &opts.export {
+        let n = crate::export::write_events(path, rec.events.iter(), |_| {})?;
+        eprintln!("merged message log: {n} messages in {}", path.display());
+    }
+    let Some(scenario) = scenario else {
+        return Ok(0);
+    };
+    let suite = SuiteResult {
+        name: scenario.name.clone(),
+        file: opts.scenario.clone().unwrap_or_default(),
+        elapsed: started.elapsed(),
+        verdicts: check_recording(&scenario.expect, &rec),
+        error: scenario
+            .expect
+            .is_empty()
+            .then(|| format!("{}: no `expect` section: nothing to check", scenario.name)),
+    };
+    print!("{}", verdicts_text(suite.verdicts.iter()));
+    let failed = suite.error.is_some() as usize
+        + suite
+            .verdicts
+            .iter()
+            .filter(|v| v.state == VerdictState::Failed)
+            .count();
+    if let Some(path) = &opts.junit {
+        let xml = junit_xml(std::slice::from_ref(&suite))?;
+        std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("JUnit report: {}", path.display());
+    }
+    Ok(failed)
 }
 
 /// `mqtt-workbench test`: every file in turn; prints the verdicts, writes
@@ -349,22 +591,26 @@ pub async fn test(opts: TestOptions) -> anyhow::Result<usize> {
         }
         suites.push(r);
     }
+    // A shard's verdicts see part of the fleet: only `merge` fails on them.
+    let counted = |v: &&Verdict| v.state == VerdictState::Failed && opts.engine.shard.is_none();
     let failed: usize = suites
         .iter()
-        .map(|s| {
-            s.error.is_some() as usize
-                + s.verdicts
-                    .iter()
-                    .filter(|v| v.state == VerdictState::Failed)
-                    .count()
-        })
+        .map(|s| s.error.is_some() as usize + s.verdicts.iter().filter(counted).count())
         .sum();
+    if let Some(k) = opts.engine.shard {
+        println!(
+            "\nshard {k}: the verdicts above see this shard's devices only; \
+             `mqtt-workbench merge --scenario FILE` the shards' recordings for the whole fleet's"
+        );
+    }
     let total: usize = suites.iter().map(|s| s.verdicts.len().max(1)).sum();
-    println!(
-        "\n{} of {total} expectations failed in {} scenario(s)",
-        failed,
-        suites.len()
-    );
+    match opts.engine.shard {
+        None => println!(
+            "\n{failed} of {total} expectations failed in {} scenario(s)",
+            suites.len()
+        ),
+        Some(k) => println!("\nshard {k} ran {} scenario(s)", suites.len()),
+    }
     if let Some(path) = &opts.junit {
         let xml = junit_xml(&suites)?;
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;

@@ -175,6 +175,8 @@ pub struct EngineConfig {
     pub tls: Option<crate::tls::TlsOptions>,
     /// Access rules at the tap (`--users FILE`); a scenario's `auth` replaces them while it runs.
     pub auth: Option<Arc<crate::tap::AuthSpec>>,
+    /// Run only this part of every fleet (`--shard K/N`).
+    pub shard: Option<crate::sim::Shard>,
 }
 
 impl Default for EngineConfig {
@@ -190,6 +192,7 @@ impl Default for EngineConfig {
             watch: false,
             tls: None,
             auth: None,
+            shard: None,
         }
     }
 }
@@ -853,7 +856,10 @@ impl Engine {
     }
 
     /// Parse a scenario off the async workers and check that it fits.
-    async fn parse_scenario(source: &ScenarioSource) -> Result<Scenario, String> {
+    async fn parse_scenario(
+        source: &ScenarioSource,
+        shard: Option<crate::sim::Shard>,
+    ) -> Result<Scenario, String> {
         let source = source.clone();
         tokio::task::spawn_blocking(move || {
             let mut s = Scenario::from_source(&source).map_err(|e| e.to_string())?;
@@ -863,7 +869,8 @@ impl Engine {
             }
             .unwrap_or_default();
             s.compile_protos(&dir)?;
-            match crate::sys::device_capacity().refuse(s.device_count() as u64) {
+            let count = shard.map_or(s.device_count(), |k| k.device_count(&s));
+            match crate::sys::device_capacity().refuse(count as u64) {
                 Some(why) => Err(format!("{}: {why}", s.name)),
                 None => Ok(s),
             }
@@ -934,7 +941,7 @@ impl Engine {
     }
 
     async fn load_scenario(&mut self, source: ScenarioSource) {
-        let scenario = match Self::parse_scenario(&source).await {
+        let scenario = match Self::parse_scenario(&source, self.cfg.shard).await {
             Ok(s) => s,
             Err(e) => return self.notice(true, e),
         };
@@ -945,7 +952,10 @@ impl Engine {
         self.apply_auth(&scenario);
         let target = self.device_target(&scenario);
         self.scenario_running = true;
-        self.devices = crate::sim::start(&scenario, &target, &self.reporter);
+        let shard = self.cfg.shard.map(|k| k.client_ids(&scenario));
+        self.devices = crate::sim::start_some(&scenario, &target, &self.reporter, |id| {
+            shard.as_ref().is_none_or(|ids| ids.contains(id))
+        });
         self.start_timeline(&scenario);
         self.watch(&source);
         self.current = Some(scenario);
@@ -956,7 +966,7 @@ impl Engine {
         let Some(old) = self.current.clone().filter(|_| self.scenario_running) else {
             return self.load_scenario(source).await;
         };
-        let new = match Self::parse_scenario(&source).await {
+        let new = match Self::parse_scenario(&source, self.cfg.shard).await {
             Ok(s) => s,
             Err(e) => {
                 return self.notice(
@@ -992,8 +1002,10 @@ impl Engine {
             keep.iter().map(|h| h.client_id.clone()).collect();
         self.apply_auth(&new);
         let target = self.device_target(&new);
-        let started =
-            crate::sim::start_some(&new, &target, &self.reporter, |id| !running.contains(id));
+        let shard = self.cfg.shard.map(|k| k.client_ids(&new));
+        let started = crate::sim::start_some(&new, &target, &self.reporter, |id| {
+            !running.contains(id) && shard.as_ref().is_none_or(|ids| ids.contains(id))
+        });
         let added = started.len() - restarted.len();
         keep.extend(started);
         self.devices = keep;

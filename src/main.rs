@@ -92,6 +92,17 @@ enum Cmd {
         /// keep their connections; a file with an error keeps the running scenario.
         #[arg(long)]
         watch: bool,
+        /// Run only the K-th of N parts of every fleet (K from 1), e.g. one
+        /// machine's share against a cluster given by --broker; same client
+        /// ids and payloads as the whole run. Combine shards with `merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<mqtt_workbench::sim::Shard>,
+        /// Append resource and message figures (RSS, open files, tasks, QoS
+        /// accounting) as one JSON line every --stats-every.
+        #[arg(long)]
+        stats: Option<PathBuf>,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s", requires = "stats")]
+        stats_every: Duration,
     },
     /// Publish a recorded capture's messages again, with their client ids and
     /// relative timing, through the tap (to your backend): a field incident replayed.
@@ -123,6 +134,33 @@ enum Cmd {
         /// 60 s); it stops earlier once every verdict is final.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+        /// Run only the K-th of N parts of every fleet (K from 1) for the whole
+        /// duration; its verdicts are the shard's view. `merge` the shards'
+        /// recordings for the verdict of the whole fleet.
+        #[arg(long, value_name = "K/N", conflicts_with = "capture")]
+        shard: Option<mqtt_workbench::sim::Shard>,
+        /// Save the capture (one scenario) for `merge`, `replay` or File → Open capture.
+        #[arg(long, conflicts_with = "capture")]
+        record: Option<PathBuf>,
+    },
+    /// Combine the recordings of sharded runs (`run`/`test --shard K/N
+    /// --record …`) into one capture, and check the scenario's expectations
+    /// over all of them: one report, one log. Exit 1 if an expectation failed.
+    Merge {
+        #[arg(required = true)]
+        recordings: Vec<PathBuf>,
+        /// The scenario whose expectations to evaluate over the merged capture.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Write the merged capture (JSON Lines recording) here.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Write the merged message log (.csv or .jsonl) here.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// Write a JUnit XML report of the merged verdicts.
+        #[arg(long)]
+        junit: Option<PathBuf>,
     },
     /// Check scenario files; errors name file, line and column.
     Validate {
@@ -275,14 +313,19 @@ fn main() -> ExitCode {
             export,
             record,
             watch,
+            shard,
+            stats,
+            stats_every,
         }) => cli.net.engine_config().and_then(|mut engine| {
             engine.watch = watch;
+            engine.shard = shard;
             let failed =
                 runtime()?.block_on(mqtt_workbench::cli::run(mqtt_workbench::cli::RunOptions {
                     scenario,
                     duration,
                     export,
                     record,
+                    stats: stats.map(|p| (p, stats_every)),
                     engine,
                 }))?;
             if failed > 0 {
@@ -309,20 +352,46 @@ fn main() -> ExitCode {
             junit,
             duration,
             capture,
+            shard,
+            record,
         }) => cli.net.engine_config().and_then(|mut engine| {
             // Each scenario gets its own engine: a free port unless one was asked for.
             if cli.net.port == 1883 {
                 engine.listen.set_port(0);
             }
+            if record.is_some() && files.len() > 1 {
+                anyhow::bail!("--record saves one scenario's capture: test one file with it");
+            }
+            engine.shard = shard;
             let failed = runtime()?.block_on(mqtt_workbench::cli::test(
                 mqtt_workbench::cli::TestOptions {
                     files,
                     duration,
                     junit,
                     capture,
+                    record,
                     engine,
                 },
             ))?;
+            if failed > 0 {
+                anyhow::bail!("{failed} expectation(s) failed");
+            }
+            Ok(())
+        }),
+        Some(Cmd::Merge {
+            recordings,
+            scenario,
+            record,
+            export,
+            junit,
+        }) => mqtt_workbench::cli::merge(mqtt_workbench::cli::MergeOptions {
+            recordings,
+            scenario,
+            record,
+            export,
+            junit,
+        })
+        .and_then(|failed| {
             if failed > 0 {
                 anyhow::bail!("{failed} expectation(s) failed");
             }

@@ -69,6 +69,18 @@ pub fn rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Open file descriptors of this process (Linux; None elsewhere).
+pub fn open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+/// OS threads of this process (Linux; None elsewhere).
+pub fn threads() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// File descriptors one device costs in this process through the tap: the
 /// device's socket, the tap's two, the broker's one.
 pub const FDS_PER_DEVICE: u64 = 4;
@@ -114,8 +126,8 @@ impl Capacity {
         };
         Some(format!(
             "{n} devices do not fit in one process on this machine: about {} can ({limit}). \
-             Run fewer devices per scenario, run the scenario as several shards against one broker \
-             (`--broker mqtt://host:port`, one process per shard), or measure a big fleet with \
+             Run fewer devices per scenario, run it as shards against one broker \
+             (`run --shard 1/2 --broker mqtt://host:port`, then 2/2, …; `merge` their recordings), or measure a big fleet with \
              `mqtt-workbench bench --devices {n} --devices-process`, which puts the devices in a child process",
             self.devices()
         ))

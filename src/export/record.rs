@@ -130,11 +130,112 @@ pub fn read(path: &Path) -> Result<Recording, String> {
     Ok(rec)
 }
 
+/// What [`merge`] found: the merged capture, and clients seen in more than
+/// one recording (shards that overlap, or a client that moved between them).
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub recording: Recording,
+    pub shared_clients: Vec<String>,
+}
+
+/// Combine the recordings of sharded runs into one capture: frames and
+/// faults in time order (stable for equal times), connection ids renumbered
+/// so that no two recordings share one, the earliest start as the start.
+pub fn merge(recordings: Vec<Recording>) -> Merged {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut out = Recording {
+        path: std::path::PathBuf::new(),
+        scenario: recordings.iter().find_map(|r| r.scenario.clone()),
+        started_us: recordings.iter().filter_map(|r| r.started_us).min(),
+        events: Vec::with_capacity(recordings.iter().map(|r| r.events.len()).sum()),
+        faults: Vec::new(),
+    };
+    let mut owners: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    for (k, r) in recordings.iter().enumerate() {
+        for e in &r.events {
+            if !e.client_id.is_empty() {
+                owners.entry(&e.client_id).or_default().insert(k);
+            }
+        }
+    }
+    let shared_clients = owners
+        .into_iter()
+        .filter(|(_, o)| o.len() > 1)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let mut offset = 0;
+    for r in recordings {
+        let next = offset + r.events.iter().map(|e| e.conn + 1).max().unwrap_or(0);
+        out.events.extend(r.events.into_iter().map(|mut e| {
+            e.conn += offset;
+            e
+        }));
+        out.faults.extend(r.faults);
+        offset = next;
+    }
+    out.events.sort_by_key(|e| e.t_us);
+    out.faults.sort_by_key(|f| f.t_us);
+    Merged {
+        recording: out,
+        shared_clients,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::{Direction, Injected, PacketKind, V5Props, WireDetail};
     use std::sync::Arc;
+
+    #[test]
+    fn merging_shards_orders_frames_and_keeps_connections_apart() {
+        let ev = |t: u64, conn: u64, id: &str| {
+            WireEvent::new(
+                t,
+                conn,
+                Arc::from(id),
+                Direction::ClientToBroker,
+                PacketKind::Publish,
+            )
+        };
+        let a = Recording {
+            scenario: Some("s".into()),
+            started_us: Some(100),
+            events: vec![ev(110, 0, "a-1"), ev(130, 1, "a-2"), ev(150, 0, "both")],
+            ..Recording::default()
+        };
+        let b = Recording {
+            scenario: Some("s".into()),
+            started_us: Some(90),
+            events: vec![ev(120, 0, "b-1"), ev(140, 1, "both")],
+            faults: vec![FaultMarker {
+                t_us: 125,
+                label: "drop".into(),
+                timeline: Some(0),
+            }],
+            ..Recording::default()
+        };
+        let m = merge(vec![a, b]);
+        let r = &m.recording;
+        assert_eq!(r.started_us, Some(90));
+        let order: Vec<(u64, u64, &str)> = r
+            .events
+            .iter()
+            .map(|e| (e.t_us, e.conn, &*e.client_id))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (110, 0, "a-1"),
+                (120, 2, "b-1"),
+                (130, 1, "a-2"),
+                (140, 3, "both"),
+                (150, 0, "both")
+            ]
+        );
+        assert_eq!(r.faults.len(), 1);
+        assert_eq!(m.shared_clients, ["both"]);
+    }
 
     #[test]
     fn a_recording_round_trips_every_field() {

@@ -63,6 +63,73 @@ impl DeviceReporter {
     }
 }
 
+/// One part of every fleet, for a run spread over processes or machines
+/// (`--shard K/N`, K from 1): shard K runs the K-th contiguous slice of each
+/// fleet, with the same client ids, seeds and payloads as the whole run, so
+/// N shards together run exactly the unsharded fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1..=count.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The device positions (0-based) of a fleet of `n` this shard runs.
+    pub fn range(&self, n: u32) -> std::ops::Range<u32> {
+        let (k, total) = (u64::from(self.index - 1), u64::from(self.count));
+        let at = |k: u64| (u64::from(n) * k / total) as u32;
+        at(k)..at(k + 1)
+    }
+
+    /// The client ids this shard runs, fleet by fleet.
+    pub fn client_ids(&self, scenario: &Scenario) -> std::collections::HashSet<String> {
+        scenario
+            .devices
+            .iter()
+            .flat_map(|d| {
+                let r = self.range(d.count);
+                d.client_ids()
+                    .into_iter()
+                    .skip(r.start as usize)
+                    .take(r.len())
+            })
+            .collect()
+    }
+
+    /// How many devices of `scenario` this shard runs.
+    pub fn device_count(&self, scenario: &Scenario) -> usize {
+        scenario
+            .devices
+            .iter()
+            .map(|d| self.range(d.count).len())
+            .sum()
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("\"{s}\": expected K/N with 1 <= K <= N, e.g. 2/4");
+        let (k, n) = s.trim().split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// Connects per second when ramping up a big fleet (rumqttd paces accepts too).
 const RAMP_CONNECTS_PER_S: u64 = 500;
 
@@ -198,4 +265,34 @@ pub fn shipped_scenarios() -> Vec<std::path::PathBuf> {
         }
     }
     Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_partition_every_fleet_exactly() {
+        for n in [0u32, 1, 2, 3, 7, 100, 20_000] {
+            for count in [1u32, 2, 3, 4, 7] {
+                let mut next = 0;
+                for index in 1..=count {
+                    let r = Shard { index, count }.range(n);
+                    assert_eq!(r.start, next, "fleet {n}, shard {index}/{count}");
+                    assert!(r.len() as u32 <= n.div_ceil(count));
+                    next = r.end;
+                }
+                assert_eq!(next, n, "fleet {n} in {count} shards");
+            }
+        }
+    }
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            let e = bad.parse::<Shard>().unwrap_err();
+            assert!(e.contains("expected K/N"), "{bad}: {e}");
+        }
+    }
 }
