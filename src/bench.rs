@@ -13,7 +13,6 @@ use crate::protocol::Command;
 use crate::sim::scenario::{
     DeviceSpec, Dur, Gen, Payload, Protocol, PublishSpec, Qos, Scenario, SubSpec,
 };
-use crate::sys::FDS_PER_DEVICE;
 
 pub struct BenchOptions {
     pub devices: u32,
@@ -45,6 +44,10 @@ pub struct BenchReport {
     pub peak_rss_mib: f64,
     pub bytes_per_captured: f64,
     pub dropped: u64,
+    /// RSS growth per connected idle device, KiB (None: not measured).
+    pub idle_kib_per_device: Option<f64>,
+    /// Open file descriptors of this process while the fleet ran.
+    pub open_fds: Option<u64>,
     /// How the publishers were run, for the report.
     pub mode: String,
     /// "MQTT 3.1.1" or "MQTT 5".
@@ -80,6 +83,15 @@ impl std::fmt::Display for BenchReport {
             self.cpu_s_per_1k
         )?;
         writeln!(f, "peak RSS                {:.1} MiB", self.peak_rss_mib)?;
+        if let Some(k) = self.idle_kib_per_device {
+            writeln!(
+                f,
+                "memory per idle device  {k:.1} KiB (RSS growth with the fleet connected, silent)"
+            )?;
+        }
+        if let Some(n) = self.open_fds {
+            writeln!(f, "open files              {n}")?;
+        }
         writeln!(f, "bytes per captured msg  {:.0}", self.bytes_per_captured)?;
         writeln!(f, "dropped (consumer lag)  {}", self.dropped)
     }
@@ -224,19 +236,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     if opts.devices_in_child {
         return run_with_child(opts).await;
     }
-    let (soft, _) = crate::sys::raise_fd_limit();
-    let fit = soft.saturating_sub(64) / FDS_PER_DEVICE;
-    if soft > 0 && opts.devices as u64 > fit {
-        eprintln!(
-            "warning: the open-file limit is {soft} (it could not be raised): through the tap each device \
-             needs {FDS_PER_DEVICE} descriptors in this process, so about {fit} of {} devices can connect",
-            opts.devices
-        );
+    let external = matches!(opts.engine.upstream, crate::broker::Upstream::External(_));
+    if let Some(why) = crate::sys::device_capacity_for(external).refuse(opts.devices as u64 + 1) {
+        eprintln!("warning: {why}");
     }
     let handle = engine::start(opts.engine.clone())
         .await
         .map_err(anyhow::Error::msg)?;
     let mut model = Model::default();
+    let idle_kib_per_device = idle_memory(&handle, &mut model, &opts).await?;
     handle
         .commands
         .send(Command::LoadScenario(
@@ -261,18 +269,73 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         model.drain(&handle, None);
     }
     let w = measure(&handle, &mut model, opts.duration, || 0.0).await;
+    let open_fds = crate::sys::open_fds();
     let _ = handle.commands.send(Command::StopScenario).await;
     let peak = crate::sys::peak_rss_bytes().unwrap_or(0);
-    Ok(report(
-        &opts,
-        connected,
-        connect_s,
-        w,
-        &model.capture,
-        handle.drops().total(),
-        peak,
-        "devices, tap and broker in one process",
-    ))
+    Ok(BenchReport {
+        idle_kib_per_device,
+        open_fds,
+        ..report(
+            &opts,
+            connected,
+            connect_s,
+            w,
+            &model.capture,
+            handle.drops().total(),
+            peak,
+            "devices, tap and broker in one process",
+        )
+    })
+}
+
+/// Drain events for `ms` milliseconds.
+async fn settle(model: &mut Model, handle: &EngineHandle, ms: u64) {
+    let until = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        model.drain(handle, None);
+    }
+}
+
+/// The fleet connected but silent: RSS growth per device (KiB). The devices
+/// then leave, and the measured run starts from the same engine.
+async fn idle_memory(
+    handle: &EngineHandle,
+    model: &mut Model,
+    opts: &BenchOptions,
+) -> anyhow::Result<Option<f64>> {
+    settle(model, handle, 300).await;
+    let before = crate::sys::rss_bytes();
+    let mut idle = publishers_only(opts.devices, opts.rate_hz, opts.qos, opts.protocol);
+    for d in &mut idle.devices {
+        d.publish.clear();
+    }
+    handle
+        .commands
+        .send(Command::LoadScenario(idle.to_source()))
+        .await?;
+    let want = opts.devices as usize;
+    let t0 = Instant::now();
+    let limit = Duration::from_secs(30 + opts.devices as u64 / 200);
+    while model.capture.connected_clients() < want && t0.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        model.drain(handle, None);
+    }
+    let connected = model.capture.connected_clients();
+    settle(model, handle, 1000).await;
+    let after = crate::sys::rss_bytes();
+    handle.commands.send(Command::StopScenario).await?;
+    let t1 = Instant::now();
+    while model.capture.connected_clients() > 0 && t1.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        model.drain(handle, None);
+    }
+    Ok(match (before, after) {
+        (Some(b), Some(a)) if connected > 0 => {
+            Some(a.saturating_sub(b) as f64 / 1024.0 / connected as f64)
+        }
+        _ => None,
+    })
 }
 
 /// The tap's address and the upstream broker's, once the engine listens.
@@ -351,6 +414,8 @@ fn report(
             capture.bytes() as f64 / capture.len() as f64
         },
         dropped,
+        idle_kib_per_device: None,
+        open_fds: None,
         mode: mode.into(),
         protocol: match opts.protocol {
             Protocol::V311 => "MQTT 3.1.1",

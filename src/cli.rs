@@ -137,8 +137,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     let scenario = opts.scenario.as_deref().map(Scenario::load).transpose()?;
     let shard = opts.engine.shard;
     let count = |s: &Scenario| shard.map_or(s.device_count(), |k| k.device_count(s));
+    let capacity = crate::sys::device_capacity_for(matches!(
+        opts.engine.upstream,
+        crate::broker::Upstream::External(_)
+    ));
     if let Some(s) = &scenario
-        && let Some(why) = crate::sys::device_capacity().refuse(count(s) as u64)
+        && let Some(why) = capacity.refuse(count(s) as u64)
     {
         anyhow::bail!(
             "{}: {why}",
@@ -167,7 +171,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
                     " (shard {k} of its {})",
                     s.device_count()
                 )),
-                crate::sys::device_capacity().devices()
+                capacity.devices()
             );
             handle
                 .commands

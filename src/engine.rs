@@ -520,6 +520,7 @@ impl Engine {
                 v4: addrs.v4.to_string(),
                 v5: addrs.v5.to_string(),
                 tls: None,
+                memory: Some(b.memory()),
             };
             Some(b)
         } else {
@@ -859,6 +860,7 @@ impl Engine {
     async fn parse_scenario(
         source: &ScenarioSource,
         shard: Option<crate::sim::Shard>,
+        external: bool,
     ) -> Result<Scenario, String> {
         let source = source.clone();
         tokio::task::spawn_blocking(move || {
@@ -870,13 +872,18 @@ impl Engine {
             .unwrap_or_default();
             s.compile_protos(&dir)?;
             let count = shard.map_or(s.device_count(), |k| k.device_count(&s));
-            match crate::sys::device_capacity().refuse(count as u64) {
+            match crate::sys::device_capacity_for(external).refuse(count as u64) {
                 Some(why) => Err(format!("{}: {why}", s.name)),
                 None => Ok(s),
             }
         })
         .await
         .map_err(|e| format!("cannot load the scenario: {e}"))?
+    }
+
+    /// The tap forwards to an external broker (devices then cost a descriptor each).
+    fn external(&self) -> bool {
+        matches!(self.cfg.upstream, Upstream::External(_))
     }
 
     /// Where this scenario's devices connect (and say so when TLS is asked for but absent).
@@ -913,6 +920,8 @@ impl Engine {
             port,
             tls,
             credentials: self.credentials.clone(),
+            // In-process to the tap, unless devices bypass it.
+            door: (!self.cfg.direct).then(|| self.tap.door()),
         }
     }
 
@@ -941,7 +950,7 @@ impl Engine {
     }
 
     async fn load_scenario(&mut self, source: ScenarioSource) {
-        let scenario = match Self::parse_scenario(&source, self.cfg.shard).await {
+        let scenario = match Self::parse_scenario(&source, self.cfg.shard, self.external()).await {
             Ok(s) => s,
             Err(e) => return self.notice(true, e),
         };
@@ -966,7 +975,7 @@ impl Engine {
         let Some(old) = self.current.clone().filter(|_| self.scenario_running) else {
             return self.load_scenario(source).await;
         };
-        let new = match Self::parse_scenario(&source, self.cfg.shard).await {
+        let new = match Self::parse_scenario(&source, self.cfg.shard, self.external()).await {
             Ok(s) => s,
             Err(e) => {
                 return self.notice(

@@ -39,6 +39,11 @@ pub fn now_us() -> u64 {
 /// Identifies one TCP connection accepted by the tap (monotonic, never reused).
 pub type ConnId = u64;
 
+/// The peer recorded for in-process connections (virtual devices reach the
+/// tap without a socket); shown as "in-process".
+pub const IN_PROCESS_PEER: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// Which way a frame travelled through the tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Direction {

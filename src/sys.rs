@@ -81,12 +81,15 @@ pub fn threads() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// File descriptors one device costs in this process through the tap: the
-/// device's socket, the tap's two, the broker's one.
-pub const FDS_PER_DEVICE: u64 = 4;
+/// File descriptors one virtual device costs in this process: none with the
+/// embedded broker (device → tap → broker in-process), one with an external
+/// broker (the tap's socket to it).
+pub fn fds_per_device(external_broker: bool) -> u64 {
+    external_broker as u64
+}
 
-/// Memory one virtual device costs through the tap (client, tap, broker;
-/// measured with `bench`, README Benchmarks).
+/// Memory one idle virtual device costs (client, tap, broker; measured with
+/// `bench`, README Benchmarks).
 pub const BYTES_PER_DEVICE: u64 = 120 * 1024;
 
 /// How many virtual devices this process can hold through the tap.
@@ -94,7 +97,8 @@ pub const BYTES_PER_DEVICE: u64 = 120 * 1024;
 pub struct Capacity {
     /// The open-file limit after raising it as far as allowed.
     pub fd_limit: u64,
-    /// Devices the descriptors allow (4 each, 64 kept back).
+    pub fds_per_device: u64,
+    /// Devices the descriptors allow (64 kept back; u64::MAX when devices need none).
     pub by_fds: u64,
     /// Bytes of memory available (0: unknown).
     pub mem_available: u64,
@@ -114,8 +118,8 @@ impl Capacity {
         }
         let limit = if self.by_fds <= self.by_memory {
             format!(
-                "the open-file limit is {} and each device costs {FDS_PER_DEVICE} descriptors through the tap",
-                self.fd_limit
+                "the open-file limit is {} and with an external broker each device costs {} descriptor(s)",
+                self.fd_limit, self.fds_per_device
             )
         } else {
             format!(
@@ -126,21 +130,27 @@ impl Capacity {
         };
         Some(format!(
             "{n} devices do not fit in one process on this machine: about {} can ({limit}). \
-             Run fewer devices per scenario, run it as shards against one broker \
-             (`run --shard 1/2 --broker mqtt://host:port`, then 2/2, …; `merge` their recordings), or measure a big fleet with \
-             `mqtt-workbench bench --devices {n} --devices-process`, which puts the devices in a child process",
+             Run fewer devices per scenario, or run it as shards on several machines against one broker \
+             (`run --shard 1/2 --broker mqtt://host:port` on one, `--shard 2/2` on the next, …; \
+             `merge` their recordings)",
             self.devices()
         ))
     }
 }
 
-/// This machine's capacity for virtual devices (raises the open-file limit first).
+/// This machine's capacity for virtual devices with the embedded broker.
 pub fn device_capacity() -> Capacity {
+    device_capacity_for(false)
+}
+
+/// This machine's capacity for virtual devices (raises the open-file limit first).
+pub fn device_capacity_for(external_broker: bool) -> Capacity {
     let (soft, _) = raise_fd_limit();
-    let by_fds = if soft == 0 {
+    let fds_per_device = fds_per_device(external_broker);
+    let by_fds = if soft == 0 || fds_per_device == 0 {
         u64::MAX
     } else {
-        soft.saturating_sub(64) / FDS_PER_DEVICE
+        soft.saturating_sub(64) / fds_per_device
     };
     let mem_available = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -159,6 +169,7 @@ pub fn device_capacity() -> Capacity {
     };
     Capacity {
         fd_limit: soft,
+        fds_per_device,
         by_fds,
         mem_available,
         by_memory,
@@ -171,20 +182,34 @@ mod tests {
 
     #[test]
     fn capacity_refuses_what_does_not_fit_and_says_what_to_do() {
+        // An external broker: one descriptor a device.
         let c = Capacity {
             fd_limit: 20_000,
-            by_fds: (20_000 - 64) / FDS_PER_DEVICE,
+            fds_per_device: 1,
+            by_fds: 20_000 - 64,
             mem_available: 8 << 30,
             by_memory: (8 << 30) / BYTES_PER_DEVICE,
         };
-        assert_eq!(c.devices(), 4984);
-        assert!(c.refuse(4984).is_none());
+        assert_eq!(c.devices(), 19_936);
+        assert!(c.refuse(19_936).is_none());
         let why = c.refuse(1_000_000).expect("a million does not fit");
-        assert!(why.contains("about 4984 can"), "{why}");
+        assert!(why.contains("about 19936 can"), "{why}");
         assert!(why.contains("open-file limit is 20000"), "{why}");
-        assert!(
-            why.contains("--devices-process") && why.contains("--broker"),
-            "{why}"
-        );
+        assert!(why.contains("--shard") && why.contains("merge"), "{why}");
+        // The embedded broker: memory is the limit.
+        let m = Capacity {
+            fds_per_device: 0,
+            by_fds: u64::MAX,
+            ..c
+        };
+        assert_eq!(m.devices(), (8 << 30) / BYTES_PER_DEVICE);
+        let why = m.refuse(1_000_000).expect("does not fit in 8 GiB");
+        assert!(why.contains("8192 MiB of memory"), "{why}");
+    }
+
+    #[test]
+    fn in_process_devices_cost_no_descriptors() {
+        assert_eq!(fds_per_device(false), 0);
+        assert_eq!(device_capacity().by_fds, u64::MAX);
     }
 }

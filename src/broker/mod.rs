@@ -12,9 +12,13 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 
+use std::sync::Arc;
+
+use rumqttd::protocol::Protocol;
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;
 use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
+use tokio::io::DuplexStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -36,8 +40,56 @@ pub enum BrokerError {
 }
 
 type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-/// Makes a listener on the one router: MQTT 3.1.1 (`false`) or MQTT 5 (`true`).
-type ServerFactory = Box<dyn Fn(ServerSettings, bool) -> ServerFuture + Send + Sync>;
+/// Makes a listener on the one router: MQTT 3.1.1 (`false`) or MQTT 5
+/// (`true`), and a server for in-process connections beside it.
+type ServerFactory =
+    Box<dyn Fn(ServerSettings, bool) -> (ServerFuture, Arc<dyn ServeStream>) + Send + Sync>;
+
+/// Serves one in-process connection like an accepted socket (vendor/README.md).
+pub trait ServeStream: Send + Sync {
+    fn serve(&self, stream: DuplexStream) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+impl<P: Protocol + Clone + Send + Sync + 'static> ServeStream for Server<P> {
+    fn serve(&self, stream: DuplexStream) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(Server::serve(self, stream))
+    }
+}
+
+/// Bytes an in-process connection buffers each way before the writer waits
+/// (like a socket's buffer; allocated as used).
+pub const MEMORY_BUFFER: usize = 64 * 1024;
+
+/// In-process connections to the embedded broker, without a socket: the tap
+/// forwards virtual devices through these, so a device costs no file
+/// descriptor. Cloned freely; follows the broker's restarts.
+#[derive(Clone, Default)]
+pub struct MemoryDoor(Arc<parking_lot::RwLock<Option<MemoryServers>>>);
+
+struct MemoryServers {
+    v4: Arc<dyn ServeStream>,
+    v5: Arc<dyn ServeStream>,
+    /// The listener's runtime: stopping the broker ends these links too.
+    rt: tokio::runtime::Handle,
+}
+
+impl MemoryDoor {
+    /// A new connection to the broker's MQTT 3.1.1 or 5 server; an error
+    /// while the broker is stopped, as a refused connection would be.
+    pub fn connect(&self, v5: bool) -> std::io::Result<DuplexStream> {
+        let guard = self.0.read();
+        let Some(servers) = guard.as_ref() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the embedded broker is stopped",
+            ));
+        };
+        let (client, server) = tokio::io::duplex(MEMORY_BUFFER);
+        let serve = if v5 { &servers.v5 } else { &servers.v4 };
+        servers.rt.spawn(serve.serve(server));
+        Ok(client)
+    }
+}
 
 /// Router settings that work (the rumqttd defaults panic on first SUBSCRIBE).
 pub fn router_config(max_connections: usize) -> RouterConfig {
@@ -79,6 +131,7 @@ pub struct EmbeddedBroker {
     listen_v5: SocketAddr,
     listener_rt: Option<tokio::runtime::Runtime>,
     cold_restarts: usize,
+    memory: MemoryDoor,
 }
 
 /// rumqttd's router thread cannot be stopped: each cold restart leaves the old
@@ -91,21 +144,25 @@ fn server_factory() -> ServerFactory {
     Box::new(move |settings, v5| {
         let router_tx = router_tx.clone();
         if v5 {
+            let memory = Arc::new(Server::new(settings.clone(), router_tx.clone(), V5));
             let mut server = Server::new(settings, router_tx, V5);
-            Box::pin(async move {
+            let listen: ServerFuture = Box::pin(async move {
                 server
                     .start(LinkType::Remote)
                     .await
                     .map_err(|e| e.to_string())
-            })
+            });
+            (listen, memory as Arc<dyn ServeStream>)
         } else {
+            let memory = Arc::new(Server::new(settings.clone(), router_tx.clone(), V4));
             let mut server = Server::new(settings, router_tx, V4);
-            Box::pin(async move {
+            let listen: ServerFuture = Box::pin(async move {
                 server
                     .start(LinkType::Remote)
                     .await
                     .map_err(|e| e.to_string())
-            })
+            });
+            (listen, memory as Arc<dyn ServeStream>)
         }
     })
 }
@@ -124,6 +181,7 @@ impl EmbeddedBroker {
             listen_v5: SocketAddr::new(listen.ip(), 0),
             listener_rt: None,
             cold_restarts: 0,
+            memory: MemoryDoor::default(),
         };
         broker.start_listener(flag)?;
         Ok(broker)
@@ -137,6 +195,11 @@ impl EmbeddedBroker {
     /// The address the broker listens on for MQTT 5.
     pub fn addr_v5(&self) -> SocketAddr {
         self.listen_v5
+    }
+
+    /// In-process connections to this broker (see [`MemoryDoor`]).
+    pub fn memory(&self) -> MemoryDoor {
+        self.memory.clone()
     }
 
     pub fn is_running(&self) -> bool {
@@ -179,12 +242,23 @@ impl EmbeddedBroker {
             .enable_all()
             .build()
             .map_err(BrokerError::Runtime)?;
+        let mut memory = Vec::new();
         for (addr, v5) in [(self.listen, false), (self.listen_v5, true)] {
-            let fut = (self.factory)(server_settings(addr, v5), v5);
+            let (fut, serve) = (self.factory)(server_settings(addr, v5), v5);
+            memory.push(serve);
             rt.spawn(async move {
                 if let Err(e) = fut.await {
                     tracing::error!("embedded broker listener stopped: {e}");
                 }
+            });
+        }
+        let v5 = memory.pop();
+        let v4 = memory.pop();
+        if let (Some(v4), Some(v5)) = (v4, v5) {
+            *self.memory.0.write() = Some(MemoryServers {
+                v4,
+                v5,
+                rt: rt.handle().clone(),
             });
         }
         self.listener_rt = Some(rt);
@@ -220,6 +294,7 @@ impl EmbeddedBroker {
     /// Close the listener and every client link; sessions stay in the router.
     /// Returns once the listening socket is closed, so the port can be bound again.
     pub fn stop_listener(&mut self) {
+        *self.memory.0.write() = None;
         if let Some(rt) = self.listener_rt.take() {
             // Dropping a runtime waits for its threads (and so its sockets), which
             // an async context may not do: drop it on a thread of its own.
@@ -355,6 +430,7 @@ type ControlReply = tokio::sync::oneshot::Sender<Result<BrokerAddrs, String>>;
 pub struct BrokerControl {
     tx: std::sync::mpsc::SyncSender<(Control, ControlReply)>,
     addrs: BrokerAddrs,
+    memory: MemoryDoor,
 }
 
 impl BrokerControl {
@@ -371,10 +447,13 @@ impl BrokerControl {
             .spawn(move || {
                 let mut broker = match EmbeddedBroker::start(listen, flag) {
                     Ok(b) => {
-                        let _ = ready_tx.send(Ok(BrokerAddrs {
-                            v4: b.addr(),
-                            v5: b.addr_v5(),
-                        }));
+                        let _ = ready_tx.send(Ok((
+                            BrokerAddrs {
+                                v4: b.addr(),
+                                v5: b.addr_v5(),
+                            },
+                            b.memory(),
+                        )));
                         b
                     }
                     Err(e) => {
@@ -400,10 +479,10 @@ impl BrokerControl {
                 }
             })
             .map_err(BrokerError::Runtime)?;
-        let addrs = ready_rx.await.map_err(|_| {
+        let (addrs, memory) = ready_rx.await.map_err(|_| {
             BrokerError::Runtime(std::io::Error::other("the broker thread ended"))
         })??;
-        Ok(BrokerControl { tx, addrs })
+        Ok(BrokerControl { tx, addrs, memory })
     }
 
     /// The broker's internal MQTT 3.1.1 address.
@@ -414,6 +493,11 @@ impl BrokerControl {
     /// Both internal listeners.
     pub fn addrs(&self) -> BrokerAddrs {
         self.addrs
+    }
+
+    /// In-process connections to the broker (they follow its restarts).
+    pub fn memory(&self) -> MemoryDoor {
+        self.memory.clone()
     }
 
     async fn ask(&mut self, cmd: Control) -> Result<SocketAddr, String> {

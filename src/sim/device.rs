@@ -399,6 +399,15 @@ impl Device {
         }
     }
 
+    /// In-process to the tap (no socket), when the target offers it.
+    fn connector(&self) -> Option<rumqttc::Connector> {
+        let door = self.plan.target.door.clone()?;
+        Some(rumqttc::Connector(Arc::new(move || {
+            let stream = door.connect();
+            Box::pin(async move { stream.map(|s| Box::new(s) as Box<dyn rumqttc::AsyncReadWrite>) })
+        })))
+    }
+
     /// The device's own credentials, or the workbench's default ones.
     fn credentials(&self) -> Option<(String, String)> {
         let spec = &self.plan.spec;
@@ -416,6 +425,8 @@ impl Device {
             o.set_transport(rumqttc::Transport::tls_with_config(
                 rumqttc::TlsConfiguration::Rustls(t),
             ));
+        } else if let Some(c) = self.connector() {
+            o.set_connector(c);
         }
         o.set_keep_alive(spec.keep_alive.0);
         o.set_clean_start(spec.clean_session);
@@ -453,6 +464,8 @@ impl Device {
             o.set_transport(rumqttc::Transport::tls_with_config(
                 rumqttc::TlsConfiguration::Rustls(t),
             ));
+        } else if let Some(c) = self.connector() {
+            o.set_connector(c);
         }
         o.set_keep_alive(spec.keep_alive.0);
         o.set_clean_session(spec.clean_session);

@@ -143,6 +143,8 @@ pub struct Target {
     pub tls: Option<DeviceTls>,
     /// For devices without a username of their own.
     pub credentials: Option<(String, String)>,
+    /// Reach the tap in-process, without a socket (devices without `tls`).
+    pub door: Option<crate::tap::TapDoor>,
 }
 
 impl Target {
@@ -152,6 +154,7 @@ impl Target {
             port,
             tls: None,
             credentials: None,
+            door: None,
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct Upstreams {
     pub v5: String,
     /// Reach the broker over TLS (an external `mqtts://` broker).
     pub tls: Option<UpstreamTls>,
+    /// The embedded broker's in-process door: connections go through it
+    /// instead of a socket to `v4`/`v5` (no file descriptor per connection).
+    pub memory: Option<crate::broker::MemoryDoor>,
 }
 
 /// TLS towards the broker: the client configuration and the name its certificate must carry.
@@ -81,6 +84,7 @@ impl Upstreams {
             v4: addr.clone(),
             v5: addr,
             tls: None,
+            memory: None,
         }
     }
 }
@@ -89,12 +93,16 @@ impl Upstreams {
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
-/// A client or broker connection, plain TCP or TLS.
+/// A client or broker connection: plain TCP, TLS, or in-process (a virtual
+/// device, or the embedded broker).
 enum Conn {
     Plain(TcpStream),
     Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Memory(tokio::io::DuplexStream),
 }
+
+pub use crate::protocol::IN_PROCESS_PEER;
 
 impl Conn {
     fn split(self) -> (Reader, Writer) {
@@ -111,6 +119,10 @@ impl Conn {
                 let (r, w) = tokio::io::split(*s);
                 (Box::new(r), Box::new(w))
             }
+            Conn::Memory(s) => {
+                let (r, w) = tokio::io::split(s);
+                (Box::new(r), Box::new(w))
+            }
         }
     }
 
@@ -119,6 +131,7 @@ impl Conn {
             Conn::Plain(s) => s,
             Conn::Server(s) => s.get_ref().0,
             Conn::Client(s) => s.get_ref().0,
+            Conn::Memory(_) => return,
         };
         let _ = tcp.set_nodelay(true);
     }
@@ -134,6 +147,7 @@ impl AsyncRead for Conn {
             Conn::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Conn::Server(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Conn::Client(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Conn::Memory(s) => std::pin::Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -148,6 +162,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
             Conn::Server(s) => std::pin::Pin::new(s).poll_write(cx, buf),
             Conn::Client(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Conn::Memory(s) => std::pin::Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -159,6 +174,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
             Conn::Server(s) => std::pin::Pin::new(s).poll_flush(cx),
             Conn::Client(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Conn::Memory(s) => std::pin::Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -170,6 +186,7 @@ impl AsyncWrite for Conn {
             Conn::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Conn::Server(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Conn::Client(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Conn::Memory(s) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -185,6 +202,7 @@ struct ConnCtl {
 
 /// A running tap.
 pub struct Tap {
+    shared: Arc<Shared>,
     auth: Arc<parking_lot::RwLock<Option<Arc<AuthSpec>>>>,
     local_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
@@ -221,34 +239,10 @@ async fn accept_loop(
                 continue;
             }
         };
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let ctx = Arc::new(ConnCtx {
-            id,
-            client_id: Arc::default(),
-            disconnect_seen: AtomicBool::new(false),
-            rec: shared.rec.clone(),
-            faults: shared.faults.clone(),
-            embedded: shared.embedded,
-            protocol: 0,
-            audience: shared.audience.clone(),
-            acl: None,
-        });
-        let kill = Arc::new(Notify::new());
-        shared.conns.lock().insert(
-            id,
-            ConnCtl {
-                client_id: ctx.client_id.clone(),
-                kill: kill.clone(),
-            },
-        );
-        let upstream = shared.upstream.lock().clone();
-        let auth = shared.auth.read().clone();
-        let conns = shared.conns.clone();
+        let tls_on = tls.is_some();
         let tls = tls.clone();
-        tokio::spawn(async move {
-            let tls_on = tls.is_some();
-            ctx.marker(PacketKind::Opened, WireDetail::Opened { peer, tls: tls_on });
-            let client = match tls {
+        spawn_conn(&shared, peer, tls_on, move |kill| async move {
+            match tls {
                 None => Ok(Conn::Plain(stream)),
                 Some(acceptor) => tokio::select! {
                     r = tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(stream)) => match r {
@@ -258,13 +252,67 @@ async fn accept_loop(
                     },
                     _ = kill.notified() => Err(CloseReason::DroppedByTap),
                 },
-            };
-            match client {
-                Ok(client) => proxy(client, upstream, auth, ctx, kill).await,
-                Err(reason) => ctx.marker(PacketKind::Closed, WireDetail::Closed(reason)),
             }
-            conns.lock().remove(&id);
         });
+    }
+}
+
+/// Proxy one client connection: `open` yields its stream (after a TLS
+/// handshake, say), or why it never opened.
+fn spawn_conn<F, Fut>(shared: &Arc<Shared>, peer: SocketAddr, tls_on: bool, open: F)
+where
+    F: FnOnce(Arc<Notify>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Conn, CloseReason>> + Send + 'static,
+{
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let ctx = Arc::new(ConnCtx {
+        id,
+        client_id: Arc::default(),
+        disconnect_seen: AtomicBool::new(false),
+        rec: shared.rec.clone(),
+        faults: shared.faults.clone(),
+        embedded: shared.embedded,
+        protocol: 0,
+        audience: shared.audience.clone(),
+        acl: None,
+    });
+    let kill = Arc::new(Notify::new());
+    shared.conns.lock().insert(
+        id,
+        ConnCtl {
+            client_id: ctx.client_id.clone(),
+            kill: kill.clone(),
+        },
+    );
+    let upstream = shared.upstream.lock().clone();
+    let auth = shared.auth.read().clone();
+    let conns = shared.conns.clone();
+    tokio::spawn(async move {
+        ctx.marker(PacketKind::Opened, WireDetail::Opened { peer, tls: tls_on });
+        match open(kill.clone()).await {
+            Ok(client) => proxy(client, upstream, auth, ctx, kill).await,
+            Err(reason) => ctx.marker(PacketKind::Closed, WireDetail::Closed(reason)),
+        }
+        conns.lock().remove(&id);
+    });
+}
+
+/// Connects virtual devices to a tap in-process, without a socket: each
+/// connection is proxied (decoded, recorded, faults applied) exactly like
+/// one accepted on the listener.
+#[derive(Clone)]
+pub struct TapDoor(std::sync::Weak<Shared>);
+
+impl TapDoor {
+    pub fn connect(&self) -> std::io::Result<tokio::io::DuplexStream> {
+        let shared = self.0.upgrade().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the tap is stopped")
+        })?;
+        let (device, tap) = tokio::io::duplex(crate::broker::MEMORY_BUFFER);
+        spawn_conn(&shared, IN_PROCESS_PEER, false, move |_| async move {
+            Ok(Conn::Memory(tap))
+        });
+        Ok(device)
     }
 }
 
@@ -401,6 +449,7 @@ impl Tap {
         let secure = tls_listener
             .map(|(l, acceptor)| tokio::spawn(accept_loop(l, Some(acceptor), shared.clone())));
         Ok(Tap {
+            shared: shared.clone(),
             auth: shared.auth.clone(),
             local_addr,
             tls_addr,
@@ -408,6 +457,11 @@ impl Tap {
             accept_tasks: [Some(plain), secure],
             faults: shared.faults.clone(),
         })
+    }
+
+    /// In-process connections to this tap (see [`TapDoor`]).
+    pub fn door(&self) -> TapDoor {
+        TapDoor(Arc::downgrade(&self.shared))
     }
 
     /// Access rules for connections made from now on (None: no rules).
@@ -540,7 +594,14 @@ async fn proxy(
     } else {
         upstreams.v4
     };
-    let broker = match connect_upstream(&upstream, upstreams.tls.as_ref()).await {
+    let connected = match &upstreams.memory {
+        Some(door) => door
+            .connect(level == 5)
+            .map(Conn::Memory)
+            .map_err(|e| e.to_string()),
+        None => connect_upstream(&upstream, upstreams.tls.as_ref()).await,
+    };
+    let broker = match connected {
         Ok(s) => s,
         Err(e) => {
             ctx.marker(

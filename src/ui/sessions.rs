@@ -289,7 +289,11 @@ fn detail_ui(
                         ui.end_row();
                     }
                     ui.weak("peer");
-                    let peer = s.peer.map(|p| p.to_string()).unwrap_or_else(|| "—".into());
+                    let peer = match s.peer {
+                        Some(p) if p == crate::protocol::IN_PROCESS_PEER => "in-process".into(),
+                        Some(p) => p.to_string(),
+                        None => "—".into(),
+                    };
                     ui.label(if s.tls {
                         format!("{peer} over TLS")
                     } else {
