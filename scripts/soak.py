@@ -113,6 +113,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5, help="minutes before RSS must be flat")
     ap.add_argument("--out", default="soak-out")
+    ap.add_argument("--capture-events", type=int, default=30000,
+                    help="capture bound (flows and topic history scale with it)")
     ap.add_argument("--binary", help="use this mqtt-workbench instead of building one")
     args = ap.parse_args()
     out = pathlib.Path(args.out)
@@ -137,6 +139,9 @@ def main() -> int:
     cmd = [
         binary, "run", str(scenario), "--port", "0", "--duration", f"{args.minutes}m",
         "--stats", str(stats_path), "--stats-every", "60s",
+        # A capture bound it reaches within the warm-up, so that RSS after it
+        # shows leaks, not the capture filling to its (default 500,000) bound.
+        "--capture-events", str(args.capture_events),
     ]
     print("$", " ".join(cmd), flush=True)
     with open(out / "summary.txt", "w") as summary, open(out / "log.txt", "w") as log:

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub record: Option<PathBuf>,
     /// Append a [`Stats`] JSON line to this file at this interval.
     pub stats: Option<(PathBuf, Duration)>,
+    /// Keep at most this many captured frames (None: the default bound).
+    pub capture_events: Option<usize>,
     pub engine: EngineConfig,
 }
 
@@ -184,7 +186,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
             crate::VERSION
         ),
     }
-    let mut model = Model::default();
+    let mut model = match opts.capture_events {
+        Some(n) => Model::new(crate::capture::Capture::new(
+            crate::capture::Limits::scaled_to(n),
+        )),
+        None => Model::default(),
+    };
     // The broker's state (with the TLS listener) went out before "ready".
     model.drain(&handle, None);
     if let crate::protocol::BrokerState::Running { tls: Some(t), .. } = &model.broker {

@@ -103,6 +103,10 @@ enum Cmd {
         stats: Option<PathBuf>,
         #[arg(long, value_parser = humantime::parse_duration, default_value = "60s", requires = "stats")]
         stats_every: Duration,
+        /// Keep at most this many captured frames (the oldest are evicted and
+        /// counted); default 500,000. Long runs reach their steady state sooner.
+        #[arg(long)]
+        capture_events: Option<usize>,
     },
     /// Publish a recorded capture's messages again, with their client ids and
     /// relative timing, through the tap (to your backend): a field incident replayed.
@@ -316,6 +320,7 @@ fn main() -> ExitCode {
             shard,
             stats,
             stats_every,
+            capture_events,
         }) => cli.net.engine_config().and_then(|mut engine| {
             engine.watch = watch;
             engine.shard = shard;
@@ -326,6 +331,7 @@ fn main() -> ExitCode {
                     export,
                     record,
                     stats: stats.map(|p| (p, stats_every)),
+                    capture_events,
                     engine,
                 }))?;
             if failed > 0 {

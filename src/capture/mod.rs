@@ -49,6 +49,24 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Bounds for a capture of `events` frames (at least 1,000): the QoS flows
+    /// and each topic's history shrink in proportion, so that a long run
+    /// reaches all of its bounds soon.
+    pub fn scaled_to(events: usize) -> Limits {
+        let d = Limits::default();
+        let events = events.max(1000);
+        Limits {
+            max_events: events,
+            max_bytes: d.max_bytes,
+            max_topics: d.max_topics,
+            max_topic_history: (events / 1000).clamp(100, d.max_topic_history),
+            max_sessions: d.max_sessions,
+            max_flows: (events / 4).min(d.max_flows),
+        }
+    }
+}
+
 /// Per-topic statistics, keyed by topic name.
 #[derive(Debug, Clone, Default)]
 pub struct TopicStats {
