@@ -47,8 +47,11 @@ pub struct Stats {
     /// QoS 1/2 handshakes on both legs, by outcome.
     pub qos_completed: u64,
     pub qos_open: u64,
-    /// Open for longer than a minute: neither delivered nor explained by a closed connection.
+    /// Open for longer than a minute: neither completed nor explained by a
+    /// fault (a closed connection, or a frame of it discarded by one).
     pub qos_stuck: u64,
+    /// Open because an injected fault discarded one of their frames.
+    pub qos_lost_to_faults: u64,
     pub qos_interrupted: u64,
     pub qos_superseded: u64,
     pub qos_abandoned: u64,
@@ -78,6 +81,7 @@ impl Stats {
             qos_completed: c.flows.completed,
             qos_open: 0,
             qos_stuck: 0,
+            qos_lost_to_faults: 0,
             qos_interrupted: 0,
             qos_superseded: 0,
             qos_abandoned: 0,
@@ -90,6 +94,7 @@ impl Stats {
         };
         for f in c.flows.incomplete_iter() {
             match f.state {
+                FlowState::Open if f.lost_to_fault => st.qos_lost_to_faults += 1,
                 FlowState::Open => {
                     st.qos_open += 1;
                     let last = f.steps.last().map_or(0, |s| s.t_us);

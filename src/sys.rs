@@ -88,9 +88,10 @@ pub fn fds_per_device(external_broker: bool) -> u64 {
     external_broker as u64
 }
 
-/// Memory one idle virtual device costs (client, tap, broker; measured with
-/// `bench`, README Benchmarks).
-pub const BYTES_PER_DEVICE: u64 = 120 * 1024;
+/// Memory one virtual device costs publishing at 1 Hz, with its share of the
+/// capture (client, tap, broker; `bench --devices 3000`: 296 MiB peak RSS,
+/// README Benchmarks). Idle, it is about 64 KiB.
+pub const BYTES_PER_DEVICE: u64 = 100 * 1024;
 
 /// How many virtual devices this process can hold through the tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

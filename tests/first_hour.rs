@@ -114,7 +114,7 @@ fn a_fleet_that_cannot_fit_is_refused_up_front_with_what_to_do() {
     assert_eq!(code, Some(2), "{stdout}{stderr}");
     assert!(!stdout.contains("ok"), "{stdout}");
     assert!(stderr.contains("1000000 devices do not fit"), "{stderr}");
-    assert!(stderr.contains("--devices-process"), "{stderr}");
+    assert!(stderr.contains("--shard"), "{stderr}");
     // `run` says the same before starting anything.
     let out = bin()
         .args(["run", "--port", "0", "--duration", "5s"])

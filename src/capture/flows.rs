@@ -64,6 +64,9 @@ pub struct Flow {
     pub deviation: Option<String>,
     /// Set when the broker queued this delivery while the subscriber was offline.
     pub queued_offline: bool,
+    /// An injected fault discarded one of its frames (say, the PUBACK): over
+    /// a live connection nothing resends it, so it stays open, explained.
+    pub lost_to_fault: bool,
 }
 
 impl Flow {
@@ -247,6 +250,22 @@ fn opposite(d: Direction) -> Direction {
     }
 }
 
+/// A frame an injected fault discarded: mark the flow it belonged to.
+pub(super) fn on_dropped(cap: &mut Capture, ev: &WireEvent) {
+    let leg = match ev.kind {
+        PacketKind::Publish if ev.qos > 0 => ev.dir,
+        PacketKind::PubRel => ev.dir,
+        PacketKind::PubAck | PacketKind::PubRec | PacketKind::PubComp => opposite(ev.dir),
+        _ => return,
+    };
+    let key = (ev.client_id.clone(), leg, ev.pkid);
+    if let Some(id) = cap.flows.open_id(&key)
+        && let Some(f) = cap.flows.get_mut(id)
+    {
+        f.lost_to_fault = true;
+    }
+}
+
 pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
     let step = FlowStep {
         kind: ev.kind,
@@ -300,6 +319,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 origin,
                 deviation,
                 queued_offline,
+                lost_to_fault: false,
             };
             let id = cap.flows.push(flow, cap.limits.max_flows);
             cap.flows.open_insert(key, id);

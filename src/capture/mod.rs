@@ -361,7 +361,9 @@ impl Capture {
         let seq = self.end_seq();
         if ev.injected == Some(crate::protocol::Injected::Dropped) {
             // An injected fault discarded it: it never arrived, so it changes no
-            // session, flow or topic; the log keeps it, marked.
+            // session or topic, and its flow stays open (marked as the fault's);
+            // the log keeps it, marked.
+            flows::on_dropped(self, &ev);
             if !matches!(ev.kind, PacketKind::PingReq | PacketKind::PingResp) {
                 self.store(ev);
             }
@@ -593,6 +595,29 @@ pub(crate) mod test_util {
 mod tests {
     use super::test_util::*;
     use super::*;
+
+    #[test]
+    fn a_flow_whose_ack_a_fault_discarded_stays_open_and_is_marked() {
+        let mut c = Capture::default();
+        c.ingest(publish(1, "car", Direction::ClientToBroker, "t", "x", 1, 7));
+        let mut ack = ev(1, "car", Direction::BrokerToClient, PacketKind::PubAck);
+        ack.pkid = 7;
+        ack.injected = Some(crate::protocol::Injected::Dropped);
+        c.ingest(ack.clone());
+        let f = c.flows.iter().next().expect("a flow");
+        assert_eq!(f.state, FlowState::Open);
+        assert!(f.lost_to_fault);
+        // Another client's flow with the same packet id is not touched.
+        c.ingest(publish(2, "bus", Direction::ClientToBroker, "t", "y", 1, 7));
+        assert!(!c.flows.iter().nth(1).expect("second").lost_to_fault);
+        // The ack that does arrive completes it.
+        ack.injected = None;
+        c.ingest(ack);
+        assert_eq!(
+            c.flows.iter().next().expect("a flow").state,
+            FlowState::Complete
+        );
+    }
 
     #[test]
     fn store_is_bounded_by_count_and_counts_evictions() {

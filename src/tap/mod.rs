@@ -773,7 +773,7 @@ async fn read_side(
 ) -> Result<(), CloseReason> {
     // Small to start (thousands of connections × 2 directions); grows for big frames.
     let mut buf = read_before;
-    buf.reserve(4 * 1024);
+    buf.reserve(1024);
     // Bytes read before the pumps started (the CONNECT) are decoded first.
     let mut unread = !buf.is_empty();
     let v5 = ctx.protocol == 5;

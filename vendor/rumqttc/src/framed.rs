@@ -26,7 +26,12 @@ impl Network {
             max_incoming_size,
             max_outgoing_size,
         };
-        let framed = Framed::new(socket, codec);
+        // MQTT Workbench patch: 1 KiB buffers to start (tokio-util's default is
+        // 8 KiB each way), grown as frames need: thousands of clients a process.
+        let mut parts = tokio_util::codec::FramedParts::new::<Packet>(socket, codec);
+        parts.read_buf = bytes::BytesMut::with_capacity(1024);
+        parts.write_buf = bytes::BytesMut::with_capacity(1024);
+        let framed = Framed::from_parts(parts);
 
         Network {
             framed,

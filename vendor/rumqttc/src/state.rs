@@ -91,10 +91,13 @@ impl MqttState {
             // index 0 is wasted as 0 is not a valid packet id
             outgoing_pub: vec![None; max_inflight as usize + 1],
             outgoing_rel: FixedBitSet::with_capacity(max_inflight as usize + 1),
-            incoming_pub: FixedBitSet::with_capacity(u16::MAX as usize + 1),
+            // MQTT Workbench patch: grown to the highest packet id received
+            // (8 KiB up front for every client otherwise).
+            incoming_pub: FixedBitSet::with_capacity(0),
             collision: None,
             // TODO: Optimize these sizes later
-            events: VecDeque::with_capacity(100),
+            // MQTT Workbench patch: grow as used (thousands of clients a process).
+            events: VecDeque::new(),
             manual_acks,
         }
     }
@@ -208,6 +211,9 @@ impl MqttState {
             }
             QoS::ExactlyOnce => {
                 let pkid = publish.pkid;
+                if self.incoming_pub.len() <= pkid as usize {
+                    self.incoming_pub.grow(pkid as usize + 1);
+                }
                 self.incoming_pub.insert(pkid as usize);
 
                 if !self.manual_acks {

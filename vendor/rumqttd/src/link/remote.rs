@@ -120,7 +120,8 @@ impl<P: Protocol> RemoteLink<P> {
             network,
             link_tx,
             link_rx,
-            notifications: VecDeque::with_capacity(100),
+            // MQTT Workbench patch: grow as used.
+            notifications: VecDeque::new(),
             will_delay_interval,
         })
     }
