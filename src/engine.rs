@@ -794,7 +794,7 @@ impl Engine {
                     return self.notice(true, format!("no virtual device \"{id}\" is running"));
                 };
                 let (answer, answered) = tokio::sync::oneshot::channel();
-                if d.publish.try_send((req, answer)).is_err() {
+                if d.publish.try_send(Box::new((req, answer))).is_err() {
                     return self.notice(true, format!("{id} is busy: try again"));
                 }
                 let sink = self.sink.clone();

@@ -28,10 +28,7 @@ impl Network {
         };
         // MQTT Workbench patch: 1 KiB buffers to start (tokio-util's default is
         // 8 KiB each way), grown as frames need: thousands of clients a process.
-        let mut parts = tokio_util::codec::FramedParts::new::<Packet>(socket, codec);
-        parts.read_buf = bytes::BytesMut::with_capacity(1024);
-        parts.write_buf = bytes::BytesMut::with_capacity(1024);
-        let framed = Framed::from_parts(parts);
+        let framed = Framed::with_capacity(socket, codec, 1024);
 
         Network {
             framed,
