@@ -2,11 +2,13 @@
 //! so that a bind failure is an error and the listener can be stopped and
 //! started again (DESIGN.md §2).
 //!
-//! The router thread lives as long as the process: rumqttd has no shutdown,
-//! and it keeps every session. Stopping the broker drops the runtime that
-//! owns the listener and every client link, which closes their sockets and
-//! frees the port; starting it again binds a fresh listener on the same
-//! router, so persistent sessions survive a restart.
+//! The router thread keeps every session. Stopping the broker drops the
+//! runtime that owns the listener and every client link, which closes their
+//! sockets and frees the port; starting it again binds a fresh listener on
+//! the same router, so persistent sessions survive a restart. A cold restart
+//! makes a new router; the old one ends once its last link is gone (a
+//! vendored patch: upstream rumqttd's router never ends), freeing its
+//! sessions and logs.
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -31,10 +33,6 @@ pub enum BrokerError {
     },
     #[error("the embedded broker did not start listening on {0} within 5 s")]
     NotListening(SocketAddr),
-    #[error(
-        "{0} cold restarts already: rumqttd cannot free a router, restart MQTT Workbench for a fresh broker"
-    )]
-    TooManyColdRestarts(usize),
     #[error("cannot start the broker runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -149,10 +147,6 @@ pub struct EmbeddedBroker {
     /// Ends the in-process links of the running listener (see [`MemoryServers`]).
     memory_stop: Option<tokio::sync::watch::Sender<bool>>,
 }
-
-/// rumqttd's router thread cannot be stopped: each cold restart leaves the old
-/// one idle (blocked on its queue, a few MiB). Bound how many we leave behind.
-pub const MAX_COLD_RESTARTS: usize = 16;
 
 fn server_factory() -> ServerFactory {
     let router = Router::new(0, router_config(100_000));
@@ -302,9 +296,6 @@ impl EmbeddedBroker {
     /// Restart from scratch on the same port: a new router, so every session,
     /// queued message and retained message is gone (session_present = 0).
     pub fn cold_restart(&mut self, flag: &'static str) -> Result<(), BrokerError> {
-        if self.cold_restarts >= MAX_COLD_RESTARTS {
-            return Err(BrokerError::TooManyColdRestarts(MAX_COLD_RESTARTS));
-        }
         self.stop_listener();
         self.cold_restarts += 1;
         self.factory = server_factory();
@@ -570,6 +561,35 @@ mod tests {
         assert_eq!(addr("mqtts://broker.example"), "broker.example:8883");
         assert_eq!(parse_broker_url("ssl://[::1]").unwrap().host, "::1");
         assert!(parse_broker_url("wss://x:8883").is_err());
+    }
+
+    fn router_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+            .filter(|name| name.starts_with("router-"))
+            .count()
+    }
+
+    #[test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "polls /proc for a thread rumqttd ends without a signal"
+    )]
+    fn a_cold_restart_ends_the_old_router_instead_of_leaving_it_idle() {
+        let mut b = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), "--broker-port").unwrap();
+        // A client in-process and one over TCP, so the old router has links to lose.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _mem = rt.block_on(async { b.memory().connect(false).unwrap() });
+        let _tcp = std::net::TcpStream::connect(b.addr()).unwrap();
+        for _ in 0..3 {
+            b.cold_restart("--broker-port").unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while router_threads() > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(router_threads(), 1, "only the current router is left");
     }
 
     #[test]

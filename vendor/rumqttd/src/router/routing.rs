@@ -163,7 +163,11 @@ impl Router {
     #[tracing::instrument(skip_all)]
     pub fn spawn(mut self) -> Sender<(ConnectionId, Event)> {
         let router = thread::Builder::new().name(format!("router-{}", self.id));
-        let link = self.link();
+        // MQTT Workbench patch: the router keeps no sender to itself, so it
+        // ends (and frees its sessions and logs) once every link and server
+        // is gone, instead of idling for the life of the process.
+        let (unlinked, _) = bounded(1);
+        let link = std::mem::replace(&mut self.router_tx, unlinked);
         router
             .spawn(move || {
                 let e = self.run(0);
