@@ -279,6 +279,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
         let n = save_recording(&model, recorded_scenario, path).await?;
         eprintln!("recorded {n} frames to {}", path.display());
     }
+    if let Some(k) = shard {
+        println!(
+            "\nshard {k}: the verdicts above see this shard's devices only; \
+             `mqtt-workbench merge --scenario FILE` the shards' recordings for the whole fleet's"
+        );
+        return Ok(0);
+    }
     Ok(model.checks.as_ref().map_or(0, |c| c.failed()))
 }
 
@@ -291,9 +298,17 @@ pub async fn save_recording(
     let events = model.capture.snapshot();
     let faults = model.faults.markers.iter().cloned().collect::<Vec<_>>();
     let path = path.to_path_buf();
+    let evicted = model.capture.evicted;
     let n = tokio::task::spawn_blocking(move || {
         let scenario = scenario.as_ref().map(|(n, t)| (n.as_str(), *t));
-        crate::export::record::write(&path, events.iter(), events.len, &faults, scenario)
+        crate::export::record::write_evicted(
+            &path,
+            events.iter(),
+            events.len,
+            &faults,
+            scenario,
+            evicted,
+        )
     })
     .await??;
     Ok(n)
@@ -500,6 +515,15 @@ pub fn merge(opts: MergeOptions) -> anyhow::Result<usize> {
             clients.len(),
             rec.faults.len()
         );
+        if rec.evicted > 0 {
+            eprintln!(
+                "warning: {} starts late: its capture had evicted its oldest {} frames \
+                 (raise the bound with `run --capture-events N`, or run shorter); \
+                 checks over the start of the run see less than happened",
+                path.display(),
+                rec.evicted
+            );
+        }
         if let (Some(s), Some(r)) = (&scenario, &rec.scenario)
             && *r != s.name
         {

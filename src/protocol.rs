@@ -1282,6 +1282,9 @@ pub struct Recording {
     pub started_us: Option<u64>,
     pub events: Vec<WireEvent>,
     pub faults: Vec<FaultMarker>,
+    /// Frames the capture had evicted (its bound) before it was saved: the
+    /// recording starts later than the run did.
+    pub evicted: u64,
 }
 
 /// How the payloads on a topic are encoded (for the inspectors' trees and plots).

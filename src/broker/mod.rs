@@ -67,7 +67,7 @@ pub struct MemoryDoor(Arc<parking_lot::RwLock<Option<MemoryServers>>>);
 struct MemoryServers {
     v4: Arc<dyn ServeStream>,
     v5: Arc<dyn ServeStream>,
-    /// The listener's runtime, for callers outside any runtime.
+    /// The listener's runtime: in-process links run there too.
     rt: tokio::runtime::Handle,
     /// Set when the broker stops: every in-process link ends, as its sockets would.
     stopped: tokio::sync::watch::Receiver<bool>,
@@ -93,12 +93,10 @@ impl MemoryDoor {
                 _ = stopped.wait_for(|s| *s) => {}
             }
         };
-        // On the caller's runtime (the tap's): a frame then crosses no thread
-        // between the tap and the broker's link, only to the router.
-        match tokio::runtime::Handle::try_current() {
-            Ok(here) => here.spawn(link),
-            Err(_) => servers.rt.spawn(link),
-        };
+        // On the broker's own runtime, like its socket links: rumqttd's link
+        // makes blocking calls to the router (connect, disconnect), which must
+        // not park the engine's async workers.
+        servers.rt.spawn(link);
         Ok(client)
     }
 }

@@ -31,6 +31,13 @@ struct Header {
     started_us: Option<u64>,
     events: usize,
     faults: usize,
+    /// Frames evicted by the capture's bound before saving (0: none; older files).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    evicted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,6 +53,18 @@ pub fn write<'a>(
     faults: &[FaultMarker],
     scenario: Option<(&str, u64)>,
 ) -> std::io::Result<usize> {
+    write_evicted(path, events, n, faults, scenario, 0)
+}
+
+/// [`write`], saying how many older frames the capture had evicted.
+pub fn write_evicted<'a>(
+    path: &Path,
+    events: impl Iterator<Item = &'a WireEvent>,
+    n: usize,
+    faults: &[FaultMarker],
+    scenario: Option<(&str, u64)>,
+    evicted: u64,
+) -> std::io::Result<usize> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
     let header = Header {
         format: FORMAT.into(),
@@ -54,6 +73,7 @@ pub fn write<'a>(
         started_us: scenario.map(|(_, t)| t),
         events: n,
         faults: faults.len(),
+        evicted,
     };
     serde_json::to_writer(&mut out, &header)?;
     out.write_all(b"\n")?;
@@ -103,6 +123,7 @@ pub fn read(path: &Path) -> Result<Recording, String> {
         started_us: header.started_us,
         events: Vec::with_capacity(header.events.min(MAX_EVENTS)),
         faults: Vec::new(),
+        evicted: header.evicted,
     };
     for (k, line) in lines.enumerate() {
         let n = k + 2;
@@ -149,6 +170,7 @@ pub fn merge(recordings: Vec<Recording>) -> Merged {
         started_us: recordings.iter().filter_map(|r| r.started_us).min(),
         events: Vec::with_capacity(recordings.iter().map(|r| r.events.len()).sum()),
         faults: Vec::new(),
+        evicted: recordings.iter().map(|r| r.evicted).sum(),
     };
     let mut owners: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
     for (k, r) in recordings.iter().enumerate() {
@@ -175,6 +197,10 @@ pub fn merge(recordings: Vec<Recording>) -> Merged {
     }
     out.events.sort_by_key(|e| e.t_us);
     out.faults.sort_by_key(|f| f.t_us);
+    // Every shard runs the timeline: one marker per entry, the first to fire.
+    let mut fired = std::collections::HashSet::new();
+    out.faults
+        .retain(|f| f.timeline.is_none_or(|k| fired.insert(k)));
     Merged {
         recording: out,
         shared_clients,
@@ -202,17 +228,29 @@ mod tests {
             scenario: Some("s".into()),
             started_us: Some(100),
             events: vec![ev(110, 0, "a-1"), ev(130, 1, "a-2"), ev(150, 0, "both")],
+            faults: vec![FaultMarker {
+                t_us: 105,
+                label: "drop".into(),
+                timeline: Some(0),
+            }],
             ..Recording::default()
         };
         let b = Recording {
             scenario: Some("s".into()),
             started_us: Some(90),
             events: vec![ev(120, 0, "b-1"), ev(140, 1, "both")],
-            faults: vec![FaultMarker {
-                t_us: 125,
-                label: "drop".into(),
-                timeline: Some(0),
-            }],
+            faults: vec![
+                FaultMarker {
+                    t_us: 125,
+                    label: "drop".into(),
+                    timeline: Some(0),
+                },
+                FaultMarker {
+                    t_us: 126,
+                    label: "by hand".into(),
+                    timeline: None,
+                },
+            ],
             ..Recording::default()
         };
         let m = merge(vec![a, b]);
@@ -233,7 +271,11 @@ mod tests {
                 (150, 0, "both")
             ]
         );
-        assert_eq!(r.faults.len(), 1);
+        // Shard a fired timeline entry 0 too, later: one marker stays, the first.
+        assert_eq!(
+            r.faults.iter().map(|f| f.t_us).collect::<Vec<_>>(),
+            [105, 126]
+        );
         assert_eq!(m.shared_clients, ["both"]);
     }
 
