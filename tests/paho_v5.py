@@ -10,7 +10,6 @@ usage: paho_v5.py PORT CHECK, CHECK one of:
 """
 import sys
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -25,6 +24,7 @@ def client(client_id, **connect_props):
     c.connected = threading.Event()
     c.subscribed = threading.Event()
     c.got = []
+    c.arrived = threading.Condition()
     c.flags = {}
 
     def on_connect(cl, userdata, flags, reason_code, properties):
@@ -33,11 +33,23 @@ def client(client_id, **connect_props):
 
     c.on_connect = on_connect
     c.on_subscribe = lambda cl, u, mid, rc, props: cl.subscribed.set()
-    c.on_message = lambda cl, u, msg: cl.got.append(msg.payload)
+
+    def on_message(cl, userdata, msg):
+        with cl.arrived:
+            cl.got.append(msg.payload)
+            cl.arrived.notify_all()
+
+    c.on_message = on_message
     props = Properties(PacketTypes.CONNECT)
     for k, v in connect_props.items():
         setattr(props, k, v)
     return c, props
+
+
+def wait_for_payload(c, payload, timeout=10):
+    """Until `payload` arrived at `c` (bounded); whether it did."""
+    with c.arrived:
+        return c.arrived.wait_for(lambda: payload in c.got, timeout)
 
 
 def start(c, props, clean_start=True):
@@ -59,9 +71,7 @@ if check == "nolocal":
     other, oprops = client("nl-other")
     start(other, oprops)
     other.publish("nl/t", "sentinel", qos=1).wait_for_publish(10)
-    deadline = time.time() + 10
-    while b"sentinel" not in c.got and time.time() < deadline:
-        time.sleep(0.02)  # polling for the sentinel, bounded
+    wait_for_payload(c, b"sentinel")
     print("echoed" if b"echo" in c.got else "not echoed", flush=True)
 elif check == "expiry":
     c, props = client("exp-client", SessionExpiryInterval=120)
@@ -77,14 +87,16 @@ elif check == "expiry":
 elif check == "maxpacket":
     c, props = client("mp-client", MaximumPacketSize=64)
     start(c, props)
-    c.subscribe("mp/t", qos=0)
+    c.subscribe([("mp/t", 0), ("mp/done", 0)])
     c.subscribed.wait(10)
     p, pprops = client("mp-pub")
     start(p, pprops)
     p.publish("mp/t", b"x" * 200, qos=0)
-    deadline = time.time() + 3
-    while not c.got and time.time() < deadline:
-        time.sleep(0.05)
-    print(f"received {len(c.got[0])}" if c.got else "not received", flush=True)
+    # A small message after it: the broker routes one publisher in order, so
+    # once it arrived the big one has arrived too, or never will.
+    p.publish("mp/done", b"done", qos=0)
+    wait_for_payload(c, b"done")
+    big = [m for m in c.got if m != b"done"]
+    print(f"received {len(big[0])}" if big else "not received", flush=True)
 else:
     sys.exit(f"unknown check {check}")
