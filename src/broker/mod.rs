@@ -67,10 +67,9 @@ pub struct MemoryDoor(Arc<parking_lot::RwLock<Option<MemoryServers>>>);
 struct MemoryServers {
     v4: Arc<dyn ServeStream>,
     v5: Arc<dyn ServeStream>,
-    /// The listener's runtime: in-process links run there too.
+    /// The listener's runtime: in-process links run there too, so stopping
+    /// the broker (dropping it) ends them as it ends its sockets.
     rt: tokio::runtime::Handle,
-    /// Set when the broker stops: every in-process link ends, as its sockets would.
-    stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 impl MemoryDoor {
@@ -85,14 +84,7 @@ impl MemoryDoor {
             ));
         };
         let (client, server) = tokio::io::duplex(MEMORY_BUFFER);
-        let serve = if v5 { &servers.v5 } else { &servers.v4 }.serve(server);
-        let mut stopped = servers.stopped.clone();
-        let link = async move {
-            tokio::select! {
-                () = serve => {}
-                _ = stopped.wait_for(|s| *s) => {}
-            }
-        };
+        let link = if v5 { &servers.v5 } else { &servers.v4 }.serve(server);
         // On the broker's own runtime, like its socket links: rumqttd's link
         // makes blocking calls to the router (connect, disconnect), which must
         // not park the engine's async workers.
@@ -142,8 +134,6 @@ pub struct EmbeddedBroker {
     listener_rt: Option<tokio::runtime::Runtime>,
     cold_restarts: usize,
     memory: MemoryDoor,
-    /// Ends the in-process links of the running listener (see [`MemoryServers`]).
-    memory_stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 fn server_factory() -> ServerFactory {
@@ -190,7 +180,6 @@ impl EmbeddedBroker {
             listener_rt: None,
             cold_restarts: 0,
             memory: MemoryDoor::default(),
-            memory_stop: None,
         };
         broker.start_listener(flag)?;
         Ok(broker)
@@ -264,13 +253,10 @@ impl EmbeddedBroker {
         let v5 = memory.pop();
         let v4 = memory.pop();
         if let (Some(v4), Some(v5)) = (v4, v5) {
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            self.memory_stop = Some(stop);
             *self.memory.0.write() = Some(MemoryServers {
                 v4,
                 v5,
                 rt: rt.handle().clone(),
-                stopped,
             });
         }
         self.listener_rt = Some(rt);
@@ -304,9 +290,6 @@ impl EmbeddedBroker {
     /// Returns once the listening socket is closed, so the port can be bound again.
     pub fn stop_listener(&mut self) {
         *self.memory.0.write() = None;
-        if let Some(stop) = self.memory_stop.take() {
-            let _ = stop.send(true);
-        }
         if let Some(rt) = self.listener_rt.take() {
             // Dropping a runtime waits for its threads (and so its sockets), which
             // an async context may not do: drop it on a thread of its own.
