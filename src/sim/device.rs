@@ -6,7 +6,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5 as m5;
 use rumqttc::{Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::DeviceReporter;
@@ -20,7 +19,7 @@ use crate::protocol::{DeviceAction, DeviceState, DeviceUpdate, PublishRequest};
 const INFLIGHT: u16 = 20;
 
 /// A message to publish by hand as this device; answered with why not, if not.
-/// Boxed: a channel allocates 32 slots up front, for every device.
+/// Boxed: one pointer per queued slot, for every device.
 pub type HandPublish = Box<(
     PublishRequest,
     tokio::sync::oneshot::Sender<Result<(), String>>,
@@ -47,15 +46,15 @@ pub struct DeviceHandle {
     /// Its scenario entry and seed, to tell whether a reload changes it.
     pub spec: Arc<DeviceSpec>,
     pub seed: u64,
-    pub ctl: mpsc::Sender<DeviceAction>,
+    pub ctl: flume::Sender<DeviceAction>,
     /// Messages published by hand as this device.
-    pub publish: mpsc::Sender<HandPublish>,
+    pub publish: flume::Sender<HandPublish>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
 pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
-    let (tx, rx) = mpsc::channel(16);
-    let (pub_tx, pub_rx) = mpsc::channel(16);
+    let (tx, rx) = flume::bounded(16);
+    let (pub_tx, pub_rx) = flume::bounded(16);
     let client_id = plan.client_id.clone();
     let fleet = plan.fleet.clone();
     let (spec, seed) = (plan.spec.clone(), plan.seed);
@@ -664,12 +663,12 @@ enum Next {
     Stop,
 }
 
-async fn wait_for_reconnect(ctl: &mut mpsc::Receiver<DeviceAction>, dev: &mut Device) -> Next {
+async fn wait_for_reconnect(ctl: &flume::Receiver<DeviceAction>, dev: &mut Device) -> Next {
     loop {
-        match ctl.recv().await {
-            None => return Next::Stop,
-            Some(DeviceAction::Reconnect) => return Next::Reconnect,
-            Some(a) => dev.control(a),
+        match ctl.recv_async().await {
+            Err(_) => return Next::Stop,
+            Ok(DeviceAction::Reconnect) => return Next::Reconnect,
+            Ok(a) => dev.control(a),
         }
     }
 }
@@ -738,14 +737,14 @@ fn spawn_event_loop(
     mut el: EventLoop,
 ) -> (
     tokio::task::JoinHandle<()>,
-    mpsc::Receiver<Result<NetEvent, String>>,
+    flume::Receiver<Result<NetEvent, String>>,
 ) {
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, rx) = flume::bounded(256);
     let task = tokio::spawn(async move {
         loop {
             let r = el.poll().await;
             let failed = r.is_err();
-            if tx.send(r).await.is_err() {
+            if tx.send_async(r).await.is_err() {
                 return;
             }
             if failed {
@@ -758,8 +757,8 @@ fn spawn_event_loop(
 
 async fn run(
     plan: DevicePlan,
-    mut ctl: mpsc::Receiver<DeviceAction>,
-    mut hand: mpsc::Receiver<HandPublish>,
+    ctl: flume::Receiver<DeviceAction>,
+    hand: flume::Receiver<HandPublish>,
     sink: DeviceReporter,
 ) {
     let delay = plan.start_delay;
@@ -771,36 +770,36 @@ async fn run(
     let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
     loop {
         let (client, el) = dev.connect();
-        let (poller, mut events) = spawn_event_loop(el);
+        let (poller, events) = spawn_event_loop(el);
         let mut connected = false;
         let next = loop {
             let due = dev.next_due().filter(|_| connected);
             tokio::select! {
-                cmd = ctl.recv() => match cmd {
+                cmd = ctl.recv_async() => match cmd.ok() {
                     None => {
                         if connected {
-                            graceful_disconnect(&client, &mut events).await;
+                            graceful_disconnect(&client, &events).await;
                         }
                         break Next::Stop;
                     }
                     Some(DeviceAction::Disconnect) => {
                         if connected {
-                            graceful_disconnect(&client, &mut events).await;
+                            graceful_disconnect(&client, &events).await;
                         }
                         poller.abort();
                         dev.set_state(DeviceState::Offline);
-                        break wait_for_reconnect(&mut ctl, &mut dev).await;
+                        break wait_for_reconnect(&ctl, &mut dev).await;
                     }
                     Some(DeviceAction::Drop) => {
                         // Close the socket without DISCONNECT: the broker fires the will.
                         poller.abort();
                         dev.set_state(DeviceState::Offline);
-                        break wait_for_reconnect(&mut ctl, &mut dev).await;
+                        break wait_for_reconnect(&ctl, &mut dev).await;
                     }
                     Some(DeviceAction::Reconnect) => {}
                     Some(a) => dev.control(a),
                 },
-                ev = events.recv() => match ev {
+                ev = events.recv_async() => match ev.ok() {
                     Some(Ok(NetEvent::ConnAck)) => {
                         connected = true;
                         dev.set_state(DeviceState::Connected);
@@ -821,7 +820,7 @@ async fn run(
                     }
                     None => break Next::Stop,
                 },
-                Some(boxed) = hand.recv() => {
+                Ok(boxed) = hand.recv_async() => {
                     let (req, answer) = *boxed;
                     let result = if !connected {
                         Err(format!("{} is not connected", dev.plan.client_id))
@@ -863,16 +862,13 @@ async fn run(
 }
 
 /// Send DISCONNECT and wait until it is on the wire (at most 2 s).
-async fn graceful_disconnect(
-    client: &Client,
-    events: &mut mpsc::Receiver<Result<NetEvent, String>>,
-) {
+async fn graceful_disconnect(client: &Client, events: &flume::Receiver<Result<NetEvent, String>>) {
     if !client.disconnect() {
         return;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
-            match events.recv().await {
+            match events.recv_async().await.ok() {
                 Some(Ok(NetEvent::DisconnectSent)) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             }

@@ -287,11 +287,23 @@ where
     let upstream = shared.upstream.lock().clone();
     let auth = shared.auth.read().clone();
     let conns = shared.conns.clone();
-    tokio::spawn(async move {
+    // Everything only the opening needs (TLS handshake, CONNECT, access
+    // rules, the broker's connection) lives in its own box, freed once the
+    // pumps run: a connection's task then holds little more than its two
+    // pumps (thousands of connections, most of them idle).
+    let opening = Box::pin(async move {
         ctx.marker(PacketKind::Opened, WireDetail::Opened { peer, tls: tls_on });
         match open(kill.clone()).await {
-            Ok(client) => proxy(client, upstream, auth, ctx, kill).await,
-            Err(reason) => ctx.marker(PacketKind::Closed, WireDetail::Closed(reason)),
+            Ok(client) => open_link(client, upstream, auth, ctx, kill).await,
+            Err(reason) => {
+                ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+                None
+            }
+        }
+    });
+    tokio::spawn(async move {
+        if let Some(link) = opening.await {
+            link.run().await;
         }
         conns.lock().remove(&id);
     });
@@ -534,13 +546,13 @@ impl Drop for Tap {
     }
 }
 
-async fn proxy(
+async fn open_link(
     mut client: Conn,
     upstreams: Upstreams,
     auth: Option<Arc<AuthSpec>>,
     ctx: Arc<ConnCtx>,
     kill: Arc<Notify>,
-) {
+) -> Option<Link> {
     // The CONNECT says which protocol the client speaks: MQTT 5 goes to the
     // broker's MQTT 5 listener, 3.1/3.1.1 to the other (both on one router).
     let read = tokio::select! {
@@ -551,7 +563,7 @@ async fn proxy(
         Ok(x) => x,
         Err(reason) => {
             ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
-            return;
+            return None;
         }
     };
     if level == 3 && ctx.embedded {
@@ -563,7 +575,7 @@ async fn proxy(
                     .into(),
             )),
         );
-        return;
+        return None;
     }
     let ctx = ConnCtx {
         protocol: level,
@@ -584,58 +596,99 @@ async fn proxy(
                     split_subscribes: Mutex::default(),
                     denied_qos2: Mutex::default(),
                 }),
-                Err(why) => return refuse_connect(client, &read_before, &ctx, why).await,
+                Err(why) => {
+                    refuse_connect(client, &read_before, &ctx, why).await;
+                    return None;
+                }
             }
         }
     };
     let ctx = Arc::new(ConnCtx { acl, ..ctx });
-    let upstream = if level == 5 {
-        upstreams.v5
-    } else {
-        upstreams.v4
-    };
-    let connected = match &upstreams.memory {
-        Some(door) => door
-            .connect(level == 5)
-            .map(Conn::Memory)
-            .map_err(|e| e.to_string()),
-        None => connect_upstream(&upstream, upstreams.tls.as_ref()).await,
-    };
-    let broker = match connected {
-        Ok(s) => s,
-        Err(e) => {
-            ctx.marker(
-                PacketKind::Closed,
-                WireDetail::Closed(CloseReason::Error(format!(
-                    "broker {upstream} unreachable: {e}"
-                ))),
-            );
-            return;
+    let broker = {
+        let upstream = if level == 5 {
+            upstreams.v5
+        } else {
+            upstreams.v4
+        };
+        let connected = match &upstreams.memory {
+            Some(door) => door
+                .connect(level == 5)
+                .map(Conn::Memory)
+                .map_err(|e| e.to_string()),
+            None => connect_upstream(&upstream, upstreams.tls.as_ref()).await,
+        };
+        match connected {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.marker(
+                    PacketKind::Closed,
+                    WireDetail::Closed(CloseReason::Error(format!(
+                        "broker {upstream} unreachable: {e}"
+                    ))),
+                );
+                return None;
+            }
         }
     };
     // Latency matters more than throughput for an inspector; rumqttd never sets it.
     client.set_nodelay();
     broker.set_nodelay();
-    let (cr, cw) = client.split();
-    let (br, bw) = broker.split();
-    // The client's writer also takes the tap's own answers (access rules),
-    // through a weak sender: when the broker leaves, the client's side still closes.
-    let (to_client, to_client_rx) = mpsc::channel(QUEUE_FRAMES);
-    let replies = to_client.downgrade();
-    let reason = tokio::select! {
-        r = pump(cr, bw, Direction::ClientToBroker, &ctx, read_before, None, Some(replies)) => match r {
+    let (client_r, client_w) = client.split();
+    let (broker_r, broker_w) = broker.split();
+    Some(Link {
+        client_r,
+        client_w,
+        broker_r,
+        broker_w,
+        read_before,
+        ctx,
+        kill,
+    })
+}
+
+/// An open connection: the client's and the broker's streams, ready to pump.
+struct Link {
+    client_r: Reader,
+    client_w: Writer,
+    broker_r: Reader,
+    broker_w: Writer,
+    /// Bytes read from the client before (its CONNECT).
+    read_before: BytesMut,
+    ctx: Arc<ConnCtx>,
+    kill: Arc<Notify>,
+}
+
+impl Link {
+    /// Pump both directions until either side ends, the tap drops the
+    /// connection, or a frame ends it; record why it closed.
+    async fn run(self) {
+        let Link {
+            client_r,
+            client_w,
+            broker_r,
+            broker_w,
+            read_before,
+            ctx,
+            kill,
+        } = self;
+        // The client's writer also takes the tap's own answers (access rules),
+        // through a weak sender: when the broker leaves, the client's side still closes.
+        let (to_client, to_client_rx) = flume::bounded(QUEUE_FRAMES);
+        let replies = to_client.downgrade();
+        let closed = |r: Result<(), CloseReason>, eof: CloseReason| match r {
             Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
-            Ok(()) => CloseReason::ClientClosed,
+            Ok(()) => eof,
             Err(e) => e,
-        },
-        r = pump(br, cw, Direction::BrokerToClient, &ctx, BytesMut::new(), Some((to_client, to_client_rx)), None) => match r {
-            Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
-            Ok(()) => CloseReason::BrokerClosed,
-            Err(e) => e,
-        },
-        _ = kill.notified() => CloseReason::DroppedByTap,
-    };
-    ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+        };
+        let reason = tokio::select! {
+            r = pump(client_r, broker_w, Direction::ClientToBroker, &ctx, read_before, None, Some(replies)) =>
+                closed(r, CloseReason::ClientClosed),
+            r = pump(broker_r, client_w, Direction::BrokerToClient, &ctx, BytesMut::new(), Some((to_client, to_client_rx)), None) =>
+                closed(r, CloseReason::BrokerClosed),
+            _ = kill.notified() => CloseReason::DroppedByTap,
+        };
+        ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+    }
 }
 
 /// Answer a CONNECT the access rules refuse: record it, send CONNACK "not
@@ -678,7 +731,7 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(10);
 /// Read until the first frame (the CONNECT) is complete; return what was read
 /// and the protocol level it names (3, 4 or 5).
 async fn read_connect(client: &mut Conn) -> Result<(BytesMut, u8), CloseReason> {
-    let mut buf = BytesMut::with_capacity(1024);
+    let mut buf = BytesMut::with_capacity(READ_MIN);
     let deadline = Instant::now() + CONNECT_WITHIN;
     loop {
         if let Some(level) = connect_level(&buf)? {
@@ -735,6 +788,11 @@ fn connect_level(buf: &[u8]) -> Result<Option<u8>, CloseReason> {
     }
 }
 
+/// The smallest and largest room the tap reads into (bigger frames still fit:
+/// the buffer grows to hold a whole frame).
+const READ_MIN: usize = 256;
+const READ_MAX: usize = 64 * 1024;
+
 /// Bytes to forward, not before `due`.
 struct Outgoing {
     due: Instant,
@@ -754,10 +812,10 @@ async fn pump(
     dir: Direction,
     ctx: &ConnCtx,
     read_before: BytesMut,
-    queue: Option<(mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>)>,
-    replies: Option<mpsc::WeakSender<Outgoing>>,
+    queue: Option<(flume::Sender<Outgoing>, flume::Receiver<Outgoing>)>,
+    replies: Option<flume::WeakSender<Outgoing>>,
 ) -> Result<(), CloseReason> {
-    let (tx, rx) = queue.unwrap_or_else(|| mpsc::channel(QUEUE_FRAMES));
+    let (tx, rx) = queue.unwrap_or_else(|| flume::bounded(QUEUE_FRAMES));
     let reader = read_side(from, tx, dir, ctx, read_before, replies);
     let writer = write_side(to, rx, ctx);
     tokio::try_join!(reader, writer).map(|_| ())
@@ -765,15 +823,16 @@ async fn pump(
 
 async fn read_side(
     mut from: Reader,
-    tx: mpsc::Sender<Outgoing>,
+    tx: flume::Sender<Outgoing>,
     dir: Direction,
     ctx: &ConnCtx,
     read_before: BytesMut,
-    replies: Option<mpsc::WeakSender<Outgoing>>,
+    replies: Option<flume::WeakSender<Outgoing>>,
 ) -> Result<(), CloseReason> {
-    // Small to start (thousands of connections × 2 directions); grows for big frames.
     let mut buf = read_before;
-    buf.reserve(1024);
+    // Room for one read: small while the connection is quiet (a fleet of idle
+    // devices holds thousands), doubling while reads fill it.
+    let mut want = READ_MIN;
     // Bytes read before the pumps started (the CONNECT) are decoded first.
     let mut unread = !buf.is_empty();
     let v5 = ctx.protocol == 5;
@@ -788,7 +847,10 @@ async fn read_side(
     };
     let mut passthrough = false;
     let mut view = FaultView::new(ctx.faults.clone());
-    let mut rng = ChaCha8Rng::seed_from_u64(ctx.id.wrapping_mul(2) + dir as u64);
+    // Seeded per connection and direction; made on the first fault that draws
+    // from it (a fleet of idle connections never needs one).
+    let mut rng: Option<Box<ChaCha8Rng>> = None;
+    let seed = ctx.id.wrapping_mul(2) + dir as u64;
     let mut last_due = Instant::now();
     let closed = |_| CloseReason::Error("tap writer stopped".into());
     loop {
@@ -796,11 +858,20 @@ async fn read_side(
         // The broker's side is still read (and held by the writer) so that the
         // tap sees the broker close the connection.
         while dir == Direction::ClientToBroker && view.refresh(ctx.id, &ctx.client_id()).stalled {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
         }
         if !unread {
+            if buf.capacity() - buf.len() < want / 2 {
+                buf.reserve(want);
+            }
+            let spare = buf.capacity() - buf.len();
             let n = match from.read_buf(&mut buf).await {
-                Ok(n) => n,
+                Ok(n) => {
+                    if n == spare && want < READ_MAX {
+                        want *= 2;
+                    }
+                    n
+                }
                 // A TLS peer that closes without close_notify (common after
                 // DISCONNECT): an end of stream like any other.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
@@ -815,7 +886,7 @@ async fn read_side(
         delayed.store(!fault.is_clear(), Ordering::Relaxed);
         if passthrough {
             let due = last_due.max(Instant::now());
-            tx.send(Outgoing {
+            tx.send_async(Outgoing {
                 due,
                 bytes: buf.split().freeze(),
             })
@@ -871,12 +942,18 @@ async fn read_side(
             // The frames before it go through as read (or rewritten), in order.
             let bad = frames.split_off(at);
             let before = buf.split_to(bad[0].1.start).freeze();
-            for (ev, range, replacement) in frames {
-                ctx.rec.record(ev);
-                let due = last_due.max(Instant::now());
-                let bytes = replacement.unwrap_or_else(|| before.slice(range));
-                tx.send(Outgoing { due, bytes }).await.map_err(closed)?;
-            }
+            let forward = async {
+                for (ev, range, replacement) in frames {
+                    ctx.rec.record(ev);
+                    let due = last_due.max(Instant::now());
+                    let bytes = replacement.unwrap_or_else(|| before.slice(range));
+                    tx.send_async(Outgoing { due, bytes })
+                        .await
+                        .map_err(closed)?;
+                }
+                Ok::<_, CloseReason>(())
+            };
+            Box::pin(forward).await?;
             if let Some((ev, _, _)) = bad.into_iter().next() {
                 ctx.rec.record(ev);
             }
@@ -911,67 +988,74 @@ async fn read_side(
             }
             if !chunk.is_empty() {
                 let due = last_due.max(Instant::now());
-                tx.send(Outgoing { due, bytes: chunk })
+                tx.send_async(Outgoing { due, bytes: chunk })
                     .await
                     .map_err(closed)?;
             }
             continue;
         }
-        for (mut ev, range, replacement) in frames {
-            if ev.injected == Some(Injected::Denied) {
+        // Faults, rewrites and the tap's answers: boxed, so that this rarely
+        // taken path does not size the task of every (mostly idle) connection.
+        let slow = async {
+            let rng = rng.get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)));
+            for (mut ev, range, replacement) in frames {
+                if ev.injected == Some(Injected::Denied) {
+                    ctx.rec.record(ev);
+                    continue;
+                }
+                let now = Instant::now();
+                let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
+                if lost || fault.partition == Some(PartitionMode::Cut) {
+                    ev.injected = Some(Injected::Dropped);
+                    ctx.rec.record(ev);
+                    continue;
+                }
+                let mut delay_ms = fault.latency_ms as u64;
+                if fault.jitter_ms > 0 {
+                    delay_ms += rng.random_range(0..=fault.jitter_ms as u64);
+                }
+                if fault.stall_pct > 0.0 && rng.random_range(0.0..100.0) < fault.stall_pct {
+                    delay_ms += fault.stall_ms as u64;
+                }
+                ev.injected = if fault.partition == Some(PartitionMode::Hold) {
+                    Some(Injected::Held)
+                } else if delay_ms > 0 {
+                    Some(Injected::Delayed(delay_ms as u32))
+                } else {
+                    None
+                };
                 ctx.rec.record(ev);
-                continue;
+                // Keep order: a frame never overtakes one read before it.
+                let due = (now + Duration::from_millis(delay_ms)).max(last_due);
+                last_due = due;
+                tx.send_async(Outgoing {
+                    due,
+                    bytes: replacement.unwrap_or_else(|| chunk.slice(range)),
+                })
+                .await
+                .map_err(closed)?;
             }
-            let now = Instant::now();
-            let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
-            if lost || fault.partition == Some(PartitionMode::Cut) {
-                ev.injected = Some(Injected::Dropped);
-                ctx.rec.record(ev);
-                continue;
+            if chunk.len() > outcome.consumed {
+                // Bytes the decoder could not frame still go through, after the frames before them.
+                let due = last_due.max(Instant::now());
+                tx.send_async(Outgoing {
+                    due,
+                    bytes: chunk.slice(outcome.consumed..),
+                })
+                .await
+                .map_err(closed)?;
             }
-            let mut delay_ms = fault.latency_ms as u64;
-            if fault.jitter_ms > 0 {
-                delay_ms += rng.random_range(0..=fault.jitter_ms as u64);
-            }
-            if fault.stall_pct > 0.0 && rng.random_range(0.0..100.0) < fault.stall_pct {
-                delay_ms += fault.stall_ms as u64;
-            }
-            ev.injected = if fault.partition == Some(PartitionMode::Hold) {
-                Some(Injected::Held)
-            } else if delay_ms > 0 {
-                Some(Injected::Delayed(delay_ms as u32))
-            } else {
-                None
-            };
-            ctx.rec.record(ev);
-            // Keep order: a frame never overtakes one read before it.
-            let due = (now + Duration::from_millis(delay_ms)).max(last_due);
-            last_due = due;
-            tx.send(Outgoing {
-                due,
-                bytes: replacement.unwrap_or_else(|| chunk.slice(range)),
-            })
-            .await
-            .map_err(closed)?;
-        }
-        if chunk.len() > outcome.consumed {
-            // Bytes the decoder could not frame still go through, after the frames before them.
-            let due = last_due.max(Instant::now());
-            tx.send(Outgoing {
-                due,
-                bytes: chunk.slice(outcome.consumed..),
-            })
-            .await
-            .map_err(closed)?;
-        }
-        send_answers(ctx, &replies, answers).await;
+            send_answers(ctx, &replies, answers).await;
+            Ok(())
+        };
+        Box::pin(slow).await?;
     }
 }
 
 /// The tap's own answers go to the client after the frames they answer.
 async fn send_answers(
     ctx: &ConnCtx,
-    replies: &Option<mpsc::WeakSender<Outgoing>>,
+    replies: &Option<flume::WeakSender<Outgoing>>,
     answers: Vec<Bytes>,
 ) {
     let Some(to_client) = replies.as_ref().and_then(|w| w.upgrade()) else {
@@ -985,7 +1069,7 @@ async fn send_answers(
             due: Instant::now(),
             bytes,
         };
-        if to_client.send(out).await.is_err() {
+        if to_client.send_async(out).await.is_err() {
             return;
         }
     }
@@ -1094,28 +1178,33 @@ fn crashes_rumqttd(ev: &WireEvent) -> Option<String> {
 
 async fn write_side(
     mut to: Writer,
-    mut rx: mpsc::Receiver<Outgoing>,
+    rx: flume::Receiver<Outgoing>,
     ctx: &ConnCtx,
 ) -> Result<(), CloseReason> {
     let mut view = FaultView::new(ctx.faults.clone());
-    while let Some(out) = rx.recv().await {
-        tokio::time::sleep_until(out.due).await;
+    while let Ok(out) = rx.recv_async().await {
+        // Sleeps are boxed: only faults need them, and an idle connection's
+        // task should not carry a timer for each direction.
+        if out.due > Instant::now() {
+            Box::pin(tokio::time::sleep_until(out.due)).await;
+        }
         // A held partition (or a half-dead peer) lets nothing through until it ends.
         loop {
             let f = view.refresh(ctx.id, &ctx.client_id());
             if f.partition == Some(PartitionMode::Hold) || f.stalled {
-                if rx.is_closed() && f.stalled {
+                if rx.is_disconnected() && f.stalled {
                     // The sender closed while the peer is half-dead: nobody will read this.
                     return Ok(());
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                Box::pin(tokio::time::sleep(Duration::from_millis(20))).await;
             } else {
                 break;
             }
         }
         let bps = view.current.bandwidth_bps;
         if bps > 0 {
-            tokio::time::sleep(Duration::from_secs_f64(out.bytes.len() as f64 / bps as f64)).await;
+            let pace = Duration::from_secs_f64(out.bytes.len() as f64 / bps as f64);
+            Box::pin(tokio::time::sleep(pace)).await;
         }
         to.write_all(&out.bytes)
             .await

@@ -89,7 +89,9 @@ impl MqttState {
             inflight: 0,
             max_inflight,
             // index 0 is wasted as 0 is not a valid packet id
-            outgoing_pub: vec![None; max_inflight as usize + 1],
+            // MQTT Workbench patch: grows as packet ids are used (up to max_inflight + 1): a fleet of
+            // mostly idle clients does not pay for a table it rarely fills.
+            outgoing_pub: Vec::new(),
             outgoing_rel: FixedBitSet::with_capacity(max_inflight as usize + 1),
             // MQTT Workbench patch: grown to the highest packet id received
             // (8 KiB up front for every client otherwise).
@@ -105,9 +107,9 @@ impl MqttState {
     /// Returns inflight outgoing packets and clears internal queues
     pub fn clean(&mut self) -> Vec<Request> {
         let mut pending = Vec::with_capacity(100);
-        let (first_half, second_half) = self
-            .outgoing_pub
-            .split_at_mut(self.last_puback as usize + 1);
+        // MQTT Workbench patch: the table grows as packet ids are used: it may be shorter than max_inflight + 1.
+        let at = (self.last_puback as usize + 1).min(self.outgoing_pub.len());
+        let (first_half, second_half) = self.outgoing_pub.split_at_mut(at);
 
         for publish in second_half.iter_mut().chain(first_half) {
             if let Some(publish) = publish.take() {
@@ -321,6 +323,9 @@ impl MqttState {
             }
 
             let pkid = publish.pkid;
+            if self.outgoing_pub.len() <= pkid as usize && pkid <= self.max_inflight {
+                self.outgoing_pub.resize(pkid as usize + 1, None);
+            }
             if self
                 .outgoing_pub
                 .get(publish.pkid as usize)

@@ -163,7 +163,13 @@ impl EventLoop {
                 .handle_incoming_packet(Incoming::ConnAck(connack))?;
         }
 
-        match self.select().await {
+        let event = self.select().await;
+        // MQTT Workbench patch: every event delivered, give back what a burst grew (an MQTT 5 event
+        // is large, and a fleet of idle clients holds thousands of queues).
+        if self.state.events.is_empty() && self.state.events.capacity() > 0 {
+            self.state.events.shrink_to_fit();
+        }
+        match event {
             Ok(v) => Ok(v),
             Err(e) => {
                 // MQTT requires that packets pending acknowledgement should be republished on session resume.

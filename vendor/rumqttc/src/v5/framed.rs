@@ -23,9 +23,9 @@ impl Network {
             max_incoming_size,
             max_outgoing_size: None,
         };
-        // MQTT Workbench patch: 1 KiB buffers to start (tokio-util's default is
+        // MQTT Workbench patch: 256 B buffers to start (tokio-util's default is
         // 8 KiB each way), grown as frames need: thousands of clients a process.
-        let framed = Framed::with_capacity(socket, codec, 1024);
+        let framed = Framed::with_capacity(socket, codec, 256);
 
         Network {
             framed,

@@ -125,7 +125,9 @@ impl MqttState {
             last_pkid: 0,
             inflight: 0,
             // index 0 is wasted as 0 is not a valid packet id
-            outgoing_pub: vec![None; max_inflight as usize + 1],
+            // MQTT Workbench patch: grows as packet ids are used (up to max_inflight + 1): a fleet of
+            // mostly idle clients does not pay for a table it rarely fills.
+            outgoing_pub: Vec::new(),
             outgoing_rel: FixedBitSet::with_capacity(max_inflight as usize + 1),
             // MQTT Workbench patch: grown to the highest packet id received
             // (8 KiB up front for every client otherwise).
@@ -484,6 +486,9 @@ impl MqttState {
             }
 
             let pkid = publish.pkid;
+            if self.outgoing_pub.len() <= pkid as usize && pkid <= self.max_outgoing_inflight_upper_limit {
+                self.outgoing_pub.resize(pkid as usize + 1, None);
+            }
             if self
                 .outgoing_pub
                 .get(publish.pkid as usize)

@@ -53,8 +53,8 @@ impl<P: Protocol> Network<P> {
             socket,
             // MQTT Workbench patch: start small, grow as frames need (thousands
             // of mostly idle connections a process).
-            read: BytesMut::with_capacity(1024),
-            write: BytesMut::with_capacity(1024),
+            read: BytesMut::with_capacity(256),
+            write: BytesMut::with_capacity(256),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we
