@@ -730,6 +730,24 @@ impl EventLoop {
     }
 }
 
+/// Device timers wake on a shared 10 ms grid: a fleet's publishes then wake
+/// the engine (and the tap, broker and router behind it) in batches rather
+/// than one by one. Each message keeps its own schedule (no drift) and
+/// leaves at most 10 ms after it is due.
+const TIMER_GRID: Duration = Duration::from_millis(10);
+
+/// `t`, rounded up to the timer grid.
+fn on_grid(t: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let grid = TIMER_GRID.as_nanos();
+    let slots = t.saturating_duration_since(epoch).as_nanos().div_ceil(grid);
+    match u64::try_from(slots * grid) {
+        Ok(n) => epoch + Duration::from_nanos(n),
+        Err(_) => t,
+    }
+}
+
 /// Runs rumqttc's event loop in its own task: `poll()` connects inside
 /// itself, so it must never be cancelled by a `select!` (a slow CONNECT
 /// would restart forever). Polling after an error reconnects, after a pause.
@@ -840,10 +858,10 @@ async fn run(
                     };
                     let _ = answer.send(result);
                 }
-                _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                _ = sleep_until(on_grid(due.unwrap_or_else(Instant::now))), if due.is_some() => {
                     dev.fire_due(&client, Instant::now());
                 }
-                _ = sleep_until(next_tick) => {
+                _ = sleep_until(on_grid(next_tick)) => {
                     dev.tick();
                     next_tick += dev.plan.spec.tick.0;
                     if next_tick < Instant::now() {
@@ -875,4 +893,27 @@ async fn graceful_disconnect(client: &Client, events: &flume::Receiver<Result<Ne
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_round_up_to_a_shared_grid_and_never_fire_early() {
+        let base = on_grid(Instant::now());
+        for offset_us in [0u64, 1, 999, 4_321, 9_999, 10_000, 10_001, 123_456] {
+            let t = base + Duration::from_micros(offset_us);
+            let g = on_grid(t);
+            assert!(g >= t, "{offset_us} µs: woke before it was due");
+            assert!(g - t < TIMER_GRID, "{offset_us} µs: woke a whole slot late");
+            assert_eq!(on_grid(g), g, "{offset_us} µs: a grid point moved");
+            // Everything due within one slot wakes together.
+            assert_eq!((g - base).as_nanos() % TIMER_GRID.as_nanos(), 0);
+        }
+        assert_eq!(
+            on_grid(base + Duration::from_micros(1)),
+            on_grid(base + Duration::from_micros(9_999))
+        );
+    }
 }
