@@ -549,12 +549,11 @@ impl Device {
                 .spec
                 .every
                 .map_or(Duration::from_secs(1), |e| e.0);
-            let mut next = due + every;
-            if next <= now {
-                next = now + every; // fell behind: skip, don't burst
-            }
+            let (sends, next) = catch_up(due, every, now);
             self.publishes[k].next = Some(next);
-            self.publish_now(client, k);
+            for _ in 0..sends {
+                self.publish_now(client, k);
+            }
         }
     }
 
@@ -736,6 +735,27 @@ impl EventLoop {
 /// leaves at most 10 ms after it is due.
 const TIMER_GRID: Duration = Duration::from_millis(10);
 
+/// A periodic publish woken at `now` (on the grid, so possibly several
+/// periods after it was due): how many to send, and when the next is due.
+/// Everything that fell due within about two grid slots is sent, so periods
+/// shorter than the grid keep their rate; a device further behind (paused,
+/// or a starved engine) skips instead of bursting.
+fn catch_up(due: Instant, every: Duration, now: Instant) -> (u32, Instant) {
+    let every = every.max(Duration::from_micros(100));
+    let most = u32::try_from((2 * TIMER_GRID).as_nanos() / every.as_nanos())
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
+    let (mut sends, mut next) = (0, due);
+    while next <= now {
+        if sends == most {
+            return (sends, now + every);
+        }
+        sends += 1;
+        next += every;
+    }
+    (sends, next)
+}
+
 /// `t`, rounded up to the timer grid.
 fn on_grid(t: Instant) -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -915,5 +935,23 @@ mod tests {
             on_grid(base + Duration::from_micros(1)),
             on_grid(base + Duration::from_micros(9_999))
         );
+    }
+
+    #[test]
+    fn periods_shorter_than_the_grid_keep_their_rate_and_long_ones_never_burst() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // 1 ms period woken 9.5 ms after it was due: ten sends, schedule intact.
+        assert_eq!(
+            catch_up(t0, ms(1), t0 + Duration::from_micros(9_500)),
+            (10, t0 + ms(10))
+        );
+        // On time: one send, the next one period later (no drift).
+        assert_eq!(catch_up(t0, ms(1000), t0), (1, t0 + ms(1000)));
+        assert_eq!(catch_up(t0, ms(1000), t0 + ms(7)), (1, t0 + ms(1000)));
+        // A 1 s period three seconds behind: one send, then skip ahead.
+        assert_eq!(catch_up(t0, ms(1000), t0 + ms(3000)), (1, t0 + ms(4000)));
+        // A 1 ms period a whole second behind: at most two slots' worth, then skip.
+        assert_eq!(catch_up(t0, ms(1), t0 + ms(1000)), (21, t0 + ms(1001)));
     }
 }
