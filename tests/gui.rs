@@ -2,7 +2,7 @@
 //! virtual devices; clicks on the real widgets.
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
@@ -70,7 +70,7 @@ fn harness_with(
     engine: EngineConfig,
     export_to: Option<PathBuf>,
 ) -> Harness<'static, WorkbenchApp> {
-    Harness::builder()
+    let h = Harness::builder()
         .with_size(egui::vec2(1600.0, 1000.0))
         .build_eframe(move |cc| {
             WorkbenchApp::new(
@@ -85,14 +85,28 @@ fn harness_with(
                     frame_bench: None,
                 },
             )
-        })
+        });
+    // The engine tells when it queues events: `wait_ui` steps a frame then,
+    // instead of on a clock.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    if let Some(engine) = h.state().engine() {
+        engine.set_waker(Arc::new(move || {
+            let _ = tx.try_send(());
+        }));
+    }
+    ENGINE_EVENTS.with(|e| *e.borrow_mut() = Some(rx));
+    h
 }
 
-/// Step frames until `pred` holds on the harness (the engine runs on its own threads).
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the one polling loop: the engine runs on other threads, the harness only steps"
-)]
+thread_local! {
+    /// Signalled when the harness's engine queues events.
+    static ENGINE_EVENTS: std::cell::RefCell<Option<crossbeam_channel::Receiver<()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Step frames until `pred` holds on the harness (the engine runs on its own
+/// threads): a frame whenever the engine queued events, and at least every
+/// 50 ms (verdicts with deadlines change with time alone).
 fn wait_ui(
     h: &mut Harness<'_, WorkbenchApp>,
     what: &str,
@@ -111,7 +125,11 @@ fn wait_ui(
             "timed out after {secs}s waiting for {what}; toasts: {:?}",
             h.state().toast_texts()
         );
-        std::thread::sleep(Duration::from_millis(20));
+        ENGINE_EVENTS.with(|e| {
+            if let Some(rx) = e.borrow().as_ref() {
+                let _ = rx.recv_timeout(Duration::from_millis(50));
+            }
+        });
     }
 }
 

@@ -178,6 +178,11 @@ impl WorkbenchApp {
         ctx.request_repaint_after(TRAFFIC_REPAINT);
     }
 
+    /// The running engine, if one was started (tests wait on its events).
+    pub fn engine(&self) -> Option<&EngineHandle> {
+        self.engine.as_ref()
+    }
+
     /// Start an engine in the background: the window draws meanwhile and
     /// hears how it went as events.
     fn start_engine(&mut self) {

@@ -2,6 +2,7 @@
 //! loopback ports, a capture fed by the engine, and real rumqttc clients.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqtt_workbench::capture::Capture;
@@ -9,13 +10,15 @@ use mqtt_workbench::cli;
 use mqtt_workbench::engine::{self, EngineConfig, EngineHandle, Readiness};
 use mqtt_workbench::model::Model;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub struct Rig {
     pub handle: EngineHandle,
     /// What the engine reported, applied by the same `Model::apply` the window uses.
     pub model: Model,
     port: u16,
+    /// Signalled whenever the engine queues events.
+    arrived: Arc<Notify>,
 }
 
 impl Rig {
@@ -35,10 +38,14 @@ impl Rig {
             Readiness::Ready { tap, .. } => tap.port(),
             other => panic!("engine not ready: {other:?}"),
         };
+        let arrived = Arc::new(Notify::new());
+        let signal = arrived.clone();
+        handle.set_waker(Arc::new(move || signal.notify_one()));
         Rig {
             handle,
             model: Model::default(),
             port,
+            arrived,
         }
     }
 
@@ -55,6 +62,12 @@ impl Rig {
             self.handle
                 .send(mqtt_workbench::protocol::Command::Inject(fault))
         );
+    }
+
+    /// Until the engine queues events, at most 50 ms (verdicts with deadlines
+    /// change with time alone).
+    async fn next_events(&self) {
+        let _ = tokio::time::timeout(Duration::from_millis(50), self.arrived.notified()).await;
     }
 
     /// Drain events until `pred` holds on the capture; panic with the capture summary after `secs`.
@@ -80,7 +93,7 @@ impl Rig {
                     cli::summary(&self.model.capture, t0.elapsed())
                 );
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.next_events().await;
         }
     }
 
@@ -105,7 +118,7 @@ impl Rig {
                 t0.elapsed() < Duration::from_secs(secs),
                 "timed out after {secs}s waiting for the notice: {what}; saw {seen:?}"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.next_events().await;
         }
     }
 }
