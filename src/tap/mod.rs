@@ -604,30 +604,28 @@ async fn open_link(
         }
     };
     let ctx = Arc::new(ConnCtx { acl, ..ctx });
-    let broker = {
-        let upstream = if level == 5 {
-            upstreams.v5
-        } else {
-            upstreams.v4
-        };
-        let connected = match &upstreams.memory {
-            Some(door) => door
-                .connect(level == 5)
-                .map(Conn::Memory)
-                .map_err(|e| e.to_string()),
-            None => connect_upstream(&upstream, upstreams.tls.as_ref()).await,
-        };
-        match connected {
-            Ok(s) => s,
-            Err(e) => {
-                ctx.marker(
-                    PacketKind::Closed,
-                    WireDetail::Closed(CloseReason::Error(format!(
-                        "broker {upstream} unreachable: {e}"
-                    ))),
-                );
-                return None;
-            }
+    let upstream = if level == 5 {
+        upstreams.v5
+    } else {
+        upstreams.v4
+    };
+    let connected = match &upstreams.memory {
+        Some(door) => door
+            .connect(level == 5)
+            .map(Conn::Memory)
+            .map_err(|e| e.to_string()),
+        None => connect_upstream(&upstream, upstreams.tls.as_ref()).await,
+    };
+    let broker = match connected {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.marker(
+                PacketKind::Closed,
+                WireDetail::Closed(CloseReason::Error(format!(
+                    "broker {upstream} unreachable: {e}"
+                ))),
+            );
+            return None;
         }
     };
     // Latency matters more than throughput for an inspector; rumqttd never sets it.
