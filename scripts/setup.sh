@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what MQTT Workbench needs on a fresh Debian machine, and nothing
 # already there: the libraries the window loads at run time, mosquitto-clients
-# and paho-mqtt (PyPI) for the interop tests, rustfmt and clippy for the lint
+# and paho-mqtt (PyPI) for the interop tests, Debian's mosquitto broker (the
+# reference the conformance suite is checked against; never started as a
+# service), rustfmt and clippy for the lint
 # checks, and cargo-nextest for the test runner.
 set -euo pipefail
 
 packages=(
   mosquitto-clients                       # interop tests (mosquitto_sub / mosquitto_pub)
+  mosquitto                               # conformance reference (tests/conformance.rs starts its own)
   libxkbcommon-x11-0 libgl1 libegl1       # the window: loaded at run time by winit/glutin
   libgl1-mesa-dri libfontconfig1 libx11-xcb1
 )

@@ -168,9 +168,6 @@ pub enum WireDetail {
         clean_session: bool,
         /// What the client asked for (0: no keepalive).
         keep_alive_s: u16,
-        /// Set when the tap sent the broker another keepalive than the
-        /// client's (the embedded rumqttd refuses 0): a deviation, shown.
-        broker_keep_alive_s: Option<u16>,
         will: Option<WillInfo>,
         username: Option<String>,
     },
@@ -257,10 +254,6 @@ pub struct V5Props {
     pub server_keep_alive_s: Option<u16>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subscriptions: Vec<SubOptions>,
-    /// The tap forwarded this frame to the embedded rumqttd without its
-    /// properties (rumqttd 0.20 crashes forwarding them to 3.1.1 subscribers).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub stripped_by_tap: bool,
 }
 
 impl V5Props {
@@ -335,9 +328,6 @@ impl V5Props {
             if !opts.is_empty() {
                 parts.push(format!("{}: {}", s.filter, opts.join(" ")));
             }
-        }
-        if self.stripped_by_tap {
-            parts.push("! properties not forwarded to rumqttd".into());
         }
         parts.join(" · ")
     }

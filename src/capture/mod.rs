@@ -699,7 +699,6 @@ mod tests {
                 protocol: 4,
                 clean_session: true,
                 keep_alive_s: 30,
-                broker_keep_alive_s: None,
                 will: None,
                 username: None,
             };

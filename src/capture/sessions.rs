@@ -75,8 +75,6 @@ pub struct Session {
     pub disconnect_expiry_s: Option<u32>,
     /// What the client asked for (0: no keepalive).
     pub keep_alive_s: u16,
-    /// Set when the tap sent the broker another keepalive (rumqttd refuses 0).
-    pub broker_keep_alive_s: Option<u16>,
     pub username: Option<String>,
     pub will: Option<WillInfo>,
     pub subscriptions: BTreeMap<String, Subscription>,
@@ -158,7 +156,6 @@ fn apply_connect(
         protocol,
         clean_session,
         keep_alive_s,
-        broker_keep_alive_s,
         will,
         username,
     } = detail
@@ -167,7 +164,6 @@ fn apply_connect(
         s.connect_props = props;
         s.clean_session = *clean_session;
         s.keep_alive_s = *keep_alive_s;
-        s.broker_keep_alive_s = *broker_keep_alive_s;
         s.will = will.clone();
         s.username = username.clone();
         if let Some((peer, tls)) = peer {
@@ -433,7 +429,6 @@ mod tests {
             protocol: 4,
             clean_session: false,
             keep_alive_s: 5,
-            broker_keep_alive_s: None,
             will: None,
             username: None,
         };

@@ -26,29 +26,17 @@ fn qos_u8(q: rumqttc::QoS) -> u8 {
     q as u8
 }
 
-/// What the tap sends the embedded broker instead of a CONNECT's keepalive 0
-/// ("no keepalive", legal MQTT): rumqttd 0.20 closes such a CONNECT without a
-/// CONNACK (rumqttd #943). The longest keepalive MQTT can say (18 h 12 min) is
-/// the nearest thing to none; the capture keeps the client's 0 and notes this.
-pub const KEEPALIVE_FOR_ZERO: u16 = u16::MAX;
-
 /// Decode every complete frame at the front of `buf`, calling `record` for each
-/// with the frame's byte range in `buf`, and the bytes to forward instead when
-/// the tap rewrites it. A CONNECT sets the connection's client id.
-/// `zero_keepalive_as`: rewrite a CONNECT's keepalive 0 to this (embedded broker).
-/// `v5_aliases`: Some for an MQTT 5 connection (this direction's topic
-/// aliases), None for MQTT 3.1/3.1.1. `v4_reached(topic, retain)`: in front
-/// of the embedded broker, whether an MQTT 3.1.1 subscriber could receive it.
-#[allow(clippy::too_many_arguments)]
+/// with the frame's byte range in `buf`. A CONNECT sets the connection's client
+/// id. `v5_aliases`: Some for an MQTT 5 connection (this direction's topic
+/// aliases), None for MQTT 3.1/3.1.1. The tap observes: nothing is rewritten.
 pub fn decode_frames(
     buf: &[u8],
     dir: Direction,
     conn: ConnId,
     client_id: &OnceLock<Arc<str>>,
-    zero_keepalive_as: Option<u16>,
     mut v5_aliases: Option<&mut std::collections::HashMap<u16, Arc<str>>>,
-    v4_reached: Option<&super::decode_v5::V4Reached<'_>>,
-    record: &mut dyn FnMut(WireEvent, std::ops::Range<usize>, Option<Bytes>),
+    record: &mut dyn FnMut(WireEvent, std::ops::Range<usize>),
 ) -> DecodeOutcome {
     let mut consumed = 0;
     let t_us = now_us();
@@ -85,29 +73,23 @@ pub fn decode_frames(
             Some(aliases) => {
                 let mut ev = WireEvent::new(t_us, conn, Arc::from(""), dir, PacketKind::PingReq);
                 ev.size = len as u32;
-                super::decode_v5::decode_one(
-                    frame,
-                    dir,
-                    ev,
-                    client_id,
-                    zero_keepalive_as,
-                    aliases,
-                    v4_reached,
-                )
-                .map_err(|e| match e {
-                    rumqttc::v5::mqttbytes::Error::InvalidPacketType(15) => {
-                        "an AUTH packet: MQTT 5 enhanced authentication is not supported \
+                super::decode_v5::decode_one(frame, dir, ev, client_id, aliases).map_err(
+                    |e| match e {
+                        rumqttc::v5::mqttbytes::Error::InvalidPacketType(15) => {
+                            "an AUTH packet: MQTT 5 enhanced authentication is not supported \
                          (rumqttd 0.20 has none); use a username and password"
-                            .to_string()
-                    }
-                    e => format!("MQTT 5: {e:?}"),
-                })
+                                .to_string()
+                        }
+                        e => format!("MQTT 5: {e:?}"),
+                    },
+                )
             }
-            None => decode_one(header, frame, dir, conn, client_id, zero_keepalive_as, t_us)
-                .map_err(|e| e.to_string()),
+            None => {
+                decode_one(header, frame, dir, conn, client_id, t_us).map_err(|e| e.to_string())
+            }
         };
         match decoded {
-            Ok((ev, rewritten)) => record(ev, consumed..consumed + len, rewritten),
+            Ok(ev) => record(ev, consumed..consumed + len),
             Err(e) => {
                 return DecodeOutcome {
                     consumed,
@@ -125,35 +107,21 @@ fn decode_one(
     dir: Direction,
     conn: ConnId,
     client_id: &OnceLock<Arc<str>>,
-    zero_keepalive_as: Option<u16>,
     t_us: u64,
-) -> Result<(WireEvent, Option<Bytes>), mqttbytes::Error> {
+) -> Result<WireEvent, mqttbytes::Error> {
     let size = frame.len() as u32;
     let mut ev = WireEvent::new(t_us, conn, Arc::from(""), dir, PacketKind::PingReq);
     ev.size = size;
-    let mut rewritten = None;
     match header.packet_type()? {
         PacketType::Connect => {
-            let mut c = Connect::read(header, frame)?;
+            let c = Connect::read(header, frame)?;
             let _ = client_id.set(Arc::from(c.client_id.as_str()));
             let keep_alive_s = c.keep_alive;
-            let broker_keep_alive_s = match zero_keepalive_as {
-                Some(k) if keep_alive_s == 0 && dir == Direction::ClientToBroker => {
-                    // Re-encoded with rumqttc's own writer: only the keepalive differs.
-                    c.keep_alive = k;
-                    let mut out = bytes::BytesMut::with_capacity(size as usize + 2);
-                    c.write(&mut out)?;
-                    rewritten = Some(out.freeze());
-                    Some(k)
-                }
-                _ => None,
-            };
             ev.kind = PacketKind::Connect;
             ev.detail = WireDetail::Connect {
                 protocol: 4,
                 clean_session: c.clean_session,
                 keep_alive_s,
-                broker_keep_alive_s,
                 will: c.last_will.map(|w| WillInfo {
                     topic: w.topic,
                     payload: w.message,
@@ -238,7 +206,7 @@ fn decode_one(
     }
     ev.client_id = client_id.get().cloned().unwrap_or_else(|| Arc::from(""));
     ev.protocol = 4;
-    Ok((ev, rewritten))
+    Ok(ev)
 }
 
 #[cfg(test)]
@@ -274,9 +242,7 @@ mod tests {
             1,
             &id,
             None,
-            None,
-            None,
-            &mut |e, _, _| out.push(e),
+            &mut |e, _| out.push(e),
         );
         assert!(o.error.is_none());
         assert_eq!(out.len(), 1);
@@ -301,9 +267,7 @@ mod tests {
             1,
             &id,
             None,
-            None,
-            None,
-            &mut |e, _, _| out.push(e),
+            &mut |e, _| out.push(e),
         );
         assert_eq!(o.consumed + o2.consumed, bytes.len());
         let p = &out[1];
@@ -314,54 +278,30 @@ mod tests {
     }
 
     #[test]
-    fn keepalive_zero_is_rewritten_for_the_broker_and_recorded_as_asked() {
+    fn keepalive_zero_is_recorded_and_forwarded_as_sent() {
         let mut connect = Connect::new("sleepy");
         connect.keep_alive = 0;
         let bytes = encode(Packet::Connect(connect));
-        let id = OnceLock::new();
         let mut seen = Vec::new();
         let o = decode_frames(
             &bytes,
             Direction::ClientToBroker,
             1,
-            &id,
-            Some(KEEPALIVE_FOR_ZERO),
+            &OnceLock::new(),
             None,
-            None,
-            &mut |e, range, replacement| seen.push((e, range, replacement)),
+            &mut |e, range| seen.push((e, range)),
         );
         assert!(o.error.is_none());
-        let (ev, range, replacement) = &seen[0];
+        assert_eq!(o.consumed, bytes.len());
+        let (ev, range) = &seen[0];
         assert_eq!(*range, 0..bytes.len());
         assert!(matches!(
             ev.detail,
             WireDetail::Connect {
                 keep_alive_s: 0,
-                broker_keep_alive_s: Some(KEEPALIVE_FOR_ZERO),
                 ..
             }
         ));
-        // The forwarded CONNECT is the same but for its keepalive.
-        let forwarded = replacement.clone().expect("rewritten");
-        let header = mqttbytes::check(forwarded.iter(), MAX_FRAME_BYTES).expect("a frame");
-        let back = Connect::read(header, forwarded).expect("a CONNECT");
-        assert_eq!(
-            (back.client_id.as_str(), back.keep_alive),
-            ("sleepy", KEEPALIVE_FOR_ZERO)
-        );
-        // Without a rewrite (external broker), nothing is replaced.
-        let mut plain = Vec::new();
-        decode_frames(
-            &bytes,
-            Direction::ClientToBroker,
-            1,
-            &OnceLock::new(),
-            None,
-            None,
-            None,
-            &mut |_, _, r| plain.push(r),
-        );
-        assert_eq!(plain, [None]);
     }
 
     #[test]
@@ -373,9 +313,7 @@ mod tests {
             1,
             &id,
             None,
-            None,
-            None,
-            &mut |_, _, _| {},
+            &mut |_, _| {},
         );
         assert!(o.error.is_some());
         assert_eq!(o.consumed, 0);

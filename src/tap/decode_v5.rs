@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{
     self as v5, ConnAck, Connect, PacketType, PubAck, PubComp, PubRec, PubRel, Publish, SubAck,
     Subscribe, SubscribeReasonCode, Unsubscribe,
@@ -14,9 +14,6 @@ use rumqttc::v5::mqttbytes::{Error, QoS};
 use crate::protocol::{
     Direction, PacketKind, SubOptions, V5Props, WillInfo, WireDetail, WireEvent,
 };
-
-/// `(topic, retain)` → whether an MQTT 3.1.1 subscriber could receive it.
-pub type V4Reached<'a> = dyn Fn(&str, bool) -> bool + 'a;
 
 /// Correlation data as text when it is UTF-8, else hex.
 fn shown_bytes(b: &[u8]) -> String {
@@ -63,26 +60,22 @@ fn fixed_header_len(frame: &[u8]) -> usize {
 
 /// Decode one MQTT 5 frame. `aliases`: this direction's topic aliases
 /// (a PUBLISH with an alias and an empty topic is shown with its topic).
-/// Returns the event and, for a rewritten CONNECT, the bytes to forward.
-#[allow(clippy::too_many_arguments)]
 pub fn decode_one(
     frame: Bytes,
     dir: Direction,
     mut ev: WireEvent,
     client_id: &OnceLock<Arc<str>>,
-    zero_keepalive_as: Option<u16>,
     aliases: &mut HashMap<u16, Arc<str>>,
-    v4_reached: Option<&V4Reached<'_>>,
-) -> Result<(WireEvent, Option<Bytes>), Error> {
+) -> Result<WireEvent, Error> {
+    let _ = dir;
     let header = v5::check(frame.iter(), None)?;
     let size = frame.len();
     let empty = size == fixed_header_len(&frame);
-    let mut rewritten = None;
     let mut props = V5Props::default();
     ev.protocol = 5;
     match header.packet_type()? {
         PacketType::Connect => {
-            let (mut c, mut will, login) = Connect::read(header, frame)?;
+            let (c, will, login) = Connect::read(header, frame)?;
             if let Some(p) = &c.properties {
                 props.session_expiry_s = p.session_expiry_interval;
                 props.receive_maximum = p.receive_maximum;
@@ -90,36 +83,11 @@ pub fn decode_one(
                 props.user_properties = p.user_properties.clone();
             }
             let _ = client_id.set(Arc::from(c.client_id.as_str()));
-            let keep_alive_s = c.keep_alive;
-            // In front of the embedded rumqttd (`zero_keepalive_as` is set then):
-            // keepalive 0 is rewritten, and will properties are stripped (see
-            // `strip_publish_properties`).
-            let embedded = zero_keepalive_as.is_some() && dir == Direction::ClientToBroker;
-            let broker_keep_alive_s = match zero_keepalive_as {
-                Some(k) if embedded && keep_alive_s == 0 => {
-                    c.keep_alive = k;
-                    Some(k)
-                }
-                _ => None,
-            };
-            let will_props = embedded && will.as_ref().is_some_and(|w| w.properties.is_some());
-            if will_props {
-                props.stripped_by_tap = true;
-                if let Some(w) = will.as_mut() {
-                    w.properties = None;
-                }
-            }
-            if broker_keep_alive_s.is_some() || will_props {
-                let mut out = BytesMut::with_capacity(size + 2);
-                c.write(&will, &login, &mut out)?;
-                rewritten = Some(out.freeze());
-            }
             ev.kind = PacketKind::Connect;
             ev.detail = WireDetail::Connect {
                 protocol: 5,
                 clean_session: c.clean_start,
-                keep_alive_s,
-                broker_keep_alive_s,
+                keep_alive_s: c.keep_alive,
                 will: will.map(|w| WillInfo {
                     topic: String::from_utf8_lossy(&w.topic).into_owned(),
                     payload: w.message,
@@ -166,12 +134,10 @@ pub fn decode_one(
                 props.user_properties = pr.user_properties.clone();
                 props.content_type = pr.content_type.clone();
             }
-            let topic: Arc<str> = if p.topic.is_empty() {
-                // An alias nobody set is a protocol error (MQTT 5 §3.3.2.3.4).
-                match alias.and_then(|a| aliases.get(&a).cloned()) {
-                    Some(t) => t,
-                    None => return Err(Error::TopicNotUtf8),
-                }
+            // An alias nobody set is the broker's to refuse (DISCONNECT 0x82 or
+            // 0x94, MQTT 5 §3.3.2.3.4); the capture shows the frame without a topic.
+            let topic: Option<Arc<str>> = if p.topic.is_empty() {
+                alias.and_then(|a| aliases.get(&a).cloned())
             } else {
                 let t: Arc<str> = Arc::from(String::from_utf8_lossy(&p.topic).as_ref());
                 if let Some(a) = alias
@@ -179,41 +145,9 @@ pub fn decode_one(
                 {
                     aliases.insert(a, t.clone());
                 }
-                t
+                Some(t)
             };
-            // In front of the embedded rumqttd 0.20 (`v4_reached` is set then):
-            // - it panics, and its MQTT 3.1.1 listener stops for every client,
-            //   when it forwards a message with properties to a 3.1.1
-            //   subscriber: such a message (or a retained one, which a 3.1.1
-            //   client may subscribe to later) goes without its properties;
-            // - it drops publishes that use a topic alias: they go with their
-            //   topic instead. The capture keeps what the client sent.
-            if let Some(reached) = v4_reached
-                && dir == Direction::ClientToBroker
-            {
-                let strip = p.properties.is_some()
-                    && reached(&topic, p.retain || p.qos == QoS::ExactlyOnce);
-                let unalias = alias.is_some();
-                if strip || unalias {
-                    let properties = if strip {
-                        None
-                    } else {
-                        p.properties.clone().map(|mut pr| {
-                            pr.topic_alias = None;
-                            pr
-                        })
-                    };
-                    let mut plain = Publish::new(&*topic, p.qos, p.payload.clone(), properties);
-                    plain.pkid = p.pkid;
-                    plain.retain = p.retain;
-                    plain.dup = p.dup;
-                    let mut out = BytesMut::with_capacity(size);
-                    plain.write(&mut out)?;
-                    rewritten = Some(out.freeze());
-                    props.stripped_by_tap = strip;
-                }
-            }
-            ev.topic = Some(topic);
+            ev.topic = topic;
             ev.payload = Some(p.payload);
         }
         PacketType::PubAck => {
@@ -307,12 +241,13 @@ pub fn decode_one(
         ev.v5 = Some(Box::new(props));
     }
     ev.client_id = client_id.get().cloned().unwrap_or_else(|| Arc::from(""));
-    Ok((ev, rewritten))
+    Ok(ev)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use rumqttc::v5::mqttbytes::v5::{Disconnect, DisconnectReasonCode};
 
     fn ev() -> WireEvent {
@@ -337,14 +272,12 @@ mod tests {
         c.write(&None, &None, &mut buf).expect("encodes");
         let id = OnceLock::new();
         let mut aliases = HashMap::new();
-        let (e, rewritten) = decode_one(
+        let e = decode_one(
             buf.freeze(),
             Direction::ClientToBroker,
             ev(),
             &id,
-            Some(600),
             &mut aliases,
-            None,
         )
         .expect("decodes");
         assert_eq!(e.kind, PacketKind::Connect);
@@ -353,11 +286,9 @@ mod tests {
             WireDetail::Connect {
                 protocol: 5,
                 keep_alive_s: 0,
-                broker_keep_alive_s: Some(600),
                 ..
             }
         ));
-        assert!(rewritten.is_some());
         assert_eq!(&*e.client_id, "v5-dev");
         // A publish that sets alias 3, then one that uses it with an empty topic.
         for (topic, payload) in [("a/b", "1"), ("", "2")] {
@@ -369,45 +300,18 @@ mod tests {
             });
             let mut buf = BytesMut::new();
             p.write(&mut buf).expect("encodes");
-            let (e, _) = decode_one(
+            let e = decode_one(
                 buf.freeze(),
                 Direction::ClientToBroker,
                 ev(),
                 &id,
-                None,
                 &mut aliases,
-                None,
             )
             .expect("decodes");
             assert_eq!(e.topic.as_deref(), Some("a/b"), "alias resolved");
             assert_eq!(e.payload.as_deref(), Some(payload.as_bytes()));
         }
-        // In front of the embedded broker: properties go unless no 3.1.1
-        // subscriber might receive the message, now or later (QoS 2 waits for PUBREL).
-        let nobody = |_: &str, later: bool| later;
-        for (qos, stripped) in [(QoS::AtLeastOnce, false), (QoS::ExactlyOnce, true)] {
-            let mut p = Publish::new("p/q", qos, "x", None);
-            p.pkid = 9;
-            p.properties = Some(rumqttc::v5::mqttbytes::v5::PublishProperties {
-                user_properties: vec![("k".into(), "v".into())],
-                ..Default::default()
-            });
-            let mut buf = BytesMut::new();
-            p.write(&mut buf).expect("encodes");
-            let (e, rewritten) = decode_one(
-                buf.freeze(),
-                Direction::ClientToBroker,
-                ev(),
-                &id,
-                Some(600),
-                &mut aliases,
-                Some(&nobody),
-            )
-            .expect("decodes");
-            assert_eq!(e.v5.map(|p| p.stripped_by_tap), Some(stripped), "{qos:?}");
-            assert_eq!(rewritten.is_some(), stripped, "{qos:?}");
-        }
-        // An alias nobody set is refused.
+        // An alias nobody set is the broker's to refuse: shown without a topic.
         let mut p = Publish::new("", QoS::AtMostOnce, "x", None);
         p.properties = Some(rumqttc::v5::mqttbytes::v5::PublishProperties {
             topic_alias: Some(99),
@@ -415,18 +319,15 @@ mod tests {
         });
         let mut buf = BytesMut::new();
         p.write(&mut buf).expect("encodes");
-        assert!(
-            decode_one(
-                buf.freeze(),
-                Direction::ClientToBroker,
-                ev(),
-                &id,
-                None,
-                &mut aliases,
-                None
-            )
-            .is_err()
-        );
+        let e = decode_one(
+            buf.freeze(),
+            Direction::ClientToBroker,
+            ev(),
+            &id,
+            &mut aliases,
+        )
+        .expect("decodes");
+        assert_eq!(e.topic, None);
         // Subscription options travel on the SUBSCRIBE.
         let mut filter = v5::Filter::new("a/#", QoS::AtLeastOnce);
         filter.nolocal = true;
@@ -435,14 +336,12 @@ mod tests {
         Subscribe::new(filter, None)
             .write(&mut buf)
             .expect("encodes");
-        let (e, _) = decode_one(
+        let e = decode_one(
             buf.freeze(),
             Direction::ClientToBroker,
             ev(),
             &id,
-            None,
             &mut aliases,
-            None,
         )
         .expect("decodes");
         let opts = &e.v5.expect("options").subscriptions[0];
@@ -451,14 +350,12 @@ mod tests {
             ("a/#", true, 2)
         );
         // DISCONNECT without a reason code: two bytes on the wire.
-        let (e, _) = decode_one(
+        let e = decode_one(
             Bytes::from_static(&[0xE0, 0x00]),
             Direction::ClientToBroker,
             ev(),
             &id,
-            None,
             &mut aliases,
-            None,
         )
         .expect("decodes");
         assert_eq!(e.kind, PacketKind::Disconnect);
@@ -466,14 +363,12 @@ mod tests {
         Disconnect::new(DisconnectReasonCode::NormalDisconnection)
             .write(&mut buf)
             .expect("encodes");
-        let (e, _) = decode_one(
+        let e = decode_one(
             buf.freeze(),
             Direction::ClientToBroker,
             ev(),
             &id,
-            None,
             &mut aliases,
-            None,
         )
         .expect("decodes");
         assert_eq!(e.kind, PacketKind::Disconnect);

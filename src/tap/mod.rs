@@ -5,7 +5,6 @@
 //! it frames and decodes each MQTT 3.1.1 packet with rumqttc's `mqttbytes` and
 //! records it as a [`WireEvent`]. It can cut a connection abruptly on command.
 
-mod audience;
 pub mod auth;
 mod decode;
 mod decode_v5;
@@ -33,7 +32,7 @@ use crate::protocol::{
 use faults::{FaultTable, FaultView};
 
 pub use auth::AuthSpec;
-pub use decode::{KEEPALIVE_FOR_ZERO, decode_frames, now_us};
+pub use decode::{decode_frames, now_us};
 
 /// Largest MQTT frame the tap decodes (bigger ones end the connection).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 1024;
@@ -216,7 +215,6 @@ struct Shared {
     conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>>,
     faults: Arc<FaultTable>,
     next_id: AtomicU64,
-    audience: Arc<Mutex<audience::V4Audience>>,
     rec: Recorder,
     upstream: Arc<Mutex<Upstreams>>,
     embedded: bool,
@@ -273,7 +271,6 @@ where
         faults: shared.faults.clone(),
         embedded: shared.embedded,
         protocol: 0,
-        audience: shared.audience.clone(),
         acl: None,
     });
     let kill = Arc::new(Notify::new());
@@ -335,13 +332,12 @@ struct ConnCtx {
     disconnect_seen: AtomicBool,
     rec: Recorder,
     faults: Arc<FaultTable>,
-    /// The broker behind is the embedded rumqttd: work around what it cannot
-    /// take (keepalive 0 is rewritten; names that would crash it are refused).
+    /// The broker behind is the embedded rumqttd (which serves neither MQTT
+    /// 3.1 nor frames the tap cannot decode). The tap changes nothing else:
+    /// the broker's departures from the spec are fixed in `vendor/rumqttd`.
     embedded: bool,
     /// MQTT protocol level from the CONNECT (0 until it arrived).
     protocol: u8,
-    /// The MQTT 3.1.1 subscriptions seen (shared by every connection).
-    audience: Arc<Mutex<audience::V4Audience>>,
     /// The access rules this connection logged in under (None: no rules).
     acl: Option<Acl>,
 }
@@ -367,7 +363,6 @@ impl ConnCtx {
             faults: other.faults.clone(),
             embedded: other.embedded,
             protocol: other.protocol,
-            audience: other.audience.clone(),
             acl: None,
         }
     }
@@ -386,10 +381,8 @@ impl ConnCtx {
             dir,
             self.id,
             &self.client_id,
-            None,
             (self.protocol == 5).then_some(&mut aliases),
-            None,
-            &mut |mut ev, _, _| {
+            &mut |mut ev, _| {
                 ev.injected = injected;
                 out.push(ev);
             },
@@ -451,7 +444,6 @@ impl Tap {
             conns: Arc::default(),
             faults: Arc::default(),
             next_id: AtomicU64::new(1),
-            audience: Arc::default(),
             rec,
             upstream,
             embedded,
@@ -836,13 +828,6 @@ async fn read_side(
     let v5 = ctx.protocol == 5;
     // MQTT 5 topic aliases of this direction (alias → topic).
     let mut aliases = std::collections::HashMap::new();
-    // Whether an MQTT 5 message must lose its properties before rumqttd: when
-    // a 3.1.1 subscriber might receive it — now, or later (retained; QoS 2,
-    // delivered on PUBREL; delayed or held by a network fault).
-    let delayed = AtomicBool::new(false);
-    let reaches_v4 = |topic: &str, retain_or_qos2: bool| {
-        retain_or_qos2 || delayed.load(Ordering::Relaxed) || ctx.audience.lock().reaches(topic)
-    };
     let mut passthrough = false;
     let mut view = FaultView::new(ctx.faults.clone());
     // Seeded per connection and direction; made on the first fault that draws
@@ -881,7 +866,6 @@ async fn read_side(
         }
         unread = false;
         let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
-        delayed.store(!fault.is_clear(), Ordering::Relaxed);
         if passthrough {
             let due = last_due.max(Instant::now());
             tx.send_async(Outgoing {
@@ -899,63 +883,19 @@ async fn read_side(
             dir,
             ctx.id,
             &ctx.client_id,
-            ctx.embedded.then_some(KEEPALIVE_FOR_ZERO),
             v5.then_some(&mut aliases),
-            ctx.embedded.then_some(&reaches_v4),
-            &mut |ev, range, replacement: Option<Bytes>| {
+            &mut |ev, range| {
                 if ev.kind == PacketKind::Disconnect {
                     ctx.disconnect_seen.store(true, Ordering::Relaxed);
                 }
-                rewritten |= replacement.is_some();
-                frames.push((ev, range, replacement));
+                frames.push((ev, range, None::<Bytes>));
             },
         );
-        // Every 3.1.1 subscription counts, forwarded or not (see `audience`).
-        if dir == Direction::ClientToBroker && ctx.embedded {
-            let mut audience = ctx.audience.lock();
-            for (ev, _, _) in &frames {
-                if !v5 {
-                    audience.on_v4_frame(ev);
-                } else if ev.kind == PacketKind::Connect {
-                    audience.on_v5_connect(&ev.client_id);
-                }
-            }
-        }
         // Access rules: refused frames are recorded, marked, and not forwarded;
         // the tap answers for the broker.
         let mut answers = Vec::new();
         if let Some(acl) = &ctx.acl {
             rewritten |= enforce(acl, ctx, dir, &buf, &mut frames, &mut answers);
-        }
-        // rumqttd 0.20 slices a topic's first byte when it matches subscriptions:
-        // a name starting with a multi-byte character crashes its router thread,
-        // and the broker with it, for every client. Refuse it here, with a reason.
-        if ctx.embedded
-            && dir == Direction::ClientToBroker
-            && let Some(at) = frames
-                .iter()
-                .position(|(ev, _, _)| crashes_rumqttd(ev).is_some())
-        {
-            let why = crashes_rumqttd(&frames[at].0).unwrap_or_default();
-            // The frames before it go through as read (or rewritten), in order.
-            let bad = frames.split_off(at);
-            let before = buf.split_to(bad[0].1.start).freeze();
-            let forward = async {
-                for (ev, range, replacement) in frames {
-                    ctx.rec.record(ev);
-                    let due = last_due.max(Instant::now());
-                    let bytes = replacement.unwrap_or_else(|| before.slice(range));
-                    tx.send_async(Outgoing { due, bytes })
-                        .await
-                        .map_err(closed)?;
-                }
-                Ok::<_, CloseReason>(())
-            };
-            Box::pin(forward).await?;
-            if let Some((ev, _, _)) = bad.into_iter().next() {
-                ctx.rec.record(ev);
-            }
-            return Err(CloseReason::Error(why));
         }
         let consumed = match outcome.error {
             Some(err) if v5 || ctx.embedded => {
@@ -1150,28 +1090,6 @@ fn enforce(
         }
     }
     changed
-}
-
-/// Why the embedded rumqttd 0.20 would crash on this frame, if it would: a
-/// topic or filter whose first character is not ASCII (its matcher slices
-/// the first byte).
-fn crashes_rumqttd(ev: &WireEvent) -> Option<String> {
-    let bad = |name: &str| name.chars().next().is_some_and(|c| !c.is_ascii());
-    let name = match (&ev.kind, &ev.detail) {
-        (PacketKind::Publish, _) => ev.topic.as_deref().filter(|t| bad(t))?.to_string(),
-        (PacketKind::Subscribe, WireDetail::Subscribe(filters)) => {
-            filters.iter().find(|(f, _)| bad(f))?.0.clone()
-        }
-        (PacketKind::Connect, WireDetail::Connect { will: Some(w), .. }) if bad(&w.topic) => {
-            w.topic.clone()
-        }
-        _ => return None,
-    };
-    Some(format!(
-        "refused by the tap: \"{name}\" starts with a non-ASCII character, which crashes the embedded \
-         rumqttd 0.20 for every client (its topic matcher slices the first byte); \
-         the connection was closed to keep the broker up"
-    ))
 }
 
 async fn write_side(

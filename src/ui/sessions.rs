@@ -277,17 +277,6 @@ fn detail_ui(
                         ));
                     }
                     ui.end_row();
-                    if let Some(k) = s.broker_keep_alive_s {
-                        ui.weak("");
-                        ui.colored_label(
-                            Color32::from_rgb(255, 179, 0),
-                            format!(
-                                "! the tap sent rumqttd keepalive {k} s instead of 0: \
-                                 rumqttd closes a CONNECT with keepalive 0 without CONNACK"
-                            ),
-                        );
-                        ui.end_row();
-                    }
                     ui.weak("peer");
                     let peer = match s.peer {
                         Some(p) if p == crate::protocol::IN_PROCESS_PEER => "in-process".into(),

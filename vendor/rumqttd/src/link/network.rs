@@ -65,7 +65,18 @@ impl<P: Protocol> Network<P> {
         }
     }
 
+    /// MQTT Workbench patch: whether this link speaks MQTT 5.
+    pub fn is_v5(&self) -> bool {
+        self.protocol.is_v5()
+    }
+
     pub fn set_keepalive(&mut self, keepalive: u16) {
+        // MQTT Workbench patch (MQTT 3.1.1 §3.1.2.10): 0 turns the keep alive
+        // off; upstream made it a zero deadline.
+        if keepalive == 0 {
+            self.keepalive = Duration::MAX;
+            return;
+        }
         let keepalive = Duration::from_secs(keepalive as u64);
         self.keepalive = keepalive + keepalive.mul_f32(0.5);
     }
@@ -138,6 +149,12 @@ impl<P: Protocol> Network<P> {
         self.socket.write_all(&self.write).await?;
         self.write.clear();
         Ok(())
+    }
+
+    /// MQTT Workbench patch: the encoded size of `packet` on this link.
+    pub fn encoded_len(&self, packet: Packet) -> Result<usize, Error> {
+        let mut scratch = BytesMut::new();
+        Ok(Protocol::write(&self.protocol, packet, &mut scratch)?)
     }
 
     pub async fn writev(&mut self, packets: VecDeque<Packet>) -> Result<(), Error> {

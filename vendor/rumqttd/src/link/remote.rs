@@ -2,7 +2,10 @@ use crate::link::local::{LinkError, LinkRx, LinkTx};
 use crate::link::network;
 use crate::link::network::Network;
 use crate::local::LinkBuilder;
-use crate::protocol::{ConnAck, Connect, ConnectReturnCode, Login, Packet, Protocol};
+use crate::protocol::{
+    ConnAck, Connect, ConnectReturnCode, Login, Packet, Protocol, PubAck, PubAckReason, PubComp,
+    PubCompReason, PubRec, PubRecReason, QoS,
+};
 use crate::router::{Event, Notification};
 use crate::{ConnectionId, ConnectionSettings};
 
@@ -58,6 +61,11 @@ pub struct RemoteLink<P> {
     link_rx: LinkRx,
     notifications: VecDeque<Notification>,
     pub(crate) will_delay_interval: u32,
+    /// MQTT Workbench patch (MQTT 5 §3.1.2.11.4): the client's Maximum
+    /// Packet Size, and the QoS 2 deliveries dropped for it whose PUBREL the
+    /// link answers itself.
+    max_packet_size: Option<usize>,
+    dropped_qos2: Vec<u16>,
 }
 
 impl<P: Protocol> RemoteLink<P> {
@@ -79,6 +87,10 @@ impl<P: Protocol> RemoteLink<P> {
         let clean_session = connect.clean_session;
 
         let topic_alias_max = props.as_ref().and_then(|p| p.topic_alias_max);
+        let max_packet_size = props
+            .as_ref()
+            .and_then(|p| p.max_packet_size)
+            .map(|m| m as usize);
         let session_expiry = props
             .as_ref()
             .and_then(|p| p.session_expiry_interval)
@@ -93,6 +105,7 @@ impl<P: Protocol> RemoteLink<P> {
         // the Will Delay Interval has passed or the Session ends, whichever happens first
         let will_delay_interval = min(session_expiry, delay_interval);
 
+        let router = router_tx.clone();
         let (link_tx, link_rx, notification) = LinkBuilder::new(client_id, router_tx)
             .tenant_id(tenant_id)
             .clean_session(clean_session)
@@ -100,6 +113,7 @@ impl<P: Protocol> RemoteLink<P> {
             .last_will_properties(lastwill_props)
             .dynamic_filters(dynamic_filters)
             .topic_alias_max(topic_alias_max.unwrap_or(0))
+            .session_expiry(network.is_v5().then_some(session_expiry))
             .build()?;
 
         let id = link_rx.id();
@@ -110,7 +124,14 @@ impl<P: Protocol> RemoteLink<P> {
                 let mut new_props = props.clone().unwrap_or_default();
                 new_props.assigned_client_identifier = assigned_client_id;
                 *props = Some(new_props);
-                network.write(packet).await?;
+                // MQTT Workbench patch: the router registered this connection;
+                // when its CONNACK cannot be written (the client reset the
+                // connection) it must hear of the end, or the session stays
+                // connected for ever and holds its client id.
+                if let Err(e) = network.write(packet).await {
+                    router.send((id, Event::Disconnect)).ok();
+                    return Err(e.into());
+                }
             }
         }
 
@@ -123,6 +144,8 @@ impl<P: Protocol> RemoteLink<P> {
             // MQTT Workbench patch: grow as used.
             notifications: VecDeque::new(),
             will_delay_interval,
+            max_packet_size,
+            dropped_qos2: Vec::new(),
         })
     }
 
@@ -160,13 +183,85 @@ impl<P: Protocol> RemoteLink<P> {
                         }
 
                     }
+                    let mut acked = false;
+                    if self.max_packet_size.is_some() {
+                        (packets, acked) = self.within_max_packet_size(packets);
+                    }
                     self.network.writev(packets).await?;
+                    if acked {
+                        // The router reads the acks of what was dropped.
+                        self.link_tx.notify().await?;
+                    }
                     if unscheduled {
                         self.link_rx.wake().await?;
                     }
                 }
             }
         }
+    }
+}
+
+impl<P: Protocol> RemoteLink<P> {
+    /// MQTT Workbench patch (MQTT 5 §3.1.2.11.4): "Where a Packet is too large
+    /// to send, the Server MUST discard it without sending it and then behave
+    /// as if it had completed sending that Application Message". A dropped
+    /// QoS 1 message is acknowledged to the router as if by the client; a
+    /// dropped QoS 2 one gets its PUBREC, and its PUBREL is answered here.
+    fn within_max_packet_size(&mut self, packets: VecDeque<Packet>) -> (VecDeque<Packet>, bool) {
+        let Some(max) = self.max_packet_size else {
+            return (packets, false);
+        };
+        let mut kept = VecDeque::with_capacity(packets.len());
+        let mut acks = Vec::new();
+        for packet in packets {
+            match &packet {
+                Packet::Publish(publish, _)
+                    if self
+                        .network
+                        .encoded_len(packet.clone())
+                        .is_ok_and(|len| len > max) =>
+                {
+                    let pkid = publish.pkid;
+                    match publish.qos {
+                        QoS::AtMostOnce => {}
+                        QoS::AtLeastOnce => acks.push(Packet::PubAck(
+                            PubAck {
+                                pkid,
+                                reason: PubAckReason::Success,
+                            },
+                            None,
+                        )),
+                        QoS::ExactlyOnce => {
+                            self.dropped_qos2.push(pkid);
+                            acks.push(Packet::PubRec(
+                                PubRec {
+                                    pkid,
+                                    reason: PubRecReason::Success,
+                                },
+                                None,
+                            ));
+                        }
+                    }
+                }
+                Packet::PubRel(pubrel, _) if self.dropped_qos2.contains(&pubrel.pkid) => {
+                    let pkid = pubrel.pkid;
+                    self.dropped_qos2.retain(|p| *p != pkid);
+                    acks.push(Packet::PubComp(
+                        PubComp {
+                            pkid,
+                            reason: PubCompReason::Success,
+                        },
+                        None,
+                    ));
+                }
+                _ => kept.push_back(packet),
+            }
+        }
+        let acked = !acks.is_empty();
+        if acked {
+            self.link_tx.buffer().extend(acks);
+        }
+        (kept, acked)
     }
 }
 
@@ -200,14 +295,20 @@ where
 
     // When keep_alive feature is disabled client can live forever, which is not good in
     // distributed broker context so currenlty we don't allow it.
-    if connect.keep_alive == 0 {
-        return Err(Error::ZeroKeepAlive);
-    }
+    // MQTT Workbench patch (MQTT 3.1.1 §3.1.2.10, MQTT 5 §3.1.2.10): keep
+    // alive 0 means "no keep alive mechanism" and is legal; upstream closed
+    // such a CONNECT without CONNACK. `Network::set_keepalive(0)` now waits
+    // without a deadline.
 
     let empty_client_id = connect.client_id.is_empty();
     let clean_session = connect.clean_session;
 
-    if empty_client_id && !clean_session {
+    // MQTT Workbench patch (MQTT 3.1.1 §3.1.3-9, MQTT 5 §3.1.3.1.1): a client
+    // id the router will not register (it reserves `+ # / $` for topic
+    // prefixes) is refused with CONNACK "identifier rejected" (0x02 / 0x85)
+    // instead of a connection that never gets its CONNACK.
+    let reserved = "+$#/".chars().any(|c| connect.client_id.contains(c));
+    if (empty_client_id && !clean_session) || reserved {
         let ack = ConnAck {
             session_present: false,
             code: ConnectReturnCode::ClientIdentifierNotValid,

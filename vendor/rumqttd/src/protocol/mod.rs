@@ -655,7 +655,11 @@ pub fn valid_filter(filter: &str) -> bool {
 /// **NOTE**: make sure a topic is validated during a publish and filter is validated
 /// during a subscribe
 pub fn matches(topic: &str, filter: &str) -> bool {
-    if !topic.is_empty() && topic[..1].contains('$') {
+    // MQTT Workbench patch (MQTT 3.1.1 §1.5.3, §4.7.2; MQTT 5 §1.5.4): topics
+    // are UTF-8; upstream sliced the first byte and panicked the router on a
+    // topic that starts with a multi-byte character (`ü/temp`). And only a
+    // leading wildcard skips `$` topics (§4.7.2-1): `$SYS/#` matches `$SYS/x`.
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }
 
@@ -748,4 +752,8 @@ pub enum Error {
 pub trait Protocol {
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error>;
     fn write(&self, packet: Packet, write: &mut BytesMut) -> Result<usize, Error>;
+    /// MQTT Workbench patch: MQTT 5 (sessions expire, §3.1.2.11.2).
+    fn is_v5(&self) -> bool {
+        false
+    }
 }

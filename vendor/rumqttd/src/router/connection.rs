@@ -33,6 +33,9 @@ pub struct Connection {
     pub(crate) broker_topic_aliases: Option<BrokerAliases>,
     /// subscription IDs for a connection
     pub(crate) subscription_ids: HashMap<Filter, usize>,
+    /// MQTT Workbench patch (MQTT 5 §3.1.2.11.2): seconds the session outlives
+    /// the connection; None for MQTT 3.1.1 (until the broker ends).
+    pub session_expiry: Option<u32>,
 }
 
 impl Connection {
@@ -66,14 +69,17 @@ impl Connection {
             topic_aliases: HashMap::new(),
             broker_topic_aliases: None,
             subscription_ids: HashMap::new(),
+            session_expiry: None,
         }
     }
 
     pub fn topic_alias_max(&mut self, max: u16) -> &mut Connection {
-        // if topic_alias_max is 0, that means client doesn't want to use / support topic alias
-        if max > 0 {
-            self.broker_topic_aliases = Some(BrokerAliases::new(max));
-        }
+        // MQTT Workbench patch (MQTT 5 §3.3.2.3.4): the broker sends no topic
+        // aliases of its own (they are optional). Upstream keyed them by
+        // subscription filter, so every topic matched by `a/#` went out under
+        // one alias with an empty topic, and a client resolved them all to the
+        // first topic.
+        let _ = max;
         self
     }
 

@@ -131,6 +131,14 @@ impl Outgoing {
         }
 
         for mut p in publishes {
+            // MQTT Workbench patch (MQTT 3.1.1 §3.8.4): a message published at
+            // QoS 0 goes out at QoS 0 on a QoS 1/2 subscription: no packet id,
+            // nothing inflight.
+            if p.publish.qos == crate::protocol::QoS::AtMostOnce {
+                self.meter.publish_count += 1;
+                buffer.push_back(Notification::Forward(p));
+                continue;
+            }
             // Index and pkid of current outgoing packet
             self.last_pkid += 1;
             p.publish.pkid = self.last_pkid;
@@ -164,14 +172,19 @@ impl Outgoing {
     // Returns (unsolicited, outoforder) flags
     // Return: Out of order or unsolicited acks
     pub fn register_ack(&mut self, pkid: u16) -> Option<()> {
-        let (head, _filter_idx, _cursor) = self.inflight_buffer.pop_front()?;
-
-        // We don't support out of order acks
-        if pkid != head {
-            error!(pkid, head, "out of order ack.");
+        // MQTT Workbench patch (MQTT 5 §3.1.2.11.4, §4.6): acks are expected
+        // in order, but the link acknowledges a message it dropped for the
+        // client's Maximum Packet Size itself, ahead of the client's acks of
+        // earlier messages: find the packet id instead of requiring the head.
+        let at = self
+            .inflight_buffer
+            .iter()
+            .position(|(id, _, _)| *id == pkid);
+        let Some(at) = at else {
+            error!(pkid, "unsolicited ack.");
             return None;
-        }
-
+        };
+        self.inflight_buffer.remove(at);
         Some(())
     }
 
@@ -186,14 +199,12 @@ impl Outgoing {
     // But we don't support out of order / unsolicited pubcomps
     // to be consistent with the behaviour with other acks
     pub fn register_pubcomp(&mut self, pkid: u16) -> Option<()> {
-        let id = self.unacked_pubrels.pop_front()?;
-
-        // out of order acks
-        if pkid != id {
-            error!(pkid, id, "out of order ack.");
+        // MQTT Workbench patch: by packet id (see `register_ack`).
+        let Some(at) = self.unacked_pubrels.iter().position(|id| *id == pkid) else {
+            error!(pkid, "unsolicited pubcomp.");
             return None;
-        }
-
+        };
+        self.unacked_pubrels.remove(at);
         Some(())
     }
 

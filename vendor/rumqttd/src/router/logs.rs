@@ -22,6 +22,9 @@ pub struct PublishData {
     pub publish: Publish,
     pub properties: Option<PublishProperties>,
     pub timestamp: Instant,
+    /// MQTT Workbench patch (MQTT 5 §3.8.3.1 No Local): the client id that
+    /// published it (None: a will or an internal publish).
+    pub origin: Option<std::sync::Arc<str>>,
 }
 
 impl From<PubWithProp> for PublishData {
@@ -30,6 +33,7 @@ impl From<PubWithProp> for PublishData {
             publish,
             properties,
             timestamp: Instant::now(),
+            origin: None,
         }
     }
 }
@@ -177,7 +181,7 @@ impl DataLog {
         filter_idx: FilterIdx,
         offset: Offset,
         len: u64,
-    ) -> io::Result<(Position, Vec<(PubWithProp, Offset)>)> {
+    ) -> io::Result<(Position, Vec<(PubWithProp, Offset, Option<std::sync::Arc<str>>)>)> {
         // unwrap to get index of `self.native` is fine here, because when a new subscribe packet
         // arrives in `Router::handle_device_payload`, it first calls the function
         // `next_native_offset` which creates a new commitlog if one doesn't exist. So any new
@@ -219,7 +223,13 @@ impl DataLog {
         // no need to include timestamp when returning
         let o = o
             .into_iter()
-            .map(|(pubdata, offset)| ((pubdata.publish, pubdata.properties), offset))
+            .map(|(pubdata, offset)| {
+                (
+                    (pubdata.publish, pubdata.properties),
+                    offset,
+                    pubdata.origin,
+                )
+            })
             .collect();
 
         Ok((next, o))
@@ -403,6 +413,9 @@ impl AckLog {
 
     pub fn pubrec(&mut self, publish: Publish, props: Option<PublishProperties>, ack: PubRec) {
         let ack = Ack::PubRec(ack);
+        // MQTT Workbench patch (MQTT 3.1.1 §4.3.3): a resent PUBLISH (DUP)
+        // with a packet id still held replaces the held one: delivered once.
+        self.recorded.retain(|(p, _)| p.pkid != publish.pkid);
         self.recorded.push_back((publish, props));
         self.committed.push_back(ack);
     }
@@ -413,9 +426,27 @@ impl AckLog {
     }
 
     pub fn pubcomp(&mut self, ack: PubComp) -> Option<(Publish, Option<PublishProperties>)> {
-        let ack = Ack::PubComp(ack);
-        self.committed.push_back(ack);
-        self.recorded.pop_front()
+        // MQTT Workbench patch (MQTT 3.1.1 §4.3.3, MQTT 5 §4.3.3): the message
+        // this PUBREL releases, by packet id (upstream took the oldest); a
+        // PUBREL for an id the session does not hold is answered all the same.
+        let pkid = ack.pkid;
+        let at = self.recorded.iter().position(|(p, _)| p.pkid == pkid);
+        let mut ack = ack;
+        if at.is_none() {
+            ack.reason = crate::protocol::PubCompReason::PacketIdentifierNotFound;
+        }
+        self.committed.push_back(Ack::PubComp(ack));
+        self.recorded.remove(at?)
+    }
+
+    /// MQTT Workbench patch (MQTT 3.1.1 §4.1, MQTT 5 §4.1): QoS 2 messages
+    /// received but not yet released are part of the session state.
+    pub fn take_recorded(&mut self) -> VecDeque<(Publish, Option<PublishProperties>)> {
+        std::mem::take(&mut self.recorded)
+    }
+
+    pub fn restore_recorded(&mut self, recorded: VecDeque<(Publish, Option<PublishProperties>)>) {
+        self.recorded = recorded;
     }
 
     pub fn pingresp(&mut self, ack: PingResp) {

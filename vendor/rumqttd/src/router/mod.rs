@@ -196,6 +196,17 @@ pub struct DataRequest {
     max_count: usize,
     pub(crate) forward_retained: bool,
     pub(crate) group: Option<String>,
+    /// MQTT Workbench patch (MQTT 3.1.1 §3.3.1.1, §4.4; MQTT 5 §3.3.1.1):
+    /// messages before this cursor were sent before a reconnect and go out
+    /// again with DUP = 1.
+    #[serde(default)]
+    pub(crate) resend_until: Option<(u64, u64)>,
+    /// MQTT Workbench patch (MQTT 5 §3.8.3.1): No Local and Retain As
+    /// Published of the subscription.
+    #[serde(default)]
+    pub(crate) nolocal: bool,
+    #[serde(default)]
+    pub(crate) preserve_retain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

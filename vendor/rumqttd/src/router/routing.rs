@@ -21,7 +21,7 @@ use tracing::{debug, error, info, trace, warn};
 use super::alertlog::{Alert, AlertLog};
 use super::graveyard::Graveyard;
 use super::iobufs::{Incoming, Outgoing};
-use super::logs::{AckLog, DataLog};
+use super::logs::{AckLog, DataLog, PublishData};
 use super::scheduler::{ScheduleReason, Scheduler};
 use super::shared_subs::SharedGroup;
 use super::{
@@ -101,7 +101,27 @@ pub struct Router {
     /// Shared subscriptions map <group-name, group>
     shared_subscriptions: HashMap<String, SharedGroup>,
     /// Will messages per client_id
-    last_wills: HashMap<String, (LastWill, Option<LastWillProperties>)>,
+    last_wills: HashMap<String, PendingWill>,
+}
+
+/// MQTT Workbench patch (MQTT 5 §3.1.2.5, §3.1.3.2.2; 3.1.1 §3.1.2-8): a
+/// will remembers whether its connection has ended, so that a late
+/// `PublishWill` for a previous connection can never fire the will of a
+/// newer connection with the same client id.
+struct PendingWill {
+    will: LastWill,
+    properties: Option<LastWillProperties>,
+    /// Its connection has closed (the will waits for its delay interval).
+    disconnected: bool,
+}
+
+impl PendingWill {
+    fn delay_interval(&self) -> u32 {
+        self.properties
+            .as_ref()
+            .and_then(|p| p.delay_interval)
+            .unwrap_or(0)
+    }
 }
 
 impl Router {
@@ -287,13 +307,32 @@ impl Router {
             // Check if same client_id already exists and if so, replace it with this new connection
             // ref: https://docs.oasis-open.org/mqtt/mqtt/v3.1.1/os/mqtt-v3.1.1-os.html#_Toc398718032
 
-            let connection_id = self.connection_map.get(&client_id);
+            let connection_id = self.connection_map.get(&client_id).copied();
             if let Some(connection_id) = connection_id {
-                error!(
+                info!(
                     "Duplicate client_id, dropping previous connection with connection_id: {}",
                     connection_id
                 );
-                self.handle_disconnection(*connection_id, None);
+                self.handle_disconnection(connection_id, None);
+            }
+
+            // MQTT Workbench patch (MQTT 5 §3.1.2.5, §3.1.4-3; 3.1.1 §3.1.2-8,
+            // §3.1.4-2): the will still registered under this client id is
+            // the previous connection's. A taken-over connection closed
+            // without DISCONNECT, so its will is published unless its delay
+            // interval lets this new connection cancel it; a new session
+            // (clean start) ends the old one, which publishes a delayed will.
+            // Upstream replaced it with the new connection's will and later
+            // published that one instead.
+            if let Some(previous) = self.last_wills.remove(&client_id) {
+                let taken_over = connection_id.is_some();
+                if (taken_over && previous.delay_interval() == 0) || connection.clean {
+                    self.publish_will(
+                        previous,
+                        #[cfg(feature = "validate-tenant-prefix")]
+                        connection.tenant_prefix.clone(),
+                    );
+                }
             }
         }
 
@@ -310,6 +349,7 @@ impl Router {
         let previous_session = saved.as_ref().is_some_and(|s| s.session_state.is_some());
         // for qos2 pending pubrels
         let mut pending_acks = VecDeque::new();
+        let mut incoming_qos2 = VecDeque::new();
 
         let tracker = if !clean_session {
             // if there was some saved state, restore the metrics
@@ -327,6 +367,7 @@ impl Router {
                     connection.subscriptions = session_state.subscriptions;
                     // for using in acklog
                     pending_acks.clone_from(&session_state.unacked_pubrels);
+                    incoming_qos2 = session_state.incoming_qos2;
                     outgoing.unacked_pubrels = session_state.unacked_pubrels;
                     session_state.tracker
                 },
@@ -337,7 +378,8 @@ impl Router {
             Tracker::new(client_id.clone())
         };
 
-        let ackslog = AckLog::new();
+        let mut ackslog = AckLog::new();
+        ackslog.restore_recorded(incoming_qos2);
 
         let time = match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
             Ok(v) => v.as_millis().to_string(),
@@ -354,7 +396,11 @@ impl Router {
         if let Some(will) = connection.last_will.take() {
             self.last_wills.insert(
                 client_id.clone(),
-                (will, connection.last_will_properties.take()),
+                PendingWill {
+                    will,
+                    properties: connection.last_will_properties.take(),
+                    disconnected: false,
+                },
             );
         }
 
@@ -454,13 +500,19 @@ impl Router {
             outgoing.handle.try_send(()).ok();
         }
 
+        // MQTT Workbench patch: from now on this connection's will may be
+        // published by its `PublishWill` (see `PendingWill`).
+        if let Some(will) = self.last_wills.get_mut(&client_id) {
+            will.disconnected = true;
+        }
+
         // Remove connection from router
         let mut connection = self.connections.remove(id);
         let _incoming = self.ibufs.remove(id);
         let outgoing = self.obufs.remove(id);
         let mut tracker = self.scheduler.remove(id);
         self.connection_map.remove(&client_id);
-        self.ackslog.remove(id);
+        let mut acks = self.ackslog.remove(id);
 
         // Don't remove connection id from readyqueue with index. This will
         // remove wrong connection from readyqueue. Instead just leave disconnected
@@ -499,7 +551,17 @@ impl Router {
         }
 
         // Save state for persistent sessions
-        if !connection.clean {
+        // MQTT Workbench patch (MQTT 5 §3.1.2.4, §3.1.2.11.2): an MQTT 5
+        // session outlives its connection by its Session Expiry Interval
+        // (0: not at all; 0xFFFFFFFF: for ever), whatever its Clean Start
+        // (which only discards an earlier session at CONNECT); a 3.1.1 one
+        // when Clean Session is 0. Upstream applied the 3.1.1 rule to both.
+        let expiry = connection.session_expiry;
+        let persistent = match expiry {
+            Some(seconds) => seconds > 0,
+            None => !connection.clean,
+        };
+        if persistent {
             // Add inflight data requests back to tracker
             inflight_data_requests
                 .into_iter()
@@ -507,14 +569,19 @@ impl Router {
 
             for request in tracker.data_requests.iter_mut() {
                 if let Some(cursor) = retransmissions.get(&request.filter_idx) {
+                    // MQTT Workbench patch: what was sent from here on is a resend.
+                    request.resend_until = Some(request.cursor);
                     request.cursor = *cursor;
                     // reset the group cursor
-                    if let Some(group_name) = &request.group {
-                        // TODO: Test this more
-                        self.shared_subscriptions
-                            .get_mut(group_name)
-                            .expect("group must exists")
-                            .cursor = *cursor;
+                    // MQTT Workbench patch: the group is gone when this client
+                    // was its last member (removed above); upstream expected it
+                    // and panicked the router.
+                    if let Some(group) = request
+                        .group
+                        .as_ref()
+                        .and_then(|name| self.shared_subscriptions.get_mut(name))
+                    {
+                        group.cursor = *cursor;
                     }
                 }
             }
@@ -524,6 +591,10 @@ impl Router {
                 connection.subscriptions,
                 connection.events,
                 outgoing.unacked_pubrels,
+                acks.take_recorded(),
+                expiry.filter(|s| *s != u32::MAX).map(|s| {
+                    std::time::Instant::now() + std::time::Duration::from_secs(s.into())
+                }),
             );
         } else {
             tracker.pause(PauseReason::Busy);
@@ -814,12 +885,13 @@ impl Router {
                     // on reconnection ( with clean session false )
                     // we try to retrive publish assuming broker saved the previous state
                     // successfully in graveyard.
-                    let (publish, props) = match ackslog.pubcomp(pubcomp) {
-                        Some(v) => v,
-                        None => {
-                            disconnect = true;
-                            break;
-                        }
+                    // MQTT Workbench patch (MQTT 3.1.1 §4.3.3, MQTT 5
+                    // §3.7.2.1): a PUBREL the session holds no message for
+                    // (released before) is answered with PUBCOMP, not a
+                    // closed connection.
+                    let Some((publish, props)) = ackslog.pubcomp(pubcomp) else {
+                        force_ack = true;
+                        continue;
                     };
 
                     // Try to append publish to commitlog
@@ -870,16 +942,37 @@ impl Router {
 
                     force_ack = true;
                 }
-                Packet::Disconnect(_, _) => {
+                Packet::Disconnect(_, props) => {
                     let span = tracing::info_span!("disconnect");
                     let _guard = span.enter();
                     disconnect = true;
+                    // MQTT Workbench patch (MQTT 5 §3.14.2.2.2): DISCONNECT may
+                    // set the session expiry anew.
+                    if let (Some(expiry), Some(connection)) = (
+                        props.and_then(|p| p.session_expiry_interval),
+                        self.connections.get_mut(id),
+                    ) {
+                        connection.session_expiry = Some(expiry);
+                    }
                     // delete the last will message
                     self.last_wills.remove(&client_id);
                     break;
                 }
                 incoming => {
-                    warn!(packet=?incoming, "Unexpected packet received, ignoring the packet." );
+                    // MQTT Workbench patch (MQTT 3.1.1 §3.1.0-2, MQTT 5 §3.1.0,
+                    // §4.13): a second CONNECT, or a packet only a server
+                    // sends, is a protocol violation: the connection ends
+                    // (MQTT 5: DISCONNECT 0x82 first). Upstream ignored it.
+                    warn!(packet=?incoming, "Unexpected packet received, disconnecting.");
+                    disconnect = true;
+                    let v5 = self
+                        .connections
+                        .get(id)
+                        .is_some_and(|c| c.session_expiry.is_some());
+                    if v5 {
+                        disconnect_reason = Some(DisconnectReasonCode::ProtocolError);
+                    }
+                    break;
                 }
             }
         }
@@ -961,14 +1054,41 @@ impl Router {
                 .insert(filter_path.clone(), subscription_id);
         }
 
-        // check is group is None because retained messages aren't sent
-        // for shared subscriptions
-        // TODO: use retain forward rules
-        let forward_retained = group.is_none();
-
         // call to `insert(_)` returns `true` if it didn't contain the filter_path already
         // i.e. its a new subscription
-        if connection.subscriptions.insert(filter_path.clone()) {
+        let new_subscription = connection.subscriptions.insert(filter_path.clone());
+
+        // check is group is None because retained messages aren't sent
+        // for shared subscriptions
+        // MQTT Workbench patch (MQTT 3.1.1 §3.3.1.3, MQTT 5 §3.8.3.1 Retain
+        // Handling): retained messages go out on every SUBSCRIBE (0), on a new
+        // subscription only (1) or never (2); upstream only on a new one.
+        let forward_retained = group.is_none()
+            && match filter.retain_forward_rule {
+                protocol::RetainForwardRule::OnEverySubscribe => true,
+                protocol::RetainForwardRule::OnNewSubscribe => new_subscription,
+                protocol::RetainForwardRule::Never => false,
+            };
+
+        if !new_subscription {
+            // MQTT Workbench patch (MQTT 3.1.1 §3.8.4-3, MQTT 5 §3.8.4): a
+            // SUBSCRIBE to a filter this client already has replaces the
+            // subscription: its QoS is the new one and its retained messages
+            // are sent again. The request lives in the tracker or, caught up,
+            // among the filter's waiters.
+            let existing = self
+                .scheduler
+                .take_request(id, filter_path)
+                .or_else(|| self.datalog.remove_waiters_for_id(id, filter_path));
+            if let Some(mut request) = existing {
+                request.qos = filter.qos as u8;
+                request.nolocal = filter.nolocal;
+                request.preserve_retain = filter.preserve_retain;
+                request.forward_retained |= forward_retained;
+                self.scheduler.track(id, request);
+                self.scheduler.reschedule(id, ScheduleReason::NewFilter);
+            }
+        } else {
             let request = DataRequest {
                 filter: filter_path.clone(),
                 filter_idx,
@@ -979,6 +1099,9 @@ impl Router {
                 // set true for new subscriptions
                 forward_retained,
                 group,
+                resend_until: None,
+                nolocal: filter.nolocal,
+                preserve_retain: filter.preserve_retain,
             };
 
             self.scheduler.track(id, request);
@@ -1104,9 +1227,35 @@ impl Router {
         #[cfg(feature = "validate-tenant-prefix")]
         let tenant_prefix = tenant_id.map(|id| format!("/tenants/{id}/"));
 
-        let Some((will, will_props)) = self.last_wills.remove(&client_id) else {
+        // MQTT Workbench patch: only the will of a connection that has ended
+        // (a newer connection with this client id may have registered its own).
+        if !self
+            .last_wills
+            .get(&client_id)
+            .is_some_and(|w| w.disconnected)
+        {
+            return;
+        }
+        let Some(pending) = self.last_wills.remove(&client_id) else {
             return;
         };
+        self.publish_will(
+            pending,
+            #[cfg(feature = "validate-tenant-prefix")]
+            tenant_prefix,
+        );
+    }
+
+    fn publish_will(
+        &mut self,
+        pending: PendingWill,
+        #[cfg(feature = "validate-tenant-prefix")] tenant_prefix: Option<String>,
+    ) {
+        let PendingWill {
+            will,
+            properties: will_props,
+            ..
+        } = pending;
 
         let publish = Publish {
             dup: false,
@@ -1237,10 +1386,11 @@ fn append_to_commitlog(
         datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned());
     }
 
-    // after recording retained message, we also send that message to existing subscribers
-    // as normal publish message. Therefore we are setting retain to false
-    publish.retain = false;
+    // MQTT Workbench patch (MQTT 5 §3.8.3.1 Retain As Published): the log
+    // keeps the publisher's retain flag and who published it; each delivery
+    // decides (`forward_device_data`). Upstream cleared the flag here.
     let pkid = publish.pkid;
+    let origin: std::sync::Arc<str> = connection.client_id.as_str().into();
 
     let filter_idxs = datalog.matches(topic);
 
@@ -1257,8 +1407,9 @@ fn append_to_commitlog(
     let mut o = (0, 0);
     for filter_idx in filter_idxs {
         let datalog = datalog.native.get_mut(filter_idx).unwrap();
-        let publish_data = (publish.clone(), properties.clone());
-        let (offset, filter) = datalog.append(publish_data.into(), notifications);
+        let mut publish_data: PublishData = (publish.clone(), properties.clone()).into();
+        publish_data.origin = Some(origin.clone());
+        let (offset, filter) = datalog.append(publish_data, notifications);
         debug!(
             pkid,
             "Appended to commitlog: {}[{}, {})", filter, offset.0, offset.1,
@@ -1308,9 +1459,8 @@ fn append_will_message(
         datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned());
     }
 
-    // after recording retained message, we also send that message to existing subscribers
-    // as normal publish message. Therefore we are setting retain to false
-    publish.retain = false;
+    // MQTT Workbench patch: the retain flag stays in the log; each delivery
+    // decides (Retain As Published, `forward_device_data`).
     let pkid = publish.pkid;
 
     let filter_idxs = datalog.matches(topic);
@@ -1472,7 +1622,7 @@ fn forward_device_data(
         let mut retained_publishes = datalog.read_retained_messages(&request.filter);
         retained_publishes.truncate(inflight_slots as usize);
 
-        publishes.extend(retained_publishes.into_iter().map(|p| (p, None)));
+        publishes.extend(retained_publishes.into_iter().map(|p| (p, None, None)));
         inflight_slots -= publishes.len() as u64;
 
         // we only want to forward retained messages once
@@ -1491,7 +1641,7 @@ fn forward_device_data(
     publishes.extend(
         publishes_from_datalog
             .into_iter()
-            .map(|(p, offset)| (p, Some(offset))),
+            .map(|(p, offset, origin)| (p, Some(offset), origin)),
     );
 
     let (start, next, caughtup) = match next {
@@ -1537,6 +1687,10 @@ fn forward_device_data(
 
     let qos = request.qos;
     let filter_idx = request.filter_idx;
+    let resend_until = request.resend_until;
+    if resend_until.is_some_and(|until| next >= until) {
+        request.resend_until = None;
+    }
     request.read_count += publishes.len();
     request.cursor = next;
     // println!("{:?} {:?} {}", start, next, request.read_count);
@@ -1560,12 +1714,31 @@ fn forward_device_data(
     }
 
     let subscription_id = connection.subscription_ids.get(&request.filter);
+    let (nolocal, preserve_retain) = (request.nolocal, request.preserve_retain);
+    let own = nolocal.then(|| outgoing.client_id.clone());
 
     // Fill and notify device data
     let forwards = publishes
         .into_iter()
-        .map(|((mut publish, mut properties), offset)| {
-            publish.qos = protocol::qos(qos).unwrap();
+        // MQTT Workbench patch (MQTT 5 §3.8.3.1 No Local): not back to the
+        // client that published it; upstream ignored the option.
+        .filter(|(_, _, origin)| own.is_none() || origin.as_deref() != own.as_deref())
+        .map(|((mut publish, mut properties), offset, _)| {
+            // MQTT Workbench patch (MQTT 3.1.1 §3.3.1.3, MQTT 5 §3.8.3.1):
+            // retain = 1 on a retained message sent for a SUBSCRIBE; on a live
+            // message only with Retain As Published.
+            publish.retain = offset.is_none() || (preserve_retain && publish.retain);
+            // MQTT Workbench patch (MQTT 3.1.1 §3.8.4, MQTT 5 §3.8.4): the
+            // delivered QoS is the minimum of the published QoS and the
+            // granted QoS; upstream sent every message at the granted QoS.
+            if publish.qos as u8 > qos {
+                publish.qos = protocol::qos(qos).unwrap_or(protocol::QoS::AtMostOnce);
+            }
+            // MQTT Workbench patch (MQTT 3.1.1 §3.3.1-3, §4.4): DUP is the
+            // server's own: 1 on a resend of a QoS 1/2 message, never copied
+            // from the publisher's PUBLISH.
+            let resend = matches!((offset, resend_until), (Some(at), Some(until)) if at < until);
+            publish.dup = resend && publish.qos != QoS::AtMostOnce;
 
             // if there is some topic alias to use, set it in publish properties
             if topic_alias.is_some() {
@@ -1737,9 +1910,9 @@ fn validate_subscription(
         }
     }
 
-    if filter.path.starts_with('$') && !filter.path.starts_with("$share") {
-        return Err(RouterError::InvalidFilterPrefix(filter.path.to_owned()));
-    }
+    // MQTT Workbench patch (MQTT 3.1.1 §4.7.2, MQTT 5 §4.7.2): a filter on
+    // `$` topics (`$SYS/#`, which many tools subscribe to first) is a legal
+    // subscription; upstream disconnected the client for it.
 
     Ok(())
 }

@@ -54,6 +54,14 @@ impl Scheduler {
         tracker.unregister_data_request(filter.clone());
     }
 
+    /// MQTT Workbench patch: takes this connection's request for `filter` out
+    /// of its tracker, when it is there (a re-SUBSCRIBE replaces it).
+    pub fn take_request(&mut self, id: ConnectionId, filter: &Filter) -> Option<DataRequest> {
+        let requests = &mut self.trackers.get_mut(id)?.data_requests;
+        let at = requests.iter().position(|r| &r.filter == filter)?;
+        requests.remove(at)
+    }
+
     pub fn trackv(&mut self, id: ConnectionId, requests: VecDeque<DataRequest>) {
         let tracker = self.trackers.get_mut(id).unwrap();
         tracker.data_requests.extend(requests);

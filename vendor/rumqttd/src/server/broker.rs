@@ -13,7 +13,8 @@ use crate::{meters, ConnectionSettings, Meter};
 use flume::{RecvError, SendError, Sender};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use tracing::{error, field, info, warn, Instrument};
 use uuid::Uuid;
 
@@ -553,20 +554,22 @@ async fn remote<P: Protocol>(
         client_id = format!("{tenant_id}.{client_id}");
     }
 
-    if let Some(sender) = will_handlers.lock().unwrap().remove(&client_id) {
-        let awaiting_will = if clean_session {
-            AwaitingWill::Fire
-        } else {
-            AwaitingWill::Cancel
-        };
-        sender.try_send(awaiting_will).unwrap();
-    }
-
+    // MQTT Workbench patch (MQTT 5 §3.1.2.5, §3.1.3.2.2): a new connection
+    // with this client id cancels the previous connection's delayed will; the
+    // router decides whether that will is published now (it does so when the
+    // new connection starts a new session or takes over a will without delay).
+    // Upstream unwrapped `try_send` here while holding a std mutex: when the
+    // previous link had ended before waiting (a CONNECT it refused, a reset
+    // during CONNACK) the receiver was gone, the unwrap panicked, the mutex was
+    // poisoned and every later CONNECT on the listener panicked too. The
+    // registry is now a parking_lot mutex (no poisoning) and a gone waiter is
+    // simply gone.
+    let _ = clean_session;
     let (will_tx, will_rx) = flume::bounded::<AwaitingWill>(1);
-    will_handlers
-        .lock()
-        .unwrap()
-        .insert(client_id.clone(), will_tx);
+    let previous = will_handlers.lock().insert(client_id.clone(), will_tx.clone());
+    if let Some(sender) = previous {
+        sender.try_send(AwaitingWill::Cancel).ok();
+    }
 
     // Start the link
     let mut link = match RemoteLink::new(
@@ -582,6 +585,14 @@ async fn remote<P: Protocol>(
         Ok(l) => l,
         Err(e) => {
             error!(error=?e, "Remote link error");
+            // MQTT Workbench patch: leave no registry entry whose waiter is gone.
+            let mut handlers = will_handlers.lock();
+            if handlers
+                .get(&client_id)
+                .is_some_and(|s| s.same_channel(&will_tx))
+            {
+                handlers.remove(&client_id);
+            }
             return;
         }
     };
@@ -629,7 +640,16 @@ async fn remote<P: Protocol>(
         Ok(w) => w.is_ok_and(|k| k == AwaitingWill::Fire),
         Err(_) => {
             // no need to keep the sender after timeout
-            will_handlers.lock().unwrap().remove(&client_id);
+            // MQTT Workbench patch: only our own entry (a newer connection
+            // with this client id may have registered its own).
+            let mut handlers = will_handlers.lock();
+            if handlers
+                .get(&client_id)
+                .is_some_and(|s| s.same_channel(&will_tx))
+            {
+                handlers.remove(&client_id);
+            }
+            drop(handlers);
             // as will delay interval has passed, publish the will message
             true
         }

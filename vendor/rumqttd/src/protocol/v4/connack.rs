@@ -55,6 +55,8 @@ fn connect_code(return_code: ConnectReturnCode) -> u8 {
         ConnectReturnCode::ServiceUnavailable => 3,
         ConnectReturnCode::BadUserNamePassword => 4,
         ConnectReturnCode::NotAuthorized => 5,
-        _ => unreachable!(),
+        // MQTT Workbench patch: an MQTT 5 reason has no 3.1.1 code; the
+        // nearest is "server unavailable" (3.1.1 §3.2.2.3).
+        _ => 3,
     }
 }

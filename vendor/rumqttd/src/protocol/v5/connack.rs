@@ -417,6 +417,8 @@ fn connect_code(return_code: ConnectReturnCode) -> u8 {
         ConnectReturnCode::UseAnotherServer => 156,
         ConnectReturnCode::ServerMoved => 157,
         ConnectReturnCode::ConnectionRateExceeded => 159,
-        _ => unreachable!(),
+        // MQTT Workbench patch: the 3.1.1-only codes, by meaning (MQTT 5 §3.2.2.2).
+        ConnectReturnCode::RefusedProtocolVersion => 132,
+        ConnectReturnCode::ServiceUnavailable => 136,
     }
 }

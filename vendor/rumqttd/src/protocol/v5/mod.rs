@@ -358,6 +358,10 @@ fn read_u32(stream: &mut Bytes) -> Result<u32, Error> {
 pub struct V5;
 
 impl Protocol for V5 {
+    fn is_v5(&self) -> bool {
+        true
+    }
+
     /// Reads a stream of bytes and extracts next MQTT packet out of it
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error> {
         let fixed_header = check(stream.iter(), max_size)?;
@@ -426,7 +430,9 @@ impl Protocol for V5 {
                 let (pubcomp, properties) = pubcomp::read(fixed_header, packet)?;
                 Packet::PubComp(pubcomp, properties)
             }
-            _ => unreachable!(),
+            // MQTT Workbench patch (MQTT 5 §2.1.2): AUTH (not served) and
+            // reserved types end the connection with an error, not a panic.
+            _ => return Err(Error::InvalidPacketType(fixed_header.byte1 >> 4)),
         };
 
         Ok(packet)
