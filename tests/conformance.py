@@ -983,6 +983,27 @@ def will_on_abrupt_close(h):
     obs.expect(b"gone-away")
 
 
+@test("v5_disconnect_with_will", "MQTT-5 §3.14.2.1")
+def disconnect_with_will(h):
+    """MQTT 5 §3.14.2.1 Disconnect Reason Code 0x04 "Disconnect with Will
+    Message": "The Client wishes to disconnect but requires that the Server
+    also publishes its Will Message"; a DISCONNECT with 0x00 deletes it
+    ([MQTT-3.1.2-10])."""
+    topic = h.topic("will")
+    obs = will_observer(h, topic)
+    kept = h.client("w", will={"topic": topic, "payload": b"with-will", "qos": 1})
+    kept.c.disconnect(reasoncode=mqtt.ReasonCode(PacketTypes.DISCONNECT, identifier=0x04))
+    check(kept.disconnected.wait(TIMEOUT), "expected the connection to end after DISCONNECT 0x04")
+    kept.closed = True
+    kept.c.loop_stop()
+    obs.expect(b"with-will")
+    # And 0x00 deletes it: a sentinel after it, and no will.
+    gone = h.client("n", will={"topic": topic, "payload": b"normal-will", "qos": 1})
+    gone.disconnect()
+    obs.expect(sentinel(h, topic))
+    check(not obs.received(b"normal-will"), "expected no will after DISCONNECT 0x00, it was published")
+
+
 @test("v5_will_delay", "MQTT-5 §3.1.3.2.2")
 def will_delay(h):
     """MQTT 5 §3.1.3.2.2 [MQTT-3.1.3-9] "If a new Network Connection to this
