@@ -221,7 +221,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
         report_news(&mut model, &mut faults_printed);
         if last_status.elapsed() >= Duration::from_secs(1) {
             last_status = Instant::now();
-            let line = status_line(&model.capture, started.elapsed());
+            let line = status_line(&model, started.elapsed());
             if tty {
                 eprint!("\r\x1b[2K{line}");
             } else {
@@ -286,7 +286,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
         );
         return Ok(0);
     }
-    Ok(model.checks.as_ref().map_or(0, |c| c.failed()))
+    let broker_failed = broker_health_failure(&model);
+    if let Some(why) = &broker_failed {
+        eprintln!("error: {why}");
+    }
+    Ok(model.checks.as_ref().map_or(0, |c| c.failed()) + broker_failed.is_some() as usize)
 }
 
 /// Write the model's whole capture and faults as a recording (off the async workers).
@@ -469,6 +473,9 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
     if let Some(c) = &mut model.checks {
         c.finish(crate::protocol::now_us());
         result.verdicts = c.verdicts().cloned().collect();
+    }
+    if let Some(why) = broker_health_failure(&model) {
+        result.error = Some(why);
     }
     if let Some(path) = &opts.record {
         // Until the devices' graceful DISCONNECTs arrived (bounded).
@@ -743,10 +750,16 @@ pub fn junit_xml(suites: &[SuiteResult]) -> anyhow::Result<String> {
     Ok(String::from_utf8(w.into_inner())?)
 }
 
-pub fn status_line(c: &Capture, elapsed: Duration) -> String {
+pub fn status_line(model: &Model, elapsed: Duration) -> String {
     let now = crate::tap::now_us();
+    let c = &model.capture;
+    let health = match &model.broker_health {
+        Some(h) if !h.answering => format!(" | BROKER NOT ANSWERING: restart #{}", h.restarts),
+        Some(h) => format!(" | broker restarted {}× (it stopped answering)", h.restarts),
+        None => String::new(),
+    };
     format!(
-        "[{:>4}s] {} msg/s published, {} msg/s delivered | clients {} connected / {} seen | captured {} evicted {} dropped {}",
+        "[{:>4}s] {} msg/s published, {} msg/s delivered | clients {} connected / {} seen | captured {} evicted {} dropped {}{health}",
         elapsed.as_secs(),
         c.rates.published_per_s(now),
         c.rates.delivered_per_s(now),
@@ -756,6 +769,17 @@ pub fn status_line(c: &Capture, elapsed: Duration) -> String {
         c.evicted,
         c.dropped,
     )
+}
+
+/// Why a run fails although its checks passed: the embedded broker had to be
+/// restarted because it stopped answering (what a user's green run must not hide).
+pub fn broker_health_failure(model: &Model) -> Option<String> {
+    model.broker_health.as_ref().map(|h| {
+        format!(
+            "the embedded broker stopped answering and was restarted {}× ({}): failing the run",
+            h.restarts, h.why
+        )
+    })
 }
 
 /// The closing summary: per-topic counts, per-client sessions, QoS flows.

@@ -291,6 +291,12 @@ struct Engine {
     credentials: Option<(String, String)>,
     /// The workbench's own MQTT client and its event loop (made on first use).
     own_client: Option<(rumqttc::v5::AsyncClient, tokio::task::JoinHandle<()>)>,
+    /// The embedded broker's health, once it stopped answering (see `broker::health`).
+    health: Option<crate::protocol::BrokerHealth>,
+    /// When the last health restart was, so a second one soon after is cold.
+    last_recovery: Option<std::time::Instant>,
+    /// The user stopped the broker (the probe's silence is then expected).
+    broker_stopped: bool,
 }
 
 /// Start an engine on `rt` without waiting: the handle is ready to queue
@@ -522,6 +528,21 @@ impl Engine {
                 tls: None,
                 memory: Some(b.memory()),
             };
+            // The broker's health probe, for as long as the engine runs.
+            let engine = commands.clone();
+            tokio::spawn(crate::broker::health::probe(
+                addrs.v4,
+                crate::broker::health::DEADLINE,
+                // False once the engine is gone: the probe ends.
+                move |health| {
+                    engine.upgrade().is_some_and(|tx| {
+                        !matches!(
+                            tx.try_send(Command::BrokerHealth(health)),
+                            Err(mpsc::error::TrySendError::Closed(_))
+                        )
+                    })
+                },
+            ));
             Some(b)
         } else {
             None
@@ -572,6 +593,9 @@ impl Engine {
             device_tls: tls_setup.map(|(_, s)| s.devices),
             credentials,
             own_client: None,
+            health: None,
+            last_recovery: None,
+            broker_stopped: false,
         })
     }
 
@@ -675,7 +699,10 @@ impl Engine {
             }
             Command::StopBroker => match &mut self.broker {
                 Some(b) => match b.stop().await {
-                    Ok(()) => self.sink.send(Event::Broker(BrokerState::Stopped)),
+                    Ok(()) => {
+                        self.broker_stopped = true;
+                        self.sink.send(Event::Broker(BrokerState::Stopped))
+                    }
                     Err(e) => self.notice(true, e),
                 },
                 None => self.notice(
@@ -683,13 +710,82 @@ impl Engine {
                     "the broker is external: it cannot be stopped from here",
                 ),
             },
-            Command::StartBroker => self.resume_broker().await,
+            Command::StartBroker => {
+                self.broker_stopped = false;
+                self.resume_broker().await
+            }
+            Command::BrokerHealth(health) => self.on_broker_health(health).await,
             Command::Inject(fault) => self.inject(fault, None).await,
             Command::TimelineFault { index, fault } => self.inject(fault, Some(index)).await,
             Command::Export { path, events } => self.export(path, events),
             Command::Publish(req) => self.publish(req),
             Command::ClearRetained(topics) => self.clear_retained(topics),
         }
+    }
+
+    /// The health probe's news: a broker that stopped answering is restarted
+    /// (warm, keeping sessions; cold when a warm restart within the last
+    /// minute did not help), counted, and marked on the timeline.
+    async fn on_broker_health(&mut self, health: crate::broker::health::Health) {
+        use crate::broker::health::Health;
+        let why = match health {
+            Health::Answering => {
+                if let Some(h) = &mut self.health {
+                    h.answering = true;
+                    self.sink.send(Event::BrokerHealth(h.clone()));
+                }
+                return;
+            }
+            Health::NotAnswering(why) => why,
+        };
+        if self.broker_stopped {
+            return;
+        }
+        let Some(b) = &mut self.broker else { return };
+        let cold = self
+            .last_recovery
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        self.last_recovery = Some(std::time::Instant::now());
+        let restarts = self.health.as_ref().map_or(0, |h| h.restarts) + 1;
+        let h = crate::protocol::BrokerHealth {
+            answering: false,
+            restarts,
+            why: why.clone(),
+        };
+        self.health = Some(h.clone());
+        self.sink.send(Event::BrokerHealth(h));
+        let how = if cold { "cold" } else { "warm" };
+        tracing::error!("the embedded broker stopped answering ({why}): {how} restart");
+        let restarted = if cold {
+            b.cold_restart().await.map(|_| ())
+        } else {
+            match b.stop().await {
+                Ok(()) => b.resume().await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        };
+        match restarted {
+            Ok(()) => {
+                self.sink.send(Event::Broker(BrokerState::Running {
+                    public: self.tap.local_addr(),
+                    upstream: self.upstream.lock().v4.clone(),
+                    tls: self.tls.clone(),
+                }));
+                self.notice(
+                    true,
+                    format!("the embedded broker stopped answering ({why}); restarted it ({how})"),
+                );
+            }
+            Err(e) => self.notice(
+                true,
+                format!("the embedded broker stopped answering ({why}) and did not restart: {e}"),
+            ),
+        }
+        self.sink.send(Event::Fault {
+            t_us: crate::tap::now_us(),
+            label: format!("broker not answering: {how} restart #{restarts}"),
+            timeline: None,
+        });
     }
 
     /// The workbench's own MQTT client, connected through the tap on first

@@ -290,6 +290,8 @@ pub struct Model {
     pub devices: DeviceList,
     pub faults: FaultLog,
     pub broker: BrokerState,
+    /// Set once the embedded broker stopped answering its health probe.
+    pub broker_health: Option<crate::protocol::BrokerHealth>,
     pub scenario: Option<RunningScenario>,
     pub export: Option<ExportProgress>,
     /// What the engine dropped because a queue was full (updated by [`Model::drain`]).
@@ -318,6 +320,7 @@ impl Default for Model {
             devices: DeviceList::default(),
             faults: FaultLog::default(),
             broker: BrokerState::Starting,
+            broker_health: None,
             scenario: None,
             export: None,
             drops: DropCounts::default(),
@@ -443,6 +446,7 @@ impl Model {
                 self.scenario = None;
             }
             Event::Broker(state) => self.broker = state,
+            Event::BrokerHealth(health) => self.broker_health = Some(health),
             Event::Notice { error, text } => self.notice(error, text),
             Event::Fault {
                 t_us,

@@ -862,6 +862,9 @@ pub enum Command {
     /// Clear these topics' retained messages: the workbench's client publishes
     /// an empty retained payload to each (QoS 1).
     ClearRetained(Vec<String>),
+    /// From the embedded broker's health probe (`broker::health`): not
+    /// answering restarts it (warm; cold when a warm restart did not help).
+    BrokerHealth(crate::broker::health::Health),
 }
 
 /// A virtual device's new state, with its running counters.
@@ -875,6 +878,17 @@ pub struct DeviceUpdate {
     pub publish_failed: u64,
     /// Acknowledgements its client's request queue refused.
     pub ack_failed: u64,
+}
+
+/// The embedded broker stopped answering its health probe at least once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerHealth {
+    /// Its probe's messages come back now.
+    pub answering: bool,
+    /// Restarts the engine made because it stopped answering.
+    pub restarts: u32,
+    /// What the probe saw the last time it stopped answering.
+    pub why: String,
 }
 
 /// Broker run state, for the status bar.
@@ -959,6 +973,8 @@ pub enum Event {
     CaptureOpened(Box<Recording>),
     ScenarioStopped,
     Broker(BrokerState),
+    /// The embedded broker stopped answering, was restarted, answers again.
+    BrokerHealth(BrokerHealth),
     /// Something the user should hear about (shown as a toast).
     Notice {
         error: bool,

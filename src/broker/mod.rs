@@ -10,6 +10,8 @@
 //! vendored patch: upstream rumqttd's router never ends), freeing its
 //! sessions and logs.
 
+pub mod health;
+
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;

@@ -77,8 +77,25 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
             BrokerState::Stopped => (Color32::GRAY, "Broker stopped".to_string()),
             BrokerState::Failed { error, .. } => (RED, format!("Broker failed: {error}")),
         };
+        // The health probe's news outranks "running": a broker that stopped
+        // answering is red until it answers again, then amber with its count.
+        let (dot, text) = match &model.broker_health {
+            Some(h) if !h.answering => (
+                RED,
+                format!("Broker not answering: restarting (restart #{})", h.restarts),
+            ),
+            Some(h) => (
+                Color32::from_rgb(255, 179, 0),
+                format!("{text} · restarted {}× (it stopped answering)", h.restarts),
+            ),
+            None => (dot, text),
+        };
+        let health_why = model.broker_health.as_ref().map(|h| h.why.clone());
         ui.label(RichText::new("●").color(dot));
-        ui.label(text);
+        let label = ui.label(text);
+        if let Some(why) = health_why {
+            label.on_hover_text(format!("The embedded broker stopped answering: {why}"));
+        }
         ui.separator();
         ui.label(format!("Clients {}", c.connected_clients()));
         ui.separator();
