@@ -1308,6 +1308,41 @@ def invalid_topic_alias(h):
     probe(h)
 
 
+@test("v5_client_receive_maximum", "MQTT-5 §3.3.4, §3.1.2.11.3")
+def client_receive_maximum(h):
+    """MQTT 5 §3.3.4 [MQTT-3.3.4-7] "The Server MUST NOT send more than Receive
+    Maximum QoS 1 and QoS 2 PUBLISH packets for which it has not received
+    PUBACK, PUBCOMP, or PUBREC with a Reason Code of 128 or greater from the
+    Client".  A raw subscriber with Receive Maximum 2 acknowledges nothing
+    while 5 QoS 1 messages are published: it gets 2, then one more for each
+    PUBACK it sends, and all 5 in the end."""
+    topic = h.topic("rm")
+    r = h.raw()
+    r.connect(h.cid("sub"), props={"ReceiveMaximum": 2})
+    r.subscribe(1, [(topic, 1)])
+    pub = h.client("pub")
+    for i in range(5):
+        pub.publish(topic, f"m{i}".encode(), 1)
+    got = [r.expect(PUBLISH, "the first message in flight"), r.expect(PUBLISH, "the second message in flight")]
+    # A third must not come before an ack: a sentinel cannot be ordered here
+    # (it would be a message in flight too), so wait a bounded 1 s.
+    try:
+        extra = r.recv(1.0)
+    except TimedOut:
+        extra = None
+    check(extra is None, f"expected at most 2 PUBLISHes unacknowledged (Receive Maximum 2), got a third: {extra!r}")
+    acked = 0
+    while len(got) < 5:
+        r.send(ack_packet(PUBACK, got[acked].pid))
+        acked += 1
+        got.append(r.expect(PUBLISH, f"message {len(got) + 1} after a PUBACK"))
+    payloads = [p.payload for p in got]
+    check(payloads == [f"m{i}".encode() for i in range(5)], f"expected m0..m4 in order, got {payloads}")
+    for p in got[acked:]:
+        r.send(ack_packet(PUBACK, p.pid))
+    r.disconnect()
+
+
 @test("v5_server_receive_maximum", "MQTT-5 §3.3.4, §3.2.2.3.3")
 def server_receive_maximum(h):
     """MQTT 5 §3.3.4: "If it receives more than Receive Maximum QoS 1 and QoS 2

@@ -51,6 +51,8 @@ pub struct LinkBuilder<'a> {
     topic_alias_max: u16,
     // MQTT Workbench patch: MQTT 5 session expiry (None: kept until the broker ends)
     session_expiry: Option<u32>,
+    // MQTT Workbench patch: the client's Receive Maximum (MQTT 5 §3.1.2.11.3)
+    receive_maximum: Option<u16>,
 }
 
 impl<'a> LinkBuilder<'a> {
@@ -65,6 +67,7 @@ impl<'a> LinkBuilder<'a> {
             dynamic_filters: false,
             topic_alias_max: 0,
             session_expiry: None,
+            receive_maximum: None,
         }
     }
 
@@ -98,6 +101,13 @@ impl<'a> LinkBuilder<'a> {
         self
     }
 
+    /// MQTT Workbench patch (MQTT 5 §3.3.4): at most this many QoS 1/2
+    /// messages in flight to the client.
+    pub fn receive_maximum(mut self, receive_maximum: Option<u16>) -> Self {
+        self.receive_maximum = receive_maximum;
+        self
+    }
+
     pub fn clean_session(mut self, clean: bool) -> Self {
         self.clean_session = clean;
         self
@@ -123,7 +133,10 @@ impl<'a> LinkBuilder<'a> {
             .topic_alias_max(self.topic_alias_max);
         connection.session_expiry = self.session_expiry;
         let incoming = Incoming::new(connection.client_id.to_owned());
-        let (outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
+        let (mut outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
+        if let Some(receive_maximum) = self.receive_maximum {
+            outgoing.set_receive_maximum(receive_maximum);
+        }
         let outgoing_data_buffer = outgoing.buffer();
         let incoming_data_buffer = incoming.buffer();
 

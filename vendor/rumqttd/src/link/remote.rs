@@ -114,6 +114,7 @@ impl<P: Protocol> RemoteLink<P> {
             .dynamic_filters(dynamic_filters)
             .topic_alias_max(topic_alias_max.unwrap_or(0))
             .session_expiry(network.is_v5().then_some(session_expiry))
+            .receive_maximum(props.as_ref().and_then(|p| p.receive_maximum))
             .build()?;
 
         let id = link_rx.id();

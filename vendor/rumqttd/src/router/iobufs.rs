@@ -68,6 +68,9 @@ pub struct Outgoing {
     last_pkid: u16,
     /// Metrics of outgoing messages of this connection
     pub(crate) meter: OutgoingMeter,
+    /// MQTT Workbench patch (MQTT 5 §3.3.4): QoS 1/2 messages in flight at
+    /// most: the client's Receive Maximum, up to this router's own bound.
+    max_inflight: usize,
 }
 
 impl Outgoing {
@@ -87,6 +90,7 @@ impl Outgoing {
             handle,
             last_pkid: 0,
             meter: Default::default(),
+            max_inflight: MAX_INFLIGHT,
         };
 
         (outgoing, rx)
@@ -97,8 +101,19 @@ impl Outgoing {
         self.data_buffer.clone()
     }
 
+    /// MQTT Workbench patch (MQTT 5 §3.3.4 [MQTT-3.3.4-7]): "The Server MUST
+    /// NOT send more than Receive Maximum QoS 1 and QoS 2 PUBLISH packets for
+    /// which it has not received PUBACK, PUBCOMP, or PUBREC with a Reason Code
+    /// of 128 or greater". Upstream allowed 100 whatever the client said, and
+    /// did not count QoS 2 messages waiting for PUBCOMP (whose packet ids it
+    /// could then reuse).
+    pub(crate) fn set_receive_maximum(&mut self, receive_maximum: u16) {
+        self.max_inflight = (receive_maximum as usize).clamp(1, MAX_INFLIGHT);
+    }
+
     pub fn free_slots(&self) -> usize {
-        MAX_INFLIGHT - self.inflight_buffer.len()
+        self.max_inflight
+            .saturating_sub(self.inflight_buffer.len() + self.unacked_pubrels.len())
     }
 
     pub fn push_notification(&mut self, notification: Notification) -> usize {

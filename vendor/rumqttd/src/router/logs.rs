@@ -445,6 +445,16 @@ impl AckLog {
         std::mem::take(&mut self.recorded)
     }
 
+    /// MQTT Workbench patch: QoS 2 messages received and not yet released.
+    pub fn recorded_len(&self) -> usize {
+        self.recorded.len()
+    }
+
+    /// Whether a QoS 2 message with this packet id is held (a resend).
+    pub fn holds(&self, pkid: u16) -> bool {
+        self.recorded.iter().any(|(p, _)| p.pkid == pkid)
+    }
+
     pub fn restore_recorded(&mut self, recorded: VecDeque<(Publish, Option<PublishProperties>)>) {
         self.recorded = recorded;
     }

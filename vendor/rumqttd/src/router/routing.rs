@@ -54,6 +54,10 @@ pub enum RouterError {
 
 // TODO: set this to some appropriate value
 const TOPIC_ALIAS_MAX: u16 = 4096;
+/// MQTT Workbench patch (MQTT 5 §3.2.2.3.3): QoS 2 messages a client may have
+/// unreleased (PUBREC sent, no PUBREL yet): advertised in CONNACK and
+/// enforced, so that no client can make the router hold unbounded memory.
+const SERVER_RECEIVE_MAXIMUM: u16 = 100;
 
 pub struct Router {
     id: RouterId,
@@ -429,6 +433,7 @@ impl Router {
 
         let properties = ConnAckProperties {
             topic_alias_max: Some(TOPIC_ALIAS_MAX),
+            receive_max: Some(SERVER_RECEIVE_MAXIMUM),
             ..Default::default()
         };
 
@@ -673,6 +678,24 @@ impl Router {
                             };
 
                             let ackslog = self.ackslog.get_mut(id).unwrap();
+                            // MQTT Workbench patch (MQTT 5 §3.3.4): more than
+                            // Receive Maximum unreleased QoS 2 messages is a
+                            // DISCONNECT 0x93 (MQTT 3.1.1: the connection ends).
+                            if ackslog.recorded_len() >= SERVER_RECEIVE_MAXIMUM as usize
+                                && !ackslog.holds(pkid)
+                            {
+                                error!(pkid, "Receive Maximum exceeded");
+                                disconnect = true;
+                                let v5 = self
+                                    .connections
+                                    .get(id)
+                                    .is_some_and(|c| c.session_expiry.is_some());
+                                if v5 {
+                                    disconnect_reason =
+                                        Some(DisconnectReasonCode::ReceiveMaximumExceeded);
+                                }
+                                break;
+                            }
                             ackslog.pubrec(publish, properties, pubrec);
                             force_ack = true;
                             continue;
