@@ -1111,6 +1111,95 @@ def probe(h, label="probe"):
     check(s.wait_count(b"still-serving", 1), "expected the broker to still serve other clients: probe message lost")
 
 
+@test("v311_dollar_filter", "MQTT-3.1.1 §4.7.2")
+@test("v5_dollar_filter", "MQTT-5 §4.7.2")
+def dollar_filter(h):
+    """3.1.1 §4.7.2: topics starting with `$` are not matched by a leading
+    wildcard ([MQTT-4.7.2-1]), but a filter naming them (`$SYS/#`, which many
+    tools subscribe to first) is a valid subscription: the broker grants it
+    (or refuses it in the SUBACK, 0x80) and keeps serving the client."""
+    c = h.client("sys")
+    granted = c.subscribe("$SYS/#", 0)
+    check(granted in (0, 0x80), f"expected SUBACK 0 or 0x80 for $SYS/#, got 0x{granted:02x}")
+    topic = h.topic("after")
+    c.subscribe(topic, 1)
+    h.client("pub").publish(topic, b"after-dollar", 1)
+    c.expect(b"after-dollar")
+
+
+@test("v311_resubscribe_replaces_qos", "MQTT-3.1.1 §3.8.4")
+@test("v5_resubscribe_replaces_qos", "MQTT-5 §3.8.4")
+def resubscribe_replaces_qos(h):
+    """3.1.1 §3.8.4 [MQTT-3.8.4-3]: a SUBSCRIBE whose filter is identical to an
+    existing subscription's "MUST completely replace that existing
+    Subscription with a new Subscription"; the new maximum QoS applies."""
+    topic = h.topic("q")
+    sub = h.client("sub")
+    sub.subscribe(topic, 0)
+    check(sub.subscribe(topic, 1) == 1, "expected QoS 1 granted on the re-SUBSCRIBE")
+    h.client("pub").publish(topic, b"at-qos-1", 1)
+    m = sub.expect(b"at-qos-1")
+    check(m.qos == 1, f"expected delivery at the new QoS 1, got QoS {m.qos}")
+
+
+@test("v5_wildcard_topics_with_aliases", "MQTT-5 §3.3.2.3.4")
+def wildcard_topics_with_aliases(h):
+    """MQTT 5 §3.3.2.3.4: a Topic Alias stands for one topic name. A
+    subscriber that allows aliases (Topic Alias Maximum 10) on `a/#` gets
+    each message with its own topic, whatever aliases the broker uses."""
+    base = h.topic("w")
+    sub = h.client("sub", props={"TopicAliasMaximum": 10})
+    sub.subscribe(f"{base}/#", 0)
+    pub = h.client("pub")
+    for i, leaf in enumerate(["one", "two", "one", "three"]):
+        pub.publish(f"{base}/{leaf}", f"{leaf}-{i}".encode(), 1)
+    sentinel_payload = sentinel(h, f"{base}/end", pub)
+    sub.expect(sentinel_payload)
+    with sub.cv:
+        seen = [(m.topic, m.payload.split(b"-")[0].decode()) for m in sub.messages]
+    wrong = [(t, p) for t, p in seen if not t.endswith("/end") and t != f"{base}/{p}"]
+    check(not wrong, f"expected every message under its own topic, got {wrong}")
+
+
+@test("v5_client_id_reserved_characters", "MQTT-5 §3.1.3.1")
+@test("v311_client_id_reserved_characters", "MQTT-3.1.1 §3.1.3-9", V311)
+def client_id_reserved_characters(h):
+    """3.1.1 §3.1.3.1: a Server MAY allow more characters than [0-9a-zA-Z] in
+    a ClientId, or refuse it: "If the Server rejects the ClientId it MUST
+    respond to the CONNECT Packet with a CONNACK return code 0x02 (Identifier
+    rejected) and then close the Network Connection" [MQTT-3.1.3-9]. Either
+    way the client gets a CONNACK, never a bare close (MQTT 5: 0x85, Client
+    Identifier not valid, [MQTT-3.1.3-8])."""
+    r = h.raw()
+    ack = r.connect(h.cid("a+b#c"), accept=False)
+    refused = 0x02 if h.version == V311 else 0x85
+    check(ack.rc in (0, refused), f"expected CONNACK 0x00 or 0x{refused:02x}, got 0x{ack.rc:02x}")
+    if ack.rc == refused:
+        h.note(f"refused with 0x{refused:02x}")
+        r.wait_closed("after CONNACK 0x02")
+    else:
+        r.disconnect()
+
+
+@test("v5_shared_persistent_unacked", "MQTT-5 §4.8.2")
+def shared_persistent_unacked(h):
+    """MQTT 5 §4.8.2 shared subscriptions, with a persistent session that holds
+    an unacknowledged QoS 1 message when it closes (the last member of its
+    group): the broker goes on serving everyone (a probe)."""
+    topic = h.topic("s")
+    r = h.raw()
+    r.connect(h.cid("member"), clean=False, props={"SessionExpiryInterval": 60})
+    r.subscribe(1, [(f"$share/g-{h.tag[-6:]}/{topic}", 1)])
+    h.client("pub").publish(topic, b"to-the-group", 1)
+    r.expect(PUBLISH, "the group's message")
+    r.close()
+    probe(h, "after-share")
+    # End the session.
+    end = h.raw()
+    end.connect(h.cid("member"), clean=True)
+    end.disconnect()
+
+
 @test("v5_utf8_topic", "MQTT-5 §4.7, §1.5.4")
 @test("v311_utf8_topic", "MQTT-3.1.1 §4.7, §1.5.3", V311)
 def utf8_topic(h):
