@@ -1081,3 +1081,33 @@ fn a_live_rate_change_from_the_devices_panel_changes_the_measured_rate() {
         outputs(a) >= before + 40
     });
 }
+
+#[test]
+fn the_status_bar_says_when_the_broker_stopped_answering_and_was_restarted() {
+    let mut h = harness(None, 0, None);
+    wait(&mut h, "the broker running", 15, |a| {
+        matches!(
+            a.model.broker,
+            mqtt_workbench::protocol::BrokerState::Running { .. }
+        )
+    });
+    // What the health probe reports when the broker goes silent.
+    assert!(h.state().engine().expect("the engine").send(
+        mqtt_workbench::protocol::Command::BrokerHealth(
+            mqtt_workbench::broker::health::Health::NotAnswering("no echo (a test)".into()),
+        )
+    ));
+    // Restarted (warm) and answering its probe again: amber, counted, on the timeline.
+    wait_ui(&mut h, "the restart counted in the status bar", 30, |h| {
+        h.query_by_label_contains("restarted 1× (it stopped answering)")
+            .is_some()
+    });
+    assert!(
+        h.state()
+            .model
+            .faults
+            .markers
+            .iter()
+            .any(|m| m.label == "broker not answering: warm restart #1")
+    );
+}

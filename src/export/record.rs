@@ -96,7 +96,12 @@ pub fn write_evicted<'a>(
 /// nothing is returned unless the whole file read.
 pub fn read(path: &Path) -> Result<Recording, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = std::io::BufReader::new(file).lines();
+    read_from(std::io::BufReader::new(file), path)
+}
+
+/// [`read`] from any reader; `path` names it in errors and in the recording.
+pub fn read_from(reader: impl std::io::BufRead, path: &Path) -> Result<Recording, String> {
+    let mut lines = reader.lines();
     let at = |n: usize, what: String| format!("{}:{n}: {what}", path.display());
     let first = lines
         .next()
