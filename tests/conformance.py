@@ -1432,6 +1432,71 @@ def client_receive_maximum(h):
     r.disconnect()
 
 
+@test("v5_retained_beyond_receive_maximum", "MQTT-5 §3.3.1.3, §3.3.4")
+def retained_beyond_receive_maximum(h):
+    """MQTT 5 §3.3.1.3: on a new subscription "the last retained message on
+    each matching topic name MUST be sent to the Client" [MQTT-3.3.1-9], also
+    when there are more of them than the client's Receive Maximum lets be in
+    flight at once: they come as the client acknowledges."""
+    base = h.topic("r")
+    pub = h.client("pub")
+    for i in range(5):
+        topic = f"{base}/{i}"
+        h.retained(topic)
+        pub.publish(topic, f"kept-{i}".encode(), 1, retain=True)
+    r = h.raw()
+    r.connect(h.cid("sub"), props={"ReceiveMaximum": 2})
+    r.subscribe(1, [(f"{base}/#", 1)])
+    got = []
+    while len(got) < 5:
+        p = r.expect(PUBLISH, f"retained message {len(got) + 1} of 5")
+        got.append(p.payload)
+        r.send(ack_packet(PUBACK, p.pid))
+    check(sorted(got) == [f"kept-{i}".encode() for i in range(5)], f"expected all 5 retained messages, got {got}")
+    r.disconnect()
+
+
+@test("v5_qos2_beyond_receive_maximum", "MQTT-5 §3.3.4, §4.3.3")
+def qos2_beyond_receive_maximum(h):
+    """MQTT 5 §3.3.4: a QoS 2 message counts against Receive Maximum until its
+    PUBCOMP; once it is complete the next one is sent. A raw subscriber with
+    Receive Maximum 1 that completes every handshake gets all 3 messages."""
+    topic = h.topic("q2")
+    r = h.raw()
+    r.connect(h.cid("sub"), props={"ReceiveMaximum": 1})
+    r.subscribe(1, [(topic, 2)])
+    pub = h.client("pub")
+    for i in range(3):
+        pub.publish(topic, f"q2-{i}".encode(), 2)
+    got = []
+    while len(got) < 3:
+        p = r.expect(PUBLISH, f"QoS 2 message {len(got) + 1} of 3")
+        got.append(p.payload)
+        r.send(ack_packet(PUBREC, p.pid))
+        rel = r.expect(PUBREL, "PUBREL for the PUBREC")
+        r.send(ack_packet(PUBCOMP, rel.pid))
+    check(got == [f"q2-{i}".encode() for i in range(3)], f"expected q2-0..q2-2 in order, got {got}")
+    r.disconnect()
+
+
+@test("v5_pubrel_with_properties", "MQTT-5 §3.6.2")
+def pubrel_with_properties(h):
+    """MQTT 5 §3.6.2: a PUBREL may carry a Reason String and User Properties;
+    the server answers PUBCOMP with the same packet id and the connection
+    stays open (a PINGREQ gets its PINGRESP)."""
+    r = h.raw()
+    r.connect(h.cid("pub"))
+    r.send(publish_packet(V5, h.topic("p"), b"x", qos=2, pid=9))
+    r.expect(PUBREC, "PUBREC for the QoS 2 PUBLISH")
+    props = encode_properties({"ReasonString": "done", "UserProperty": [("k", "v")]})
+    r.send(packet(PUBREL, 0x02, u16(9) + b"\x00" + props))
+    comp = r.expect(PUBCOMP, "PUBCOMP for a PUBREL with properties")
+    check(comp.pid == 9, f"expected PUBCOMP for packet id 9, got {comp.pid}")
+    r.send(PINGREQ_PACKET)
+    r.expect(PINGRESP, "PINGRESP: the connection stays open")
+    r.disconnect()
+
+
 @test("v5_server_receive_maximum", "MQTT-5 §3.3.4, §3.2.2.3.3")
 def server_receive_maximum(h):
     """MQTT 5 §3.3.4: "If it receives more than Receive Maximum QoS 1 and QoS 2

@@ -6,7 +6,7 @@
 //! The first line is a header; then one line per fault (`{"fault": …}`) and
 //! one per frame (a [`WireEvent`], payload in base64).
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};

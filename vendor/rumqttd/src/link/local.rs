@@ -133,6 +133,7 @@ impl<'a> LinkBuilder<'a> {
             .topic_alias_max(self.topic_alias_max);
         connection.session_expiry = self.session_expiry;
         let incoming = Incoming::new(connection.client_id.to_owned());
+        let generation = incoming.generation;
         let (mut outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
         if let Some(receive_maximum) = self.receive_maximum {
             outgoing.set_receive_maximum(receive_maximum);
@@ -158,14 +159,17 @@ impl<'a> LinkBuilder<'a> {
             _message => return Err(LinkError::NotConnectionAck),
         };
 
-        let tx = LinkTx::new(id, self.router_tx.clone(), incoming_data_buffer);
-        let rx = LinkRx::new(id, self.router_tx, link_rx, outgoing_data_buffer);
+        let mut tx = LinkTx::new(id, self.router_tx.clone(), incoming_data_buffer);
+        let mut rx = LinkRx::new(id, self.router_tx, link_rx, outgoing_data_buffer);
+        (tx.generation, rx.generation) = (generation, generation);
         Ok((tx, rx, notification))
     }
 }
 
 pub struct LinkTx {
     pub(crate) connection_id: ConnectionId,
+    /// MQTT Workbench patch: the connection's generation (`Incoming::generation`).
+    pub(crate) generation: u64,
     router_tx: Sender<(ConnectionId, Event)>,
     recv_buffer: Arc<Mutex<VecDeque<Packet>>>,
 }
@@ -178,6 +182,7 @@ impl LinkTx {
     ) -> LinkTx {
         LinkTx {
             connection_id,
+            generation: 0,
             router_tx,
             recv_buffer,
         }
@@ -342,6 +347,8 @@ impl LinkTx {
 #[derive(Debug)]
 pub struct LinkRx {
     connection_id: ConnectionId,
+    /// MQTT Workbench patch: the connection's generation (`Incoming::generation`).
+    pub(crate) generation: u64,
     router_tx: Sender<(ConnectionId, Event)>,
     router_rx: Receiver<()>,
     send_buffer: Arc<Mutex<VecDeque<Notification>>>,
@@ -357,6 +364,7 @@ impl LinkRx {
     ) -> LinkRx {
         LinkRx {
             connection_id,
+            generation: 0,
             router_tx,
             router_rx,
             send_buffer: outgoing_data_buffer,
@@ -428,13 +436,14 @@ impl LinkRx {
     }
 
     pub fn ready(&self) -> Result<(), LinkError> {
-        self.router_tx.send((self.connection_id, Event::Ready))?;
+        self.router_tx
+            .send((self.connection_id, Event::Ready(self.generation)))?;
         Ok(())
     }
 
     pub async fn wake(&self) -> Result<(), LinkError> {
         self.router_tx
-            .send_async((self.connection_id, Event::Ready))
+            .send_async((self.connection_id, Event::Ready(self.generation)))
             .await?;
 
         Ok(())

@@ -130,7 +130,7 @@ impl<P: Protocol> RemoteLink<P> {
                 // connection) it must hear of the end, or the session stays
                 // connected for ever and holds its client id.
                 if let Err(e) = network.write(packet).await {
-                    router.send((id, Event::Disconnect)).ok();
+                    router.send((id, Event::Disconnect(link_tx.generation))).ok();
                     return Err(e.into());
                 }
             }
@@ -203,6 +203,11 @@ impl<P: Protocol> RemoteLink<P> {
 }
 
 impl<P: Protocol> RemoteLink<P> {
+    /// MQTT Workbench patch: the connection's generation (`Incoming::generation`).
+    pub(crate) fn generation(&self) -> u64 {
+        self.link_tx.generation
+    }
+
     /// MQTT Workbench patch (MQTT 5 §3.1.2.11.4): "Where a Packet is too large
     /// to send, the Server MUST discard it without sending it and then behave
     /// as if it had completed sending that Application Message". A dropped

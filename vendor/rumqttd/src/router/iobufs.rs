@@ -18,10 +18,16 @@ use super::{Forward, IncomingMeter, OutgoingMeter};
 const MAX_INFLIGHT: usize = 100;
 const MAX_PKID: u16 = MAX_INFLIGHT as u16;
 
+/// MQTT Workbench patch: connection ids are slab indices, reused at once; a
+/// generation tells a connection from the one before it in the same slot.
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 #[derive(Debug)]
 pub struct Incoming {
     /// Identifier associated with connected client
     pub(crate) client_id: String,
+    /// MQTT Workbench patch: this connection's generation (see `GENERATIONS`).
+    pub(crate) generation: u64,
     /// Recv buffer
     pub(crate) buffer: Arc<Mutex<VecDeque<Packet>>>,
     /// incoming metrics
@@ -37,6 +43,7 @@ impl Incoming {
             buffer: Arc::new(Mutex::new(VecDeque::new())),
             meter: Default::default(),
             client_id,
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -156,6 +163,22 @@ impl Outgoing {
             }
             // Index and pkid of current outgoing packet
             self.last_pkid += 1;
+            // MQTT Workbench patch (MQTT 3.1.1 §2.3.1): never a packet id still
+            // in use (acks may come out of order, QoS 2 ones wait for PUBCOMP).
+            // `free_slots` keeps fewer than MAX_PKID in use, so one is free.
+            for _ in 0..MAX_PKID {
+                let id = self.last_pkid;
+                let in_use = self.inflight_buffer.iter().any(|(p, _, _)| *p == id)
+                    || self.unacked_pubrels.contains(&id);
+                if !in_use {
+                    break;
+                }
+                self.last_pkid = if self.last_pkid >= MAX_PKID {
+                    1
+                } else {
+                    self.last_pkid + 1
+                };
+            }
             p.publish.pkid = self.last_pkid;
 
             self.inflight_buffer

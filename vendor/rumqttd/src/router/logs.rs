@@ -110,15 +110,19 @@ impl DataLog {
         id: ConnectionId,
         filter: &Filter,
     ) -> Option<DataRequest> {
-        let data = self
-            .native
-            .get_mut(*self.filter_indexes.get(filter)?)
-            .unwrap();
+        // MQTT Workbench patch: a shared subscription (`$share/g/a`) reads the
+        // log of `a`; and the request is the one for this filter, not the
+        // connection's first parked one (`a` and `$share/g/a` share a log).
+        let log = filter
+            .strip_prefix("$share/")
+            .and_then(|s| s.split_once('/'))
+            .map_or(filter.as_str(), |(_, f)| f);
+        let data = self.native.get_mut(*self.filter_indexes.get(log)?)?;
         let waiters = data.waiters.get_mut();
 
         waiters
             .iter()
-            .position(|&(conn_id, _)| conn_id == id)
+            .position(|(conn_id, request)| *conn_id == id && request.filter == *filter)
             .and_then(|index| {
                 waiters
                     .swap_remove_back(index)

@@ -50,11 +50,13 @@ pub enum Event {
     /// New alert link
     NewAlert(flume::Sender<Vec<Alert>>),
     /// Connection ready to receive more data
-    Ready,
+    /// (MQTT Workbench patch: of this generation, see `Incoming::generation`)
+    Ready(u64),
     /// Data for native commitlog
     DeviceData,
-    /// Disconnection request
-    Disconnect,
+    /// Disconnection request (MQTT Workbench patch: of this generation; a
+    /// late one for a connection whose slot was reused is ignored)
+    Disconnect(u64),
     /// Shadow
     Shadow(ShadowRequest),
     /// Collect and send alerts to all alerts links
@@ -207,6 +209,10 @@ pub struct DataRequest {
     pub(crate) nolocal: bool,
     #[serde(default)]
     pub(crate) preserve_retain: bool,
+    /// MQTT Workbench patch (MQTT 3.1.1 §3.3.1.3): retained messages already
+    /// sent for this SUBSCRIBE, when they did not all fit the inflight window.
+    #[serde(default)]
+    pub(crate) retained_sent: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

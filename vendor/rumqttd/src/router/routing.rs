@@ -272,8 +272,21 @@ impl Router {
             Event::NewMeter(tx) => self.handle_new_meter(tx),
             Event::NewAlert(tx) => self.handle_new_alert(tx),
             Event::DeviceData => self.handle_device_payload(id),
-            Event::Disconnect => self.handle_disconnection(id, None),
-            Event::Ready => self.scheduler.reschedule(id, ScheduleReason::Ready),
+            // MQTT Workbench patch: only for the connection that sent it. A
+            // link reports its end after the router may already have removed
+            // it (a DISCONNECT then EOF) and given the slot to a new client;
+            // upstream then dropped that client, or panicked the router on a
+            // `Ready` for a vacant slot.
+            Event::Disconnect(generation) => {
+                if self.is_current(id, generation) {
+                    self.handle_disconnection(id, None)
+                }
+            }
+            Event::Ready(generation) => {
+                if self.is_current(id, generation) {
+                    self.scheduler.reschedule(id, ScheduleReason::Ready)
+                }
+            }
             Event::Shadow(request) => {
                 retrieve_shadow(&mut self.datalog, &mut self.obufs[id], request)
             }
@@ -290,6 +303,11 @@ impl Router {
                 _tenant_id,
             ),
         }
+    }
+
+    /// MQTT Workbench patch: whether `id` still holds the connection of this generation.
+    fn is_current(&self, id: ConnectionId, generation: u64) -> bool {
+        self.ibufs.get(id).is_some_and(|i| i.generation == generation)
     }
 
     fn handle_new_connection(
@@ -896,7 +914,9 @@ impl Router {
                     ackslog.pubrel(pubrel);
                     self.scheduler.reschedule(id, ScheduleReason::IncomingAck);
                 }
-                Packet::PubRel(pubrel, None) => {
+                // MQTT Workbench patch (MQTT 5 §3.6.2): a PUBREL may carry a
+                // reason string or user properties.
+                Packet::PubRel(pubrel, _) => {
                     let span = tracing::info_span!("pubrel", pkid = pubrel.pkid);
                     let _guard = span.enter();
 
@@ -960,6 +980,9 @@ impl Router {
                         disconnect = true;
                         break;
                     }
+                    // MQTT Workbench patch: a PUBCOMP frees a slot of the
+                    // Receive Maximum (`Outgoing::free_slots`): resume sending.
+                    self.scheduler.reschedule(id, ScheduleReason::IncomingAck);
                 }
                 Packet::PingReq(_) => {
                     let ackslog = self.ackslog.get_mut(id).unwrap();
@@ -1115,7 +1138,10 @@ impl Router {
                 request.qos = filter.qos as u8;
                 request.nolocal = filter.nolocal;
                 request.preserve_retain = filter.preserve_retain;
-                request.forward_retained |= forward_retained;
+                if forward_retained {
+                    request.forward_retained = true;
+                    request.retained_sent = 0;
+                }
                 self.scheduler.track(id, request);
                 self.scheduler.reschedule(id, ScheduleReason::NewFilter);
             }
@@ -1133,6 +1159,7 @@ impl Router {
                 resend_until: None,
                 nolocal: filter.nolocal,
                 preserve_retain: filter.preserve_retain,
+                retained_sent: 0,
             };
 
             self.scheduler.track(id, request);
@@ -1653,14 +1680,25 @@ fn forward_device_data(
         // NOTE: ideally we want to limit the number of read messages
         // and skip the messages previously read while reading next time.
         // but for now, we just try to read all messages and drop the excess ones
-        let mut retained_publishes = datalog.read_retained_messages(&request.filter);
-        retained_publishes.truncate(inflight_slots as usize);
-
-        publishes.extend(retained_publishes.into_iter().map(|p| (p, None, None)));
+        // MQTT Workbench patch (MQTT 3.1.1 §3.3.1.3): those beyond the
+        // inflight window go out in later rounds; upstream dropped them.
+        let retained_publishes = datalog.read_retained_messages(&request.filter);
+        let total = retained_publishes.len();
+        publishes.extend(
+            retained_publishes
+                .into_iter()
+                .skip(request.retained_sent)
+                .take(inflight_slots as usize)
+                .map(|p| (p, None, None)),
+        );
         inflight_slots -= publishes.len() as u64;
+        request.retained_sent += publishes.len();
 
         // we only want to forward retained messages once
-        request.forward_retained = false;
+        if request.retained_sent >= total {
+            request.forward_retained = false;
+            request.retained_sent = 0;
+        }
     }
 
     let (next, publishes_from_datalog) =
@@ -1829,7 +1867,8 @@ fn forward_device_data(
         share.cursor = request.cursor;
     }
 
-    if caughtup {
+    // MQTT Workbench patch: not caught up while retained messages wait.
+    if caughtup && !request.forward_retained {
         ConsumeStatus::FilterCaughtup
     } else {
         ConsumeStatus::PartialRead

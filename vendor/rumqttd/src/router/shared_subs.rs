@@ -29,7 +29,11 @@ impl SharedGroup {
     }
 
     pub fn add_client(&mut self, client: String) {
-        self.clients.push(client)
+        // MQTT Workbench patch: a repeated SUBSCRIBE does not add the member
+        // again (the list grew without bound and skewed the round robin).
+        if !self.clients.contains(&client) {
+            self.clients.push(client)
+        }
     }
 
     pub fn remove_client(&mut self, client: &String) {

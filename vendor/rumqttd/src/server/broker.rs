@@ -598,6 +598,7 @@ async fn remote<P: Protocol>(
     };
 
     let connection_id = link.connection_id;
+    let generation = link.generation();
     let will_delay_interval = link.will_delay_interval;
     let mut send_disconnect = true;
 
@@ -623,7 +624,7 @@ async fn remote<P: Protocol>(
     };
 
     if send_disconnect {
-        let disconnect = Event::Disconnect;
+        let disconnect = Event::Disconnect(generation);
         let message = (connection_id, disconnect);
         router_tx.send(message).ok();
     }
