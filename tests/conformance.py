@@ -1234,6 +1234,42 @@ def empty_client_id_persistent(h):
     r.wait_closed("after CONNACK 0x02")
 
 
+@test("v5_empty_client_id_persistent", "MQTT-5 §3.1.3.1")
+def v5_empty_client_id_persistent(h):
+    """MQTT 5 §3.1.3.1 [MQTT-3.1.3-6]: "A Server MAY allow a Client to supply a
+    ClientID that has a length of zero bytes, however if it does so the Server
+    MUST treat this as a special case and assign a unique ClientID to that
+    Client" — with Clean Start 0 too (the 3.1.1 rule that refuses it is gone);
+    [MQTT-3.2.2-16] it returns it as Assigned Client Identifier."""
+    r = h.raw()
+    ack = r.connect("", clean=False, props={"SessionExpiryInterval": 0}, accept=False)
+    if ack.rc == 0x85:
+        h.note("refused with 0x85 (a server may refuse zero-length client ids)")
+        return
+    check(ack.rc == 0, f"expected CONNACK success or 0x85, got 0x{ack.rc:02x}")
+    check(bool(ack.props.get("AssignedClientIdentifier")), f"expected an Assigned Client Identifier, got {ack.props}")
+    r.disconnect()
+
+
+@test("v5_binary_password", "MQTT-5 §3.1.3.5")
+@test("v311_binary_password", "MQTT-3.1.1 §3.1.3.5", V311)
+def binary_password(h):
+    """3.1.1 §3.1.3.5 / MQTT 5 §3.1.3.5: "The Password field is Binary Data"
+    — bytes that are not UTF-8 are a well-formed CONNECT. With no access
+    rules the broker accepts it (and serves the client)."""
+    body = binary("MQTT") + bytes([h.version, 0x02 | 0x80 | 0x40]) + u16(30)
+    if h.version == V5:
+        body += encode_properties({})
+    body += binary(h.cid("pw")) + binary("user") + binary(b"\x88\xff\x00\xc3")
+    r = h.raw()
+    r.send(packet(CONNECT, 0, body))
+    ack = r.expect(CONNACK, "answer to a CONNECT with a binary password")
+    check(ack.rc == 0, f"expected CONNACK success, got 0x{ack.rc:02x}")
+    r.send(PINGREQ_PACKET)
+    r.expect(PINGRESP, "PINGRESP: the connection is served")
+    r.disconnect()
+
+
 @test("v311_second_connect", "MQTT-3.1.1 §3.1.0", V311)
 def second_connect(h):
     """3.1.1 §3.1 [MQTT-3.1.0-2] "The Server MUST process a second CONNECT Packet

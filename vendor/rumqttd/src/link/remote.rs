@@ -314,7 +314,11 @@ where
     // prefixes) is refused with CONNACK "identifier rejected" (0x02 / 0x85)
     // instead of a connection that never gets its CONNACK.
     let reserved = "+$#/".chars().any(|c| connect.client_id.contains(c));
-    if (empty_client_id && !clean_session) || reserved {
+    // MQTT Workbench patch (MQTT 5 §3.1.3.1.1): an MQTT 5 client with an
+    // empty client id gets one assigned whatever its Clean Start; only
+    // MQTT 3.1.1 requires Clean Session 1 then (§3.1.3-8).
+    let v4_empty_persistent = empty_client_id && !clean_session && !network.is_v5();
+    if v4_empty_persistent || reserved {
         let ack = ConnAck {
             session_present: false,
             code: ConnectReturnCode::ClientIdentifierNotValid,

@@ -155,9 +155,12 @@ mod login {
 
         let password = match connect_flags & 0b0100_0000 {
             0 => String::new(),
+            // MQTT Workbench patch (MQTT 3.1.1 §3.1.3.5, MQTT 5 §3.1.3.5):
+            // a password is binary data, not UTF-8; upstream refused the
+            // CONNECT of a password that is not valid UTF-8.
             _ => {
                 let password = read_mqtt_bytes(bytes)?;
-                std::str::from_utf8(&password)?.to_owned()
+                String::from_utf8_lossy(&password).into_owned()
             }
         };
 

@@ -625,7 +625,10 @@ impl Login {
 
         let password = match connect_flags & 0b0100_0000 {
             0 => String::new(),
-            _ => read_mqtt_string(bytes)?,
+            // MQTT Workbench patch (MQTT 3.1.1 §3.1.3.5, MQTT 5 §3.1.3.5):
+            // a password is binary data, not UTF-8; upstream refused the
+            // CONNECT of a password that is not valid UTF-8.
+            _ => String::from_utf8_lossy(&read_mqtt_bytes(bytes)?).into_owned(),
         };
 
         if username.is_empty() && password.is_empty() {
