@@ -726,8 +726,8 @@ impl Engine {
     /// The health probe's news: a broker that stopped answering is restarted
     /// (warm, keeping sessions; cold when a warm restart within the last
     /// minute did not help), counted, and marked on the timeline.
-    async fn on_broker_health(&mut self, health: crate::broker::health::Health) {
-        use crate::broker::health::Health;
+    async fn on_broker_health(&mut self, health: crate::protocol::Health) {
+        use crate::protocol::Health;
         let why = match health {
             Health::Answering => {
                 if let Some(h) = &mut self.health {

@@ -864,7 +864,7 @@ pub enum Command {
     ClearRetained(Vec<String>),
     /// From the embedded broker's health probe (`broker::health`): not
     /// answering restarts it (warm; cold when a warm restart did not help).
-    BrokerHealth(crate::broker::health::Health),
+    BrokerHealth(Health),
 }
 
 /// A virtual device's new state, with its running counters.
@@ -878,6 +878,15 @@ pub struct DeviceUpdate {
     pub publish_failed: u64,
     /// Acknowledgements its client's request queue refused.
     pub ack_failed: u64,
+}
+
+/// What the embedded broker's health probe (`broker::health`) tells the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Its messages come back (again).
+    Answering,
+    /// Nothing came back for its deadline; what the probe saw last.
+    NotAnswering(String),
 }
 
 /// The embedded broker stopped answering its health probe at least once.

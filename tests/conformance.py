@@ -1270,6 +1270,51 @@ def binary_password(h):
     r.disconnect()
 
 
+@test("v5_publish_wildcard_topic", "MQTT-5 §3.3.2.1, §4.7.1")
+@test("v311_publish_wildcard_topic", "MQTT-3.1.1 §3.3.2.1, §4.7.1", V311)
+def publish_wildcard_topic(h):
+    """3.1.1 §3.3.2.1 [MQTT-3.3.2-2] "The Topic Name in the PUBLISH Packet MUST
+    NOT contain wildcard characters"; a malformed packet: the connection ends
+    (MQTT 5: DISCONNECT 0x90 Topic Name invalid, or 0x81/0x82, first). No
+    subscriber of the filter-looking name gets it."""
+    topic = h.topic("w")
+    sub = h.client("sub")
+    sub.subscribe(f"{topic}/#", 1)
+    r = h.raw()
+    r.connect(h.cid("pub"))
+    r.send(publish_packet(h.version, f"{topic}/+", b"wild", qos=1, pid=3))
+    seen = r.wait_closed("after a PUBLISH to a topic name with a wildcard")
+    for p in seen:
+        check(p.type in (DISCONNECT, PUBACK) and (p.type != PUBACK or p.rc >= 0x80),
+              f"expected the connection closed (or a refusal), got {p!r}")
+    obs = sentinel(h, f"{topic}/end")
+    sub.expect(obs)
+    check(not sub.received(b"wild"), "expected the wildcard PUBLISH not delivered, it was")
+
+
+@test("v311_empty_message_keeps_retained", "MQTT-3.1.1 §3.3.1.3", V311)
+@test("v5_empty_message_keeps_retained", "MQTT-5 §3.3.1.3")
+def empty_message_keeps_retained(h):
+    """3.1.1 §3.3.1.3: a PUBLISH with RETAIN 1 and a zero-byte payload removes
+    the retained message [MQTT-3.3.1-10]; "If the RETAIN flag is 0 ... the
+    Server MUST NOT store the message and MUST NOT remove or replace any
+    existing retained message" [MQTT-3.3.1-12]."""
+    topic = h.topic("r")
+    h.retained(topic)
+    pub = h.client("pub")
+    pub.publish(topic, b"kept", 1, retain=True)
+    pub.publish(topic, b"", 1, retain=False)
+    late = h.client("late")
+    late.subscribe(topic, 1)
+    m = late.expect(b"kept")
+    check(m.retain == 1, "expected the retained message with RETAIN 1")
+    pub.publish(topic, b"", 1, retain=True)
+    later = h.client("later")
+    later.subscribe(topic, 1)
+    later.expect(sentinel(h, topic))
+    check(not later.received(b"kept"), "expected the retained message cleared by an empty retained PUBLISH")
+
+
 @test("v311_second_connect", "MQTT-3.1.1 §3.1.0", V311)
 def second_connect(h):
     """3.1.1 §3.1 [MQTT-3.1.0-2] "The Server MUST process a second CONNECT Packet

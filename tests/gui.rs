@@ -1094,7 +1094,7 @@ fn the_status_bar_says_when_the_broker_stopped_answering_and_was_restarted() {
     // What the health probe reports when the broker goes silent.
     assert!(h.state().engine().expect("the engine").send(
         mqtt_workbench::protocol::Command::BrokerHealth(
-            mqtt_workbench::broker::health::Health::NotAnswering("no echo (a test)".into()),
+            mqtt_workbench::protocol::Health::NotAnswering("no echo (a test)".into()),
         )
     ));
     // Restarted (warm) and answering its probe again: amber, counted, on the timeline.

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use crate::protocol::Health;
 use tokio::time::Instant;
 
 /// How often the probe publishes.
@@ -24,15 +26,6 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// The probe's client id and topic.
 pub const PROBE_CLIENT_ID: &str = "mqtt-workbench-health-probe";
 pub const PROBE_TOPIC: &str = "$workbench/health";
-
-/// What the probe tells the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
-    /// Its messages come back (again).
-    Answering,
-    /// Nothing came back for [`DEADLINE`]; what the probe saw last.
-    NotAnswering(String),
-}
 
 /// Probe the broker at `addr` until `report` returns false (its receiver is
 /// gone).

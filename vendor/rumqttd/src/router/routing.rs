@@ -1441,7 +1441,18 @@ fn append_to_commitlog(
         }
     }
 
-    if publish.payload.is_empty() {
+    // MQTT Workbench patch (MQTT 3.1.1 §4.7.1.1, MQTT 5 §4.7.1): a topic name
+    // holds no wildcard; such a PUBLISH is a protocol error (0x90).
+    if !protocol::valid_topic(topic) {
+        return Err(RouterError::Disconnect(
+            DisconnectReasonCode::TopicNameInvalid,
+        ));
+    }
+
+    // MQTT Workbench patch (MQTT 3.1.1 §3.3.1.3): only a *retained* message
+    // with an empty payload clears the topic's retained message; upstream let
+    // any empty message clear it.
+    if publish.retain && publish.payload.is_empty() {
         datalog.remove_from_retained_publishes(topic.to_owned());
     } else if publish.retain {
         datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned());
@@ -1514,7 +1525,8 @@ fn append_will_message(
         }
     }
 
-    if publish.payload.is_empty() {
+    // MQTT Workbench patch (MQTT 3.1.1 §3.3.1.3): see `append_to_commitlog`.
+    if publish.retain && publish.payload.is_empty() {
         datalog.remove_from_retained_publishes(topic.to_owned());
     } else if publish.retain {
         datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned());
