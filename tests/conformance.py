@@ -386,6 +386,11 @@ class Raw:
         self.send(subscribe_packet(self.version, pid, filters, props))
         return self.expect(SUBACK, f"answer to SUBSCRIBE {filters}")
 
+    def served(self, what):
+        """PINGREQ, and its PINGRESP must come: the connection is open and served."""
+        self.send(PINGREQ_PACKET)
+        self.expect(PINGRESP, f"PINGRESP: {what}")
+
     def disconnect(self):
         try:
             self.send(packet(DISCONNECT, 0, b"\x00\x00" if self.version == V5 else b""))
@@ -1265,8 +1270,7 @@ def binary_password(h):
     r.send(packet(CONNECT, 0, body))
     ack = r.expect(CONNACK, "answer to a CONNECT with a binary password")
     check(ack.rc == 0, f"expected CONNACK success, got 0x{ack.rc:02x}")
-    r.send(PINGREQ_PACKET)
-    r.expect(PINGRESP, "PINGRESP: the connection is served")
+    r.served("the connection is served")
     r.disconnect()
 
 
@@ -1573,8 +1577,7 @@ def pubrel_with_properties(h):
     r.send(packet(PUBREL, 0x02, u16(9) + b"\x00" + props))
     comp = r.expect(PUBCOMP, "PUBCOMP for a PUBREL with properties")
     check(comp.pid == 9, f"expected PUBCOMP for packet id 9, got {comp.pid}")
-    r.send(PINGREQ_PACKET)
-    r.expect(PINGRESP, "PINGRESP: the connection stays open")
+    r.served("the connection stays open")
     r.disconnect()
 
 

@@ -24,27 +24,9 @@ const EMBEDDED_DEVIATIONS: &[(&str, &str)] = &[];
 
 /// Runs the suite against `port`; (passed, failed) test names and the output.
 async fn suite(port: u16) -> (BTreeSet<String>, BTreeSet<String>, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(240),
-        tokio::process::Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance.py"))
-            .arg(port.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the suite ends within 4 minutes")
-    .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !stderr.contains("No module named 'paho'"),
-        "paho-mqtt is missing: run scripts/setup.sh\n{stderr}"
-    );
+    let (_, out) = python("conformance.py", &[port.to_string()], 240).await;
     let (mut passed, mut failed) = (BTreeSet::new(), BTreeSet::new());
-    for line in stdout.lines() {
+    for line in out.lines() {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("PASS"), Some(name)) => passed.insert(name.to_string()),
@@ -54,10 +36,10 @@ async fn suite(port: u16) -> (BTreeSet<String>, BTreeSet<String>, String) {
     }
     assert!(
         passed.len() + failed.len() >= 20,
-        "the suite ran (got {} results)\n{stdout}\n{stderr}",
+        "the suite ran (got {} results)\n{out}",
         passed.len() + failed.len()
     );
-    (passed, failed, format!("{stdout}\n{stderr}"))
+    (passed, failed, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

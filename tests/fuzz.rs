@@ -7,37 +7,23 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use common::*;
 
 async fn fuzz(seed: u32, cases: u32) {
     let rig = Rig::start().await;
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_wire.py"))
-            .arg(rig.port().to_string())
-            .args(["--cases", &cases.to_string(), "--seed", &seed.to_string()])
-            .args(["--version", "both", "--probe-every", "1000"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the fuzz run ends within 5 minutes")
-    .expect("python3 runs");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "the broker stopped serving after fuzzing\n{text}"
-    );
+    let args = [
+        rig.port().to_string(),
+        "--cases".into(),
+        cases.to_string(),
+        "--seed".into(),
+        seed.to_string(),
+        "--version".into(),
+        "both".into(),
+        "--probe-every".into(),
+        "1000".into(),
+    ];
+    let (ok, text) = python("fuzz_wire.py", &args, 300).await;
+    assert!(ok, "the broker stopped serving after fuzzing\n{text}");
     assert!(
         text.contains("probe v3.1.1 ok") && text.contains("probe v5 ok"),
         "{text}"

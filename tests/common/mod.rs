@@ -232,3 +232,35 @@ pub async fn sub_and_pub(
     publ.connack().await;
     (sub, publ)
 }
+
+/// Run `tests/SCRIPT` with python3 and `args`, ended after `secs`: whether it
+/// exited 0, and its stdout then stderr. A missing paho-mqtt says what to run.
+pub async fn python(script: &str, args: &[String], secs: u64) -> (bool, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(secs),
+        tokio::process::Command::new("python3")
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests")
+                    .join(script),
+            )
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{script} ends within {secs} s"))
+    .expect("python3 runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("No module named 'paho'"),
+        "paho-mqtt is missing: run scripts/setup.sh\n{text}"
+    );
+    (out.status.success(), text)
+}
