@@ -189,6 +189,13 @@ def subscribe_packet(version, pid, filters, props=None):
     return packet(SUBSCRIBE, 0x02, body)
 
 
+def unsubscribe_packet(version, pid, filters):
+    body = u16(pid) + (encode_properties({}) if version == V5 else b"")
+    for topic_filter in filters:
+        body += binary(topic_filter)
+    return packet(UNSUBSCRIBE, 0x02, body)
+
+
 def ack_packet(ptype, pid):
     """PUBACK, PUBREC, PUBREL or PUBCOMP (success, no properties)."""
     return packet(ptype, 0x02 if ptype == PUBREL else 0, u16(pid))
@@ -1317,6 +1324,30 @@ def empty_message_keeps_retained(h):
     later.subscribe(topic, 1)
     later.expect(sentinel(h, topic))
     check(not later.received(b"kept"), "expected the retained message cleared by an empty retained PUBLISH")
+
+
+@test("v5_unsuback", "MQTT-5 §3.11.3")
+@test("v311_unsuback", "MQTT-3.1.1 §3.10.4", V311)
+def unsuback(h):
+    """3.1.1 §3.10.4 [MQTT-3.10.4-4] "The Server MUST respond to an UNSUBSCRIBE
+    request by sending an UNSUBACK packet ... even where no Topic
+    Subscriptions are deleted" [MQTT-3.10.4-5]; one UNSUBACK per UNSUBSCRIBE.
+    MQTT 5 §3.11.3: one Reason Code per Topic Filter, in order: 0x00
+    Success, 0x11 No subscription existed."""
+    topic = h.topic("u")
+    r = h.raw()
+    r.connect(h.cid("c"))
+    r.subscribe(1, [(topic, 1)])
+    r.send(unsubscribe_packet(h.version, 2, [topic, h.topic("never")]))
+    ack = r.expect(UNSUBACK, "answer to an UNSUBSCRIBE of a held and an unknown filter")
+    check(ack.pid == 2, f"expected UNSUBACK for packet id 2, got {ack.pid}")
+    if h.version == V5:
+        check(ack.codes == [0x00, 0x11], f"expected reason codes [0x00, 0x11], got {[hex(c) for c in ack.codes]}")
+    r.send(unsubscribe_packet(h.version, 3, [h.topic("never-either")]))
+    ack = r.expect(UNSUBACK, "answer to an UNSUBSCRIBE of a filter never held")
+    check(ack.pid == 3, f"expected UNSUBACK for packet id 3, got {ack.pid}")
+    r.served("after the UNSUBACKs")
+    r.disconnect()
 
 
 @test("v311_second_connect", "MQTT-3.1.1 §3.1.0", V311)
