@@ -1350,6 +1350,33 @@ def unsuback(h):
     r.disconnect()
 
 
+@test("v5_invalid_filter", "MQTT-5 §4.7.1, §3.9.3")
+@test("v311_invalid_filter", "MQTT-3.1.1 §4.7.1, §3.9.3", V311)
+def invalid_filter(h):
+    """3.1.1 §4.7.1.2 [MQTT-4.7.1-2] "The multi-level wildcard character MUST be
+    specified either on its own or following a topic level separator ... it
+    MUST be the last character specified in the Topic Filter": `a/#/b` is no
+    filter. The broker refuses it — a SUBACK failure for that filter (0x80;
+    MQTT 5 0x8F) or closing the connection, as for any malformed packet —
+    and never subscribes the client to it."""
+    topic = h.topic("ok")
+    r = h.raw()
+    r.connect(h.cid("c"))
+    r.send(subscribe_packet(h.version, 1, [(topic, 1), (h.topic("x") + "/#/b", 1)]))
+    try:
+        p = r.recv()
+    except TimedOut:
+        raise Failure("expected a SUBACK or a closed connection for a SUBSCRIBE with `a/#/b`, nothing came") from None
+    if p is None or p.type == DISCONNECT:
+        h.note("closed the connection")
+        return
+    check(p.type == SUBACK, f"expected a SUBACK, got {p!r}")
+    check(len(p.codes) == 2 and p.codes[0] == 1 and p.codes[1] >= 0x80,
+          f"expected SUBACK codes [1, >=0x80], got {[hex(c) for c in p.codes]}")
+    r.served("after refusing the filter")
+    r.disconnect()
+
+
 @test("v311_second_connect", "MQTT-3.1.1 §3.1.0", V311)
 def second_connect(h):
     """3.1.1 §3.1 [MQTT-3.1.0-2] "The Server MUST process a second CONNECT Packet

@@ -774,6 +774,15 @@ impl Router {
                         let _guard = span.enter();
 
                         info!("Adding subscription on topic {}", f.path);
+                        // MQTT Workbench patch (MQTT 3.1.1 §4.7.1, §3.9.3; MQTT
+                        // 5 §4.7.1, §3.9.3): a malformed filter (`a/#/b`,
+                        // `a+`) is refused in the SUBACK (0x80 / 0x8F), the
+                        // other filters of the SUBSCRIBE stand.
+                        let shared_path = extract_group(&f.path).map(|(_, path)| path);
+                        if !protocol::valid_filter(shared_path.as_deref().unwrap_or(&f.path)) {
+                            return_codes.push(SubscribeReasonCode::TopicFilterInvalid);
+                            continue;
+                        }
                         let connection = self.connections.get_mut(id).unwrap();
 
                         if let Err(e) = validate_subscription(connection, f) {

@@ -56,14 +56,8 @@ fn code(reason: SubscribeReasonCode) -> u8 {
         SubscribeReasonCode::QoS0 => 0,
         SubscribeReasonCode::QoS1 => 1,
         SubscribeReasonCode::QoS2 => 2,
-        SubscribeReasonCode::Unspecified => 128,
-        SubscribeReasonCode::ImplementationSpecific => 131,
-        SubscribeReasonCode::NotAuthorized => 135,
-        SubscribeReasonCode::TopicFilterInvalid => 143,
-        SubscribeReasonCode::PkidInUse => 145,
-        SubscribeReasonCode::QuotaExceeded => 151,
-        SubscribeReasonCode::SharedSubscriptionsNotSupported => 158,
-        SubscribeReasonCode::SubscriptionIdNotSupported => 161,
-        SubscribeReasonCode::WildcardSubscriptionsNotSupported => 162,
+        // MQTT Workbench patch (MQTT 3.1.1 §3.9.3): 0x80 is 3.1.1's only
+        // failure code; MQTT 5's reasons are not valid on a 3.1.1 SUBACK.
+        _ => 0x80,
     }
 }
