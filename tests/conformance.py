@@ -1433,6 +1433,38 @@ def qos1_dup_on_resend(h):
     r2.disconnect()
 
 
+@test("v311_resend_keeps_packet_id", "MQTT-3.1.1 §4.4", V311)
+@test("v5_resend_keeps_packet_id", "MQTT-5 §4.4")
+def resend_keeps_packet_id(h):
+    """3.1.1 §4.4 [MQTT-4.4.0-1]: unacknowledged PUBLISH packets are re-sent
+    "using their original Packet Identifiers". Three QoS 1 messages, the
+    first two acknowledged, the third not; after a reconnect the third comes
+    again with its own packet id (not the first free one)."""
+    topic = h.topic("id")
+    h.session("r")
+    r = h.raw()
+    props = {"SessionExpiryInterval": 60} if h.version == V5 else None
+    r.connect(h.cid("r"), clean=False, props=props)
+    r.subscribe(1, [(topic, 1)])
+    pub = h.client("pub")
+    for i in range(3):
+        pub.publish(topic, f"m{i}".encode(), 1)
+    got = [r.expect(PUBLISH, f"message {i}") for i in range(3)]
+    for p in got[:2]:
+        r.send(ack_packet(PUBACK, p.pid))
+    r.served("after acknowledging two")
+    r.close()  # the third never acknowledged
+    r2 = h.raw()
+    ack = r2.connect(h.cid("r"), clean=False, props=props)
+    check(ack.session_present == 1, "expected Session Present 1")
+    again = r2.expect(PUBLISH, "re-delivery of the third message")
+    check(again.payload == b"m2", f"expected the unacknowledged m2 again, got {again!r}")
+    check(again.pid == got[2].pid, f"expected its original packet identifier {got[2].pid}, got {again.pid}")
+    check(again.dup == 1, "expected DUP=1 on the re-delivered PUBLISH")
+    r2.send(ack_packet(PUBACK, again.pid))
+    r2.disconnect()
+
+
 @test("v311_qos2_resume", "MQTT-3.1.1 §4.4, §4.3.3", V311)
 def qos2_resume(h):
     """3.1.1 §4.4 [MQTT-4.4.0-1] (see v311_qos1_dup_on_resend): after reconnecting

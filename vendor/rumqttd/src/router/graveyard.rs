@@ -65,6 +65,7 @@ impl Graveyard {
         unacked_pubrels: VecDeque<u16>,
         incoming_qos2: VecDeque<(Publish, Option<PublishProperties>)>,
         expires: Option<Instant>,
+        inflight: Vec<(u16, usize, (u64, u64))>,
     ) {
         self.sweep();
         tracker.pause(PauseReason::Busy);
@@ -76,6 +77,7 @@ impl Graveyard {
             unacked_pubrels,
             incoming_qos2,
             expires,
+            inflight,
         };
 
         self.connections.insert(
@@ -116,4 +118,6 @@ pub struct SessionState {
     pub incoming_qos2: VecDeque<(Publish, Option<PublishProperties>)>,
     /// MQTT Workbench patch: when the session expires (None: never).
     pub expires: Option<Instant>,
+    /// MQTT Workbench patch: (packet id, filter, offset) of what was in flight.
+    pub inflight: Vec<(u16, usize, (u64, u64))>,
 }

@@ -78,6 +78,10 @@ pub struct Outgoing {
     /// MQTT Workbench patch (MQTT 5 §3.3.4): QoS 1/2 messages in flight at
     /// most: the client's Receive Maximum, up to this router's own bound.
     max_inflight: usize,
+    /// MQTT Workbench patch (MQTT 3.1.1 §4.4): the packet ids that messages
+    /// in flight when the session's last connection ended had, by (filter,
+    /// log offset): their resend reuses them, and no other message takes one.
+    resend_ids: HashMap<(FilterIdx, Cursor), u16>,
 }
 
 impl Outgoing {
@@ -98,6 +102,7 @@ impl Outgoing {
             last_pkid: 0,
             meter: Default::default(),
             max_inflight: MAX_INFLIGHT,
+            resend_ids: HashMap::new(),
         };
 
         (outgoing, rx)
@@ -116,6 +121,31 @@ impl Outgoing {
     /// could then reuse).
     pub(crate) fn set_receive_maximum(&mut self, receive_maximum: u16) {
         self.max_inflight = (receive_maximum as usize).clamp(1, MAX_INFLIGHT);
+    }
+
+    /// MQTT Workbench patch: what is in flight (packet id, filter, offset),
+    /// kept with a persistent session for its resend.
+    pub(crate) fn inflight(&self) -> Vec<(u16, FilterIdx, Cursor)> {
+        self.inflight_buffer
+            .iter()
+            .filter_map(|(pkid, filter, cursor)| cursor.map(|c| (*pkid, *filter, c)))
+            .collect()
+    }
+
+    /// MQTT Workbench patch: the packet ids to resend with (see `resend_ids`).
+    pub(crate) fn resend_with(&mut self, inflight: Vec<(u16, FilterIdx, Cursor)>) {
+        self.resend_ids = inflight
+            .into_iter()
+            .map(|(pkid, filter, cursor)| ((filter, cursor), pkid))
+            .collect();
+    }
+
+    /// MQTT Workbench patch: the resend of `filter` is over; ids it did not
+    /// use (expired messages) are free again.
+    pub(crate) fn resend_done(&mut self, filter: FilterIdx) {
+        if !self.resend_ids.is_empty() {
+            self.resend_ids.retain(|(f, _), _| *f != filter);
+        }
     }
 
     pub fn free_slots(&self) -> usize {
@@ -161,6 +191,19 @@ impl Outgoing {
                 buffer.push_back(Notification::Forward(p));
                 continue;
             }
+            // MQTT Workbench patch (MQTT 3.1.1 §4.4): a resend goes out with
+            // the packet id it had.
+            if let Some(pkid) = p
+                .cursor
+                .and_then(|c| self.resend_ids.remove(&(filter_idx, c)))
+            {
+                p.publish.pkid = pkid;
+                self.inflight_buffer.push_back((pkid, filter_idx, p.cursor));
+                self.meter.publish_count += 1;
+                self.meter.total_size += p.publish.topic.len() + p.publish.payload.len();
+                buffer.push_back(Notification::Forward(p));
+                continue;
+            }
             // Index and pkid of current outgoing packet
             self.last_pkid += 1;
             // MQTT Workbench patch (MQTT 3.1.1 §2.3.1): never a packet id still
@@ -169,7 +212,8 @@ impl Outgoing {
             for _ in 0..MAX_PKID {
                 let id = self.last_pkid;
                 let in_use = self.inflight_buffer.iter().any(|(p, _, _)| *p == id)
-                    || self.unacked_pubrels.contains(&id);
+                    || self.unacked_pubrels.contains(&id)
+                    || self.resend_ids.values().any(|p| *p == id);
                 if !in_use {
                     break;
                 }

@@ -398,6 +398,7 @@ impl Router {
                     pending_acks.clone_from(&session_state.unacked_pubrels);
                     incoming_qos2 = session_state.incoming_qos2;
                     outgoing.unacked_pubrels = session_state.unacked_pubrels;
+                    outgoing.resend_with(session_state.inflight);
                     session_state.tracker
                 },
             )
@@ -546,6 +547,7 @@ impl Router {
 
         let inflight_data_requests = self.datalog.clean(id);
         let retransmissions = outgoing.retransmission_map();
+        let inflight = outgoing.inflight();
 
         // Remove connections from all groups and
         // discard empty group ( group with no client )
@@ -620,6 +622,7 @@ impl Router {
                 expiry.filter(|s| *s != u32::MAX).map(|s| {
                     std::time::Instant::now() + std::time::Duration::from_secs(s.into())
                 }),
+                inflight,
             );
         } else {
             tracker.pause(PauseReason::Busy);
@@ -1782,7 +1785,10 @@ fn forward_device_data(
     let qos = request.qos;
     let filter_idx = request.filter_idx;
     let resend_until = request.resend_until;
-    if resend_until.is_some_and(|until| next >= until) {
+    // Every resend of this filter goes out with this batch: the ids it did
+    // not use are freed after it (`Outgoing::resend_done`).
+    let resend_finished = resend_until.is_some_and(|until| next >= until);
+    if resend_finished {
         request.resend_until = None;
     }
     request.read_count += publishes.len();
@@ -1790,6 +1796,9 @@ fn forward_device_data(
     // println!("{:?} {:?} {}", start, next, request.read_count);
 
     if publishes.is_empty() {
+        if resend_finished {
+            outgoing.resend_done(filter_idx);
+        }
         return ConsumeStatus::FilterCaughtup;
     }
 
@@ -1862,6 +1871,9 @@ fn forward_device_data(
         });
 
     let (len, inflight) = outgoing.push_forwards(forwards, qos, filter_idx);
+    if resend_finished {
+        outgoing.resend_done(filter_idx);
+    }
 
     debug!(
         inflight_count = inflight,
