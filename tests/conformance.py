@@ -1551,6 +1551,36 @@ def topic_alias_publish(h):
         check(m.prop("TopicAlias") is None, f"{payload!r}: expected no Topic Alias to a client allowing none")
 
 
+@test("v5_qos2_topic_alias", "MQTT-5 §3.3.2.3.4")
+def qos2_topic_alias(h):
+    """MQTT 5 §3.3.2.3.4: a Topic Alias maps to a Topic Name for this
+    connection from the PUBLISH that sets it; "the receiver ... MUST use the
+    Topic Name that corresponds to the Topic Alias" [MQTT-3.3.2-10] of that
+    PUBLISH. A QoS 2 PUBLISH that uses alias 1 goes to the topic alias 1 had
+    then, even when alias 1 is mapped anew before the PUBREL."""
+    first, second = h.topic("a"), h.topic("b")
+    sub = h.client("sub")
+    sub.subscribe(h.topic("#"), 2)
+    r = h.raw()
+    ack = r.connect(h.cid("pub"))
+    if ack.props.get("TopicAliasMaximum", 0) < 1:
+        raise Failure("expected a Topic Alias Maximum of at least 1 in CONNACK")
+    r.send(publish_packet(V5, first, b"sets-alias", qos=2, pid=1, props={"TopicAlias": 1}))
+    r.expect(PUBREC, "PUBREC for the PUBLISH that sets alias 1")
+    r.send(ack_packet(PUBREL, 1))
+    r.expect(PUBCOMP, "PUBCOMP 1")
+    r.send(publish_packet(V5, "", b"uses-alias", qos=2, pid=2, props={"TopicAlias": 1}))
+    r.expect(PUBREC, "PUBREC for the QoS 2 PUBLISH that uses alias 1")
+    r.send(publish_packet(V5, second, b"remaps-alias", qos=0, props={"TopicAlias": 1}))
+    r.send(ack_packet(PUBREL, 2))
+    r.expect(PUBCOMP, "PUBCOMP 2")
+    m = sub.expect(b"uses-alias")
+    check(m.topic == first, f"expected the aliased QoS 2 message on {first!r} (alias 1 at its PUBLISH), got {m.topic!r}")
+    m = sub.expect(b"remaps-alias")
+    check(m.topic == second, f"expected the remapping message on {second!r}, got {m.topic!r}")
+    r.disconnect()
+
+
 @test("v5_invalid_topic_alias", "MQTT-5 §3.3.2.3.4, §4.13")
 def invalid_topic_alias(h):
     """MQTT 5 §3.3.2.3.4: a PUBLISH with a zero-length Topic Name must carry a

@@ -660,7 +660,7 @@ impl Router {
 
         for packet in packets.drain(0..) {
             match packet {
-                Packet::Publish(publish, properties) => {
+                Packet::Publish(mut publish, mut properties) => {
                     let span = tracing::error_span!("publish", topic = ?publish.topic, pkid = publish.pkid);
                     let _guard = span.enter();
 
@@ -693,6 +693,27 @@ impl Router {
                             force_ack = true;
                         }
                         QoS::ExactlyOnce => {
+                            // MQTT Workbench patch (MQTT 5 §3.3.2.3.4): a topic
+                            // alias belongs to this connection and to the
+                            // moment of the PUBLISH; resolve it now, not at
+                            // PUBREL (after a reconnect, or a remapping, the
+                            // held message had no topic or the wrong one).
+                            if let Some(alias) = properties.as_mut().and_then(|p| p.topic_alias.take()) {
+                                let resolved = match self.connections.get_mut(id) {
+                                    Some(connection) => {
+                                        validate_and_set_topic_alias(&mut publish, connection, alias)
+                                    }
+                                    None => Ok(()),
+                                };
+                                if let Err(e) = resolved {
+                                    error!(reason = ?e, "Invalid topic alias");
+                                    disconnect = true;
+                                    if let RouterError::Disconnect(code) = e {
+                                        disconnect_reason = Some(code);
+                                    }
+                                    break;
+                                }
+                            }
                             let pubrec = PubRec {
                                 pkid,
                                 reason: PubRecReason::Success,
