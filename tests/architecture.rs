@@ -1,4 +1,4 @@
-//! The layering DESIGN.md asks for, checked on the source: the engine and the
+//! The layering the README describes ("How it works"), checked on the source: the engine and the
 //! model never mention the GUI toolkit, and the protocol is a leaf.
 
 use std::path::{Path, PathBuf};

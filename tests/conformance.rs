@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use common::*;
 use mqtt_workbench::engine::EngineConfig;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Tests the embedded broker still fails, each with why (see the README).
 const EMBEDDED_DEVIATIONS: &[(&str, &str)] = &[];
@@ -72,29 +73,34 @@ async fn mosquitto() -> Mosquitto {
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
+        ),
     )
     .expect("config written");
-    let child = tokio::process::Command::new("/usr/sbin/mosquitto")
+    let mut child = tokio::process::Command::new("/usr/sbin/mosquitto")
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("mosquitto runs (scripts/setup.sh installs Debian's mosquitto)");
-    // Ready when it accepts a connection (bounded).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "mosquitto listens on {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Ready when it logs "mosquitto version … running" (after binding its
+    // listener; stderr, which is not buffered); its log is drained for as
+    // long as it runs.
+    let mut log = BufReader::new(child.stderr.take().expect("mosquitto's log")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(line)) = log.next_line().await {
+            if line.contains(" running") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "mosquitto started on {port}");
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
     Mosquitto {
         port,
         _child: child,

@@ -48,24 +48,9 @@ fn mosquitto(tool: &str, version: &str, port: u16, args: &[&str]) -> tokio::proc
 }
 
 async fn paho(port: u16, args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/paho_secure.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(port.to_string())
-        .args(args)
-        .output()
-        .await
-        .expect("python3 runs (scripts/setup.sh installs paho-mqtt)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !text.contains("ModuleNotFoundError"),
-        "run scripts/setup.sh\n{text}"
-    );
-    text
+    let mut all = vec![port.to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    python("paho_secure.py", &all, 60).await.1
 }
 
 fn users() -> Arc<AuthSpec> {

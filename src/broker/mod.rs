@@ -1,6 +1,7 @@
 //! The embedded rumqttd broker, built from its lower-level Router/Server API
 //! so that a bind failure is an error and the listener can be stopped and
-//! started again (DESIGN.md §2).
+//! started again (`Broker::start` blocks for ever, has no stop, and reports
+//! a taken port as success).
 //!
 //! The router thread keeps every session. Stopping the broker drops the
 //! runtime that owns the listener and every client link, which closes their

@@ -73,16 +73,14 @@ pub fn decode_frames(
             Some(aliases) => {
                 let mut ev = WireEvent::new(t_us, conn, Arc::from(""), dir, PacketKind::PingReq);
                 ev.size = len as u32;
-                super::decode_v5::decode_one(frame, dir, ev, client_id, aliases).map_err(
-                    |e| match e {
-                        rumqttc::v5::mqttbytes::Error::InvalidPacketType(15) => {
-                            "an AUTH packet: MQTT 5 enhanced authentication is not supported \
+                super::decode_v5::decode_one(frame, ev, client_id, aliases).map_err(|e| match e {
+                    rumqttc::v5::mqttbytes::Error::InvalidPacketType(15) => {
+                        "an AUTH packet: MQTT 5 enhanced authentication is not supported \
                          (rumqttd 0.20 has none); use a username and password"
-                                .to_string()
-                        }
-                        e => format!("MQTT 5: {e:?}"),
-                    },
-                )
+                            .to_string()
+                    }
+                    e => format!("MQTT 5: {e:?}"),
+                })
             }
             None => {
                 decode_one(header, frame, dir, conn, client_id, t_us).map_err(|e| e.to_string())

@@ -11,9 +11,7 @@ use rumqttc::v5::mqttbytes::v5::{
 };
 use rumqttc::v5::mqttbytes::{Error, QoS};
 
-use crate::protocol::{
-    Direction, PacketKind, SubOptions, V5Props, WillInfo, WireDetail, WireEvent,
-};
+use crate::protocol::{PacketKind, SubOptions, V5Props, WillInfo, WireDetail, WireEvent};
 
 /// Correlation data as text when it is UTF-8, else hex.
 fn shown_bytes(b: &[u8]) -> String {
@@ -62,12 +60,10 @@ fn fixed_header_len(frame: &[u8]) -> usize {
 /// (a PUBLISH with an alias and an empty topic is shown with its topic).
 pub fn decode_one(
     frame: Bytes,
-    dir: Direction,
     mut ev: WireEvent,
     client_id: &OnceLock<Arc<str>>,
     aliases: &mut HashMap<u16, Arc<str>>,
 ) -> Result<WireEvent, Error> {
-    let _ = dir;
     let header = v5::check(frame.iter(), None)?;
     let size = frame.len();
     let empty = size == fixed_header_len(&frame);
@@ -247,6 +243,7 @@ pub fn decode_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Direction;
     use bytes::BytesMut;
     use rumqttc::v5::mqttbytes::v5::{Disconnect, DisconnectReasonCode};
 
@@ -258,6 +255,15 @@ mod tests {
             Direction::ClientToBroker,
             PacketKind::PingReq,
         )
+    }
+
+    /// One client-to-broker frame, which must decode.
+    fn decode(
+        id: &OnceLock<Arc<str>>,
+        aliases: &mut HashMap<u16, Arc<str>>,
+        frame: Bytes,
+    ) -> WireEvent {
+        decode_one(frame, ev(), id, aliases).expect("decodes")
     }
 
     #[test]
@@ -272,14 +278,7 @@ mod tests {
         c.write(&None, &None, &mut buf).expect("encodes");
         let id = OnceLock::new();
         let mut aliases = HashMap::new();
-        let e = decode_one(
-            buf.freeze(),
-            Direction::ClientToBroker,
-            ev(),
-            &id,
-            &mut aliases,
-        )
-        .expect("decodes");
+        let e = decode(&id, &mut aliases, buf.freeze());
         assert_eq!(e.kind, PacketKind::Connect);
         assert!(matches!(
             e.detail,
@@ -300,14 +299,7 @@ mod tests {
             });
             let mut buf = BytesMut::new();
             p.write(&mut buf).expect("encodes");
-            let e = decode_one(
-                buf.freeze(),
-                Direction::ClientToBroker,
-                ev(),
-                &id,
-                &mut aliases,
-            )
-            .expect("decodes");
+            let e = decode(&id, &mut aliases, buf.freeze());
             assert_eq!(e.topic.as_deref(), Some("a/b"), "alias resolved");
             assert_eq!(e.payload.as_deref(), Some(payload.as_bytes()));
         }
@@ -319,14 +311,7 @@ mod tests {
         });
         let mut buf = BytesMut::new();
         p.write(&mut buf).expect("encodes");
-        let e = decode_one(
-            buf.freeze(),
-            Direction::ClientToBroker,
-            ev(),
-            &id,
-            &mut aliases,
-        )
-        .expect("decodes");
+        let e = decode(&id, &mut aliases, buf.freeze());
         assert_eq!(e.topic, None);
         // Subscription options travel on the SUBSCRIBE.
         let mut filter = v5::Filter::new("a/#", QoS::AtLeastOnce);
@@ -336,41 +321,20 @@ mod tests {
         Subscribe::new(filter, None)
             .write(&mut buf)
             .expect("encodes");
-        let e = decode_one(
-            buf.freeze(),
-            Direction::ClientToBroker,
-            ev(),
-            &id,
-            &mut aliases,
-        )
-        .expect("decodes");
+        let e = decode(&id, &mut aliases, buf.freeze());
         let opts = &e.v5.expect("options").subscriptions[0];
         assert_eq!(
             (opts.filter.as_str(), opts.no_local, opts.retain_handling),
             ("a/#", true, 2)
         );
         // DISCONNECT without a reason code: two bytes on the wire.
-        let e = decode_one(
-            Bytes::from_static(&[0xE0, 0x00]),
-            Direction::ClientToBroker,
-            ev(),
-            &id,
-            &mut aliases,
-        )
-        .expect("decodes");
+        let e = decode(&id, &mut aliases, Bytes::from_static(&[0xE0, 0x00]));
         assert_eq!(e.kind, PacketKind::Disconnect);
         let mut buf = BytesMut::new();
         Disconnect::new(DisconnectReasonCode::NormalDisconnection)
             .write(&mut buf)
             .expect("encodes");
-        let e = decode_one(
-            buf.freeze(),
-            Direction::ClientToBroker,
-            ev(),
-            &id,
-            &mut aliases,
-        )
-        .expect("decodes");
+        let e = decode(&id, &mut aliases, buf.freeze());
         assert_eq!(e.kind, PacketKind::Disconnect);
     }
 }
