@@ -7,12 +7,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::capture::Capture;
+use crate::command::Command;
 use crate::engine::{self, EngineConfig, EngineHandle};
 use crate::model::Model;
-use crate::protocol::Command;
-use crate::sim::scenario::{
-    DeviceSpec, Dur, Gen, Payload, Protocol, PublishSpec, Qos, Scenario, SubSpec,
-};
+use crate::scenario::{DeviceSpec, Gen, Payload, Protocol, PublishSpec, Qos, Scenario, SubSpec};
+use crate::time::Dur;
 
 pub struct BenchOptions {
     pub devices: u32,
@@ -191,7 +190,7 @@ pub async fn run_devices(
         &crate::sim::Target::plain(host, port),
         &sink,
     );
-    let mut states: HashMap<String, crate::protocol::DeviceState> = HashMap::new();
+    let mut states: HashMap<String, crate::event::DeviceState> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -201,7 +200,7 @@ pub async fn run_devices(
                 None => return Ok(()),
             },
             _ = tick.tick() => {
-                let n = states.values().filter(|s| **s == crate::protocol::DeviceState::Connected).count();
+                let n = states.values().filter(|s| **s == crate::event::DeviceState::Connected).count();
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "connected {n}")?;
                 out.flush()?;
@@ -528,14 +527,14 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 /// subscriber): N expectations of every kind; prints frames per second and
 /// CPU per frame.
 pub fn checks(expectations: usize, frames: usize) -> String {
-    use crate::protocol::{
-        Anchor, Check, Direction, Dur, Expectation, PacketKind, PayloadCheck, WireEvent,
-    };
+    use crate::checks::{self, Anchor, Check, Expectation, PayloadCheck};
+    use crate::time::Dur;
+    use crate::wire::{Direction, PacketKind, WireEvent};
     use std::sync::Arc;
     let kinds = |k: usize| -> Check {
         let on = format!("bench/{}/+", k % 100);
         match k % 8 {
-            0 => Check::Count {
+            0 => checks::Count {
                 on,
                 payload: Some(PayloadCheck::Json {
                     field: "v".into(),
@@ -550,8 +549,9 @@ pub fn checks(expectations: usize, frames: usize) -> String {
                 after: Anchor::Start,
                 within: None,
                 delivered: false,
-            },
-            1 => Check::Message {
+            }
+            .into(),
+            1 => checks::Message {
                 on: "never/#".into(),
                 payload: None,
                 after: Anchor::Message {
@@ -560,19 +560,22 @@ pub fn checks(expectations: usize, frames: usize) -> String {
                 },
                 within: Dur(Duration::from_secs(1)),
                 delivered: false,
-            },
-            2 => Check::AtLeastOnce { on },
-            3 => Check::ExactlyOnce { on },
-            4 => Check::Ordered { on },
-            5 => Check::Latency {
+            }
+            .into(),
+            2 => checks::AtLeastOnce { on }.into(),
+            3 => checks::ExactlyOnce { on }.into(),
+            4 => checks::Ordered { on }.into(),
+            5 => checks::Latency {
                 on,
                 percentile: 99.0,
                 under: Dur(Duration::from_secs(1)),
-            },
-            6 => Check::QueuedDelivered {
+            }
+            .into(),
+            6 => checks::QueuedDelivered {
                 client: format!("c{}", k % 100),
-            },
-            _ => Check::Count {
+            }
+            .into(),
+            _ => checks::Count {
                 on: "bench/#".into(),
                 payload: Some(PayloadCheck::Regex("^\\{\"v\":[0-9]+\\}$".into())),
                 at_least: None,
@@ -580,7 +583,8 @@ pub fn checks(expectations: usize, frames: usize) -> String {
                 after: Anchor::Start,
                 within: None,
                 delivered: true,
-            },
+            }
+            .into(),
         }
     };
     let specs: Vec<Expectation> = (0..expectations)

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::capture::{Capture, FlowState, SessionEventKind};
+use crate::checks::{Verdict, VerdictState};
+use crate::command::{Command, ScenarioSource};
 use crate::engine::{self, EngineConfig, Readiness};
 use crate::model::Model;
-use crate::protocol::{Command, ScenarioSource, Verdict, VerdictState};
-use crate::sim::Scenario;
+use crate::scenario::Scenario;
 
 pub struct RunOptions {
     /// None: the broker and the tap only, for the user's own clients.
@@ -30,7 +31,7 @@ pub struct RunOptions {
 }
 
 /// One line of `run --stats`: this process's resources and the message
-/// accounting so far, for soak runs (scripts/soak.sh).
+/// accounting so far, for soak runs (scripts/soak.py).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Seconds since the run started.
@@ -66,7 +67,7 @@ pub struct Stats {
 impl Stats {
     pub fn now(model: &Model, elapsed: Duration) -> Stats {
         let c = &model.capture;
-        let now = crate::protocol::now_us();
+        let now = crate::time::now_us();
         let mut st = Stats {
             t_s: elapsed.as_secs(),
             rss_kib: crate::sys::rss_bytes().unwrap_or(0) / 1024,
@@ -199,7 +200,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     };
     // The broker's state (with the TLS listener) went out before "ready".
     model.drain(&handle, None);
-    if let crate::protocol::BrokerState::Running { tls: Some(t), .. } = &model.broker {
+    if let crate::event::BrokerState::Running { tls: Some(t), .. } = &model.broker {
         eprintln!("{}", tls_summary(t));
     }
     let mut faults_printed = 0;
@@ -263,7 +264,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     report_news(&mut model, &mut faults_printed);
     print!("{}", summary(&model.capture, started.elapsed()));
     if let Some(checks) = &mut model.checks {
-        checks.finish(crate::protocol::now_us());
+        checks.finish(crate::time::now_us());
         print!("\n{}", verdicts_text(checks.verdicts()));
     }
     if let Some(path) = &opts.export {
@@ -321,7 +322,7 @@ pub async fn save_recording(
 /// Evaluate a scenario's expectations over a recording, offline: the frames
 /// and faults in their recorded order and time.
 pub fn check_recording(
-    expectations: &[crate::protocol::Expectation],
+    expectations: &[crate::checks::Expectation],
     rec: &crate::export::record::Recording,
 ) -> Vec<Verdict> {
     let start = rec
@@ -471,7 +472,7 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
         .map(|s| (s.info.name.clone(), s.info.started_us));
     let _ = handle.commands.send(Command::StopScenario).await;
     if let Some(c) = &mut model.checks {
-        c.finish(crate::protocol::now_us());
+        c.finish(crate::time::now_us());
         result.verdicts = c.verdicts().cloned().collect();
     }
     if let Some(why) = broker_health_failure(&model) {
@@ -566,7 +567,7 @@ pub fn merge(opts: MergeOptions) -> anyhow::Result<usize> {
     let messages = rec
         .events
         .iter()
-        .filter(|e| e.kind == crate::protocol::PacketKind::Publish)
+        .filter(|e| e.kind == crate::wire::PacketKind::Publish)
         .count();
     println!(
         "merged {} recordings: {} frames ({messages} PUBLISH), {} clients, {} faults",
@@ -751,7 +752,7 @@ pub fn junit_xml(suites: &[SuiteResult]) -> anyhow::Result<String> {
 }
 
 pub fn status_line(model: &Model, elapsed: Duration) -> String {
-    let now = crate::tap::now_us();
+    let now = crate::time::now_us();
     let c = &model.capture;
     let health = match &model.broker_health {
         Some(h) if !h.answering => format!(" | BROKER NOT ANSWERING: restart #{}", h.restarts),
@@ -881,7 +882,7 @@ pub fn listen_addr(bind: &str, port: u16) -> anyhow::Result<SocketAddr> {
 }
 
 /// How to reach the TLS listener, in a few lines a user can copy from.
-pub fn tls_summary(t: &crate::protocol::TlsInfo) -> String {
+pub fn tls_summary(t: &crate::event::TlsInfo) -> String {
     let mut out = format!("TLS on mqtts://{}", t.addr);
     if let Some(ca) = &t.ca {
         out += &format!(
@@ -935,7 +936,7 @@ pub async fn replay(
     if !expectations.is_empty() {
         model.checks = Some(crate::checks::Checks::new(
             &expectations,
-            crate::protocol::now_us(),
+            crate::time::now_us(),
         ));
     }
     let started = Instant::now();
@@ -967,7 +968,7 @@ pub async fn replay(
     }
     Ok(match &mut model.checks {
         Some(checks) => {
-            checks.finish(crate::protocol::now_us());
+            checks.finish(crate::time::now_us());
             print!("\n{}", verdicts_text(checks.verdicts()));
             checks.failed()
         }

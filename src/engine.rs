@@ -17,13 +17,16 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::broker::{BrokerControl, Upstream};
-use crate::protocol::{
-    BrokerState, Command, DeviceAction, DeviceState, DeviceUpdate, Event, EventsSnapshot, Fault,
-    FaultKey, NetFault, PartitionMode, ScenarioSource, Target, TlsInfo, WireEvent,
-};
+use crate::capture::EventsSnapshot;
+use crate::command::{Command, ScenarioSource};
+use crate::event::{BrokerState, DeviceState, DeviceUpdate, Event, TlsInfo};
+use crate::fault::{DeviceAction, Fault, FaultKey, NetFault, PartitionMode, Target};
+use crate::scenario::Scenario;
 use crate::sim::device::DeviceHandle;
-use crate::sim::{DeviceMsg, DeviceReporter, Scenario};
+use crate::sim::mqtt::ToRumqttc;
+use crate::sim::{DeviceMsg, DeviceReporter};
 use crate::tap::{Recorder, Tap, Upstreams};
+use crate::wire::WireEvent;
 
 /// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -292,7 +295,7 @@ struct Engine {
     /// The workbench's own MQTT client and its event loop (made on first use).
     own_client: Option<(rumqttc::v5::AsyncClient, tokio::task::JoinHandle<()>)>,
     /// The embedded broker's health, once it stopped answering (see `broker::health`).
-    health: Option<crate::protocol::BrokerHealth>,
+    health: Option<crate::event::BrokerHealth>,
     /// When the last health restart was, so a second one soon after is cold.
     last_recovery: Option<std::time::Instant>,
     /// The user stopped the broker (the probe's silence is then expected).
@@ -726,8 +729,8 @@ impl Engine {
     /// The health probe's news: a broker that stopped answering is restarted
     /// (warm, keeping sessions; cold when a warm restart within the last
     /// minute did not help), counted, and marked on the timeline.
-    async fn on_broker_health(&mut self, health: crate::protocol::Health) {
-        use crate::protocol::Health;
+    async fn on_broker_health(&mut self, health: crate::event::Health) {
+        use crate::event::Health;
         let why = match health {
             Health::Answering => {
                 if let Some(h) = &mut self.health {
@@ -747,7 +750,7 @@ impl Engine {
             .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
         self.last_recovery = Some(std::time::Instant::now());
         let restarts = self.health.as_ref().map_or(0, |h| h.restarts) + 1;
-        let h = crate::protocol::BrokerHealth {
+        let h = crate::event::BrokerHealth {
             answering: false,
             restarts,
             why: why.clone(),
@@ -782,7 +785,7 @@ impl Engine {
             ),
         }
         self.sink.send(Event::Fault {
-            t_us: crate::tap::now_us(),
+            t_us: crate::time::now_us(),
             label: format!("broker not answering: {how} restart #{restarts}"),
             timeline: None,
         });
@@ -797,7 +800,7 @@ impl Engine {
         }
         let tap = self.tap.local_addr();
         let mut opts = rumqttc::v5::MqttOptions::new(
-            crate::protocol::WORKBENCH_CLIENT_ID,
+            crate::command::WORKBENCH_CLIENT_ID,
             tap.ip().to_string(),
             tap.port(),
         );
@@ -819,8 +822,8 @@ impl Engine {
         client
     }
 
-    fn publish(&mut self, mut req: crate::protocol::PublishRequest) {
-        use crate::protocol::Publisher;
+    fn publish(&mut self, mut req: crate::command::PublishRequest) {
+        use crate::command::Publisher;
         // A payload from a file is read off the async workers, then published.
         if let Some(path) = req.payload_file.take() {
             let (sink, commands) = (self.sink.clone(), self.commands.clone());
@@ -866,7 +869,7 @@ impl Engine {
         );
         match req.from.clone() {
             Publisher::Workbench => {
-                let qos = crate::sim::scenario::Qos(req.qos.min(2)).to_rumqttc_v5();
+                let qos = crate::scenario::Qos(req.qos.min(2)).to_rumqttc_v5();
                 let client = self.own_client();
                 let sent = if req.properties.is_empty() {
                     client.try_publish(req.topic, qos, req.retain, req.payload)
@@ -876,7 +879,7 @@ impl Engine {
                         qos,
                         req.retain,
                         req.payload,
-                        req.properties.to_v5(),
+                        crate::sim::mqtt::publish_properties(&req.properties),
                     )
                 };
                 match sent {
@@ -1080,7 +1083,7 @@ impl Engine {
                 );
             }
         };
-        let mut wanted: std::collections::HashMap<String, Arc<crate::sim::DeviceSpec>> =
+        let mut wanted: std::collections::HashMap<String, Arc<crate::scenario::DeviceSpec>> =
             std::collections::HashMap::new();
         for d in &new.devices {
             let spec = Arc::new(d.clone());
@@ -1155,7 +1158,7 @@ impl Engine {
         self.export = Some(tokio::task::spawn_blocking(move || {
             let total = events
                 .iter()
-                .filter(|e| e.kind == crate::protocol::PacketKind::Publish)
+                .filter(|e| e.kind == crate::wire::PacketKind::Publish)
                 .count() as u64;
             sink.send(Event::ExportProgress { done: 0, total });
             let result = crate::export::write_events(&path, events.iter(), |done| {
@@ -1417,7 +1420,7 @@ impl Engine {
             },
         }
         self.sink.send(Event::Fault {
-            t_us: crate::tap::now_us(),
+            t_us: crate::time::now_us(),
             label: fault.label(),
             timeline,
         });
@@ -1515,8 +1518,8 @@ fn split_host_port(addr: &str) -> (String, u16) {
     }
 }
 
-fn same_but_count(a: &crate::sim::DeviceSpec, b: &crate::sim::DeviceSpec) -> bool {
-    crate::sim::DeviceSpec {
+fn same_but_count(a: &crate::scenario::DeviceSpec, b: &crate::scenario::DeviceSpec) -> bool {
+    crate::scenario::DeviceSpec {
         count: b.count,
         ..a.clone()
     } == *b
@@ -1533,7 +1536,7 @@ fn source_path(source: &ScenarioSource) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Direction, PacketKind};
+    use crate::wire::{Direction, PacketKind};
 
     fn sink(capacity: usize, max_bytes: usize) -> (EventSink, EventReceiver) {
         let (tx, rx) = crossbeam_channel::bounded(capacity);

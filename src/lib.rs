@@ -11,17 +11,23 @@ pub mod broker;
 pub mod capture;
 pub mod checks;
 pub mod cli;
-pub mod decode;
+pub mod codec;
+pub mod command;
 pub mod engine;
+pub mod event;
 pub mod export;
+pub mod fault;
 pub mod model;
 pub mod positions;
-pub mod protocol;
 pub mod replay;
+pub mod scenario;
 pub mod sim;
+pub mod struct_variant;
 pub mod sys;
 pub mod tap;
+pub mod time;
 pub mod tls;
+pub mod wire;
 
 /// Versions shown in --version and the About dialog.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use mqtt_workbench::broker::{Upstream, parse_broker_url};
 use mqtt_workbench::engine::EngineConfig;
-use mqtt_workbench::sim::Scenario;
+use mqtt_workbench::scenario::Scenario;
 
 static LONG_VERSION: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(mqtt_workbench::about::long_version);
@@ -493,11 +493,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn protocol(mqtt5: bool) -> mqtt_workbench::sim::scenario::Protocol {
+fn protocol(mqtt5: bool) -> mqtt_workbench::scenario::Protocol {
     if mqtt5 {
-        mqtt_workbench::sim::scenario::Protocol::V5
+        mqtt_workbench::scenario::Protocol::V5
     } else {
-        mqtt_workbench::sim::scenario::Protocol::V311
+        mqtt_workbench::scenario::Protocol::V311
     }
 }
 

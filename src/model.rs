@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::capture::Capture;
 use crate::engine::{DropCounts, EngineHandle};
-use crate::protocol::{
-    BrokerState, DeviceState, DeviceUpdate, Event, FaultKey, NetFault, ScenarioInfo, Target,
-};
+use crate::event::{BrokerState, DeviceState, DeviceUpdate, Event, ScenarioInfo};
+use crate::fault::{FaultKey, NetFault, Target};
 
 /// Notices kept until a consumer takes them.
 const MAX_NOTICES: usize = 64;
@@ -218,7 +217,7 @@ impl DeviceList {
 }
 
 /// One injected fault, as a marker on the plots.
-pub use crate::protocol::FaultMarker;
+use crate::fault::FaultMarker;
 
 /// Faults injected so far (markers for the plots) and the network faults in force.
 #[derive(Debug, Default)]
@@ -291,7 +290,7 @@ pub struct Model {
     pub faults: FaultLog,
     pub broker: BrokerState,
     /// Set once the embedded broker stopped answering its health probe.
-    pub broker_health: Option<crate::protocol::BrokerHealth>,
+    pub broker_health: Option<crate::event::BrokerHealth>,
     pub scenario: Option<RunningScenario>,
     pub export: Option<ExportProgress>,
     /// What the engine dropped because a queue was full (updated by [`Model::drain`]).
@@ -310,7 +309,7 @@ pub struct Model {
     /// Device positions from published payloads, for the fleet map.
     pub positions: crate::positions::Positions,
     /// Payload decoders (codec per topic; Sparkplug aliases learned from BIRTHs).
-    pub decoders: crate::decode::Decoders,
+    pub decoders: crate::codec::Decoders,
 }
 
 impl Default for Model {
@@ -350,8 +349,8 @@ impl Model {
             Event::Wire(batch) => {
                 for ev in &batch {
                     self.positions.on_event(ev);
-                    if ev.kind == crate::protocol::PacketKind::Publish
-                        && ev.dir == crate::protocol::Direction::ClientToBroker
+                    if ev.kind == crate::wire::PacketKind::Publish
+                        && ev.dir == crate::wire::Direction::ClientToBroker
                         && let (Some(t), Some(p)) = (ev.topic.as_deref(), ev.payload.as_deref())
                         && t.starts_with("spBv1.0/")
                     {
@@ -385,7 +384,7 @@ impl Model {
                 self.faults.clear();
                 self.checks = (!info.expectations.is_empty()).then(|| {
                     let start = match info.started_us {
-                        0 => crate::protocol::now_us(),
+                        0 => crate::time::now_us(),
                         t => t,
                     };
                     crate::checks::Checks::new(&info.expectations, start)
@@ -428,10 +427,7 @@ impl Model {
                     // New expectations start over; unchanged ones keep their verdicts.
                     if running.info.expectations != info.expectations {
                         self.checks = (!info.expectations.is_empty()).then(|| {
-                            crate::checks::Checks::new(
-                                &info.expectations,
-                                crate::protocol::now_us(),
-                            )
+                            crate::checks::Checks::new(&info.expectations, crate::time::now_us())
                         });
                     }
                     running.info = *info;
@@ -440,7 +436,7 @@ impl Model {
             Event::ScenarioStopped => {
                 // Its verdicts stay on show, final.
                 if let Some(c) = &mut self.checks {
-                    c.finish(crate::protocol::now_us());
+                    c.finish(crate::time::now_us());
                 }
                 self.devices.stop_all();
                 self.scenario = None;
@@ -498,7 +494,7 @@ impl Model {
         self.drops = engine.drops();
         self.capture.dropped = self.drops.total();
         if let Some(c) = &mut self.checks {
-            c.tick(crate::protocol::now_us());
+            c.tick(crate::time::now_us());
         }
         more
     }

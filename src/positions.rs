@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::protocol::{Direction, PacketKind, WireEvent};
+use crate::wire::{Direction, PacketKind, WireEvent};
 
 /// Trail points kept per device.
 pub const TRAIL: usize = 300;

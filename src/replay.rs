@@ -13,7 +13,7 @@ use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Outgoing, Packet, Qo
 use tokio::time::Instant;
 
 use crate::export::record::Recording;
-use crate::protocol::{Direction, Injected, PacketKind};
+use crate::wire::{Direction, Injected, PacketKind};
 
 /// How fast to replay.
 #[derive(Debug, Clone, Copy, PartialEq)]

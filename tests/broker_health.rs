@@ -10,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mqtt_workbench::protocol::Command;
-use mqtt_workbench::protocol::Health;
+use mqtt_workbench::command::Command;
+use mqtt_workbench::event::Health;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_not_answering_is_restarted_counted_marked_and_answers_again() {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use mqtt_workbench::capture::{FlowState, SessionEventKind};
-use mqtt_workbench::protocol::{CloseReason, Command, DeviceAction, Direction, PacketKind, Target};
+use mqtt_workbench::command::Command;
+use mqtt_workbench::fault::{DeviceAction, Target};
+use mqtt_workbench::wire::{CloseReason, Direction, PacketKind};
 use rumqttc::{LastWill, Packet, QoS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +455,7 @@ async fn a_client_asking_for_no_keepalive_connects_through_unchanged() {
         .expect("the CONNECT");
     assert!(matches!(
         connect.detail,
-        mqtt_workbench::protocol::WireDetail::Connect {
+        mqtt_workbench::wire::WireDetail::Connect {
             keep_alive_s: 0,
             ..
         }

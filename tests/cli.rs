@@ -191,7 +191,7 @@ async fn mosquitto_sub_appears_in_sessions_with_its_subscription() {
     .await;
     assert_eq!(
         rig.model.capture.sessions["mosq-ext"].last_disconnect(),
-        Some(&mqtt_workbench::protocol::CloseReason::Graceful)
+        Some(&mqtt_workbench::wire::CloseReason::Graceful)
     );
 }
 

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use mqtt_workbench::protocol::{Command as EngineCommand, Direction, ScenarioSource, VerdictState};
+use mqtt_workbench::checks::VerdictState;
+use mqtt_workbench::command::{Command as EngineCommand, ScenarioSource};
+use mqtt_workbench::wire::Direction;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))

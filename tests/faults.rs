@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mqtt_workbench::capture::{FlowState, SessionEventKind};
+use mqtt_workbench::command::Command;
+use mqtt_workbench::fault::{Fault, FaultKey, NetFault, PartitionMode, Target};
 use mqtt_workbench::model::Model;
-use mqtt_workbench::protocol::{
-    CloseReason, Command, Direction, Fault, FaultKey, Injected, NetFault, PartitionMode, Target,
-};
-use mqtt_workbench::sim::Scenario;
+use mqtt_workbench::scenario::Scenario;
+use mqtt_workbench::wire::{CloseReason, Direction, Injected};
 use rumqttc::{LastWill, Packet, QoS};
 
 fn dev(id: &str) -> Target {

@@ -337,8 +337,8 @@ fn port_in_use_offers_another_port() {
     assert!(
         matches!(
             h.state().model.broker,
-            mqtt_workbench::protocol::BrokerState::Starting
-                | mqtt_workbench::protocol::BrokerState::Failed { .. }
+            mqtt_workbench::event::BrokerState::Starting
+                | mqtt_workbench::event::BrokerState::Failed { .. }
         ),
         "the first frame is drawn without waiting for the engine"
     );
@@ -400,10 +400,10 @@ fn partition_and_latency_from_the_devices_panel_reach_the_tap() {
         a.model
             .faults
             .net_for("temp-app")
-            .is_some_and(|f| f.partition == Some(mqtt_workbench::protocol::PartitionMode::Hold))
+            .is_some_and(|f| f.partition == Some(mqtt_workbench::fault::PartitionMode::Hold))
     });
     // What the broker sends the app now is held by the network, and marked so.
-    use mqtt_workbench::protocol::{Direction, Injected};
+    use mqtt_workbench::wire::{Direction, Injected};
     let held = |a: &WorkbenchApp| {
         a.model
             .capture
@@ -545,7 +545,7 @@ fn clearing_the_capture_while_the_log_shows_rows_never_points_at_other_messages(
     );
     for seq in app.log.rows() {
         let e = app.model.capture.get(*seq).expect("each row resolves");
-        assert_eq!(e.kind, mqtt_workbench::protocol::PacketKind::Publish);
+        assert_eq!(e.kind, mqtt_workbench::wire::PacketKind::Publish);
     }
     assert!(
         h.query_by_label(&format!("{shown} messages")).is_some(),
@@ -587,8 +587,7 @@ fn client_faults_are_offered_only_for_virtual_devices() {
     );
     // A virtual device is offered them.
     wait(&mut h, "the sensor connected", 10, |a| {
-        a.model.devices.state("temp-sensor")
-            == Some(mqtt_workbench::protocol::DeviceState::Connected)
+        a.model.devices.state("temp-sensor") == Some(mqtt_workbench::event::DeviceState::Connected)
     });
     h.get_by_label("temp-sensor").click();
     h.run_steps(2);
@@ -625,7 +624,7 @@ fn a_message_typed_in_the_publish_panel_reaches_the_broker_and_the_history() {
         .click();
     wait(&mut h, "the message captured", 10, |a| {
         a.model.capture.messages().any(|(_, e)| {
-            &*e.client_id == mqtt_workbench::protocol::WORKBENCH_CLIENT_ID
+            &*e.client_id == mqtt_workbench::command::WORKBENCH_CLIENT_ID
                 && e.topic.as_deref() == Some("cellar/cooler-1/setpoint")
                 && e.payload.as_deref() == Some(&b"{\"setpoint\": 11}"[..])
         })
@@ -635,7 +634,7 @@ fn a_message_typed_in_the_publish_panel_reaches_the_broker_and_the_history() {
     wait(&mut h, "the cooler's acknowledgement", 10, |a| {
         a.model.capture.messages().any(|(_, e)| {
             &*e.client_id == "cooler-1"
-                && e.dir == mqtt_workbench::protocol::Direction::ClientToBroker
+                && e.dir == mqtt_workbench::wire::Direction::ClientToBroker
                 && e.topic.as_deref() == Some("cellar/cooler-1/setpoint/ack")
                 && e.payload.as_deref().is_some_and(|p| p.starts_with(b"11"))
         })
@@ -694,7 +693,7 @@ fn a_retained_message_is_cleared_from_the_topic_tree_after_a_confirmation() {
             .iter()
             .any(|t| t == "cleared 1 retained message")
             || h.state().model.capture.messages().any(|(_, e)| {
-                &*e.client_id == mqtt_workbench::protocol::WORKBENCH_CLIENT_ID
+                &*e.client_id == mqtt_workbench::command::WORKBENCH_CLIENT_ID
                     && e.retain
                     && e.payload.as_deref() == Some(&b""[..])
             }),
@@ -773,11 +772,11 @@ fn the_broker_menu_shows_the_tls_listener_and_saves_its_ca_certificate() {
     wait(&mut h, "the broker running with TLS", 15, |a| {
         matches!(
             &a.model.broker,
-            mqtt_workbench::protocol::BrokerState::Running { tls: Some(_), .. }
+            mqtt_workbench::event::BrokerState::Running { tls: Some(_), .. }
         )
     });
     let port = match &h.state().model.broker {
-        mqtt_workbench::protocol::BrokerState::Running { tls: Some(t), .. } => t.addr.port(),
+        mqtt_workbench::event::BrokerState::Running { tls: Some(t), .. } => t.addr.port(),
         _ => unreachable!(),
     };
     h.get_by_label("Broker").click();
@@ -798,7 +797,7 @@ fn a_passed_check_opens_its_evidence_in_the_message_log() {
         a.model.checks.as_ref().is_some_and(|c| {
             c.verdicts().any(|v| {
                 v.name == "the sensor announces itself"
-                    && v.state == mqtt_workbench::protocol::VerdictState::Passed
+                    && v.state == mqtt_workbench::checks::VerdictState::Passed
             })
         })
     });
@@ -966,9 +965,9 @@ fn a_sparkplug_ndata_shows_named_metrics_and_plots_them() {
         ("spBv1.0/plant/NDATA/edge-1", false),
     ] {
         h.state_mut()
-            .send(mqtt_workbench::protocol::Command::Publish(
-                mqtt_workbench::protocol::PublishRequest {
-                    from: mqtt_workbench::protocol::Publisher::Workbench,
+            .send(mqtt_workbench::command::Command::Publish(
+                mqtt_workbench::command::PublishRequest {
+                    from: mqtt_workbench::command::Publisher::Workbench,
                     topic: topic.into(),
                     payload: bytes::Bytes::from(sparkplug(birth)),
                     qos: 1,
@@ -1088,13 +1087,13 @@ fn the_status_bar_says_when_the_broker_stopped_answering_and_was_restarted() {
     wait(&mut h, "the broker running", 15, |a| {
         matches!(
             a.model.broker,
-            mqtt_workbench::protocol::BrokerState::Running { .. }
+            mqtt_workbench::event::BrokerState::Running { .. }
         )
     });
     // What the health probe reports when the broker goes silent.
     assert!(h.state().engine().expect("the engine").send(
-        mqtt_workbench::protocol::Command::BrokerHealth(
-            mqtt_workbench::protocol::Health::NotAnswering("no echo (a test)".into()),
+        mqtt_workbench::command::Command::BrokerHealth(
+            mqtt_workbench::event::Health::NotAnswering("no echo (a test)".into()),
         )
     ));
     // Restarted (warm) and answering its probe again: amber, counted, on the timeline.

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use mqtt_workbench::protocol::{CloseReason, Direction};
+use mqtt_workbench::wire::{CloseReason, Direction};
 
 fn mosquitto(tool: &str, version: &str, port: u16, args: &[&str]) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(tool);
@@ -125,7 +125,7 @@ async fn an_unknown_protocol_level_is_closed_with_a_reason_and_others_are_served
         .expect("written");
     rig.wait_for("the connection closed with a reason", 5, |c| {
         c.events().any(|(_, e)| {
-            matches!(&e.detail, mqtt_workbench::protocol::WireDetail::Closed(CloseReason::Error(why))
+            matches!(&e.detail, mqtt_workbench::wire::WireDetail::Closed(CloseReason::Error(why))
                 if why.contains("protocol level 9"))
         })
     })
@@ -355,7 +355,7 @@ async fn mqtt31_is_refused_with_a_reason_the_embedded_broker_cannot_serve_it() {
     assert!(!out.status.success(), "refused");
     rig.wait_for("the reason on the connection", 5, |c| {
         c.events().any(|(_, e)| {
-            matches!(&e.detail, mqtt_workbench::protocol::WireDetail::Closed(CloseReason::Error(why))
+            matches!(&e.detail, mqtt_workbench::wire::WireDetail::Closed(CloseReason::Error(why))
                 if why.contains("MQTT 3.1 (MQIsdp)"))
         })
     })

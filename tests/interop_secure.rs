@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use mqtt_workbench::command::{Command, ScenarioSource};
 use mqtt_workbench::engine::{EngineConfig, Readiness};
-use mqtt_workbench::protocol::{
-    BrokerState, CloseReason, Command, Direction, Injected, PacketKind, ScenarioSource, WireDetail,
-};
+use mqtt_workbench::event::BrokerState;
 use mqtt_workbench::tap::AuthSpec;
 use mqtt_workbench::tap::auth::UserSpec;
 use mqtt_workbench::tls::TlsOptions;
+use mqtt_workbench::wire::{CloseReason, Direction, Injected, PacketKind, WireDetail};
 
 fn tls_options(dir: &Path, require_client_cert: bool) -> TlsOptions {
     TlsOptions {

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_workbench::protocol::{Command, PublishRequest, Publisher, WORKBENCH_CLIENT_ID};
-use mqtt_workbench::sim::Scenario;
+use mqtt_workbench::command::{Command, PublishRequest, Publisher, WORKBENCH_CLIENT_ID};
+use mqtt_workbench::scenario::Scenario;
 use rumqttc::QoS;
 
 fn request(from: Publisher, topic: &str, payload: &str, qos: u8, retain: bool) -> Command {
@@ -155,7 +155,7 @@ async fn a_message_by_hand_carries_mqtt5_properties_and_file_bytes() {
     let file = dir.path().join("frame.bin");
     let bytes: Vec<u8> = (0u8..=255).collect();
     std::fs::write(&file, &bytes).unwrap();
-    let props = mqtt_workbench::protocol::MessageProperties {
+    let props = mqtt_workbench::command::MessageProperties {
         content_type: "application/octet-stream".into(),
         response_topic: "replies/hand".into(),
         correlation_data: "req-7".into(),

@@ -6,8 +6,9 @@
 mod common;
 
 use common::*;
+use mqtt_workbench::command::{Command, ScenarioSource};
 use mqtt_workbench::engine::EngineConfig;
-use mqtt_workbench::protocol::{CloseReason, Command, ScenarioSource};
+use mqtt_workbench::wire::CloseReason;
 
 const BEFORE: &str = r#"Scenario(name: "reload", devices: [
     (id: "steady", publish: [(topic: "r/steady", every: "200ms", payload: Text("{seq}"))]),

@@ -9,14 +9,15 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::*;
+use mqtt_workbench::command::{Command, ScenarioSource};
 use mqtt_workbench::export::record;
-use mqtt_workbench::protocol::{Command, Direction, PacketKind, ScenarioSource};
 use mqtt_workbench::replay::{Speed, replay};
+use mqtt_workbench::wire::{Direction, PacketKind};
 
 /// Per client, the (topic, payload) it published, in order.
 type Streams = BTreeMap<String, Vec<(String, Vec<u8>)>>;
 
-fn published<'a>(events: impl Iterator<Item = &'a mqtt_workbench::protocol::WireEvent>) -> Streams {
+fn published<'a>(events: impl Iterator<Item = &'a mqtt_workbench::wire::WireEvent>) -> Streams {
     let mut out = Streams::new();
     for e in events {
         if e.kind == PacketKind::Publish && e.dir == Direction::ClientToBroker {
@@ -145,7 +146,7 @@ async fn a_recording_opens_in_the_model_and_a_bad_file_loses_nothing() {
         "nothing lost"
     );
     // A good one replaces the capture with the recorded frames, faults included.
-    let mut ev = mqtt_workbench::protocol::WireEvent::new(
+    let mut ev = mqtt_workbench::wire::WireEvent::new(
         1_000_000,
         1,
         std::sync::Arc::from("recorded"),
@@ -154,7 +155,7 @@ async fn a_recording_opens_in_the_model_and_a_bad_file_loses_nothing() {
     );
     ev.topic = Some(std::sync::Arc::from("old/topic"));
     ev.payload = Some(bytes::Bytes::from_static(b"from the field"));
-    let fault = mqtt_workbench::protocol::FaultMarker {
+    let fault = mqtt_workbench::fault::FaultMarker {
         t_us: 900_000,
         label: "drop recorded".into(),
         timeline: None,
@@ -182,7 +183,7 @@ fn replay_checks_expectations_against_the_replayed_traffic() {
     let rec = dir.path().join("r.jsonl");
     let events: Vec<_> = (0..3u64)
         .map(|k| {
-            let mut ev = mqtt_workbench::protocol::WireEvent::new(
+            let mut ev = mqtt_workbench::wire::WireEvent::new(
                 1_000_000 + k * 1000,
                 1,
                 std::sync::Arc::from("field-device"),

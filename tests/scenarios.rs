@@ -7,10 +7,11 @@ use std::path::Path;
 
 use common::*;
 use mqtt_workbench::capture::{Capture, FlowState, SessionEventKind};
-use mqtt_workbench::protocol::{
-    CloseReason, Command, DeviceAction, DeviceState, Direction, Target,
-};
-use mqtt_workbench::sim::Scenario;
+use mqtt_workbench::command::Command;
+use mqtt_workbench::event::DeviceState;
+use mqtt_workbench::fault::{DeviceAction, Target};
+use mqtt_workbench::scenario::Scenario;
+use mqtt_workbench::wire::{CloseReason, Direction};
 use rumqttc::{Packet, QoS};
 
 fn load(name: &str) -> Scenario {
@@ -311,7 +312,7 @@ async fn car_sharing_fleet_of_three_hundred_runs_on_the_bus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_drones_tunnel_holds_telemetry_and_delivers_it_once_without_a_will() {
-    use mqtt_workbench::protocol::Injected;
+    use mqtt_workbench::wire::Injected;
     let (mut rig, _) = run("flaky-drones.ron").await;
     // 15 s: cell-drone-2 enters an 8 s tunnel; wait until it has healed and the burst arrived.
     rig.wait_model("the tunnel fault fired", 30, |m| {
@@ -613,8 +614,7 @@ async fn mqtt5_thermostats_answer_requests_with_the_correlation_data() {
     let connect = c
         .events()
         .find(|(_, e)| {
-            &*e.client_id == "thermostat-1"
-                && e.kind == mqtt_workbench::protocol::PacketKind::Connect
+            &*e.client_id == "thermostat-1" && e.kind == mqtt_workbench::wire::PacketKind::Connect
         })
         .map(|(_, e)| e.v5.clone().map(|p| *p).unwrap_or_default())
         .expect("thermostat-1's CONNECT captured");
@@ -626,7 +626,7 @@ async fn mqtt5_thermostats_answer_requests_with_the_correlation_data() {
     let app = c
         .events()
         .find(|(_, e)| {
-            &*e.client_id == "home-app-1" && e.kind == mqtt_workbench::protocol::PacketKind::Connect
+            &*e.client_id == "home-app-1" && e.kind == mqtt_workbench::wire::PacketKind::Connect
         })
         .and_then(|(_, e)| e.v5.clone())
         .expect("home-app-1's CONNECT has properties");
@@ -678,7 +678,7 @@ async fn a_scenario_maps_topic_filters_to_payload_decoders() {
     let mut rig = Rig::start().await;
     assert!(
         rig.handle.send(Command::LoadScenario(
-            mqtt_workbench::protocol::ScenarioSource::Text {
+            mqtt_workbench::command::ScenarioSource::Text {
                 origin: "decoders.ron".into(),
                 ron: r#"Scenario(name: "decoders", decoders: [
                 (on: "meters/+/cbor", codec: Cbor),
@@ -691,11 +691,11 @@ async fn a_scenario_maps_topic_filters_to_payload_decoders() {
     rig.wait_model("the scenario started", 10, |m| m.scenario.is_some())
         .await;
     let d = &rig.model.decoders;
-    use mqtt_workbench::protocol::PayloadCodec;
-    assert_eq!(d.codec("meters/1/cbor"), PayloadCodec::Cbor);
-    assert_eq!(d.codec("meters/1/mp"), PayloadCodec::MessagePack);
-    assert_eq!(d.codec("spBv1.0/g/NDATA/e"), PayloadCodec::SparkplugB);
-    assert_eq!(d.codec("meters/1/json"), PayloadCodec::Json);
+    use mqtt_workbench::codec::Codec;
+    assert_eq!(d.codec("meters/1/cbor"), Codec::Cbor);
+    assert_eq!(d.codec("meters/1/mp"), Codec::MessagePack);
+    assert_eq!(d.codec("spBv1.0/g/NDATA/e"), Codec::SparkplugB);
+    assert_eq!(d.codec("meters/1/json"), Codec::Json);
     // {"kwh": 12} in CBOR and in MessagePack, as the specifications encode it.
     let cbor = [0xa1, 0x63, b'k', b'w', b'h', 0x0c];
     let mp = [0x81, 0xa3, b'k', b'w', b'h', 0x0c];
@@ -723,7 +723,7 @@ async fn protobuf_payloads_decode_with_a_user_supplied_proto() {
     .unwrap();
     let mut rig = Rig::start().await;
     assert!(rig.handle.send(Command::LoadScenario(
-        mqtt_workbench::protocol::ScenarioSource::File(scenario.clone())
+        mqtt_workbench::command::ScenarioSource::File(scenario.clone())
     )));
     rig.wait_model("the scenario started", 10, |m| m.scenario.is_some())
         .await;
@@ -748,7 +748,7 @@ async fn protobuf_payloads_decode_with_a_user_supplied_proto() {
     )
     .unwrap();
     assert!(rig.handle.send(Command::LoadScenario(
-        mqtt_workbench::protocol::ScenarioSource::File(scenario)
+        mqtt_workbench::command::ScenarioSource::File(scenario)
     )));
     let n = rig.wait_notice("the .proto error", 10, |n| n.error).await;
     assert!(n.text.contains("meter.proto"), "{}", n.text);

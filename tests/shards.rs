@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use mqtt_workbench::export::record;
-use mqtt_workbench::protocol::{Direction, PacketKind, Recording};
+use mqtt_workbench::export::record::Recording;
 use mqtt_workbench::sim::Shard;
+use mqtt_workbench::wire::{Direction, PacketKind};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn manifest(name: &str) -> Vec<Yaml> {

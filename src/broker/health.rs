@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-use crate::protocol::Health;
+use crate::event::Health;
 use tokio::time::Instant;
 
 /// How often the probe publishes.

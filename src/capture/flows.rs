@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::protocol::{ConnId, Direction, PacketKind, WireDetail, WireEvent};
+use crate::wire::{ConnId, Direction, PacketKind, WireDetail, WireEvent};
 
 use super::Capture;
 
@@ -397,7 +397,7 @@ fn delivery_check(cap: &Capture, ev: &WireEvent) -> (Option<u64>, Option<String>
 mod tests {
     use super::super::test_util::*;
     use super::*;
-    use crate::protocol::Direction::*;
+    use crate::wire::Direction::*;
 
     fn ack(kind: PacketKind, dir: Direction, pkid: u16, client: &str) -> WireEvent {
         let mut e = ev(1, client, dir, kind);
@@ -410,7 +410,7 @@ mod tests {
         let mut c = Capture::default();
         c.ingest(publish(1, "p", ClientToBroker, "t", "x", 1, 4));
         let mut puback = ack(PacketKind::PubAck, BrokerToClient, 4, "p");
-        puback.v5 = Some(Box::new(crate::protocol::V5Props {
+        puback.v5 = Some(Box::new(crate::wire::V5Props {
             reason_code: Some(0x10),
             ..Default::default()
         }));
@@ -439,7 +439,7 @@ mod tests {
         let mut c = Capture::default();
         c.ingest(publish(1, "s", BrokerToClient, "t", "x", 1, 7));
         let mut closed = ev(1, "s", ClientToBroker, PacketKind::Closed);
-        closed.detail = WireDetail::Closed(crate::protocol::CloseReason::ClientClosed);
+        closed.detail = WireDetail::Closed(crate::wire::CloseReason::ClientClosed);
         c.ingest(closed);
         assert_eq!(c.flows.iter().next().unwrap().state, FlowState::Interrupted);
         let mut again = publish(2, "s", BrokerToClient, "t", "x", 1, 7);

@@ -12,6 +12,7 @@
 
 mod flows;
 mod sessions;
+mod snapshot;
 mod tree;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -19,10 +20,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::protocol::{ConnId, Direction, EventsSnapshot, PacketKind, WireDetail, WireEvent};
+use crate::wire::{ConnId, Direction, PacketKind, WireDetail, WireEvent};
 
 pub use flows::{Flow, FlowState, FlowStep, Flows};
 pub use sessions::{Session, SessionEvent, SessionEventKind, Subscription};
+pub use snapshot::EventsSnapshot;
 pub use tree::{TopicNode, TopicTree};
 
 /// Bounds of the capture. Everything that grows is bounded.
@@ -177,7 +179,7 @@ struct ConnState {
     pending_subs: HashMap<u16, Vec<(String, u8)>>,
     /// CONNECT details held until the broker accepts this connection (a second
     /// connection for a live client id must not rewrite the live session first).
-    pending_connect: Option<(WireDetail, Option<Box<crate::protocol::V5Props>>)>,
+    pending_connect: Option<(WireDetail, Option<Box<crate::wire::V5Props>>)>,
 }
 
 /// Events per store chunk.
@@ -359,7 +361,7 @@ impl Capture {
         self.v5_frames += ev.v5.is_some() as u64;
         self.generation += 1;
         let seq = self.end_seq();
-        if ev.injected == Some(crate::protocol::Injected::Dropped) {
+        if ev.injected == Some(crate::wire::Injected::Dropped) {
             // An injected fault discarded it: it never arrived, so it changes no
             // session or topic, and its flow stays open (marked as the fault's);
             // the log keeps it, marked.
@@ -374,7 +376,7 @@ impl Capture {
         match ev.kind {
             // Refused by the tap's access rules: its QoS flow ends with the
             // tap's refusal, but the topic never received it.
-            PacketKind::Publish if ev.injected == Some(crate::protocol::Injected::Denied) => {}
+            PacketKind::Publish if ev.injected == Some(crate::wire::Injected::Denied) => {}
             PacketKind::Publish => self.on_publish(&ev, seq),
             PacketKind::PingReq | PacketKind::PingResp => return,
             _ => {}
@@ -560,12 +562,12 @@ impl Capture {
     }
 }
 
-pub use crate::protocol::topic_matches;
+use crate::wire::topic_matches;
 
 #[cfg(test)]
 pub(crate) mod test_util {
     use super::*;
-    use crate::protocol::WireEvent;
+    use crate::wire::WireEvent;
 
     pub fn ev(conn: ConnId, client: &str, dir: Direction, kind: PacketKind) -> WireEvent {
         let mut e = WireEvent::new(1_000_000, conn, Arc::from(client), dir, kind);
@@ -602,7 +604,7 @@ mod tests {
         c.ingest(publish(1, "car", Direction::ClientToBroker, "t", "x", 1, 7));
         let mut ack = ev(1, "car", Direction::BrokerToClient, PacketKind::PubAck);
         ack.pkid = 7;
-        ack.injected = Some(crate::protocol::Injected::Dropped);
+        ack.injected = Some(crate::wire::Injected::Dropped);
         c.ingest(ack.clone());
         let f = c.flows.iter().next().expect("a flow");
         assert_eq!(f.state, FlowState::Open);
@@ -690,7 +692,7 @@ mod tests {
 
     #[test]
     fn clear_keeps_the_clients_still_connected() {
-        use crate::protocol::CloseReason;
+        use crate::wire::CloseReason;
         let mut c = Capture::default();
         for (conn, id) in [(1, "live"), (2, "gone")] {
             c.ingest(ev(conn, "", Direction::ClientToBroker, PacketKind::Opened));

@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
-use crate::protocol::{
-    CloseReason, ConnId, Direction, PacketKind, WillInfo, WireDetail, WireEvent,
-};
+use crate::wire::{CloseReason, ConnId, Direction, PacketKind, WillInfo, WireDetail, WireEvent};
 
 use super::Capture;
 
@@ -64,8 +62,8 @@ pub struct Session {
     /// MQTT protocol level of its last CONNECT: 4 (3.1.1) or 5.
     pub protocol: u8,
     /// MQTT 5: what its last CONNECT and CONNACK said (expiry, limits, ids…).
-    pub connect_props: Option<Box<crate::protocol::V5Props>>,
-    pub connack_props: Option<Box<crate::protocol::V5Props>>,
+    pub connect_props: Option<Box<crate::wire::V5Props>>,
+    pub connack_props: Option<Box<crate::wire::V5Props>>,
     /// MQTT 5 session expiry the client asked for before its last disconnect,
     /// and when that was: a reconnect within it should find the session.
     pub expiry_promise: Option<(u32, u64)>,
@@ -149,7 +147,7 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
 fn apply_connect(
     s: &mut Session,
     detail: &WireDetail,
-    props: Option<Box<crate::protocol::V5Props>>,
+    props: Option<Box<crate::wire::V5Props>>,
     peer: Option<(std::net::SocketAddr, bool)>,
 ) {
     if let WireDetail::Connect {
@@ -399,7 +397,7 @@ fn v5_delivery_checks(s: &mut Session, ev: &WireEvent, seq: u64, own_message: bo
     let mut matching = s
         .subscriptions
         .iter()
-        .filter(|(f, _)| crate::protocol::topic_matches(topic, f))
+        .filter(|(f, _)| crate::wire::topic_matches(topic, f))
         .peekable();
     let all_no_local = matching.peek().is_some() && matching.all(|(_, sub)| sub.no_local);
     if own_message && all_no_local {
@@ -418,7 +416,7 @@ fn v5_delivery_checks(s: &mut Session, ev: &WireEvent, seq: u64, own_message: bo
 mod tests {
     use super::super::test_util::*;
     use super::*;
-    use crate::protocol::Direction::*;
+    use crate::wire::Direction::*;
 
     #[test]
     fn connect_subscribe_suback_disconnect() {

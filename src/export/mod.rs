@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::Capture;
-use crate::protocol::{Injected, PacketKind, WireEvent};
+use crate::wire::{Injected, PacketKind, WireEvent};
 
 /// One exported message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn fault_markers_are_exported_in_csv_and_jsonl() {
-        use crate::protocol::Direction;
+        use crate::wire::Direction;
         let dir = tempfile::tempdir().unwrap();
         let mk = |injected| {
             let mut e = WireEvent::new(

@@ -7,12 +7,25 @@
 //! one per frame (a [`WireEvent`], payload in base64).
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::protocol::Recording;
-use crate::protocol::{FaultMarker, WireEvent};
+/// A recorded capture read back (see `export::record`).
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub path: PathBuf,
+    pub scenario: Option<String>,
+    pub started_us: Option<u64>,
+    pub events: Vec<WireEvent>,
+    pub faults: Vec<FaultMarker>,
+    /// Frames the capture had evicted (its bound) before it was saved: the
+    /// recording starts later than the run did.
+    pub evicted: u64,
+}
+
+use crate::fault::FaultMarker;
+use crate::wire::WireEvent;
 
 /// The header's `format` value.
 pub const FORMAT: &str = "mqtt-workbench capture";
@@ -215,7 +228,7 @@ pub fn merge(recordings: Vec<Recording>) -> Merged {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Direction, Injected, PacketKind, V5Props, WireDetail};
+    use crate::wire::{Direction, Injected, PacketKind, V5Props, WireDetail};
     use std::sync::Arc;
 
     #[test]
@@ -311,7 +324,7 @@ mod tests {
             Direction::ClientToBroker,
             PacketKind::Closed,
         );
-        c.detail = WireDetail::Closed(crate::protocol::CloseReason::Error("why".into()));
+        c.detail = WireDetail::Closed(crate::wire::CloseReason::Error("why".into()));
         let faults = vec![FaultMarker {
             t_us: 950_000,
             label: "drop dev-1".into(),

@@ -10,8 +10,11 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::DeviceReporter;
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
-use super::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, expand};
-use crate::protocol::{DeviceAction, DeviceState, DeviceUpdate, PublishRequest};
+use crate::command::PublishRequest;
+use crate::event::{DeviceState, DeviceUpdate};
+use crate::fault::DeviceAction;
+use crate::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, expand};
+use crate::sim::mqtt::ToRumqttc;
 
 /// QoS 1/2 messages a device has unacknowledged before it waits: 20, like
 /// mosquitto's default `max_inflight_messages` (rumqttc's 100 costs every
@@ -134,7 +137,7 @@ impl Client {
     fn publish(
         &self,
         topic: String,
-        qos: super::scenario::Qos,
+        qos: crate::scenario::Qos,
         retain: bool,
         payload: Vec<u8>,
         props: Option<m5::PublishProperties>,
@@ -157,7 +160,7 @@ impl Client {
         }
     }
 
-    fn subscribe(&self, filter: String, qos: super::scenario::Qos) {
+    fn subscribe(&self, filter: String, qos: crate::scenario::Qos) {
         match self {
             Client::V4(c) => drop(c.try_subscribe(filter, qos.to_rumqttc())),
             Client::V5(c) => drop(c.try_subscribe(filter, qos.to_rumqttc_v5())),
@@ -187,12 +190,12 @@ enum ActionRt {
     Publish {
         topic: String,
         sampler: PayloadSampler,
-        qos: super::scenario::Qos,
+        qos: crate::scenario::Qos,
         retain: bool,
     },
     Respond {
         sampler: PayloadSampler,
-        qos: super::scenario::Qos,
+        qos: crate::scenario::Qos,
     },
 }
 
@@ -596,7 +599,7 @@ impl Device {
         let text = String::from_utf8_lossy(payload).into_owned();
         let mut refused = 0;
         for r in &mut self.reactions {
-            if !crate::capture::topic_matches(topic, &r.filter) {
+            if !crate::wire::topic_matches(topic, &r.filter) {
                 continue;
             }
             for a in &mut r.actions {
@@ -863,8 +866,8 @@ async fn run(
                     let result = if !connected {
                         Err(format!("{} is not connected", dev.plan.client_id))
                     } else {
-                        let qos = crate::sim::scenario::Qos(req.qos.min(2));
-                        let props = (!req.properties.is_empty()).then(|| req.properties.to_v5());
+                        let qos = crate::scenario::Qos(req.qos.min(2));
+                        let props = (!req.properties.is_empty()).then(|| crate::sim::mqtt::publish_properties(&req.properties));
                         if props.is_some() && matches!(client, Client::V4(_)) {
                             Err(format!(
                                 "{} speaks MQTT 3.1.1, which has no properties: publish as the workbench or an MQTT 5 device",

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Number, Value};
 
-use super::scenario::{Cond, Gen, Payload};
+use crate::scenario::{Cond, Gen, Payload};
 
 /// What a device knows while rendering: identity, vars, state, a seeded RNG.
 pub struct DeviceCtx {
@@ -63,7 +63,7 @@ impl DeviceCtx {
                 continue;
             }
             // `{name}`: a placeholder; any other brace is literal text (JSON).
-            let Some(key) = super::scenario::placeholder_at(after) else {
+            let Some(key) = crate::scenario::placeholder_at(after) else {
                 out.push('{');
                 rest = after;
                 continue;
@@ -297,7 +297,7 @@ pub enum PayloadSampler {
     Json(Vec<(String, Sampler)>),
     /// Sparkplug B metrics (name, type, generator); alias = position + 1.
     SparkplugB {
-        metrics: Vec<(String, super::scenario::SpType, Sampler)>,
+        metrics: Vec<(String, crate::scenario::SpType, Sampler)>,
         birth: bool,
     },
 }
@@ -339,14 +339,14 @@ impl PayloadSampler {
                 Value::Object(m).to_string().into_bytes()
             }
             PayloadSampler::SparkplugB { metrics, birth } => {
-                use super::scenario::SpType;
-                use crate::decode::sparkplug::{Metric, Payload as SpPayload, Value as SpValue};
+                use crate::codec::sparkplug::{Metric, Payload as SpPayload, Value as SpValue};
+                use crate::scenario::SpType;
                 if *birth {
                     ctx.sparkplug_seq = 0;
                 }
                 let seq = ctx.sparkplug_seq % 256;
                 ctx.sparkplug_seq = seq + 1;
-                let now_ms = crate::protocol::now_us() / 1000;
+                let now_ms = crate::time::now_us() / 1000;
                 let metrics = metrics
                     .iter_mut()
                     .enumerate()
@@ -403,7 +403,7 @@ pub fn number_from_payload(payload: &[u8], name: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::scenario::Dur;
+    use crate::time::Dur;
 
     fn ctx(seed: u64) -> DeviceCtx {
         DeviceCtx::new(

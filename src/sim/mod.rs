@@ -2,7 +2,7 @@
 
 pub mod device;
 pub mod generators;
-pub mod scenario;
+pub mod mqtt;
 pub mod watch;
 
 use std::sync::Arc;
@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-pub use scenario::{DeviceSpec, Scenario, ScenarioError};
-
-use crate::protocol::{DeviceUpdate, Event};
+use crate::event::{DeviceUpdate, Event};
+use crate::scenario::Scenario;
 use device::{DeviceHandle, DevicePlan};
 
 /// What travels on the devices' queue: their reports, and the engine's

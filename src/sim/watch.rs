@@ -8,7 +8,7 @@ use std::time::Duration;
 use notify::Watcher as _;
 use tokio::sync::mpsc;
 
-use crate::protocol::{Command, ScenarioSource};
+use crate::command::{Command, ScenarioSource};
 
 /// Changes closer together than this are one save.
 const DEBOUNCE: Duration = Duration::from_millis(300);

@@ -15,7 +15,7 @@ use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::topic_matches;
+use crate::wire::topic_matches;
 
 /// Who may connect and what each may do.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]

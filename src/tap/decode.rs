@@ -9,11 +9,11 @@ use rumqttc::mqttbytes::v4::{
 };
 use rumqttc::mqttbytes::{self, PacketType};
 
-use crate::protocol::{ConnId, Direction, PacketKind, WillInfo, WireDetail, WireEvent};
+use crate::wire::{ConnId, Direction, PacketKind, WillInfo, WireDetail, WireEvent};
 
 use super::MAX_FRAME_BYTES;
 
-pub use crate::protocol::now_us;
+use crate::time::now_us;
 
 pub struct DecodeOutcome {
     /// Bytes at the front of the buffer that form complete frames.

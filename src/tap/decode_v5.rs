@@ -11,7 +11,7 @@ use rumqttc::v5::mqttbytes::v5::{
 };
 use rumqttc::v5::mqttbytes::{Error, QoS};
 
-use crate::protocol::{PacketKind, SubOptions, V5Props, WillInfo, WireDetail, WireEvent};
+use crate::wire::{PacketKind, SubOptions, V5Props, WillInfo, WireDetail, WireEvent};
 
 /// Correlation data as text when it is UTF-8, else hex.
 fn shown_bytes(b: &[u8]) -> String {
@@ -243,7 +243,7 @@ pub fn decode_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Direction;
+    use crate::wire::Direction;
     use bytes::BytesMut;
     use rumqttc::v5::mqttbytes::v5::{Disconnect, DisconnectReasonCode};
 

@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::protocol::{ConnId, FaultKey, NetFault};
+use crate::fault::{FaultKey, NetFault};
+
+use crate::wire::ConnId;
 use parking_lot::RwLock;
 
 /// Faults by client id, connection, or for everyone; read by every proxied frame.
@@ -124,7 +126,7 @@ impl FaultView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::PartitionMode;
+    use crate::fault::PartitionMode;
 
     #[test]
     fn most_specific_rule_wins_and_clear_removes() {

@@ -26,13 +26,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::protocol::{
-    CloseReason, ConnId, Direction, Injected, PacketKind, PartitionMode, WireDetail, WireEvent,
-};
+use crate::fault::PartitionMode;
+
+use crate::wire::{CloseReason, ConnId, Direction, Injected, PacketKind, WireDetail, WireEvent};
 use faults::{FaultTable, FaultView};
 
+use crate::time::now_us;
 pub use auth::AuthSpec;
-pub use decode::{decode_frames, now_us};
+pub use decode::decode_frames;
 
 /// Largest MQTT frame the tap decodes (bigger ones end the connection).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 1024;
@@ -101,7 +102,7 @@ enum Conn {
     Memory(tokio::io::DuplexStream),
 }
 
-pub use crate::protocol::IN_PROCESS_PEER;
+use crate::wire::IN_PROCESS_PEER;
 
 impl Conn {
     fn split(self) -> (Reader, Writer) {

@@ -25,9 +25,10 @@ use super::traffic::TrafficPanel;
 use super::welcome::Welcome;
 use super::{DialogResult, Dialogs};
 use crate::broker::Upstream;
+use crate::command::{Command, ScenarioSource};
 use crate::engine::{self, EngineConfig, EngineHandle};
+use crate::event::BrokerState;
 use crate::model::Model;
-use crate::protocol::{BrokerState, Command, ScenarioSource};
 
 /// How long `logic()` may spend feeding the model per frame.
 const DRAIN_BUDGET: Duration = Duration::from_millis(8);
@@ -151,7 +152,7 @@ impl WorkbenchApp {
                 run.cfg.devices,
                 run.cfg.rate_hz,
                 run.cfg.qos,
-                crate::sim::scenario::Protocol::V311,
+                crate::scenario::Protocol::V311,
             );
             app.pending.push(Command::LoadScenario(fleet.to_source()));
         }
@@ -200,7 +201,7 @@ impl WorkbenchApp {
     /// (the configured one may be 0, "any free port").
     pub fn port(&self) -> u16 {
         match &self.model.broker {
-            crate::protocol::BrokerState::Running { public, .. } => public.port(),
+            crate::event::BrokerState::Running { public, .. } => public.port(),
             _ => self.engine_cfg.listen.port(),
         }
     }
@@ -525,7 +526,7 @@ impl WorkbenchApp {
                             |id| {
                                 m.devices.is_virtual(id)
                                     && m.devices.state(id)
-                                        != Some(crate::protocol::DeviceState::Connected)
+                                        != Some(crate::event::DeviceState::Connected)
                             },
                         ) {
                             self.sessions.selected = Some(id.clone());

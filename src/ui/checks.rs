@@ -6,7 +6,7 @@ use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 
 use crate::checks::Checks;
-use crate::protocol::VerdictState;
+use crate::checks::VerdictState;
 
 const GREEN: Color32 = Color32::from_rgb(76, 175, 80);
 const RED: Color32 = Color32::from_rgb(229, 57, 53);

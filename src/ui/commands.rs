@@ -5,7 +5,9 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 
 use super::app::WorkbenchApp;
 use super::settings::Tab;
-use crate::protocol::{BrokerState, Command, Fault};
+use crate::command::Command;
+use crate::event::BrokerState;
+use crate::fault::Fault;
 
 /// Publishes the publish panel's message.
 pub const PUBLISH_SHORTCUT: KeyboardShortcut =

@@ -5,8 +5,10 @@ use egui::{Color32, RichText};
 
 use super::faults::NetControls;
 use crate::capture::Capture;
+use crate::command::Command;
+use crate::event::DeviceState;
+use crate::fault::{DeviceAction, FaultKey, Target};
 use crate::model::{DeviceList, FaultLog};
-use crate::protocol::{Command, DeviceAction, DeviceState, FaultKey, Target};
 
 pub fn state_color(state: Option<DeviceState>) -> Color32 {
     match state {
@@ -35,7 +37,7 @@ pub struct DevicesPanel {
 pub struct FleetEdit {
     fleet: String,
     /// The running scenario, parsed from its RON, and where it came from.
-    scenario: crate::sim::Scenario,
+    scenario: crate::scenario::Scenario,
     path: std::path::PathBuf,
     count: u32,
     /// Per publish entry: period (ms; None: once per connect), QoS, retain.
@@ -44,7 +46,7 @@ pub struct FleetEdit {
 
 impl FleetEdit {
     fn new(fleet: &str, ron: &str, path: &std::path::Path) -> Option<FleetEdit> {
-        let scenario = crate::sim::Scenario::parse(ron, path).ok()?;
+        let scenario = crate::scenario::Scenario::parse(ron, path).ok()?;
         let d = scenario.devices.iter().find(|d| d.id == fleet)?;
         Some(FleetEdit {
             fleet: fleet.to_string(),
@@ -67,14 +69,14 @@ impl FleetEdit {
     }
 
     /// The scenario with this fleet's edits applied.
-    pub fn edited(&self) -> crate::sim::Scenario {
+    pub fn edited(&self) -> crate::scenario::Scenario {
         let mut s = self.scenario.clone();
         if let Some(d) = s.devices.iter_mut().find(|d| d.id == self.fleet) {
             d.count = self.count.max(1);
             for (p, (_, every, qos, retain)) in d.publish.iter_mut().zip(&self.publishes) {
-                p.every = every
-                    .map(|ms| crate::protocol::Dur(std::time::Duration::from_millis(ms.max(1))));
-                p.qos = crate::sim::scenario::Qos(*qos);
+                p.every =
+                    every.map(|ms| crate::time::Dur(std::time::Duration::from_millis(ms.max(1))));
+                p.qos = crate::scenario::Qos(*qos);
                 p.retain = *retain;
             }
         }
@@ -306,7 +308,7 @@ impl DevicesPanel {
                         .clicked()
                     {
                         let s = edit.edited();
-                        out.push(Command::ReloadScenario(crate::protocol::ScenarioSource::Text {
+                        out.push(Command::ReloadScenario(crate::command::ScenarioSource::Text {
                             origin: edit.path.clone(),
                             ron: s.to_ron(),
                         }));
@@ -557,7 +559,7 @@ mod tests {
         let d = &s.devices[0];
         assert_eq!(d.count, 5);
         assert_eq!(d.publish[0].every.map(|e| e.0.as_millis()), Some(250));
-        let again = crate::sim::Scenario::parse(&s.to_ron(), std::path::Path::new("x.ron"))
+        let again = crate::scenario::Scenario::parse(&s.to_ron(), std::path::Path::new("x.ron"))
             .expect("the edited scenario is valid RON");
         assert_eq!(again.devices[0].count, 5);
         assert!(s.to_ron().contains("amplitude: 7.5"), "{}", s.to_ron());

@@ -7,8 +7,10 @@ use std::time::Duration;
 use egui::{Color32, RichText};
 
 use super::format;
+use crate::command::Command;
+use crate::event::TimelineItem;
+use crate::fault::{Fault, NetFault, Target};
 use crate::model::FaultLog;
-use crate::protocol::{Command, Fault, NetFault, Target, TimelineItem};
 
 /// Values of the network-fault controls (view state).
 pub struct NetControls {

@@ -27,14 +27,14 @@ pub fn duration_us(us: u64) -> String {
 }
 
 /// What an injected fault did to a frame, for tables ("" when nothing).
-pub fn injected(i: Option<crate::protocol::Injected>) -> String {
+pub fn injected(i: Option<crate::wire::Injected>) -> String {
     match i {
         None => String::new(),
-        Some(crate::protocol::Injected::Dropped) => "dropped".into(),
-        Some(crate::protocol::Injected::Held) => "held".into(),
-        Some(crate::protocol::Injected::Denied) => "denied by access rules".into(),
-        Some(crate::protocol::Injected::FromTap) => "answered by the tap".into(),
-        Some(crate::protocol::Injected::Delayed(ms)) => format!("+{ms} ms"),
+        Some(crate::wire::Injected::Dropped) => "dropped".into(),
+        Some(crate::wire::Injected::Held) => "held".into(),
+        Some(crate::wire::Injected::Denied) => "denied by access rules".into(),
+        Some(crate::wire::Injected::FromTap) => "answered by the tap".into(),
+        Some(crate::wire::Injected::Delayed(ms)) => format!("+{ms} ms"),
     }
 }
 
@@ -52,7 +52,7 @@ pub fn header_cells(h: &mut egui_extras::TableRow<'_, '_>, titles: &[&str]) {
 /// the MQTT 5 column (once any MQTT 5 properties were captured).
 pub fn message_cells(
     row: &mut egui_extras::TableRow<'_, '_>,
-    e: &crate::protocol::WireEvent,
+    e: &crate::wire::WireEvent,
     payload_chars: usize,
     v5: bool,
 ) {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::settings::Tab;
 use crate::capture::Capture;
-use crate::protocol::{Direction, PacketKind, WireEvent};
+use crate::wire::{Direction, PacketKind, WireEvent};
 
 /// What `bench --gui` asks of the window.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ impl FrameBenchRun {
 
     /// Fill the capture with `preload` messages on 1,000 topics, both legs.
     pub fn preload(&self, capture: &mut Capture) {
-        let t0 = crate::protocol::now_us().saturating_sub(self.cfg.preload * 100);
+        let t0 = crate::time::now_us().saturating_sub(self.cfg.preload * 100);
         let sink: Arc<str> = Arc::from("bench-sink");
         let ids: Vec<Arc<str>> = (1..=1000)
             .map(|i| Arc::from(format!("bench-{i}")))

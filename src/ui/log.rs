@@ -6,8 +6,9 @@ use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 
 use super::format;
-use crate::capture::{Capture, topic_matches};
-use crate::protocol::{Direction, PacketKind, WireEvent};
+use crate::capture::Capture;
+use crate::wire::topic_matches;
+use crate::wire::{Direction, PacketKind, WireEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Filter {

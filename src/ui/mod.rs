@@ -1,5 +1,5 @@
 //! The desktop window (eframe/egui). Panels read the [`Model`](crate::model::Model)
-//! and push [`Command`](crate::protocol::Command)s; nothing here touches a
+//! and push [`Command`](crate::command::Command)s; nothing here touches a
 //! socket or waits for the engine, which runs on a runtime owned by `main`.
 
 mod app;

@@ -8,8 +8,8 @@ use egui::{Color32, RichText};
 use serde::{Deserialize, Serialize};
 
 use crate::capture::Capture;
+use crate::command::{Command, PublishRequest, Publisher, WORKBENCH_CLIENT_ID};
 use crate::model::DeviceList;
-use crate::protocol::{Command, PublishRequest, Publisher, WORKBENCH_CLIENT_ID};
 
 /// Messages kept in the history, and snippets at most.
 pub const MAX_HISTORY: usize = 20;
@@ -27,7 +27,7 @@ pub struct Draft {
     pub qos: u8,
     pub retain: bool,
     /// MQTT 5 properties.
-    pub properties: crate::protocol::MessageProperties,
+    pub properties: crate::command::MessageProperties,
 }
 
 /// What the publish panel remembers between runs.

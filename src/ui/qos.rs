@@ -8,7 +8,7 @@ use egui_extras::{Column, TableBuilder};
 
 use super::format;
 use crate::capture::{Capture, Flow, FlowState};
-use crate::protocol::Direction;
+use crate::wire::Direction;
 
 #[derive(Default)]
 pub struct QosPanel {

@@ -6,8 +6,9 @@ use egui_extras::{Column, TableBuilder};
 use super::devices::{shown_state, state_color};
 use super::format;
 use crate::capture::{Capture, Session, SessionEventKind};
+use crate::command::Command;
+use crate::fault::{DeviceAction, Target};
 use crate::model::DeviceList;
-use crate::protocol::{Command, DeviceAction, Target};
 
 #[derive(Default)]
 pub struct SessionsPanel {
@@ -279,7 +280,7 @@ fn detail_ui(
                     ui.end_row();
                     ui.weak("peer");
                     let peer = match s.peer {
-                        Some(p) if p == crate::protocol::IN_PROCESS_PEER => "in-process".into(),
+                        Some(p) if p == crate::wire::IN_PROCESS_PEER => "in-process".into(),
                         Some(p) => p.to_string(),
                         None => "—".into(),
                     };
@@ -365,7 +366,7 @@ fn detail_ui(
             for f in inflight.iter().rev().take(20) {
                 ui.label(format!(
                     "{} QoS {} pkid {} on {} — {} ({})",
-                    if f.leg == crate::protocol::Direction::ClientToBroker {
+                    if f.leg == crate::wire::Direction::ClientToBroker {
                         "→ broker"
                     } else {
                         "→ client"

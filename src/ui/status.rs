@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use egui::{Color32, RichText};
 
 use super::format;
+use crate::event::BrokerState;
 use crate::model::Model;
-use crate::protocol::BrokerState;
 
 const RED: Color32 = Color32::from_rgb(229, 57, 53);
 
@@ -55,7 +55,7 @@ impl FrameStats {
 }
 
 pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
-    let now = crate::protocol::now_us();
+    let now = crate::time::now_us();
     let c = &model.capture;
     ui.horizontal(|ui| {
         let (dot, text) = match &model.broker {
@@ -149,7 +149,7 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                 if let Some(checks) = model.checks.as_ref().filter(|c| !c.is_empty()) {
                     let passed = checks
                         .verdicts()
-                        .filter(|v| v.state == crate::protocol::VerdictState::Passed)
+                        .filter(|v| v.state == crate::checks::VerdictState::Passed)
                         .count();
                     let failed = checks.failed();
                     let text = RichText::new(format!("checks: {passed} passed, {failed} failed"));

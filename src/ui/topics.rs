@@ -7,11 +7,13 @@ use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use crate::decode::Decoders;
+use crate::codec::Decoders;
 
 use super::format;
-use crate::capture::{Capture, TopicStats, topic_matches};
-use crate::protocol::{Command, Direction};
+use crate::capture::{Capture, TopicStats};
+use crate::command::Command;
+use crate::wire::Direction;
+use crate::wire::topic_matches;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum PayloadView {
@@ -204,7 +206,7 @@ impl TopicsPanel {
         );
         ui.separator();
         self.refresh_rows(capture);
-        let now = crate::protocol::now_us();
+        let now = crate::time::now_us();
         let filtering = !self.filter.trim().is_empty();
         if capture.topics.is_empty() {
             ui.weak("No messages yet.");
@@ -367,7 +369,7 @@ impl TopicsPanel {
     }
 
     fn detail_ui(&mut self, ui: &mut egui::Ui, capture: &Capture, topic: &str, st: &TopicStats) {
-        let now = crate::protocol::now_us();
+        let now = crate::time::now_us();
         ui.horizontal(|ui| {
             ui.heading(topic);
             if ui
@@ -426,7 +428,7 @@ impl TopicsPanel {
 
     fn payload_ui(&mut self, ui: &mut egui::Ui, topic: &str, payload: &[u8], height: f32) {
         let codec = self.decoders.codec(topic);
-        let decoded = (codec != crate::decode::Codec::Json)
+        let decoded = (codec != crate::codec::Codec::Json)
             .then(|| self.decoders.decode(topic, payload))
             .flatten()
             .and_then(|v| serde_json::to_string_pretty(&v).ok());
@@ -449,7 +451,7 @@ impl TopicsPanel {
             }
             ui.weak(format::bytes(payload.len() as u64));
         });
-        if codec != crate::decode::Codec::Json {
+        if codec != crate::codec::Codec::Json {
             ui.weak(if decoded.is_some() {
                 format!("{} (decoded)", codec.name())
             } else {
@@ -775,7 +777,7 @@ pub fn reduce(points: &[[f64; 2]], columns: usize) -> Vec<[f64; 2]> {
 fn numeric_fields(decoders: &Decoders, topic: &str, payload: &[u8]) -> Vec<String> {
     decoders
         .decode(topic, payload)
-        .map(|v| crate::decode::numeric_fields(&v))
+        .map(|v| crate::codec::numeric_fields(&v))
         .unwrap_or_default()
 }
 
@@ -783,7 +785,7 @@ fn numeric_fields(decoders: &Decoders, topic: &str, payload: &[u8]) -> Vec<Strin
 fn number(decoders: &Decoders, topic: &str, payload: &[u8], field: Option<&str>) -> Option<f64> {
     match field {
         None | Some("") => format::number(payload, None),
-        Some(path) => crate::decode::field(&decoders.decode(topic, payload)?, path),
+        Some(path) => crate::codec::field(&decoders.decode(topic, payload)?, path),
     }
 }
 

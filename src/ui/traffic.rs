@@ -44,7 +44,7 @@ impl TrafficPanel {
                 ui.selectable_value(&mut self.window_s, s, label);
             }
         });
-        let now_s = crate::protocol::now_us() / 1_000_000;
+        let now_s = crate::time::now_us() / 1_000_000;
         let from = now_s.saturating_sub(self.window_s);
         // The current second is still filling: plot complete seconds only.
         let secs: Vec<&(u64, u32, u32)> = capture

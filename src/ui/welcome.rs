@@ -6,8 +6,8 @@ use std::sync::mpsc;
 
 use egui::RichText;
 
-use crate::protocol::BrokerState;
-use crate::sim::Scenario;
+use crate::event::BrokerState;
+use crate::scenario::Scenario;
 
 /// A shipped scenario as the welcome screen lists it.
 #[derive(Debug, Clone)]

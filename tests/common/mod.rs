@@ -57,10 +57,10 @@ impl Rig {
         self.model.drain(&self.handle, None);
     }
 
-    pub fn inject(&self, fault: mqtt_workbench::protocol::Fault) {
+    pub fn inject(&self, fault: mqtt_workbench::fault::Fault) {
         assert!(
             self.handle
-                .send(mqtt_workbench::protocol::Command::Inject(fault))
+                .send(mqtt_workbench::command::Command::Inject(fault))
         );
     }
 

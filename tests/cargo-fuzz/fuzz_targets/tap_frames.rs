@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mqtt_workbench::protocol::Direction;
+use mqtt_workbench::wire::Direction;
 use mqtt_workbench::tap::decode_frames;
 
 fuzz_target!(|data: &[u8]| {

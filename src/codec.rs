@@ -8,9 +8,57 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::protocol::topic_matches;
+use crate::wire::topic_matches;
 
-pub use crate::protocol::PayloadCodec as Codec;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the payloads on a topic are encoded (for the inspectors' trees and plots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Codec {
+    Json,
+    SparkplugB,
+    Cbor,
+    MessagePack,
+    /// Protobuf with the rule's `.proto` and message type.
+    Protobuf,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Json => "JSON",
+            Codec::SparkplugB => "Sparkplug B",
+            Codec::Cbor => "CBOR",
+            Codec::MessagePack => "MessagePack",
+            Codec::Protobuf => "Protobuf",
+        }
+    }
+}
+
+/// A scenario's decoder rule: payloads on topics matching `on` are `codec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderRule {
+    pub on: String,
+    pub codec: Codec,
+    /// Protobuf: the `.proto` file (relative to the scenario's folder) and
+    /// the message type, e.g. `(file: "meter.proto", message: "energy.Reading")`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<ProtoSpec>,
+    /// The compiled `.proto` (a serialized FileDescriptorSet), filled when
+    /// the engine loads the scenario.
+    #[serde(skip)]
+    pub descriptors: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtoSpec {
+    pub file: PathBuf,
+    pub message: String,
+}
 
 /// The Sparkplug B payload schema (Eclipse Tahu `sparkplug_b.proto`; the
 /// field numbers and types are the wire format). Metadata, property sets,
@@ -140,7 +188,7 @@ fn sparkplug_topic(topic: &str) -> Option<(&str, &str, &str, &str)> {
 
 impl Decoders {
     /// A scenario's rules, then the default (Sparkplug B under `spBv1.0/`).
-    pub fn set_rules(&mut self, rules: &[crate::protocol::DecoderRule]) {
+    pub fn set_rules(&mut self, rules: &[crate::codec::DecoderRule]) {
         self.rules = rules.iter().map(|r| (r.on.clone(), r.codec)).collect();
         self.protobuf = rules
             .iter()
