@@ -1,7 +1,16 @@
-//! The layering the README describes ("How it works"), checked on the source: the engine and the
-//! model never mention the GUI toolkit, and the protocol is a leaf.
+//! The layering ARCHITECTURE.md describes, checked on the source. The module
+//! list comes from the source tree (`src/*.rs`, `src/*/`), so a new module is
+//! checked the day it lands: the engine and the model never mention the GUI
+//! toolkit, the leaf modules import nothing from the crate, no two modules
+//! import each other (directly or round a circle), and every document a
+//! comment cites is in the repository.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
@@ -18,36 +27,88 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn src(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(rel)
+/// The crate's top-level modules, from the source tree, with their files.
+fn modules() -> BTreeMap<String, Vec<PathBuf>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(root().join("src")).expect("src") {
+        let p = e.expect("dir entry").path();
+        let name = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("a UTF-8 name")
+            .to_string();
+        let is_module = p.is_dir() || p.extension().is_some_and(|e| e == "rs");
+        if name == "lib" || name == "main" || !is_module {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&p, &mut files);
+        out.entry(name).or_insert_with(Vec::new).extend(files);
+    }
+    out
+}
+
+/// Source text without `//` comments (doc comments name modules freely).
+fn code(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .expect("readable source file")
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level modules `text` imports (`crate::name`).
+fn imports(text: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
+    text.match_indices("crate::")
+        .filter(|(at, _)| {
+            // `$crate::` (macros) names the crate too; `xcrate::` does not exist.
+            !text[..*at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+        .filter_map(|(at, m)| {
+            let rest = &text[at + m.len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            known.contains(&name).then_some(name)
+        })
+        .collect()
+}
+
+#[test]
+fn lib_rs_declares_every_module_of_the_tree() {
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).expect("lib.rs");
+    let mods = modules();
+    assert!(mods.len() >= 20, "found only {} modules", mods.len());
+    for m in mods.keys() {
+        assert!(
+            lib.contains(&format!("pub mod {m};")),
+            "src/lib.rs does not declare `{m}`"
+        );
+    }
 }
 
 #[test]
 fn engine_modules_never_mention_egui_or_eframe() {
-    let mut files = Vec::new();
-    for m in [
-        "broker",
-        "tap",
-        "sim",
-        "capture",
-        "export",
-        "engine.rs",
-        "protocol.rs",
-        "model.rs",
-    ] {
-        rust_files(&src(m), &mut files);
-    }
-    assert!(files.len() >= 15, "found only {} engine files", files.len());
     let mut offenders = Vec::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f).expect("readable source file");
-        for (i, line) in text.lines().enumerate() {
-            let l = line.to_lowercase();
-            if l.contains("egui") || l.contains("eframe") {
-                offenders.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+    let mut files = 0;
+    for (m, paths) in modules() {
+        if m == "ui" {
+            continue;
+        }
+        for f in paths {
+            files += 1;
+            let text = std::fs::read_to_string(&f).expect("readable source file");
+            for (i, line) in text.lines().enumerate() {
+                let l = line.to_lowercase();
+                if l.contains("egui") || l.contains("eframe") {
+                    offenders.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+                }
             }
         }
     }
+    assert!(files >= 50, "found only {files} engine files");
     assert!(
         offenders.is_empty(),
         "engine code mentions the GUI toolkit:\n{}",
@@ -56,34 +117,130 @@ fn engine_modules_never_mention_egui_or_eframe() {
 }
 
 #[test]
-fn protocol_is_a_leaf() {
-    let text = std::fs::read_to_string(src("protocol.rs")).expect("protocol.rs");
-    let imports: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("crate::") || l.contains("super::"))
+fn leaf_modules_import_nothing_from_the_crate() {
+    let mods = modules();
+    let known: BTreeSet<String> = mods.keys().cloned().collect();
+    for leaf in ["wire", "time", "struct_variant", "sys", "tls"] {
+        let files = &mods[leaf];
+        for f in files {
+            let text = code(f);
+            let mut deps = imports(&text, &known);
+            deps.remove(leaf);
+            assert!(
+                deps.is_empty() && !text.contains("super::super"),
+                "{} is a leaf but imports {deps:?}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn no_import_circle_between_modules() {
+    let mods = modules();
+    let known: BTreeSet<String> = mods.keys().cloned().collect();
+    let graph: BTreeMap<String, BTreeSet<String>> = mods
+        .iter()
+        .map(|(m, files)| {
+            let mut deps = BTreeSet::new();
+            for f in files {
+                deps.extend(imports(&code(f), &known));
+            }
+            deps.remove(m);
+            (m.clone(), deps)
+        })
         .collect();
+    // Depth-first search; a back edge is a circle, reported with its path.
+    fn visit(
+        m: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Result<(), String> {
+        if let Some(at) = path.iter().position(|p| p == m) {
+            return Err(format!("{} → {m}", path[at..].join(" → ")));
+        }
+        if done.contains(m) {
+            return Ok(());
+        }
+        path.push(m.to_string());
+        for d in &graph[m] {
+            visit(d, graph, path, done)?;
+        }
+        path.pop();
+        done.insert(m.to_string());
+        Ok(())
+    }
+    let mut done = BTreeSet::new();
+    for m in graph.keys() {
+        let mut path = Vec::new();
+        if let Err(circle) = visit(m, &graph, &mut path, &mut done) {
+            panic!("modules import each other round a circle: {circle}");
+        }
+    }
+    // The layers hold: the engine's parts never import the window, the model,
+    // the CLI or the benchmarks, and the tap and the devices never the engine.
+    for m in [
+        "broker", "tap", "sim", "capture", "checks", "export", "engine", "scenario",
+    ] {
+        for above in ["ui", "model", "cli", "bench"] {
+            assert!(!graph[m].contains(above), "{m} imports {above}");
+        }
+    }
+    for m in ["tap", "sim"] {
+        assert!(!graph[m].contains("engine"), "{m} imports the engine");
+    }
+}
+
+#[test]
+fn every_document_a_comment_cites_is_in_the_repository() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    rust_files(&root().join("tests"), &mut files);
+    for extra in [
+        "clippy.toml",
+        "Cargo.toml",
+        "build.rs",
+        "scripts/test.sh",
+        "scripts/setup.sh",
+    ] {
+        files.push(root().join(extra));
+    }
+    let mut missing = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("readable file");
+        for word in text.split(|c: char| !(c.is_alphanumeric() || "_-./".contains(c))) {
+            let word = word.trim_end_matches('.');
+            // A document name, or a path to one (not an install path).
+            if word.len() > 3 && word.ends_with(".md") && !word.starts_with("usr/") {
+                let cited = root().join(word.trim_start_matches("./"));
+                let beside = f.parent().map(|p| p.join(word));
+                if !cited.is_file() && !beside.is_some_and(|b| b.is_file()) {
+                    missing.push(format!("{}: {word}", f.display()));
+                }
+            }
+        }
+    }
     assert!(
-        imports.is_empty(),
-        "protocol.rs must not import the crate's other modules: {imports:?}"
+        missing.is_empty(),
+        "cited documents not in the repository:\n{}",
+        missing.join("\n")
     );
 }
 
 #[test]
-fn tap_and_sim_never_import_the_engine() {
-    let mut files = Vec::new();
-    rust_files(&src("tap"), &mut files);
-    rust_files(&src("sim"), &mut files);
-    for f in &files {
-        let text = std::fs::read_to_string(f).expect("readable source file");
+fn the_readme_lists_every_check_kind() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let listed: BTreeSet<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('(').map(|(kind, _)| kind))
+        .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric()))
+        .collect();
+    for kind in mqtt_workbench::checks::Check::KINDS {
         assert!(
-            !text.contains("crate::engine"),
-            "{} imports the engine (the engine depends on it, not the reverse)",
-            f.display()
-        );
-        assert!(
-            !text.contains("crate::ui"),
-            "{} imports the UI",
-            f.display()
+            listed.contains(kind),
+            "README's check table has no `{kind}(…)` row"
         );
     }
 }
