@@ -209,7 +209,7 @@ macro_rules! kinds_enum {
         dispatch $tr:path;
         $(#[$meta:meta])*
         pub enum $name:ident {
-            $($(#[$doc:meta])* $variant:ident($ty:ty)),* $(,)?
+            $($(#[$doc:meta])* $variant:ident($ty:ty) $($shape:ident)?),* $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -258,10 +258,9 @@ macro_rules! kinds_enum {
                         let (kind, variant) =
                             data.variant::<$crate::struct_variant::VariantName>()?;
                         match kind.0.as_str() {
-                            $(stringify!($variant) => <$ty>::deserialize(
-                                $crate::struct_variant::StructVariant(variant),
-                            )
-                            .map($name::$variant),)*
+                            $(stringify!($variant) => {
+                                $crate::kind_read!($($shape)?; $ty; variant).map($name::$variant)
+                            })*
                             other => Err(serde::de::Error::unknown_variant(other, $name::KINDS)),
                         }
                     }
@@ -281,9 +280,42 @@ macro_rules! kinds_enum {
                     variant,
                 };
                 match self {
-                    $($name::$variant(k) => serde::Serialize::serialize(k, s)),*
+                    $($name::$variant(k) => $crate::kind_write!($($shape)?; k; s)),*
                 }
             }
         }
     };
+}
+
+/// How [`kinds_enum!`] reads one kind: a struct (the default), a `newtype`
+/// (`Drop(Device("a"))`, the kind `#[serde(transparent)]`) or a `unit`
+/// (`RestartBroker`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! kind_read {
+    (; $ty:ty; $v:ident) => {
+        <$ty>::deserialize($crate::struct_variant::StructVariant($v))
+    };
+    (newtype; $ty:ty; $v:ident) => {
+        serde::de::VariantAccess::newtype_variant::<$ty>($v)
+    };
+    (unit; $ty:ty; $v:ident) => {
+        serde::de::VariantAccess::unit_variant($v).map(|()| <$ty>::default())
+    };
+}
+
+/// How [`kinds_enum!`] writes one kind (see [`kind_read!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! kind_write {
+    (; $k:ident; $s:ident) => {
+        serde::Serialize::serialize($k, $s)
+    };
+    (newtype; $k:ident; $s:ident) => {
+        serde::Serializer::serialize_newtype_variant($s.inner, $s.name, $s.index, $s.variant, $k)
+    };
+    (unit; $k:ident; $s:ident) => {{
+        let _ = $k;
+        serde::Serializer::serialize_unit_variant($s.inner, $s.name, $s.index, $s.variant)
+    }};
 }

@@ -244,3 +244,18 @@ fn the_readme_lists_every_check_kind() {
         );
     }
 }
+
+#[test]
+fn the_readme_lists_every_fault_kind() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let at = readme
+        .find("\nFaults: `")
+        .expect("the README's list of timeline faults");
+    let list = &readme[at..at + readme[at..].find("\n\n").unwrap_or(readme.len() - at)];
+    for kind in mqtt_workbench::fault::Fault::KINDS {
+        assert!(
+            list.contains(&format!("`{kind}(")) || list.contains(&format!("`{kind}`")),
+            "the README's fault list has no `{kind}`"
+        );
+    }
+}

@@ -18,8 +18,8 @@ fn dev(id: &str) -> Target {
     Target::Device(id.to_string())
 }
 
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
+fn secs(s: u64) -> mqtt_workbench::time::Dur {
+    mqtt_workbench::time::Dur::secs(s)
 }
 
 /// Inject a network fault and wait until the engine reports the tap's fault
@@ -34,7 +34,9 @@ async fn inject_net(rig: &mut Rig, fault: Fault, client: &str, holds: impl Fn(&N
 
 /// Clear a client's network faults and wait until the tap's table has none for it.
 async fn clear_net(rig: &mut Rig, client: &str) {
-    rig.inject(Fault::ClearNetwork(dev(client)));
+    rig.inject(Fault::ClearNetwork(mqtt_workbench::fault::ClearNetwork {
+        target: dev(client),
+    }));
     rig.wait_model("the network faults cleared", 5, |m| {
         m.faults.net_for(client).is_none_or(NetFault::is_clear)
     })
@@ -71,11 +73,11 @@ async fn held_partition_of_a_persistent_qos1_subscriber_delivers_everything_once
     let t0 = Instant::now();
     inject_net(
         &mut rig,
-        Fault::Partition {
+        Fault::Partition(mqtt_workbench::fault::Partition {
             target: dev("part-sub"),
             duration: secs(5),
             hold: true,
-        },
+        }),
         "part-sub",
         |f| f.partition == Some(PartitionMode::Hold),
     )
@@ -163,12 +165,12 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
     .await;
     inject_net(
         &mut rig,
-        Fault::Latency {
+        Fault::Latency(mqtt_workbench::fault::Latency {
             target: dev("lat-sub"),
             ms: 1500,
             jitter_ms: 0,
             duration: None,
-        },
+        }),
         "lat-sub",
         |f| f.latency_ms == 1500,
     )
@@ -201,13 +203,13 @@ async fn latency_delays_delivery_and_is_marked_on_the_frames() {
     clear_net(&mut rig, "lat-sub").await;
     inject_net(
         &mut rig,
-        Fault::Loss {
+        Fault::Loss(mqtt_workbench::fault::Loss {
             target: dev("lat-sub"),
             drop_pct: 0.0,
             stall_pct: 100.0,
             stall_ms: 300,
             duration: None,
-        },
+        }),
         "lat-sub",
         |f| f.stall_pct == 100.0,
     )
@@ -264,13 +266,13 @@ async fn dropped_frames_never_reach_the_broker() {
     .await;
     inject_net(
         &mut rig,
-        Fault::Loss {
+        Fault::Loss(mqtt_workbench::fault::Loss {
             target: dev("loss-pub"),
             drop_pct: 100.0,
             stall_pct: 0.0,
             stall_ms: 0,
             duration: None,
-        },
+        }),
         "loss-pub",
         |f| f.drop_pct == 100.0,
     )
@@ -324,11 +326,11 @@ async fn bandwidth_cap_paces_a_large_message() {
     .await;
     inject_net(
         &mut rig,
-        Fault::Bandwidth {
+        Fault::Bandwidth(mqtt_workbench::fault::Bandwidth {
             target: dev("bw-sub"),
             bytes_per_s: 4000,
             duration: None,
-        },
+        }),
         "bw-sub",
         |f| f.bandwidth_bps == 4000,
     )
@@ -359,10 +361,10 @@ async fn half_dead_client_times_out_at_the_broker_and_its_will_fires() {
     let mut c = connect(o);
     c.connack().await;
     let t0 = Instant::now();
-    rig.inject(Fault::HalfDead {
+    rig.inject(Fault::HalfDead(mqtt_workbench::fault::HalfDead {
         target: dev("hd-client"),
         duration: None,
-    });
+    }));
     let will = watcher
         .expect("the will after keepalive expiry", 10, |p| {
             matches!(p, Packet::Publish(_))
@@ -393,7 +395,7 @@ async fn warm_restart_keeps_sessions_and_cold_restart_loses_them() {
     first.connack().await;
     first.subscribe("r/t", QoS::AtLeastOnce).await;
 
-    rig.inject(Fault::RestartBroker);
+    rig.inject(Fault::RestartBroker(mqtt_workbench::fault::RestartBroker));
     let closed = tokio::time::timeout(Duration::from_secs(5), first.task).await;
     assert!(closed.is_ok(), "the restart cut the connection");
     wait_marker(&mut rig, "broker restart").await;
@@ -403,7 +405,9 @@ async fn warm_restart_keeps_sessions_and_cold_restart_loses_them() {
         "warm restart keeps the session"
     );
 
-    rig.inject(Fault::ColdRestartBroker);
+    rig.inject(Fault::ColdRestartBroker(
+        mqtt_workbench::fault::ColdRestartBroker,
+    ));
     wait_marker(&mut rig, "cold restart").await;
     let mut cold = connect(options("restart-me", rig.port(), false));
     assert!(
@@ -445,10 +449,10 @@ async fn client_id_takeover_closes_the_first_connection() {
     let mut rig = Rig::start().await;
     let mut original = connect(options("twin", rig.port(), true));
     original.connack().await;
-    rig.inject(Fault::Takeover {
+    rig.inject(Fault::Takeover(mqtt_workbench::fault::Takeover {
         client: "twin".into(),
         hold: secs(2),
-    });
+    }));
     rig.wait_for("two connections for one client id", 5, |c| {
         c.sessions.get("twin").is_some_and(|s| {
             s.history
@@ -489,7 +493,9 @@ async fn a_device_that_stops_acking_gets_a_dup_redelivery_after_reconnect() {
             .is_some_and(|s| s.subscriptions.values().any(|x| x.granted_qos.is_some()))
     })
     .await;
-    rig.inject(Fault::StopAcking(dev("listener")));
+    rig.inject(Fault::StopAcking(mqtt_workbench::fault::StopAcking {
+        target: dev("listener"),
+    }));
     wait_marker(&mut rig, "listener stops acking").await;
     let mut publ = connect(options("acker-pub", rig.port(), true));
     publ.connack().await;
@@ -503,11 +509,17 @@ async fn a_device_that_stops_acking_gets_a_dup_redelivery_after_reconnect() {
             .any(|f| &*f.client_id == "listener" && f.state == FlowState::Open)
     })
     .await;
-    rig.inject(Fault::ResumeAcking(dev("listener")));
-    rig.inject(Fault::Drop(dev("listener")));
+    rig.inject(Fault::ResumeAcking(mqtt_workbench::fault::ResumeAcking {
+        target: dev("listener"),
+    }));
+    rig.inject(Fault::Drop(mqtt_workbench::fault::Drop {
+        target: dev("listener"),
+    }));
     rig.wait_for("listener offline", 5, |c| !c.sessions["listener"].connected)
         .await;
-    rig.inject(Fault::Reconnect(dev("listener")));
+    rig.inject(Fault::Reconnect(mqtt_workbench::fault::Reconnect {
+        target: dev("listener"),
+    }));
     rig.wait_for("the redelivery completes", 10, |c| {
         c.flows
             .iter()
@@ -619,12 +631,12 @@ async fn a_device_connects_through_a_fault_set_before_it_connected_and_its_uplin
     // 1.5 s each way: the CONNECT/CONNACK round trip (3 s) outlasts the device's 1 s tick.
     inject_net(
         &mut rig,
-        Fault::Latency {
+        Fault::Latency(mqtt_workbench::fault::Latency {
             target: dev("slowpoke"),
             ms: 1500,
             jitter_ms: 0,
             duration: None,
-        },
+        }),
         "slowpoke",
         |f| f.latency_ms == 1500,
     )
@@ -655,24 +667,24 @@ async fn a_timed_fault_ends_even_when_another_target_changed_meanwhile() {
     let mut rig = Rig::start().await;
     inject_net(
         &mut rig,
-        Fault::Latency {
+        Fault::Latency(mqtt_workbench::fault::Latency {
             target: dev("a"),
             ms: 100,
             jitter_ms: 0,
-            duration: Some(Duration::from_millis(1500)),
-        },
+            duration: Some(mqtt_workbench::time::Dur(Duration::from_millis(1500))),
+        }),
         "a",
         |f| f.latency_ms == 100,
     )
     .await;
     inject_net(
         &mut rig,
-        Fault::Latency {
+        Fault::Latency(mqtt_workbench::fault::Latency {
             target: dev("b"),
             ms: 200,
             jitter_ms: 0,
             duration: None,
-        },
+        }),
         "b",
         |f| f.latency_ms == 200,
     )

@@ -282,30 +282,30 @@ impl Checks {
         } else {
             None
         };
+        let mut frame = Frame {
+            ev,
+            seq,
+            topic: &topic,
+            payload: &payload,
+            key: &key,
+            published,
+            delivered,
+            origin: origin.as_ref(),
+            just_opened: false,
+            payloads: &self.payloads,
+        };
         for item in &mut self.items {
             if item.verdict.state != VerdictState::Pending {
                 continue;
             }
             // A window waiting for a message opens on the first one that matches.
-            let just_opened = item.window.opened_us.is_none()
+            frame.just_opened = item.window.opened_us.is_none()
                 && published
                 && matches!(&item.after, Some(Anchor::Message { on, payload: trigger })
-                    if topic_matches(&topic, on) && self.payloads.matches(trigger, &payload));
-            if just_opened {
+                    if topic_matches(&topic, on) && frame.payload_is(trigger));
+            if frame.just_opened {
                 item.window.opened_us = Some(ev.t_us);
             }
-            let frame = Frame {
-                ev,
-                seq,
-                topic: &topic,
-                payload: &payload,
-                key: &key,
-                published,
-                delivered,
-                origin: origin.as_ref(),
-                just_opened,
-                payloads: &self.payloads,
-            };
             if let Some(d) = item.eval.on_wire(&frame, &mut item.window) {
                 item.decide(d);
             }

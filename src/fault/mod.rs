@@ -1,12 +1,34 @@
 //! Faults and device controls: what they act on ([`Target`]), what they are
-//! ([`Fault`]), the network faults a connection carries ([`NetFault`]), and
-//! their marks on the timeline ([`FaultMarker`]). The engine applies them
-//! (`Engine::inject`), the tap's pumps carry out the network ones
-//! (`tap::faults`), scenario timelines and the Faults panel produce them.
+//! ([`Fault`]: one file per kind here, each with its spec, label, validation
+//! and [`Effect`]), the network faults a connection carries ([`NetFault`]),
+//! and their marks on the timeline ([`FaultMarker`]). Scenario timelines and
+//! the Faults panel produce them; the engine carries out their effects
+//! (`Engine::inject`), the tap's pumps the network ones (`tap::faults`).
 
+mod bandwidth;
+mod clear_network;
+mod device;
+mod half_dead;
+mod latency;
+mod loss;
+mod partition;
+mod restart;
+mod takeover;
+
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use bandwidth::Bandwidth;
+pub use clear_network::ClearNetwork;
+pub use device::{Disconnect, Drop, Pause, Reconnect, Resume, ResumeAcking, StopAcking};
+pub use half_dead::HalfDead;
+pub use latency::Latency;
+pub use loss::Loss;
+pub use partition::Partition;
+pub use restart::{ColdRestartBroker, RestartBroker};
+pub use takeover::Takeover;
 
 use crate::wire::ConnId;
 
@@ -113,160 +135,118 @@ pub enum FaultKey {
     All,
 }
 
-/// A fault to inject, from a click or a scenario's timeline. (The scenario
-/// file has its own, similar-looking schema; it converts into this.)
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// Graceful DISCONNECT (no will).
-    Disconnect(Target),
-    /// Abrupt close without DISCONNECT (the will fires).
-    Drop(Target),
-    Reconnect(Target),
-    Pause(Target),
-    Resume(Target),
-    /// Stop sending PUBACK/PUBREC: the broker redelivers with DUP after a reconnect.
-    StopAcking(Target),
-    ResumeAcking(Target),
-    /// Added delay on every frame both ways; `duration` ends it (else until cleared).
-    Latency {
-        target: Target,
-        ms: u32,
-        jitter_ms: u32,
+/// A fault kind: what a scenario's timeline entry or a click injects.
+pub trait FaultKind {
+    /// What the fault does, in a few words (plot markers, logs, timeline).
+    fn label(&self) -> String;
+
+    /// The devices or connections it acts on, if any.
+    fn target(&self) -> Option<&Target> {
+        None
+    }
+
+    /// Its own rules against the scenario, beyond a known target. `Err` is
+    /// the message shown for the timeline entry.
+    fn validate(&self, _cx: &FaultValidation<'_>) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// What the engine does for it.
+    fn effect(&self) -> Effect;
+}
+
+/// What the engine does for a fault, in the few ways it can act.
+pub enum Effect {
+    /// A client-side action on the target's devices.
+    Device(DeviceAction),
+    /// A network fault on the target's connections: `change` applies it,
+    /// `undo` removes it after `duration` (else it stays until cleared).
+    Net {
+        what: &'static str,
         duration: Option<Duration>,
+        change: Box<dyn Fn(&mut NetFault) + Send + Sync>,
+        undo: fn(&mut NetFault),
     },
-    /// `drop_pct`: frames discarded whole; `stall_pct`: frames held `stall_ms` (TCP-style loss).
-    Loss {
-        target: Target,
-        drop_pct: f64,
-        stall_pct: f64,
-        stall_ms: u32,
-        duration: Option<Duration>,
-    },
-    Bandwidth {
-        target: Target,
-        bytes_per_s: u64,
-        duration: Option<Duration>,
-    },
-    /// Nothing passes for `duration`; `hold` delivers it afterwards, else it is discarded.
-    Partition {
-        target: Target,
-        duration: Duration,
-        hold: bool,
-    },
-    /// The tap stops reading: keepalive expires at the broker (1.5 × keepalive), the will fires.
-    HalfDead {
-        target: Target,
-        duration: Option<Duration>,
-    },
-    /// Remove every network fault of a target.
-    ClearNetwork(Target),
-    /// A second client connects with the same id and holds the session for `hold`.
-    Takeover {
-        client: String,
-        hold: Duration,
-    },
-    /// Restart the broker's listeners: every client is cut, sessions are kept.
-    RestartBroker,
-    /// Restart the broker from scratch: sessions, queued and retained messages are lost.
-    ColdRestartBroker,
+    /// Remove every network fault of the target.
+    ClearNetwork,
+    /// A second client connects with `client`'s id and holds it for `hold`.
+    Takeover { client: String, hold: Duration },
+    /// Restart the embedded broker: warm keeps sessions, cold loses them.
+    RestartBroker { cold: bool },
+}
+
+/// What a fault kind's validation can ask about the scenario.
+pub struct FaultValidation<'a> {
+    /// The client ids of the scenario's devices (fleets expanded).
+    pub devices: &'a HashSet<String>,
+}
+
+crate::kinds_enum! {
+    dispatch FaultKind;
+    /// A fault to inject, from a click or a scenario's timeline (`fault:`),
+    /// one kind per file here: `Drop(Device("a"))`,
+    /// `Latency(target: All, ms: 200, duration: "3s")`, `RestartBroker`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Fault {
+        /// Graceful DISCONNECT (no will).
+        Disconnect(Disconnect) newtype,
+        /// Abrupt close without DISCONNECT (the will fires).
+        Drop(Drop) newtype,
+        /// Connect again after Disconnect or Drop.
+        Reconnect(Reconnect) newtype,
+        /// Stop publishing (stay connected).
+        Pause(Pause) newtype,
+        /// Resume publishing.
+        Resume(Resume) newtype,
+        /// Stop sending PUBACK/PUBREC: the broker redelivers with DUP after a reconnect.
+        StopAcking(StopAcking) newtype,
+        /// Acknowledge again.
+        ResumeAcking(ResumeAcking) newtype,
+        /// Added delay on every frame both ways.
+        Latency(Latency),
+        /// Frames discarded or held (TCP-style loss).
+        Loss(Loss),
+        /// A bandwidth cap.
+        Bandwidth(Bandwidth),
+        /// Nothing passes for a while; held or discarded.
+        Partition(Partition),
+        /// The tap stops reading: the broker's keepalive expires.
+        HalfDead(HalfDead),
+        /// Remove every network fault of a target.
+        ClearNetwork(ClearNetwork) newtype,
+        /// A second client takes over a client id.
+        Takeover(Takeover),
+        /// Restart the broker's listeners: every client is cut, sessions are kept.
+        RestartBroker(RestartBroker) unit,
+        /// Restart the broker from scratch: sessions, queued and retained messages are lost.
+        ColdRestartBroker(ColdRestartBroker) unit,
+    }
 }
 
 impl Fault {
     /// The fault a device action is (one path for clicks and the timeline).
     pub fn device(target: Target, action: DeviceAction) -> Fault {
-        use DeviceAction as A;
-        match action {
-            A::Disconnect => Fault::Disconnect(target),
-            A::Drop => Fault::Drop(target),
-            A::Reconnect => Fault::Reconnect(target),
-            A::Pause => Fault::Pause(target),
-            A::Resume => Fault::Resume(target),
-            A::StopAcking => Fault::StopAcking(target),
-            A::ResumeAcking => Fault::ResumeAcking(target),
-        }
+        device::fault(target, action)
     }
 
     /// The device action this fault is, if it is one.
     pub fn device_action(&self) -> Option<(&Target, DeviceAction)> {
-        use DeviceAction as A;
-        Some(match self {
-            Fault::Disconnect(t) => (t, A::Disconnect),
-            Fault::Drop(t) => (t, A::Drop),
-            Fault::Reconnect(t) => (t, A::Reconnect),
-            Fault::Pause(t) => (t, A::Pause),
-            Fault::Resume(t) => (t, A::Resume),
-            Fault::StopAcking(t) => (t, A::StopAcking),
-            Fault::ResumeAcking(t) => (t, A::ResumeAcking),
-            _ => return None,
-        })
+        match self.kind().effect() {
+            Effect::Device(action) => self.kind().target().map(|t| (t, action)),
+            _ => None,
+        }
     }
 
     /// What the fault does, in a few words (plot markers, logs, timeline).
     pub fn label(&self) -> String {
-        let dur = |d: &Option<Duration>| {
-            d.map(|d| format!(" for {}", humantime::format_duration(d)))
-                .unwrap_or_default()
-        };
-        match self {
-            Fault::Disconnect(x) => format!("disconnect {}", x.label()),
-            Fault::Drop(x) => format!("drop {}", x.label()),
-            Fault::Reconnect(x) => format!("reconnect {}", x.label()),
-            Fault::Pause(x) => format!("pause {}", x.label()),
-            Fault::Resume(x) => format!("resume {}", x.label()),
-            Fault::StopAcking(x) => format!("{} stops acking", x.label()),
-            Fault::ResumeAcking(x) => format!("{} acks again", x.label()),
-            Fault::Latency {
-                target,
-                ms,
-                jitter_ms,
-                duration,
-            } => format!(
-                "latency {ms}±{jitter_ms} ms on {}{}",
-                target.label(),
-                dur(duration)
-            ),
-            Fault::Loss {
-                target,
-                drop_pct,
-                stall_pct,
-                stall_ms,
-                duration,
-            } => format!(
-                "loss on {}: drop {drop_pct}%, stall {stall_pct}% by {stall_ms} ms{}",
-                target.label(),
-                dur(duration)
-            ),
-            Fault::Bandwidth {
-                target,
-                bytes_per_s,
-                duration,
-            } => format!(
-                "bandwidth {bytes_per_s} B/s on {}{}",
-                target.label(),
-                dur(duration)
-            ),
-            Fault::Partition {
-                target,
-                duration,
-                hold,
-            } => format!(
-                "partition {} for {} ({})",
-                target.label(),
-                humantime::format_duration(*duration),
-                if *hold { "held" } else { "cut" }
-            ),
-            Fault::HalfDead { target, duration } => {
-                format!("{} half-dead{}", target.label(), dur(duration))
-            }
-            Fault::ClearNetwork(x) => format!("clear network faults of {}", x.label()),
-            Fault::Takeover { client, hold } => format!(
-                "client-id takeover of {client} for {}",
-                humantime::format_duration(*hold)
-            ),
-            Fault::RestartBroker => "broker restart (sessions kept)".into(),
-            Fault::ColdRestartBroker => "broker cold restart (sessions lost)".into(),
-        }
+        self.kind().label()
     }
+}
+
+/// " for 3s" when a fault has a duration.
+pub(crate) fn for_duration(d: &Option<crate::time::Dur>) -> String {
+    d.map(|d| format!(" for {}", humantime::format_duration(d.0)))
+        .unwrap_or_default()
 }
 
 impl Target {

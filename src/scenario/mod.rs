@@ -25,7 +25,7 @@ pub use behaviour::{Action, Cond, Reaction, StateMachine, Transition};
 pub use error::ScenarioError;
 pub use payload::{Gen, Payload, SpType};
 pub use template::{expand, is_placeholder_name, placeholder_at, placeholders};
-pub use timeline::{FaultSpec, TargetSpec, TimelineEntry};
+pub use timeline::TimelineEntry;
 
 use crate::command::ScenarioSource;
 use crate::event::ScenarioInfo;

@@ -109,7 +109,7 @@ fn timeline_entries_parse_and_are_checked() {
     );
     assert!(matches!(
         ok.timeline[0].fault,
-        FaultSpec::Partition { hold: true, .. }
+        crate::fault::Fault::Partition(crate::fault::Partition { hold: true, .. })
     ));
     let e = parse("Scenario(name: \"x\", devices: [(id: \"a\")], timeline: [\n (after: \"b connected\", fault: Drop(Device(\"a\")))])")
         .unwrap_err();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::error::{ScenarioError, locate, locate_in_device};
 use super::template::{check_templates, expand};
 use super::*;
+use crate::fault::Target;
 
 impl Scenario {
     pub(super) fn validate(&self, text: &str, path: &Path) -> Result<(), ScenarioError> {
@@ -184,22 +185,19 @@ impl Scenario {
                 },
                 (Some(_), None) => {}
             }
-            match entry.fault.target() {
-                Some(TargetSpec::Device(d)) if !seen.contains(d) => {
+            match entry.fault.kind().target() {
+                Some(Target::Device(d)) if !seen.contains(d) => {
                     return Err(here(format!("no device \"{d}\" in this scenario")));
                 }
-                Some(TargetSpec::Fleet(f)) if !fleets.contains(f.as_str()) => {
+                Some(Target::Fleet(f)) if !fleets.contains(f.as_str()) => {
                     return Err(here(format!(
                         "no fleet \"{f}\" in this scenario (use the device entry's id, e.g. \"drone-{{i}}\")"
                     )));
                 }
                 _ => {}
             }
-            if let FaultSpec::Takeover { client, .. } = &entry.fault
-                && !seen.contains(client)
-            {
-                return Err(here(format!("no device \"{client}\" in this scenario")));
-            }
+            let cx = crate::fault::FaultValidation { devices: &seen };
+            entry.fault.kind().validate(&cx).map_err(here)?;
         }
         Ok(())
     }

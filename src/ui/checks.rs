@@ -5,17 +5,15 @@
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 
+use super::theme;
 use crate::checks::Checks;
 use crate::checks::VerdictState;
-
-const GREEN: Color32 = Color32::from_rgb(76, 175, 80);
-const RED: Color32 = Color32::from_rgb(229, 57, 53);
 
 fn badge(state: VerdictState) -> RichText {
     match state {
         VerdictState::Pending => RichText::new("● pending").color(Color32::GRAY),
-        VerdictState::Passed => RichText::new("● passed").color(GREEN).strong(),
-        VerdictState::Failed => RichText::new("● failed").color(RED).strong(),
+        VerdictState::Passed => RichText::new("● passed").color(theme::OK).strong(),
+        VerdictState::Failed => RichText::new("● failed").color(theme::ERROR).strong(),
         VerdictState::NotTriggered => RichText::new("● not triggered").color(Color32::GRAY),
     }
 }
@@ -24,7 +22,7 @@ fn badge(state: VerdictState) -> RichText {
 /// user clicked, if any.
 pub fn checks_ui(ui: &mut egui::Ui, checks: Option<&Checks>) -> Option<u64> {
     let Some(checks) = checks.filter(|c| !c.is_empty()) else {
-        ui.add_space(24.0);
+        ui.add_space(theme::SECTION_GAP);
         ui.vertical_centered(|ui| {
             ui.weak("The running scenario has no expectations.");
             ui.weak(
@@ -36,12 +34,12 @@ pub fn checks_ui(ui: &mut egui::Ui, checks: Option<&Checks>) -> Option<u64> {
     };
     let count = |s| checks.verdicts().filter(|v| v.state == s).count();
     ui.horizontal(|ui| {
-        ui.label(RichText::new(format!("{} passed", count(VerdictState::Passed))).color(GREEN));
+        ui.label(RichText::new(format!("{} passed", count(VerdictState::Passed))).color(theme::OK));
         ui.separator();
         let failed = count(VerdictState::Failed);
         ui.label(if failed > 0 {
             RichText::new(format!("{failed} failed"))
-                .color(RED)
+                .color(theme::ERROR)
                 .strong()
         } else {
             RichText::new("0 failed")

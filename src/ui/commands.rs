@@ -155,10 +155,12 @@ impl WorkbenchApp {
             UiCommand::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             UiCommand::StartBroker => self.pending.push(Command::StartBroker),
             UiCommand::StopBroker => self.pending.push(Command::StopBroker),
-            UiCommand::RestartBroker => self.pending.push(Command::Inject(Fault::RestartBroker)),
-            UiCommand::ColdRestartBroker => {
-                self.pending.push(Command::Inject(Fault::ColdRestartBroker))
-            }
+            UiCommand::RestartBroker => self.pending.push(Command::Inject(Fault::RestartBroker(
+                crate::fault::RestartBroker,
+            ))),
+            UiCommand::ColdRestartBroker => self.pending.push(Command::Inject(
+                Fault::ColdRestartBroker(crate::fault::ColdRestartBroker),
+            )),
             UiCommand::ChangePort => self.modals.ask_port(None, self.port()),
             UiCommand::ToggleDevices => self.settings.show_devices = !self.settings.show_devices,
             UiCommand::ToggleTraffic => self.settings.show_traffic = !self.settings.show_traffic,

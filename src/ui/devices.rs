@@ -4,6 +4,7 @@
 use egui::{Color32, RichText};
 
 use super::faults::NetControls;
+use super::theme;
 use crate::capture::Capture;
 use crate::command::Command;
 use crate::event::DeviceState;
@@ -12,9 +13,9 @@ use crate::model::{DeviceList, FaultLog};
 
 pub fn state_color(state: Option<DeviceState>) -> Color32 {
     match state {
-        Some(DeviceState::Connected) => Color32::from_rgb(76, 175, 80),
-        Some(DeviceState::Connecting | DeviceState::Reconnecting) => Color32::from_rgb(255, 179, 0),
-        Some(DeviceState::Offline) => Color32::from_rgb(229, 57, 53),
+        Some(DeviceState::Connected) => theme::OK,
+        Some(DeviceState::Connecting | DeviceState::Reconnecting) => theme::WARN,
+        Some(DeviceState::Offline) => theme::ERROR,
         Some(DeviceState::Stopped) | None => Color32::GRAY,
     }
 }
@@ -232,7 +233,7 @@ impl DevicesPanel {
                 ui.label(
                     RichText::new(format!("lost {}", d.publish_failed + d.ack_failed))
                         .small()
-                        .color(Color32::from_rgb(229, 57, 53)),
+                        .color(theme::ERROR),
                 )
                 .on_hover_text(format!(
                     "The client's request queue was full: {} publishes and {} acknowledgements were never sent",

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use egui::{Color32, RichText};
+use egui::RichText;
 
 use super::format;
+use super::theme;
 use crate::command::Command;
 use crate::event::TimelineItem;
 use crate::fault::{Fault, NetFault, Target};
@@ -55,7 +56,7 @@ impl NetControls {
             ui.weak("network:");
             match current {
                 Some(f) if !f.is_clear() => {
-                    ui.colored_label(Color32::from_rgb(255, 179, 0), f.describe());
+                    ui.colored_label(theme::WARN, f.describe());
                 }
                 _ => {
                     ui.weak("no faults");
@@ -85,12 +86,12 @@ impl NetControls {
                 if ui.button("Set latency").clicked() {
                     inject(
                         out,
-                        Fault::Latency {
+                        Fault::Latency(crate::fault::Latency {
                             target: target.clone(),
                             ms: self.latency_ms,
                             jitter_ms: self.jitter_ms,
                             duration: None,
-                        },
+                        }),
                     );
                 }
                 ui.end_row();
@@ -120,13 +121,13 @@ impl NetControls {
                 if ui.button("Set loss").clicked() {
                     inject(
                         out,
-                        Fault::Loss {
+                        Fault::Loss(crate::fault::Loss {
                             target: target.clone(),
                             drop_pct: self.drop_pct,
                             stall_pct: self.stall_pct,
                             stall_ms: self.stall_ms,
                             duration: None,
-                        },
+                        }),
                     );
                 }
                 ui.end_row();
@@ -140,11 +141,11 @@ impl NetControls {
                 if ui.button("Cap bandwidth").clicked() {
                     inject(
                         out,
-                        Fault::Bandwidth {
+                        Fault::Bandwidth(crate::fault::Bandwidth {
                             target: target.clone(),
                             bytes_per_s: self.bandwidth,
                             duration: None,
-                        },
+                        }),
                     );
                 }
                 ui.end_row();
@@ -164,11 +165,11 @@ impl NetControls {
                     {
                         inject(
                             out,
-                            Fault::Partition {
+                            Fault::Partition(crate::fault::Partition {
                                 target: target.clone(),
-                                duration: d,
+                                duration: crate::time::Dur(d),
                                 hold: true,
-                            },
+                            }),
                         );
                     }
                     if ui
@@ -178,11 +179,11 @@ impl NetControls {
                     {
                         inject(
                             out,
-                            Fault::Partition {
+                            Fault::Partition(crate::fault::Partition {
                                 target: target.clone(),
-                                duration: d,
+                                duration: crate::time::Dur(d),
                                 hold: false,
-                            },
+                            }),
                         );
                     }
                 });
@@ -196,14 +197,19 @@ impl NetControls {
             {
                 inject(
                     out,
-                    Fault::HalfDead {
+                    Fault::HalfDead(crate::fault::HalfDead {
                         target: target.clone(),
                         duration: None,
-                    },
+                    }),
                 );
             }
             if ui.button("Clear network").clicked() {
-                inject(out, Fault::ClearNetwork(target.clone()));
+                inject(
+                    out,
+                    Fault::ClearNetwork(crate::fault::ClearNetwork {
+                        target: target.clone(),
+                    }),
+                );
             }
             if virtual_device
                 && ui
@@ -213,10 +219,20 @@ impl NetControls {
                     )
                     .clicked()
             {
-                inject(out, Fault::StopAcking(target.clone()));
+                inject(
+                    out,
+                    Fault::StopAcking(crate::fault::StopAcking {
+                        target: target.clone(),
+                    }),
+                );
             }
             if virtual_device && ui.button("Resume acking").clicked() {
-                inject(out, Fault::ResumeAcking(target.clone()));
+                inject(
+                    out,
+                    Fault::ResumeAcking(crate::fault::ResumeAcking {
+                        target: target.clone(),
+                    }),
+                );
             }
             if let Target::Device(id) = target
                 && ui
@@ -229,10 +245,10 @@ impl NetControls {
             {
                 inject(
                     out,
-                    Fault::Takeover {
+                    Fault::Takeover(crate::fault::Takeover {
                         client: id.clone(),
-                        hold: Duration::from_secs(self.takeover_s),
-                    },
+                        hold: crate::time::Dur(Duration::from_secs(self.takeover_s)),
+                    }),
                 );
             }
         });
@@ -251,7 +267,7 @@ pub fn timeline_ui(ui: &mut egui::Ui, timeline: &[TimelineItem], log: &FaultLog)
                     match log.fired.get(&i) {
                         Some(t) => ui.label(
                             RichText::new(format!("fired {}", format::time_of_day(*t)))
-                                .color(Color32::from_rgb(255, 179, 0)),
+                                .color(theme::WARN),
                         ),
                         None => ui.weak("pending"),
                     };

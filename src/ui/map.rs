@@ -6,9 +6,8 @@
 use egui::Color32;
 use egui_plot::{Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, Points, Text};
 
+use super::theme;
 use crate::positions::Positions;
-
-const SELECTED: Color32 = Color32::from_rgb(255, 179, 0);
 
 /// Metres per degree of latitude (and of longitude at the equator).
 const M_PER_DEG_LAT: f64 = 110_574.0;
@@ -70,7 +69,7 @@ pub fn map_ui(
     let Some(proj) =
         Projection::around(current.chain(routes.iter().flat_map(|(_, r)| r.iter().copied())))
     else {
-        ui.add_space(24.0);
+        ui.add_space(theme::SECTION_GAP);
         ui.vertical_centered(|ui| {
             ui.weak("No positions yet.");
             ui.weak(
@@ -140,7 +139,7 @@ pub fn map_ui(
                         .width(1.0)
                         .allow_hover(false);
                     if selected == Some(id.as_str()) {
-                        line = line.color(SELECTED).width(2.0);
+                        line = line.color(theme::WARN).width(2.0);
                     }
                     p.line(line);
                 }
@@ -153,7 +152,7 @@ pub fn map_ui(
                     .filled(true);
                 let gone = offline(id.as_str());
                 if is_selected {
-                    pts = pts.color(SELECTED);
+                    pts = pts.color(theme::WARN);
                 } else if gone {
                     pts = pts.color(Color32::GRAY).filled(false);
                 }
@@ -169,7 +168,7 @@ pub fn map_ui(
                         })
                         .size(13.0)
                         .color(if is_selected {
-                            SELECTED
+                            theme::WARN
                         } else if gone {
                             Color32::GRAY
                         } else {

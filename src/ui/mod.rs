@@ -17,6 +17,7 @@ mod qos;
 mod sessions;
 mod settings;
 mod status;
+mod theme;
 mod toasts;
 mod topics;
 mod traffic;

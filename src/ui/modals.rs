@@ -1,8 +1,9 @@
 //! Modal windows: the broker port (when it is taken, or on request), About,
 //! and an export's progress.
 
-use egui::{Color32, RichText};
+use egui::RichText;
 
+use super::theme;
 use crate::model::ExportProgress;
 
 struct PortDialog {
@@ -39,7 +40,7 @@ impl Modals {
                 ui.set_width(420.0);
                 ui.heading("Broker port");
                 if let Some(m) = &dialog.message {
-                    ui.colored_label(Color32::from_rgb(229, 57, 53), m);
+                    ui.colored_label(theme::ERROR, m);
                     ui.label(
                         "Another broker may be running. Clients can connect to MQTT Workbench on another port:",
                     );

@@ -4,9 +4,10 @@
 //! settings). Ctrl+Enter publishes.
 
 use bytes::Bytes;
-use egui::{Color32, RichText};
+use egui::RichText;
 use serde::{Deserialize, Serialize};
 
+use super::theme;
 use crate::capture::Capture;
 use crate::command::{Command, PublishRequest, Publisher, WORKBENCH_CLIENT_ID};
 use crate::model::DeviceList;
@@ -246,7 +247,7 @@ impl PublishPanel {
         self.properties_ui(ui);
         let problem = self.problem();
         if self.json && problem.is_none() {
-            ui.colored_label(Color32::from_rgb(76, 175, 80), "valid JSON");
+            ui.colored_label(theme::OK, "valid JSON");
         }
         ui.horizontal(|ui| {
             ui.label("QoS");
@@ -267,7 +268,7 @@ impl PublishPanel {
         if let Some(p) = &problem
             && !(p == "enter a topic" && self.draft.topic.is_empty())
         {
-            ui.colored_label(Color32::from_rgb(229, 57, 53), p);
+            ui.colored_label(theme::ERROR, p);
         }
         ui.separator();
         ui.horizontal(|ui| {
@@ -319,7 +320,7 @@ impl PublishPanel {
                     if let Some(i) = remove {
                         memory.snippets.remove(i);
                     }
-                    ui.add_space(6.0);
+                    ui.add_space(theme::GAP);
                 }
                 ui.label(RichText::new(format!("History ({})", memory.history.len())).strong());
                 if memory.history.is_empty() {

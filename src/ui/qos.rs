@@ -7,6 +7,7 @@ use egui::{Color32, RichText, Stroke, pos2, vec2};
 use egui_extras::{Column, TableBuilder};
 
 use super::format;
+use super::theme;
 use crate::capture::{Capture, Flow, FlowState};
 use crate::wire::Direction;
 
@@ -91,9 +92,9 @@ impl FlowRows {
 
 fn state_color(s: FlowState) -> Color32 {
     match s {
-        FlowState::Complete => Color32::from_rgb(76, 175, 80),
-        FlowState::Open => Color32::from_rgb(255, 179, 0),
-        _ => Color32::from_rgb(229, 57, 53),
+        FlowState::Complete => theme::OK,
+        FlowState::Open => theme::WARN,
+        _ => theme::ERROR,
     }
 }
 
@@ -210,7 +211,7 @@ impl QosPanel {
                     row.col(|ui| {
                         ui.label(RichText::new(fl.state.label()).color(state_color(fl.state)));
                         if fl.deviation.is_some() {
-                            ui.label(RichText::new("!").color(Color32::from_rgb(255, 179, 0)))
+                            ui.label(RichText::new("!").color(theme::WARN))
                                 .on_hover_text(fl.deviation.clone().unwrap_or_default());
                         }
                     });
@@ -306,10 +307,7 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
                 (2, 2) => "PUBREL",
                 _ => "PUBCOMP",
             };
-            ui.colored_label(
-                Color32::from_rgb(229, 57, 53),
-                format!("incomplete: no {missing}"),
-            );
+            ui.colored_label(theme::ERROR, format!("incomplete: no {missing}"));
         }
     });
     if leg.queued_offline {
@@ -319,10 +317,7 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
         ));
     }
     if let Some(d) = &leg.deviation {
-        ui.colored_label(
-            Color32::from_rgb(255, 179, 0),
-            format!("(!) broker deviation: {d}"),
-        );
+        ui.colored_label(theme::WARN, format!("(!) broker deviation: {d}"));
     }
     let width = ui.available_width().max(200.0);
     let (rect, _) = ui.allocate_exact_size(vec2(width, 52.0), egui::Sense::hover());
@@ -345,11 +340,11 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
         let x = x_of(s.t_us);
         let toward_broker = s.dir == Direction::ClientToBroker;
         let color = if s.dup {
-            Color32::from_rgb(255, 179, 0)
+            theme::WARN
         } else if toward_broker {
-            Color32::from_rgb(66, 165, 245)
+            theme::QOS1
         } else {
-            Color32::from_rgb(171, 71, 188)
+            theme::QOS2
         };
         painter.circle_filled(pos2(x, y), 5.0, color);
         let above = k % 2 == 0;
@@ -378,5 +373,5 @@ fn leg_ui(ui: &mut egui::Ui, leg: &Flow, t0: u64, t1: u64, highlighted: bool) {
         );
         prev = Some(s.t_us);
     }
-    ui.add_space(4.0);
+    ui.add_space(theme::SMALL_GAP);
 }

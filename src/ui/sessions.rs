@@ -1,10 +1,11 @@
 //! Session inspector: every client the tap has seen, connected or not.
 
-use egui::{Color32, RichText};
+use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 
 use super::devices::{shown_state, state_color};
 use super::format;
+use super::theme;
 use crate::capture::{Capture, Session, SessionEventKind};
 use crate::command::Command;
 use crate::fault::{DeviceAction, Target};
@@ -227,9 +228,9 @@ fn detail_ui(
             });
             ui.horizontal(|ui| {
                 let (c, t) = if s.connected {
-                    (Color32::from_rgb(76, 175, 80), "connected")
+                    (theme::OK, "connected")
                 } else {
-                    (Color32::from_rgb(229, 57, 53), "offline")
+                    (theme::ERROR, "offline")
                 };
                 ui.label(RichText::new(format!("● {t}")).color(c));
                 if s.connected
@@ -307,7 +308,7 @@ fn detail_ui(
                         ui.end_row();
                     }
                 });
-            ui.add_space(6.0);
+            ui.add_space(theme::GAP);
             ui.label(RichText::new("Last will").strong());
             match &s.will {
                 Some(w) => {
@@ -329,7 +330,7 @@ fn detail_ui(
                     let fired = capture.topics.get(&w.topic).map_or(0, |t| t.wills);
                     if fired > 0 {
                         ui.colored_label(
-                            Color32::from_rgb(229, 57, 53),
+                            theme::ERROR,
                             format!("will delivered {fired} time(s) on {}", w.topic),
                         );
                     }
@@ -338,7 +339,7 @@ fn detail_ui(
                     ui.weak("none");
                 }
             }
-            ui.add_space(6.0);
+            ui.add_space(theme::GAP);
             ui.label(RichText::new(format!("Subscriptions ({})", s.subscriptions.len())).strong());
             egui::Grid::new("subs")
                 .num_columns(3)
@@ -359,7 +360,7 @@ fn detail_ui(
                         ui.end_row();
                     }
                 });
-            ui.add_space(6.0);
+            ui.add_space(theme::GAP);
             let mut inflight: Vec<_> = capture.flows.in_flight(&s.client_id).collect();
             inflight.sort_by_key(|f| f.id);
             ui.label(RichText::new(format!("Messages in flight ({})", inflight.len())).strong());
@@ -379,7 +380,7 @@ fn detail_ui(
                 ));
             }
             if !s.deviations.is_empty() {
-                ui.add_space(6.0);
+                ui.add_space(theme::GAP);
                 ui.label(
                     RichText::new(format!(
                         "Broker deviations from the spec ({})",
@@ -389,21 +390,18 @@ fn detail_ui(
                 );
                 for d in s.deviations.iter().rev().take(10) {
                     ui.colored_label(
-                        Color32::from_rgb(255, 179, 0),
+                        theme::WARN,
                         format!("! {}  {}", format::time_of_day(d.t_us), d.text),
                     );
                 }
             }
-            ui.add_space(6.0);
+            ui.add_space(theme::GAP);
             ui.label(RichText::new("Connection history").strong());
             for e in s.history.iter().rev() {
                 let text = event_text(e);
                 match &e.kind {
                     SessionEventKind::Disconnected(r) if r.fires_will() => {
-                        ui.colored_label(
-                            Color32::from_rgb(229, 57, 53),
-                            format!("{text} — will fires"),
-                        );
+                        ui.colored_label(theme::ERROR, format!("{text} — will fires"));
                     }
                     _ => {
                         ui.label(text);

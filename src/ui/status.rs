@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use egui::{Color32, RichText};
 
 use super::format;
+use super::theme;
 use crate::event::BrokerState;
 use crate::model::Model;
-
-const RED: Color32 = Color32::from_rgb(229, 57, 53);
 
 /// CPU time of recent frames (logic + ui).
 #[derive(Default)]
@@ -59,33 +58,30 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
     let c = &model.capture;
     ui.horizontal(|ui| {
         let (dot, text) = match &model.broker {
-            BrokerState::Starting => (
-                Color32::from_rgb(255, 179, 0),
-                "Broker starting…".to_string(),
-            ),
+            BrokerState::Starting => (theme::WARN, "Broker starting…".to_string()),
             BrokerState::Running {
                 public,
                 upstream,
                 tls,
             } => (
-                Color32::from_rgb(76, 175, 80),
+                theme::OK,
                 match tls {
                     Some(t) => format!("Broker mqtt://{public} · mqtts://{} → {upstream}", t.addr),
                     None => format!("Broker mqtt://{public} → {upstream}"),
                 },
             ),
             BrokerState::Stopped => (Color32::GRAY, "Broker stopped".to_string()),
-            BrokerState::Failed { error, .. } => (RED, format!("Broker failed: {error}")),
+            BrokerState::Failed { error, .. } => (theme::ERROR, format!("Broker failed: {error}")),
         };
         // The health probe's news outranks "running": a broker that stopped
         // answering is red until it answers again, then amber with its count.
         let (dot, text) = match &model.broker_health {
             Some(h) if !h.answering => (
-                RED,
+                theme::ERROR,
                 format!("Broker not answering: restarting (restart #{})", h.restarts),
             ),
             Some(h) => (
-                Color32::from_rgb(255, 179, 0),
+                theme::WARN,
                 format!("{text} · restarted {}× (it stopped answering)", h.restarts),
             ),
             None => (dot, text),
@@ -113,7 +109,7 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
         let d = model.drops;
         let drops = RichText::new(format!("dropped {}", format::count(d.total())));
         ui.label(if d.total() > 0 {
-            drops.color(RED)
+            drops.color(theme::ERROR)
         } else {
             drops
         })
@@ -127,7 +123,8 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
         let failures = model.devices.failures();
         if failures > 0 {
             ui.label(
-                RichText::new(format!("device sends lost {}", format::count(failures))).color(RED),
+                RichText::new(format!("device sends lost {}", format::count(failures)))
+                    .color(theme::ERROR),
             )
             .on_hover_text(
                 "Publishes and acknowledgements the virtual devices' MQTT clients refused \
@@ -153,8 +150,12 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                         .count();
                     let failed = checks.failed();
                     let text = RichText::new(format!("checks: {passed} passed, {failed} failed"));
-                    ui.label(if failed > 0 { text.color(RED) } else { text })
-                        .on_hover_text("The scenario's expectations: see the Checks tab (Ctrl+5)");
+                    ui.label(if failed > 0 {
+                        text.color(theme::ERROR)
+                    } else {
+                        text
+                    })
+                    .on_hover_text("The scenario's expectations: see the Checks tab (Ctrl+5)");
                 }
             }
             None => match &model.opened_capture {

@@ -1,6 +1,7 @@
 //! Notices from the engine and the window, shown for a few seconds in the
 //! bottom-right corner.
 
+use super::theme;
 use std::time::{Duration, Instant};
 
 use egui::{Color32, RichText};
@@ -56,9 +57,9 @@ impl Toasts {
                 let mut dismiss = None;
                 for (i, t) in self.toasts.iter().enumerate() {
                     let fill = if t.error {
-                        Color32::from_rgb(120, 28, 28)
+                        theme::TOAST_ERROR
                     } else {
-                        Color32::from_rgb(27, 94, 32)
+                        theme::TOAST_OK
                     };
                     egui::Frame::popup(ui.style()).fill(fill).show(ui, |ui| {
                         ui.set_max_width(520.0);

@@ -3,10 +3,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use egui::{Color32, RichText};
+use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
+use super::theme;
 use crate::codec::Decoders;
 
 use super::format;
@@ -239,7 +240,7 @@ impl TopicsPanel {
                                 }
                                 self.toggles += 1;
                             }
-                            ui.add_space(4.0);
+                            ui.add_space(theme::SMALL_GAP);
                         }
                         match &node.topic {
                             Some(t) => self.topic_row(ui, capture, &node.name, t, now),
@@ -339,20 +340,12 @@ impl TopicsPanel {
                 });
             }
             if st.retained.is_some() {
-                ui.label(
-                    RichText::new("R")
-                        .small()
-                        .color(Color32::from_rgb(255, 179, 0)),
-                )
-                .on_hover_text("The broker holds a retained message on this topic");
+                ui.label(RichText::new("R").small().color(theme::WARN))
+                    .on_hover_text("The broker holds a retained message on this topic");
             }
             if st.wills > 0 {
-                ui.label(
-                    RichText::new("will")
-                        .small()
-                        .color(Color32::from_rgb(229, 57, 53)),
-                )
-                .on_hover_text(format!("{} will deliveries", st.wills));
+                ui.label(RichText::new("will").small().color(theme::ERROR))
+                    .on_hover_text(format!("{} will deliveries", st.wills));
             }
             ui.weak(format!("= {}", format::preview(&st.last_payload, 40)));
             let rate = st.rate_per_s(now);

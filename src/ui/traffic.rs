@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 
 use super::format;
+use super::theme;
 use crate::capture::Capture;
 use crate::model::FaultLog;
 
@@ -114,8 +115,7 @@ impl TrafficPanel {
                 // A marker for every injected fault in the window.
                 for m in faults.markers.iter().filter(|m| m.t_us / 1_000_000 >= from) {
                     p.vline(
-                        VLine::new("injected faults", m.t_us as f64 / 1e6)
-                            .color(egui::Color32::from_rgb(255, 152, 0)),
+                        VLine::new("injected faults", m.t_us as f64 / 1e6).color(theme::FAULT_MARK),
                     );
                 }
             });

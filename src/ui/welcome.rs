@@ -6,6 +6,7 @@ use std::sync::mpsc;
 
 use egui::RichText;
 
+use super::theme;
 use crate::event::BrokerState;
 use crate::scenario::Scenario;
 
@@ -67,7 +68,7 @@ impl Welcome {
     /// Draws the screen; returns the scenario clicked, or `Err(())` for "Open scenario…".
     pub fn ui(&mut self, ui: &mut egui::Ui, broker: &BrokerState) -> Option<Result<PathBuf, ()>> {
         let mut picked = None;
-        ui.add_space(24.0);
+        ui.add_space(theme::SECTION_GAP);
         ui.vertical_centered(|ui| {
             ui.heading(RichText::new("MQTT Workbench").size(28.0));
             ui.label("Run a broker and a fleet of virtual devices, and watch MQTT as it happens.");
@@ -88,7 +89,7 @@ impl Welcome {
             }
             ui.add_space(16.0);
             ui.label(RichText::new("Open a shipped scenario").strong());
-            ui.add_space(4.0);
+            ui.add_space(theme::SMALL_GAP);
             let loading = self.loading.is_some();
             let shipped = self.shipped().to_vec();
             if shipped.is_empty() {

@@ -1,0 +1,271 @@
+//! The engine → consumer channel: events bounded by count and bytes, with
+//! room kept for state changes when traffic fills it ([`EventSink`]); what
+//! a full channel drops is counted ([`Drops`]); and the batching of wire
+//! events and device updates before they are sent ([`batch_events`]).
+
+use super::*;
+
+/// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
+/// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// What was lost because a queue was full, by queue. Shown in the status bar.
+#[derive(Debug, Default)]
+pub struct Drops {
+    /// Wire events the tap could not queue for the batcher.
+    pub tap_queue: Arc<AtomicU64>,
+    /// Device state reports the devices could not queue.
+    pub device_queue: Arc<AtomicU64>,
+    /// Items (wire events, device updates, notices) the consumer's channel
+    /// refused because it held too many events or bytes.
+    pub consumer: Arc<AtomicU64>,
+}
+
+/// A copy of [`Drops`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    pub tap_queue: u64,
+    pub device_queue: u64,
+    pub consumer: u64,
+}
+
+impl DropCounts {
+    pub fn total(&self) -> u64 {
+        self.tap_queue + self.device_queue + self.consumer
+    }
+}
+
+impl Drops {
+    pub fn counts(&self) -> DropCounts {
+        DropCounts {
+            tap_queue: self.tap_queue.load(Ordering::Relaxed),
+            device_queue: self.device_queue.load(Ordering::Relaxed),
+            consumer: self.consumer.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Engine → consumer sender: bounded by count and bytes, never blocks,
+/// counts what it drops. Traffic (wire batches) leaves room for the events
+/// that change state (scenario, broker, devices, notices, export), which are
+/// only refused when the channel is full to the last slot.
+#[derive(Clone)]
+pub(super) struct EventSink {
+    pub(super) tx: crossbeam_channel::Sender<(Event, usize)>,
+    pub(super) capacity: usize,
+    pub(super) bytes: Arc<AtomicUsize>,
+    pub(super) max_bytes: usize,
+    pub(super) waker: Arc<Mutex<Option<Waker>>>,
+    pub(super) drops: Arc<Drops>,
+}
+
+/// Channel slots wire batches never take.
+const CONTROL_RESERVE: usize = 64;
+
+impl EventSink {
+    pub(super) fn send(&self, ev: Event) {
+        let size = ev.mem_bytes();
+        let admitted = if matches!(ev, Event::Wire(_)) {
+            self.tx.len() + CONTROL_RESERVE < self.capacity && self.reserve_bytes(size)
+        } else {
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+            true
+        };
+        let refused = if admitted {
+            match self.tx.try_send((ev, size)) {
+                Ok(()) => None,
+                Err(e) => {
+                    self.bytes.fetch_sub(size, Ordering::Relaxed);
+                    Some(e.into_inner().0)
+                }
+            }
+        } else {
+            Some(ev)
+        };
+        if let Some(ev) = refused {
+            self.drops.consumer.fetch_add(ev.items(), Ordering::Relaxed);
+        }
+        if let Some(w) = self.waker.lock().as_ref() {
+            w();
+        }
+    }
+
+    /// Take `size` bytes of the byte bound, if they fit (an event alone bigger
+    /// than the bound passes when nothing is queued). Atomic against other senders.
+    fn reserve_bytes(&self, size: usize) -> bool {
+        let mut queued = self.bytes.load(Ordering::Relaxed);
+        loop {
+            if queued != 0 && queued + size > self.max_bytes {
+                return false;
+            }
+            match self.bytes.compare_exchange_weak(
+                queued,
+                queued + size,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => queued = now,
+            }
+        }
+    }
+}
+
+/// The consumer's end of the event channel.
+pub struct EventReceiver {
+    pub(super) rx: crossbeam_channel::Receiver<(Event, usize)>,
+    pub(super) bytes: Arc<AtomicUsize>,
+}
+
+impl EventReceiver {
+    pub fn try_recv(&self) -> Option<Event> {
+        let (ev, size) = self.rx.try_recv().ok()?;
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+        Some(ev)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Bytes queued, waiting for the consumer.
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+const BATCH: usize = 8192;
+
+/// Collect wire events and device updates into batches (about every 10 ms);
+/// offer device state changes to the timeline. Markers on the devices' queue
+/// (a scenario started or stopped) go out after everything queued before them.
+pub(super) async fn batch_events(
+    mut wire: mpsc::Receiver<WireEvent>,
+    mut devices: mpsc::Receiver<DeviceMsg>,
+    sink: EventSink,
+    states: broadcast::Sender<(String, DeviceState)>,
+) {
+    let mut wire_buf = Vec::with_capacity(BATCH);
+    let mut dev_msgs: Vec<DeviceMsg> = Vec::new();
+    let mut dev_buf: Vec<DeviceUpdate> = Vec::new();
+    let flush = |wire_buf: &mut Vec<WireEvent>, dev_buf: &mut Vec<DeviceUpdate>| {
+        if !dev_buf.is_empty() {
+            if states.receiver_count() > 0 {
+                for d in dev_buf.iter() {
+                    let _ = states.send((d.client_id.clone(), d.state));
+                }
+            }
+            sink.send(Event::Devices(std::mem::take(dev_buf)));
+        }
+        if !wire_buf.is_empty() {
+            sink.send(Event::Wire(std::mem::replace(
+                wire_buf,
+                Vec::with_capacity(BATCH),
+            )));
+        }
+    };
+    loop {
+        tokio::select! {
+            n = wire.recv_many(&mut wire_buf, BATCH) => if n == 0 { return },
+            n = devices.recv_many(&mut dev_msgs, BATCH) => if n == 0 { return },
+        }
+        // Let more arrive: one batch per ~10 ms keeps the consumer's work per event low.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        while wire_buf.len() < BATCH {
+            match wire.try_recv() {
+                Ok(ev) => wire_buf.push(ev),
+                Err(_) => break,
+            }
+        }
+        while let Ok(m) = devices.try_recv() {
+            dev_msgs.push(m);
+        }
+        for m in dev_msgs.drain(..) {
+            match m {
+                DeviceMsg::Update(u) => dev_buf.push(u),
+                DeviceMsg::Marker(ev, done) => {
+                    // Everything the tap read so far goes first, too.
+                    while let Ok(w) = wire.try_recv() {
+                        wire_buf.push(w);
+                        if wire_buf.len() >= BATCH {
+                            flush(&mut wire_buf, &mut Vec::new());
+                        }
+                    }
+                    flush(&mut wire_buf, &mut dev_buf);
+                    sink.send(ev);
+                    let _ = done.send(());
+                }
+            }
+        }
+        flush(&mut wire_buf, &mut dev_buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Direction, PacketKind};
+
+    fn sink(capacity: usize, max_bytes: usize) -> (EventSink, EventReceiver) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let sink = EventSink {
+            tx,
+            capacity,
+            bytes: bytes.clone(),
+            max_bytes,
+            waker: Arc::default(),
+            drops: Arc::default(),
+        };
+        (sink, EventReceiver { rx, bytes })
+    }
+
+    fn wire(n: usize, payload: usize) -> Event {
+        Event::Wire(
+            (0..n)
+                .map(|_| {
+                    let mut e = WireEvent::new(
+                        1,
+                        1,
+                        Arc::from("c"),
+                        Direction::ClientToBroker,
+                        PacketKind::Publish,
+                    );
+                    e.payload = Some(bytes::Bytes::from(vec![0u8; payload]));
+                    e
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn traffic_is_bounded_by_bytes_and_counted_but_state_changes_get_through() {
+        let (sink, rx) = sink(CONTROL_RESERVE + 8, 64 * 1024);
+        // Each batch holds ~40 KiB: the second no longer fits the byte bound.
+        sink.send(wire(10, 4096));
+        sink.send(wire(10, 4096));
+        assert_eq!(
+            sink.drops.counts().consumer,
+            10,
+            "the refused batch's events are counted"
+        );
+        // Events that change state pass even beyond the byte bound.
+        sink.send(Event::ScenarioStopped);
+        sink.send(Event::ExportFinished);
+        assert!(rx.queued_bytes() > 0);
+        let got: Vec<_> = std::iter::from_fn(|| rx.try_recv()).collect();
+        assert_eq!(got.len(), 3);
+        assert!(matches!(got[1], Event::ScenarioStopped));
+        assert_eq!(rx.queued_bytes(), 0, "the receiver gives the bytes back");
+        // Traffic leaves the last slots to state changes.
+        for _ in 0..8 + CONTROL_RESERVE {
+            sink.send(wire(1, 1));
+        }
+        assert_eq!(rx.rx.len(), 8, "wire batches stop at the reserved slots");
+        sink.send(Event::Notice {
+            error: false,
+            text: "still heard".into(),
+        });
+        assert_eq!(rx.rx.len(), 9, "a state change takes a reserved slot");
+    }
+}

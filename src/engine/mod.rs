@@ -1,0 +1,508 @@
+//! The engine: embedded broker, tap and virtual devices on a tokio runtime
+//! owned by `main` (or by a test), never by the window.
+//!
+//! [`spawn`] returns an [`EngineHandle`] at once: a bounded [`Command`] sender
+//! and an [`EventReceiver`] bounded by count and bytes. Start-up (binding the
+//! tap, starting the broker on its own thread) happens in the background and
+//! is reported as [`Event::Broker`]. The engine never blocks on its consumer:
+//! when the consumer lags, events are dropped and counted ([`Drops`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::broker::{BrokerControl, Upstream};
+use crate::capture::EventsSnapshot;
+use crate::command::{Command, ScenarioSource};
+use crate::event::{BrokerState, DeviceState, DeviceUpdate, Event, TlsInfo};
+use crate::fault::{DeviceAction, Effect, Fault, FaultKey, NetFault, Target};
+use crate::scenario::Scenario;
+use crate::sim::device::DeviceHandle;
+use crate::sim::mqtt::ToRumqttc;
+use crate::sim::{DeviceMsg, DeviceReporter};
+use crate::tap::{Recorder, Tap, Upstreams};
+use crate::wire::WireEvent;
+
+mod broker;
+mod channel;
+mod faults;
+mod jobs;
+mod publish;
+mod scenario;
+
+pub use channel::{DropCounts, Drops, EventReceiver, Waker};
+use channel::{EventSink, batch_events};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The tap's public address: every client connects here.
+    pub listen: SocketAddr,
+    /// The embedded broker's internal address (port 0: any free port).
+    pub broker_listen: SocketAddr,
+    pub upstream: Upstream,
+    /// Event batches queued for the consumer.
+    pub event_capacity: usize,
+    /// Bytes of events queued for the consumer (the capture's own byte bound
+    /// is 256 MiB; a lagging consumer must not double it).
+    pub event_bytes: usize,
+    /// Wire events queued between the tap and the batcher.
+    pub wire_capacity: usize,
+    /// Devices connect straight to the broker, bypassing the tap (raw-scale runs).
+    pub direct: bool,
+    /// Reload the running scenario when its file changes on disk.
+    pub watch: bool,
+    /// A TLS listener beside the plain one.
+    pub tls: Option<crate::tls::TlsOptions>,
+    /// Access rules at the tap (`--users FILE`); a scenario's `auth` replaces them while it runs.
+    pub auth: Option<Arc<crate::tap::AuthSpec>>,
+    /// Run only this part of every fleet (`--shard K/N`).
+    pub shard: Option<crate::sim::Shard>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            broker_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: Upstream::Embedded,
+            event_capacity: 1024,
+            event_bytes: 64 * 1024 * 1024,
+            wire_capacity: 131_072,
+            direct: false,
+            watch: false,
+            tls: None,
+            auth: None,
+            shard: None,
+        }
+    }
+}
+
+/// Where the engine's start-up got to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Starting,
+    /// Clients connect to `tap`; it forwards to `upstream`.
+    Ready {
+        tap: SocketAddr,
+        upstream: String,
+        /// The TLS listener, when there is one.
+        tls: Option<SocketAddr>,
+    },
+    Failed(String),
+}
+
+/// The consumer's side of a running engine. Dropping it stops the engine
+/// (devices disconnect gracefully, sockets close).
+pub struct EngineHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub events: EventReceiver,
+    drops: Arc<Drops>,
+    waker: Arc<Mutex<Option<Waker>>>,
+    ready: watch::Receiver<Readiness>,
+}
+
+impl EngineHandle {
+    /// What was dropped because a queue was full.
+    pub fn drops(&self) -> DropCounts {
+        self.drops.counts()
+    }
+
+    /// Set the function called whenever events are sent.
+    pub fn set_waker(&self, waker: Waker) {
+        *self.waker.lock() = Some(waker);
+    }
+
+    /// Queue a command without blocking; false if the engine is gone or busy.
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.try_send(cmd).is_ok()
+    }
+
+    /// Where start-up is now.
+    pub fn readiness(&self) -> Readiness {
+        self.ready.borrow().clone()
+    }
+
+    /// Wait until the tap listens (or start-up failed).
+    pub async fn ready(&mut self) -> Result<(SocketAddr, String), String> {
+        let r = self
+            .ready
+            .wait_for(|r| *r != Readiness::Starting)
+            .await
+            .map_err(|_| "the engine stopped".to_string())?
+            .clone();
+        match r {
+            Readiness::Ready { tap, upstream, .. } => Ok((tap, upstream)),
+            Readiness::Failed(e) => Err(e),
+            Readiness::Starting => Err("the engine stopped".into()),
+        }
+    }
+}
+
+struct Engine {
+    cfg: EngineConfig,
+    broker: Option<BrokerControl>,
+    tap: Tap,
+    upstream: Arc<Mutex<Upstreams>>,
+    devices: Vec<DeviceHandle>,
+    /// A scenario was loaded and not stopped since (it may have no devices).
+    scenario_running: bool,
+    /// The running scenario, for reloads.
+    current: Option<Scenario>,
+    /// Watches the running scenario's file.
+    watcher: Option<crate::sim::watch::Watcher>,
+    timeline: Option<tokio::task::JoinHandle<()>>,
+    sink: EventSink,
+    reporter: DeviceReporter,
+    /// Device state changes for the timeline's `after` triggers.
+    states: broadcast::Sender<(String, DeviceState)>,
+    /// Lets the timeline and timers send commands without keeping the engine alive.
+    commands: mpsc::WeakSender<Command>,
+    /// Per fault key and aspect (latency, loss, …): the change that set it last,
+    /// so a timer only undoes its own change, never a later one.
+    fault_generations: Arc<Mutex<std::collections::HashMap<(FaultKey, &'static str), u64>>>,
+    next_fault_generation: u64,
+    /// An export under way (one at a time).
+    export: Option<tokio::task::JoinHandle<()>>,
+    /// The TLS listener and its files, shown with the broker's state.
+    tls: Option<Box<TlsInfo>>,
+    /// What TLS devices connect with.
+    device_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Credentials from `--broker mqtt://user:password@…` for devices without their own.
+    credentials: Option<(String, String)>,
+    /// The workbench's own MQTT client and its event loop (made on first use).
+    own_client: Option<(rumqttc::v5::AsyncClient, tokio::task::JoinHandle<()>)>,
+    /// The embedded broker's health, once it stopped answering (see `broker::health`).
+    health: Option<crate::event::BrokerHealth>,
+    /// When the last health restart was, so a second one soon after is cold.
+    last_recovery: Option<std::time::Instant>,
+    /// The user stopped the broker (the probe's silence is then expected).
+    broker_stopped: bool,
+}
+
+/// Start an engine on `rt` without waiting: the handle is ready to queue
+/// commands at once; start-up is reported as [`Event::Broker`] and [`EngineHandle::ready`].
+pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
+    let drops = Arc::new(Drops::default());
+    let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let (ev_tx, ev_rx) = crossbeam_channel::bounded(cfg.event_capacity);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    let sink = EventSink {
+        tx: ev_tx,
+        capacity: cfg.event_capacity,
+        bytes: bytes.clone(),
+        max_bytes: cfg.event_bytes,
+        waker: waker.clone(),
+        drops: drops.clone(),
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(256);
+    let (ready_tx, ready_rx) = watch::channel(Readiness::Starting);
+    let weak = cmd_tx.downgrade();
+    rt.spawn(async move {
+        sink.send(Event::Broker(BrokerState::Starting));
+        match Engine::start(cfg, sink.clone(), weak).await {
+            Ok(engine) => {
+                let _ = ready_tx.send(Readiness::Ready {
+                    tap: engine.tap.local_addr(),
+                    upstream: engine.upstream.lock().v4.clone(),
+                    tls: engine.tap.tls_addr(),
+                });
+                engine.run(cmd_rx).await;
+            }
+            Err((error, free_port)) => {
+                let _ = ready_tx.send(Readiness::Failed(error.clone()));
+                sink.send(Event::Broker(BrokerState::Failed { error, free_port }));
+            }
+        }
+    });
+    EngineHandle {
+        commands: cmd_tx,
+        events: EventReceiver { rx: ev_rx, bytes },
+        drops,
+        waker,
+        ready: ready_rx,
+    }
+}
+
+/// Start an engine on the current runtime and wait until it listens.
+pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, String> {
+    let mut handle = spawn(&tokio::runtime::Handle::current(), cfg);
+    handle.ready().await?;
+    Ok(handle)
+}
+
+/// The first port after `taken` that can be bound on `ip` (looked up on the
+/// engine, never on the UI thread).
+fn free_port_after(ip: std::net::IpAddr, taken: u16) -> Option<u16> {
+    (taken.saturating_add(1)..=taken.saturating_add(100))
+        .find(|p| std::net::TcpListener::bind(SocketAddr::new(ip, *p)).is_ok())
+}
+
+impl Engine {
+    /// Bind the tap, then start the broker (if embedded, on its own thread):
+    /// a taken public port fails before a broker router (a thread rumqttd
+    /// never stops) is spawned. On failure: the message, and a free port when
+    /// the public one was taken.
+    async fn start(
+        cfg: EngineConfig,
+        sink: EventSink,
+        commands: mpsc::WeakSender<Command>,
+    ) -> Result<Engine, (String, Option<u16>)> {
+        let (wire_tx, wire_rx) = mpsc::channel(cfg.wire_capacity);
+        let (dev_tx, dev_rx) = mpsc::channel(65_536);
+        let recorder = Recorder::new(wire_tx, sink.drops.tap_queue.clone());
+        let reporter = DeviceReporter::new(dev_tx, sink.drops.device_queue.clone());
+        let embedded = matches!(cfg.upstream, Upstream::Embedded);
+        let mut upstreams = match &cfg.upstream {
+            Upstream::External(b) => Upstreams::both(b.addr.clone()),
+            // Set below, once the broker listens (ready is reported after that).
+            Upstream::Embedded => Upstreams::both(cfg.broker_listen.to_string()),
+        };
+        // Certificates are files: read (or made) off the async workers.
+        if let Upstream::External(b) = &cfg.upstream
+            && b.tls
+        {
+            let (ca, host) = (b.ca.clone(), b.host.clone());
+            let tls = tokio::task::spawn_blocking(move || {
+                Ok::<_, String>(crate::tap::UpstreamTls {
+                    config: crate::tls::broker_client_config(ca.as_deref())?,
+                    name: crate::tls::server_name(&host)?,
+                })
+            })
+            .await
+            .map_err(|e| (e.to_string(), None))?
+            .map_err(|e| (format!("TLS to the broker: {e}"), None))?;
+            upstreams.tls = Some(tls);
+        }
+        let tls_setup = match cfg.tls.clone() {
+            Some(opts) => Some(
+                tokio::task::spawn_blocking(move || crate::tls::setup(&opts).map(|s| (opts, s)))
+                    .await
+                    .map_err(|e| (e.to_string(), None))?
+                    .map_err(|e| (format!("TLS: {e}"), None))?,
+            ),
+            None => None,
+        };
+        let upstream_shared = Arc::new(Mutex::new(upstreams));
+        // In front of the embedded rumqttd the tap works around what it cannot
+        // take (keepalive 0, names that crash it), and shows it on the session.
+        let tls_listen = tls_setup
+            .as_ref()
+            .map(|(o, s)| (o.listen, s.acceptor.clone()));
+        let tap = match Tap::start_with_tls(
+            cfg.listen,
+            tls_listen,
+            upstream_shared.clone(),
+            recorder,
+            embedded,
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(source) => {
+                let ip = cfg.listen.ip();
+                let port = cfg.listen.port();
+                let free = if source.kind() == std::io::ErrorKind::AddrInUse {
+                    tokio::task::spawn_blocking(move || free_port_after(ip, port))
+                        .await
+                        .ok()
+                        .flatten()
+                } else {
+                    None
+                };
+                let tls_port = cfg.tls.as_ref().map(|t| t.listen.port());
+                if free.is_none()
+                    && let Some(tls_port) = tls_port
+                    && source.kind() == std::io::ErrorKind::AddrInUse
+                {
+                    return Err((
+                        format!(
+                            "port {port} or TLS port {tls_port} on {ip} is already in use ({source}); choose others with --port and --tls-port"
+                        ),
+                        None,
+                    ));
+                }
+                return Err((
+                    format!(
+                        "port {port} on {ip} is already in use ({source}); choose another with --port"
+                    ),
+                    free,
+                ));
+            }
+        };
+        tap.set_auth(cfg.auth.clone());
+        let broker = if embedded {
+            let b = BrokerControl::start(cfg.broker_listen, "--broker-port")
+                .await
+                .map_err(|e| (e.to_string(), None))?;
+            let addrs = b.addrs();
+            *upstream_shared.lock() = Upstreams {
+                v4: addrs.v4.to_string(),
+                v5: addrs.v5.to_string(),
+                tls: None,
+                memory: Some(b.memory()),
+            };
+            // The broker's health probe, for as long as the engine runs.
+            let engine = commands.clone();
+            tokio::spawn(crate::broker::health::probe(
+                addrs.v4,
+                crate::broker::health::DEADLINE,
+                // False once the engine is gone: the probe ends.
+                move |health| {
+                    engine.upgrade().is_some_and(|tx| {
+                        !matches!(
+                            tx.try_send(Command::BrokerHealth(health)),
+                            Err(mpsc::error::TrySendError::Closed(_))
+                        )
+                    })
+                },
+            ));
+            Some(b)
+        } else {
+            None
+        };
+        let upstream = upstream_shared.lock().v4.clone();
+        let (states, _) = broadcast::channel(4096);
+        tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone(), states.clone()));
+        let tls = match (&tls_setup, tap.tls_addr()) {
+            (Some((opts, setup)), Some(addr)) => Some(Box::new(TlsInfo {
+                addr,
+                ca: setup.files.ca.clone(),
+                client_cert: setup.files.client_cert.clone(),
+                client_key: setup.files.client_key.clone(),
+                client_cert_required: opts.require_client_cert,
+            })),
+            _ => None,
+        };
+        sink.send(Event::Broker(BrokerState::Running {
+            public: tap.local_addr(),
+            upstream,
+            tls: tls.clone(),
+        }));
+        let credentials = match &cfg.upstream {
+            Upstream::External(b) => b
+                .username
+                .clone()
+                .map(|u| (u, b.password.clone().unwrap_or_default())),
+            Upstream::Embedded => None,
+        };
+        Ok(Engine {
+            cfg,
+            broker,
+            tap,
+            upstream: upstream_shared,
+            devices: Vec::new(),
+            scenario_running: false,
+            current: None,
+            watcher: None,
+            timeline: None,
+            sink,
+            reporter,
+            states,
+            commands,
+            fault_generations: Arc::default(),
+            next_fault_generation: 0,
+            export: None,
+            tls,
+            device_tls: tls_setup.map(|(_, s)| s.devices),
+            credentials,
+            own_client: None,
+            health: None,
+            last_recovery: None,
+            broker_stopped: false,
+        })
+    }
+
+    /// Send an event after every device report queued before it.
+    async fn send_ordered(&self, ev: Event) {
+        if let Err(ev) = self.reporter.marker(ev).await {
+            self.sink.send(ev);
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(cmd) = rx.recv().await {
+            self.handle(cmd).await;
+        }
+        // Every handle is gone: stop devices so their sessions end cleanly.
+        self.stop_devices().await;
+        if let Some((client, task)) = self.own_client.take() {
+            let _ = client.try_disconnect();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            task.abort();
+        }
+    }
+
+    fn notice(&self, error: bool, text: impl Into<String>) {
+        self.sink.send(Event::Notice {
+            error,
+            text: text.into(),
+        });
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::LoadScenario(source) => self.load_scenario(source).await,
+            Command::ReloadScenario(source) => self.reload_scenario(source).await,
+            Command::SaveCapture {
+                path,
+                events,
+                faults,
+                scenario,
+            } => self.save_capture(path, events, faults, scenario),
+            Command::SaveScenario { path, ron } => self.save_scenario(path, ron),
+            Command::OpenCapture(path) => self.open_capture(path),
+            Command::CopyFile { from, to } => self.copy_file(from, to),
+            Command::StopScenario => {
+                self.stop_devices().await;
+                self.tap.set_auth(self.cfg.auth.clone());
+            }
+            // Through inject, so a click in the Devices panel is marked like any fault.
+            Command::Device(target, action) => {
+                self.inject(Fault::device(target, action), None).await
+            }
+            Command::DropConnection(id) => {
+                if !self.tap.drop_connection(id) {
+                    self.notice(true, format!("connection {id} is already closed"));
+                }
+            }
+            Command::StopBroker => match &mut self.broker {
+                Some(b) => match b.stop().await {
+                    Ok(()) => {
+                        self.broker_stopped = true;
+                        self.sink.send(Event::Broker(BrokerState::Stopped))
+                    }
+                    Err(e) => self.notice(true, e),
+                },
+                None => self.notice(
+                    true,
+                    "the broker is external: it cannot be stopped from here",
+                ),
+            },
+            Command::StartBroker => {
+                self.broker_stopped = false;
+                self.resume_broker().await
+            }
+            Command::BrokerHealth(health) => self.on_broker_health(health).await,
+            Command::Inject(fault) => self.inject(fault, None).await,
+            Command::TimelineFault { index, fault } => self.inject(fault, Some(index)).await,
+            Command::Export { path, events } => self.export(path, events),
+            Command::Publish(req) => self.publish(req),
+            Command::ClearRetained(topics) => self.clear_retained(topics),
+        }
+    }
+}
+
+fn split_host_port(addr: &str) -> (String, u16) {
+    match addr.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p.parse().unwrap_or(1883),
+        ),
+        None => (addr.to_string(), 1883),
+    }
+}
