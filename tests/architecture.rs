@@ -259,3 +259,52 @@ fn the_readme_lists_every_fault_kind() {
         );
     }
 }
+
+#[test]
+fn no_import_circle_between_the_files_of_a_module() {
+    for dir in std::fs::read_dir(root().join("src")).expect("src") {
+        let dir = dir.expect("dir entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        // Sibling files and the `super::name` paths between them.
+        let files: BTreeMap<String, PathBuf> = std::fs::read_dir(&dir)
+            .expect("module folder")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p.clone())))
+            .filter(|(n, _)| n != "mod" && n != "tests")
+            .collect();
+        let known: BTreeSet<String> = files.keys().cloned().collect();
+        let graph: BTreeMap<String, BTreeSet<String>> = files
+            .iter()
+            .map(|(n, p)| {
+                let text = code(p).replace("super::", "crate::");
+                let mut deps = imports(&text, &known);
+                deps.remove(n);
+                (n.clone(), deps)
+            })
+            .collect();
+        // Remove files nothing in the rest depends on until none is left; what
+        // cannot be removed sits on a circle.
+        let mut left = graph.clone();
+        loop {
+            let leaf = left
+                .iter()
+                .find(|(_, deps)| deps.iter().all(|d| !left.contains_key(d)))
+                .map(|(n, _)| n.clone());
+            match leaf {
+                Some(n) => {
+                    left.remove(&n);
+                }
+                None => break,
+            }
+        }
+        assert!(
+            left.is_empty(),
+            "{}: these files import each other round a circle: {:?}",
+            dir.display(),
+            left.keys().collect::<Vec<_>>()
+        );
+    }
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use egui::RichText;
 
+use super::commands::Tab;
 use super::devices::DevicesPanel;
 use super::frame_bench::{FrameBench, FrameBenchRun};
 use super::log::LogPanel;
@@ -17,7 +18,7 @@ use super::modals::{ModalAction, Modals};
 use super::publish::PublishPanel;
 use super::qos::QosPanel;
 use super::sessions::SessionsPanel;
-use super::settings::{SETTINGS_VERSION, Settings, Tab};
+use super::settings::{SETTINGS_VERSION, Settings};
 use super::status::{FrameStats, status_ui};
 use super::toasts::Toasts;
 use super::topics::TopicsPanel;

@@ -1,24 +1,53 @@
-//! Every action the menus and the keyboard offer, in one table: its label,
-//! its shortcut and what it does (after rerun's `UICommand`).
+//! Every action the menus, buttons and the keyboard offer, in one table: its
+//! label, its shortcut and its tooltip (after rerun's `UICommand`). The table
+//! knows nothing of the app; `command_handling.rs` runs the commands and
+//! `menu.rs` lays them out.
+
+use std::path::PathBuf;
 
 use egui::{Key, KeyboardShortcut, Modifiers};
-
-use super::app::WorkbenchApp;
-use super::settings::Tab;
-use crate::command::Command;
-use crate::event::BrokerState;
-use crate::fault::Fault;
+use serde::{Deserialize, Serialize};
 
 /// Publishes the publish panel's message.
 pub const PUBLISH_SHORTCUT: KeyboardShortcut =
     KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UiCommand {
+/// The commands without an argument, declared once: the enum and
+/// [`UiCommand::all`] come from this list.
+macro_rules! ui_commands {
+    ($($v:ident),* $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum UiCommand {
+            $($v,)*
+            /// Show an inspector tab.
+            ShowTab(Tab),
+            /// Open this scenario file (File → Open recent, Shipped scenarios).
+            OpenScenarioFile(PathBuf),
+            /// Dark (true) or light theme.
+            SetDark(bool),
+        }
+
+        impl UiCommand {
+            /// Every command without a file argument: those without an
+            /// argument, one per tab, and both themes. Shortcuts are read
+            /// from here.
+            pub fn all() -> impl Iterator<Item = UiCommand> {
+                [$(UiCommand::$v),*]
+                    .into_iter()
+                    .chain(Tab::ALL.into_iter().map(UiCommand::ShowTab))
+                    .chain([UiCommand::SetDark(true), UiCommand::SetDark(false)])
+            }
+        }
+    };
+}
+
+ui_commands! {
     Publish,
     TogglePublish,
     OpenScenario,
     StopScenario,
+    OpenCapture,
+    SaveCapture,
     ExportLog,
     ClearCapture,
     Quit,
@@ -27,44 +56,23 @@ pub enum UiCommand {
     RestartBroker,
     ColdRestartBroker,
     ChangePort,
+    CopyCaPath,
+    SaveCaCertificate,
+    CopySubscribeCommand,
     ToggleDevices,
     ToggleTraffic,
-    ShowTab(Tab),
     About,
 }
 
 impl UiCommand {
-    /// Every command that has a keyboard shortcut is in here.
-    pub const ALL: [UiCommand; 21] = [
-        UiCommand::Publish,
-        UiCommand::TogglePublish,
-        UiCommand::OpenScenario,
-        UiCommand::StopScenario,
-        UiCommand::ExportLog,
-        UiCommand::ClearCapture,
-        UiCommand::Quit,
-        UiCommand::StartBroker,
-        UiCommand::StopBroker,
-        UiCommand::RestartBroker,
-        UiCommand::ColdRestartBroker,
-        UiCommand::ChangePort,
-        UiCommand::ToggleDevices,
-        UiCommand::ToggleTraffic,
-        UiCommand::ShowTab(Tab::Topics),
-        UiCommand::ShowTab(Tab::Sessions),
-        UiCommand::ShowTab(Tab::Qos),
-        UiCommand::ShowTab(Tab::Log),
-        UiCommand::ShowTab(Tab::Checks),
-        UiCommand::ShowTab(Tab::Map),
-        UiCommand::About,
-    ];
-
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> String {
         match self {
             UiCommand::Publish => "Publish the message",
             UiCommand::TogglePublish => "Publish panel",
             UiCommand::OpenScenario => "Open scenario…",
             UiCommand::StopScenario => "Stop scenario",
+            UiCommand::OpenCapture => "Open capture…",
+            UiCommand::SaveCapture => "Save capture…",
             UiCommand::ExportLog => "Export log…",
             UiCommand::ClearCapture => "Clear capture",
             UiCommand::Quit => "Quit",
@@ -73,14 +81,21 @@ impl UiCommand {
             UiCommand::RestartBroker => "Restart (keeps sessions)",
             UiCommand::ColdRestartBroker => "Cold restart (loses sessions)",
             UiCommand::ChangePort => "Change port…",
+            UiCommand::CopyCaPath => "Copy CA certificate path",
+            UiCommand::SaveCaCertificate => "Save CA certificate…",
+            UiCommand::CopySubscribeCommand => "Copy a mosquitto_sub command",
             UiCommand::ToggleDevices => "Devices panel",
             UiCommand::ToggleTraffic => "Traffic plot",
             UiCommand::ShowTab(t) => t.label(),
+            UiCommand::OpenScenarioFile(p) => return p.display().to_string(),
+            UiCommand::SetDark(true) => "Dark",
+            UiCommand::SetDark(false) => "Light",
             UiCommand::About => "About MQTT Workbench",
         }
+        .to_string()
     }
 
-    pub fn tooltip(self) -> &'static str {
+    pub fn tooltip(&self) -> &'static str {
         match self {
             UiCommand::RestartBroker => {
                 "Every client is cut; persistent sessions are kept (session present on reconnect)"
@@ -92,11 +107,17 @@ impl UiCommand {
                 "Forget every captured message; the broker and the devices keep running"
             }
             UiCommand::ExportLog => "Save the message log as CSV or JSON Lines",
+            UiCommand::OpenCapture => {
+                "Open a recorded capture (run --record, Save capture) for inspection"
+            }
+            UiCommand::SaveCapture => {
+                "Save every frame, both legs, faults and timing: open it again, replay it, test it"
+            }
             _ => "",
         }
     }
 
-    pub fn shortcut(self) -> Option<KeyboardShortcut> {
+    pub fn shortcut(&self) -> Option<KeyboardShortcut> {
         let cmd = |key| Some(KeyboardShortcut::new(Modifiers::COMMAND, key));
         match self {
             UiCommand::Publish => Some(PUBLISH_SHORTCUT),
@@ -116,233 +137,36 @@ impl UiCommand {
     }
 }
 
-impl WorkbenchApp {
-    /// Whether a command can run now (menus grey out the others).
-    pub fn command_enabled(&self, cmd: UiCommand) -> bool {
-        let running = matches!(self.model.broker, BrokerState::Running { .. });
-        let embedded = self.broker_embedded();
-        match cmd {
-            UiCommand::StopScenario => self.model.scenario.is_some(),
-            UiCommand::ExportLog => self.model.export.is_none(),
-            UiCommand::StartBroker => embedded && !running,
-            UiCommand::StopBroker | UiCommand::RestartBroker | UiCommand::ColdRestartBroker => {
-                embedded && running
-            }
-            _ => true,
-        }
-    }
+/// The inspector tabs of the central panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tab {
+    Topics,
+    Sessions,
+    Qos,
+    Log,
+    Checks,
+    Map,
+}
 
-    /// Run a command from a menu, a button or a shortcut.
-    pub fn run_command(&mut self, ctx: &egui::Context, cmd: UiCommand) {
-        if !self.command_enabled(cmd) {
-            return;
-        }
-        match cmd {
-            UiCommand::Publish => {
-                if !self
-                    .publish
-                    .send(&mut self.pending, &mut self.settings.publish)
-                    && let Some(why) = self.publish.problem()
-                {
-                    self.toast(true, format!("Not published: {why}"));
-                }
-            }
-            UiCommand::TogglePublish => self.settings.show_publish = !self.settings.show_publish,
-            UiCommand::OpenScenario => self.open_dialog(),
-            UiCommand::StopScenario => self.pending.push(Command::StopScenario),
-            UiCommand::ExportLog => self.export_dialog(),
-            UiCommand::ClearCapture => self.model.capture.clear(),
-            UiCommand::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
-            UiCommand::StartBroker => self.pending.push(Command::StartBroker),
-            UiCommand::StopBroker => self.pending.push(Command::StopBroker),
-            UiCommand::RestartBroker => self.pending.push(Command::Inject(Fault::RestartBroker(
-                crate::fault::RestartBroker,
-            ))),
-            UiCommand::ColdRestartBroker => self.pending.push(Command::Inject(
-                Fault::ColdRestartBroker(crate::fault::ColdRestartBroker),
-            )),
-            UiCommand::ChangePort => self.modals.ask_port(None, self.port()),
-            UiCommand::ToggleDevices => self.settings.show_devices = !self.settings.show_devices,
-            UiCommand::ToggleTraffic => self.settings.show_traffic = !self.settings.show_traffic,
-            UiCommand::ShowTab(t) => self.settings.tab = t,
-            UiCommand::About => self.modals.about = true,
-        }
-    }
+impl Tab {
+    pub const ALL: [Tab; 6] = [
+        Tab::Topics,
+        Tab::Sessions,
+        Tab::Qos,
+        Tab::Log,
+        Tab::Checks,
+        Tab::Map,
+    ];
 
-    /// A menu entry for `cmd`: its label, shortcut and tooltip from the table.
-    pub fn command_button(&mut self, ui: &mut egui::Ui, cmd: UiCommand) {
-        let mut button = egui::Button::new(cmd.label());
-        if let Some(sc) = cmd.shortcut() {
-            button = button.shortcut_text(ui.ctx().format_shortcut(&sc));
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Topics => "Topics",
+            Tab::Sessions => "Sessions",
+            Tab::Qos => "QoS flows",
+            Tab::Log => "Message log",
+            Tab::Checks => "Checks",
+            Tab::Map => "Map",
         }
-        let mut response = ui.add_enabled(self.command_enabled(cmd), button);
-        if !cmd.tooltip().is_empty() {
-            response = response.on_hover_text(cmd.tooltip());
-        }
-        if response.clicked() {
-            ui.close();
-            self.run_command(&ui.ctx().clone(), cmd);
-        }
-    }
-
-    /// Run the commands whose shortcut was pressed this frame.
-    pub fn handle_shortcuts(&mut self, ctx: &egui::Context) {
-        for cmd in UiCommand::ALL {
-            if let Some(sc) = cmd.shortcut()
-                && ctx.input_mut(|i| i.consume_shortcut(&sc))
-            {
-                self.run_command(ctx, cmd);
-            }
-        }
-    }
-
-    pub fn menu_ui(&mut self, ui: &mut egui::Ui) {
-        egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| {
-                self.command_button(ui, UiCommand::OpenScenario);
-                ui.menu_button("Open recent", |ui| {
-                    if self.settings.recent.is_empty() {
-                        ui.label("(none yet)");
-                    }
-                    for p in self.settings.recent.clone() {
-                        if ui.button(p.display().to_string()).clicked() {
-                            ui.close();
-                            self.open_scenario(&p);
-                        }
-                    }
-                });
-                ui.menu_button("Shipped scenarios", |ui| {
-                    for s in self.welcome.shipped().to_vec() {
-                        let name = s
-                            .path
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        if ui.button(name).on_hover_text(&s.about).clicked() {
-                            ui.close();
-                            self.open_scenario(&s.path);
-                        }
-                    }
-                });
-                self.command_button(ui, UiCommand::StopScenario);
-                ui.separator();
-                if ui
-                    .button("Open capture…")
-                    .on_hover_text("Open a recorded capture (run --record, Save capture) for inspection")
-                    .clicked()
-                {
-                    ui.close();
-                    self.open_capture_dialog();
-                }
-                if ui
-                    .button("Save capture…")
-                    .on_hover_text("Save every frame, both legs, faults and timing: open it again, replay it, test it")
-                    .clicked()
-                {
-                    ui.close();
-                    self.save_capture_dialog();
-                }
-                self.command_button(ui, UiCommand::ExportLog);
-                self.command_button(ui, UiCommand::ClearCapture);
-                ui.separator();
-                self.command_button(ui, UiCommand::Quit);
-            });
-            ui.menu_button("Broker", |ui| {
-                ui.label(format!("Clients connect to port {}", self.port()));
-                for cmd in [
-                    UiCommand::StartBroker,
-                    UiCommand::StopBroker,
-                    UiCommand::RestartBroker,
-                    UiCommand::ColdRestartBroker,
-                    UiCommand::ChangePort,
-                ] {
-                    self.command_button(ui, cmd);
-                }
-                if let BrokerState::Running { tls: Some(t), .. } = &self.model.broker {
-                    let t = t.clone();
-                    ui.separator();
-                    ui.label(format!("TLS: mqtts://{}", t.addr));
-                    if t.client_cert_required {
-                        ui.weak("clients must present a certificate");
-                    }
-                    if let Some(ca) = &t.ca {
-                        ui.weak("generated certificate for localhost, 127.0.0.1, ::1");
-                        if ui
-                            .button("Copy CA certificate path")
-                            .on_hover_text(ca.display().to_string())
-                            .clicked()
-                        {
-                            ui.ctx().copy_text(ca.display().to_string());
-                            ui.close();
-                        }
-                        if ui.button("Save CA certificate…").clicked() {
-                            ui.close();
-                            self.save_ca_dialog(ca.clone());
-                        }
-                        let mut cmd = format!(
-                            "mosquitto_sub -h localhost -p {} --cafile '{}'",
-                            t.addr.port(),
-                            ca.display()
-                        );
-                        if let (true, Some(c), Some(k)) =
-                            (t.client_cert_required, &t.client_cert, &t.client_key)
-                        {
-                            cmd += &format!(" --cert '{}' --key '{}'", c.display(), k.display());
-                        }
-                        cmd += " -t '#' -v";
-                        if ui
-                            .button("Copy a mosquitto_sub command")
-                            .on_hover_text(&cmd)
-                            .clicked()
-                        {
-                            ui.ctx().copy_text(cmd);
-                            ui.close();
-                        }
-                    }
-                }
-            });
-            ui.menu_button("View", |ui| {
-                ui.checkbox(
-                    &mut self.settings.show_devices,
-                    UiCommand::ToggleDevices.label(),
-                );
-                ui.checkbox(
-                    &mut self.settings.show_traffic,
-                    UiCommand::ToggleTraffic.label(),
-                );
-                ui.checkbox(
-                    &mut self.settings.show_publish,
-                    UiCommand::TogglePublish.label(),
-                );
-                ui.separator();
-                for t in Tab::ALL {
-                    let cmd = UiCommand::ShowTab(t);
-                    let mut b = egui::Button::selectable(self.settings.tab == t, cmd.label());
-                    if let Some(sc) = cmd.shortcut() {
-                        b = b.shortcut_text(ui.ctx().format_shortcut(&sc));
-                    }
-                    if ui.add(b).clicked() {
-                        ui.close();
-                        self.settings.tab = t;
-                    }
-                }
-                ui.separator();
-                let mut dark = self.settings.dark;
-                ui.horizontal(|ui| {
-                    ui.selectable_value(&mut dark, true, "Dark");
-                    ui.selectable_value(&mut dark, false, "Light");
-                });
-                if dark != self.settings.dark {
-                    self.settings.dark = dark;
-                    ui.ctx().set_theme(if dark {
-                        egui::Theme::Dark
-                    } else {
-                        egui::Theme::Light
-                    });
-                }
-            });
-            ui.menu_button("Help", |ui| self.command_button(ui, UiCommand::About));
-        });
     }
 }
 
@@ -353,7 +177,7 @@ mod tests {
     #[test]
     fn shortcuts_are_unique_and_every_command_has_a_label() {
         let mut seen = Vec::new();
-        for cmd in UiCommand::ALL {
+        for cmd in UiCommand::all() {
             assert!(!cmd.label().is_empty());
             if let Some(sc) = cmd.shortcut() {
                 assert!(!seen.contains(&sc), "{cmd:?} reuses a shortcut");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::settings::Tab;
+use super::commands::Tab;
 use crate::capture::Capture;
 use crate::wire::{Direction, PacketKind, WireEvent};
 

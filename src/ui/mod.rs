@@ -4,6 +4,7 @@
 
 mod app;
 mod checks;
+mod command_handling;
 mod commands;
 mod devices;
 mod faults;
@@ -11,6 +12,7 @@ mod format;
 mod frame_bench;
 mod log;
 mod map;
+mod menu;
 mod modals;
 mod publish;
 mod qos;
@@ -28,10 +30,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use app::{AppConfig, WorkbenchApp};
-pub use commands::UiCommand;
+pub use commands::{Tab, UiCommand};
 pub use frame_bench::FrameBench;
 pub use publish::{Draft, PublishMemory, PublishPanel};
-pub use settings::{Settings, Tab};
+pub use settings::Settings;
 
 /// File dialogs behind a seam so tests can answer them.
 pub trait Dialogs {

@@ -4,41 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::commands::Tab;
+
 pub const SETTINGS_VERSION: u32 = 1;
 pub const MAX_RECENT: usize = 10;
-
-/// The inspector tabs of the central panel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Tab {
-    Topics,
-    Sessions,
-    Qos,
-    Log,
-    Checks,
-    Map,
-}
-
-impl Tab {
-    pub const ALL: [Tab; 6] = [
-        Tab::Topics,
-        Tab::Sessions,
-        Tab::Qos,
-        Tab::Log,
-        Tab::Checks,
-        Tab::Map,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Tab::Topics => "Topics",
-            Tab::Sessions => "Sessions",
-            Tab::Qos => "QoS flows",
-            Tab::Log => "Message log",
-            Tab::Checks => "Checks",
-            Tab::Map => "Map",
-        }
-    }
-}
 
 /// Persisted between runs with eframe's storage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
