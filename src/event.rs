@@ -209,3 +209,29 @@ impl Event {
         }
     }
 }
+
+/// What the engine dropped because a queue was full, at one moment: the
+/// tap's queue, the devices' queue, the channel to the consumer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    pub tap_queue: u64,
+    pub device_queue: u64,
+    pub consumer: u64,
+}
+
+impl DropCounts {
+    pub fn total(&self) -> u64 {
+        self.tap_queue + self.device_queue + self.consumer
+    }
+}
+
+/// Where a consumer's events come from: the engine's channel
+/// (`engine::EngineHandle`), or anything that queues [`Event`]s.
+pub trait EventSource {
+    /// The next event, if one is waiting.
+    fn try_recv(&self) -> Option<Event>;
+    /// Nothing is waiting.
+    fn is_empty(&self) -> bool;
+    /// What was dropped so far.
+    fn drops(&self) -> DropCounts;
+}

@@ -7,8 +7,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::capture::Capture;
-use crate::engine::{DropCounts, EngineHandle};
-use crate::event::{BrokerState, DeviceState, DeviceUpdate, Event, ScenarioInfo};
+use crate::event::{
+    BrokerState, DeviceState, DeviceUpdate, DropCounts, Event, EventSource, ScenarioInfo,
+};
 use crate::fault::{FaultKey, NetFault, Target};
 
 /// Notices kept until a consumer takes them.
@@ -481,17 +482,17 @@ impl Model {
 
     /// Apply the engine's pending events, for at most `budget` (None: all of
     /// them). True if more are waiting.
-    pub fn drain(&mut self, engine: &EngineHandle, budget: Option<Duration>) -> bool {
+    pub fn drain(&mut self, source: &impl EventSource, budget: Option<Duration>) -> bool {
         let t0 = Instant::now();
         let mut more = false;
-        while let Some(ev) = engine.events.try_recv() {
+        while let Some(ev) = source.try_recv() {
             self.apply(ev);
             if budget.is_some_and(|b| t0.elapsed() >= b) {
-                more = !engine.events.is_empty();
+                more = !source.is_empty();
                 break;
             }
         }
-        self.drops = engine.drops();
+        self.drops = source.drops();
         self.capture.dropped = self.drops.total();
         if let Some(c) = &mut self.checks {
             c.tick(crate::time::now_us());

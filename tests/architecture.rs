@@ -187,7 +187,7 @@ fn no_import_circle_between_modules() {
             assert!(!graph[m].contains(above), "{m} imports {above}");
         }
     }
-    for m in ["tap", "sim"] {
+    for m in ["tap", "sim", "model"] {
         assert!(!graph[m].contains("engine"), "{m} imports the engine");
     }
 }

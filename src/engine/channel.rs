@@ -21,20 +21,6 @@ pub struct Drops {
     pub consumer: Arc<AtomicU64>,
 }
 
-/// A copy of [`Drops`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DropCounts {
-    pub tap_queue: u64,
-    pub device_queue: u64,
-    pub consumer: u64,
-}
-
-impl DropCounts {
-    pub fn total(&self) -> u64 {
-        self.tap_queue + self.device_queue + self.consumer
-    }
-}
-
 impl Drops {
     pub fn counts(&self) -> DropCounts {
         DropCounts {

@@ -35,7 +35,8 @@ mod jobs;
 mod publish;
 mod scenario;
 
-pub use channel::{DropCounts, Drops, EventReceiver, Waker};
+pub use crate::event::DropCounts;
+pub use channel::{Drops, EventReceiver, Waker};
 use channel::{EventSink, batch_events};
 
 #[derive(Debug, Clone)]
@@ -104,6 +105,20 @@ pub struct EngineHandle {
     drops: Arc<Drops>,
     waker: Arc<Mutex<Option<Waker>>>,
     ready: watch::Receiver<Readiness>,
+}
+
+impl crate::event::EventSource for EngineHandle {
+    fn try_recv(&self) -> Option<Event> {
+        self.events.try_recv()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn drops(&self) -> DropCounts {
+        EngineHandle::drops(self)
+    }
 }
 
 impl EngineHandle {
