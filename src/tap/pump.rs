@@ -1,0 +1,357 @@
+//! The pumps: each direction of a connection read, decoded frame by frame,
+//! recorded, checked against the access rules and delayed, held or dropped
+//! by the connection's network faults, then written on.
+
+use super::*;
+
+/// The smallest and largest room the tap reads into (bigger frames still fit:
+/// the buffer grows to hold a whole frame).
+pub(super) const READ_MIN: usize = 256;
+const READ_MAX: usize = 64 * 1024;
+
+/// Bytes to forward, not before `due`.
+pub(super) struct Outgoing {
+    due: Instant,
+    bytes: Bytes,
+}
+
+/// Frames queued between a pump's reader and writer; a full queue stops the
+/// reader, so a held partition pushes back on the sender through TCP.
+pub(super) const QUEUE_FRAMES: usize = 1024;
+
+/// Copy one direction, decoding and recording every complete frame and
+/// applying the connection's network faults. Ok(()) on EOF from the reading
+/// side, once everything read has been written.
+pub(super) async fn pump(
+    from: Reader,
+    to: Writer,
+    dir: Direction,
+    ctx: &ConnCtx,
+    read_before: BytesMut,
+    queue: Option<(flume::Sender<Outgoing>, flume::Receiver<Outgoing>)>,
+    replies: Option<flume::WeakSender<Outgoing>>,
+) -> Result<(), CloseReason> {
+    let (tx, rx) = queue.unwrap_or_else(|| flume::bounded(QUEUE_FRAMES));
+    let reader = read_side(from, tx, dir, ctx, read_before, replies);
+    let writer = write_side(to, rx, ctx);
+    tokio::try_join!(reader, writer).map(|_| ())
+}
+
+async fn read_side(
+    mut from: Reader,
+    tx: flume::Sender<Outgoing>,
+    dir: Direction,
+    ctx: &ConnCtx,
+    read_before: BytesMut,
+    replies: Option<flume::WeakSender<Outgoing>>,
+) -> Result<(), CloseReason> {
+    let mut buf = read_before;
+    // Room for one read: small while the connection is quiet (a fleet of idle
+    // devices holds thousands), doubling while reads fill it.
+    let mut want = READ_MIN;
+    // Bytes read before the pumps started (the CONNECT) are decoded first.
+    let mut unread = !buf.is_empty();
+    let v5 = ctx.protocol == 5;
+    // MQTT 5 topic aliases of this direction (alias → topic).
+    let mut aliases = std::collections::HashMap::new();
+    let mut passthrough = false;
+    let mut view = FaultView::new(ctx.faults.clone());
+    // Seeded per connection and direction; made on the first fault that draws
+    // from it (a fleet of idle connections never needs one).
+    let mut rng: Option<Box<ChaCha8Rng>> = None;
+    let seed = ctx.id.wrapping_mul(2) + dir as u64;
+    let mut last_due = Instant::now();
+    let closed = |_| CloseReason::Error("tap writer stopped".into());
+    loop {
+        // Half-dead client: stop reading it, so the broker's keepalive runs out.
+        // The broker's side is still read (and held by the writer) so that the
+        // tap sees the broker close the connection.
+        while dir == Direction::ClientToBroker && view.refresh(ctx.id, &ctx.client_id()).stalled {
+            Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
+        }
+        if !unread {
+            if buf.capacity() - buf.len() < want / 2 {
+                buf.reserve(want);
+            }
+            let spare = buf.capacity() - buf.len();
+            let n = match from.read_buf(&mut buf).await {
+                Ok(n) => {
+                    if n == spare && want < READ_MAX {
+                        want *= 2;
+                    }
+                    n
+                }
+                // A TLS peer that closes without close_notify (common after
+                // DISCONNECT): an end of stream like any other.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(CloseReason::Error(e.to_string())),
+            };
+            if n == 0 {
+                return Ok(()); // dropping tx lets the writer drain and shut down
+            }
+        }
+        unread = false;
+        let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
+        if passthrough {
+            let due = last_due.max(Instant::now());
+            tx.send_async(Outgoing {
+                due,
+                bytes: buf.split().freeze(),
+            })
+            .await
+            .map_err(closed)?;
+            continue;
+        }
+        let mut frames = Vec::new();
+        let mut rewritten = false;
+        let outcome = decode_frames(
+            &buf,
+            dir,
+            ctx.id,
+            &ctx.client_id,
+            v5.then_some(&mut aliases),
+            &mut |ev, range| {
+                if ev.kind == PacketKind::Disconnect {
+                    ctx.disconnect_seen.store(true, Ordering::Relaxed);
+                }
+                frames.push((ev, range, None::<Bytes>));
+            },
+        );
+        // Access rules: refused frames are recorded, marked, and not forwarded;
+        // the tap answers for the broker.
+        let mut answers = Vec::new();
+        if let Some(acl) = &ctx.acl {
+            rewritten |= enforce(acl, ctx, dir, &buf, &mut frames, &mut answers);
+        }
+        let consumed = match outcome.error {
+            Some(err) if v5 || ctx.embedded => {
+                // A malformed MQTT 5 frame (bad properties, AUTH, …): this connection
+                // ends with the reason; everyone else is served on.
+                for (ev, _, _) in frames {
+                    ctx.rec.record(ev);
+                }
+                // In front of the embedded broker a frame the tap cannot read is
+                // not forwarded: rumqttd may crash on what the tap cannot check.
+                let version = if v5 { "MQTT 5" } else { "MQTT 3.1.1" };
+                return Err(CloseReason::Error(format!(
+                    "closed by the tap: undecodable {version} frame ({err})"
+                )));
+            }
+            Some(err) => {
+                // Not MQTT 3.1.1 as we know it: keep forwarding, stop decoding.
+                tracing::warn!(conn = ctx.id, "tap stops decoding: {err}");
+                passthrough = true;
+                buf.len()
+            }
+            None => outcome.consumed,
+        };
+        let chunk = buf.split_to(consumed).freeze();
+        if fault.is_clear() && !rewritten {
+            for (ev, _, _) in frames {
+                ctx.rec.record(ev);
+            }
+            if !chunk.is_empty() {
+                let due = last_due.max(Instant::now());
+                tx.send_async(Outgoing { due, bytes: chunk })
+                    .await
+                    .map_err(closed)?;
+            }
+            continue;
+        }
+        // Faults, rewrites and the tap's answers: boxed, so that this rarely
+        // taken path does not size the task of every (mostly idle) connection.
+        let slow = async {
+            let rng = rng.get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)));
+            for (mut ev, range, replacement) in frames {
+                if ev.injected == Some(Injected::Denied) {
+                    ctx.rec.record(ev);
+                    continue;
+                }
+                let now = Instant::now();
+                let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
+                if lost || fault.partition == Some(PartitionMode::Cut) {
+                    ev.injected = Some(Injected::Dropped);
+                    ctx.rec.record(ev);
+                    continue;
+                }
+                let mut delay_ms = fault.latency_ms as u64;
+                if fault.jitter_ms > 0 {
+                    delay_ms += rng.random_range(0..=fault.jitter_ms as u64);
+                }
+                if fault.stall_pct > 0.0 && rng.random_range(0.0..100.0) < fault.stall_pct {
+                    delay_ms += fault.stall_ms as u64;
+                }
+                ev.injected = if fault.partition == Some(PartitionMode::Hold) {
+                    Some(Injected::Held)
+                } else if delay_ms > 0 {
+                    Some(Injected::Delayed(delay_ms as u32))
+                } else {
+                    None
+                };
+                ctx.rec.record(ev);
+                // Keep order: a frame never overtakes one read before it.
+                let due = (now + Duration::from_millis(delay_ms)).max(last_due);
+                last_due = due;
+                tx.send_async(Outgoing {
+                    due,
+                    bytes: replacement.unwrap_or_else(|| chunk.slice(range)),
+                })
+                .await
+                .map_err(closed)?;
+            }
+            if chunk.len() > outcome.consumed {
+                // Bytes the decoder could not frame still go through, after the frames before them.
+                let due = last_due.max(Instant::now());
+                tx.send_async(Outgoing {
+                    due,
+                    bytes: chunk.slice(outcome.consumed..),
+                })
+                .await
+                .map_err(closed)?;
+            }
+            send_answers(ctx, &replies, answers).await;
+            Ok(())
+        };
+        Box::pin(slow).await?;
+    }
+}
+
+/// The tap's own answers go to the client after the frames they answer.
+async fn send_answers(
+    ctx: &ConnCtx,
+    replies: &Option<flume::WeakSender<Outgoing>>,
+    answers: Vec<Bytes>,
+) {
+    let Some(to_client) = replies.as_ref().and_then(|w| w.upgrade()) else {
+        return;
+    };
+    for bytes in answers {
+        for ev in ctx.decode_own(&bytes, Direction::BrokerToClient, Some(Injected::FromTap)) {
+            ctx.rec.record(ev);
+        }
+        let out = Outgoing {
+            due: Instant::now(),
+            bytes,
+        };
+        if to_client.send_async(out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Apply the access rules to decoded frames: mark refused ones (replaced by
+/// nothing), split partly refused SUBSCRIBEs and merge their SUBACKs, and
+/// queue the tap's answers. True when any frame changed.
+fn enforce(
+    acl: &Acl,
+    ctx: &ConnCtx,
+    dir: Direction,
+    buf: &[u8],
+    frames: &mut [(WireEvent, std::ops::Range<usize>, Option<Bytes>)],
+    answers: &mut Vec<Bytes>,
+) -> bool {
+    let level = ctx.protocol;
+    let mut changed = false;
+    for (ev, range, replacement) in frames.iter_mut() {
+        let pkid = ev.pkid;
+        match (dir, ev.kind) {
+            (Direction::ClientToBroker, PacketKind::Publish) => {
+                let topic = ev.topic.as_deref().unwrap_or("");
+                if !acl.spec.may_publish(&acl.grant, topic) {
+                    ev.injected = Some(Injected::Denied);
+                    *replacement = Some(Bytes::new());
+                    answers.extend(auth::publish_refused(level, pkid, ev.qos));
+                    if level != 5 && ev.qos == 2 {
+                        acl.denied_qos2.lock().insert(pkid);
+                    }
+                    changed = true;
+                }
+            }
+            (Direction::ClientToBroker, PacketKind::PubRel)
+                if level != 5 && acl.denied_qos2.lock().remove(&pkid) =>
+            {
+                ev.injected = Some(Injected::Denied);
+                *replacement = Some(Bytes::new());
+                answers.push(auth::pubcomp(pkid));
+                changed = true;
+            }
+            (Direction::ClientToBroker, PacketKind::Subscribe) => {
+                let WireDetail::Subscribe(filters) = &ev.detail else {
+                    continue;
+                };
+                let allowed: Vec<bool> = filters
+                    .iter()
+                    .map(|(f, _)| acl.spec.may_subscribe(&acl.grant, f))
+                    .collect();
+                if allowed.iter().all(|ok| *ok) {
+                    continue;
+                }
+                changed = true;
+                if allowed.iter().all(|ok| !ok) {
+                    ev.injected = Some(Injected::Denied);
+                    *replacement = Some(Bytes::new());
+                    answers.push(auth::suback_refused(level, pkid, allowed.len()));
+                } else if let Some(only) =
+                    auth::subscribe_only(&buf[range.clone()], level, &allowed)
+                {
+                    *replacement = Some(only);
+                    acl.split_subscribes.lock().insert(pkid, allowed);
+                }
+            }
+            (Direction::BrokerToClient, PacketKind::SubAck) => {
+                let Some(allowed) = acl.split_subscribes.lock().remove(&pkid) else {
+                    continue;
+                };
+                if let Some(merged) = auth::suback_merged(&buf[range.clone()], level, &allowed)
+                    && let Some(mut merged_ev) =
+                        ctx.decode_own(&merged, dir, None).into_iter().next()
+                {
+                    merged_ev.t_us = ev.t_us;
+                    *ev = merged_ev;
+                    *replacement = Some(merged);
+                    changed = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    changed
+}
+
+async fn write_side(
+    mut to: Writer,
+    rx: flume::Receiver<Outgoing>,
+    ctx: &ConnCtx,
+) -> Result<(), CloseReason> {
+    let mut view = FaultView::new(ctx.faults.clone());
+    while let Ok(out) = rx.recv_async().await {
+        // Sleeps are boxed: only faults need them, and an idle connection's
+        // task should not carry a timer for each direction.
+        if out.due > Instant::now() {
+            Box::pin(tokio::time::sleep_until(out.due)).await;
+        }
+        // A held partition (or a half-dead peer) lets nothing through until it ends.
+        loop {
+            let f = view.refresh(ctx.id, &ctx.client_id());
+            if f.partition == Some(PartitionMode::Hold) || f.stalled {
+                if rx.is_disconnected() && f.stalled {
+                    // The sender closed while the peer is half-dead: nobody will read this.
+                    return Ok(());
+                }
+                Box::pin(tokio::time::sleep(Duration::from_millis(20))).await;
+            } else {
+                break;
+            }
+        }
+        let bps = view.current.bandwidth_bps;
+        if bps > 0 {
+            let pace = Duration::from_secs_f64(out.bytes.len() as f64 / bps as f64);
+            Box::pin(tokio::time::sleep(pace)).await;
+        }
+        to.write_all(&out.bytes)
+            .await
+            .map_err(|e| CloseReason::Error(e.to_string()))?;
+    }
+    let _ = to.shutdown().await;
+    Ok(())
+}
