@@ -224,6 +224,21 @@ pub(super) fn text(payload: &[u8]) -> String {
     }
 }
 
+/// A windowed kind's payload predicates: its own and its trigger message's.
+pub(super) fn with_trigger<'a>(
+    payload: &'a Option<PayloadCheck>,
+    after: &'a Anchor,
+) -> Vec<&'a PayloadCheck> {
+    let mut v: Vec<&PayloadCheck> = payload.iter().collect();
+    if let Anchor::Message {
+        payload: Some(p), ..
+    } = after
+    {
+        v.push(p);
+    }
+    v
+}
+
 /// An anchor in words ("timeline entry 2").
 pub(super) fn anchor_text(a: &Anchor) -> String {
     match a {

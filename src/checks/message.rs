@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::kind::with_trigger;
 use super::kind::{
     CheckKind, Decision, Evaluate, Frame, Validation, Window, anchor_text, seconds, text,
 };
@@ -38,14 +39,7 @@ impl CheckKind for Message {
     }
 
     fn payload_checks(&self) -> Vec<&PayloadCheck> {
-        let mut v: Vec<&PayloadCheck> = self.payload.iter().collect();
-        if let Anchor::Message {
-            payload: Some(p), ..
-        } = &self.after
-        {
-            v.push(p);
-        }
-        v
+        with_trigger(&self.payload, &self.after)
     }
 
     fn evaluator(&self) -> Box<dyn Evaluate> {
