@@ -10,6 +10,7 @@ set -euo pipefail
 packages=(
   mosquitto-clients                       # interop tests (mosquitto_sub / mosquitto_pub)
   mosquitto                               # conformance reference (tests/conformance.rs starts its own)
+  sqlite3                                 # a third-party reader of the capture database (tests/capture_db.rs)
   libxkbcommon-x11-0 libgl1 libegl1       # the window: loaded at run time by winit/glutin
   libgl1-mesa-dri libfontconfig1 libx11-xcb1
 )

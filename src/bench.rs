@@ -51,6 +51,9 @@ pub struct BenchReport {
     pub mode: String,
     /// "MQTT 3.1.1" or "MQTT 5".
     pub protocol: &'static str,
+    /// With --capture-db: frames committed per second during the window,
+    /// bytes per frame on disk (file and WAL over frames written), frames lost.
+    pub database: Option<(f64, f64, u64)>,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -92,6 +95,12 @@ impl std::fmt::Display for BenchReport {
             writeln!(f, "open files              {n}")?;
         }
         writeln!(f, "bytes per captured msg  {:.0}", self.bytes_per_captured)?;
+        if let Some((rate, per_frame, lost)) = self.database {
+            writeln!(
+                f,
+                "capture database        {rate:.0} frames/s committed, {per_frame:.0} bytes/frame on disk, {lost} lost"
+            )?;
+        }
         writeln!(f, "dropped (consumer lag)  {}", self.dropped)
     }
 }
@@ -239,9 +248,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     if let Some(why) = crate::sys::device_capacity_for(external).refuse(opts.devices as u64 + 1) {
         eprintln!("warning: {why}");
     }
-    let handle = engine::start(opts.engine.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let handle = engine::start(opts.engine.clone()).await?;
     let mut model = Model::default();
     let idle_kib_per_device = idle_memory(&handle, &mut model, &opts).await?;
     handle
@@ -267,13 +274,26 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         model.drain(&handle, None);
     }
+    let written = |m: &Model| m.database.as_ref().map_or(0, |d| d.written);
+    let db0 = written(&model);
     let w = measure(&handle, &mut model, opts.duration, || 0.0).await;
+    let db_rate = (written(&model) - db0) as f64 / w.seconds;
     let open_fds = crate::sys::open_fds();
     let _ = handle.commands.send(Command::StopScenario).await;
     let peak = crate::sys::peak_rss_bytes().unwrap_or(0);
+    let database = if model.database_open {
+        crate::cli::close_database(&handle, &mut model).await;
+        model
+            .database
+            .as_ref()
+            .map(|d| (db_rate, d.bytes as f64 / d.written.max(1) as f64, d.lost()))
+    } else {
+        None
+    };
     Ok(BenchReport {
         idle_kib_per_device,
         open_fds,
+        database,
         ..report(
             &opts,
             connected,
@@ -420,15 +440,14 @@ fn report(
             Protocol::V311 => "MQTT 3.1.1",
             Protocol::V5 => "MQTT 5",
         },
+        database: None,
     }
 }
 
 async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     use tokio::io::AsyncBufReadExt;
     crate::sys::raise_fd_limit();
-    let handle = engine::start(opts.engine.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let handle = engine::start(opts.engine.clone()).await?;
     let mut model = Model::default();
     handle
         .commands

@@ -68,6 +68,22 @@ impl MessageProperties {
 /// UI/CLI → engine.
 #[derive(Debug)]
 pub enum Command {
+    /// Open the capture database (every frame from now on is written to it)
+    /// or, with None, commit what is queued and close it; answered by
+    /// [`crate::event::Event::Database`] / [`crate::event::Event::DatabaseClosed`]
+    /// or an error notice.
+    CaptureDb(Option<crate::database::DbOptions>),
+    /// Search the capture database's PUBLISH frames (the live one, or the
+    /// database last opened); answered by `Event::SearchResults`.
+    SearchCapture {
+        spec: crate::database::SearchSpec,
+        /// Rows older than this id (None: from the newest).
+        before: Option<i64>,
+    },
+    /// Run read-only SQL over the capture database; answered by `Event::QueryResult`.
+    Query(String),
+    /// Store the verdicts as they stand in the capture database.
+    RecordVerdicts(Vec<crate::checks::Verdict>),
     /// Stop the running scenario (if any), then parse, validate and start this one.
     /// Answered by [`Event::ScenarioStarted`] or an error [`Event::Notice`].
     LoadScenario(ScenarioSource),

@@ -175,6 +175,15 @@ pub enum Event {
     },
     /// The export ended (written or failed); the notice says which.
     ExportFinished,
+    /// The capture database's writer: what it wrote and lost so far (about
+    /// once a second while frames flow).
+    Database(crate::database::DbStatus),
+    /// The capture database was closed; everything queued was committed.
+    DatabaseClosed(crate::database::DbStatus),
+    /// A page of a payload search over the capture database.
+    SearchResults(Result<Box<crate::database::SearchPage>, String>),
+    /// The answer to a read-only SQL query over the capture database.
+    QueryResult(Result<Box<crate::database::QueryResult>, String>),
 }
 
 impl Event {
@@ -196,6 +205,14 @@ impl Event {
                     .sum(),
                 Event::Notice { text, .. } | Event::Fault { label: text, .. } => text.len(),
                 Event::NetFaults(rules) => rules.len() * 96,
+                Event::SearchResults(Ok(page)) => {
+                    page.rows.iter().map(|(_, e)| e.mem_bytes()).sum()
+                }
+                Event::QueryResult(Ok(q)) => q
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(|v| 32 + v.to_string().len()).sum::<usize>())
+                    .sum(),
                 _ => 0,
             }
     }

@@ -70,6 +70,54 @@ struct NetArgs {
     /// filters the tap enforces. A scenario's `auth` section replaces it while it runs.
     #[arg(long, global = true)]
     users: Option<PathBuf>,
+    /// Write every captured frame, fault and verdict to this SQLite file
+    /// (created if missing; the schema is in the README). Query it with
+    /// `mqtt-workbench query FILE "SELECT …"` or any SQLite reader.
+    #[arg(long, global = true)]
+    capture_db: Option<PathBuf>,
+    /// With --capture-db: remove the oldest frames once they take more than this many MiB.
+    #[arg(long, global = true, requires = "capture_db")]
+    capture_db_max_mib: Option<u64>,
+    /// With --capture-db: remove frames older than this (e.g. 24h).
+    #[arg(long, global = true, requires = "capture_db", value_parser = humantime::parse_duration)]
+    capture_db_max_age: Option<Duration>,
+}
+
+/// `mqtt-workbench bench`'s options.
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[arg(long, default_value_t = 1000)]
+    devices: u32,
+    /// Messages per second per device.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    duration: Duration,
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    qos: u8,
+    /// Run the publishing devices in a child process (for fleets larger than
+    /// this process's open-file limit allows).
+    #[arg(long)]
+    devices_process: bool,
+    /// With --devices-process: publishers connect straight to the broker,
+    /// bypassing the tap (measures the tap's cost).
+    #[arg(long, requires = "devices_process")]
+    direct: bool,
+    /// Measure the window instead: CPU per frame with `--preload` messages
+    /// captured and the fleet arriving, each inspector tab for a quarter of
+    /// `--duration` (needs a display; Xvfb works).
+    #[arg(long, conflicts_with = "devices_process")]
+    gui: bool,
+    /// With --gui: messages in the capture before measuring.
+    #[arg(long, default_value_t = 100_000, requires = "gui")]
+    preload: u64,
+    /// Every bench device (publishers and subscriber) speaks MQTT 5.
+    #[arg(long)]
+    mqtt5: bool,
+    /// Measure the expectation evaluator alone: this many expectations
+    /// over 2,000,000 synthetic frames.
+    #[arg(long, conflicts_with_all = ["gui", "devices_process"])]
+    checks: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +195,17 @@ enum Cmd {
         #[arg(long, conflicts_with = "capture")]
         record: Option<PathBuf>,
     },
+    /// Run read-only SQL over a capture database (`--capture-db FILE`) and
+    /// print the rows as CSV (with a header) or JSON Lines.
+    Query {
+        file: PathBuf,
+        sql: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: mqtt_workbench::cli::QueryFormat,
+        /// Print at most this many rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        max_rows: usize,
+    },
     /// Combine the recordings of sharded runs (`run`/`test --shard K/N
     /// --record …`) into one capture, and check the scenario's expectations
     /// over all of them: one report, one log. Exit 1 if an expectation failed.
@@ -174,40 +233,7 @@ enum Cmd {
     /// List the shipped scenarios this installation finds.
     Scenarios,
     /// Measure throughput, CPU and memory for N devices at R msg/s through tap and broker.
-    Bench {
-        #[arg(long, default_value_t = 1000)]
-        devices: u32,
-        /// Messages per second per device.
-        #[arg(long, default_value_t = 1.0)]
-        rate: f64,
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-        duration: Duration,
-        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
-        qos: u8,
-        /// Run the publishing devices in a child process (for fleets larger than
-        /// this process's open-file limit allows).
-        #[arg(long)]
-        devices_process: bool,
-        /// With --devices-process: publishers connect straight to the broker,
-        /// bypassing the tap (measures the tap's cost).
-        #[arg(long, requires = "devices_process")]
-        direct: bool,
-        /// Measure the window instead: CPU per frame with `--preload` messages
-        /// captured and the fleet arriving, each inspector tab for a quarter of
-        /// `--duration` (needs a display; Xvfb works).
-        #[arg(long, conflicts_with = "devices_process")]
-        gui: bool,
-        /// With --gui: messages in the capture before measuring.
-        #[arg(long, default_value_t = 100_000, requires = "gui")]
-        preload: u64,
-        /// Every bench device (publishers and subscriber) speaks MQTT 5.
-        #[arg(long)]
-        mqtt5: bool,
-        /// Measure the expectation evaluator alone: this many expectations
-        /// over 2,000,000 synthetic frames.
-        #[arg(long, conflicts_with_all = ["gui", "devices_process"])]
-        checks: Option<usize>,
-    },
+    Bench(BenchArgs),
     /// (internal) The publishers of `bench --devices-process`.
     #[command(hide = true)]
     BenchDevices {
@@ -230,7 +256,7 @@ impl NetArgs {
     fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let upstream = match &self.broker {
             Some(url) => {
-                let mut b = parse_broker_url(url).map_err(anyhow::Error::msg)?;
+                let mut b = parse_broker_url(url)?;
                 if self.broker_ca.is_some() && !b.tls {
                     anyhow::bail!("--broker-ca is for a TLS broker: use --broker mqtts://…");
                 }
@@ -256,9 +282,9 @@ impl NetArgs {
                 .unwrap_or_else(mqtt_workbench::tls::default_dir),
         });
         let auth = match &self.users {
-            Some(path) => Some(std::sync::Arc::new(
-                mqtt_workbench::tap::AuthSpec::load(path).map_err(anyhow::Error::msg)?,
-            )),
+            Some(path) => Some(std::sync::Arc::new(mqtt_workbench::tap::AuthSpec::load(
+                path,
+            )?)),
             None => None,
         };
         Ok(EngineConfig {
@@ -267,6 +293,14 @@ impl NetArgs {
             broker_listen: std::net::SocketAddr::new([127, 0, 0, 1].into(), self.broker_port),
             upstream,
             tls,
+            capture_db: self
+                .capture_db
+                .clone()
+                .map(|path| mqtt_workbench::database::DbOptions {
+                    path,
+                    max_bytes: self.capture_db_max_mib.map(|m| m * 1024 * 1024),
+                    max_age: self.capture_db_max_age,
+                }),
             ..EngineConfig::default()
         })
     }
@@ -296,22 +330,51 @@ fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Cmd::Validate { files }) => return validate(&files),
-        Some(Cmd::Scenarios) => {
-            let found = mqtt_workbench::sim::shipped_scenarios();
-            if found.is_empty() {
-                eprintln!("no shipped scenarios found; looked in:");
-                for d in mqtt_workbench::sim::scenario_dirs() {
-                    eprintln!("  {}", d.display());
-                }
-                return ExitCode::FAILURE;
-            }
-            for p in found {
-                println!("{}", p.display());
-            }
-            return ExitCode::SUCCESS;
+        Some(cmd) => headless(cmd, &cli.net),
+        None => {
+            let port_from_cli = std::env::args().any(|a| a == "--port" || a.starts_with("--port="));
+            gui(cli.scenario, &cli.net, port_from_cli).map(|()| ExitCode::SUCCESS)
         }
-        Some(Cmd::Run {
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mqtt-workbench scenarios`: the shipped scenarios, or where they were looked for.
+fn list_scenarios() -> ExitCode {
+    let found = mqtt_workbench::sim::shipped_scenarios();
+    if found.is_empty() {
+        eprintln!("no shipped scenarios found; looked in:");
+        for d in mqtt_workbench::sim::scenario_dirs() {
+            eprintln!("  {}", d.display());
+        }
+        return ExitCode::FAILURE;
+    }
+    for p in found {
+        println!("{}", p.display());
+    }
+    ExitCode::SUCCESS
+}
+
+/// A run whose expectations failed fails the command.
+fn passed(failed: usize) -> anyhow::Result<()> {
+    if failed > 0 {
+        anyhow::bail!("{failed} expectation(s) failed");
+    }
+    Ok(())
+}
+
+/// The commands without a window: run, replay, test, merge and the benchmarks.
+fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
+    let done = match cmd {
+        Cmd::Validate { files } => return Ok(validate(&files)),
+        Cmd::Scenarios => return Ok(list_scenarios()),
+        Cmd::Run {
             scenario,
             duration,
             export,
@@ -321,7 +384,7 @@ fn main() -> ExitCode {
             stats,
             stats_every,
             capture_events,
-        }) => cli.net.engine_config().and_then(|mut engine| {
+        } => net.engine_config().and_then(|mut engine| {
             engine.watch = watch;
             engine.shard = shard;
             let failed =
@@ -334,35 +397,29 @@ fn main() -> ExitCode {
                     capture_events,
                     engine,
                 }))?;
-            if failed > 0 {
-                anyhow::bail!("{failed} expectation(s) failed");
-            }
-            Ok(())
+            passed(failed)
         }),
-        Some(Cmd::Replay {
+        Cmd::Replay {
             capture,
             speed,
             record,
             check,
-        }) => cli.net.engine_config().and_then(|engine| {
+        } => net.engine_config().and_then(|engine| {
             let failed = runtime()?.block_on(mqtt_workbench::cli::replay(
                 capture, speed, record, check, engine,
             ))?;
-            if failed > 0 {
-                anyhow::bail!("{failed} expectation(s) failed");
-            }
-            Ok(())
+            passed(failed)
         }),
-        Some(Cmd::Test {
+        Cmd::Test {
             files,
             junit,
             duration,
             capture,
             shard,
             record,
-        }) => cli.net.engine_config().and_then(|mut engine| {
+        } => net.engine_config().and_then(|mut engine| {
             // Each scenario gets its own engine: a free port unless one was asked for.
-            if cli.net.port == 1883 {
+            if net.port == 1883 {
                 engine.listen.set_port(0);
             }
             if record.is_some() && files.len() > 1 {
@@ -379,38 +436,36 @@ fn main() -> ExitCode {
                     engine,
                 },
             ))?;
-            if failed > 0 {
-                anyhow::bail!("{failed} expectation(s) failed");
-            }
-            Ok(())
+            passed(failed)
         }),
-        Some(Cmd::Merge {
+        Cmd::Query {
+            file,
+            sql,
+            format,
+            max_rows,
+        } => mqtt_workbench::cli::query(&file, &sql, format, max_rows),
+        Cmd::Merge {
             recordings,
             scenario,
             record,
             export,
             junit,
-        }) => mqtt_workbench::cli::merge(mqtt_workbench::cli::MergeOptions {
+        } => mqtt_workbench::cli::merge(mqtt_workbench::cli::MergeOptions {
             recordings,
             scenario,
             record,
             export,
             junit,
         })
-        .and_then(|failed| {
-            if failed > 0 {
-                anyhow::bail!("{failed} expectation(s) failed");
-            }
-            Ok(())
-        }),
-        Some(Cmd::BenchDevices {
+        .and_then(passed),
+        Cmd::BenchDevices {
             host,
             port,
             devices,
             rate,
             qos,
             mqtt5,
-        }) => runtime().and_then(|rt| {
+        } => runtime().and_then(|rt| {
             rt.block_on(mqtt_workbench::bench::run_devices(
                 &host,
                 port,
@@ -420,13 +475,21 @@ fn main() -> ExitCode {
                 protocol(mqtt5),
             ))
         }),
-        Some(Cmd::Bench {
+        Cmd::Bench(args) => benchmark(args, net),
+    };
+    done.map(|()| ExitCode::SUCCESS)
+}
+
+/// `mqtt-workbench bench`: the evaluator alone, the window, or the pipeline.
+fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
+    match args {
+        BenchArgs {
             checks: Some(n), ..
-        }) => {
+        } => {
             print!("{}", mqtt_workbench::bench::checks(n, 2_000_000));
             Ok(())
         }
-        Some(Cmd::Bench {
+        BenchArgs {
             devices,
             rate,
             duration,
@@ -434,8 +497,8 @@ fn main() -> ExitCode {
             gui: true,
             preload,
             ..
-        }) => cli.net.engine_config().and_then(|mut engine| {
-            if cli.net.port == 1883 {
+        } => net.engine_config().and_then(|mut engine| {
+            if net.port == 1883 {
                 engine.listen.set_port(0);
             }
             gui_with(
@@ -451,7 +514,7 @@ fn main() -> ExitCode {
                 }),
             )
         }),
-        Some(Cmd::Bench {
+        BenchArgs {
             devices,
             rate,
             duration,
@@ -460,8 +523,8 @@ fn main() -> ExitCode {
             direct,
             mqtt5,
             ..
-        }) => cli.net.engine_config().and_then(|mut engine| {
-            if cli.net.port == 1883 {
+        } => net.engine_config().and_then(|mut engine| {
+            if net.port == 1883 {
                 engine.listen.set_port(0);
             }
             let report = runtime()?.block_on(mqtt_workbench::bench::run(
@@ -479,17 +542,6 @@ fn main() -> ExitCode {
             print!("{report}");
             Ok(())
         }),
-        None => {
-            let port_from_cli = std::env::args().any(|a| a == "--port" || a.starts_with("--port="));
-            gui(cli.scenario, &cli.net, port_from_cli)
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
     }
 }
 

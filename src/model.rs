@@ -311,6 +311,17 @@ pub struct Model {
     pub positions: crate::positions::Positions,
     /// Payload decoders (codec per topic; Sparkplug aliases learned from BIRTHs).
     pub decoders: crate::codec::Decoders,
+    /// The capture database's writer, while one is open (and its last status after).
+    pub database: Option<crate::database::DbStatus>,
+    /// The capture database is open (frames are being written).
+    pub database_open: bool,
+    /// The last page of a payload search over the database.
+    pub search: Option<Result<Box<crate::database::SearchPage>, String>>,
+    /// Search pages answered so far (a panel sees a new page by this count).
+    pub searches: u64,
+    /// The last query's answer.
+    pub query: Option<Result<Box<crate::database::QueryResult>, String>>,
+    pub queries: u64,
 }
 
 impl Default for Model {
@@ -332,6 +343,12 @@ impl Default for Model {
             decoders: Default::default(),
             scenario_starts: 0,
             clear_on_scenario_start: false,
+            database: None,
+            database_open: false,
+            search: None,
+            searches: 0,
+            query: None,
+            queries: 0,
         }
     }
 }
@@ -460,6 +477,35 @@ impl Model {
                 self.export = Some(ExportProgress { done, total })
             }
             Event::ExportFinished => self.export = None,
+            Event::Database(status) => {
+                self.database = Some(status);
+                self.database_open = true;
+            }
+            Event::DatabaseClosed(status) => {
+                self.database = Some(status);
+                self.database_open = false;
+            }
+            Event::SearchResults(page) => {
+                self.search = Some(page);
+                self.searches += 1;
+            }
+            Event::QueryResult(result) => {
+                self.query = Some(result);
+                self.queries += 1;
+            }
+        }
+    }
+
+    /// The database searches and queries read: the open capture database,
+    /// else a database opened with File → Open capture.
+    pub fn database_path(&self) -> Option<&std::path::Path> {
+        match &self.database {
+            Some(db) if self.database_open => Some(&db.path),
+            _ => self.opened_capture.as_deref().filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e, "sqlite" | "sqlite3" | "db"))
+            }),
         }
     }
 

@@ -48,38 +48,101 @@ pub struct TlsSetup {
     pub files: TlsFiles,
 }
 
+/// Why a TLS set-up could not be made; every message names the file or the
+/// option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: {error}", path.display())]
+    File {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: not a PEM certificate file ({error})", path.display())]
+    NotPem {
+        path: PathBuf,
+        error: rustls::pki_types::pem::Error,
+    },
+    #[error("{}: expected at least one \"-----BEGIN CERTIFICATE-----\" block", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: expected a PEM private key (\"-----BEGIN PRIVATE KEY-----\"): {error}", path.display())]
+    NoKey {
+        path: PathBuf,
+        error: rustls::pki_types::pem::Error,
+    },
+    #[error("generating the local TLS certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error(
+        "--tls-cert and --tls-key go together: give both, or neither for a generated localhost certificate"
+    )]
+    CertWithoutKey,
+    #[error("{}: not usable as a trust anchor: {error}", path.display())]
+    NotTrustAnchor { path: PathBuf, error: rustls::Error },
+    #[error("{}: not usable as a CA: {error}", path.display())]
+    NotCa { path: PathBuf, error: rustls::Error },
+    #[error(
+        "--tls-require-client-cert with your own certificate needs --tls-client-ca FILE (the CA your clients' certificates are signed by)"
+    )]
+    ClientCaNeeded,
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("{} / {}: the certificate and key do not make a usable pair: {error}", cert.display(), key.display())]
+    NotAPair {
+        cert: PathBuf,
+        key: PathBuf,
+        error: rustls::Error,
+    },
+    #[error("{}: {error}", cert.display())]
+    ClientCert { cert: PathBuf, error: rustls::Error },
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("no trusted CA: the system has none; give one with --broker-ca FILE")]
+    NoTrustedCa,
+    #[error("{host}: not a valid TLS server name ({error})")]
+    ServerName {
+        host: String,
+        error: rustls::pki_types::InvalidDnsNameError,
+    },
+}
+
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |error| TlsError::File {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Every certificate in a PEM file; the error names the file.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = std::fs::read(path).map_err(file_error(path))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate file ({e})", path.display()))?;
+        .map_err(|error| TlsError::NotPem {
+            path: path.to_path_buf(),
+            error,
+        })?;
     if certs.is_empty() {
-        return Err(format!(
-            "{}: expected at least one \"-----BEGIN CERTIFICATE-----\" block",
-            path.display()
-        ));
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }
 
 /// The private key in a PEM file (PKCS#8, PKCS#1 or SEC1); the error names the file.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        format!(
-            "{}: expected a PEM private key (\"-----BEGIN PRIVATE KEY-----\"): {e}",
-            path.display()
-        )
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = std::fs::read(path).map_err(file_error(path))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|error| TlsError::NoKey {
+        path: path.to_path_buf(),
+        error,
     })
 }
 
 /// Make the CA, server and client certificates in `dir` unless they are there.
-fn ensure_generated(dir: &Path) -> Result<(), String> {
+fn ensure_generated(dir: &Path) -> Result<(), TlsError> {
     let names = [
         "ca.pem",
         "server.pem",
@@ -94,9 +157,8 @@ fn ensure_generated(dir: &Path) -> Result<(), String> {
     if complete {
         return Ok(());
     }
-    let gen_err = |e: rcgen::Error| format!("generating the local TLS certificates: {e}");
-    let ca_key = rcgen::KeyPair::generate().map_err(gen_err)?;
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(gen_err)?;
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.distinguished_name
         .push(rcgen::DnType::CommonName, "MQTT Workbench local CA");
@@ -105,15 +167,15 @@ fn ensure_generated(dir: &Path) -> Result<(), String> {
         rcgen::KeyUsagePurpose::CrlSign,
         rcgen::KeyUsagePurpose::DigitalSignature,
     ];
-    let ca_cert = ca.self_signed(&ca_key).map_err(gen_err)?;
+    let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = rcgen::Issuer::new(ca, ca_key);
     let leaf = |names: Vec<String>, cn: &str, usage: rcgen::ExtendedKeyUsagePurpose| {
-        let key = rcgen::KeyPair::generate().map_err(gen_err)?;
-        let mut p = rcgen::CertificateParams::new(names).map_err(gen_err)?;
+        let key = rcgen::KeyPair::generate()?;
+        let mut p = rcgen::CertificateParams::new(names)?;
         p.distinguished_name.push(rcgen::DnType::CommonName, cn);
         p.extended_key_usages = vec![usage];
-        let cert = p.signed_by(&key, &issuer).map_err(gen_err)?;
-        Ok::<_, String>((cert.pem(), key.serialize_pem()))
+        let cert = p.signed_by(&key, &issuer)?;
+        Ok::<_, TlsError>((cert.pem(), key.serialize_pem()))
     };
     let (server_pem, server_key) = leaf(
         vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
@@ -125,7 +187,7 @@ fn ensure_generated(dir: &Path) -> Result<(), String> {
         "mqtt-workbench client",
         rcgen::ExtendedKeyUsagePurpose::ClientAuth,
     )?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(file_error(dir))?;
     for (name, text, secret) in [
         ("ca.pem", ca_cert.pem(), false),
         ("server.pem", server_pem, false),
@@ -134,7 +196,7 @@ fn ensure_generated(dir: &Path) -> Result<(), String> {
         ("client.key", client_key, true),
     ] {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(file_error(&path))?;
         #[cfg(unix)]
         if secret {
             use std::os::unix::fs::PermissionsExt;
@@ -147,7 +209,7 @@ fn ensure_generated(dir: &Path) -> Result<(), String> {
 }
 
 /// Build the TLS set-up (reads and may write files: call off the UI thread).
-pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, String> {
+pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, TlsError> {
     let generated = opts.cert.is_none();
     let (cert_path, key_path) = match (&opts.cert, &opts.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -155,7 +217,7 @@ pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, String> {
             ensure_generated(&opts.dir)?;
             (opts.dir.join("server.pem"), opts.dir.join("server.key"))
         }
-        _ => return Err("--tls-cert and --tls-key go together: give both, or neither for a generated localhost certificate".into()),
+        _ => return Err(TlsError::CertWithoutKey),
     };
     let chain = load_certs(&cert_path)?;
     let key = load_key(&key_path)?;
@@ -173,56 +235,57 @@ pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, String> {
     for c in anchors {
         device_roots
             .add(c)
-            .map_err(|e| format!("{}: not usable as a trust anchor: {e}", cert_path.display()))?;
+            .map_err(|error| TlsError::NotTrustAnchor {
+                path: cert_path.clone(),
+                error,
+            })?;
     }
-    let builder = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = if opts.require_client_cert {
         let mut roots = RootCertStore::empty();
         if generated {
             for c in load_certs(&opts.dir.join("ca.pem"))? {
-                roots.add(c).map_err(|e| e.to_string())?;
+                roots.add(c)?;
             }
         }
         if let Some(p) = &opts.client_ca {
             for c in load_certs(p)? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("{}: not usable as a CA: {e}", p.display()))?;
+                roots.add(c).map_err(|error| TlsError::NotCa {
+                    path: p.clone(),
+                    error,
+                })?;
             }
         }
         if roots.is_empty() {
-            return Err(
-                "--tls-require-client-cert with your own certificate needs --tls-client-ca FILE (the CA your clients' certificates are signed by)"
-                    .into(),
-            );
+            return Err(TlsError::ClientCaNeeded);
         }
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
-                .build()
-                .map_err(|e| format!("client certificate verifier: {e}"))?;
+                .build()?;
         builder.with_client_cert_verifier(verifier)
     } else {
         builder.with_no_client_auth()
     };
-    let server = builder.with_single_cert(chain, key).map_err(|e| {
-        format!(
-            "{} / {}: the certificate and key do not make a usable pair: {e}",
-            cert_path.display(),
-            key_path.display()
-        )
-    })?;
+    let server = builder
+        .with_single_cert(chain, key)
+        .map_err(|error| TlsError::NotAPair {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+            error,
+        })?;
     let device_builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(device_roots);
     let client_files =
         generated.then(|| (opts.dir.join("client.pem"), opts.dir.join("client.key")));
     let devices = match &client_files {
         Some((c, k)) if opts.require_client_cert => device_builder
             .with_client_auth_cert(load_certs(c)?, load_key(k)?)
-            .map_err(|e| format!("{}: {e}", c.display()))?,
+            .map_err(|error| TlsError::ClientCert {
+                cert: c.clone(),
+                error,
+            })?,
         _ => device_builder.with_no_client_auth(),
     };
     Ok(TlsSetup {
@@ -238,7 +301,7 @@ pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, String> {
 
 /// A client configuration for an external broker over TLS: the system's
 /// roots, plus `ca` when given (a private CA).
-pub fn broker_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub fn broker_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for c in native.certs {
@@ -246,27 +309,29 @@ pub fn broker_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, Stri
     }
     if let Some(p) = ca {
         for c in load_certs(p)? {
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: not usable as a CA: {e}", p.display()))?;
+            roots.add(c).map_err(|error| TlsError::NotCa {
+                path: p.to_path_buf(),
+                error,
+            })?;
         }
     }
     if roots.is_empty() {
-        return Err("no trusted CA: the system has none; give one with --broker-ca FILE".into());
+        return Err(TlsError::NoTrustedCa);
     }
     let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
 /// The name a TLS client checks the server certificate against.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(host.to_string())
-        .map_err(|e| format!("{host}: not a valid TLS server name ({e})"))
+    ServerName::try_from(host.to_string()).map_err(|error| TlsError::ServerName {
+        host: host.to_string(),
+        error,
+    })
 }
 
 /// Where generated certificates live: `$XDG_DATA_HOME/mqtt-workbench/tls`
@@ -312,12 +377,12 @@ mod tests {
         let mut o = opts(dir.path());
         o.cert = Some(bad.clone());
         o.key = Some(bad.clone());
-        let err = setup(&o).err().unwrap();
+        let err = setup(&o).err().unwrap().to_string();
         assert!(err.contains("bad.pem"), "{err}");
         o.cert = Some(dir.path().join("missing.pem"));
-        let err = setup(&o).err().unwrap();
+        let err = setup(&o).err().unwrap().to_string();
         assert!(err.contains("missing.pem"), "{err}");
         o.key = None;
-        assert!(setup(&o).err().unwrap().contains("go together"));
+        assert!(setup(&o).err().unwrap().to_string().contains("go together"));
     }
 }

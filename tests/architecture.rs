@@ -181,13 +181,13 @@ fn no_import_circle_between_modules() {
     // The layers hold: the engine's parts never import the window, the model,
     // the CLI or the benchmarks, and the tap and the devices never the engine.
     for m in [
-        "broker", "tap", "sim", "capture", "checks", "export", "engine", "scenario",
+        "broker", "tap", "sim", "capture", "checks", "export", "engine", "scenario", "database",
     ] {
         for above in ["ui", "model", "cli", "bench"] {
             assert!(!graph[m].contains(above), "{m} imports {above}");
         }
     }
-    for m in ["tap", "sim", "model"] {
+    for m in ["tap", "sim", "model", "database"] {
         assert!(!graph[m].contains("engine"), "{m} imports the engine");
     }
 }
@@ -307,4 +307,98 @@ fn no_import_circle_between_the_files_of_a_module() {
             left.keys().collect::<Vec<_>>()
         );
     }
+}
+
+/// Longest a source file may be, and a function outside tests.
+const MAX_FILE_LINES: usize = 800;
+const MAX_FN_LINES: usize = 150;
+
+/// Functions (free, in impls and traits) with their first and last line,
+/// leaving out `#[cfg(test)]` modules and `#[test]` functions.
+#[derive(Default)]
+struct Functions {
+    found: Vec<(String, usize, usize)>,
+}
+
+fn is_test(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("test")
+            || (a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test"))
+    })
+}
+
+impl Functions {
+    fn add(&mut self, name: &syn::Ident, sig: &syn::Signature, block: &syn::Block) {
+        let first = sig.fn_token.span.start().line;
+        let last = block.brace_token.span.close().end().line;
+        self.found.push((name.to_string(), first, last));
+    }
+}
+
+impl<'ast> syn::visit::Visit<'ast> for Functions {
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if !is_test(&m.attrs) {
+            syn::visit::visit_item_mod(self, m);
+        }
+    }
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        if !is_test(&f.attrs) {
+            self.add(&f.sig.ident, &f.sig, &f.block);
+            syn::visit::visit_item_fn(self, f);
+        }
+    }
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        if !is_test(&f.attrs) {
+            self.add(&f.sig.ident, &f.sig, &f.block);
+            syn::visit::visit_impl_item_fn(self, f);
+        }
+    }
+    fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+        if let Some(block) = &f.default {
+            self.add(&f.sig.ident, &f.sig, block);
+        }
+        syn::visit::visit_trait_item_fn(self, f);
+    }
+}
+
+#[test]
+fn no_file_over_800_lines_and_no_function_over_150() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    assert!(files.len() > 50, "the source tree was read");
+    let mut too_long = Vec::new();
+    let mut functions = 0;
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable source file");
+        let shown = path
+            .strip_prefix(root())
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let lines = text.lines().count();
+        if lines > MAX_FILE_LINES {
+            too_long.push(format!("{shown}: {lines} lines (at most {MAX_FILE_LINES})"));
+        }
+        if path.file_stem().is_some_and(|s| s == "tests") {
+            continue;
+        }
+        let file = syn::parse_file(&text).unwrap_or_else(|e| panic!("{shown}: {e}"));
+        let mut found = Functions::default();
+        syn::visit::Visit::visit_file(&mut found, &file);
+        functions += found.found.len();
+        for (name, first, last) in found.found {
+            let n = last - first + 1;
+            if n > MAX_FN_LINES {
+                too_long.push(format!(
+                    "{shown}:{first}: fn {name} is {n} lines (at most {MAX_FN_LINES})"
+                ));
+            }
+        }
+    }
+    assert!(functions > 500, "functions were found ({functions})");
+    assert!(
+        too_long.is_empty(),
+        "split these (ARCHITECTURE.md, \"Sizes\"):\n{}",
+        too_long.join("\n")
+    );
 }

@@ -38,9 +38,22 @@ pub enum BrokerError {
     NotListening(SocketAddr),
     #[error("cannot start the broker runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("the broker thread ended")]
+    ThreadEnded,
 }
 
-type ServerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+/// Why `--broker URL` names no broker the tap can reach.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerUrlError {
+    #[error("{0}: WebSocket brokers are not supported; use mqtt://host:port or mqtts://host:port")]
+    WebSocket(String),
+    #[error("{0}: expected mqtt://host:port or mqtts://host:port")]
+    NoHost(String),
+}
+
+/// A listener's accept loop; its error (rumqttd's own type) is only logged.
+type ServerFuture =
+    Pin<Box<dyn Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send>>;
 /// Makes a listener on the one router: MQTT 3.1.1 (`false`) or MQTT 5
 /// (`true`), and a server for in-process connections beside it.
 type ServerFactory =
@@ -147,22 +160,14 @@ fn server_factory() -> ServerFactory {
         if v5 {
             let memory = Arc::new(Server::new(settings.clone(), router_tx.clone(), V5));
             let mut server = Server::new(settings, router_tx, V5);
-            let listen: ServerFuture = Box::pin(async move {
-                server
-                    .start(LinkType::Remote)
-                    .await
-                    .map_err(|e| e.to_string())
-            });
+            let listen: ServerFuture =
+                Box::pin(async move { server.start(LinkType::Remote).await.map_err(Into::into) });
             (listen, memory as Arc<dyn ServeStream>)
         } else {
             let memory = Arc::new(Server::new(settings.clone(), router_tx.clone(), V4));
             let mut server = Server::new(settings, router_tx, V4);
-            let listen: ServerFuture = Box::pin(async move {
-                server
-                    .start(LinkType::Remote)
-                    .await
-                    .map_err(|e| e.to_string())
-            });
+            let listen: ServerFuture =
+                Box::pin(async move { server.start(LinkType::Remote).await.map_err(Into::into) });
             (listen, memory as Arc<dyn ServeStream>)
         }
     })
@@ -346,16 +351,14 @@ pub struct ExternalBroker {
 
 /// Parse `mqtt://[user[:password]@]host[:port]` (or `tcp://`, `mqtts://`,
 /// `ssl://`, or bare `host:port`; the port defaults to 1883, 8883 with TLS).
-pub fn parse_broker_url(url: &str) -> Result<ExternalBroker, String> {
+pub fn parse_broker_url(url: &str) -> Result<ExternalBroker, BrokerUrlError> {
     let (tls, rest) = if let Some(r) = url
         .strip_prefix("mqtts://")
         .or_else(|| url.strip_prefix("ssl://"))
     {
         (true, r)
     } else if url.starts_with("ws://") || url.starts_with("wss://") {
-        return Err(format!(
-            "{url}: WebSocket brokers are not supported; use mqtt://host:port or mqtts://host:port"
-        ));
+        return Err(BrokerUrlError::WebSocket(url.to_string()));
     } else {
         (
             false,
@@ -377,9 +380,7 @@ pub fn parse_broker_url(url: &str) -> Result<ExternalBroker, String> {
         None => (None, None),
     };
     if rest.is_empty() {
-        return Err(format!(
-            "{url}: expected mqtt://host:port or mqtts://host:port"
-        ));
+        return Err(BrokerUrlError::NoHost(url.to_string()));
     }
     let has_port = rest
         .rsplit_once(':')
@@ -423,7 +424,7 @@ pub struct BrokerAddrs {
     pub v5: SocketAddr,
 }
 
-type ControlReply = tokio::sync::oneshot::Sender<Result<BrokerAddrs, String>>;
+type ControlReply = tokio::sync::oneshot::Sender<Result<BrokerAddrs, BrokerError>>;
 
 pub struct BrokerControl {
     tx: std::sync::mpsc::SyncSender<(Control, ControlReply)>,
@@ -473,13 +474,11 @@ impl BrokerControl {
                         v4: broker.addr(),
                         v5: broker.addr_v5(),
                     };
-                    let _ = reply.send(result.map(|()| addrs).map_err(|e| e.to_string()));
+                    let _ = reply.send(result.map(|()| addrs));
                 }
             })
             .map_err(BrokerError::Runtime)?;
-        let (addrs, memory) = ready_rx.await.map_err(|_| {
-            BrokerError::Runtime(std::io::Error::other("the broker thread ended"))
-        })??;
+        let (addrs, memory) = ready_rx.await.map_err(|_| BrokerError::ThreadEnded)??;
         Ok(BrokerControl { tx, addrs, memory })
     }
 
@@ -498,30 +497,28 @@ impl BrokerControl {
         self.memory.clone()
     }
 
-    async fn ask(&mut self, cmd: Control) -> Result<SocketAddr, String> {
+    async fn ask(&mut self, cmd: Control) -> Result<SocketAddr, BrokerError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
             .send((cmd, reply))
-            .map_err(|_| "the broker thread ended".to_string())?;
-        let addrs = answer
-            .await
-            .map_err(|_| "the broker thread ended".to_string())??;
+            .map_err(|_| BrokerError::ThreadEnded)?;
+        let addrs = answer.await.map_err(|_| BrokerError::ThreadEnded)??;
         self.addrs = addrs;
         Ok(addrs.v4)
     }
 
     /// Close the listener and every client link; sessions stay in the router.
-    pub async fn stop(&mut self) -> Result<(), String> {
+    pub async fn stop(&mut self) -> Result<(), BrokerError> {
         self.ask(Control::Stop).await.map(|_| ())
     }
 
     /// Listen again (same router, same sessions).
-    pub async fn resume(&mut self) -> Result<SocketAddr, String> {
+    pub async fn resume(&mut self) -> Result<SocketAddr, BrokerError> {
         self.ask(Control::Start).await
     }
 
     /// A new router on the same port: every session is gone.
-    pub async fn cold_restart(&mut self) -> Result<SocketAddr, String> {
+    pub async fn cold_restart(&mut self) -> Result<SocketAddr, BrokerError> {
         self.ask(Control::ColdRestart).await
     }
 }

@@ -175,94 +175,14 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
     // Change in connected clients, applied at the end (the session borrows the capture).
     let mut connected_delta: isize = 0;
     match (&ev.kind, &ev.detail) {
-        (PacketKind::Connect, WireDetail::Connect { .. }) => {
-            let peer = cap
-                .conns
-                .get(&ev.conn)
-                .and_then(|c| c.peer.map(|p| (p, c.tls)));
-            let live_elsewhere = cap
-                .sessions
-                .get(&*ev.client_id)
-                .is_some_and(|s| s.connected && s.conn != Some(ev.conn));
-            if live_elsewhere {
-                // A takeover attempt: apply its details only if the broker accepts it.
-                if let Some(c) = cap.conns.get_mut(&ev.conn) {
-                    c.pending_connect = Some((ev.detail.clone(), ev.v5.clone()));
-                }
-            } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
-                apply_connect(s, &ev.detail, ev.v5.clone(), peer);
-                s.conn = Some(ev.conn);
-            }
-        }
+        (PacketKind::Connect, WireDetail::Connect { .. }) => on_connect(cap, ev),
         (
             PacketKind::ConnAck,
             WireDetail::ConnAck {
                 session_present,
                 code,
             },
-        ) => {
-            let (session_present, code) = (*session_present, *code);
-            let pending = cap
-                .conns
-                .get_mut(&ev.conn)
-                .and_then(|c| c.pending_connect.take());
-            let peer = cap
-                .conns
-                .get(&ev.conn)
-                .and_then(|c| c.peer.map(|p| (p, c.tls)));
-            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
-                s.connack_props = ev.v5.clone();
-                if code == 0
-                    && let Some((detail, connect_props)) = pending
-                {
-                    apply_connect(s, &detail, connect_props, peer);
-                }
-                if code == 0 {
-                    // MQTT 5: a session with an expiry interval that has not run out is resumed.
-                    if let Some((expiry_s, since_us)) = s.expiry_promise.take()
-                        && s.protocol == 5
-                        && !s.clean_session
-                        && !session_present
-                        && ev.t_us.saturating_sub(since_us) < u64::from(expiry_s) * 1_000_000
-                    {
-                        let gone_s = ev.t_us.saturating_sub(since_us) / 1_000_000;
-                        s.deviate(
-                            ev.t_us,
-                            seq,
-                            format!(
-                                "session expiry not honoured: session present = 0 after {gone_s} s \
-                                 offline, though the session expiry interval was {expiry_s} s \
-                                 (MQTT 5 §3.1.2.11.2)"
-                            ),
-                        );
-                    }
-                    // A clean session, or a persistent one the broker did not have, starts empty.
-                    if s.clean_session || !session_present {
-                        s.subscriptions.clear();
-                    }
-                    connected_delta += !s.connected as isize;
-                    s.connected = true;
-                    s.conn = Some(ev.conn);
-                    s.connected_since_us = ev.t_us;
-                    s.from_offline_queue = 0;
-                    let clean_session = s.clean_session;
-                    s.push_history(SessionEvent {
-                        t_us: ev.t_us,
-                        conn: ev.conn,
-                        kind: SessionEventKind::Connected {
-                            session_present,
-                            clean_session,
-                        },
-                    });
-                } else {
-                    s.push_history(SessionEvent {
-                        t_us: ev.t_us,
-                        conn: ev.conn,
-                        kind: SessionEventKind::Refused(code),
-                    });
-                }
-            }
-        }
+        ) => connected_delta += on_connack(cap, ev, seq, *session_present, *code),
         (PacketKind::Subscribe, WireDetail::Subscribe(filters)) => {
             if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
                 for (f, q) in filters {
@@ -303,30 +223,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
                 }
             }
         }
-        (PacketKind::Publish, _) => {
-            // Published before this connection began (and not a retained replay): it waited in the broker.
-            let origin = if ev.dir == Direction::BrokerToClient {
-                cap.origin_of(ev).and_then(|o| cap.get(o))
-            } else {
-                None
-            };
-            let origin_t = origin.filter(|_| !ev.retain).map(|o| o.t_us);
-            let own_message = origin.is_some_and(|o| o.client_id == ev.client_id);
-            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
-                match ev.dir {
-                    Direction::ClientToBroker => s.published += 1,
-                    Direction::BrokerToClient => {
-                        s.received += 1;
-                        if origin_t.is_some_and(|t| t < s.connected_since_us) && !s.clean_session {
-                            s.from_offline_queue += 1;
-                        }
-                        if s.protocol == 5 {
-                            v5_delivery_checks(s, ev, seq, own_message);
-                        }
-                    }
-                }
-            }
-        }
+        (PacketKind::Publish, _) => on_publish(cap, ev, seq),
         (PacketKind::Disconnect, _) if ev.dir == Direction::ClientToBroker => {
             let expiry = ev.v5.as_ref().and_then(|p| p.session_expiry_s);
             if let Some(s) = session(cap, &ev.client_id, ev.t_us)
@@ -336,30 +233,7 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
             }
         }
         (PacketKind::Closed, WireDetail::Closed(reason)) => {
-            if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
-                // A takeover closes the old connection after the new one connected.
-                if s.conn == Some(ev.conn) {
-                    connected_delta -= s.connected as isize;
-                    s.connected = false;
-                    // MQTT 5: the broker keeps the session this long (a reconnect checks it).
-                    // The last word wins: DISCONNECT, else the CONNACK, else the CONNECT.
-                    s.expiry_promise = s
-                        .disconnect_expiry_s
-                        .take()
-                        .or_else(|| s.connack_props.as_ref().and_then(|p| p.session_expiry_s))
-                        .or_else(|| s.connect_props.as_ref().and_then(|p| p.session_expiry_s))
-                        .filter(|&e| e > 0 && s.protocol == 5)
-                        .map(|e| (e, ev.t_us));
-                    if s.clean_session {
-                        s.subscriptions.clear();
-                    }
-                }
-                s.push_history(SessionEvent {
-                    t_us: ev.t_us,
-                    conn: ev.conn,
-                    kind: SessionEventKind::Disconnected(reason.clone()),
-                });
-            }
+            connected_delta += on_closed(cap, ev, reason)
         }
         _ => {
             if !ev.client_id.is_empty()
@@ -373,6 +247,160 @@ pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
         cap.session_changes += 1;
     }
     cap.connected = cap.connected.saturating_add_signed(connected_delta);
+}
+
+/// A CONNECT: its details go on the session, or wait for the CONNACK when
+/// another connection holds the client id (a takeover the broker may refuse).
+fn on_connect(cap: &mut Capture, ev: &WireEvent) {
+    let peer = cap
+        .conns
+        .get(&ev.conn)
+        .and_then(|c| c.peer.map(|p| (p, c.tls)));
+    let live_elsewhere = cap
+        .sessions
+        .get(&*ev.client_id)
+        .is_some_and(|s| s.connected && s.conn != Some(ev.conn));
+    if live_elsewhere {
+        // A takeover attempt: apply its details only if the broker accepts it.
+        if let Some(c) = cap.conns.get_mut(&ev.conn) {
+            c.pending_connect = Some((ev.detail.clone(), ev.v5.clone()));
+        }
+    } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+        apply_connect(s, &ev.detail, ev.v5.clone(), peer);
+        s.conn = Some(ev.conn);
+    }
+}
+
+/// A CONNACK: the session connects (or is refused); returns the change in
+/// connected clients.
+fn on_connack(
+    cap: &mut Capture,
+    ev: &WireEvent,
+    seq: u64,
+    session_present: bool,
+    code: u8,
+) -> isize {
+    let mut delta = 0;
+    let pending = cap
+        .conns
+        .get_mut(&ev.conn)
+        .and_then(|c| c.pending_connect.take());
+    let peer = cap
+        .conns
+        .get(&ev.conn)
+        .and_then(|c| c.peer.map(|p| (p, c.tls)));
+    if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+        s.connack_props = ev.v5.clone();
+        if code == 0
+            && let Some((detail, connect_props)) = pending
+        {
+            apply_connect(s, &detail, connect_props, peer);
+        }
+        if code == 0 {
+            // MQTT 5: a session with an expiry interval that has not run out is resumed.
+            if let Some((expiry_s, since_us)) = s.expiry_promise.take()
+                && s.protocol == 5
+                && !s.clean_session
+                && !session_present
+                && ev.t_us.saturating_sub(since_us) < u64::from(expiry_s) * 1_000_000
+            {
+                let gone_s = ev.t_us.saturating_sub(since_us) / 1_000_000;
+                s.deviate(
+                    ev.t_us,
+                    seq,
+                    format!(
+                        "session expiry not honoured: session present = 0 after {gone_s} s \
+                         offline, though the session expiry interval was {expiry_s} s \
+                         (MQTT 5 §3.1.2.11.2)"
+                    ),
+                );
+            }
+            // A clean session, or a persistent one the broker did not have, starts empty.
+            if s.clean_session || !session_present {
+                s.subscriptions.clear();
+            }
+            delta += !s.connected as isize;
+            s.connected = true;
+            s.conn = Some(ev.conn);
+            s.connected_since_us = ev.t_us;
+            s.from_offline_queue = 0;
+            let clean_session = s.clean_session;
+            s.push_history(SessionEvent {
+                t_us: ev.t_us,
+                conn: ev.conn,
+                kind: SessionEventKind::Connected {
+                    session_present,
+                    clean_session,
+                },
+            });
+        } else {
+            s.push_history(SessionEvent {
+                t_us: ev.t_us,
+                conn: ev.conn,
+                kind: SessionEventKind::Refused(code),
+            });
+        }
+    }
+    delta
+}
+
+/// A PUBLISH: counted on its session; a delivery is checked against the
+/// receiver's MQTT 5 promises and marked when it waited in the broker.
+fn on_publish(cap: &mut Capture, ev: &WireEvent, seq: u64) {
+    // Published before this connection began (and not a retained replay): it waited in the broker.
+    let origin = if ev.dir == Direction::BrokerToClient {
+        cap.origin_of(ev).and_then(|o| cap.get(o))
+    } else {
+        None
+    };
+    let origin_t = origin.filter(|_| !ev.retain).map(|o| o.t_us);
+    let own_message = origin.is_some_and(|o| o.client_id == ev.client_id);
+    if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+        match ev.dir {
+            Direction::ClientToBroker => s.published += 1,
+            Direction::BrokerToClient => {
+                s.received += 1;
+                if origin_t.is_some_and(|t| t < s.connected_since_us) && !s.clean_session {
+                    s.from_offline_queue += 1;
+                }
+                if s.protocol == 5 {
+                    v5_delivery_checks(s, ev, seq, own_message);
+                }
+            }
+        }
+    }
+}
+
+/// A closed connection: its session goes offline (unless a takeover moved
+/// it on) and keeps its MQTT 5 expiry promise; returns the change in
+/// connected clients.
+fn on_closed(cap: &mut Capture, ev: &WireEvent, reason: &crate::wire::CloseReason) -> isize {
+    let mut delta = 0;
+    if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
+        // A takeover closes the old connection after the new one connected.
+        if s.conn == Some(ev.conn) {
+            delta -= s.connected as isize;
+            s.connected = false;
+            // MQTT 5: the broker keeps the session this long (a reconnect checks it).
+            // The last word wins: DISCONNECT, else the CONNACK, else the CONNECT.
+            s.expiry_promise = s
+                .disconnect_expiry_s
+                .take()
+                .or_else(|| s.connack_props.as_ref().and_then(|p| p.session_expiry_s))
+                .or_else(|| s.connect_props.as_ref().and_then(|p| p.session_expiry_s))
+                .filter(|&e| e > 0 && s.protocol == 5)
+                .map(|e| (e, ev.t_us));
+            if s.clean_session {
+                s.subscriptions.clear();
+            }
+        }
+        s.push_history(SessionEvent {
+            t_us: ev.t_us,
+            conn: ev.conn,
+            kind: SessionEventKind::Disconnected(reason.clone()),
+        });
+    }
+    delta
 }
 
 /// MQTT 5 promises a delivery to `s` must keep: the client's maximum packet

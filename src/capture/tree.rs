@@ -10,8 +10,10 @@ pub struct TopicNode {
     /// This level's name (the part between slashes).
     pub name: Arc<str>,
     pub parent: Option<usize>,
-    /// Children by name, in order.
+    /// Children by name (lookup).
     pub children: BTreeMap<Arc<str>, usize>,
+    /// Children in natural order (`car-2` before `car-10`), as the tree shows them.
+    pub ordered: Vec<usize>,
     /// Set when this path is itself a topic.
     pub topic: Option<Arc<str>>,
     /// Messages in this subtree (published plus broker-originated deliveries).
@@ -20,6 +22,43 @@ pub struct TopicNode {
     pub topics: u32,
     /// 0 for the first level.
     pub depth: u16,
+}
+
+/// Natural order: runs of digits compare as numbers (`car-2` < `car-10`),
+/// the rest as text; equal numbers with more leading zeros go after.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (run(a), run(b));
+                let (da, db) = (&a[..na], &b[..nb]);
+                let trim = |d: &[u8]| {
+                    let z = d.iter().take_while(|&&c| c == b'0').count();
+                    d.len() - z
+                };
+                let (sa, sb) = (&da[da.len() - trim(da)..], &db[db.len() - trim(db)..]);
+                let o = sa.len().cmp(&sb.len()).then(sa.cmp(sb)).then(na.cmp(&nb));
+                if o != Ordering::Equal {
+                    return o;
+                }
+                a = &a[na..];
+                b = &b[nb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
 }
 
 /// See the module docs. Node 0 is the (unnamed) root.
@@ -76,6 +115,11 @@ impl TopicTree {
                         depth: depth as u16,
                         ..TopicNode::default()
                     });
+                    let nodes = &self.nodes;
+                    let k = nodes[at]
+                        .ordered
+                        .partition_point(|&c| natural_cmp(&nodes[c].name, &name).is_lt());
+                    self.nodes[at].ordered.insert(k, child);
                     self.nodes[at].children.insert(name, child);
                     self.structure_changes += 1;
                     child
@@ -113,6 +157,36 @@ impl TopicTree {
             .iter()
             .enumerate()
             .filter_map(|(i, n)| n.topic.as_ref().map(|t| (i, t)))
+    }
+}
+
+#[cfg(test)]
+mod natural_order {
+    use super::*;
+
+    #[test]
+    fn numbers_in_names_sort_as_numbers() {
+        let mut names = [
+            "car-10", "car-2", "car-1", "car-02", "bus", "car-", "car-100a", "car-100",
+        ];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            [
+                "bus", "car-", "car-1", "car-2", "car-02", "car-10", "car-100", "car-100a"
+            ]
+        );
+        let mut t = TopicTree::default();
+        for k in [10, 2, 1, 33, 3] {
+            t.add(&format!("fleet/car-{k}/speed"));
+        }
+        let fleet = t.node(t.root().ordered[0]).unwrap();
+        let shown: Vec<_> = fleet
+            .ordered
+            .iter()
+            .map(|&c| t.node(c).unwrap().name.to_string())
+            .collect();
+        assert_eq!(shown, ["car-1", "car-2", "car-3", "car-10", "car-33"]);
     }
 }
 

@@ -40,7 +40,7 @@ pub use kind::{CheckKind, Decision, Evaluate, Frame, Key, Origin, Validation, Wi
 pub use latency::Latency;
 pub use message::Message;
 pub use ordered::Ordered;
-pub use payload::PayloadCheck;
+pub use payload::{PayloadCheck, PayloadMatcher};
 pub use queued_delivered::QueuedDelivered;
 pub use session_present::SessionPresent;
 pub use spec::{Anchor, Expectation, Verdict, VerdictState};

@@ -100,3 +100,27 @@ impl Payloads {
 fn json_field<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
     path.split('.').try_fold(v, |v, k| v.get(k))
 }
+
+/// One payload predicate, compiled, for code outside the checks (the
+/// capture database's payload search uses the checks' own language).
+pub struct PayloadMatcher {
+    check: Option<PayloadCheck>,
+    payloads: Payloads,
+}
+
+impl PayloadMatcher {
+    /// Err: the regex does not compile (the message says where).
+    pub fn new(check: PayloadCheck) -> Result<PayloadMatcher, String> {
+        check.validate()?;
+        let mut payloads = Payloads::default();
+        payloads.compile(&check);
+        Ok(PayloadMatcher {
+            check: Some(check),
+            payloads,
+        })
+    }
+
+    pub fn matches(&self, payload: &[u8]) -> bool {
+        self.payloads.matches(&self.check, payload)
+    }
+}

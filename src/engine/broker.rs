@@ -78,7 +78,7 @@ impl Engine {
                     tls: self.tls.clone(),
                 },
                 Err(error) => BrokerState::Failed {
-                    error,
+                    error: error.to_string(),
                     free_port: None,
                 },
             };

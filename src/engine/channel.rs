@@ -6,7 +6,6 @@
 use super::*;
 
 /// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
-/// Called after events are sent, to wake the consumer (e.g. `ctx.request_repaint()`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// What was lost because a queue was full, by queue. Shown in the status bar.
@@ -43,6 +42,9 @@ pub(super) struct EventSink {
     pub(super) max_bytes: usize,
     pub(super) waker: Arc<Mutex<Option<Waker>>>,
     pub(super) drops: Arc<Drops>,
+    /// The capture database, when one is open: it is sent every frame and
+    /// fault, whether or not the consumer keeps up.
+    pub(super) db: Arc<parking_lot::RwLock<Option<crate::database::Writer>>>,
 }
 
 /// Channel slots wire batches never take.
@@ -50,6 +52,21 @@ const CONTROL_RESERVE: usize = 64;
 
 impl EventSink {
     pub(super) fn send(&self, ev: Event) {
+        if let Some(db) = self.db.read().as_ref() {
+            match &ev {
+                Event::Wire(batch) => db.frames(batch.clone()),
+                Event::Fault {
+                    t_us,
+                    label,
+                    timeline,
+                } => db.fault(crate::fault::FaultMarker {
+                    t_us: *t_us,
+                    label: label.clone(),
+                    timeline: *timeline,
+                }),
+                _ => {}
+            }
+        }
         let size = ev.mem_bytes();
         let admitted = if matches!(ev, Event::Wire(_)) {
             self.tx.len() + CONTROL_RESERVE < self.capacity && self.reserve_bytes(size)
@@ -134,6 +151,7 @@ pub(super) async fn batch_events(
     let mut wire_buf = Vec::with_capacity(BATCH);
     let mut dev_msgs: Vec<DeviceMsg> = Vec::new();
     let mut dev_buf: Vec<DeviceUpdate> = Vec::new();
+    let mut last_db_status = std::time::Instant::now();
     let flush = |wire_buf: &mut Vec<WireEvent>, dev_buf: &mut Vec<DeviceUpdate>| {
         if !dev_buf.is_empty() {
             if states.receiver_count() > 0 {
@@ -150,10 +168,14 @@ pub(super) async fn batch_events(
             )));
         }
     };
+    let mut status_tick = tokio::time::interval(Duration::from_secs(1));
+    status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             n = wire.recv_many(&mut wire_buf, BATCH) => if n == 0 { return },
             n = devices.recv_many(&mut dev_msgs, BATCH) => if n == 0 { return },
+            // The capture database's progress goes out even when traffic stops.
+            _ = status_tick.tick() => {}
         }
         // Let more arrive: one batch per ~10 ms keeps the consumer's work per event low.
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -184,6 +206,14 @@ pub(super) async fn batch_events(
             }
         }
         flush(&mut wire_buf, &mut dev_buf);
+        // The capture database's progress, about once a second while frames flow.
+        if last_db_status.elapsed() >= Duration::from_secs(1) {
+            last_db_status = std::time::Instant::now();
+            let status = sink.db.read().as_ref().map(|db| db.status());
+            if let Some(status) = status {
+                sink.send(Event::Database(status));
+            }
+        }
     }
 }
 
@@ -202,6 +232,7 @@ mod tests {
             max_bytes,
             waker: Arc::default(),
             drops: Arc::default(),
+            db: Arc::default(),
         };
         (sink, EventReceiver { rx, bytes })
     }

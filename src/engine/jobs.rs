@@ -22,26 +22,42 @@ impl Engine {
             notice(
                 crate::export::record::write(&path, events.iter(), events.len, &faults, scenario)
                     .map(|n| format!("saved {n} frames to {}", path.display()))
-                    .map_err(|e| format!("{}: {e}", path.display())),
+                    .map_err(EngineError::file(&path)),
             )
         });
     }
 
     pub(super) fn save_scenario(&self, path: PathBuf, ron: String) {
-        self.file_job(move || {
-            notice(match Scenario::parse(&ron, &path) {
-                Err(e) => Err(format!("not saved: {e}")),
-                Ok(_) => std::fs::write(&path, ron)
+        self.file_job(move || match Scenario::parse(&ron, &path) {
+            Err(e) => Event::Notice {
+                error: true,
+                text: format!("not saved: {e}"),
+            },
+            Ok(_) => notice(
+                std::fs::write(&path, ron)
                     .map(|()| format!("saved {}", path.display()))
-                    .map_err(|e| format!("{}: {e}", path.display())),
-            })
+                    .map_err(EngineError::file(&path)),
+            ),
         });
     }
 
-    pub(super) fn open_capture(&self, path: PathBuf) {
-        self.file_job(move || match crate::export::record::read(&path) {
-            Ok(rec) => Event::CaptureOpened(Box::new(rec)),
-            Err(text) => Event::Notice { error: true, text },
+    /// Read a recording or a capture database (told apart by the file's
+    /// first bytes), as one capture.
+    pub(super) fn open_capture(&mut self, path: PathBuf) {
+        let database = crate::database::is_database(&path);
+        if database {
+            self.query_database(path.clone());
+        }
+        self.file_job(move || {
+            let read = if database {
+                crate::database::read(&path).map_err(|e| e.to_string())
+            } else {
+                crate::export::record::read(&path).map_err(|e| e.to_string())
+            };
+            match read {
+                Ok(rec) => Event::CaptureOpened(Box::new(rec)),
+                Err(text) => Event::Notice { error: true, text },
+            }
         });
     }
 
@@ -50,7 +66,7 @@ impl Engine {
             notice(
                 std::fs::copy(&from, &to)
                     .map(|_| format!("saved {}", to.display()))
-                    .map_err(|e| format!("{}: {e}", to.display())),
+                    .map_err(EngineError::file(&to)),
             )
         });
     }
@@ -85,10 +101,13 @@ impl Engine {
     }
 }
 
-/// A job's outcome as a notice: its text, an error or not.
-fn notice(result: Result<String, String>) -> Event {
+/// A job's outcome as a notice: its text, or its error's.
+fn notice(result: Result<String, EngineError>) -> Event {
     match result {
         Ok(text) => Event::Notice { error: false, text },
-        Err(text) => Event::Notice { error: true, text },
+        Err(e) => Event::Notice {
+            error: true,
+            text: e.to_string(),
+        },
     }
 }

@@ -30,6 +30,8 @@ use crate::wire::WireEvent;
 
 mod broker;
 mod channel;
+mod database;
+mod error;
 mod faults;
 mod jobs;
 mod publish;
@@ -38,6 +40,7 @@ mod scenario;
 pub use crate::event::DropCounts;
 pub use channel::{Drops, EventReceiver, Waker};
 use channel::{EventSink, batch_events};
+pub use error::EngineError;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -63,6 +66,8 @@ pub struct EngineConfig {
     pub auth: Option<Arc<crate::tap::AuthSpec>>,
     /// Run only this part of every fleet (`--shard K/N`).
     pub shard: Option<crate::sim::Shard>,
+    /// Write every captured frame to this database (`--capture-db`).
+    pub capture_db: Option<crate::database::DbOptions>,
 }
 
 impl Default for EngineConfig {
@@ -79,12 +84,13 @@ impl Default for EngineConfig {
             tls: None,
             auth: None,
             shard: None,
+            capture_db: None,
         }
     }
 }
 
 /// Where the engine's start-up got to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Readiness {
     Starting,
     /// Clients connect to `tap`; it forwards to `upstream`.
@@ -94,7 +100,7 @@ pub enum Readiness {
         /// The TLS listener, when there is one.
         tls: Option<SocketAddr>,
     },
-    Failed(String),
+    Failed(EngineError),
 }
 
 /// The consumer's side of a running engine. Dropping it stops the engine
@@ -143,17 +149,17 @@ impl EngineHandle {
     }
 
     /// Wait until the tap listens (or start-up failed).
-    pub async fn ready(&mut self) -> Result<(SocketAddr, String), String> {
+    pub async fn ready(&mut self) -> Result<(SocketAddr, String), EngineError> {
         let r = self
             .ready
-            .wait_for(|r| *r != Readiness::Starting)
+            .wait_for(|r| !matches!(r, Readiness::Starting))
             .await
-            .map_err(|_| "the engine stopped".to_string())?
+            .map_err(|_| EngineError::Stopped)?
             .clone();
         match r {
             Readiness::Ready { tap, upstream, .. } => Ok((tap, upstream)),
             Readiness::Failed(e) => Err(e),
-            Readiness::Starting => Err("the engine stopped".into()),
+            Readiness::Starting => Err(EngineError::Stopped),
         }
     }
 }
@@ -197,6 +203,9 @@ struct Engine {
     last_recovery: Option<std::time::Instant>,
     /// The user stopped the broker (the probe's silence is then expected).
     broker_stopped: bool,
+    /// The database searches and queries read: the open capture database,
+    /// or the one last opened with File → Open capture.
+    query_db: Option<PathBuf>,
 }
 
 /// Start an engine on `rt` without waiting: the handle is ready to queue
@@ -213,6 +222,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
         max_bytes: cfg.event_bytes,
         waker: waker.clone(),
         drops: drops.clone(),
+        db: Arc::default(),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (ready_tx, ready_rx) = watch::channel(Readiness::Starting);
@@ -228,9 +238,13 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
                 });
                 engine.run(cmd_rx).await;
             }
-            Err((error, free_port)) => {
-                let _ = ready_tx.send(Readiness::Failed(error.clone()));
-                sink.send(Event::Broker(BrokerState::Failed { error, free_port }));
+            Err(error) => {
+                let free_port = error.free_port();
+                sink.send(Event::Broker(BrokerState::Failed {
+                    error: error.to_string(),
+                    free_port,
+                }));
+                let _ = ready_tx.send(Readiness::Failed(error));
             }
         }
     });
@@ -244,10 +258,108 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
 }
 
 /// Start an engine on the current runtime and wait until it listens.
-pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, String> {
+pub async fn start(cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
     let mut handle = spawn(&tokio::runtime::Handle::current(), cfg);
     handle.ready().await?;
     Ok(handle)
+}
+
+/// TLS towards an external broker: its roots and name, read (files) off the
+/// async workers.
+async fn upstream_tls(upstream: &Upstream) -> Result<Option<crate::tap::UpstreamTls>, EngineError> {
+    let Upstream::External(b) = upstream else {
+        return Ok(None);
+    };
+    if !b.tls {
+        return Ok(None);
+    }
+    let (ca, host) = (b.ca.clone(), b.host.clone());
+    let tls = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::tls::TlsError>(crate::tap::UpstreamTls {
+            config: crate::tls::broker_client_config(ca.as_deref())?,
+            name: crate::tls::server_name(&host)?,
+        })
+    })
+    .await
+    .map_err(EngineError::task("TLS to the broker"))?
+    .map_err(|e| EngineError::BrokerTls(Arc::new(e)))?;
+    Ok(Some(tls))
+}
+
+/// The tap could not listen: which port, and a free one to suggest.
+async fn listen_error(cfg: &EngineConfig, error: std::io::Error) -> EngineError {
+    let (ip, port) = (cfg.listen.ip(), cfg.listen.port());
+    if error.kind() != std::io::ErrorKind::AddrInUse {
+        return EngineError::Listen {
+            addr: cfg.listen,
+            error: Arc::new(error),
+        };
+    }
+    let free_port = tokio::task::spawn_blocking(move || free_port_after(ip, port))
+        .await
+        .ok()
+        .flatten();
+    match cfg.tls.as_ref().map(|t| t.listen.port()) {
+        Some(tls_port) if free_port.is_none() => EngineError::PortsInUse {
+            ip,
+            port,
+            tls_port,
+            error: Arc::new(error),
+        },
+        _ => EngineError::PortInUse {
+            ip,
+            port,
+            error: Arc::new(error),
+            free_port,
+        },
+    }
+}
+
+/// Start the embedded broker, point the tap at it, and start its health
+/// probe for as long as the engine runs.
+async fn start_embedded(
+    cfg: &EngineConfig,
+    upstreams: &Mutex<Upstreams>,
+    commands: mpsc::WeakSender<Command>,
+) -> Result<BrokerControl, EngineError> {
+    let b = BrokerControl::start(cfg.broker_listen, "--broker-port").await?;
+    let addrs = b.addrs();
+    *upstreams.lock() = Upstreams {
+        v4: addrs.v4.to_string(),
+        v5: addrs.v5.to_string(),
+        tls: None,
+        memory: Some(b.memory()),
+    };
+    tokio::spawn(crate::broker::health::probe(
+        addrs.v4,
+        crate::broker::health::DEADLINE,
+        // False once the engine is gone: the probe ends.
+        move |health| {
+            commands.upgrade().is_some_and(|tx| {
+                !matches!(
+                    tx.try_send(Command::BrokerHealth(health)),
+                    Err(mpsc::error::TrySendError::Closed(_))
+                )
+            })
+        },
+    ));
+    Ok(b)
+}
+
+/// Open the capture database (off the async workers) and send it every frame
+/// from now on; returns its path for searches and queries.
+async fn open_database(
+    sink: &EventSink,
+    opts: crate::database::DbOptions,
+) -> Result<PathBuf, EngineError> {
+    let path = opts.path.clone();
+    let writer = tokio::task::spawn_blocking(move || crate::database::Writer::spawn(opts))
+        .await
+        .map_err(EngineError::task("opening the capture database"))?
+        .map_err(|e| EngineError::Database(Arc::new(e)))?;
+    sink.send(Event::Database(writer.status()));
+    *sink.db.write() = Some(writer);
+    Ok(path)
 }
 
 /// The first port after `taken` that can be bound on `ip` (looked up on the
@@ -260,13 +372,12 @@ fn free_port_after(ip: std::net::IpAddr, taken: u16) -> Option<u16> {
 impl Engine {
     /// Bind the tap, then start the broker (if embedded, on its own thread):
     /// a taken public port fails before a broker router (a thread rumqttd
-    /// never stops) is spawned. On failure: the message, and a free port when
-    /// the public one was taken.
+    /// never stops) is spawned. A taken public port's error carries a free one.
     async fn start(
         cfg: EngineConfig,
         sink: EventSink,
         commands: mpsc::WeakSender<Command>,
-    ) -> Result<Engine, (String, Option<u16>)> {
+    ) -> Result<Engine, EngineError> {
         let (wire_tx, wire_rx) = mpsc::channel(cfg.wire_capacity);
         let (dev_tx, dev_rx) = mpsc::channel(65_536);
         let recorder = Recorder::new(wire_tx, sink.drops.tap_queue.clone());
@@ -277,34 +388,17 @@ impl Engine {
             // Set below, once the broker listens (ready is reported after that).
             Upstream::Embedded => Upstreams::both(cfg.broker_listen.to_string()),
         };
-        // Certificates are files: read (or made) off the async workers.
-        if let Upstream::External(b) = &cfg.upstream
-            && b.tls
-        {
-            let (ca, host) = (b.ca.clone(), b.host.clone());
-            let tls = tokio::task::spawn_blocking(move || {
-                Ok::<_, String>(crate::tap::UpstreamTls {
-                    config: crate::tls::broker_client_config(ca.as_deref())?,
-                    name: crate::tls::server_name(&host)?,
-                })
-            })
-            .await
-            .map_err(|e| (e.to_string(), None))?
-            .map_err(|e| (format!("TLS to the broker: {e}"), None))?;
-            upstreams.tls = Some(tls);
-        }
+        upstreams.tls = upstream_tls(&cfg.upstream).await?;
         let tls_setup = match cfg.tls.clone() {
             Some(opts) => Some(
                 tokio::task::spawn_blocking(move || crate::tls::setup(&opts).map(|s| (opts, s)))
                     .await
-                    .map_err(|e| (e.to_string(), None))?
-                    .map_err(|e| (format!("TLS: {e}"), None))?,
+                    .map_err(EngineError::task("TLS set-up"))?
+                    .map_err(|e| EngineError::Tls(Arc::new(e)))?,
             ),
             None => None,
         };
         let upstream_shared = Arc::new(Mutex::new(upstreams));
-        // In front of the embedded rumqttd the tap works around what it cannot
-        // take (keepalive 0, names that crash it), and shows it on the session.
         let tls_listen = tls_setup
             .as_ref()
             .map(|(o, s)| (o.listen, s.acceptor.clone()));
@@ -318,67 +412,17 @@ impl Engine {
         .await
         {
             Ok(t) => t,
-            Err(source) => {
-                let ip = cfg.listen.ip();
-                let port = cfg.listen.port();
-                let free = if source.kind() == std::io::ErrorKind::AddrInUse {
-                    tokio::task::spawn_blocking(move || free_port_after(ip, port))
-                        .await
-                        .ok()
-                        .flatten()
-                } else {
-                    None
-                };
-                let tls_port = cfg.tls.as_ref().map(|t| t.listen.port());
-                if free.is_none()
-                    && let Some(tls_port) = tls_port
-                    && source.kind() == std::io::ErrorKind::AddrInUse
-                {
-                    return Err((
-                        format!(
-                            "port {port} or TLS port {tls_port} on {ip} is already in use ({source}); choose others with --port and --tls-port"
-                        ),
-                        None,
-                    ));
-                }
-                return Err((
-                    format!(
-                        "port {port} on {ip} is already in use ({source}); choose another with --port"
-                    ),
-                    free,
-                ));
-            }
+            Err(error) => return Err(listen_error(&cfg, error).await),
         };
         tap.set_auth(cfg.auth.clone());
         let broker = if embedded {
-            let b = BrokerControl::start(cfg.broker_listen, "--broker-port")
-                .await
-                .map_err(|e| (e.to_string(), None))?;
-            let addrs = b.addrs();
-            *upstream_shared.lock() = Upstreams {
-                v4: addrs.v4.to_string(),
-                v5: addrs.v5.to_string(),
-                tls: None,
-                memory: Some(b.memory()),
-            };
-            // The broker's health probe, for as long as the engine runs.
-            let engine = commands.clone();
-            tokio::spawn(crate::broker::health::probe(
-                addrs.v4,
-                crate::broker::health::DEADLINE,
-                // False once the engine is gone: the probe ends.
-                move |health| {
-                    engine.upgrade().is_some_and(|tx| {
-                        !matches!(
-                            tx.try_send(Command::BrokerHealth(health)),
-                            Err(mpsc::error::TrySendError::Closed(_))
-                        )
-                    })
-                },
-            ));
-            Some(b)
+            Some(start_embedded(&cfg, &upstream_shared, commands.clone()).await?)
         } else {
             None
+        };
+        let query_db = match &cfg.capture_db {
+            Some(opts) => Some(open_database(&sink, opts.clone()).await?),
+            None => None,
         };
         let upstream = upstream_shared.lock().v4.clone();
         let (states, _) = broadcast::channel(4096);
@@ -429,6 +473,7 @@ impl Engine {
             health: None,
             last_recovery: None,
             broker_stopped: false,
+            query_db,
         })
     }
 
@@ -452,10 +497,10 @@ impl Engine {
         }
     }
 
-    fn notice(&self, error: bool, text: impl Into<String>) {
+    fn notice(&self, error: bool, text: impl std::fmt::Display) {
         self.sink.send(Event::Notice {
             error,
-            text: text.into(),
+            text: text.to_string(),
         });
     }
 
@@ -508,6 +553,14 @@ impl Engine {
             Command::Export { path, events } => self.export(path, events),
             Command::Publish(req) => self.publish(req),
             Command::ClearRetained(topics) => self.clear_retained(topics),
+            Command::CaptureDb(opts) => self.capture_db(opts).await,
+            Command::SearchCapture { spec, before } => self.search_capture(spec, before),
+            Command::Query(sql) => self.query(sql),
+            Command::RecordVerdicts(verdicts) => {
+                if let Some(db) = self.sink.db.read().as_ref() {
+                    db.verdicts(verdicts);
+                }
+            }
         }
     }
 }

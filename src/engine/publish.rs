@@ -43,17 +43,14 @@ impl Engine {
             tokio::spawn(async move {
                 let read = tokio::task::spawn_blocking({
                     let path = path.clone();
-                    move || -> Result<Vec<u8>, String> {
+                    move || -> Result<Vec<u8>, EngineError> {
                         let len = std::fs::metadata(&path)
-                            .map_err(|e| format!("{}: {e}", path.display()))?
+                            .map_err(EngineError::file(&path))?
                             .len();
                         if len > crate::tap::MAX_FRAME_BYTES as u64 - 1024 {
-                            return Err(format!(
-                                "{}: {len} bytes is more than the 1 MiB a message may carry here",
-                                path.display()
-                            ));
+                            return Err(EngineError::TooLarge { path, len });
                         }
-                        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+                        std::fs::read(&path).map_err(EngineError::file(&path))
                     }
                 })
                 .await;
@@ -64,7 +61,10 @@ impl Engine {
                             let _ = tx.send(Command::Publish(req)).await;
                         }
                     }
-                    Ok(Err(text)) => sink.send(Event::Notice { error: true, text }),
+                    Ok(Err(e)) => sink.send(Event::Notice {
+                        error: true,
+                        text: e.to_string(),
+                    }),
                     Err(e) => sink.send(Event::Notice {
                         error: true,
                         text: e.to_string(),

@@ -9,24 +9,27 @@ impl Engine {
         source: &ScenarioSource,
         shard: Option<crate::sim::Shard>,
         external: bool,
-    ) -> Result<Scenario, String> {
+    ) -> Result<Scenario, EngineError> {
         let source = source.clone();
         tokio::task::spawn_blocking(move || {
-            let mut s = Scenario::from_source(&source).map_err(|e| e.to_string())?;
+            let mut s = Scenario::from_source(&source)?;
             let dir = match &source {
                 ScenarioSource::File(p) => p.parent().map(Path::to_path_buf),
                 ScenarioSource::Text { origin, .. } => origin.parent().map(Path::to_path_buf),
             }
             .unwrap_or_default();
-            s.compile_protos(&dir)?;
+            s.compile_protos(&dir).map_err(EngineError::ProtoSchema)?;
             let count = shard.map_or(s.device_count(), |k| k.device_count(&s));
             match crate::sys::device_capacity_for(external).refuse(count as u64) {
-                Some(why) => Err(format!("{}: {why}", s.name)),
+                Some(why) => Err(EngineError::ScenarioRefused {
+                    scenario: s.name.clone(),
+                    why,
+                }),
                 None => Ok(s),
             }
         })
         .await
-        .map_err(|e| format!("cannot load the scenario: {e}"))?
+        .map_err(EngineError::task("cannot load the scenario"))?
     }
 
     /// The tap forwards to an external broker (devices then cost a descriptor each).

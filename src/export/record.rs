@@ -105,17 +105,41 @@ pub fn write_evicted<'a>(
     Ok(written)
 }
 
+/// Why a recording could not be read: the file, and where in it.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{}: {error}", path.display())]
+    Open {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// At `line` (from 1): what was found, and what was expected.
+    #[error("{}:{line}: {what}", path.display())]
+    At {
+        path: PathBuf,
+        line: usize,
+        what: String,
+    },
+}
+
 /// Read a recording. Errors name the file and line and say what was expected;
 /// nothing is returned unless the whole file read.
-pub fn read(path: &Path) -> Result<Recording, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<Recording, RecordError> {
+    let file = std::fs::File::open(path).map_err(|error| RecordError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
     read_from(std::io::BufReader::new(file), path)
 }
 
 /// [`read`] from any reader; `path` names it in errors and in the recording.
-pub fn read_from(reader: impl std::io::BufRead, path: &Path) -> Result<Recording, String> {
+pub fn read_from(reader: impl std::io::BufRead, path: &Path) -> Result<Recording, RecordError> {
     let mut lines = reader.lines();
-    let at = |n: usize, what: String| format!("{}:{n}: {what}", path.display());
+    let at = |line: usize, what: String| RecordError::At {
+        path: path.to_path_buf(),
+        line,
+        what,
+    };
     let first = lines
         .next()
         .ok_or_else(|| at(1, "empty file: expected a recorded capture".into()))?
@@ -356,12 +380,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.jsonl");
         std::fs::write(&path, "time,topic\n1,a\n").unwrap();
-        let e = read(&path).unwrap_err();
+        let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("x.jsonl:1: not a recorded capture"), "{e}");
         let header =
             format!("{{\"format\":\"{FORMAT}\",\"version\":1,\"events\":1,\"faults\":0}}\n");
         std::fs::write(&path, format!("{header}{{\"t_us\": \"soon\"}}\n")).unwrap();
-        let e = read(&path).unwrap_err();
+        let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("x.jsonl:2: expected a recorded frame"), "{e}");
     }
 }

@@ -24,118 +24,7 @@ impl Scenario {
         };
         let mut seen = HashSet::new();
         for d in &self.devices {
-            let quoted = format!("\"{}\"", d.id);
-            if d.id.trim().is_empty() {
-                return Err(err("id", "expected a non-empty client id".into()));
-            }
-            if d.count == 0 {
-                return Err(err(
-                    &quoted,
-                    format!("device \"{}\": count must be at least 1", d.id),
-                ));
-            }
-            if d.count > 1 && !d.id.contains("{i}") {
-                return Err(err(
-                    &quoted,
-                    format!(
-                        "fleet \"{}\" of {} devices: expected `{{i}}` in the id so each client id is unique",
-                        d.id, d.count
-                    ),
-                ));
-            }
-            for id in d.client_ids() {
-                if !seen.insert(id.clone()) {
-                    return Err(err(&quoted, format!("client id \"{id}\" is used twice")));
-                }
-            }
-            if d.tick.0 < Duration::from_millis(10) {
-                return Err(err(
-                    &quoted,
-                    format!("device \"{}\": tick must be at least 10ms", d.id),
-                ));
-            }
-            if !d.keep_alive.0.is_zero() && d.keep_alive.0 < Duration::from_secs(1) {
-                return Err(err(
-                    &quoted,
-                    format!(
-                        "device \"{}\": keep_alive must be \"0s\" (no keepalive) or at least 1s: MQTT counts it in whole seconds",
-                        d.id
-                    ),
-                ));
-            }
-            let v5_only = |what: &str, needle: &str| {
-                err(
-                    needle,
-                    format!(
-                        "device \"{}\": {what} is MQTT 5; expected `protocol: V5` on this device",
-                        d.id
-                    ),
-                )
-            };
-            if d.protocol != Protocol::V5 {
-                if d.session_expiry.is_some() {
-                    return Err(v5_only("session_expiry", "session_expiry"));
-                }
-                if !d.user_properties.is_empty() {
-                    return Err(v5_only("user_properties", "user_properties"));
-                }
-                if d.publish.iter().any(|p| !p.properties.is_empty()) {
-                    return Err(v5_only("properties", "properties"));
-                }
-                if d.react
-                    .iter()
-                    .flat_map(|r| &r.actions)
-                    .any(|a| matches!(a, Action::Respond { .. }))
-                {
-                    return Err(v5_only("Respond (request/response)", "Respond"));
-                }
-            }
-            for p in &d.publish {
-                if p.properties.topic_alias == Some(0) {
-                    return Err(err(
-                        "topic_alias",
-                        "topic_alias: expected 1 or more (0 is not a valid alias)".into(),
-                    ));
-                }
-                let probe = expand(&p.topic, 1, "x");
-                if probe.contains(['+', '#']) || probe.is_empty() {
-                    return Err(err(
-                        &format!("\"{}\"", p.topic),
-                        format!(
-                            "publish topic \"{}\": expected a topic without wildcards",
-                            p.topic
-                        ),
-                    ));
-                }
-                if let Some(every) = p.every
-                    && every.0 < Duration::from_millis(1)
-                {
-                    return Err(err(
-                        &format!("\"{}\"", p.topic),
-                        format!("publish to \"{}\": `every` must be at least 1ms", p.topic),
-                    ));
-                }
-            }
-            for s in &d.subscribe {
-                if !crate::wire::valid_filter(&expand(&s.filter, 1, "x")) {
-                    return Err(err(
-                        &format!("\"{}\"", s.filter),
-                        format!("subscription \"{}\": not a valid topic filter", s.filter),
-                    ));
-                }
-            }
-            check_templates(d, text, path)?;
-            check_states(d, text, path)?;
-            if let Some(sm) = &d.states {
-                for t in &sm.transitions {
-                    if t.after.0.is_zero() {
-                        return Err(err(
-                            &format!("\"{}\"", t.from),
-                            "transition `after` must be more than 0s".into(),
-                        ));
-                    }
-                }
-            }
+            check_device(d, &mut seen, text, path, &err)?;
         }
         if let Some(auth) = &self.auth {
             auth.check()
@@ -150,6 +39,16 @@ impl Scenario {
                 ));
             }
         }
+        self.check_timeline(&seen, &err)
+    }
+
+    /// Each timeline entry has one trigger (a time, or a device's state) and
+    /// a fault whose target is in this scenario.
+    fn check_timeline(
+        &self,
+        seen: &HashSet<String>,
+        err: &dyn Fn(&str, String) -> ScenarioError,
+    ) -> Result<(), ScenarioError> {
         let fleets: HashSet<&str> = self.devices.iter().map(|d| d.id.as_str()).collect();
         for (k, entry) in self.timeline.iter().enumerate() {
             let here = |message: String| {
@@ -196,7 +95,7 @@ impl Scenario {
                 }
                 _ => {}
             }
-            let cx = crate::fault::FaultValidation { devices: &seen };
+            let cx = crate::fault::FaultValidation { devices: seen };
             entry.fault.kind().validate(&cx).map_err(here)?;
         }
         Ok(())
@@ -301,6 +200,131 @@ fn check_states(d: &DeviceSpec, text: &str, path: &Path) -> Result<(), ScenarioE
             && !set_literal.contains(&s.as_str())
         {
             return Err(unknown(s, "StateIs"));
+        }
+    }
+    Ok(())
+}
+
+/// One device entry: its ids unique (`seen` gathers them), its timings
+/// sensible, MQTT 5 fields only on MQTT 5 devices, its topics and filters
+/// valid, its templates and state machine sound.
+fn check_device(
+    d: &DeviceSpec,
+    seen: &mut HashSet<String>,
+    text: &str,
+    path: &Path,
+    err: &dyn Fn(&str, String) -> ScenarioError,
+) -> Result<(), ScenarioError> {
+    let quoted = format!("\"{}\"", d.id);
+    if d.id.trim().is_empty() {
+        return Err(err("id", "expected a non-empty client id".into()));
+    }
+    if d.count == 0 {
+        return Err(err(
+            &quoted,
+            format!("device \"{}\": count must be at least 1", d.id),
+        ));
+    }
+    if d.count > 1 && !d.id.contains("{i}") {
+        return Err(err(
+            &quoted,
+            format!(
+                "fleet \"{}\" of {} devices: expected `{{i}}` in the id so each client id is unique",
+                d.id, d.count
+            ),
+        ));
+    }
+    for id in d.client_ids() {
+        if !seen.insert(id.clone()) {
+            return Err(err(&quoted, format!("client id \"{id}\" is used twice")));
+        }
+    }
+    if d.tick.0 < Duration::from_millis(10) {
+        return Err(err(
+            &quoted,
+            format!("device \"{}\": tick must be at least 10ms", d.id),
+        ));
+    }
+    if !d.keep_alive.0.is_zero() && d.keep_alive.0 < Duration::from_secs(1) {
+        return Err(err(
+            &quoted,
+            format!(
+                "device \"{}\": keep_alive must be \"0s\" (no keepalive) or at least 1s: MQTT counts it in whole seconds",
+                d.id
+            ),
+        ));
+    }
+    let v5_only = |what: &str, needle: &str| {
+        err(
+            needle,
+            format!(
+                "device \"{}\": {what} is MQTT 5; expected `protocol: V5` on this device",
+                d.id
+            ),
+        )
+    };
+    if d.protocol != Protocol::V5 {
+        if d.session_expiry.is_some() {
+            return Err(v5_only("session_expiry", "session_expiry"));
+        }
+        if !d.user_properties.is_empty() {
+            return Err(v5_only("user_properties", "user_properties"));
+        }
+        if d.publish.iter().any(|p| !p.properties.is_empty()) {
+            return Err(v5_only("properties", "properties"));
+        }
+        if d.react
+            .iter()
+            .flat_map(|r| &r.actions)
+            .any(|a| matches!(a, Action::Respond { .. }))
+        {
+            return Err(v5_only("Respond (request/response)", "Respond"));
+        }
+    }
+    for p in &d.publish {
+        if p.properties.topic_alias == Some(0) {
+            return Err(err(
+                "topic_alias",
+                "topic_alias: expected 1 or more (0 is not a valid alias)".into(),
+            ));
+        }
+        let probe = expand(&p.topic, 1, "x");
+        if probe.contains(['+', '#']) || probe.is_empty() {
+            return Err(err(
+                &format!("\"{}\"", p.topic),
+                format!(
+                    "publish topic \"{}\": expected a topic without wildcards",
+                    p.topic
+                ),
+            ));
+        }
+        if let Some(every) = p.every
+            && every.0 < Duration::from_millis(1)
+        {
+            return Err(err(
+                &format!("\"{}\"", p.topic),
+                format!("publish to \"{}\": `every` must be at least 1ms", p.topic),
+            ));
+        }
+    }
+    for s in &d.subscribe {
+        if !crate::wire::valid_filter(&expand(&s.filter, 1, "x")) {
+            return Err(err(
+                &format!("\"{}\"", s.filter),
+                format!("subscription \"{}\": not a valid topic filter", s.filter),
+            ));
+        }
+    }
+    check_templates(d, text, path)?;
+    check_states(d, text, path)?;
+    if let Some(sm) = &d.states {
+        for t in &sm.transitions {
+            if t.after.0.is_zero() {
+                return Err(err(
+                    &format!("\"{}\"", t.from),
+                    "transition `after` must be more than 0s".into(),
+                ));
+            }
         }
     }
     Ok(())

@@ -5,16 +5,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5 as m5;
-use rumqttc::{Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet};
+use rumqttc::{LastWill, MqttOptions};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::DeviceReporter;
+use super::client::{
+    Client, ClientError, EventLoop, NetEvent, Received, graceful_disconnect, spawn_event_loop,
+};
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
 use crate::command::PublishRequest;
 use crate::event::{DeviceState, DeviceUpdate};
 use crate::fault::DeviceAction;
 use crate::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, expand};
 use crate::sim::mqtt::ToRumqttc;
+use crate::sim::timers::{catch_up, on_grid};
 
 /// QoS 1/2 messages a device has unacknowledged before it waits: 20, like
 /// mosquitto's default `max_inflight_messages` (rumqttc's 100 costs every
@@ -25,8 +29,21 @@ const INFLIGHT: u16 = 20;
 /// Boxed: one pointer per queued slot, for every device.
 pub type HandPublish = Box<(
     PublishRequest,
-    tokio::sync::oneshot::Sender<Result<(), String>>,
+    tokio::sync::oneshot::Sender<Result<(), HandPublishError>>,
 )>;
+
+/// Why a message published by hand as a device did not go out.
+#[derive(Debug, thiserror::Error)]
+pub enum HandPublishError {
+    #[error("{0} is not connected")]
+    NotConnected(String),
+    #[error(
+        "{0} speaks MQTT 3.1.1, which has no properties: publish as the workbench or an MQTT 5 device"
+    )]
+    NoProperties(String),
+    #[error("{client}: {error}")]
+    Client { client: String, error: ClientError },
+}
 
 /// Everything one device task needs to run.
 pub struct DevicePlan {
@@ -81,106 +98,6 @@ struct PublishRt {
     was_true: bool,
     /// MQTT 5: the topic alias was set on this connection (later publishes send the alias only).
     alias_set: bool,
-}
-
-/// The device's client: rumqttc's MQTT 3.1.1 or MQTT 5 one.
-enum Client {
-    V4(rumqttc::AsyncClient),
-    V5(rumqttc::v5::AsyncClient),
-}
-
-/// A message the device received, in either protocol.
-enum Received {
-    V4(rumqttc::Publish),
-    V5(m5::Publish),
-}
-
-impl Received {
-    fn topic(&self) -> std::borrow::Cow<'_, str> {
-        match self {
-            Received::V4(p) => std::borrow::Cow::Borrowed(&p.topic),
-            Received::V5(p) => String::from_utf8_lossy(&p.topic),
-        }
-    }
-
-    fn payload(&self) -> &[u8] {
-        match self {
-            Received::V4(p) => &p.payload,
-            Received::V5(p) => &p.payload,
-        }
-    }
-
-    /// MQTT 5 request/response: where to answer, and the correlation data to echo.
-    fn response(&self) -> Option<(String, Option<Bytes>)> {
-        match self {
-            Received::V4(_) => None,
-            Received::V5(p) => {
-                let props = p.properties.as_ref()?;
-                Some((
-                    props.response_topic.clone()?,
-                    props.correlation_data.clone(),
-                ))
-            }
-        }
-    }
-}
-
-/// What a device's event loop reports, for either protocol.
-enum NetEvent {
-    ConnAck,
-    Publish(Box<Received>),
-    DisconnectSent,
-    Other,
-}
-
-impl Client {
-    fn publish(
-        &self,
-        topic: String,
-        qos: crate::scenario::Qos,
-        retain: bool,
-        payload: Vec<u8>,
-        props: Option<m5::PublishProperties>,
-    ) -> Result<(), String> {
-        match self {
-            Client::V4(c) => c
-                .try_publish(topic, qos.to_rumqttc(), retain, payload)
-                .map_err(|e| e.to_string()),
-            Client::V5(c) => match props {
-                Some(props) => c.try_publish_with_properties(
-                    topic,
-                    qos.to_rumqttc_v5(),
-                    retain,
-                    payload,
-                    props,
-                ),
-                None => c.try_publish(topic, qos.to_rumqttc_v5(), retain, payload),
-            }
-            .map_err(|e| e.to_string()),
-        }
-    }
-
-    fn subscribe(&self, filter: String, qos: crate::scenario::Qos) {
-        match self {
-            Client::V4(c) => drop(c.try_subscribe(filter, qos.to_rumqttc())),
-            Client::V5(c) => drop(c.try_subscribe(filter, qos.to_rumqttc_v5())),
-        }
-    }
-
-    fn ack(&self, p: &Received) -> bool {
-        match (self, p) {
-            (Client::V4(c), Received::V4(p)) => c.try_ack(p).is_ok(),
-            (Client::V5(c), Received::V5(p)) => c.try_ack(p).is_ok(),
-            _ => false,
-        }
-    }
-
-    fn disconnect(&self) -> bool {
-        match self {
-            Client::V4(c) => c.try_disconnect().is_ok(),
-            Client::V5(c) => c.try_disconnect().is_ok(),
-        }
-    }
 }
 
 enum ActionRt {
@@ -693,109 +610,6 @@ fn message_props(spec: &MessageProps, ctx: &mut DeviceCtx) -> m5::PublishPropert
     }
 }
 
-/// rumqttc's event loop for the device's protocol.
-enum EventLoop {
-    V4(Box<rumqttc::EventLoop>),
-    V5(Box<rumqttc::v5::EventLoop>),
-}
-
-impl EventLoop {
-    async fn poll(&mut self) -> Result<NetEvent, String> {
-        match self {
-            EventLoop::V4(el) => el
-                .poll()
-                .await
-                .map_err(|e| e.to_string())
-                .map(|ev| match ev {
-                    MqttEvent::Incoming(Packet::ConnAck(_)) => NetEvent::ConnAck,
-                    MqttEvent::Incoming(Packet::Publish(p)) => {
-                        NetEvent::Publish(Box::new(Received::V4(p)))
-                    }
-                    MqttEvent::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
-                    _ => NetEvent::Other,
-                }),
-            EventLoop::V5(el) => {
-                use rumqttc::v5::Event as E5;
-                el.poll()
-                    .await
-                    .map_err(|e| e.to_string())
-                    .map(|ev| match ev {
-                        E5::Incoming(m5::Packet::ConnAck(_)) => NetEvent::ConnAck,
-                        E5::Incoming(m5::Packet::Publish(p)) => {
-                            NetEvent::Publish(Box::new(Received::V5(p)))
-                        }
-                        E5::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
-                        _ => NetEvent::Other,
-                    })
-            }
-        }
-    }
-}
-
-/// Device timers wake on a shared 10 ms grid: a fleet's publishes then wake
-/// the engine (and the tap, broker and router behind it) in batches rather
-/// than one by one. Each message keeps its own schedule (no drift) and
-/// leaves at most 10 ms after it is due.
-const TIMER_GRID: Duration = Duration::from_millis(10);
-
-/// A periodic publish woken at `now` (on the grid, so possibly several
-/// periods after it was due): how many to send, and when the next is due.
-/// Everything that fell due within about two grid slots is sent, so periods
-/// shorter than the grid keep their rate; a device further behind (paused,
-/// or a starved engine) skips instead of bursting.
-fn catch_up(due: Instant, every: Duration, now: Instant) -> (u32, Instant) {
-    let every = every.max(Duration::from_micros(100));
-    let most = u32::try_from((2 * TIMER_GRID).as_nanos() / every.as_nanos())
-        .unwrap_or(u32::MAX)
-        .saturating_add(1);
-    let (mut sends, mut next) = (0, due);
-    while next <= now {
-        if sends == most {
-            return (sends, now + every);
-        }
-        sends += 1;
-        next += every;
-    }
-    (sends, next)
-}
-
-/// `t`, rounded up to the timer grid.
-fn on_grid(t: Instant) -> Instant {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let grid = TIMER_GRID.as_nanos();
-    let slots = t.saturating_duration_since(epoch).as_nanos().div_ceil(grid);
-    match u64::try_from(slots * grid) {
-        Ok(n) => epoch + Duration::from_nanos(n),
-        Err(_) => t,
-    }
-}
-
-/// Runs rumqttc's event loop in its own task: `poll()` connects inside
-/// itself, so it must never be cancelled by a `select!` (a slow CONNECT
-/// would restart forever). Polling after an error reconnects, after a pause.
-fn spawn_event_loop(
-    mut el: EventLoop,
-) -> (
-    tokio::task::JoinHandle<()>,
-    flume::Receiver<Result<NetEvent, String>>,
-) {
-    let (tx, rx) = flume::bounded(256);
-    let task = tokio::spawn(async move {
-        loop {
-            let r = el.poll().await;
-            let failed = r.is_err();
-            if tx.send_async(r).await.is_err() {
-                return;
-            }
-            if failed {
-                sleep(Duration::from_secs(1)).await;
-            }
-        }
-    });
-    (task, rx)
-}
-
 async fn run(
     plan: DevicePlan,
     ctl: flume::Receiver<DeviceAction>,
@@ -864,19 +678,19 @@ async fn run(
                 Ok(boxed) = hand.recv_async() => {
                     let (req, answer) = *boxed;
                     let result = if !connected {
-                        Err(format!("{} is not connected", dev.plan.client_id))
+                        Err(HandPublishError::NotConnected(dev.plan.client_id.clone()))
                     } else {
                         let qos = crate::scenario::Qos(req.qos.min(2));
                         let props = (!req.properties.is_empty()).then(|| crate::sim::mqtt::publish_properties(&req.properties));
                         if props.is_some() && matches!(client, Client::V4(_)) {
-                            Err(format!(
-                                "{} speaks MQTT 3.1.1, which has no properties: publish as the workbench or an MQTT 5 device",
-                                dev.plan.client_id
-                            ))
+                            Err(HandPublishError::NoProperties(dev.plan.client_id.clone()))
                         } else {
                             client
                                 .publish(req.topic, qos, req.retain, req.payload.to_vec(), props)
-                                .map_err(|e| format!("{}: {e}", dev.plan.client_id))
+                                .map_err(|error| HandPublishError::Client {
+                                    client: dev.plan.client_id.clone(),
+                                    error,
+                                })
                         }
                     };
                     let _ = answer.send(result);
@@ -900,61 +714,4 @@ async fn run(
         }
     }
     dev.set_state(DeviceState::Stopped);
-}
-
-/// Send DISCONNECT and wait until it is on the wire (at most 2 s).
-async fn graceful_disconnect(client: &Client, events: &flume::Receiver<Result<NetEvent, String>>) {
-    if !client.disconnect() {
-        return;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        loop {
-            match events.recv_async().await.ok() {
-                Some(Ok(NetEvent::DisconnectSent)) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timers_round_up_to_a_shared_grid_and_never_fire_early() {
-        let base = on_grid(Instant::now());
-        for offset_us in [0u64, 1, 999, 4_321, 9_999, 10_000, 10_001, 123_456] {
-            let t = base + Duration::from_micros(offset_us);
-            let g = on_grid(t);
-            assert!(g >= t, "{offset_us} µs: woke before it was due");
-            assert!(g - t < TIMER_GRID, "{offset_us} µs: woke a whole slot late");
-            assert_eq!(on_grid(g), g, "{offset_us} µs: a grid point moved");
-            // Everything due within one slot wakes together.
-            assert_eq!((g - base).as_nanos() % TIMER_GRID.as_nanos(), 0);
-        }
-        assert_eq!(
-            on_grid(base + Duration::from_micros(1)),
-            on_grid(base + Duration::from_micros(9_999))
-        );
-    }
-
-    #[test]
-    fn periods_shorter_than_the_grid_keep_their_rate_and_long_ones_never_burst() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        // 1 ms period woken 9.5 ms after it was due: ten sends, schedule intact.
-        assert_eq!(
-            catch_up(t0, ms(1), t0 + Duration::from_micros(9_500)),
-            (10, t0 + ms(10))
-        );
-        // On time: one send, the next one period later (no drift).
-        assert_eq!(catch_up(t0, ms(1000), t0), (1, t0 + ms(1000)));
-        assert_eq!(catch_up(t0, ms(1000), t0 + ms(7)), (1, t0 + ms(1000)));
-        // A 1 s period three seconds behind: one send, then skip ahead.
-        assert_eq!(catch_up(t0, ms(1000), t0 + ms(3000)), (1, t0 + ms(4000)));
-        // A 1 ms period a whole second behind: at most two slots' worth, then skip.
-        assert_eq!(catch_up(t0, ms(1), t0 + ms(1000)), (21, t0 + ms(1001)));
-    }
 }

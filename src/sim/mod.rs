@@ -1,8 +1,10 @@
 //! Scenario-driven virtual devices.
 
+mod client;
 pub mod device;
 pub mod generators;
 pub mod mqtt;
+mod timers;
 pub mod watch;
 
 use std::sync::Arc;

@@ -59,36 +59,91 @@ pub enum Grant {
     User(usize, String),
 }
 
+/// Why a users file (`--users FILE`) cannot be used; it names the file, and
+/// the line and column of a syntax error.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("{}: {error}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "{}:{line}:{column}: {error} (expected Auth(users: [(username: \"…\", password: \"…\", publish: [\"…\"], subscribe: [\"…\"])], anonymous: false))",
+        path.display()
+    )]
+    Syntax {
+        path: std::path::PathBuf,
+        line: usize,
+        column: usize,
+        error: ron::Error,
+    },
+    #[error("{}: {error}", path.display())]
+    Rule {
+        path: std::path::PathBuf,
+        error: RuleError,
+    },
+}
+
+/// A users file that parsed but whose rules cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("a user with an empty username")]
+    EmptyUsername,
+    #[error("user \"{0}\" is listed twice")]
+    Duplicate(String),
+    #[error("user \"{user}\": \"{filter}\" is not a valid topic filter")]
+    BadFilter { user: String, filter: String },
+}
+
+/// Why the tap refuses a CONNECT (shown on the session; the client gets
+/// CONNACK "not authorized").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no username, and anonymous access is off")]
+    Anonymous,
+    #[error("unknown user \"{0}\"")]
+    UnknownUser(String),
+    #[error("wrong password for \"{0}\"")]
+    WrongPassword(String),
+    #[error("the first packet is not a CONNECT")]
+    NotConnect,
+    #[error("{0}")]
+    Malformed(String),
+}
+
 impl AuthSpec {
     /// Read a users file (RON); errors carry file:line:column.
-    pub fn load(path: &Path) -> Result<AuthSpec, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<AuthSpec, AuthFileError> {
+        let text = std::fs::read_to_string(path).map_err(|error| AuthFileError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
         let spec: AuthSpec = ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
             .from_str(&text)
-            .map_err(|e| {
-                format!(
-                    "{}:{}:{}: {} (expected Auth(users: [(username: \"…\", password: \"…\", publish: [\"…\"], subscribe: [\"…\"])], anonymous: false))",
-                    path.display(),
-                    e.span.start.line,
-                    e.span.start.col,
-                    e.code
-                )
+            .map_err(|e| AuthFileError::Syntax {
+                path: path.to_path_buf(),
+                line: e.span.start.line,
+                column: e.span.start.col,
+                error: e.code,
             })?;
-        spec.check()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        spec.check().map_err(|error| AuthFileError::Rule {
+            path: path.to_path_buf(),
+            error,
+        })?;
         Ok(spec)
     }
 
     /// Filters must be valid and usernames unique.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RuleError> {
         let mut seen = std::collections::HashSet::new();
         for u in &self.users {
             if u.username.is_empty() {
-                return Err("a user with an empty username".into());
+                return Err(RuleError::EmptyUsername);
             }
             if !seen.insert(&u.username) {
-                return Err(format!("user \"{}\" is listed twice", u.username));
+                return Err(RuleError::Duplicate(u.username.clone()));
             }
             for f in u
                 .publish
@@ -98,11 +153,11 @@ impl AuthSpec {
                 .chain(&u.deny_subscribe)
             {
                 let probe = f.replace("{username}", "u").replace("{client_id}", "c");
-                if !rumqttc::mqttbytes::valid_filter(&probe) {
-                    return Err(format!(
-                        "user \"{}\": \"{f}\" is not a valid topic filter",
-                        u.username
-                    ));
+                if !crate::wire::valid_filter(&probe) {
+                    return Err(RuleError::BadFilter {
+                        user: u.username.clone(),
+                        filter: f.clone(),
+                    });
                 }
             }
         }
@@ -115,19 +170,19 @@ impl AuthSpec {
         client_id: &str,
         username: Option<&str>,
         password: Option<&[u8]>,
-    ) -> Result<Grant, String> {
+    ) -> Result<Grant, Refusal> {
         let Some(name) = username else {
             return if self.anonymous {
                 Ok(Grant::Anonymous)
             } else {
-                Err("no username, and anonymous access is off".into())
+                Err(Refusal::Anonymous)
             };
         };
         let Some(k) = self.users.iter().position(|u| u.username == name) else {
-            return Err(format!("unknown user \"{name}\""));
+            return Err(Refusal::UnknownUser(name.to_string()));
         };
         if password != Some(self.users[k].password.as_bytes()) {
-            return Err(format!("wrong password for \"{name}\""));
+            return Err(Refusal::WrongPassword(name.to_string()));
         }
         Ok(Grant::User(k, client_id.to_string()))
     }
@@ -192,7 +247,7 @@ fn fill(filter: &str, u: &UserSpec, client_id: &str) -> String {
 pub type Credentials = (String, Option<String>, Option<Vec<u8>>);
 
 /// Client id, username and password of the CONNECT at the front of `frame`.
-pub fn credentials(frame: &[u8], level: u8) -> Result<Credentials, String> {
+pub fn credentials(frame: &[u8], level: u8) -> Result<Credentials, Refusal> {
     let mut buf = BytesMut::from(frame);
     if level == 5 {
         match v5::Packet::read(&mut buf, None) {
@@ -201,8 +256,8 @@ pub fn credentials(frame: &[u8], level: u8) -> Result<Credentials, String> {
                 login.as_ref().map(|l| l.username.clone()),
                 login.map(|l| l.password.into_bytes()),
             )),
-            Ok(_) => Err("the first packet is not a CONNECT".into()),
-            Err(e) => Err(e.to_string()),
+            Ok(_) => Err(Refusal::NotConnect),
+            Err(e) => Err(Refusal::Malformed(e.to_string())),
         }
     } else {
         match v4::Packet::read(&mut buf, usize::MAX) {
@@ -211,8 +266,8 @@ pub fn credentials(frame: &[u8], level: u8) -> Result<Credentials, String> {
                 c.login.as_ref().map(|l| l.username.clone()),
                 c.login.map(|l| l.password.into_bytes()),
             )),
-            Ok(_) => Err("the first packet is not a CONNECT".into()),
-            Err(e) => Err(e.to_string()),
+            Ok(_) => Err(Refusal::NotConnect),
+            Err(e) => Err(Refusal::Malformed(e.to_string())),
         }
     }
 }

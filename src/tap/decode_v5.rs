@@ -70,82 +70,9 @@ pub fn decode_one(
     let mut props = V5Props::default();
     ev.protocol = 5;
     match header.packet_type()? {
-        PacketType::Connect => {
-            let (c, will, login) = Connect::read(header, frame)?;
-            if let Some(p) = &c.properties {
-                props.session_expiry_s = p.session_expiry_interval;
-                props.receive_maximum = p.receive_maximum;
-                props.max_packet_size = p.max_packet_size;
-                props.user_properties = p.user_properties.clone();
-            }
-            let _ = client_id.set(Arc::from(c.client_id.as_str()));
-            ev.kind = PacketKind::Connect;
-            ev.detail = WireDetail::Connect {
-                protocol: 5,
-                clean_session: c.clean_start,
-                keep_alive_s: c.keep_alive,
-                will: will.map(|w| WillInfo {
-                    topic: String::from_utf8_lossy(&w.topic).into_owned(),
-                    payload: w.message,
-                    qos: qos_u8(w.qos),
-                    retain: w.retain,
-                }),
-                username: login.map(|l| l.username),
-            };
-        }
-        PacketType::ConnAck => {
-            let fixed = fixed_header_len(&frame);
-            let code = frame.get(fixed + 1).copied().unwrap_or(0);
-            let c = ConnAck::read(header, frame)?;
-            props.reason_code = Some(code);
-            if let Some(p) = &c.properties {
-                props.session_expiry_s = p.session_expiry_interval;
-                props.receive_maximum = p.receive_max;
-                props.max_packet_size = p.max_packet_size;
-                props.assigned_client_id = p.assigned_client_identifier.clone();
-                props.server_keep_alive_s = p.server_keep_alive;
-                props.reason_string = p.reason_string.clone();
-                props.user_properties = p.user_properties.clone();
-            }
-            ev.kind = PacketKind::ConnAck;
-            ev.detail = WireDetail::ConnAck {
-                session_present: c.session_present,
-                code,
-            };
-        }
-        PacketType::Publish => {
-            let p = Publish::read(header, frame)?;
-            ev.kind = PacketKind::Publish;
-            ev.pkid = p.pkid;
-            ev.qos = qos_u8(p.qos);
-            ev.retain = p.retain;
-            ev.dup = p.dup;
-            let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
-            if let Some(pr) = &p.properties {
-                props.payload_utf8 = pr.payload_format_indicator.map(|f| f == 1);
-                props.message_expiry_s = pr.message_expiry_interval;
-                props.topic_alias = pr.topic_alias;
-                props.response_topic = pr.response_topic.clone();
-                props.correlation_data = pr.correlation_data.as_deref().map(shown_bytes);
-                props.user_properties = pr.user_properties.clone();
-                props.content_type = pr.content_type.clone();
-            }
-            // An alias nobody set is the broker's to refuse (DISCONNECT 0x82 or
-            // 0x94, MQTT 5 §3.3.2.3.4); the capture shows the frame without a topic.
-            let topic: Option<Arc<str>> = if p.topic.is_empty() {
-                alias.and_then(|a| aliases.get(&a).cloned())
-            } else {
-                let t: Arc<str> = Arc::from(String::from_utf8_lossy(&p.topic).as_ref());
-                if let Some(a) = alias
-                    && aliases.len() < 65_536
-                {
-                    aliases.insert(a, t.clone());
-                }
-                Some(t)
-            };
-            ev.topic = topic;
-            ev.payload = Some(p.payload);
-        }
+        PacketType::Connect => connect(header, frame, &mut ev, &mut props, client_id)?,
+        PacketType::ConnAck => connack(header, frame, &mut ev, &mut props)?,
+        PacketType::Publish => publish(header, frame, &mut ev, &mut props, aliases)?,
         PacketType::PubAck => {
             ev.kind = PacketKind::PubAck;
             props.reason_code = ack_reason(&frame);
@@ -166,34 +93,7 @@ pub fn decode_one(
             props.reason_code = ack_reason(&frame);
             ev.pkid = PubComp::read(header, frame)?.pkid;
         }
-        PacketType::Subscribe => {
-            let s = Subscribe::read(header, frame)?;
-            ev.kind = PacketKind::Subscribe;
-            ev.pkid = s.pkid;
-            props.subscriptions = s
-                .filters
-                .iter()
-                .map(|f| SubOptions {
-                    filter: f.path.clone(),
-                    no_local: f.nolocal,
-                    retain_as_published: f.preserve_retain,
-                    retain_handling: match f.retain_forward_rule {
-                        v5::RetainForwardRule::OnEverySubscribe => 0,
-                        v5::RetainForwardRule::OnNewSubscribe => 1,
-                        v5::RetainForwardRule::Never => 2,
-                    },
-                })
-                .collect();
-            if let Some(p) = &s.properties {
-                props.user_properties = p.user_properties.clone();
-            }
-            ev.detail = WireDetail::Subscribe(
-                s.filters
-                    .into_iter()
-                    .map(|f| (f.path, qos_u8(f.qos)))
-                    .collect(),
-            );
-        }
+        PacketType::Subscribe => subscribe(header, frame, &mut ev, &mut props)?,
         PacketType::SubAck => {
             let s = SubAck::read(header, frame)?;
             ev.kind = PacketKind::SubAck;
@@ -238,6 +138,145 @@ pub fn decode_one(
     }
     ev.client_id = client_id.get().cloned().unwrap_or_else(|| Arc::from(""));
     Ok(ev)
+}
+
+/// CONNECT: the session's settings, its will and login; the client id is
+/// this connection's from now on.
+fn connect(
+    header: v5::FixedHeader,
+    frame: Bytes,
+    ev: &mut WireEvent,
+    props: &mut V5Props,
+    client_id: &OnceLock<Arc<str>>,
+) -> Result<(), Error> {
+    let (c, will, login) = Connect::read(header, frame)?;
+    if let Some(p) = &c.properties {
+        props.session_expiry_s = p.session_expiry_interval;
+        props.receive_maximum = p.receive_maximum;
+        props.max_packet_size = p.max_packet_size;
+        props.user_properties = p.user_properties.clone();
+    }
+    let _ = client_id.set(Arc::from(c.client_id.as_str()));
+    ev.kind = PacketKind::Connect;
+    ev.detail = WireDetail::Connect {
+        protocol: 5,
+        clean_session: c.clean_start,
+        keep_alive_s: c.keep_alive,
+        will: will.map(|w| WillInfo {
+            topic: String::from_utf8_lossy(&w.topic).into_owned(),
+            payload: w.message,
+            qos: qos_u8(w.qos),
+            retain: w.retain,
+        }),
+        username: login.map(|l| l.username),
+    };
+    Ok(())
+}
+
+/// CONNACK: the reason code and what the server grants.
+fn connack(
+    header: v5::FixedHeader,
+    frame: Bytes,
+    ev: &mut WireEvent,
+    props: &mut V5Props,
+) -> Result<(), Error> {
+    let fixed = fixed_header_len(&frame);
+    let code = frame.get(fixed + 1).copied().unwrap_or(0);
+    let c = ConnAck::read(header, frame)?;
+    props.reason_code = Some(code);
+    if let Some(p) = &c.properties {
+        props.session_expiry_s = p.session_expiry_interval;
+        props.receive_maximum = p.receive_max;
+        props.max_packet_size = p.max_packet_size;
+        props.assigned_client_id = p.assigned_client_identifier.clone();
+        props.server_keep_alive_s = p.server_keep_alive;
+        props.reason_string = p.reason_string.clone();
+        props.user_properties = p.user_properties.clone();
+    }
+    ev.kind = PacketKind::ConnAck;
+    ev.detail = WireDetail::ConnAck {
+        session_present: c.session_present,
+        code,
+    };
+    Ok(())
+}
+
+/// PUBLISH: its properties, and its topic (an alias resolved).
+fn publish(
+    header: v5::FixedHeader,
+    frame: Bytes,
+    ev: &mut WireEvent,
+    props: &mut V5Props,
+    aliases: &mut HashMap<u16, Arc<str>>,
+) -> Result<(), Error> {
+    let p = Publish::read(header, frame)?;
+    ev.kind = PacketKind::Publish;
+    ev.pkid = p.pkid;
+    ev.qos = qos_u8(p.qos);
+    ev.retain = p.retain;
+    ev.dup = p.dup;
+    let alias = p.properties.as_ref().and_then(|pr| pr.topic_alias);
+    if let Some(pr) = &p.properties {
+        props.payload_utf8 = pr.payload_format_indicator.map(|f| f == 1);
+        props.message_expiry_s = pr.message_expiry_interval;
+        props.topic_alias = pr.topic_alias;
+        props.response_topic = pr.response_topic.clone();
+        props.correlation_data = pr.correlation_data.as_deref().map(shown_bytes);
+        props.user_properties = pr.user_properties.clone();
+        props.content_type = pr.content_type.clone();
+    }
+    // An alias nobody set is the broker's to refuse (DISCONNECT 0x82 or
+    // 0x94, MQTT 5 §3.3.2.3.4); the capture shows the frame without a topic.
+    let topic: Option<Arc<str>> = if p.topic.is_empty() {
+        alias.and_then(|a| aliases.get(&a).cloned())
+    } else {
+        let t: Arc<str> = Arc::from(String::from_utf8_lossy(&p.topic).as_ref());
+        if let Some(a) = alias
+            && aliases.len() < 65_536
+        {
+            aliases.insert(a, t.clone());
+        }
+        Some(t)
+    };
+    ev.topic = topic;
+    ev.payload = Some(p.payload);
+    Ok(())
+}
+
+/// SUBSCRIBE: the filters with their QoS and options.
+fn subscribe(
+    header: v5::FixedHeader,
+    frame: Bytes,
+    ev: &mut WireEvent,
+    props: &mut V5Props,
+) -> Result<(), Error> {
+    let s = Subscribe::read(header, frame)?;
+    ev.kind = PacketKind::Subscribe;
+    ev.pkid = s.pkid;
+    props.subscriptions = s
+        .filters
+        .iter()
+        .map(|f| SubOptions {
+            filter: f.path.clone(),
+            no_local: f.nolocal,
+            retain_as_published: f.preserve_retain,
+            retain_handling: match f.retain_forward_rule {
+                v5::RetainForwardRule::OnEverySubscribe => 0,
+                v5::RetainForwardRule::OnNewSubscribe => 1,
+                v5::RetainForwardRule::Never => 2,
+            },
+        })
+        .collect();
+    if let Some(p) = &s.properties {
+        props.user_properties = p.user_properties.clone();
+    }
+    ev.detail = WireDetail::Subscribe(
+        s.filters
+            .into_iter()
+            .map(|f| (f.path, qos_u8(f.qos)))
+            .collect(),
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use crate::wire::{CloseReason, ConnId, Direction, Injected, PacketKind, WireDeta
 use faults::{FaultTable, FaultView};
 
 use crate::time::now_us;
-pub use auth::AuthSpec;
+pub use auth::{AuthFileError, AuthSpec, Refusal, RuleError};
 pub use decode::decode_frames;
 use pump::{QUEUE_FRAMES, READ_MIN, pump};
 
@@ -608,7 +608,7 @@ async fn open_link(
         Some(door) => door
             .connect(level == 5)
             .map(Conn::Memory)
-            .map_err(|e| e.to_string()),
+            .map_err(UpstreamError::Connect),
         None => connect_upstream(&upstream, upstreams.tls.as_ref()).await,
     };
     let broker = match connected {
@@ -686,7 +686,7 @@ impl Link {
 
 /// Answer a CONNECT the access rules refuse: record it, send CONNACK "not
 /// authorized" in the client's protocol, and close.
-async fn refuse_connect(mut client: Conn, connect: &[u8], ctx: &ConnCtx, why: String) {
+async fn refuse_connect(mut client: Conn, connect: &[u8], ctx: &ConnCtx, why: Refusal) {
     for ev in ctx.decode_own(connect, Direction::ClientToBroker, None) {
         ctx.rec.record(ev);
     }
@@ -704,17 +704,30 @@ async fn refuse_connect(mut client: Conn, connect: &[u8], ctx: &ConnCtx, why: St
     );
 }
 
+/// Why the tap could not reach the broker for a client (shown on its session).
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{0}")]
+    Connect(std::io::Error),
+    #[error("TLS handshake with the broker failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake with the broker not finished within 10 s")]
+    HandshakeTimeout,
+}
+
 /// Open the connection to the broker, over TLS when it asks for it.
-async fn connect_upstream(addr: &str, tls: Option<&UpstreamTls>) -> Result<Conn, String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+async fn connect_upstream(addr: &str, tls: Option<&UpstreamTls>) -> Result<Conn, UpstreamError> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(UpstreamError::Connect)?;
     let Some(tls) = tls else {
         return Ok(Conn::Plain(tcp));
     };
     let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
     match tokio::time::timeout(HANDSHAKE_WITHIN, connector.connect(tls.name.clone(), tcp)).await {
         Ok(Ok(s)) => Ok(Conn::Client(Box::new(s))),
-        Ok(Err(e)) => Err(format!("TLS handshake with the broker failed: {e}")),
-        Err(_) => Err("TLS handshake with the broker not finished within 10 s".into()),
+        Ok(Err(e)) => Err(UpstreamError::Handshake(e)),
+        Err(_) => Err(UpstreamError::HandshakeTimeout),
     }
 }
 

@@ -3,6 +3,7 @@
 //! by the connection's network faults, then written on.
 
 use super::*;
+use crate::fault::NetFault;
 
 /// The smallest and largest room the tap reads into (bigger frames still fit:
 /// the buffer grows to hold a whole frame).
@@ -69,26 +70,8 @@ async fn read_side(
         while dir == Direction::ClientToBroker && view.refresh(ctx.id, &ctx.client_id()).stalled {
             Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
         }
-        if !unread {
-            if buf.capacity() - buf.len() < want / 2 {
-                buf.reserve(want);
-            }
-            let spare = buf.capacity() - buf.len();
-            let n = match from.read_buf(&mut buf).await {
-                Ok(n) => {
-                    if n == spare && want < READ_MAX {
-                        want *= 2;
-                    }
-                    n
-                }
-                // A TLS peer that closes without close_notify (common after
-                // DISCONNECT): an end of stream like any other.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                Err(e) => return Err(CloseReason::Error(e.to_string())),
-            };
-            if n == 0 {
-                return Ok(()); // dropping tx lets the writer drain and shut down
-            }
+        if !unread && read_more(&mut from, &mut buf, &mut want).await? == 0 {
+            return Ok(()); // dropping tx lets the writer drain and shut down
         }
         unread = false;
         let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
@@ -160,60 +143,129 @@ async fn read_side(
         }
         // Faults, rewrites and the tap's answers: boxed, so that this rarely
         // taken path does not size the task of every (mostly idle) connection.
-        let slow = async {
-            let rng = rng.get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)));
-            for (mut ev, range, replacement) in frames {
-                if ev.injected == Some(Injected::Denied) {
-                    ctx.rec.record(ev);
-                    continue;
-                }
-                let now = Instant::now();
-                let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
-                if lost || fault.partition == Some(PartitionMode::Cut) {
-                    ev.injected = Some(Injected::Dropped);
-                    ctx.rec.record(ev);
-                    continue;
-                }
-                let mut delay_ms = fault.latency_ms as u64;
-                if fault.jitter_ms > 0 {
-                    delay_ms += rng.random_range(0..=fault.jitter_ms as u64);
-                }
-                if fault.stall_pct > 0.0 && rng.random_range(0.0..100.0) < fault.stall_pct {
-                    delay_ms += fault.stall_ms as u64;
-                }
-                ev.injected = if fault.partition == Some(PartitionMode::Hold) {
-                    Some(Injected::Held)
-                } else if delay_ms > 0 {
-                    Some(Injected::Delayed(delay_ms as u32))
-                } else {
-                    None
-                };
-                ctx.rec.record(ev);
-                // Keep order: a frame never overtakes one read before it.
-                let due = (now + Duration::from_millis(delay_ms)).max(last_due);
-                last_due = due;
-                tx.send_async(Outgoing {
-                    due,
-                    bytes: replacement.unwrap_or_else(|| chunk.slice(range)),
-                })
-                .await
-                .map_err(closed)?;
-            }
-            if chunk.len() > outcome.consumed {
-                // Bytes the decoder could not frame still go through, after the frames before them.
-                let due = last_due.max(Instant::now());
-                tx.send_async(Outgoing {
-                    due,
-                    bytes: chunk.slice(outcome.consumed..),
-                })
-                .await
-                .map_err(closed)?;
-            }
-            send_answers(ctx, &replies, answers).await;
-            Ok(())
+        let rng = rng.get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)));
+        let batch = Batch {
+            frames,
+            chunk,
+            consumed: outcome.consumed,
+            answers,
         };
-        Box::pin(slow).await?;
+        Box::pin(send_faulted(
+            ctx,
+            &tx,
+            &replies,
+            &fault,
+            rng,
+            &mut last_due,
+            batch,
+        ))
+        .await?;
     }
+}
+
+/// What one read decoded: its frames (with the bytes that replace a
+/// rewritten one), the bytes read, how many of them the frames cover, and the
+/// tap's own answers to send after them.
+struct Batch {
+    frames: Vec<(WireEvent, std::ops::Range<usize>, Option<Bytes>)>,
+    chunk: Bytes,
+    consumed: usize,
+    answers: Vec<Bytes>,
+}
+
+/// Read once into `buf`; the room grows while reads fill it. Ok(0): the end
+/// of the stream.
+async fn read_more(
+    from: &mut Reader,
+    buf: &mut BytesMut,
+    want: &mut usize,
+) -> Result<usize, CloseReason> {
+    if buf.capacity() - buf.len() < *want / 2 {
+        buf.reserve(*want);
+    }
+    let spare = buf.capacity() - buf.len();
+    match from.read_buf(buf).await {
+        Ok(n) => {
+            if n == spare && *want < READ_MAX {
+                *want *= 2;
+            }
+            Ok(n)
+        }
+        // A TLS peer that closes without close_notify (common after
+        // DISCONNECT): an end of stream like any other.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(CloseReason::Error(e.to_string())),
+    }
+}
+
+/// Send a batch through the connection's network faults: each frame dropped,
+/// delayed or held (in order: a frame never overtakes one read before it),
+/// then the tap's answers.
+async fn send_faulted(
+    ctx: &ConnCtx,
+    tx: &flume::Sender<Outgoing>,
+    replies: &Option<flume::WeakSender<Outgoing>>,
+    fault: &NetFault,
+    rng: &mut ChaCha8Rng,
+    last_due: &mut Instant,
+    batch: Batch,
+) -> Result<(), CloseReason> {
+    let closed = |_| CloseReason::Error("tap writer stopped".into());
+    let Batch {
+        frames,
+        chunk,
+        consumed,
+        answers,
+    } = batch;
+    for (mut ev, range, replacement) in frames {
+        if ev.injected == Some(Injected::Denied) {
+            ctx.rec.record(ev);
+            continue;
+        }
+        let now = Instant::now();
+        let lost = fault.drop_pct > 0.0 && rng.random_range(0.0..100.0) < fault.drop_pct;
+        if lost || fault.partition == Some(PartitionMode::Cut) {
+            ev.injected = Some(Injected::Dropped);
+            ctx.rec.record(ev);
+            continue;
+        }
+        let mut delay_ms = fault.latency_ms as u64;
+        if fault.jitter_ms > 0 {
+            delay_ms += rng.random_range(0..=fault.jitter_ms as u64);
+        }
+        if fault.stall_pct > 0.0 && rng.random_range(0.0..100.0) < fault.stall_pct {
+            delay_ms += fault.stall_ms as u64;
+        }
+        ev.injected = if fault.partition == Some(PartitionMode::Hold) {
+            Some(Injected::Held)
+        } else if delay_ms > 0 {
+            Some(Injected::Delayed(delay_ms as u32))
+        } else {
+            None
+        };
+        ctx.rec.record(ev);
+        // Keep order: a frame never overtakes one read before it.
+        let due = (now + Duration::from_millis(delay_ms)).max(*last_due);
+        *last_due = due;
+        tx.send_async(Outgoing {
+            due,
+            bytes: replacement.unwrap_or_else(|| chunk.slice(range)),
+        })
+        .await
+        .map_err(closed)?;
+    }
+    if chunk.len() > consumed {
+        // Bytes the decoder could not frame still go through, after the frames before them.
+        let due = (*last_due).max(Instant::now());
+        tx.send_async(Outgoing {
+            due,
+            bytes: chunk.slice(consumed..),
+        })
+        .await
+        .map_err(closed)?;
+    }
+    send_answers(ctx, replies, answers).await;
+    Ok(())
 }
 
 /// The tap's own answers go to the client after the frames they answer.

@@ -68,6 +68,9 @@ pub struct WorkbenchApp {
     sessions: SessionsPanel,
     qos: QosPanel,
     pub log: LogPanel,
+    pub query: super::query::QueryPanel,
+    /// The verdict states last stored in the capture database.
+    recorded_verdicts: Vec<crate::checks::VerdictState>,
     pub publish: PublishPanel,
     traffic: TrafficPanel,
     devices_panel: DevicesPanel,
@@ -101,6 +104,17 @@ impl WorkbenchApp {
         } else {
             engine_cfg.listen.set_port(settings.port);
         }
+        // The database chosen last time (File → Keep capture in a database…),
+        // unless the command line names one.
+        if engine_cfg.capture_db.is_none()
+            && let Some(path) = &settings.capture_db
+        {
+            engine_cfg.capture_db = Some(crate::database::DbOptions {
+                path: path.clone(),
+                max_bytes: None,
+                max_age: None,
+            });
+        }
         // Hack covers ● → ↑ ↓ ←, which the proportional fonts lack: use it as the last fallback.
         let mut fonts = egui::FontDefinitions::default();
         if let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional) {
@@ -130,6 +144,8 @@ impl WorkbenchApp {
             sessions: SessionsPanel::default(),
             qos: QosPanel::default(),
             log: LogPanel::default(),
+            query: Default::default(),
+            recorded_verdicts: Vec::new(),
             publish: PublishPanel::default(),
             traffic: TrafficPanel::default(),
             devices_panel: DevicesPanel::default(),
@@ -282,6 +298,51 @@ impl WorkbenchApp {
                 true,
                 "No file dialog could open (install xdg-desktop-portal or zenity). Use the headless CLI: \
                  mqtt-workbench run SCENARIO --record capture.jsonl",
+            ),
+        }
+    }
+
+    /// Verdicts that changed go to the capture database (each change, once).
+    fn record_verdicts(&mut self) {
+        let Some(checks) = self
+            .model
+            .checks
+            .as_ref()
+            .filter(|_| self.model.database_open)
+        else {
+            return;
+        };
+        let now: Vec<_> = checks.verdicts().map(|v| v.state).collect();
+        if now != self.recorded_verdicts {
+            self.recorded_verdicts = now;
+            self.pending.push(Command::RecordVerdicts(
+                checks.verdicts().cloned().collect(),
+            ));
+        }
+    }
+
+    /// Start writing the capture to a database (asking where), or stop.
+    pub fn toggle_capture_db(&mut self) {
+        if self.model.database_open {
+            self.pending.push(Command::CaptureDb(None));
+            self.settings.capture_db = None;
+            return;
+        }
+        match self.file_dialogs.capture_database() {
+            DialogResult::Picked(path) => {
+                self.settings.capture_db = Some(path.clone());
+                self.pending
+                    .push(Command::CaptureDb(Some(crate::database::DbOptions {
+                        path,
+                        max_bytes: None,
+                        max_age: None,
+                    })));
+            }
+            DialogResult::Cancelled => {}
+            DialogResult::Unavailable => self.toast(
+                true,
+                "No file dialog could open (install xdg-desktop-portal or zenity). \
+                 Start with --capture-db FILE.sqlite instead",
             ),
         }
     }
@@ -498,6 +559,10 @@ impl WorkbenchApp {
                 }
             }
         }
+        self.log.broker = match &self.model.broker {
+            crate::event::BrokerState::Running { public, .. } => Some(*public),
+            _ => None,
+        };
         // The tab's own area: wide tables are clipped to it, never drawn under the publish panel.
         let m = &self.model;
         egui::CentralPanel::default()
@@ -513,7 +578,21 @@ impl WorkbenchApp {
                             .ui(ui, &m.capture, &m.devices, &mut self.pending)
                     }
                     Tab::Qos => self.qos.ui(ui, &m.capture),
-                    Tab::Log => self.log.ui(ui, &m.capture),
+                    Tab::Log => self.log.ui(
+                        ui,
+                        &m.capture,
+                        m.database_path(),
+                        m.search.as_ref(),
+                        m.searches,
+                        &mut self.pending,
+                    ),
+                    Tab::Query => self.query.ui(
+                        ui,
+                        m.database_path(),
+                        m.query.as_ref(),
+                        m.queries,
+                        &mut self.pending,
+                    ),
                     Tab::Map => {
                         let routes = m
                             .scenario
@@ -552,6 +631,7 @@ impl eframe::App for WorkbenchApp {
             ctx.request_repaint();
         }
         self.handle_dropped_files(ctx);
+        self.record_verdicts();
         self.handle_shortcuts(ctx);
         self.frame_bench_logic(ctx);
         if self.model.scenario.is_some() {

@@ -71,6 +71,7 @@ impl WorkbenchApp {
             UiCommand::StopScenario => self.pending.push(Command::StopScenario),
             UiCommand::OpenCapture => self.open_capture_dialog(),
             UiCommand::SaveCapture => self.save_capture_dialog(),
+            UiCommand::ToggleCaptureDb => self.toggle_capture_db(),
             UiCommand::ExportLog => self.export_dialog(),
             UiCommand::ClearCapture => self.model.capture.clear(),
             UiCommand::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),

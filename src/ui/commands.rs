@@ -48,6 +48,7 @@ ui_commands! {
     StopScenario,
     OpenCapture,
     SaveCapture,
+    ToggleCaptureDb,
     ExportLog,
     ClearCapture,
     Quit,
@@ -73,6 +74,7 @@ impl UiCommand {
             UiCommand::StopScenario => "Stop scenario",
             UiCommand::OpenCapture => "Open capture…",
             UiCommand::SaveCapture => "Save capture…",
+            UiCommand::ToggleCaptureDb => "Keep capture in a database…",
             UiCommand::ExportLog => "Export log…",
             UiCommand::ClearCapture => "Clear capture",
             UiCommand::Quit => "Quit",
@@ -113,6 +115,9 @@ impl UiCommand {
             UiCommand::SaveCapture => {
                 "Save every frame, both legs, faults and timing: open it again, replay it, test it"
             }
+            UiCommand::ToggleCaptureDb => {
+                "Write every frame to an SQLite file as it is captured: search all of it, query it with SQL (Query tab)"
+            }
             _ => "",
         }
     }
@@ -146,16 +151,18 @@ pub enum Tab {
     Log,
     Checks,
     Map,
+    Query,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Topics,
         Tab::Sessions,
         Tab::Qos,
         Tab::Log,
         Tab::Checks,
         Tab::Map,
+        Tab::Query,
     ];
 
     pub fn label(self) -> &'static str {
@@ -166,6 +173,7 @@ impl Tab {
             Tab::Log => "Message log",
             Tab::Checks => "Checks",
             Tab::Map => "Map",
+            Tab::Query => "Query",
         }
     }
 }

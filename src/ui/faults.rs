@@ -51,7 +51,6 @@ impl NetControls {
         current: Option<&NetFault>,
         out: &mut Vec<Command>,
     ) {
-        let inject = |out: &mut Vec<Command>, f: Fault| out.push(Command::Inject(f));
         ui.horizontal_wrapped(|ui| {
             ui.weak("network:");
             match current {
@@ -63,6 +62,13 @@ impl NetControls {
                 }
             }
         });
+        self.network_ui(ui, target, out);
+        self.client_faults_ui(ui, target, virtual_device, out);
+    }
+
+    /// Latency, loss, bandwidth and partition: a value and a button each.
+    fn network_ui(&mut self, ui: &mut egui::Ui, target: &Target, out: &mut Vec<Command>) {
+        let inject = |out: &mut Vec<Command>, f: Fault| out.push(Command::Inject(f));
         egui::Grid::new(("net-controls", format!("{target:?}")))
             .num_columns(3)
             .spacing([6.0, 4.0])
@@ -189,6 +195,17 @@ impl NetControls {
                 });
                 ui.end_row();
             });
+    }
+
+    /// Half-dead, clear, acking (virtual devices only) and takeover (one client).
+    fn client_faults_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        target: &Target,
+        virtual_device: bool,
+        out: &mut Vec<Command>,
+    ) {
+        let inject = |out: &mut Vec<Command>, f: Fault| out.push(Command::Inject(f));
         ui.horizontal_wrapped(|ui| {
             if ui
                 .button("Half-dead")

@@ -230,3 +230,68 @@ mod tests {
         assert!(hex_dump(b"hello").starts_with("000000  68 65 6c 6c 6f"));
     }
 }
+
+/// `s` quoted for a POSIX shell.
+fn shell_quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A command that publishes `e` again with mosquitto_pub (to the tap at
+/// `broker`, else localhost:1883). A payload that is not UTF-8 goes
+/// through `printf` and `-s` (stdin), byte for byte.
+pub fn mosquitto_pub(e: &crate::wire::WireEvent, broker: Option<std::net::SocketAddr>) -> String {
+    let (host, port) = broker.map_or(("localhost".to_string(), 1883), |a| {
+        (a.ip().to_string(), a.port())
+    });
+    let mut cmd = format!(
+        "mosquitto_pub -h {host} -p {port}{} -t {} -q {}",
+        if e.protocol == 5 { " -V mqttv5" } else { "" },
+        shell_quoted(e.topic.as_deref().unwrap_or_default()),
+        e.qos
+    );
+    if e.retain {
+        cmd += " -r";
+    }
+    let payload = e.payload.as_deref().unwrap_or_default();
+    if payload.is_empty() {
+        return cmd + " -n";
+    }
+    match std::str::from_utf8(payload) {
+        Ok(text) => format!("{cmd} -m {}", shell_quoted(text)),
+        Err(_) => {
+            let escaped: String = payload.iter().map(|b| format!("\\x{b:02x}")).collect();
+            format!("printf '{escaped}' | {cmd} -s")
+        }
+    }
+}
+
+#[cfg(test)]
+mod mosquitto_pub_tests {
+    use super::*;
+
+    #[test]
+    fn a_message_becomes_a_command_that_publishes_it_again() {
+        let mut e = crate::wire::WireEvent::new(
+            0,
+            1,
+            std::sync::Arc::from("c"),
+            crate::wire::Direction::ClientToBroker,
+            crate::wire::PacketKind::Publish,
+        );
+        e.topic = Some(std::sync::Arc::from("a/it's"));
+        e.payload = Some(bytes::Bytes::from_static(b"{\"on\": true}"));
+        e.qos = 1;
+        e.retain = true;
+        let addr = "127.0.0.1:18830".parse().ok();
+        assert_eq!(
+            mosquitto_pub(&e, addr),
+            r#"mosquitto_pub -h 127.0.0.1 -p 18830 -t 'a/it'\''s' -q 1 -r -m '{"on": true}'"#
+        );
+        e.payload = Some(bytes::Bytes::from_static(&[0, 0xff]));
+        e.retain = false;
+        assert_eq!(
+            mosquitto_pub(&e, addr),
+            r"printf '\x00\xff' | mosquitto_pub -h 127.0.0.1 -p 18830 -t 'a/it'\''s' -q 1 -s"
+        );
+    }
+}

@@ -1,14 +1,22 @@
-//! Message log: every captured PUBLISH, virtualized, filterable, following the tail.
+//! Message log: every captured PUBLISH, virtualized, filterable (topic,
+//! client, QoS, leg, payload), following the tail; with a capture database,
+//! the same search over everything it holds, page by page.
 
 use std::collections::VecDeque;
 
 use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 
-use super::format;
+use super::{format, theme};
 use crate::capture::Capture;
+use crate::checks::{PayloadCheck, PayloadMatcher};
+use crate::command::Command;
+use crate::database::{SearchPage, SearchSpec};
 use crate::wire::topic_matches;
 use crate::wire::{Direction, PacketKind, WireEvent};
+
+/// Database matches kept on show (older pages stop there).
+const MAX_FOUND: usize = 5_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Filter {
@@ -17,6 +25,63 @@ struct Filter {
     qos: [bool; 3],
     /// 0 both, 1 published only, 2 delivered only.
     direction: u8,
+    payload: PayloadFilter,
+}
+
+/// A payload predicate, in the checks' language (`PayloadCheck`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PayloadFilter {
+    /// 0 text the payload contains, 1 a regex, 2 a JSON field.
+    mode: u8,
+    text: String,
+    /// Mode 2: the field ("pos.lat") and how it compares with `text`.
+    field: String,
+    /// 0 equals, 1 above, 2 below.
+    op: u8,
+}
+
+impl PayloadFilter {
+    /// The predicate, or None when there is none; Err: why it cannot be one.
+    fn check(&self) -> Result<Option<PayloadCheck>, String> {
+        let text = self.text.trim();
+        Ok(Some(match self.mode {
+            _ if text.is_empty() => return Ok(None),
+            0 => PayloadCheck::Contains(text.to_string()),
+            1 => PayloadCheck::Regex(text.to_string()),
+            _ => {
+                let field = self.field.trim();
+                if field.is_empty() {
+                    return Err("enter the JSON field (e.g. temp or pos.lat)".into());
+                }
+                let number = || {
+                    text.parse::<f64>()
+                        .map_err(|_| format!("\"{text}\": expected a number to compare with"))
+                };
+                let mut check = PayloadCheck::Json {
+                    field: field.to_string(),
+                    equals: None,
+                    above: None,
+                    below: None,
+                    outside: None,
+                    inside: None,
+                };
+                if let PayloadCheck::Json {
+                    equals,
+                    above,
+                    below,
+                    ..
+                } = &mut check
+                {
+                    match self.op {
+                        0 => *equals = Some(text.to_string()),
+                        1 => *above = Some(number()?),
+                        _ => *below = Some(number()?),
+                    }
+                }
+                check
+            }
+        }))
+    }
 }
 
 pub struct LogPanel {
@@ -30,6 +95,18 @@ pub struct LogPanel {
     /// A frame to show and mark (from the Checks tab), scrolled to once.
     highlight: Option<u64>,
     scroll_pending: bool,
+    /// The payload predicate of `rows_for`, compiled (Err: why not).
+    matcher: Result<Option<PayloadMatcher>, String>,
+    /// The database search on show: its pages so far (newest first) and
+    /// the model's answer count when the last one arrived.
+    found: Vec<(i64, WireEvent)>,
+    found_next: Option<i64>,
+    found_error: Option<String>,
+    searched: Option<SearchSpec>,
+    seen_searches: u64,
+    scanned: u64,
+    /// Where clients reach the broker (for "copy as mosquitto_pub command").
+    pub broker: Option<std::net::SocketAddr>,
 }
 
 impl Default for LogPanel {
@@ -40,6 +117,7 @@ impl Default for LogPanel {
                 client: String::new(),
                 qos: [true; 3],
                 direction: 0,
+                payload: PayloadFilter::default(),
             },
             rows: VecDeque::new(),
             rows_for: None,
@@ -47,6 +125,14 @@ impl Default for LogPanel {
             follow: true,
             highlight: None,
             scroll_pending: false,
+            matcher: Ok(None),
+            found: Vec::new(),
+            found_next: None,
+            found_error: None,
+            searched: None,
+            seen_searches: 0,
+            scanned: 0,
+            broker: None,
         }
     }
 }
@@ -62,7 +148,12 @@ impl Filter {
     }
 
     /// `self` must be [`Filter::normalized`].
-    fn accepts(&self, e: &WireEvent) -> bool {
+    fn accepts(&self, e: &WireEvent, payload: Option<&PayloadMatcher>) -> bool {
+        if let Some(m) = payload
+            && !m.matches(e.payload.as_deref().unwrap_or(&[]))
+        {
+            return false;
+        }
         if e.kind != PacketKind::Publish || !self.qos.get(e.qos as usize).copied().unwrap_or(true) {
             return false;
         }
@@ -90,8 +181,14 @@ impl LogPanel {
         if self.rows_for.as_ref() != Some(&key) {
             self.rows.clear();
             self.next_seq = 0;
+            self.matcher = key
+                .0
+                .payload
+                .check()
+                .and_then(|c| c.map(PayloadMatcher::new).transpose());
             self.rows_for = Some(key);
         }
+        let matcher = self.matcher.as_ref().ok().and_then(|m| m.as_ref());
         let Some((filter, _)) = &self.rows_for else {
             return;
         };
@@ -102,7 +199,7 @@ impl LogPanel {
         let start = self.next_seq.max(first);
         for seq in start..capture.end_seq() {
             if let Some(e) = capture.get(seq)
-                && filter.accepts(e)
+                && filter.accepts(e, matcher)
             {
                 self.rows.push_back(seq);
             }
@@ -129,7 +226,46 @@ impl LogPanel {
         &self.rows
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, capture: &Capture) {
+    /// `database`: the capture database searches read, if any; `page` and
+    /// `answers`: the model's last search page and its answer count.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        capture: &Capture,
+        database: Option<&std::path::Path>,
+        page: Option<&Result<Box<SearchPage>, String>>,
+        answers: u64,
+        out: &mut Vec<Command>,
+    ) {
+        self.take_page(page, answers);
+        self.filters_ui(ui);
+        self.payload_ui(ui, database, out);
+        if self.searched.is_some() {
+            self.found_ui(ui, capture, out);
+        }
+        self.live_ui(ui, capture);
+    }
+
+    /// A new page of the database search on show: appended (or the error).
+    fn take_page(&mut self, page: Option<&Result<Box<SearchPage>, String>>, answers: u64) {
+        if answers == self.seen_searches {
+            return;
+        }
+        self.seen_searches = answers;
+        match page {
+            Some(Ok(p)) if Some(&p.spec) == self.searched.as_ref() => {
+                self.found.extend(p.rows.iter().cloned());
+                self.found.truncate(MAX_FOUND);
+                self.found_next = p.next_before.filter(|_| self.found.len() < MAX_FOUND);
+                self.scanned += p.scanned;
+                self.found_error = None;
+            }
+            Some(Err(e)) => self.found_error = Some(e.clone()),
+            _ => {}
+        }
+    }
+
+    fn filters_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
             ui.label("Topic");
             ui.add(
@@ -154,6 +290,183 @@ impl LogPanel {
                 });
             ui.checkbox(&mut self.follow, "follow");
         });
+    }
+
+    /// The payload predicate, and the search over the database.
+    fn payload_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        database: Option<&std::path::Path>,
+        out: &mut Vec<Command>,
+    ) {
+        let p = &mut self.filter.payload;
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Payload");
+            egui::ComboBox::from_id_salt("log-payload-mode")
+                .width(90.0)
+                .selected_text(["contains", "regex", "JSON field"][p.mode.min(2) as usize])
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut p.mode, 0, "contains");
+                    ui.selectable_value(&mut p.mode, 1, "regex");
+                    ui.selectable_value(&mut p.mode, 2, "JSON field");
+                });
+            if p.mode == 2 {
+                ui.add(
+                    egui::TextEdit::singleline(&mut p.field)
+                        .hint_text("field, e.g. temp")
+                        .desired_width(100.0),
+                );
+                egui::ComboBox::from_id_salt("log-payload-op")
+                    .width(40.0)
+                    .selected_text(["=", ">", "<"][p.op.min(2) as usize])
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut p.op, 0, "=");
+                        ui.selectable_value(&mut p.op, 1, ">");
+                        ui.selectable_value(&mut p.op, 2, "<");
+                    });
+            }
+            ui.add(
+                egui::TextEdit::singleline(&mut p.text)
+                    .hint_text(["text", "regex, e.g. temp\\d+", "value"][p.mode.min(2) as usize])
+                    .desired_width(160.0),
+            );
+            let check = p.check().and_then(|c| {
+                if let Some(c) = &c {
+                    PayloadMatcher::new(c.clone())?;
+                }
+                Ok(c)
+            });
+            let hover = match database {
+                Some(path) => format!("Search every message in {}", path.display()),
+                None => "Turn on File → Keep capture in a database… (or --capture-db) to search \
+                         beyond what is in memory"
+                    .to_string(),
+            };
+            let search = ui
+                .add_enabled(
+                    database.is_some() && check.is_ok(),
+                    egui::Button::new("Search database"),
+                )
+                .on_hover_text(hover)
+                .on_disabled_hover_text("no capture database, or the predicate is not valid");
+            if search.clicked()
+                && let Ok(check) = &check
+            {
+                let spec = SearchSpec {
+                    topic: self.filter.topic.clone(),
+                    client: self.filter.client.clone(),
+                    payload: check.clone(),
+                };
+                self.found.clear();
+                self.found_next = None;
+                self.found_error = None;
+                self.scanned = 0;
+                self.searched = Some(spec.clone());
+                out.push(Command::SearchCapture { spec, before: None });
+            }
+            if self.searched.is_some()
+                && ui
+                    .small_button("×")
+                    .on_hover_text("Close the search")
+                    .clicked()
+            {
+                self.searched = None;
+                self.found.clear();
+            }
+            if let Err(e) = check {
+                ui.colored_label(theme::ERROR, e);
+            }
+        });
+    }
+
+    /// The database search's results, newest first, with a button for older ones.
+    fn found_ui(&mut self, ui: &mut egui::Ui, capture: &Capture, out: &mut Vec<Command>) {
+        ui.horizontal(|ui| {
+            ui.strong(format!(
+                "Database: {} match(es), newest first ({} scanned)",
+                format::count(self.found.len() as u64),
+                format::count(self.scanned)
+            ));
+            if let (Some(before), Some(spec)) = (self.found_next, &self.searched)
+                && ui.button("Older…").clicked()
+            {
+                out.push(Command::SearchCapture {
+                    spec: spec.clone(),
+                    before: Some(before),
+                });
+                self.found_next = None;
+            }
+            if let Some(e) = &self.found_error {
+                ui.colored_label(theme::ERROR, e);
+            }
+        });
+        let found = &self.found;
+        let v5 = capture.v5_frames > 0;
+        egui::ScrollArea::horizontal()
+            .id_salt("log-found-h")
+            .show(ui, |ui| {
+                TableBuilder::new(ui)
+                    .id_salt("log-found")
+                    .striped(true)
+                    .max_scroll_height(180.0)
+                    .column(Column::exact(96.0))
+                    .column(Column::exact(24.0))
+                    .column(Column::initial(150.0).resizable(true))
+                    .column(Column::initial(200.0).resizable(true))
+                    .column(Column::exact(34.0))
+                    .column(Column::exact(28.0))
+                    .column(Column::exact(28.0))
+                    .column(Column::exact(60.0))
+                    .column(Column::exact(64.0))
+                    .columns(Column::initial(120.0).resizable(true), v5 as usize)
+                    .column(Column::remainder())
+                    .header(20.0, |mut h| {
+                        format::header_cells(
+                            &mut h,
+                            &format::message_headers(
+                                &[
+                                    "Time (UTC)",
+                                    "",
+                                    "Client",
+                                    "Topic",
+                                    "QoS",
+                                    "Ret",
+                                    "Dup",
+                                    "Size",
+                                    "Network",
+                                ],
+                                v5,
+                            ),
+                        )
+                    })
+                    .body(|body| {
+                        body.rows(18.0, found.len(), |mut row| {
+                            let (_, e) = &found[row.index()];
+                            row.col(|ui| {
+                                ui.label(format::time_of_day(e.t_us));
+                            });
+                            row.col(|ui| {
+                                ui.label(if e.dir == Direction::ClientToBroker {
+                                    "→"
+                                } else {
+                                    "←"
+                                });
+                            });
+                            row.col(|ui| {
+                                ui.label(&*e.client_id);
+                            });
+                            row.col(|ui| {
+                                ui.label(e.topic.as_deref().unwrap_or_default());
+                            });
+                            format::message_cells(&mut row, e, 160, v5);
+                        });
+                    });
+            });
+        ui.separator();
+    }
+
+    /// The in-memory capture's matching messages, following the tail.
+    fn live_ui(&mut self, ui: &mut egui::Ui, capture: &Capture) {
         self.refresh(capture);
         ui.label(
             RichText::new(format!(
@@ -163,6 +476,7 @@ impl LogPanel {
             .weak(),
         );
         let rows = &self.rows;
+        let broker = self.broker;
         let highlight = self.highlight;
         let scroll_to = if std::mem::take(&mut self.scroll_pending) {
             highlight.and_then(|h| rows.binary_search(&h).ok())
@@ -187,6 +501,7 @@ impl LogPanel {
                     .column(Column::exact(24.0))
                     .column(Column::initial(150.0).resizable(true))
                     .column(Column::initial(200.0).resizable(true))
+                    .column(Column::exact(64.0))
                     .column(Column::exact(34.0))
                     .column(Column::exact(28.0))
                     .column(Column::exact(28.0))
@@ -203,6 +518,7 @@ impl LogPanel {
                                     "",
                                     "Client",
                                     "Topic",
+                                    "Latency",
                                     "QoS",
                                     "Ret",
                                     "Dup",
@@ -241,7 +557,27 @@ impl LogPanel {
                                 ui.label(&*e.client_id);
                             });
                             row.col(|ui| {
-                                ui.label(e.topic.as_deref().unwrap_or_default());
+                                ui.label(e.topic.as_deref().unwrap_or_default())
+                                    .on_hover_text("Right-click: copy as a mosquitto_pub command")
+                                    .context_menu(|ui| {
+                                        if ui.button("Copy as mosquitto_pub command").clicked() {
+                                            ui.ctx().copy_text(format::mosquitto_pub(e, broker));
+                                            ui.close();
+                                        }
+                                    });
+                            });
+                            row.col(|ui| {
+                                // Publish → delivery: when the broker delivered what a client published.
+                                let latency = (e.dir == Direction::BrokerToClient)
+                                    .then(|| capture.origin_of(e).and_then(|o| capture.get(o)))
+                                    .flatten()
+                                    .map(|o| e.t_us.saturating_sub(o.t_us));
+                                if let Some(us) = latency {
+                                    ui.label(format!("{:.1} ms", us as f64 / 1000.0))
+                                        .on_hover_text(
+                                            "from the publish to this delivery, at the tap",
+                                        );
+                                }
                             });
                             format::message_cells(&mut row, e, 160, v5);
                         });

@@ -43,6 +43,8 @@ impl WorkbenchApp {
         ui.separator();
         self.command_button(ui, UiCommand::OpenCapture);
         self.command_button(ui, UiCommand::SaveCapture);
+        let on = self.model.database_open;
+        self.command_checkbox(ui, UiCommand::ToggleCaptureDb, on);
         self.command_button(ui, UiCommand::ExportLog);
         self.command_button(ui, UiCommand::ClearCapture);
         ui.separator();

@@ -16,6 +16,7 @@ mod menu;
 mod modals;
 mod publish;
 mod qos;
+mod query;
 mod sessions;
 mod settings;
 mod status;
@@ -55,6 +56,10 @@ pub trait Dialogs {
     }
     /// Ask where to save a PEM certificate (the generated CA).
     fn save_certificate(&mut self, _default_name: &str) -> DialogResult {
+        DialogResult::Unavailable
+    }
+    /// Ask for the capture database to write (new or existing).
+    fn capture_database(&mut self) -> DialogResult {
         DialogResult::Unavailable
     }
 }
@@ -109,7 +114,10 @@ impl Dialogs for NativeDialogs {
     fn open_capture(&mut self) -> DialogResult {
         let started = Instant::now();
         let picked = rfd::FileDialog::new()
-            .add_filter("Recorded capture", &["jsonl"])
+            .add_filter(
+                "Recorded capture or capture database",
+                &["jsonl", "sqlite", "sqlite3", "db"],
+            )
             .pick_file();
         classify(picked, started)
     }
@@ -119,6 +127,15 @@ impl Dialogs for NativeDialogs {
         let picked = rfd::FileDialog::new()
             .add_filter("Recorded capture", &["jsonl"])
             .set_file_name(default_name)
+            .save_file();
+        classify(picked, started)
+    }
+
+    fn capture_database(&mut self) -> DialogResult {
+        let started = Instant::now();
+        let picked = rfd::FileDialog::new()
+            .add_filter("Capture database (SQLite)", &["sqlite"])
+            .set_file_name("mqtt-capture.sqlite")
             .save_file();
         classify(picked, started)
     }

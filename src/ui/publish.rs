@@ -133,6 +133,17 @@ impl PublishPanel {
         memory: &mut PublishMemory,
         out: &mut Vec<Command>,
     ) {
+        self.header_ui(ui, devices);
+        self.topic_ui(ui, capture);
+        self.payload_ui(ui);
+        self.properties_ui(ui);
+        let problem = self.problem();
+        self.send_ui(ui, problem.as_deref(), memory, out);
+        self.memory_ui(ui, problem.is_none(), memory);
+    }
+
+    /// The heading, and whom to publish as (the workbench or a virtual device).
+    fn header_ui(&mut self, ui: &mut egui::Ui, devices: &DeviceList) {
         ui.horizontal(|ui| {
             ui.heading("Publish");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -160,6 +171,10 @@ impl PublishPanel {
         {
             self.from = None;
         }
+    }
+
+    /// The topic, with completions from the captured topics.
+    fn topic_ui(&mut self, ui: &mut egui::Ui, capture: &Capture) {
         let label = ui.label("Topic");
         let topic_edit = ui
             .add(
@@ -183,6 +198,10 @@ impl PublishPanel {
                 }
             }
         }
+    }
+
+    /// The payload: text, JSON or a file's bytes.
+    fn payload_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.label("Payload");
             if ui
@@ -244,8 +263,16 @@ impl PublishPanel {
                     }),
             );
         }
-        self.properties_ui(ui);
-        let problem = self.problem();
+    }
+
+    /// QoS, retain and the Publish button, with what stops it.
+    fn send_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        problem: Option<&str>,
+        memory: &mut PublishMemory,
+        out: &mut Vec<Command>,
+    ) {
         if self.json && problem.is_none() {
             ui.colored_label(theme::OK, "valid JSON");
         }
@@ -265,11 +292,15 @@ impl PublishPanel {
                 }
             });
         });
-        if let Some(p) = &problem
+        if let Some(p) = problem
             && !(p == "enter a topic" && self.draft.topic.is_empty())
         {
             ui.colored_label(theme::ERROR, p);
         }
+    }
+
+    /// Saving the draft as a snippet; the snippets and the history.
+    fn memory_ui(&mut self, ui: &mut egui::Ui, sendable: bool, memory: &mut PublishMemory) {
         ui.separator();
         ui.horizontal(|ui| {
             ui.add(
@@ -279,7 +310,7 @@ impl PublishPanel {
             );
             if ui
                 .add_enabled(
-                    !self.snippet_name.trim().is_empty() && problem.is_none(),
+                    !self.snippet_name.trim().is_empty() && sendable,
                     egui::Button::new("Save snippet"),
                 )
                 .clicked()

@@ -245,168 +245,182 @@ fn detail_ui(
                     ));
                 }
             });
-            egui::Grid::new("session-facts")
-                .num_columns(2)
-                .spacing([12.0, 4.0])
-                .show(ui, |ui| {
-                    ui.weak("session");
-                    ui.label(if s.clean_session {
-                        "clean (discarded on disconnect)"
-                    } else {
-                        "persistent (kept while offline)"
-                    });
+            facts_ui(ui, s);
+            will_ui(ui, capture, s);
+            state_ui(ui, capture, s);
+        });
+}
+
+/// The session's settings and counts, one per row.
+fn facts_ui(ui: &mut egui::Ui, s: &Session) {
+    egui::Grid::new("session-facts")
+        .num_columns(2)
+        .spacing([12.0, 4.0])
+        .show(ui, |ui| {
+            ui.weak("session");
+            ui.label(if s.clean_session {
+                "clean (discarded on disconnect)"
+            } else {
+                "persistent (kept while offline)"
+            });
+            ui.end_row();
+            ui.weak("protocol");
+            ui.label(format!("MQTT {}", protocol_name(s.protocol)));
+            ui.end_row();
+            for (what, props) in [("CONNECT", &s.connect_props), ("CONNACK", &s.connack_props)] {
+                if let Some(p) = props {
+                    ui.weak(what);
+                    ui.add(egui::Label::new(p.summary()).wrap());
                     ui.end_row();
-                    ui.weak("protocol");
-                    ui.label(format!("MQTT {}", protocol_name(s.protocol)));
-                    ui.end_row();
-                    for (what, props) in
-                        [("CONNECT", &s.connect_props), ("CONNACK", &s.connack_props)]
-                    {
-                        if let Some(p) = props {
-                            ui.weak(what);
-                            ui.add(egui::Label::new(p.summary()).wrap());
-                            ui.end_row();
-                        }
-                    }
-                    ui.weak("keepalive");
-                    if s.keep_alive_s == 0 {
-                        ui.label("none (0): the broker never times this client out");
-                    } else {
-                        ui.label(format!(
-                            "{} s (broker gives up after {:.0} s of silence)",
-                            s.keep_alive_s,
-                            s.keep_alive_s as f64 * 1.5
-                        ));
-                    }
-                    ui.end_row();
-                    ui.weak("peer");
-                    let peer = match s.peer {
-                        Some(p) if p == crate::wire::IN_PROCESS_PEER => "in-process".into(),
-                        Some(p) => p.to_string(),
-                        None => "—".into(),
-                    };
-                    ui.label(if s.tls {
-                        format!("{peer} over TLS")
-                    } else {
-                        peer
-                    });
-                    ui.end_row();
-                    if let Some(u) = &s.username {
-                        ui.weak("username");
-                        ui.label(u);
-                        ui.end_row();
-                    }
-                    ui.weak("messages");
-                    ui.label(format!("{} sent, {} received", s.published, s.received));
-                    ui.end_row();
-                    if s.from_offline_queue > 0 {
-                        ui.weak("offline queue");
-                        ui.label(format!(
-                            "{} delivered on this connection were queued while it was offline",
-                            s.from_offline_queue
-                        ));
-                        ui.end_row();
-                    }
-                });
-            ui.add_space(theme::GAP);
-            ui.label(RichText::new("Last will").strong());
-            match &s.will {
-                Some(w) => {
-                    egui::Grid::new("will").num_columns(2).show(ui, |ui| {
-                        ui.weak("topic");
-                        ui.label(&w.topic);
-                        ui.end_row();
-                        ui.weak("payload");
-                        ui.label(format::preview(&w.payload, 80));
-                        ui.end_row();
-                        ui.weak("QoS / retain");
-                        ui.label(format!(
-                            "{} / {}",
-                            w.qos,
-                            if w.retain { "retained" } else { "not retained" }
-                        ));
-                        ui.end_row();
-                    });
-                    let fired = capture.topics.get(&w.topic).map_or(0, |t| t.wills);
-                    if fired > 0 {
-                        ui.colored_label(
-                            theme::ERROR,
-                            format!("will delivered {fired} time(s) on {}", w.topic),
-                        );
-                    }
-                }
-                None => {
-                    ui.weak("none");
                 }
             }
-            ui.add_space(theme::GAP);
-            ui.label(RichText::new(format!("Subscriptions ({})", s.subscriptions.len())).strong());
-            egui::Grid::new("subs")
-                .num_columns(3)
-                .striped(true)
-                .show(ui, |ui| {
-                    ui.weak("filter");
-                    ui.weak("requested");
-                    ui.weak("granted");
-                    ui.end_row();
-                    for (f, sub) in &s.subscriptions {
-                        ui.label(f);
-                        ui.label(format!("QoS {}", sub.requested_qos));
-                        ui.label(match sub.granted_qos {
-                            None => "pending".to_string(),
-                            Some(None) => "refused".to_string(),
-                            Some(Some(q)) => format!("QoS {q}"),
-                        });
-                        ui.end_row();
-                    }
-                });
-            ui.add_space(theme::GAP);
-            let mut inflight: Vec<_> = capture.flows.in_flight(&s.client_id).collect();
-            inflight.sort_by_key(|f| f.id);
-            ui.label(RichText::new(format!("Messages in flight ({})", inflight.len())).strong());
-            for f in inflight.iter().rev().take(20) {
+            ui.weak("keepalive");
+            if s.keep_alive_s == 0 {
+                ui.label("none (0): the broker never times this client out");
+            } else {
                 ui.label(format!(
-                    "{} QoS {} pkid {} on {} — {} ({})",
-                    if f.leg == crate::wire::Direction::ClientToBroker {
-                        "→ broker"
-                    } else {
-                        "→ client"
-                    },
-                    f.qos,
-                    f.pkid,
-                    f.topic,
-                    f.step_names().join(" → "),
-                    f.state.label()
+                    "{} s (broker gives up after {:.0} s of silence)",
+                    s.keep_alive_s,
+                    s.keep_alive_s as f64 * 1.5
                 ));
             }
-            if !s.deviations.is_empty() {
-                ui.add_space(theme::GAP);
-                ui.label(
-                    RichText::new(format!(
-                        "Broker deviations from the spec ({})",
-                        s.deviations.len()
-                    ))
-                    .strong(),
-                );
-                for d in s.deviations.iter().rev().take(10) {
-                    ui.colored_label(
-                        theme::WARN,
-                        format!("! {}  {}", format::time_of_day(d.t_us), d.text),
-                    );
-                }
+            ui.end_row();
+            ui.weak("peer");
+            let peer = match s.peer {
+                Some(p) if p == crate::wire::IN_PROCESS_PEER => "in-process".into(),
+                Some(p) => p.to_string(),
+                None => "—".into(),
+            };
+            ui.label(if s.tls {
+                format!("{peer} over TLS")
+            } else {
+                peer
+            });
+            ui.end_row();
+            if let Some(u) = &s.username {
+                ui.weak("username");
+                ui.label(u);
+                ui.end_row();
             }
-            ui.add_space(theme::GAP);
-            ui.label(RichText::new("Connection history").strong());
-            for e in s.history.iter().rev() {
-                let text = event_text(e);
-                match &e.kind {
-                    SessionEventKind::Disconnected(r) if r.fires_will() => {
-                        ui.colored_label(theme::ERROR, format!("{text} — will fires"));
-                    }
-                    _ => {
-                        ui.label(text);
-                    }
-                }
+            ui.weak("messages");
+            ui.label(format!("{} sent, {} received", s.published, s.received));
+            ui.end_row();
+            if s.from_offline_queue > 0 {
+                ui.weak("offline queue");
+                ui.label(format!(
+                    "{} delivered on this connection were queued while it was offline",
+                    s.from_offline_queue
+                ));
+                ui.end_row();
             }
         });
+}
+
+/// The will it registered, and whether it fired.
+fn will_ui(ui: &mut egui::Ui, capture: &Capture, s: &Session) {
+    ui.add_space(theme::GAP);
+    ui.label(RichText::new("Last will").strong());
+    match &s.will {
+        Some(w) => {
+            egui::Grid::new("will").num_columns(2).show(ui, |ui| {
+                ui.weak("topic");
+                ui.label(&w.topic);
+                ui.end_row();
+                ui.weak("payload");
+                ui.label(format::preview(&w.payload, 80));
+                ui.end_row();
+                ui.weak("QoS / retain");
+                ui.label(format!(
+                    "{} / {}",
+                    w.qos,
+                    if w.retain { "retained" } else { "not retained" }
+                ));
+                ui.end_row();
+            });
+            let fired = capture.topics.get(&w.topic).map_or(0, |t| t.wills);
+            if fired > 0 {
+                ui.colored_label(
+                    theme::ERROR,
+                    format!("will delivered {fired} time(s) on {}", w.topic),
+                );
+            }
+        }
+        None => {
+            ui.weak("none");
+        }
+    }
+}
+
+/// Subscriptions, messages in flight, the broker's deviations and the
+/// connection history.
+fn state_ui(ui: &mut egui::Ui, capture: &Capture, s: &Session) {
+    ui.add_space(theme::GAP);
+    ui.label(RichText::new(format!("Subscriptions ({})", s.subscriptions.len())).strong());
+    egui::Grid::new("subs")
+        .num_columns(3)
+        .striped(true)
+        .show(ui, |ui| {
+            ui.weak("filter");
+            ui.weak("requested");
+            ui.weak("granted");
+            ui.end_row();
+            for (f, sub) in &s.subscriptions {
+                ui.label(f);
+                ui.label(format!("QoS {}", sub.requested_qos));
+                ui.label(match sub.granted_qos {
+                    None => "pending".to_string(),
+                    Some(None) => "refused".to_string(),
+                    Some(Some(q)) => format!("QoS {q}"),
+                });
+                ui.end_row();
+            }
+        });
+    ui.add_space(theme::GAP);
+    let mut inflight: Vec<_> = capture.flows.in_flight(&s.client_id).collect();
+    inflight.sort_by_key(|f| f.id);
+    ui.label(RichText::new(format!("Messages in flight ({})", inflight.len())).strong());
+    for f in inflight.iter().rev().take(20) {
+        ui.label(format!(
+            "{} QoS {} pkid {} on {} — {} ({})",
+            if f.leg == crate::wire::Direction::ClientToBroker {
+                "→ broker"
+            } else {
+                "→ client"
+            },
+            f.qos,
+            f.pkid,
+            f.topic,
+            f.step_names().join(" → "),
+            f.state.label()
+        ));
+    }
+    if !s.deviations.is_empty() {
+        ui.add_space(theme::GAP);
+        ui.label(
+            RichText::new(format!(
+                "Broker deviations from the spec ({})",
+                s.deviations.len()
+            ))
+            .strong(),
+        );
+        for d in s.deviations.iter().rev().take(10) {
+            ui.colored_label(
+                theme::WARN,
+                format!("! {}  {}", format::time_of_day(d.t_us), d.text),
+            );
+        }
+    }
+    ui.add_space(theme::GAP);
+    ui.label(RichText::new("Connection history").strong());
+    for e in s.history.iter().rev() {
+        let text = event_text(e);
+        match &e.kind {
+            SessionEventKind::Disconnected(r) if r.fires_will() => {
+                ui.colored_label(theme::ERROR, format!("{text} — will fires"));
+            }
+            _ => {
+                ui.label(text);
+            }
+        }
+    }
 }

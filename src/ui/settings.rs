@@ -23,6 +23,8 @@ pub struct Settings {
     pub show_publish: bool,
     /// The publish panel's history and snippets.
     pub publish: super::publish::PublishMemory,
+    /// The capture database the window writes (off: None), reopened on start.
+    pub capture_db: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             recent: Vec::new(),
             show_publish: false,
             publish: super::publish::PublishMemory::default(),
+            capture_db: None,
         }
     }
 }

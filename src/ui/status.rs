@@ -120,6 +120,7 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                  engine → window: {} items (the window fell behind)",
             d.tap_queue, d.device_queue, d.consumer
         ));
+        database_ui(ui, model);
         let failures = model.devices.failures();
         if failures > 0 {
             ui.label(
@@ -181,4 +182,37 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
             ));
         });
     });
+}
+
+/// The capture database's writer: frames written, size, and what it lost.
+fn database_ui(ui: &mut egui::Ui, model: &Model) {
+    let Some(db) = model.database.as_ref().filter(|_| model.database_open) else {
+        return;
+    };
+    ui.separator();
+    let text = RichText::new(format!(
+        "db {} · {:.0} MiB",
+        format::count(db.written),
+        db.bytes as f64 / (1024.0 * 1024.0)
+    ));
+    let lost = db.lost();
+    ui.label(if lost > 0 {
+        text.color(theme::ERROR)
+    } else {
+        text
+    })
+    .on_hover_text(format!(
+        "Capture database {}\n{} frames written, {} removed by retention\n\
+             {} not written ({} dropped: the writer fell behind; {} failed){}",
+        db.path.display(),
+        db.written,
+        db.retired,
+        lost,
+        db.dropped,
+        db.failed,
+        db.error
+            .as_ref()
+            .map(|e| format!("\nlast error: {e}"))
+            .unwrap_or_default()
+    ));
 }

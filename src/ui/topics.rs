@@ -181,7 +181,7 @@ impl TopicsPanel {
             keep
         });
         let mut rows = Vec::new();
-        let mut stack: Vec<usize> = tree.root().children.values().rev().copied().collect();
+        let mut stack: Vec<usize> = tree.root().ordered.iter().rev().copied().collect();
         while let Some(i) = stack.pop() {
             if keep.as_ref().is_some_and(|k| !k.contains(&i)) {
                 continue;
@@ -189,7 +189,7 @@ impl TopicsPanel {
             let Some(node) = tree.node(i) else { continue };
             rows.push(i);
             if self.is_open(i, node.depth, keep.is_some()) {
-                stack.extend(node.children.values().rev().copied());
+                stack.extend(node.ordered.iter().rev().copied());
             }
         }
         self.rows = rows;

@@ -1,0 +1,444 @@
+//! Reading a capture database: back into a [`Recording`] (File → Open
+//! capture), a paged payload search, and read-only SQL. Every reader opens
+//! the file read-only, so the writer goes on while it reads.
+
+use std::path::{Path, PathBuf};
+
+use super::{DbError, FORMAT, row};
+use crate::checks::{PayloadCheck, PayloadMatcher};
+use crate::export::record::Recording;
+use crate::fault::FaultMarker;
+use crate::wire::{WireEvent, topic_matches};
+
+/// Frames a recording read from a database holds at most (the newest).
+pub const MAX_READ: usize = 500_000;
+
+fn open_read_only(path: &Path) -> Result<rusqlite::Connection, DbError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(DbError::sqlite(path))?;
+    let format: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    if format.as_deref() != Some(FORMAT) {
+        return Err(DbError::NotACapture {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(conn)
+}
+
+/// The newest [`MAX_READ`] frames and every fault, as a recording.
+pub fn read(path: &Path) -> Result<Recording, DbError> {
+    let conn = open_read_only(path)?;
+    let sql = format!(
+        "SELECT {} FROM (SELECT * FROM frames ORDER BY id DESC LIMIT {MAX_READ}) ORDER BY id",
+        row::COLUMNS
+    );
+    let err = DbError::sqlite(path);
+    let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
+    let mut events = Vec::new();
+    let mut rows = stmt.query([]).map_err(DbError::sqlite(path))?;
+    while let Some(r) = rows.next().map_err(DbError::sqlite(path))? {
+        match row::from_row(r).map_err(DbError::sqlite(path))? {
+            Ok((_, ev)) => events.push(ev),
+            Err(why) => {
+                return Err(DbError::BadRow {
+                    path: path.to_path_buf(),
+                    why,
+                });
+            }
+        }
+    }
+    let total: i64 = conn
+        .query_row("SELECT COUNT(*) FROM frames", [], |r| r.get(0))
+        .map_err(DbError::sqlite(path))?;
+    let mut faults = Vec::new();
+    let mut stmt = conn
+        .prepare("SELECT t_us, label, timeline FROM faults ORDER BY id")
+        .map_err(DbError::sqlite(path))?;
+    let found = stmt
+        .query_map([], |r| {
+            Ok(FaultMarker {
+                t_us: r.get::<_, i64>(0)? as u64,
+                label: r.get(1)?,
+                timeline: r.get::<_, Option<i64>>(2)?.map(|t| t as usize),
+            })
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(err)?;
+    faults.extend(found);
+    let meta = |key: &str| -> Option<String> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .ok()
+    };
+    Ok(Recording {
+        path: path.to_path_buf(),
+        scenario: meta("scenario"),
+        started_us: meta("started_us").and_then(|s| s.parse().ok()),
+        evicted: (total as u64).saturating_sub(events.len() as u64),
+        events,
+        faults,
+    })
+}
+
+/// What to look for: PUBLISH frames on `topic` (a filter with wildcards, or
+/// text the topic contains), from or to `client` (text the client id
+/// contains), whose payload passes `payload`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchSpec {
+    pub topic: String,
+    pub client: String,
+    pub payload: Option<PayloadCheck>,
+}
+
+/// One page of results, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    pub path: PathBuf,
+    pub spec: SearchSpec,
+    /// (row id, frame), newest first.
+    pub rows: Vec<(i64, WireEvent)>,
+    /// Where the next (older) page starts, when there may be one.
+    pub next_before: Option<i64>,
+    /// Frames examined for this page.
+    pub scanned: u64,
+}
+
+/// Rows a page examines at most (a rare match in a large file takes several pages).
+const SCAN_PER_PAGE: u64 = 200_000;
+
+/// A page of at most `limit` matches with ids below `before` (None: from the newest).
+pub fn search(
+    path: &Path,
+    spec: &SearchSpec,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<SearchPage, DbError> {
+    let conn = open_read_only(path)?;
+    let matcher = spec
+        .payload
+        .clone()
+        .map(PayloadMatcher::new)
+        .transpose()
+        .map_err(|why| DbError::BadRow {
+            path: path.to_path_buf(),
+            why,
+        })?;
+    let topic = spec.topic.trim().to_string();
+    let wildcard = topic.contains(['+', '#']);
+    let (topic_lc, client_lc) = (topic.to_lowercase(), spec.client.trim().to_lowercase());
+    let sql = format!(
+        "SELECT {} FROM frames WHERE kind = 'Publish' AND id < ?1
+         AND (?2 = '' OR instr(lower(client_id), ?2) > 0)
+         AND (?3 = '' OR instr(lower(topic), ?3) > 0)
+         ORDER BY id DESC LIMIT {SCAN_PER_PAGE}",
+        row::COLUMNS
+    );
+    let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
+    let plain_topic = if wildcard { "" } else { topic_lc.as_str() };
+    let mut rows = stmt
+        .query(rusqlite::params![
+            before.unwrap_or(i64::MAX),
+            client_lc,
+            plain_topic
+        ])
+        .map_err(DbError::sqlite(path))?;
+    let mut page = SearchPage {
+        path: path.to_path_buf(),
+        spec: spec.clone(),
+        ..SearchPage::default()
+    };
+    let mut last = None;
+    while let Some(r) = rows.next().map_err(DbError::sqlite(path))? {
+        let (id, ev) = match row::from_row(r).map_err(DbError::sqlite(path))? {
+            Ok(x) => x,
+            Err(why) => {
+                return Err(DbError::BadRow {
+                    path: path.to_path_buf(),
+                    why,
+                });
+            }
+        };
+        page.scanned += 1;
+        last = Some(id);
+        let topic_ok = !wildcard || topic_matches(ev.topic.as_deref().unwrap_or(""), &topic);
+        let payload_ok = matcher
+            .as_ref()
+            .is_none_or(|m| m.matches(ev.payload.as_deref().unwrap_or(&[])));
+        if topic_ok && payload_ok {
+            page.rows.push((id, ev));
+            if page.rows.len() >= limit {
+                break;
+            }
+        }
+    }
+    // More may follow unless the scan reached the oldest row.
+    let exhausted = page.rows.len() < limit && page.scanned < SCAN_PER_PAGE;
+    page.next_before = if exhausted { None } else { last };
+    Ok(page)
+}
+
+/// A result cell.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    #[serde(serialize_with = "blob_as_text")]
+    Blob(Vec<u8>),
+}
+
+fn blob_as_text<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
+}
+
+impl Value {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Integer(i) => Some(*i as f64),
+            Value::Real(f) => Some(*f),
+            Value::Text(t) => t.trim().parse().ok(),
+            Value::Null | Value::Blob(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => Ok(()),
+            Value::Integer(i) => write!(f, "{i}"),
+            Value::Real(x) => write!(f, "{x}"),
+            Value::Text(t) => f.write_str(t),
+            Value::Blob(b) => f.write_str(&String::from_utf8_lossy(b)),
+        }
+    }
+}
+
+/// The answer to a read-only SQL statement.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    pub sql: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+    /// More rows followed than `max_rows`.
+    pub truncated: bool,
+}
+
+/// Run one statement read-only (the connection cannot write, and
+/// `query_only` refuses even a write through an attached file); at most
+/// `max_rows` rows are kept.
+pub fn query(path: &Path, sql: &str, max_rows: usize) -> Result<QueryResult, DbError> {
+    let conn = open_read_only(path)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(DbError::sqlite(path))?;
+    let mut stmt = conn.prepare(sql).map_err(DbError::sqlite(path))?;
+    let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+    let n = columns.len();
+    let mut out = QueryResult {
+        sql: sql.to_string(),
+        columns,
+        ..QueryResult::default()
+    };
+    let mut rows = stmt.query([]).map_err(DbError::sqlite(path))?;
+    while let Some(r) = rows.next().map_err(DbError::sqlite(path))? {
+        if out.rows.len() >= max_rows {
+            out.truncated = true;
+            break;
+        }
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            let v: rusqlite::types::Value = r.get(i).map_err(DbError::sqlite(path))?;
+            cells.push(row::cell(v));
+        }
+        out.rows.push(cells);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DbOptions, Writer};
+    use super::*;
+    use crate::wire::{Direction, Injected, PacketKind, V5Props, WireDetail};
+    use std::sync::Arc;
+
+    fn frames() -> Vec<WireEvent> {
+        let mut connect = WireEvent::new(
+            1_000,
+            7,
+            Arc::from("dev-1"),
+            Direction::ClientToBroker,
+            PacketKind::Connect,
+        );
+        connect.protocol = 5;
+        connect.detail = WireDetail::Connect {
+            protocol: 5,
+            clean_session: false,
+            keep_alive_s: 30,
+            will: None,
+            username: Some("u".into()),
+        };
+        connect.v5 = Some(Box::new(V5Props {
+            session_expiry_s: Some(60),
+            ..V5Props::default()
+        }));
+        let mut publish = WireEvent::new(
+            2_000,
+            7,
+            Arc::from("dev-1"),
+            Direction::ClientToBroker,
+            PacketKind::Publish,
+        );
+        publish.topic = Some(Arc::from("plant/ü/temp"));
+        publish.payload = Some(bytes::Bytes::from_static(b"{\"t\": 21.5}"));
+        publish.qos = 2;
+        publish.pkid = 9;
+        publish.retain = true;
+        publish.dup = true;
+        publish.size = 33;
+        publish.injected = Some(Injected::Delayed(120));
+        let mut binary = publish.clone();
+        binary.t_us = 2_500;
+        binary.payload = Some(bytes::Bytes::from_static(&[0, 159, 146, 150]));
+        binary.injected = None;
+        let closed = WireEvent::new(
+            3_000,
+            7,
+            Arc::from("dev-1"),
+            Direction::ClientToBroker,
+            PacketKind::Closed,
+        );
+        vec![connect, publish, binary, closed]
+    }
+
+    fn as_json(e: &WireEvent) -> serde_json::Value {
+        serde_json::to_value(e).expect("a frame serializes")
+    }
+
+    #[test]
+    fn frames_read_back_field_for_field_and_search_and_query_find_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let w = Writer::spawn(DbOptions {
+            path: path.clone(),
+            max_bytes: None,
+            max_age: None,
+        })
+        .unwrap();
+        w.frames(frames());
+        w.fault(FaultMarker {
+            t_us: 2_200,
+            label: "latency 120 ms".into(),
+            timeline: Some(0),
+        });
+        let st = w.flush();
+        assert_eq!((st.written, st.lost()), (4, 0), "{st:?}");
+        let rec = read(&path).unwrap();
+        let want: Vec<_> = frames().iter().map(as_json).collect();
+        let got: Vec<_> = rec.events.iter().map(as_json).collect();
+        assert_eq!(got, want);
+        assert_eq!(rec.faults.len(), 1);
+        assert_eq!(rec.faults[0].timeline, Some(0));
+
+        let spec = SearchSpec {
+            topic: "plant/+/temp".into(),
+            client: "DEV".into(),
+            payload: Some(PayloadCheck::Json {
+                field: "t".into(),
+                equals: None,
+                above: Some(20.0),
+                below: None,
+                outside: None,
+                inside: None,
+            }),
+        };
+        let page = search(&path, &spec, None, 10).unwrap();
+        assert_eq!(page.rows.len(), 1, "only the JSON payload above 20");
+        assert_eq!(page.rows[0].1.t_us, 2_000);
+        assert_eq!(page.next_before, None);
+
+        let q = query(
+            &path,
+            "SELECT kind, COUNT(*) AS n FROM frames GROUP BY kind ORDER BY kind",
+            100,
+        )
+        .unwrap();
+        assert_eq!(q.columns, ["kind", "n"]);
+        assert_eq!(
+            q.rows,
+            [
+                [Value::Text("Closed".into()), Value::Integer(1)],
+                [Value::Text("Connect".into()), Value::Integer(1)],
+                [Value::Text("Publish".into()), Value::Integer(2)],
+            ]
+        );
+        let refused = query(&path, "DELETE FROM frames", 10).unwrap_err();
+        assert!(refused.to_string().contains("c.sqlite"), "{refused}");
+        assert_eq!(read(&path).unwrap().events.len(), 4, "nothing was deleted");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_capture_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.sqlite");
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE t (x)").unwrap();
+        drop(c);
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("other.sqlite: not a capture database"), "{e}");
+        assert!(
+            Writer::spawn(DbOptions {
+                path: dir.path().join("missing-dir/x.sqlite"),
+                max_bytes: None,
+                max_age: None,
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_frames_under_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite");
+        let w = Writer::spawn(DbOptions {
+            path: path.clone(),
+            max_bytes: Some(256 * 1024),
+            max_age: None,
+        })
+        .unwrap();
+        let mut big = frames()[1].clone();
+        big.payload = Some(bytes::Bytes::from(vec![b'x'; 1024]));
+        let batch = (0..1000u64)
+            .map(|k| {
+                let mut e = big.clone();
+                e.t_us = k;
+                e
+            })
+            .collect();
+        w.frames(batch);
+        assert_eq!(w.flush().written, 1000);
+        let conn = open_read_only(&path).unwrap();
+        let before: i64 = conn
+            .query_row("SELECT COUNT(*) FROM frames", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(before, 1000);
+        drop(conn);
+        super::super::retain_now(&path, 256 * 1024).unwrap();
+        let conn = open_read_only(&path).unwrap();
+        let (n, oldest): (i64, i64) = conn
+            .query_row("SELECT COUNT(*), MIN(t_us) FROM frames", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert!(n < 1000 && n > 50, "kept {n}");
+        assert_eq!(oldest, 1000 - n, "the newest are kept");
+    }
+}

@@ -1,0 +1,121 @@
+//! A [`WireEvent`] as a row of `frames`, and back. Enumerations are stored
+//! as their serde names (`'Publish'`, `'client_to_broker'`) so that SQL reads
+//! like the capture; structured parts (`detail`, `v5`, `injected`) as JSON.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rusqlite::types::Value as Sql;
+
+use crate::wire::{WireDetail, WireEvent};
+
+pub(super) const INSERT_FRAME: &str = "INSERT INTO frames
+    (t_us, conn, client_id, dir, kind, pkid, qos, retain, dup, topic, payload, size, protocol, injected, detail, v5)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+/// The columns [`from_row`] reads, in its order.
+pub(super) const COLUMNS: &str = "id, t_us, conn, client_id, dir, kind, pkid, qos, retain, dup, topic, payload, size, protocol, injected, detail, v5";
+
+/// A unit enum's serde name (`PacketKind::Publish` → "Publish").
+fn name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Option<String> {
+    serde_json::to_string(v).ok()
+}
+
+pub(super) fn insert(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    ev: &WireEvent,
+) -> rusqlite::Result<()> {
+    let detail = match ev.detail {
+        WireDetail::None => None,
+        ref d => json(d),
+    };
+    stmt.execute(rusqlite::params![
+        ev.t_us as i64,
+        ev.conn as i64,
+        &*ev.client_id,
+        name(&ev.dir),
+        name(&ev.kind),
+        ev.pkid,
+        ev.qos,
+        ev.retain,
+        ev.dup,
+        ev.topic.as_deref(),
+        ev.payload.as_deref(),
+        ev.size,
+        ev.protocol,
+        ev.injected.as_ref().and_then(json),
+        detail,
+        ev.v5.as_ref().and_then(json),
+    ])?;
+    Ok(())
+}
+
+/// Parse a JSON column (NULL: None); Err names the column.
+fn column<T: serde::de::DeserializeOwned>(
+    what: &str,
+    s: Option<String>,
+) -> Result<Option<T>, String> {
+    s.map(|s| serde_json::from_str(&s).map_err(|e| format!("{what}: {e}")))
+        .transpose()
+}
+
+/// An enumeration column stored as its serde name.
+fn named<T: serde::de::DeserializeOwned>(what: &str, s: String) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.clone()))
+        .map_err(|e| format!("{what} \"{s}\": {e}"))
+}
+
+/// The row's id and its frame (selected as [`COLUMNS`]); the inner Err says
+/// which column did not read back.
+pub(super) fn from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<(i64, WireEvent), String>> {
+    let id: i64 = r.get(0)?;
+    let (dir, kind): (String, String) = (r.get(4)?, r.get(5)?);
+    let (injected, detail, v5): (Option<String>, Option<String>, Option<String>) =
+        (r.get(14)?, r.get(15)?, r.get(16)?);
+    let mut ev = match (named("dir", dir), named("kind", kind)) {
+        (Ok(dir), Ok(kind)) => WireEvent::new(
+            r.get::<_, i64>(1)? as u64,
+            r.get::<_, i64>(2)? as u64,
+            Arc::from(r.get::<_, String>(3)?),
+            dir,
+            kind,
+        ),
+        (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+    };
+    ev.pkid = r.get(6)?;
+    ev.qos = r.get(7)?;
+    ev.retain = r.get(8)?;
+    ev.dup = r.get(9)?;
+    ev.topic = r.get::<_, Option<String>>(10)?.map(Arc::from);
+    ev.payload = r.get::<_, Option<Vec<u8>>>(11)?.map(Bytes::from);
+    ev.size = r.get(12)?;
+    ev.protocol = r.get(13)?;
+    let structured = (|| -> Result<(), String> {
+        ev.injected = column("injected", injected)?;
+        ev.detail = column("detail", detail)?.unwrap_or(WireDetail::None);
+        ev.v5 = column("v5", v5)?;
+        Ok(())
+    })();
+    Ok(structured.map(|()| (id, ev)))
+}
+
+/// A result cell as plain data (for the Query tab and `query`).
+pub(super) fn cell(v: Sql) -> super::Value {
+    match v {
+        Sql::Null => super::Value::Null,
+        Sql::Integer(i) => super::Value::Integer(i),
+        Sql::Real(f) => super::Value::Real(f),
+        Sql::Text(s) => super::Value::Text(s),
+        Sql::Blob(b) => super::Value::Blob(b),
+    }
+}

@@ -1,0 +1,223 @@
+//! A virtual device's MQTT connection: rumqttc's MQTT 3.1.1 or MQTT 5 client
+//! and event loop behind one face, with typed errors.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5 as m5;
+use rumqttc::{Event as MqttEvent, Outgoing, Packet};
+use tokio::time::sleep;
+
+use super::mqtt::ToRumqttc;
+
+/// A request the client could not queue for its event loop: the queue is
+/// full or the loop has ended (rumqttc's error carries the request back; it
+/// is dropped here, so the error stays small).
+#[derive(Debug, thiserror::Error)]
+#[error("the request could not be queued for the connection (queue full or connection ended)")]
+pub struct ClientError;
+
+impl From<rumqttc::ClientError> for ClientError {
+    fn from(_: rumqttc::ClientError) -> Self {
+        ClientError
+    }
+}
+
+impl From<rumqttc::v5::ClientError> for ClientError {
+    fn from(_: rumqttc::v5::ClientError) -> Self {
+        ClientError
+    }
+}
+
+/// Why the connection was lost (rumqttc's error, either protocol).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("{0}")]
+    V4(#[from] rumqttc::ConnectionError),
+    #[error("{0}")]
+    V5(#[from] rumqttc::v5::ConnectionError),
+}
+
+/// The device's client: rumqttc's MQTT 3.1.1 or MQTT 5 one.
+pub(super) enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+/// A message the device received, in either protocol.
+pub(super) enum Received {
+    V4(rumqttc::Publish),
+    V5(m5::Publish),
+}
+
+impl Received {
+    pub(super) fn topic(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Received::V4(p) => std::borrow::Cow::Borrowed(&p.topic),
+            Received::V5(p) => String::from_utf8_lossy(&p.topic),
+        }
+    }
+
+    pub(super) fn payload(&self) -> &[u8] {
+        match self {
+            Received::V4(p) => &p.payload,
+            Received::V5(p) => &p.payload,
+        }
+    }
+
+    /// MQTT 5 request/response: where to answer, and the correlation data to echo.
+    pub(super) fn response(&self) -> Option<(String, Option<Bytes>)> {
+        match self {
+            Received::V4(_) => None,
+            Received::V5(p) => {
+                let props = p.properties.as_ref()?;
+                Some((
+                    props.response_topic.clone()?,
+                    props.correlation_data.clone(),
+                ))
+            }
+        }
+    }
+}
+
+/// What a device's event loop reports, for either protocol.
+pub(super) enum NetEvent {
+    ConnAck,
+    Publish(Box<Received>),
+    DisconnectSent,
+    Other,
+}
+
+impl Client {
+    pub(super) fn publish(
+        &self,
+        topic: String,
+        qos: crate::scenario::Qos,
+        retain: bool,
+        payload: Vec<u8>,
+        props: Option<m5::PublishProperties>,
+    ) -> Result<(), ClientError> {
+        match self {
+            Client::V4(c) => c
+                .try_publish(topic, qos.to_rumqttc(), retain, payload)
+                .map_err(ClientError::from),
+            Client::V5(c) => match props {
+                Some(props) => c.try_publish_with_properties(
+                    topic,
+                    qos.to_rumqttc_v5(),
+                    retain,
+                    payload,
+                    props,
+                ),
+                None => c.try_publish(topic, qos.to_rumqttc_v5(), retain, payload),
+            }
+            .map_err(ClientError::from),
+        }
+    }
+
+    pub(super) fn subscribe(&self, filter: String, qos: crate::scenario::Qos) {
+        match self {
+            Client::V4(c) => drop(c.try_subscribe(filter, qos.to_rumqttc())),
+            Client::V5(c) => drop(c.try_subscribe(filter, qos.to_rumqttc_v5())),
+        }
+    }
+
+    pub(super) fn ack(&self, p: &Received) -> bool {
+        match (self, p) {
+            (Client::V4(c), Received::V4(p)) => c.try_ack(p).is_ok(),
+            (Client::V5(c), Received::V5(p)) => c.try_ack(p).is_ok(),
+            _ => false,
+        }
+    }
+
+    pub(super) fn disconnect(&self) -> bool {
+        match self {
+            Client::V4(c) => c.try_disconnect().is_ok(),
+            Client::V5(c) => c.try_disconnect().is_ok(),
+        }
+    }
+}
+
+/// rumqttc's event loop for the device's protocol.
+pub(super) enum EventLoop {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+impl EventLoop {
+    async fn poll(&mut self) -> Result<NetEvent, ConnectionError> {
+        match self {
+            EventLoop::V4(el) => {
+                el.poll()
+                    .await
+                    .map_err(ConnectionError::from)
+                    .map(|ev| match ev {
+                        MqttEvent::Incoming(Packet::ConnAck(_)) => NetEvent::ConnAck,
+                        MqttEvent::Incoming(Packet::Publish(p)) => {
+                            NetEvent::Publish(Box::new(Received::V4(p)))
+                        }
+                        MqttEvent::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
+                        _ => NetEvent::Other,
+                    })
+            }
+            EventLoop::V5(el) => {
+                use rumqttc::v5::Event as E5;
+                el.poll()
+                    .await
+                    .map_err(ConnectionError::from)
+                    .map(|ev| match ev {
+                        E5::Incoming(m5::Packet::ConnAck(_)) => NetEvent::ConnAck,
+                        E5::Incoming(m5::Packet::Publish(p)) => {
+                            NetEvent::Publish(Box::new(Received::V5(p)))
+                        }
+                        E5::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
+                        _ => NetEvent::Other,
+                    })
+            }
+        }
+    }
+}
+
+/// Runs rumqttc's event loop in its own task: `poll()` connects inside
+/// itself, so it must never be cancelled by a `select!` (a slow CONNECT
+/// would restart forever). Polling after an error reconnects, after a pause.
+pub(super) fn spawn_event_loop(
+    mut el: EventLoop,
+) -> (
+    tokio::task::JoinHandle<()>,
+    flume::Receiver<Result<NetEvent, ConnectionError>>,
+) {
+    let (tx, rx) = flume::bounded(256);
+    let task = tokio::spawn(async move {
+        loop {
+            let r = el.poll().await;
+            let failed = r.is_err();
+            if tx.send_async(r).await.is_err() {
+                return;
+            }
+            if failed {
+                sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    (task, rx)
+}
+
+/// Send DISCONNECT and wait until it is on the wire (at most 2 s).
+pub(super) async fn graceful_disconnect(
+    client: &Client,
+    events: &flume::Receiver<Result<NetEvent, ConnectionError>>,
+) {
+    if !client.disconnect() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match events.recv_async().await.ok() {
+                Some(Ok(NetEvent::DisconnectSent)) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+}
