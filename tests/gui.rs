@@ -1000,12 +1000,13 @@ fn a_sparkplug_ndata_shows_named_metrics_and_plots_them() {
 #[test]
 fn a_fleet_is_edited_live_from_the_devices_panel() {
     let mut h = harness(Some(scenario("power-plants.ron")), 0, None);
-    wait(&mut h, "the plants connected", 15, |a| {
+    wait(&mut h, "the plants and the station connected", 15, |a| {
         a.model
             .devices
             .fleets()
             .first()
             .is_some_and(|f| f.connected == 4)
+            && a.model.capture.sessions.contains_key("monitoring-station")
     });
     let station = h.state().model.capture.sessions["monitoring-station"].conn;
     h.get_all_by_label("Network faults")
@@ -1108,5 +1109,115 @@ fn the_status_bar_says_when_the_broker_stopped_answering_and_was_restarted() {
             .markers
             .iter()
             .any(|m| m.label == "broker not answering: warm restart #1")
+    );
+}
+
+#[test]
+fn the_log_searches_payloads_in_memory_and_in_the_database_and_the_query_tab_charts_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gui.sqlite");
+    let mut h = harness_with(
+        Some(scenario("temperature.ron")),
+        EngineConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            capture_db: Some(mqtt_workbench::database::DbOptions {
+                path: db.clone(),
+                max_bytes: None,
+                max_age: None,
+            }),
+            ..EngineConfig::default()
+        },
+        None,
+    );
+    wait(&mut h, "readings written to the database", 20, |a| {
+        a.model
+            .capture
+            .topics
+            .get("temp")
+            .is_some_and(|t| t.published >= 3)
+            && a.model.database.as_ref().is_some_and(|d| d.written >= 40)
+    });
+    assert!(
+        h.query_all_by_label_contains("db ").next().is_some(),
+        "the status bar shows the database"
+    );
+
+    // In memory: only the retained status messages contain "online".
+    h.get_by_label("Message log").click();
+    h.run_steps(2);
+    let payload_field = |h: &Harness<'static, WorkbenchApp>| {
+        h.get_all_by_role(egui::accesskit::Role::TextInput)
+            .find(|n| n.accesskit_node().label().is_some_and(|l| l == "Payload"))
+            .expect("the payload search field")
+            .focus()
+    };
+    payload_field(&h);
+    h.run_steps(2);
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .find(|n| n.accesskit_node().label().is_some_and(|l| l == "Payload"))
+        .expect("the payload search field")
+        .type_text("online");
+    wait(&mut h, "the log filtered by payload", 5, |a| {
+        !a.log.rows().is_empty()
+            && a.log.rows().iter().all(|s| {
+                a.model
+                    .capture
+                    .get(*s)
+                    .is_some_and(|e| e.payload.as_deref().is_some_and(|p| p == b"online"))
+            })
+    });
+    // Over the database: the same predicate, answered by the engine.
+    h.get_by_label("Search database").click();
+    wait(&mut h, "database matches", 10, |a| a.model.searches > 0);
+    let page = h
+        .state()
+        .model
+        .search
+        .clone()
+        .unwrap()
+        .expect("the search ran");
+    assert!(!page.rows.is_empty());
+    assert!(
+        page.rows
+            .iter()
+            .all(|(_, e)| e.payload.as_deref() == Some(&b"online"[..])),
+        "only matching payloads"
+    );
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("Database: ").is_some(),
+        "the matches are listed"
+    );
+
+    // The Query tab: SQL in, rows and a chart out.
+    h.get_by_label("Query").click();
+    h.run_steps(2);
+    h.state_mut().query.sql = "SELECT t_us, CAST(payload AS REAL) AS celsius FROM frames \
+         WHERE topic = 'temp' AND kind = 'Publish' AND dir = 'client_to_broker' ORDER BY id"
+        .into();
+    h.get_by_label("Run").click();
+    wait(&mut h, "the query's rows", 10, |a| a.model.queries > 0);
+    let q = h
+        .state()
+        .model
+        .query
+        .clone()
+        .unwrap()
+        .expect("the query ran");
+    assert_eq!(q.columns, ["t_us", "celsius"]);
+    assert!(q.rows.len() >= 3);
+    assert!(
+        q.rows
+            .iter()
+            .all(|r| r[1].as_f64().is_some_and(|c| (15.0..=28.0).contains(&c)))
+    );
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains(&format!("{} row(s)", q.rows.len()))
+            .is_some()
+    );
+    assert!(
+        h.query_all_by_label("celsius").next().is_some(),
+        "the chart's column is chosen"
     );
 }

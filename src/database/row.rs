@@ -25,24 +25,44 @@ fn name<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// The serde names of packet kinds and directions, made once each (a
+/// commit inserts thousands of frames with a handful of distinct ones).
+#[derive(Default)]
+pub(super) struct Names {
+    kinds: std::collections::HashMap<crate::wire::PacketKind, String>,
+    dirs: std::collections::HashMap<crate::wire::Direction, String>,
+}
+
+impl Names {
+    fn kind(&mut self, k: crate::wire::PacketKind) -> &str {
+        self.kinds.entry(k).or_insert_with(|| name(&k))
+    }
+
+    fn dir(&mut self, d: crate::wire::Direction) -> &str {
+        self.dirs.entry(d).or_insert_with(|| name(&d))
+    }
+}
+
 fn json<T: serde::Serialize>(v: &T) -> Option<String> {
     serde_json::to_string(v).ok()
 }
 
 pub(super) fn insert(
     stmt: &mut rusqlite::CachedStatement<'_>,
+    names: &mut Names,
     ev: &WireEvent,
 ) -> rusqlite::Result<()> {
     let detail = match ev.detail {
         WireDetail::None => None,
         ref d => json(d),
     };
+    let dir = names.dir(ev.dir).to_string();
     stmt.execute(rusqlite::params![
         ev.t_us as i64,
         ev.conn as i64,
         &*ev.client_id,
-        name(&ev.dir),
-        name(&ev.kind),
+        dir,
+        names.kind(ev.kind),
         ev.pkid,
         ev.qos,
         ev.retain,

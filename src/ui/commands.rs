@@ -137,6 +137,7 @@ impl UiCommand {
             UiCommand::ShowTab(Tab::Log) => cmd(Key::Num4),
             UiCommand::ShowTab(Tab::Checks) => cmd(Key::Num5),
             UiCommand::ShowTab(Tab::Map) => cmd(Key::Num6),
+            UiCommand::ShowTab(Tab::Query) => cmd(Key::Num7),
             _ => None,
         }
     }

@@ -301,7 +301,7 @@ impl LogPanel {
     ) {
         let p = &mut self.filter.payload;
         ui.horizontal_wrapped(|ui| {
-            ui.label("Payload");
+            let label = ui.label("Payload");
             egui::ComboBox::from_id_salt("log-payload-mode")
                 .width(90.0)
                 .selected_text(["contains", "regex", "JSON field"][p.mode.min(2) as usize])
@@ -329,7 +329,8 @@ impl LogPanel {
                 egui::TextEdit::singleline(&mut p.text)
                     .hint_text(["text", "regex, e.g. temp\\d+", "value"][p.mode.min(2) as usize])
                     .desired_width(160.0),
-            );
+            )
+            .labelled_by(label.id);
             let check = p.check().and_then(|c| {
                 if let Some(c) = &c {
                     PayloadMatcher::new(c.clone())?;
@@ -402,6 +403,7 @@ impl LogPanel {
         });
         let found = &self.found;
         let v5 = capture.v5_frames > 0;
+        ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         egui::ScrollArea::horizontal()
             .id_salt("log-found-h")
             .show(ui, |ui| {

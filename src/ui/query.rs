@@ -66,13 +66,16 @@ impl QueryPanel {
                 ),
             };
         });
-        let editor = ui.add(
-            egui::TextEdit::multiline(&mut self.sql)
-                .code_editor()
-                .desired_rows(4)
-                .desired_width(f32::INFINITY)
-                .hint_text("SELECT … FROM frames"),
-        );
+        let label = ui.label("SQL");
+        let editor = ui
+            .add(
+                egui::TextEdit::multiline(&mut self.sql)
+                    .code_editor()
+                    .desired_rows(4)
+                    .desired_width(f32::INFINITY)
+                    .hint_text("SELECT … FROM frames"),
+            )
+            .labelled_by(label.id);
         let run_key = editor.has_focus()
             && ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::Enter));
         ui.horizontal(|ui| {
