@@ -239,7 +239,7 @@ fn query_prints_csv_and_json_lines_and_refuses_writes() {
     let out = bin()
         .arg("query")
         .arg(&path)
-        .arg("DELETE FROM frames")
+        .arg("DELETE FROM frame_rows")
         .output()
         .unwrap();
     assert!(!out.status.success());

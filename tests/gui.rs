@@ -998,6 +998,60 @@ fn a_sparkplug_ndata_shows_named_metrics_and_plots_them() {
 }
 
 #[test]
+fn the_payload_diff_shows_what_changed_since_the_previous_message_field_by_field() {
+    let mut h = harness(None, 0, None);
+    wait(&mut h, "the broker running", 15, |a| a.tap_addr().is_some());
+    let topic = "fleet/car-7/state";
+    for (n, payload) in [
+        r#"{"speed": 10, "doors": "shut", "pos": {"lat": 48.1, "lon": 11.5}}"#,
+        r#"{"doors": "shut", "speed": 12, "pos": {"lat": 48.1, "lon": 11.6}, "fuel": 30}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.state_mut()
+            .send(mqtt_workbench::command::Command::Publish(
+                mqtt_workbench::command::PublishRequest {
+                    from: mqtt_workbench::command::Publisher::Workbench,
+                    topic: topic.into(),
+                    payload: bytes::Bytes::from(payload),
+                    qos: 1,
+                    retain: false,
+                    properties: Default::default(),
+                    payload_file: None,
+                },
+            ));
+        wait(&mut h, "the message in the topic view", 10, |a| {
+            a.model
+                .capture
+                .topics
+                .get(topic)
+                .is_some_and(|t| t.published > n as u64)
+        });
+    }
+    {
+        let app = h.state_mut();
+        let capture = std::mem::take(&mut app.model.capture);
+        app.topics.select(topic, &capture);
+        app.model.capture = capture;
+    }
+    h.run_steps(2);
+    h.get_by_label("Diff").click();
+    h.run_steps(2);
+    h.get_by_label("3 fields changed");
+    h.get_by_label("/speed");
+    h.get_by_label("10 → 12");
+    h.get_by_label("/pos/lon");
+    h.get_by_label("11.5 → 11.6");
+    h.get_by_label("/fuel");
+    h.get_by_label("+ 30");
+    assert!(
+        h.query_by_label("/doors").is_none(),
+        "an unchanged field is not listed"
+    );
+}
+
+#[test]
 fn a_fleet_is_edited_live_from_the_devices_panel() {
     let mut h = harness(Some(scenario("power-plants.ron")), 0, None);
     wait(&mut h, "the plants and the station connected", 15, |a| {

@@ -30,22 +30,31 @@ mod row;
 
 pub use read::{QueryResult, SearchPage, SearchSpec, Value, query, read, search};
 
-/// The tables and indexes of a capture database (version 1).
+/// The tables, indexes and the `frames` view of a capture database (version 2).
+///
+/// Frames are stored in `frame_rows` with their topic and client id as
+/// numbers into `topics` and `clients`: the topic and client indexes then hold
+/// small integers, which keeps them cheap to update at tens of thousands of
+/// frames a second. The view `frames` joins the names back, so SQL reads (and
+/// Debian's `sqlite3` shows) one row per frame with its topic and client id as
+/// text.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS clients (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 -- One row per captured frame or connection marker, in capture order.
-CREATE TABLE IF NOT EXISTS frames (
+CREATE TABLE IF NOT EXISTS frame_rows (
     id        INTEGER PRIMARY KEY,  -- capture order
     t_us      INTEGER NOT NULL,     -- µs since the UNIX epoch, when the tap read it
     conn      INTEGER NOT NULL,     -- the tap's connection number
-    client_id TEXT    NOT NULL,     -- '' before the CONNECT
+    client    INTEGER NOT NULL REFERENCES clients (id),  -- '' before the CONNECT
     dir       TEXT    NOT NULL,     -- 'client_to_broker' | 'broker_to_client'
     kind      TEXT    NOT NULL,     -- 'Publish', 'Connect', 'Closed', 'PubAck', …
     pkid      INTEGER NOT NULL,
     qos       INTEGER NOT NULL,
     retain    INTEGER NOT NULL,     -- 0 | 1
     dup       INTEGER NOT NULL,     -- 0 | 1
-    topic     TEXT,                 -- PUBLISH only
+    topic     INTEGER REFERENCES topics (id),  -- PUBLISH only
     payload   BLOB,                 -- PUBLISH (and the will in detail)
     size      INTEGER NOT NULL,     -- bytes on the wire
     protocol  INTEGER NOT NULL,     -- 4 (3.1.1) or 5; 0 before the CONNECT
@@ -53,9 +62,16 @@ CREATE TABLE IF NOT EXISTS frames (
     detail    TEXT,                 -- JSON: CONNECT flags, CONNACK code, SUBACK codes, close reason …
     v5        TEXT                  -- JSON: MQTT 5 reason codes and properties, or NULL
 );
-CREATE INDEX IF NOT EXISTS frames_t ON frames (t_us);
-CREATE INDEX IF NOT EXISTS frames_topic ON frames (topic, t_us);
-CREATE INDEX IF NOT EXISTS frames_client ON frames (client_id, t_us);
+-- The index's keys end in the row id, which is capture order: a topic's or
+-- a client's frames come out in time order.
+CREATE INDEX IF NOT EXISTS frames_t ON frame_rows (t_us);
+CREATE INDEX IF NOT EXISTS frames_topic ON frame_rows (topic);
+CREATE INDEX IF NOT EXISTS frames_client ON frame_rows (client);
+CREATE VIEW IF NOT EXISTS frames AS
+    SELECT f.id, f.t_us, f.conn, c.name AS client_id, f.dir, f.kind, f.pkid, f.qos,
+           f.retain, f.dup, t.name AS topic, f.payload, f.size, f.protocol,
+           f.injected, f.detail, f.v5
+    FROM frame_rows f JOIN clients c ON c.id = f.client LEFT JOIN topics t ON t.id = f.topic;
 CREATE TABLE IF NOT EXISTS faults (
     id       INTEGER PRIMARY KEY,
     t_us     INTEGER NOT NULL,
@@ -73,7 +89,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
 ";
 
 /// The `meta` table's `format` value.
-pub const FORMAT: &str = "mqtt-workbench capture db 1";
+pub const FORMAT: &str = "mqtt-workbench capture db 2";
 
 /// Where the database is and how much of it to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +164,7 @@ const QUEUE_BATCHES: usize = 256;
 /// Bytes of frames queued for the writer, at most.
 const QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest a frame waits for its transaction.
-const COMMIT_EVERY: Duration = Duration::from_millis(250);
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// How often retention runs.
 const RETAIN_EVERY: Duration = Duration::from_secs(5);
 
@@ -310,135 +326,163 @@ fn open_for_writing(path: &Path) -> Result<rusqlite::Connection, DbError> {
 }
 
 fn write_loop(
-    mut conn: rusqlite::Connection,
+    conn: rusqlite::Connection,
     rx: crossbeam_channel::Receiver<Item>,
     counters: &Counters,
     opts: &DbOptions,
 ) {
-    let mut pending: Vec<Item> = Vec::new();
-    let mut names = row::Names::default();
+    let mut tx = Open::new(conn);
     let mut last_retain = Instant::now();
     loop {
-        let first = match rx.recv_timeout(COMMIT_EVERY) {
-            Ok(item) => Some(item),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+        // A transaction stays open while items arrive, and commits a second
+        // after it began: the indexes' pages are then written once a second,
+        // not once a batch.
+        if tx.began.is_some_and(|t| t.elapsed() >= COMMIT_EVERY) {
+            tx.commit(counters);
+        }
+        let item = match tx.began {
+            Some(t) => rx.recv_deadline(t + COMMIT_EVERY),
+            None => rx
+                .recv()
+                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
+        };
+        match item {
+            Ok(Item::Flush(done)) => {
+                tx.commit(counters);
+                let _ = done.send(());
+            }
+            Ok(item) => tx.write(item, counters),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => tx.commit(counters),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                commit(&mut conn, &mut pending, &mut names, counters);
+                tx.commit(counters);
                 return;
             }
-        };
-        pending.extend(first);
-        // Gather what else arrived within the commit interval.
-        let until = Instant::now() + COMMIT_EVERY;
-        let flushing = |p: &[Item]| p.iter().any(|i| matches!(i, Item::Flush(_)));
-        while !flushing(&pending)
-            && let Ok(item) = rx.recv_deadline(until)
-        {
-            pending.push(item);
-            if pending.len() >= QUEUE_BATCHES {
-                break;
+        }
+        if tx.began.is_none() {
+            if last_retain.elapsed() >= RETAIN_EVERY {
+                last_retain = Instant::now();
+                retain(&tx.conn, opts, counters);
             }
+            counters
+                .bytes
+                .store(file_bytes(&opts.path), Ordering::Relaxed);
         }
-        commit(&mut conn, &mut pending, &mut names, counters);
-        if last_retain.elapsed() >= RETAIN_EVERY {
-            last_retain = Instant::now();
-            retain(&conn, opts, counters);
-        }
-        counters
-            .bytes
-            .store(file_bytes(&opts.path), Ordering::Relaxed);
     }
 }
 
-/// One transaction for everything pending; its frames are counted written or failed.
-fn commit(
-    conn: &mut rusqlite::Connection,
-    pending: &mut Vec<Item>,
-    names: &mut row::Names,
-    counters: &Counters,
-) {
-    if pending.is_empty() {
-        return;
+/// The write connection and the transaction it has open, if any.
+struct Open {
+    conn: rusqlite::Connection,
+    /// When the open transaction began (None: none is open).
+    began: Option<Instant>,
+    /// Frames written in the open transaction.
+    frames: u64,
+    /// The open transaction failed: what follows is not written until it ends.
+    failed: bool,
+    names: row::Names,
+}
+
+impl Open {
+    fn new(conn: rusqlite::Connection) -> Open {
+        Open {
+            conn,
+            began: None,
+            frames: 0,
+            failed: false,
+            names: row::Names::default(),
+        }
     }
-    let frames: u64 = pending
-        .iter()
-        .map(|i| match i {
-            Item::Frames(f) => f.len() as u64,
-            _ => 0,
-        })
-        .sum();
-    let bytes: u64 = pending
-        .iter()
-        .map(|i| match i {
-            Item::Frames(f) => f.iter().map(|e| e.mem_bytes() as u64).sum(),
-            _ => 0,
-        })
-        .sum();
-    let mut flushed = Vec::new();
-    let result = (|| -> rusqlite::Result<()> {
-        let tx = conn.transaction()?;
+
+    fn write(&mut self, item: Item, counters: &Counters) {
+        if let Item::Frames(batch) = &item {
+            let bytes: u64 = batch.iter().map(|e| e.mem_bytes() as u64).sum();
+            counters.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.frames += batch.len() as u64;
+        }
+        if self.began.is_none() {
+            self.began = Some(Instant::now());
+            if let Err(e) = self.conn.execute_batch("BEGIN") {
+                self.fail(&e, counters);
+            }
+        }
+        if self.failed {
+            return;
+        }
+        if let Err(e) = write_item(&self.conn, &mut self.names, item) {
+            self.fail(&e, counters);
+        }
+    }
+
+    fn fail(&mut self, e: &rusqlite::Error, counters: &Counters) {
+        self.failed = true;
+        tracing::error!("capture database: {e}");
+        *counters.error.lock() = Some(e.to_string());
+    }
+
+    /// Commit the open transaction; its frames are counted written or failed.
+    fn commit(&mut self, counters: &Counters) {
+        if self.began.take().is_none() {
+            return;
+        }
+        if !self.failed
+            && let Err(e) = self.conn.execute_batch("COMMIT")
         {
-            let mut frame = tx.prepare_cached(row::INSERT_FRAME)?;
-            let mut fault = tx
-                .prepare_cached("INSERT INTO faults (t_us, label, timeline) VALUES (?1, ?2, ?3)")?;
-            let mut verdict = tx.prepare_cached(
+            self.fail(&e, counters);
+        }
+        let frames = std::mem::take(&mut self.frames);
+        if std::mem::take(&mut self.failed) {
+            // Nothing of it is kept, not even the names it added.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.names = row::Names::default();
+            counters.failed.fetch_add(frames, Ordering::Relaxed);
+        } else {
+            counters.written.fetch_add(frames, Ordering::Relaxed);
+        }
+    }
+}
+
+fn write_item(conn: &rusqlite::Connection, names: &mut row::Names, item: Item) -> rusqlite::Result<()> {
+    match item {
+        Item::Frames(batch) => {
+            let mut frame = conn.prepare_cached(row::INSERT_FRAME)?;
+            for ev in &batch {
+                row::insert(conn, &mut frame, names, ev)?;
+            }
+        }
+        Item::Fault(m) => {
+            conn.prepare_cached("INSERT INTO faults (t_us, label, timeline) VALUES (?1, ?2, ?3)")?
+                .execute(rusqlite::params![
+                    m.t_us as i64,
+                    m.label,
+                    m.timeline.map(|t| t as i64)
+                ])?;
+        }
+        Item::Verdicts(vs) => {
+            let now = crate::time::now_us() as i64;
+            let mut verdict = conn.prepare_cached(
                 "INSERT INTO verdicts (t_us, name, state, evidence, decided_us)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for item in pending.drain(..) {
-                match item {
-                    Item::Frames(batch) => {
-                        for ev in &batch {
-                            row::insert(&mut frame, names, ev)?;
-                        }
-                    }
-                    Item::Fault(m) => {
-                        fault.execute(rusqlite::params![
-                            m.t_us as i64,
-                            m.label,
-                            m.timeline.map(|t| t as i64)
-                        ])?;
-                    }
-                    Item::Verdicts(vs) => {
-                        let now = crate::time::now_us() as i64;
-                        for v in vs {
-                            verdict.execute(rusqlite::params![
-                                now,
-                                v.name,
-                                format!("{:?}", v.state),
-                                v.evidence,
-                                v.t_us.map(|t| t as i64)
-                            ])?;
-                        }
-                    }
-                    Item::Flush(done) => flushed.push(done),
-                    Item::Meta(k, v) => {
-                        tx.execute(
-                            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                            [k, v],
-                        )?;
-                    }
-                }
+            for v in vs {
+                verdict.execute(rusqlite::params![
+                    now,
+                    v.name,
+                    format!("{:?}", v.state),
+                    v.evidence,
+                    v.t_us.map(|t| t as i64)
+                ])?;
             }
         }
-        tx.commit()
-    })();
-    pending.clear();
-    counters.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-    match result {
-        Ok(()) => {
-            counters.written.fetch_add(frames, Ordering::Relaxed);
+        Item::Meta(k, v) => {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [k, v],
+            )?;
         }
-        Err(e) => {
-            counters.failed.fetch_add(frames, Ordering::Relaxed);
-            tracing::error!("capture database: {e}");
-            *counters.error.lock() = Some(e.to_string());
-        }
+        Item::Flush(_) => {}
     }
-    for done in flushed {
-        let _ = done.send(());
-    }
+    Ok(())
 }
 
 /// Remove the oldest frames past the age, then past the size (a tenth at a
@@ -448,7 +492,7 @@ fn retain(conn: &rusqlite::Connection, opts: &DbOptions, counters: &Counters) {
     if let Some(age) = opts.max_age {
         let cutoff = crate::time::now_us().saturating_sub(age.as_micros() as u64) as i64;
         removed += conn
-            .execute("DELETE FROM frames WHERE t_us < ?1", [cutoff])
+            .execute("DELETE FROM frame_rows WHERE t_us < ?1", [cutoff])
             .unwrap_or(0);
     }
     if let Some(max) = opts.max_bytes {
@@ -470,9 +514,9 @@ fn retain(conn: &rusqlite::Connection, opts: &DbOptions, counters: &Counters) {
             }
             let n = conn
                 .execute(
-                    "DELETE FROM frames WHERE id IN
-                     (SELECT id FROM frames ORDER BY id LIMIT
-                      (SELECT MAX(COUNT(*) / 10, 1) FROM frames))",
+                    "DELETE FROM frame_rows WHERE id IN
+                     (SELECT id FROM frame_rows ORDER BY id LIMIT
+                      (SELECT MAX(COUNT(*) / 10, 1) FROM frame_rows))",
                     [],
                 )
                 .unwrap_or(0);

@@ -109,6 +109,9 @@ pub struct SearchPage {
     pub scanned: u64,
 }
 
+/// Topic or client ids a search names in its SQL at most.
+const MAX_IDS: usize = 10_000;
+
 /// Rows a page examines at most (a rare match in a large file takes several pages).
 const SCAN_PER_PAGE: u64 = 200_000;
 
@@ -132,27 +135,51 @@ pub fn search(
     let topic = spec.topic.trim().to_string();
     let wildcard = topic.contains(['+', '#']);
     let (topic_lc, client_lc) = (topic.to_lowercase(), spec.client.trim().to_lowercase());
-    let sql = format!(
-        "SELECT {} FROM frames WHERE kind = 'Publish' AND id < ?1
-         AND (?2 = '' OR instr(lower(client_id), ?2) > 0)
-         AND (?3 = '' OR instr(lower(topic), ?3) > 0)
-         ORDER BY id DESC LIMIT {SCAN_PER_PAGE}",
-        row::COLUMNS
-    );
-    let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
-    let plain_topic = if wildcard { "" } else { topic_lc.as_str() };
-    let mut rows = stmt
-        .query(rusqlite::params![
-            before.unwrap_or(i64::MAX),
-            client_lc,
-            plain_topic
-        ])
+    let topic_ok = |name: &str| {
+        topic.is_empty()
+            || if wildcard {
+                topic_matches(name, &topic)
+            } else {
+                name.to_lowercase().contains(&topic_lc)
+            }
+    };
+    let client_ok = |name: &str| client_lc.is_empty() || name.to_lowercase().contains(&client_lc);
+    // The topics and clients that match, by their names (a small table
+    // each), then the frames through the indexes on their ids.
+    let topics = (!topic.is_empty())
+        .then(|| matching_ids(&conn, "topics", &topic_ok))
+        .transpose()
+        .map_err(DbError::sqlite(path))?;
+    let clients = (!client_lc.is_empty())
+        .then(|| matching_ids(&conn, "clients", &client_ok))
+        .transpose()
         .map_err(DbError::sqlite(path))?;
     let mut page = SearchPage {
         path: path.to_path_buf(),
         spec: spec.clone(),
         ..SearchPage::default()
     };
+    if topics.as_ref().is_some_and(Vec::is_empty) || clients.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(page);
+    }
+    // A very long list is left out of the SQL; the names are checked below.
+    let among = |column: &str, ids: &Option<Vec<i64>>| match ids {
+        Some(ids) if ids.len() <= MAX_IDS => {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!(" AND f.{column} IN ({})", list.join(","))
+        }
+        _ => String::new(),
+    };
+    let sql = format!(
+        "{} WHERE f.kind = 'Publish' AND f.id < ?1{}{} ORDER BY f.id DESC LIMIT {SCAN_PER_PAGE}",
+        row::SELECT_FRAMES,
+        among("topic", &topics),
+        among("client", &clients),
+    );
+    let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
+    let mut rows = stmt
+        .query([before.unwrap_or(i64::MAX)])
+        .map_err(DbError::sqlite(path))?;
     let mut last = None;
     while let Some(r) = rows.next().map_err(DbError::sqlite(path))? {
         let (id, ev) = match row::from_row(r).map_err(DbError::sqlite(path))? {
@@ -166,11 +193,12 @@ pub fn search(
         };
         page.scanned += 1;
         last = Some(id);
-        let topic_ok = !wildcard || topic_matches(ev.topic.as_deref().unwrap_or(""), &topic);
         let payload_ok = matcher
             .as_ref()
             .is_none_or(|m| m.matches(ev.payload.as_deref().unwrap_or(&[])));
-        if topic_ok && payload_ok {
+        let names_ok =
+            topic_ok(ev.topic.as_deref().unwrap_or("")) && client_ok(&ev.client_id);
+        if names_ok && payload_ok {
             page.rows.push((id, ev));
             if page.rows.len() >= limit {
                 break;
@@ -181,6 +209,24 @@ pub fn search(
     let exhausted = page.rows.len() < limit && page.scanned < SCAN_PER_PAGE;
     page.next_before = if exhausted { None } else { last };
     Ok(page)
+}
+
+/// The ids in `table` (`topics` or `clients`) whose name passes `keep`.
+fn matching_ids(
+    conn: &rusqlite::Connection,
+    table: &str,
+    keep: impl Fn(&str) -> bool,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = conn.prepare(&format!("SELECT id, name FROM {table}"))?;
+    let mut rows = stmt.query([])?;
+    let mut ids = Vec::new();
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(1)?;
+        if keep(&name) {
+            ids.push(r.get(0)?);
+        }
+    }
+    Ok(ids)
 }
 
 /// A result cell.
@@ -380,7 +426,7 @@ mod tests {
                 [Value::Text("Publish".into()), Value::Integer(2)],
             ]
         );
-        let refused = query(&path, "DELETE FROM frames", 10).unwrap_err();
+        let refused = query(&path, "DELETE FROM frame_rows", 10).unwrap_err();
         assert!(refused.to_string().contains("c.sqlite"), "{refused}");
         assert_eq!(read(&path).unwrap().events.len(), 4, "nothing was deleted");
     }

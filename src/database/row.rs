@@ -9,9 +9,15 @@ use rusqlite::types::Value as Sql;
 
 use crate::wire::{WireDetail, WireEvent};
 
-pub(super) const INSERT_FRAME: &str = "INSERT INTO frames
-    (t_us, conn, client_id, dir, kind, pkid, qos, retain, dup, topic, payload, size, protocol, injected, detail, v5)
+pub(super) const INSERT_FRAME: &str = "INSERT INTO frame_rows
+    (t_us, conn, client, dir, kind, pkid, qos, retain, dup, topic, payload, size, protocol, injected, detail, v5)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+/// The stored frames with their names, as [`from_row`] reads them (the
+/// `frames` view is the same, for SQL typed by people).
+pub(super) const SELECT_FRAMES: &str = "SELECT f.id, f.t_us, f.conn, c.name, f.dir, f.kind, f.pkid,
+    f.qos, f.retain, f.dup, t.name, f.payload, f.size, f.protocol, f.injected, f.detail, f.v5
+    FROM frame_rows f JOIN clients c ON c.id = f.client LEFT JOIN topics t ON t.id = f.topic";
 
 /// The columns [`from_row`] reads, in its order.
 pub(super) const COLUMNS: &str = "id, t_us, conn, client_id, dir, kind, pkid, qos, retain, dup, topic, payload, size, protocol, injected, detail, v5";
@@ -25,12 +31,46 @@ fn name<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// Names kept at most, each of topics' and clients' ids (past it the cache
+/// starts again; the ids are in the database).
+const MAX_NAMES: usize = 200_000;
+
 /// The serde names of packet kinds and directions, made once each (a
-/// commit inserts thousands of frames with a handful of distinct ones).
+/// commit inserts thousands of frames with a handful of distinct ones), and
+/// the ids of the topics and client ids written so far.
 #[derive(Default)]
 pub(super) struct Names {
     kinds: std::collections::HashMap<crate::wire::PacketKind, String>,
     dirs: std::collections::HashMap<crate::wire::Direction, String>,
+    topics: std::collections::HashMap<Arc<str>, i64>,
+    clients: std::collections::HashMap<Arc<str>, i64>,
+}
+
+/// A name's id in `topics`, added if new.
+const TOPIC_ID: &str = "INSERT INTO topics (name) VALUES (?1)
+    ON CONFLICT (name) DO UPDATE SET name = name RETURNING id";
+/// A name's id in `clients`, added if new.
+const CLIENT_ID: &str = "INSERT INTO clients (name) VALUES (?1)
+    ON CONFLICT (name) DO UPDATE SET name = name RETURNING id";
+
+/// The id of `name` by `sql` ([`TOPIC_ID`] or [`CLIENT_ID`]), cached.
+fn name_id(
+    conn: &rusqlite::Connection,
+    sql: &'static str,
+    cache: &mut std::collections::HashMap<Arc<str>, i64>,
+    name: &Arc<str>,
+) -> rusqlite::Result<i64> {
+    if let Some(&id) = cache.get(name) {
+        return Ok(id);
+    }
+    let id = conn
+        .prepare_cached(sql)?
+        .query_row([&**name], |r| r.get(0))?;
+    if cache.len() >= MAX_NAMES {
+        cache.clear();
+    }
+    cache.insert(name.clone(), id);
+    Ok(id)
 }
 
 impl Names {
@@ -48,6 +88,7 @@ fn json<T: serde::Serialize>(v: &T) -> Option<String> {
 }
 
 pub(super) fn insert(
+    conn: &rusqlite::Connection,
     stmt: &mut rusqlite::CachedStatement<'_>,
     names: &mut Names,
     ev: &WireEvent,
@@ -56,18 +97,23 @@ pub(super) fn insert(
         WireDetail::None => None,
         ref d => json(d),
     };
+    let client = name_id(conn, CLIENT_ID, &mut names.clients, &ev.client_id)?;
+    let topic = match &ev.topic {
+        Some(t) => Some(name_id(conn, TOPIC_ID, &mut names.topics, t)?),
+        None => None,
+    };
     let dir = names.dir(ev.dir).to_string();
     stmt.execute(rusqlite::params![
         ev.t_us as i64,
         ev.conn as i64,
-        &*ev.client_id,
+        client,
         dir,
         names.kind(ev.kind),
         ev.pkid,
         ev.qos,
         ev.retain,
         ev.dup,
-        ev.topic.as_deref(),
+        topic,
         ev.payload.as_deref(),
         ev.size,
         ev.protocol,

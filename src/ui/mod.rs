@@ -12,6 +12,7 @@ mod format;
 mod frame_bench;
 mod log;
 mod map;
+mod payload;
 mod menu;
 mod modals;
 mod publish;

@@ -7,6 +7,7 @@ use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
+use super::payload::{self, PayloadView, Shown};
 use super::theme;
 use crate::codec::Decoders;
 
@@ -15,15 +16,6 @@ use crate::capture::{Capture, TopicStats};
 use crate::command::Command;
 use crate::wire::Direction;
 use crate::wire::topic_matches;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum PayloadView {
-    #[default]
-    Auto,
-    Json,
-    Text,
-    Hex,
-}
 
 /// Cached numeric series of one (topic, JSON field).
 #[derive(Default)]
@@ -410,68 +402,32 @@ impl TopicsPanel {
             .and_then(|s| capture.get(s))
             .and_then(|e| e.payload.clone())
             .unwrap_or_else(|| st.last_payload.clone());
+        // The message shown, and the one before it in the same direction (for the diff).
+        let seq = self
+            .selected_msg
+            .or_else(|| st.history.back().copied());
+        let previous = seq
+            .and_then(|s| payload::previous_on_topic(capture, &st.history, s))
+            .and_then(|p| capture.get(p));
         let avail = ui.available_height();
         ui.columns(2, |cols| {
-            self.payload_ui(&mut cols[0], topic, &payload, avail * 0.45);
+            let shown = Shown {
+                topic,
+                payload: &payload,
+                selected: self.selected_msg.is_some(),
+                previous,
+            };
+            payload::payload_ui(
+                &mut cols[0],
+                &mut self.view,
+                &self.decoders,
+                &shown,
+                avail * 0.45,
+            );
             self.plot_ui(&mut cols[1], capture, topic, st, avail * 0.45);
         });
         ui.separator();
         self.history_ui(ui, capture, st);
-    }
-
-    fn payload_ui(&mut self, ui: &mut egui::Ui, topic: &str, payload: &[u8], height: f32) {
-        let codec = self.decoders.codec(topic);
-        let decoded = (codec != crate::codec::Codec::Json)
-            .then(|| self.decoders.decode(topic, payload))
-            .flatten()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok());
-        ui.horizontal(|ui| {
-            ui.label(
-                RichText::new(if self.selected_msg.is_some() {
-                    "Payload (selected message)"
-                } else {
-                    "Payload (latest)"
-                })
-                .strong(),
-            );
-            for (v, label) in [
-                (PayloadView::Auto, "Auto"),
-                (PayloadView::Json, "JSON"),
-                (PayloadView::Text, "Text"),
-                (PayloadView::Hex, "Hex"),
-            ] {
-                ui.selectable_value(&mut self.view, v, label);
-            }
-            ui.weak(format::bytes(payload.len() as u64));
-        });
-        if codec != crate::codec::Codec::Json {
-            ui.weak(if decoded.is_some() {
-                format!("{} (decoded)", codec.name())
-            } else {
-                format!("not {}", codec.name())
-            });
-        }
-        let text = match self.view {
-            PayloadView::Auto => decoded.clone().unwrap_or_else(|| {
-                format::pretty_json(payload).unwrap_or_else(|| match std::str::from_utf8(payload) {
-                    Ok(s) => s.to_string(),
-                    Err(_) => format::hex_dump(payload),
-                })
-            }),
-            PayloadView::Json => decoded
-                .clone()
-                .or_else(|| format::pretty_json(payload))
-                .unwrap_or_else(|| "(not a JSON object or array)".into()),
-            PayloadView::Text => String::from_utf8_lossy(payload).into_owned(),
-            PayloadView::Hex => format::hex_dump(payload),
-        };
-        egui::ScrollArea::vertical()
-            .id_salt("payload")
-            .max_height(height.max(80.0))
-            .auto_shrink([false, true])
-            .show(ui, |ui| {
-                ui.add(egui::Label::new(RichText::new(text).monospace()).selectable(true));
-            });
     }
 
     fn plot_ui(

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+pub mod diff;
+
 use serde_json::{Map, Value, json};
 
 use crate::wire::topic_matches;
