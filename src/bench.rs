@@ -156,6 +156,10 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         session_expiry: None,
         user_properties: vec![],
         tls: false,
+        script: None,
+        script_budget: None,
+        script_memory_mib: None,
+        script_source: None,
     };
     let sink = DeviceSpec {
         id: "bench-sink".into(),
@@ -205,7 +209,7 @@ pub async fn run_devices(
         tokio::select! {
             u = updates.recv() => match u {
                 Some(crate::sim::DeviceMsg::Update(u)) => { states.insert(u.client_id, u.state); }
-                Some(crate::sim::DeviceMsg::Marker(..)) => {}
+                Some(crate::sim::DeviceMsg::Marker(..) | crate::sim::DeviceMsg::Note(_)) => {}
                 None => return Ok(()),
             },
             _ = tick.tick() => {

@@ -48,6 +48,21 @@ pub struct DeviceUpdate {
     pub publish_failed: u64,
     /// Acknowledgements its client's request queue refused.
     pub ack_failed: u64,
+    /// A scripted device's vars, state, last log line and error.
+    pub script: Option<std::sync::Arc<ScriptView>>,
+}
+
+/// What a scripted device's script holds now (the Devices panel shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScriptView {
+    /// The script file, as the scenario names it.
+    pub file: String,
+    /// Why it stopped being called (file:line:column: what happened).
+    pub error: Option<String>,
+    /// The device's vars and signals, formatted.
+    pub vars: Vec<(String, String)>,
+    pub state: String,
+    pub last_log: Option<String>,
 }
 
 /// What the embedded broker's health probe (`broker::health`) tells the engine.

@@ -557,7 +557,15 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     let capacity = mqtt_workbench::sys::device_capacity();
     for f in files {
-        match Scenario::load(f) {
+        let dir = f.parent().unwrap_or(std::path::Path::new("."));
+        let loaded = Scenario::load(f)
+            .map_err(|e| e.to_string())
+            .and_then(|mut s| {
+                s.compile_protos(dir)?;
+                s.load_scripts(dir)?;
+                Ok(s)
+            });
+        match loaded {
             Ok(s) => match capacity.refuse(s.device_count() as u64) {
                 None => println!(
                     "{}: ok ({}: {} devices; this machine holds about {} in one process)",

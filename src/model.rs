@@ -28,6 +28,8 @@ pub struct DeviceEntry {
     /// Publishes and acks its client refused (queue full): lost, never sent.
     pub publish_failed: u64,
     pub ack_failed: u64,
+    /// A scripted device's script as last reported.
+    pub script: Option<std::sync::Arc<crate::event::ScriptView>>,
 }
 
 /// A fleet: the devices of one scenario entry.
@@ -120,6 +122,9 @@ impl DeviceList {
         entry.state = Some(u.state);
         entry.publish_failed = u.publish_failed;
         entry.ack_failed = u.ack_failed;
+        if u.script.is_some() {
+            entry.script = u.script;
+        }
         self.failures += new_failures;
         match (was, now) {
             (false, true) => {
@@ -566,6 +571,7 @@ mod tests {
             state,
             publish_failed: failed,
             ack_failed: 0,
+            script: None,
         }])
     }
 

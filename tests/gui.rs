@@ -1052,6 +1052,30 @@ fn the_payload_diff_shows_what_changed_since_the_previous_message_field_by_field
 }
 
 #[test]
+fn a_scripted_device_shows_its_vars_state_and_log_in_the_devices_panel() {
+    let mut h = harness(Some(scenario("pid-thermostat.ron")), 0, None);
+    wait(&mut h, "the thermostat settled", 20, |a| {
+        a.model.devices.get("thermostat").is_some_and(|d| {
+            d.script.as_ref().is_some_and(|s| {
+                s.state == "holding"
+                    && s.last_log
+                        .as_deref()
+                        .is_some_and(|l| l.starts_with("settled"))
+            })
+        })
+    });
+    h.state_mut().select_device("thermostat");
+    h.run_steps(2);
+    h.get_by_label("pid-thermostat.js");
+    h.get_by_label("holding");
+    // Its vars (setpoint is also a topic in the tree: the others are not).
+    h.get_by_label("heater");
+    h.get_by_label("temp");
+    h.get_by_label("23");
+    h.get_by_label_contains("settled at 23 °C");
+}
+
+#[test]
 fn a_fleet_is_edited_live_from_the_devices_panel() {
     let mut h = harness(Some(scenario("power-plants.ron")), 0, None);
     wait(&mut h, "the plants and the station connected", 15, |a| {

@@ -78,6 +78,7 @@ fn every_shipped_scenario_parses_and_each_shows_a_protocol_feature() {
             "car-sharing.ron",
             "drone-fleet.ron",
             "flaky-drones.ron",
+            "pid-thermostat.ron",
             "power-plants.ron",
             "sparkplug-edge.ron",
             "temperature.ron",

@@ -11,9 +11,19 @@ use super::Decoders;
 /// One field that differs, at its JSON pointer (`/battery`, `/metrics/2/value`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldChange {
-    Added { path: String, now: Value },
-    Removed { path: String, was: Value },
-    Changed { path: String, was: Value, now: Value },
+    Added {
+        path: String,
+        now: Value,
+    },
+    Removed {
+        path: String,
+        was: Value,
+    },
+    Changed {
+        path: String,
+        was: Value,
+        now: Value,
+    },
 }
 
 impl FieldChange {

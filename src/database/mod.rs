@@ -322,6 +322,8 @@ fn open_for_writing(path: &Path) -> Result<rusqlite::Connection, DbError> {
             path: path.to_path_buf(),
         });
     }
+    // An INSERT for every batch size up to ROWS_PER_INSERT stays prepared.
+    conn.set_prepared_statement_cache_capacity(row::ROWS_PER_INSERT + 16);
     Ok(conn)
 }
 
@@ -441,12 +443,16 @@ impl Open {
     }
 }
 
-fn write_item(conn: &rusqlite::Connection, names: &mut row::Names, item: Item) -> rusqlite::Result<()> {
+fn write_item(
+    conn: &rusqlite::Connection,
+    names: &mut row::Names,
+    item: Item,
+) -> rusqlite::Result<()> {
     match item {
         Item::Frames(batch) => {
-            let mut frame = conn.prepare_cached(row::INSERT_FRAME)?;
-            for ev in &batch {
-                row::insert(conn, &mut frame, names, ev)?;
+            for rows in batch.chunks(row::ROWS_PER_INSERT) {
+                let mut stmt = conn.prepare_cached(&row::insert_sql(rows.len()))?;
+                row::insert(conn, &mut stmt, names, rows)?;
             }
         }
         Item::Fault(m) => {

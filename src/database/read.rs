@@ -196,8 +196,7 @@ pub fn search(
         let payload_ok = matcher
             .as_ref()
             .is_none_or(|m| m.matches(ev.payload.as_deref().unwrap_or(&[])));
-        let names_ok =
-            topic_ok(ev.topic.as_deref().unwrap_or("")) && client_ok(&ev.client_id);
+        let names_ok = topic_ok(ev.topic.as_deref().unwrap_or("")) && client_ok(&ev.client_id);
         if names_ok && payload_ok {
             page.rows.push((id, ev));
             if page.rows.len() >= limit {

@@ -9,9 +9,23 @@ use rusqlite::types::Value as Sql;
 
 use crate::wire::{WireDetail, WireEvent};
 
-pub(super) const INSERT_FRAME: &str = "INSERT INTO frame_rows
-    (t_us, conn, client, dir, kind, pkid, qos, retain, dup, topic, payload, size, protocol, injected, detail, v5)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+/// The columns of `frame_rows` a frame fills, in binding order.
+const INSERTED: &str = "t_us, conn, client, dir, kind, pkid, qos, retain, dup, topic, payload, size, protocol, injected, detail, v5";
+const PARAMS_PER_ROW: usize = 16;
+
+/// Frames one INSERT statement writes: SQLite opens the table's and the
+/// indexes' cursors once a statement, so many rows a statement cost less
+/// than one each.
+pub(super) const ROWS_PER_INSERT: usize = 64;
+
+/// `INSERT INTO frame_rows (…) VALUES (?, …), …` for `rows` frames.
+pub(super) fn insert_sql(rows: usize) -> String {
+    let one = format!("({})", vec!["?"; PARAMS_PER_ROW].join(","));
+    format!(
+        "INSERT INTO frame_rows ({INSERTED}) VALUES {}",
+        vec![one; rows].join(",")
+    )
+}
 
 /// The stored frames with their names, as [`from_row`] reads them (the
 /// `frames` view is the same, for SQL typed by people).
@@ -40,8 +54,8 @@ const MAX_NAMES: usize = 200_000;
 /// the ids of the topics and client ids written so far.
 #[derive(Default)]
 pub(super) struct Names {
-    kinds: std::collections::HashMap<crate::wire::PacketKind, String>,
-    dirs: std::collections::HashMap<crate::wire::Direction, String>,
+    kinds: std::collections::HashMap<crate::wire::PacketKind, Arc<str>>,
+    dirs: std::collections::HashMap<crate::wire::Direction, Arc<str>>,
     topics: std::collections::HashMap<Arc<str>, i64>,
     clients: std::collections::HashMap<Arc<str>, i64>,
 }
@@ -74,12 +88,18 @@ fn name_id(
 }
 
 impl Names {
-    fn kind(&mut self, k: crate::wire::PacketKind) -> &str {
-        self.kinds.entry(k).or_insert_with(|| name(&k))
+    fn kind(&mut self, k: crate::wire::PacketKind) -> Arc<str> {
+        self.kinds
+            .entry(k)
+            .or_insert_with(|| Arc::from(name(&k)))
+            .clone()
     }
 
-    fn dir(&mut self, d: crate::wire::Direction) -> &str {
-        self.dirs.entry(d).or_insert_with(|| name(&d))
+    fn dir(&mut self, d: crate::wire::Direction) -> Arc<str> {
+        self.dirs
+            .entry(d)
+            .or_insert_with(|| Arc::from(name(&d)))
+            .clone()
     }
 }
 
@@ -87,10 +107,26 @@ fn json<T: serde::Serialize>(v: &T) -> Option<String> {
     serde_json::to_string(v).ok()
 }
 
+/// Insert `frames` with one statement (`stmt`: [`insert_sql`] of their count).
 pub(super) fn insert(
     conn: &rusqlite::Connection,
     stmt: &mut rusqlite::CachedStatement<'_>,
     names: &mut Names,
+    frames: &[WireEvent],
+) -> rusqlite::Result<()> {
+    for (k, ev) in frames.iter().enumerate() {
+        bind(conn, stmt, names, k * PARAMS_PER_ROW, ev)?;
+    }
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+/// Bind one frame's columns from parameter `base + 1` on.
+fn bind(
+    conn: &rusqlite::Connection,
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    names: &mut Names,
+    base: usize,
     ev: &WireEvent,
 ) -> rusqlite::Result<()> {
     let detail = match ev.detail {
@@ -102,25 +138,27 @@ pub(super) fn insert(
         Some(t) => Some(name_id(conn, TOPIC_ID, &mut names.topics, t)?),
         None => None,
     };
-    let dir = names.dir(ev.dir).to_string();
-    stmt.execute(rusqlite::params![
-        ev.t_us as i64,
-        ev.conn as i64,
-        client,
-        dir,
-        names.kind(ev.kind),
-        ev.pkid,
-        ev.qos,
-        ev.retain,
-        ev.dup,
-        topic,
-        ev.payload.as_deref(),
-        ev.size,
-        ev.protocol,
-        ev.injected.as_ref().and_then(json),
-        detail,
-        ev.v5.as_ref().and_then(json),
-    ])?;
+    let values: [&dyn rusqlite::ToSql; PARAMS_PER_ROW] = [
+        &(ev.t_us as i64),
+        &(ev.conn as i64),
+        &client,
+        &names.dir(ev.dir),
+        &names.kind(ev.kind),
+        &ev.pkid,
+        &ev.qos,
+        &ev.retain,
+        &ev.dup,
+        &topic,
+        &ev.payload.as_deref(),
+        &ev.size,
+        &ev.protocol,
+        &ev.injected.as_ref().and_then(json),
+        &detail,
+        &ev.v5.as_ref().and_then(json),
+    ];
+    for (i, v) in values.into_iter().enumerate() {
+        stmt.raw_bind_parameter(base + i + 1, v)?;
+    }
     Ok(())
 }
 

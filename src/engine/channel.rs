@@ -191,6 +191,10 @@ pub(super) async fn batch_events(
         for m in dev_msgs.drain(..) {
             match m {
                 DeviceMsg::Update(u) => dev_buf.push(u),
+                DeviceMsg::Note(ev) => {
+                    flush(&mut wire_buf, &mut dev_buf);
+                    sink.send(ev);
+                }
                 DeviceMsg::Marker(ev, done) => {
                     // Everything the tap read so far goes first, too.
                     while let Ok(w) = wire.try_recv() {

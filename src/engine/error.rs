@@ -51,6 +51,9 @@ pub enum EngineError {
     /// A decoder rule's `.proto` schema that does not compile (file and why).
     #[error("{0}")]
     ProtoSchema(String),
+    /// A device's script that cannot be read or does not parse (file:line:column and why).
+    #[error("{0}")]
+    Script(String),
     /// A scenario too large for this machine.
     #[error("{scenario}: {why}")]
     ScenarioRefused { scenario: String, why: String },

@@ -19,6 +19,7 @@ impl Engine {
             }
             .unwrap_or_default();
             s.compile_protos(&dir).map_err(EngineError::ProtoSchema)?;
+            s.load_scripts(&dir).map_err(EngineError::Script)?;
             let count = shard.map_or(s.device_count(), |k| k.device_count(&s));
             match crate::sys::device_capacity_for(external).refuse(count as u64) {
                 Some(why) => Err(EngineError::ScenarioRefused {
@@ -117,7 +118,7 @@ impl Engine {
             shard.as_ref().is_none_or(|ids| ids.contains(id))
         });
         self.start_timeline(&scenario);
-        self.watch(&source);
+        self.watch(&source, &scenario.script_paths());
         self.current = Some(scenario);
     }
 
@@ -172,6 +173,9 @@ impl Engine {
         if new.timeline != old.timeline {
             self.start_timeline(&new);
         }
+        if new.script_paths() != old.script_paths() {
+            self.watch(&source, &new.script_paths());
+        }
         let path = source_path(&source);
         self.send_ordered(Event::ScenarioReloaded {
             info: Box::new(new.info(&path)),
@@ -189,13 +193,14 @@ impl Engine {
         self.current = Some(new);
     }
 
-    /// Watch the scenario's file (when `cfg.watch`): a change is applied as a reload.
-    pub(super) fn watch(&mut self, source: &ScenarioSource) {
+    /// Watch the scenario's file and its scripts (when `cfg.watch`): a change
+    /// is applied as a reload (a changed script restarts only its devices).
+    pub(super) fn watch(&mut self, source: &ScenarioSource, scripts: &[PathBuf]) {
         self.watcher = None;
         let (true, ScenarioSource::File(path)) = (self.cfg.watch, source) else {
             return;
         };
-        match crate::sim::watch::watch(path.clone(), self.commands.clone()) {
+        match crate::sim::watch::watch(path.clone(), scripts, self.commands.clone()) {
             Ok(w) => self.watcher = Some(w),
             Err(e) => self.notice(true, format!("cannot watch {}: {e}", path.display())),
         }

@@ -146,6 +146,22 @@ pub struct DeviceSpec {
     /// Connect to the tap's TLS listener (the workbench must run with TLS).
     #[serde(default)]
     pub tls: bool,
+    /// The device's own logic in JavaScript (relative to the scenario's
+    /// folder): hooks `onConnect`, `onTick`, `onMessage`, `onDisconnect`
+    /// (`sim::script` lists what a script can do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<PathBuf>,
+    /// CPU time one script call may take (default 100 ms); past it the call
+    /// is interrupted and the device marked faulty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_budget: Option<Dur>,
+    /// Memory the script's heap may take, in MiB (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_memory_mib: Option<u32>,
+    /// The script's text, read when the scenario is loaded (a changed
+    /// script makes a different device, so a reload restarts it).
+    #[serde(skip)]
+    pub script_source: Option<crate::sim::script::ScriptSource>,
 }
 
 /// The MQTT version a virtual device speaks.
@@ -383,6 +399,33 @@ impl Scenario {
                 ));
             }
             r.descriptors = bytes;
+        }
+        Ok(())
+    }
+
+    /// The script files its devices run (as read by [`Scenario::load_scripts`]).
+    pub fn script_paths(&self) -> Vec<PathBuf> {
+        self.devices
+            .iter()
+            .filter_map(|d| d.script_source.as_ref().map(|s| s.path.clone()))
+            .collect()
+    }
+
+    /// Read every device's script (relative to `dir`) and check its syntax.
+    pub fn load_scripts(&mut self, dir: &Path) -> Result<(), String> {
+        for d in &mut self.devices {
+            let Some(file) = &d.script else {
+                continue;
+            };
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: device {}: script: {e}", path.display(), d.id))?;
+            let source = crate::sim::script::ScriptSource {
+                path: path.clone(),
+                text: text.into(),
+            };
+            crate::sim::script::compile(&source).map_err(|e| e.to_string())?;
+            d.script_source = Some(source);
         }
         Ok(())
     }

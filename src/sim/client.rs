@@ -65,6 +65,32 @@ impl Received {
         }
     }
 
+    pub(super) fn qos(&self) -> u8 {
+        match self {
+            Received::V4(p) => p.qos as u8,
+            Received::V5(p) => p.qos as u8,
+        }
+    }
+
+    pub(super) fn retain(&self) -> bool {
+        match self {
+            Received::V4(p) => p.retain,
+            Received::V5(p) => p.retain,
+        }
+    }
+
+    /// MQTT 5 user properties (none in 3.1.1).
+    pub(super) fn user_properties(&self) -> Vec<(String, String)> {
+        match self {
+            Received::V4(_) => Vec::new(),
+            Received::V5(p) => p
+                .properties
+                .as_ref()
+                .map(|pr| pr.user_properties.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// MQTT 5 request/response: where to answer, and the correlation data to echo.
     pub(super) fn response(&self) -> Option<(String, Option<Bytes>)> {
         match self {

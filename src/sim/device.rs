@@ -1,4 +1,7 @@
-//! One virtual device: a rumqttc client driven by its scenario entry.
+//! One virtual device: a rumqttc client driven by its scenario entry (and
+//! its script, in `device/scripted.rs`).
+
+mod scripted;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +21,7 @@ use crate::event::{DeviceState, DeviceUpdate};
 use crate::fault::DeviceAction;
 use crate::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, expand};
 use crate::sim::mqtt::ToRumqttc;
+use crate::sim::script::Hook as ScriptHook;
 use crate::sim::timers::{catch_up, on_grid};
 
 /// QoS 1/2 messages a device has unacknowledged before it waits: 20, like
@@ -138,6 +142,11 @@ struct Device {
     ack_failed: u64,
     /// When the failure counters were last reported (they are throttled to 1/s).
     failures_reported: Option<Instant>,
+    /// Its script, while it runs (None after an error).
+    script: Option<scripted::ScriptRt>,
+    script_error: Option<String>,
+    /// What the last report said of the script.
+    script_view: Option<Arc<crate::event::ScriptView>>,
 }
 
 impl Device {
@@ -216,6 +225,9 @@ impl Device {
             publish_failed: 0,
             ack_failed: 0,
             failures_reported: None,
+            script: None,
+            script_error: None,
+            script_view: None,
         };
         // Signals have a value from the first publish on, not from the first tick.
         dev.sample_signals();
@@ -242,6 +254,7 @@ impl Device {
             state: self.state,
             publish_failed: self.publish_failed,
             ack_failed: self.ack_failed,
+            script: self.script_view.clone(),
         });
     }
 
@@ -618,6 +631,7 @@ async fn run(
 ) {
     let delay = plan.start_delay;
     let mut dev = Device::new(plan, sink);
+    dev.open_script().await;
     dev.set_state(DeviceState::Connecting);
     if !delay.is_zero() {
         sleep(delay).await;
@@ -629,6 +643,7 @@ async fn run(
         let mut connected = false;
         let next = loop {
             let due = dev.next_due().filter(|_| connected);
+            let timer = dev.next_timer();
             tokio::select! {
                 cmd = ctl.recv_async() => match cmd.ok() {
                     None => {
@@ -643,12 +658,14 @@ async fn run(
                         }
                         poller.abort();
                         dev.set_state(DeviceState::Offline);
+                        dev.script_hook(None, ScriptHook::Disconnect).await;
                         break wait_for_reconnect(&ctl, &mut dev).await;
                     }
                     Some(DeviceAction::Drop) => {
                         // Close the socket without DISCONNECT: the broker fires the will.
                         poller.abort();
                         dev.set_state(DeviceState::Offline);
+                        dev.script_hook(None, ScriptHook::Disconnect).await;
                         break wait_for_reconnect(&ctl, &mut dev).await;
                     }
                     Some(DeviceAction::Reconnect) => {}
@@ -659,17 +676,24 @@ async fn run(
                         connected = true;
                         dev.set_state(DeviceState::Connected);
                         dev.on_connected(&client);
+                        dev.script_hook(Some(&client), ScriptHook::Connect).await;
                     }
                     Some(Ok(NetEvent::Publish(p))) => {
                         if dev.acking && !client.ack(&p) {
                             dev.failed(true);
                         }
                         dev.react(&client, &p);
+                        if dev.script.is_some() {
+                            dev.script_hook(Some(&client), Device::message_hook(&p)).await;
+                        }
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         // The event loop waits a second, then reconnects.
                         tracing::debug!(client = %dev.plan.client_id, "connection lost: {e}");
+                        if connected {
+                            dev.script_hook(None, ScriptHook::Disconnect).await;
+                        }
                         connected = false;
                         dev.set_state(DeviceState::Reconnecting);
                     }
@@ -698,8 +722,12 @@ async fn run(
                 _ = sleep_until(on_grid(due.unwrap_or_else(Instant::now))), if due.is_some() => {
                     dev.fire_due(&client, Instant::now());
                 }
+                _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    dev.fire_timers(connected.then_some(&client)).await;
+                }
                 _ = sleep_until(on_grid(next_tick)) => {
                     dev.tick();
+                    dev.script_hook(connected.then_some(&client), ScriptHook::Tick).await;
                     next_tick += dev.plan.spec.tick.0;
                     if next_tick < Instant::now() {
                         next_tick = Instant::now() + dev.plan.spec.tick.0;

@@ -4,6 +4,7 @@ mod client;
 pub mod device;
 pub mod generators;
 pub mod mqtt;
+pub mod script;
 mod timers;
 pub mod watch;
 
@@ -25,6 +26,8 @@ pub enum DeviceMsg {
     Update(DeviceUpdate),
     /// Answered on the oneshot once the event went out.
     Marker(Event, tokio::sync::oneshot::Sender<()>),
+    /// A note for the timeline (a script's `device.log`); dropped when the queue is full.
+    Note(Event),
 }
 
 /// Where devices report their state: a bounded queue; what does not fit is
@@ -46,6 +49,18 @@ impl DeviceReporter {
         }
     }
 
+    /// Put a note on the timeline (never waits; dropped and counted when full).
+    pub fn note(&self, t_us: u64, label: String) {
+        let ev = Event::Fault {
+            t_us,
+            label,
+            timeline: None,
+        };
+        if self.tx.try_send(DeviceMsg::Note(ev)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Queue a marker after every report sent so far (waits for room: a
     /// marker is never dropped) and wait until it went out, so that nothing
     /// sent after this call can overtake it. Returns it when nobody listens.
@@ -58,7 +73,7 @@ impl DeviceReporter {
             }
             Err(e) => Err(match e.0 {
                 DeviceMsg::Marker(ev, _) => ev,
-                DeviceMsg::Update(_) => Event::ScenarioStopped,
+                DeviceMsg::Update(_) | DeviceMsg::Note(_) => Event::ScenarioStopped,
             }),
         }
     }

@@ -469,6 +469,11 @@ impl WorkbenchApp {
         self.toasts.texts()
     }
 
+    /// Show a device's details in the Devices panel (as a click on it does).
+    pub fn select_device(&mut self, client_id: &str) {
+        self.devices_panel.selected = Some(client_id.to_string());
+    }
+
     pub fn tap_addr(&self) -> Option<SocketAddr> {
         self.model.tap_addr()
     }

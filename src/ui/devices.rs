@@ -227,6 +227,18 @@ impl DevicesPanel {
             if devices.is_paused(id) {
                 ui.weak("paused");
             }
+            if let Some(e) = devices
+                .get(id)
+                .and_then(|d| d.script.as_ref())
+                .and_then(|s| s.error.as_ref())
+            {
+                ui.label(
+                    RichText::new("script error")
+                        .small()
+                        .color(theme::ERROR),
+                )
+                .on_hover_text(e);
+            }
             if let Some(d) = devices.get(id)
                 && d.publish_failed + d.ack_failed > 0
             {
@@ -436,6 +448,9 @@ impl DevicesPanel {
                     ui.weak("external client, offline");
                 }
             });
+            if let Some(script) = devices.get(&id).and_then(|d| d.script.clone()) {
+                script_ui(ui, &script);
+            }
             egui::CollapsingHeader::new("Network and client faults")
                 .id_salt("device-faults")
                 .default_open(faults.net_for(&id).is_some())
@@ -445,6 +460,39 @@ impl DevicesPanel {
                 });
         });
         ui.separator();
+    }
+}
+
+/// A scripted device's script: its error, state, vars and last log line.
+fn script_ui(ui: &mut egui::Ui, s: &crate::event::ScriptView) {
+    ui.horizontal(|ui| {
+        ui.weak("script");
+        ui.label(RichText::new(&s.file).monospace());
+        if !s.state.is_empty() {
+            ui.weak("state");
+            ui.label(&s.state);
+        }
+    });
+    if let Some(e) = &s.error {
+        ui.label(RichText::new(e).monospace().color(theme::ERROR));
+    }
+    if !s.vars.is_empty() {
+        egui::Grid::new("script-vars")
+            .num_columns(2)
+            .spacing([12.0, 2.0])
+            .show(ui, |ui| {
+                for (k, v) in &s.vars {
+                    ui.weak(k);
+                    ui.label(RichText::new(v).monospace());
+                    ui.end_row();
+                }
+            });
+    }
+    if let Some(l) = &s.last_log {
+        ui.horizontal(|ui| {
+            ui.weak("log");
+            ui.label(l);
+        });
     }
 }
 

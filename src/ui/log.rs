@@ -402,64 +402,22 @@ impl LogPanel {
             }
         });
         let found = &self.found;
+        let broker = self.broker;
         let v5 = capture.v5_frames > 0;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         egui::ScrollArea::horizontal()
             .id_salt("log-found-h")
             .show(ui, |ui| {
-                TableBuilder::new(ui)
+                let table = TableBuilder::new(ui)
                     .id_salt("log-found")
                     .striped(true)
-                    .max_scroll_height(180.0)
-                    .column(Column::exact(96.0))
-                    .column(Column::exact(24.0))
-                    .column(Column::initial(150.0).resizable(true))
-                    .column(Column::initial(200.0).resizable(true))
-                    .column(Column::exact(34.0))
-                    .column(Column::exact(28.0))
-                    .column(Column::exact(28.0))
-                    .column(Column::exact(60.0))
-                    .column(Column::exact(64.0))
-                    .columns(Column::initial(120.0).resizable(true), v5 as usize)
-                    .column(Column::remainder())
-                    .header(20.0, |mut h| {
-                        format::header_cells(
-                            &mut h,
-                            &format::message_headers(
-                                &[
-                                    "Time (UTC)",
-                                    "",
-                                    "Client",
-                                    "Topic",
-                                    "QoS",
-                                    "Ret",
-                                    "Dup",
-                                    "Size",
-                                    "Network",
-                                ],
-                                v5,
-                            ),
-                        )
-                    })
+                    .max_scroll_height(180.0);
+                message_columns(table, false, v5)
+                    .header(20.0, |mut h| message_header(&mut h, false, v5))
                     .body(|body| {
                         body.rows(18.0, found.len(), |mut row| {
                             let (_, e) = &found[row.index()];
-                            row.col(|ui| {
-                                ui.label(format::time_of_day(e.t_us));
-                            });
-                            row.col(|ui| {
-                                ui.label(if e.dir == Direction::ClientToBroker {
-                                    "→"
-                                } else {
-                                    "←"
-                                });
-                            });
-                            row.col(|ui| {
-                                ui.label(&*e.client_id);
-                            });
-                            row.col(|ui| {
-                                ui.label(e.topic.as_deref().unwrap_or_default());
-                            });
+                            leading_cells(&mut row, e, broker);
                             format::message_cells(&mut row, e, 160, v5);
                         });
                     });
@@ -498,39 +456,8 @@ impl LogPanel {
                 if let Some(row) = scroll_to {
                     table = table.scroll_to_row(row, Some(egui::Align::Center));
                 }
-                table
-                    .column(Column::exact(96.0))
-                    .column(Column::exact(24.0))
-                    .column(Column::initial(150.0).resizable(true))
-                    .column(Column::initial(200.0).resizable(true))
-                    .column(Column::exact(64.0))
-                    .column(Column::exact(34.0))
-                    .column(Column::exact(28.0))
-                    .column(Column::exact(28.0))
-                    .column(Column::exact(60.0))
-                    .column(Column::exact(64.0))
-                    .columns(Column::initial(120.0).resizable(true), v5 as usize)
-                    .column(Column::remainder())
-                    .header(20.0, |mut h| {
-                        format::header_cells(
-                            &mut h,
-                            &format::message_headers(
-                                &[
-                                    "Time (UTC)",
-                                    "",
-                                    "Client",
-                                    "Topic",
-                                    "Latency",
-                                    "QoS",
-                                    "Ret",
-                                    "Dup",
-                                    "Size",
-                                    "Network",
-                                ],
-                                v5,
-                            ),
-                        )
-                    })
+                message_columns(table, true, v5)
+                    .header(20.0, |mut h| message_header(&mut h, true, v5))
                     .body(|body| {
                         body.rows(18.0, rows.len(), |mut row| {
                             let seq = rows[row.index()];
@@ -538,36 +465,7 @@ impl LogPanel {
                                 return;
                             };
                             row.set_selected(highlight == Some(seq));
-                            row.col(|ui| {
-                                ui.label(format::time_of_day(e.t_us));
-                            });
-                            row.col(|ui| {
-                                ui.label(if e.dir == Direction::ClientToBroker {
-                                    "→"
-                                } else {
-                                    "←"
-                                })
-                                .on_hover_text(
-                                    if e.dir == Direction::ClientToBroker {
-                                        "published by the client"
-                                    } else {
-                                        "delivered to the client"
-                                    },
-                                );
-                            });
-                            row.col(|ui| {
-                                ui.label(&*e.client_id);
-                            });
-                            row.col(|ui| {
-                                ui.label(e.topic.as_deref().unwrap_or_default())
-                                    .on_hover_text("Right-click: copy as a mosquitto_pub command")
-                                    .context_menu(|ui| {
-                                        if ui.button("Copy as mosquitto_pub command").clicked() {
-                                            ui.ctx().copy_text(format::mosquitto_pub(e, broker));
-                                            ui.close();
-                                        }
-                                    });
-                            });
+                            leading_cells(&mut row, e, broker);
                             row.col(|ui| {
                                 // Publish → delivery: when the broker delivered what a client published.
                                 let latency = (e.dir == Direction::BrokerToClient)
@@ -586,4 +484,63 @@ impl LogPanel {
                     });
             });
     }
+}
+
+/// The columns both tables have (the live log adds the latency).
+fn message_columns(table: TableBuilder<'_>, latency: bool, v5: bool) -> TableBuilder<'_> {
+    table
+        .column(Column::exact(96.0))
+        .column(Column::exact(24.0))
+        .column(Column::initial(150.0).resizable(true))
+        .column(Column::initial(200.0).resizable(true))
+        .columns(Column::exact(64.0), latency as usize)
+        .column(Column::exact(34.0))
+        .column(Column::exact(28.0))
+        .column(Column::exact(28.0))
+        .column(Column::exact(60.0))
+        .column(Column::exact(64.0))
+        .columns(Column::initial(120.0).resizable(true), v5 as usize)
+        .column(Column::remainder())
+}
+
+fn message_header(h: &mut egui_extras::TableRow<'_, '_>, latency: bool, v5: bool) {
+    let mut head = vec!["Time (UTC)", "", "Client", "Topic"];
+    if latency {
+        head.push("Latency");
+    }
+    head.extend(["QoS", "Ret", "Dup", "Size", "Network"]);
+    format::header_cells(h, &format::message_headers(&head, v5));
+}
+
+/// Time, direction, client and topic (right-click: copy as mosquitto_pub).
+fn leading_cells(
+    row: &mut egui_extras::TableRow<'_, '_>,
+    e: &WireEvent,
+    broker: Option<std::net::SocketAddr>,
+) {
+    row.col(|ui| {
+        ui.label(format::time_of_day(e.t_us));
+    });
+    row.col(|ui| {
+        let published = e.dir == Direction::ClientToBroker;
+        ui.label(if published { "→" } else { "←" })
+            .on_hover_text(if published {
+                "published by the client"
+            } else {
+                "delivered to the client"
+            });
+    });
+    row.col(|ui| {
+        ui.label(&*e.client_id);
+    });
+    row.col(|ui| {
+        ui.label(e.topic.as_deref().unwrap_or_default())
+            .on_hover_text("Right-click: copy as a mosquitto_pub command")
+            .context_menu(|ui| {
+                if ui.button("Copy as mosquitto_pub command").clicked() {
+                    ui.ctx().copy_text(format::mosquitto_pub(e, broker));
+                    ui.close();
+                }
+            });
+    });
 }

@@ -403,9 +403,7 @@ impl TopicsPanel {
             .and_then(|e| e.payload.clone())
             .unwrap_or_else(|| st.last_payload.clone());
         // The message shown, and the one before it in the same direction (for the diff).
-        let seq = self
-            .selected_msg
-            .or_else(|| st.history.back().copied());
+        let seq = self.selected_msg.or_else(|| st.history.back().copied());
         let previous = seq
             .and_then(|s| payload::previous_on_topic(capture, &st.history, s))
             .and_then(|p| capture.get(p));
