@@ -27,6 +27,41 @@ pub struct BenchOptions {
     /// Publishers connect straight to the broker, bypassing the tap (with
     /// `devices_in_child`): measures the broker alone, and so the tap's cost.
     pub direct: bool,
+    /// Publishers are scripted devices: [`BENCH_SCRIPT`] publishes on each tick.
+    pub script: bool,
+}
+
+/// The scripted publishers' logic (`bench --script`): a small `onTick` that
+/// publishes JSON.
+pub const BENCH_SCRIPT: &str = "let n = 0;
+function onTick() {
+  n += 1;
+  device.publish('bench/' + device.index, { v: n, t: Date.now() });
+}
+";
+
+/// The scenario as the engine loads it; with `script`, its publishers run
+/// [`BENCH_SCRIPT`] every `tick` (a file beside the scenario, in a folder
+/// under the system's temporary directory: scripts are read from files).
+fn source(
+    mut s: Scenario,
+    script: bool,
+    tick: Duration,
+) -> anyhow::Result<crate::command::ScenarioSource> {
+    if !script {
+        return Ok(s.to_source());
+    }
+    for d in s.devices.iter_mut().filter(|d| d.id == "bench-{i}") {
+        d.publish.clear();
+        d.tick = Dur(tick);
+        d.script = Some("bench.js".into());
+    }
+    let dir = std::env::temp_dir().join(format!("mqtt-workbench-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("bench.js"), BENCH_SCRIPT)?;
+    let path = dir.join(format!("{}.ron", s.devices.len()));
+    std::fs::write(&path, s.to_ron())?;
+    Ok(crate::command::ScenarioSource::File(path))
 }
 
 #[derive(Debug, Clone)]
@@ -255,11 +290,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let handle = engine::start(opts.engine.clone()).await?;
     let mut model = Model::default();
     let idle_kib_per_device = idle_memory(&handle, &mut model, &opts).await?;
+    let period = Duration::from_secs_f64(1.0 / opts.rate_hz.max(0.001));
     handle
         .commands
-        .send(Command::LoadScenario(
-            scenario(opts.devices, opts.rate_hz, opts.qos, opts.protocol).to_source(),
-        ))
+        .send(Command::LoadScenario(source(
+            scenario(opts.devices, opts.rate_hz, opts.qos, opts.protocol),
+            opts.script,
+            period,
+        )?))
         .await?;
     let want = opts.devices as usize + 1;
     let t0 = Instant::now();
@@ -306,7 +344,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             &model.capture,
             handle.drops().total(),
             peak,
-            "devices, tap and broker in one process",
+            if opts.script {
+                "scripted devices (JavaScript), tap and broker in one process"
+            } else {
+                "devices, tap and broker in one process"
+            },
         )
     })
 }
@@ -333,10 +375,9 @@ async fn idle_memory(
     for d in &mut idle.devices {
         d.publish.clear();
     }
-    handle
-        .commands
-        .send(Command::LoadScenario(idle.to_source()))
-        .await?;
+    // Scripted: their runtimes loaded, their first tick an hour away.
+    let idle = source(idle, opts.script, Duration::from_secs(3600))?;
+    handle.commands.send(Command::LoadScenario(idle)).await?;
     let want = opts.devices as usize;
     let t0 = Instant::now();
     let limit = Duration::from_secs(30 + opts.devices as u64 / 200);

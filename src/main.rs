@@ -114,6 +114,10 @@ struct BenchArgs {
     /// Every bench device (publishers and subscriber) speaks MQTT 5.
     #[arg(long)]
     mqtt5: bool,
+    /// The publishers are scripted devices: a small JavaScript `onTick` that
+    /// publishes JSON (measures the scripts' CPU and memory per device).
+    #[arg(long, conflicts_with_all = ["gui", "devices_process"])]
+    script: bool,
     /// Measure the expectation evaluator alone: this many expectations
     /// over 2,000,000 synthetic frames.
     #[arg(long, conflicts_with_all = ["gui", "devices_process"])]
@@ -522,6 +526,7 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
             devices_process,
             direct,
             mqtt5,
+            script,
             ..
         } => net.engine_config().and_then(|mut engine| {
             if net.port == 1883 {
@@ -537,6 +542,7 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
                     engine,
                     devices_in_child: devices_process,
                     direct,
+                    script,
                 },
             ))?;
             print!("{report}");

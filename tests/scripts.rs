@@ -267,3 +267,62 @@ fn the_shipped_pid_thermostat_passes_its_checks() {
     );
     assert!(!report.contains("<failure"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_script_restarts_only_the_devices_that_run_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ron = r#"Scenario(name: "two scripts", seed: 3, devices: [
+        (id: "a", tick: "200ms", script: "a.js"),
+        (id: "b", tick: "200ms", script: "b.js"),
+    ])"#;
+    let say = |what: &str| {
+        format!("function onTick() {{ device.publish('say/' + device.id, '{what}'); }}\n")
+    };
+    let path = write(
+        dir.path(),
+        ron,
+        &[("a.js", &say("one")), ("b.js", &say("one"))],
+    );
+    let mut rig = Rig::start_with(mqtt_workbench::engine::EngineConfig {
+        watch: true,
+        ..Default::default()
+    })
+    .await;
+    load(&rig, path).await;
+    rig.wait_for("both saying one", 15, |c| {
+        ["say/a", "say/b"].iter().all(|t| {
+            c.topics
+                .get(*t)
+                .is_some_and(|s| &s.last_payload[..] == b"one")
+        })
+    })
+    .await;
+    let (a_conn, b_conn) = (
+        rig.model.capture.sessions["a"].conn,
+        rig.model.capture.sessions["b"].conn,
+    );
+    // The editor saves a new b.js.
+    std::fs::write(dir.path().join("b.js"), say("two")).unwrap();
+    let n = rig
+        .wait_notice("the reload", 15, |n| n.text.starts_with("reloaded"))
+        .await;
+    assert!(
+        n.text
+            .contains("1 devices kept their connections, 1 restarted"),
+        "{}",
+        n.text
+    );
+    rig.wait_for("b saying two", 15, |c| {
+        c.topics
+            .get("say/b")
+            .is_some_and(|s| &s.last_payload[..] == b"two")
+    })
+    .await;
+    let sessions = &rig.model.capture.sessions;
+    assert_eq!(sessions["a"].conn, a_conn, "a kept its connection");
+    assert_ne!(
+        sessions["b"].conn, b_conn,
+        "b reconnected with its new script"
+    );
+    assert_eq!(&rig.model.capture.topics["say/a"].last_payload[..], b"one");
+}

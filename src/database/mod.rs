@@ -322,8 +322,6 @@ fn open_for_writing(path: &Path) -> Result<rusqlite::Connection, DbError> {
             path: path.to_path_buf(),
         });
     }
-    // An INSERT for every batch size up to ROWS_PER_INSERT stays prepared.
-    conn.set_prepared_statement_cache_capacity(row::ROWS_PER_INSERT + 16);
     Ok(conn)
 }
 
@@ -450,9 +448,9 @@ fn write_item(
 ) -> rusqlite::Result<()> {
     match item {
         Item::Frames(batch) => {
-            for rows in batch.chunks(row::ROWS_PER_INSERT) {
-                let mut stmt = conn.prepare_cached(&row::insert_sql(rows.len()))?;
-                row::insert(conn, &mut stmt, names, rows)?;
+            let mut stmt = conn.prepare_cached(&row::insert_sql())?;
+            for ev in &batch {
+                row::insert(conn, &mut stmt, names, ev)?;
             }
         }
         Item::Fault(m) => {

@@ -830,6 +830,45 @@ mod tests {
     }
 
     #[test]
+    fn a_script_past_its_memory_cap_fails_and_its_device_alone() {
+        run(async {
+            let host = ScriptHost::start().unwrap();
+            let greedy = host
+                .open(
+                    "greedy",
+                    1,
+                    1,
+                    source("let keep = [];\nfunction onTick() {\n  for (;;) keep.push(new Array(100000).fill(1));\n}\n"),
+                    ScriptLimits {
+                        budget: Duration::from_secs(20),
+                        memory_bytes: 8 << 20,
+                    },
+                )
+                .await
+                .unwrap();
+            let modest = host
+                .open(
+                    "modest",
+                    2,
+                    1,
+                    source("function onTick() { device.publish('ok', 'still here'); }"),
+                    ScriptLimits::default(),
+                )
+                .await
+                .unwrap();
+            let e = greedy
+                .call(Hook::Tick, Snapshot::default())
+                .await
+                .error
+                .expect("out of memory");
+            assert!(e.message.contains("out of memory"), "{e}");
+            let r = modest.call(Hook::Tick, Snapshot::default()).await;
+            assert_eq!(r.error, None);
+            assert_eq!(r.actions.len(), 1, "the other device's script goes on");
+        });
+    }
+
+    #[test]
     fn math_random_is_seeded_per_device() {
         let draw = |seed| {
             run(async move {
