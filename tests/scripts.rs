@@ -16,10 +16,10 @@ use mqtt_workbench::wire::Direction;
 /// A scenario file and its scripts in a folder of their own.
 fn write(dir: &Path, ron: &str, scripts: &[(&str, &str)]) -> PathBuf {
     for (name, text) in scripts {
-        std::fs::write(dir.join(name), text).unwrap();
+        std::fs::write(dir.join(name), text).expect("the script is written");
     }
     let path = dir.join("scenario.ron");
-    std::fs::write(&path, ron).unwrap();
+    std::fs::write(&path, ron).expect("the scenario is written");
     path
 }
 

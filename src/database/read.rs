@@ -147,11 +147,11 @@ pub fn search(
     // The topics and clients that match, by their names (a small table
     // each), then the frames through the indexes on their ids.
     let topics = (!topic.is_empty())
-        .then(|| matching_ids(&conn, "topics", &topic_ok))
+        .then(|| matching_ids(&conn, "topics", topic_ok))
         .transpose()
         .map_err(DbError::sqlite(path))?;
     let clients = (!client_lc.is_empty())
-        .then(|| matching_ids(&conn, "clients", &client_ok))
+        .then(|| matching_ids(&conn, "clients", client_ok))
         .transpose()
         .map_err(DbError::sqlite(path))?;
     let mut page = SearchPage {

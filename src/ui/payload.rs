@@ -64,7 +64,8 @@ pub fn payload_ui(
         .then(|| decoders.decode(topic, payload))
         .flatten()
         .and_then(|v| serde_json::to_string_pretty(&v).ok());
-    ui.horizontal(|ui| {
+    // Wraps in a narrow column (the chart beside it keeps its half).
+    ui.horizontal_wrapped(|ui| {
         ui.label(
             RichText::new(if shown.selected {
                 "Payload (selected message)"
