@@ -569,6 +569,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             .and_then(|mut s| {
                 s.compile_protos(dir)?;
                 s.load_scripts(dir)?;
+                mqtt_workbench::sim::script::check(&s).map_err(|e| e.to_string())?;
                 Ok(s)
             });
         match loaded {

@@ -16,7 +16,9 @@ use mqtt_workbench::engine::EngineConfig;
 use mqtt_workbench::wire::PacketKind;
 
 fn sqlite3(file: &Path, sql: &str) -> String {
+    // Waits up to 5 s for a lock, as a reader beside a busy writer should.
     let out = std::process::Command::new("sqlite3")
+        .args(["-cmd", ".timeout 5000"])
         .arg(file)
         .arg(sql)
         .output()

@@ -20,6 +20,7 @@ impl Engine {
             .unwrap_or_default();
             s.compile_protos(&dir).map_err(EngineError::ProtoSchema)?;
             s.load_scripts(&dir).map_err(EngineError::Script)?;
+            crate::sim::script::check(&s).map_err(|e| EngineError::Script(e.to_string()))?;
             let count = shard.map_or(s.device_count(), |k| k.device_count(&s));
             match crate::sys::device_capacity_for(external).refuse(count as u64) {
                 Some(why) => Err(EngineError::ScenarioRefused {

@@ -161,7 +161,15 @@ pub struct DeviceSpec {
     /// The script's text, read when the scenario is loaded (a changed
     /// script makes a different device, so a reload restarts it).
     #[serde(skip)]
-    pub script_source: Option<crate::sim::script::ScriptSource>,
+    pub script_source: Option<ScriptSource>,
+}
+
+/// A device's script as loaded: where it came from and its text (run by
+/// `sim::script`, which also checks its syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptSource {
+    pub path: PathBuf,
+    pub text: std::sync::Arc<str>,
 }
 
 /// The MQTT version a virtual device speaks.
@@ -411,7 +419,8 @@ impl Scenario {
             .collect()
     }
 
-    /// Read every device's script (relative to `dir`) and check its syntax.
+    /// Read every device's script (relative to `dir`); `sim::script::check`
+    /// then checks their syntax.
     pub fn load_scripts(&mut self, dir: &Path) -> Result<(), String> {
         for d in &mut self.devices {
             let Some(file) = &d.script else {
@@ -420,11 +429,10 @@ impl Scenario {
             let path = dir.join(file);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("{}: device {}: script: {e}", path.display(), d.id))?;
-            let source = crate::sim::script::ScriptSource {
+            let source = ScriptSource {
                 path: path.clone(),
                 text: text.into(),
             };
-            crate::sim::script::compile(&source).map_err(|e| e.to_string())?;
             d.script_source = Some(source);
         }
         Ok(())

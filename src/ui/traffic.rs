@@ -115,7 +115,8 @@ impl TrafficPanel {
                 // A marker for every injected fault in the window.
                 for m in faults.markers.iter().filter(|m| m.t_us / 1_000_000 >= from) {
                     p.vline(
-                        VLine::new("injected faults", m.t_us as f64 / 1e6).color(theme::FAULT_MARK),
+                        VLine::new("faults and script notes", m.t_us as f64 / 1e6)
+                            .color(theme::FAULT_MARK),
                     );
                 }
             });
