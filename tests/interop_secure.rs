@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,17 +33,6 @@ fn tls_port(rig: &Rig) -> u16 {
         Readiness::Ready { tls: Some(a), .. } => a.port(),
         other => panic!("no TLS listener: {other:?}"),
     }
-}
-
-/// A mosquitto tool on 127.0.0.1 (as `localhost` for TLS: the certificate names both).
-fn mosquitto(tool: &str, version: &str, port: u16, args: &[&str]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(tool);
-    c.args(["-V", version, "-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c
 }
 
 async fn paho(port: u16, args: &[&str]) -> String {

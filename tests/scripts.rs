@@ -56,18 +56,19 @@ async fn a_script_publishes_to_mosquitto_sub_and_answers_a_mosquitto_pub_command
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), PUMP_RON, &[("pump.js", PUMP)]);
     let mut rig = Rig::start().await;
-    let port = rig.port().to_string();
+    let port = rig.port();
     // Two subscribers that exit after their messages (mosquitto_sub then
     // flushes what it printed).
     let sub = |topic: &str, count: &str| {
-        tokio::process::Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-v"])
-            .args(["-i", &format!("watcher-{}", topic.replace('/', "-"))])
-            .args(["-t", topic, "-C", count])
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("mosquitto_sub runs (scripts/setup.sh installs mosquitto-clients)")
+        let id = format!("watcher-{}", topic.replace('/', "-"));
+        mosquitto(
+            "mosquitto_sub",
+            "mqttv311",
+            port,
+            &["-q", "1", "-v", "-i", &id, "-t", topic, "-C", count],
+        )
+        .spawn()
+        .expect("mosquitto_sub runs (scripts/setup.sh installs mosquitto-clients)")
     };
     let levels = sub("pump/1/level", "2");
     let results = sub("pump/1/result", "1");
@@ -88,12 +89,16 @@ async fn a_script_publishes_to_mosquitto_sub_and_answers_a_mosquitto_pub_command
         })
     })
     .await;
-    let out = tokio::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port, "-i", "operator", "-q", "1"])
-        .args(["-t", "pump/1/cmd", "-m", r#"{"add": [1, 2, 3.5]}"#])
-        .output()
-        .await
-        .unwrap();
+    let out = mosquitto(
+        "mosquitto_pub",
+        "mqttv311",
+        port,
+        &["-i", "operator", "-q", "1"],
+    )
+    .args(["-t", "pump/1/cmd", "-m", r#"{"add": [1, 2, 3.5]}"#])
+    .output()
+    .await
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -264,3 +264,16 @@ pub async fn python(script: &str, args: &[String], secs: u64) -> (bool, String) 
     );
     (out.status.success(), text)
 }
+
+/// A mosquitto tool (`mosquitto_sub`, `mosquitto_pub`; scripts/setup.sh
+/// installs mosquitto-clients) for 127.0.0.1:`port` at protocol `version`
+/// ("5", "mqttv311"), its output piped, killed when dropped.
+pub fn mosquitto(tool: &str, version: &str, port: u16, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(tool);
+    c.args(["-V", version, "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
