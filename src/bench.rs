@@ -29,6 +29,63 @@ pub struct BenchOptions {
     pub direct: bool,
     /// Publishers are scripted devices: [`BENCH_SCRIPT`] publishes on each tick.
     pub script: bool,
+    /// Give up when the fleet is not connected by then (None: [`connect_limit`]).
+    pub connect_timeout: Option<Duration>,
+}
+
+/// How long a fleet of `devices` may take to connect by default: the ramp
+/// (500 connects a second) twice over, and half a minute.
+pub fn connect_limit(devices: u64) -> Duration {
+    Duration::from_secs(30 + devices / 250)
+}
+
+/// Wait until `want` virtual devices got their first CONNACK; say how far
+/// they got every few seconds on stderr; after `limit`, an error naming how
+/// many never did and why (what their last attempt failed with). Returns the
+/// seconds it took.
+pub async fn wait_for_fleet(
+    handle: &EngineHandle,
+    model: &mut Model,
+    want: u64,
+    limit: Duration,
+) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    let mut said = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        model.drain(handle, None);
+        let r = &model.ramp;
+        if r.status.devices >= want && r.status.complete() {
+            return Ok(t0.elapsed().as_secs_f64());
+        }
+        if t0.elapsed() >= limit {
+            anyhow::bail!(
+                "the fleet did not connect: {}",
+                r.status.never_connected(limit)
+            );
+        }
+        if said.elapsed() >= Duration::from_secs(5) {
+            said = Instant::now();
+            eprintln!("connecting: {}", r.line());
+        }
+    }
+}
+
+/// Wait (at most `limit`) until every virtual device ended.
+async fn wait_for_no_devices(handle: &EngineHandle, model: &mut Model, limit: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        model.drain(handle, None);
+        if model.ramp.status.devices == 0 {
+            return;
+        }
+    }
+    eprintln!(
+        "warning: {} devices had not ended {:.0} s after the stop",
+        model.ramp.status.devices,
+        limit.as_secs_f64()
+    );
 }
 
 /// The scripted publishers' logic (`bench --script`): a small `onTick` that
@@ -299,16 +356,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             period,
         )?))
         .await?;
-    let want = opts.devices as usize + 1;
-    let t0 = Instant::now();
-    // Connect phase: bounded in time.
-    let connect_limit = Duration::from_secs(30 + opts.devices as u64 / 200);
-    while model.capture.connected_clients() < want && t0.elapsed() < connect_limit {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        model.drain(&handle, None);
-    }
-    let connect_s = t0.elapsed().as_secs_f64();
-    let connected = model.capture.connected_clients();
+    // Connect phase: bounded in time (the publishers and the subscriber).
+    let want = opts.devices as u64 + 1;
+    let limit = opts.connect_timeout.unwrap_or(connect_limit(want));
+    let connect_s = wait_for_fleet(&handle, &mut model, want, limit).await?;
+    let connected = model.ramp.status.connected as usize;
     // Let one publish period pass so every device is publishing.
     let settle = Duration::from_secs_f64((1.0 / opts.rate_hz).clamp(0.5, 5.0));
     let settle_end = Instant::now() + settle;
@@ -378,22 +430,14 @@ async fn idle_memory(
     // Scripted: their runtimes loaded, their first tick an hour away.
     let idle = source(idle, opts.script, Duration::from_secs(3600))?;
     handle.commands.send(Command::LoadScenario(idle)).await?;
-    let want = opts.devices as usize;
-    let t0 = Instant::now();
-    let limit = Duration::from_secs(30 + opts.devices as u64 / 200);
-    while model.capture.connected_clients() < want && t0.elapsed() < limit {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        model.drain(handle, None);
-    }
-    let connected = model.capture.connected_clients();
+    let want = opts.devices as u64;
+    let limit = opts.connect_timeout.unwrap_or(connect_limit(want));
+    wait_for_fleet(handle, model, want, limit).await?;
+    let connected = model.ramp.status.connected as usize;
     settle(model, handle, 1000).await;
     let after = crate::sys::rss_bytes();
     handle.commands.send(Command::StopScenario).await?;
-    let t1 = Instant::now();
-    while model.capture.connected_clients() > 0 && t1.elapsed() < limit {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        model.drain(handle, None);
-    }
+    wait_for_no_devices(handle, model, connect_limit(want)).await;
     Ok(match (before, after) {
         (Some(b), Some(a)) if connected > 0 => {
             Some(a.saturating_sub(b) as f64 / 1024.0 / connected as f64)
@@ -544,9 +588,11 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         .ok_or_else(|| anyhow::anyhow!("no child stdout"))?;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let t0 = Instant::now();
-    let connect_limit = Duration::from_secs(30 + opts.devices as u64 / 200);
+    let limit = opts
+        .connect_timeout
+        .unwrap_or(connect_limit(opts.devices as u64));
     let mut connected = 0usize;
-    while connected < opts.devices as usize && t0.elapsed() < connect_limit {
+    while connected < opts.devices as usize && t0.elapsed() < limit {
         tokio::select! {
             l = lines.next_line() => match l? {
                 Some(l) => connected = l.trim_start_matches("connected ").parse().unwrap_or(connected),
@@ -555,6 +601,14 @@ async fn run_with_child(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
         model.drain(&handle, None);
+    }
+    if connected < opts.devices as usize {
+        anyhow::bail!(
+            "the fleet did not connect: {} of {} devices in the device process never got a CONNACK within {:.0} s",
+            opts.devices as usize - connected,
+            opts.devices,
+            limit.as_secs_f64()
+        );
     }
     let connect_s = t0.elapsed().as_secs_f64();
     // Keep reading the child's lines so its stdout never fills.

@@ -193,6 +193,8 @@ pub enum Event {
     /// The capture database's writer: what it wrote and lost so far (about
     /// once a second while frames flow).
     Database(crate::database::DbStatus),
+    /// The virtual devices' connect counts (once a second when they changed).
+    Ramp(crate::sim::ramp::RampStatus),
     /// The capture database was closed; everything queued was committed.
     DatabaseClosed(crate::database::DbStatus),
     /// A page of a payload search over the capture database.

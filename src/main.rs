@@ -122,6 +122,10 @@ struct BenchArgs {
     /// over 2,000,000 synthetic frames.
     #[arg(long, conflicts_with_all = ["gui", "devices_process"])]
     checks: Option<usize>,
+    /// Give up (with what did not connect, and why) when the fleet is not
+    /// connected by then; default 30 s and 4 ms a device.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    connect_timeout: Option<Duration>,
 }
 
 #[derive(Subcommand)]
@@ -159,6 +163,10 @@ enum Cmd {
         /// counted); default 500,000. Long runs reach their steady state sooner.
         #[arg(long)]
         capture_events: Option<usize>,
+        /// Say (as an error) which devices never connected, and why, when the
+        /// fleet is not connected by then; default 30 s and 4 ms a device.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        connect_timeout: Option<Duration>,
     },
     /// Publish a recorded capture's messages again, with their client ids and
     /// relative timing, through the tap (to your backend): a field incident replayed.
@@ -388,6 +396,7 @@ fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
             stats,
             stats_every,
             capture_events,
+            connect_timeout,
         } => net.engine_config().and_then(|mut engine| {
             engine.watch = watch;
             engine.shard = shard;
@@ -399,6 +408,7 @@ fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
                     record,
                     stats: stats.map(|p| (p, stats_every)),
                     capture_events,
+                    connect_timeout,
                     engine,
                 }))?;
             passed(failed)
@@ -527,6 +537,7 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
             direct,
             mqtt5,
             script,
+            connect_timeout,
             ..
         } => net.engine_config().and_then(|mut engine| {
             if net.port == 1883 {
@@ -543,6 +554,7 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
                     devices_in_child: devices_process,
                     direct,
                     script,
+                    connect_timeout,
                 },
             ))?;
             print!("{report}");

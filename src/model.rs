@@ -288,6 +288,53 @@ pub struct Notice {
     pub text: String,
 }
 
+/// The virtual devices' connect progress, from the engine's `Event::Ramp`.
+#[derive(Debug, Clone, Default)]
+pub struct RampView {
+    pub status: crate::sim::ramp::RampStatus,
+    /// Since when devices have been waiting for their first CONNACK (None: none is).
+    pub since: Option<Instant>,
+    /// First CONNACKs a second, between the last two updates.
+    pub rate: f64,
+    /// The previous update: when, and how many devices had connected once.
+    last: Option<(Instant, u64)>,
+}
+
+impl RampView {
+    fn apply(&mut self, status: crate::sim::ramp::RampStatus, now: Instant) {
+        let once = status.devices.saturating_sub(status.waiting);
+        if status.waiting == 0 {
+            self.since = None;
+        } else if self.since.is_none() {
+            self.since = Some(now);
+        }
+        self.rate = match self.last {
+            Some((t, n)) if now > t => once.saturating_sub(n) as f64 / (now - t).as_secs_f64(),
+            _ => 0.0,
+        };
+        self.last = Some((now, once));
+        self.status = status;
+    }
+
+    /// Devices are still waiting for their first CONNACK.
+    pub fn ramping(&self) -> bool {
+        self.status.waiting > 0
+    }
+
+    /// "connecting: 40,000 / 80,000 devices connected, 40,000 waiting (512/s, 78 s)".
+    pub fn line(&self) -> String {
+        let mut s = self.status.line();
+        if let Some(since) = self.since {
+            s.push_str(&format!(
+                " [{:.0}/s, {:.0} s]",
+                self.rate,
+                since.elapsed().as_secs_f64()
+            ));
+        }
+        s
+    }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct Model {
@@ -327,6 +374,8 @@ pub struct Model {
     /// The last query's answer.
     pub query: Option<Result<Box<crate::database::QueryResult>, String>>,
     pub queries: u64,
+    /// How far the virtual devices got connecting.
+    pub ramp: RampView,
 }
 
 impl Default for Model {
@@ -354,6 +403,7 @@ impl Default for Model {
             searches: 0,
             query: None,
             queries: 0,
+            ramp: RampView::default(),
         }
     }
 }
@@ -498,6 +548,7 @@ impl Model {
                 self.query = Some(result);
                 self.queries += 1;
             }
+            Event::Ramp(status) => self.ramp.apply(status, Instant::now()),
         }
     }
 

@@ -235,3 +235,100 @@ fn bench_runs_a_fleet_in_a_child_process_and_reports_it() {
         "20 devices at 5 Hz for 2 s delivered {delivered}: {stdout}"
     );
 }
+
+/// A loopback port nobody listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    l.local_addr().expect("its address").port()
+}
+
+/// Run the binary with `args`; kill it (and fail) if it has not ended within `limit`.
+fn output_within(args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let t0 = std::time::Instant::now();
+    while child.try_wait().expect("its state").is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("its output");
+            panic!(
+                "{args:?} still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "std has no wait-with-timeout for a child: poll its exit"
+        )]
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("its output")
+}
+
+#[test]
+fn a_fleet_that_cannot_connect_ends_with_what_did_not_happen_not_a_hang() {
+    // The broker behind the tap is a port nobody listens on: the tap answers
+    // every CONNECT with CONNACK "server unavailable", and the devices retry.
+    let broker = format!("mqtt://127.0.0.1:{}", closed_port());
+    let out = output_within(
+        &[
+            "bench",
+            "--devices",
+            "20",
+            "--rate",
+            "1",
+            "--duration",
+            "2s",
+            "--port",
+            "0",
+            "--broker",
+            &broker,
+            "--connect-timeout",
+            "3s",
+        ],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the fleet did not connect: 20 of 20 devices never got a CONNACK within 3 s: \
+             their last attempt failed, 20 with \"Connection refused, return code: `ServiceUnavailable`\""
+        ),
+        "{stderr}"
+    );
+
+    // `run` goes on (the devices keep trying) but says so, once, and its
+    // status line shows how far the fleet got.
+    let out = output_within(
+        &[
+            "run",
+            &scenario("temperature.ron"),
+            "--port",
+            "0",
+            "--broker",
+            &broker,
+            "--connect-timeout",
+            "2s",
+            "--duration",
+            "4s",
+        ],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("error: 2 of 2 devices never got a CONNACK within 2 s: their last attempt failed, 2 with \"Connection refused, return code: `ServiceUnavailable`\" (they keep trying)")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("| 0 / 2 devices connected, 2 waiting (2 failing: "),
+        "{stderr}"
+    );
+}

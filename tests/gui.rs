@@ -1299,3 +1299,43 @@ fn the_log_searches_payloads_in_memory_and_in_the_database_and_the_query_tab_cha
         "the chart's column is chosen"
     );
 }
+
+#[test]
+fn the_status_bar_shows_a_fleet_that_cannot_connect_and_why() {
+    // The broker behind the tap is a port nobody listens on: every CONNECT
+    // gets CONNACK "server unavailable" from the tap, and the devices retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker = mqtt_workbench::broker::parse_broker_url(&format!("mqtt://127.0.0.1:{closed}"))
+        .expect("a broker URL");
+    let mut h = harness_with(
+        Some(scenario("temperature.ron")),
+        EngineConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream: mqtt_workbench::broker::Upstream::External(broker),
+            ..EngineConfig::default()
+        },
+        None,
+    );
+    wait_ui(&mut h, "the ramp in the status bar", 30, |h| {
+        h.query_by_label_contains("connecting 0 / 2 · ").is_some()
+            && !h.state().model.ramp.status.failing.is_empty()
+    });
+    let (why, n) = h.state().model.ramp.status.failing[0].clone();
+    assert_eq!(
+        (why.as_str(), n),
+        ("Connection refused, return code: `ServiceUnavailable`", 2)
+    );
+    h.query_by_label_contains("connecting 0 / 2 · ")
+        .unwrap()
+        .hover();
+    wait_ui(&mut h, "the reason in the tooltip", 10, |h| {
+        h.query_by_label_contains(
+            "2 last failed with: Connection refused, return code: `ServiceUnavailable`",
+        )
+        .is_some()
+    });
+}

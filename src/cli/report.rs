@@ -47,6 +47,10 @@ pub fn status_line(model: &Model, elapsed: Duration) -> String {
             format!(" | db {} written, {} lost", db.written, db.lost())
         }
         _ => String::new(),
+    } + &if model.ramp.ramping() {
+        format!(" | {}", model.ramp.line())
+    } else {
+        String::new()
     }
 }
 

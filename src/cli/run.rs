@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub stats: Option<(PathBuf, Duration)>,
     /// Keep at most this many captured frames (None: the default bound).
     pub capture_events: Option<usize>,
+    /// When a fleet still connecting is reported as an error (None:
+    /// [`crate::bench::connect_limit`] for its size).
+    pub connect_timeout: Option<Duration>,
     pub engine: EngineConfig,
 }
 
@@ -175,6 +178,8 @@ async fn watch(
     }
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // The ramp (devices waiting for their first CONNACK) said to be stuck, once a ramp.
+    let mut stuck_said = false;
     let interrupted = loop {
         tokio::select! {
             _ = &mut ctrl_c => break true,
@@ -182,6 +187,23 @@ async fn watch(
         }
         model.drain(handle, None);
         report_news(model, faults_printed);
+        match model.ramp.since {
+            None => stuck_said = false,
+            Some(since) if !stuck_said => {
+                let limit = opts
+                    .connect_timeout
+                    .unwrap_or(crate::bench::connect_limit(model.ramp.status.devices));
+                if since.elapsed() >= limit {
+                    stuck_said = true;
+                    let why = model.ramp.status.never_connected(limit);
+                    if tty {
+                        eprintln!();
+                    }
+                    eprintln!("error: {why} (they keep trying)");
+                }
+            }
+            Some(_) => {}
+        }
         if last_status.elapsed() >= Duration::from_secs(1) {
             last_status = Instant::now();
             let line = status_line(model, started.elapsed());

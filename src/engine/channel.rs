@@ -140,14 +140,17 @@ impl EventReceiver {
 const BATCH: usize = 8192;
 
 /// Collect wire events and device updates into batches (about every 10 ms);
-/// offer device state changes to the timeline. Markers on the devices' queue
+/// offer device state changes to the timeline; the capture database's
+/// progress once a second, the devices' connect counts when they changed. Markers on the devices' queue
 /// (a scenario started or stopped) go out after everything queued before them.
 pub(super) async fn batch_events(
     mut wire: mpsc::Receiver<WireEvent>,
     mut devices: mpsc::Receiver<DeviceMsg>,
     sink: EventSink,
     states: broadcast::Sender<(String, DeviceState)>,
+    ramp: Arc<crate::sim::ramp::Ramp>,
 ) {
+    let mut last_ramp = crate::sim::ramp::RampStatus::default();
     let mut wire_buf = Vec::with_capacity(BATCH);
     let mut dev_msgs: Vec<DeviceMsg> = Vec::new();
     let mut dev_buf: Vec<DeviceUpdate> = Vec::new();
@@ -168,7 +171,9 @@ pub(super) async fn batch_events(
             )));
         }
     };
-    let mut status_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_ramp_check = std::time::Instant::now();
+    // A tenth of a second: a fleet's last CONNACKs show without traffic after them.
+    let mut status_tick = tokio::time::interval(Duration::from_millis(100));
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -216,6 +221,15 @@ pub(super) async fn batch_events(
             let status = sink.db.read().as_ref().map(|db| db.status());
             if let Some(status) = status {
                 sink.send(Event::Database(status));
+            }
+        }
+        // The devices' connect counts, when they changed.
+        if last_ramp_check.elapsed() >= Duration::from_millis(100) {
+            last_ramp_check = std::time::Instant::now();
+            let status = ramp.status();
+            if status != last_ramp {
+                last_ramp = status.clone();
+                sink.send(Event::Ramp(status));
             }
         }
     }

@@ -426,7 +426,13 @@ impl Engine {
         };
         let upstream = upstream_shared.lock().v4.clone();
         let (states, _) = broadcast::channel(4096);
-        tokio::spawn(batch_events(wire_rx, dev_rx, sink.clone(), states.clone()));
+        tokio::spawn(batch_events(
+            wire_rx,
+            dev_rx,
+            sink.clone(),
+            states.clone(),
+            reporter.ramp().clone(),
+        ));
         let tls = match (&tls_setup, tap.tls_addr()) {
             (Some((opts, setup)), Some(addr)) => Some(Box::new(TlsInfo {
                 addr,

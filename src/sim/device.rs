@@ -82,7 +82,9 @@ pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
     let client_id = plan.client_id.clone();
     let fleet = plan.fleet.clone();
     let (spec, seed) = (plan.spec.clone(), plan.seed);
-    let task = tokio::spawn(run(plan, rx, pub_rx, sink));
+    // Counted from now on, so a fleet's size is known before its tasks run.
+    let mark = sink.ramp().mark();
+    let task = tokio::spawn(run(plan, rx, pub_rx, sink, mark));
     DeviceHandle {
         client_id,
         fleet,
@@ -628,6 +630,7 @@ async fn run(
     ctl: flume::Receiver<DeviceAction>,
     hand: flume::Receiver<HandPublish>,
     sink: DeviceReporter,
+    mut mark: super::ramp::RampMark,
 ) {
     let delay = plan.start_delay;
     let mut dev = Device::new(plan, sink);
@@ -657,6 +660,7 @@ async fn run(
                             graceful_disconnect(&client, &events).await;
                         }
                         poller.abort();
+                        mark.closed();
                         dev.set_state(DeviceState::Offline);
                         dev.script_hook(None, ScriptHook::Disconnect).await;
                         break wait_for_reconnect(&ctl, &mut dev).await;
@@ -664,6 +668,7 @@ async fn run(
                     Some(DeviceAction::Drop) => {
                         // Close the socket without DISCONNECT: the broker fires the will.
                         poller.abort();
+                        mark.closed();
                         dev.set_state(DeviceState::Offline);
                         dev.script_hook(None, ScriptHook::Disconnect).await;
                         break wait_for_reconnect(&ctl, &mut dev).await;
@@ -674,6 +679,7 @@ async fn run(
                 ev = events.recv_async() => match ev.ok() {
                     Some(Ok(NetEvent::ConnAck)) => {
                         connected = true;
+                        mark.connected();
                         dev.set_state(DeviceState::Connected);
                         dev.on_connected(&client);
                         dev.script_hook(Some(&client), ScriptHook::Connect).await;
@@ -691,6 +697,7 @@ async fn run(
                     Some(Err(e)) => {
                         // The event loop waits a second, then reconnects.
                         tracing::debug!(client = %dev.plan.client_id, "connection lost: {e}");
+                        mark.failed(&e.to_string());
                         if connected {
                             dev.script_hook(None, ScriptHook::Disconnect).await;
                         }
@@ -736,6 +743,7 @@ async fn run(
             }
         };
         poller.abort();
+        mark.closed();
         match next {
             Next::Reconnect => dev.set_state(DeviceState::Connecting),
             Next::Stop => break,

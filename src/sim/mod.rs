@@ -4,6 +4,7 @@ mod client;
 pub mod device;
 pub mod generators;
 pub mod mqtt;
+pub mod ramp;
 pub mod script;
 mod timers;
 pub mod watch;
@@ -36,11 +37,22 @@ pub enum DeviceMsg {
 pub struct DeviceReporter {
     tx: mpsc::Sender<DeviceMsg>,
     dropped: Arc<AtomicU64>,
+    /// The devices' connect counts (exact even when reports are dropped).
+    ramp: Arc<ramp::Ramp>,
 }
 
 impl DeviceReporter {
     pub fn new(tx: mpsc::Sender<DeviceMsg>, dropped: Arc<AtomicU64>) -> DeviceReporter {
-        DeviceReporter { tx, dropped }
+        DeviceReporter {
+            tx,
+            dropped,
+            ramp: Arc::default(),
+        }
+    }
+
+    /// The connect counts of every device reporting here.
+    pub fn ramp(&self) -> &Arc<ramp::Ramp> {
+        &self.ramp
     }
 
     pub fn report(&self, update: DeviceUpdate) {

@@ -283,19 +283,36 @@ fn bytes_of(write: impl FnOnce(&mut BytesMut) -> bool) -> Bytes {
 
 /// CONNACK "not authorized" in the client's protocol.
 pub fn connack_refused(level: u8) -> Bytes {
+    connack(
+        level,
+        v4::ConnectReturnCode::NotAuthorized,
+        v5::ConnectReturnCode::NotAuthorized,
+    )
+}
+
+/// CONNACK "server unavailable" in the client's protocol (MQTT 3.1.1 §3.2.2.3
+/// return code 3, MQTT 5 §3.2.2.2 reason code 0x88): the tap could not reach
+/// the broker behind it.
+pub fn connack_unavailable(level: u8) -> Bytes {
+    connack(
+        level,
+        v4::ConnectReturnCode::ServiceUnavailable,
+        v5::ConnectReturnCode::ServerUnavailable,
+    )
+}
+
+fn connack(level: u8, v4_code: v4::ConnectReturnCode, v5_code: v5::ConnectReturnCode) -> Bytes {
     bytes_of(|b| {
         if level == 5 {
             v5::ConnAck {
                 session_present: false,
-                code: v5::ConnectReturnCode::NotAuthorized,
+                code: v5_code,
                 properties: None,
             }
             .write(b)
             .is_ok()
         } else {
-            v4::ConnAck::new(v4::ConnectReturnCode::NotAuthorized, false)
-                .write(b)
-                .is_ok()
+            v4::ConnAck::new(v4_code, false).write(b).is_ok()
         }
     })
 }
@@ -515,5 +532,7 @@ mod tests {
         }
         assert_eq!(connack_refused(4).as_ref(), [0x20, 2, 0, 5]);
         assert_eq!(connack_refused(5)[3], 0x87);
+        assert_eq!(connack_unavailable(4).as_ref(), [0x20, 2, 0, 3]);
+        assert_eq!(connack_unavailable(5)[3], 0x88);
     }
 }

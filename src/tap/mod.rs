@@ -614,10 +614,20 @@ async fn open_link(
     let broker = match connected {
         Ok(s) => s,
         Err(e) => {
+            // The client hears why (CONNACK "server unavailable"), not a bare close.
+            let connack = auth::connack_unavailable(ctx.protocol);
+            for ev in ctx.decode_own(&read_before, Direction::ClientToBroker, None) {
+                ctx.rec.record(ev);
+            }
+            for ev in ctx.decode_own(&connack, Direction::BrokerToClient, Some(Injected::FromTap)) {
+                ctx.rec.record(ev);
+            }
+            let _ = client.write_all(&connack).await;
+            let _ = client.shutdown().await;
             ctx.marker(
                 PacketKind::Closed,
                 WireDetail::Closed(CloseReason::Error(format!(
-                    "broker {upstream} unreachable: {e}"
+                    "broker {upstream} unreachable: {e} (CONNACK server unavailable from the tap)"
                 ))),
             );
             return None;

@@ -144,6 +144,7 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                     s % 60
                 ))
                 .on_hover_text(r.info.path.display().to_string());
+                ramp_ui(ui, model);
                 if let Some(checks) = model.checks.as_ref().filter(|c| !c.is_empty()) {
                     let passed = checks
                         .verdicts()
@@ -182,6 +183,34 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
             ));
         });
     });
+}
+
+/// While devices wait for their first CONNACK: how many connected, how
+/// fast, and (amber) why the waiting ones failed.
+fn ramp_ui(ui: &mut egui::Ui, model: &Model) {
+    let r = &model.ramp;
+    if !r.ramping() {
+        return;
+    }
+    let text = RichText::new(format!(
+        "connecting {} / {} · {:.0}/s",
+        format::count(r.status.devices - r.status.waiting),
+        format::count(r.status.devices),
+        r.rate
+    ));
+    let mut hover = format!(
+        "Virtual devices: {} connected now, {} still waiting for their first CONNACK",
+        r.status.connected, r.status.waiting
+    );
+    for (why, n) in &r.status.failing {
+        hover.push_str(&format!("\n{n} last failed with: {why}"));
+    }
+    ui.label(if r.status.failing.is_empty() {
+        text
+    } else {
+        text.color(theme::WARN)
+    })
+    .on_hover_text(hover);
 }
 
 /// The capture database's writer: frames written, size, and what it lost.
