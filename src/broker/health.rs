@@ -7,8 +7,18 @@
 //! what it saw (again after every further [`DEADLINE`] of silence); the
 //! engine restarts the broker and counts it. The first message back on each
 //! new connection of the probe is reported as [`Health::Answering`].
+//!
+//! A router that is only far behind is not restarted: while its loop keeps
+//! turning (the `progress` counter rumqttd's router keeps, a patch in
+//! `vendor/rumqttd`), silence counts as not answering only after
+//! [`BUSY_DEADLINE`]. A connect storm of 80,000 persistent sessions keeps the
+//! router's queue minutes deep; restarting it then dropped every client it
+//! had connected (`run` of the car-sharing scenario at 80,000 cars: six
+//! restarts in 100 s before this).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -22,20 +32,30 @@ pub const PERIOD: Duration = Duration::from_secs(2);
 /// answering (generous: a router busy with a connect burst of 80,000 clients
 /// still echoes within seconds).
 pub const DEADLINE: Duration = Duration::from_secs(10);
+/// How long a router that keeps working may stay silent to the probe.
+pub const BUSY_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The probe's client id and topic.
 pub const PROBE_CLIENT_ID: &str = "mqtt-workbench-health-probe";
 pub const PROBE_TOPIC: &str = "$workbench/health";
 
 /// Probe the broker at `addr` until `report` returns false (its receiver is
-/// gone).
-pub async fn probe(addr: SocketAddr, deadline: Duration, report: impl Fn(Health) -> bool) {
+/// gone). `progress`: the router's turn counter, when the probe can see it.
+pub async fn probe(
+    addr: SocketAddr,
+    deadline: Duration,
+    progress: Option<Arc<AtomicU64>>,
+    report: impl Fn(Health) -> bool,
+) {
+    let turns = || progress.as_ref().map(|p| p.load(Ordering::Relaxed));
     loop {
         let mut opts = MqttOptions::new(PROBE_CLIENT_ID, addr.ip().to_string(), addr.port());
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_session(true);
         let (client, mut events) = AsyncClient::new(opts, 16);
         let mut last_echo = Instant::now();
+        // The router's turn count when last seen changing, and when.
+        let mut moved = (turns(), Instant::now());
         let mut last_error = String::from("no CONNACK yet");
         let mut tick = tokio::time::interval(PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -51,7 +71,13 @@ pub async fn probe(addr: SocketAddr, deadline: Duration, report: impl Fn(Health)
                     paused = false;
                     seq += 1;
                     let _ = client.try_publish(PROBE_TOPIC, QoS::AtLeastOnce, false, seq.to_string());
-                    if last_echo.elapsed() >= deadline {
+                    let now = turns();
+                    if now != moved.0 {
+                        moved = (now, Instant::now());
+                    }
+                    let working = now.is_some() && moved.1.elapsed() < deadline;
+                    let silent = last_echo.elapsed();
+                    if silent >= deadline && (!working || silent >= BUSY_DEADLINE) {
                         break;
                     }
                 }
@@ -76,9 +102,19 @@ pub async fn probe(addr: SocketAddr, deadline: Duration, report: impl Fn(Health)
         }
         // Nothing back within the deadline: say so, then start over with a
         // fresh client (the broker may be restarted meanwhile).
+        let stuck = match turns() {
+            Some(_) if moved.1.elapsed() < deadline => {
+                " while its router kept working (too far behind)".to_string()
+            }
+            Some(_) => format!(
+                ", its router made no progress for {} s",
+                moved.1.elapsed().as_secs()
+            ),
+            None => String::new(),
+        };
         let why = format!(
-            "its health probe got no QoS 1 message back for {} s (last: {last_error})",
-            deadline.as_secs()
+            "its health probe got no QoS 1 message back for {} s{stuck} (last: {last_error})",
+            last_echo.elapsed().as_secs()
         );
         if !report(Health::NotAnswering(why)) {
             return;
@@ -89,6 +125,53 @@ pub async fn probe(addr: SocketAddr, deadline: Duration, report: impl Fn(Health)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A silent broker whose router keeps turning is busy, not stuck: the
+    /// probe waits; once the router stops turning, it reports.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_router_is_not_reported_until_it_stops_working() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let turns = Arc::new(AtomicU64::new(0));
+        let t0 = Instant::now();
+        let working = Duration::from_secs(5);
+        let bumper = tokio::spawn({
+            let turns = turns.clone();
+            async move {
+                while t0.elapsed() < working {
+                    turns.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(probe(addr, Duration::from_secs(1), Some(turns), move |h| {
+            tx.try_send(h).is_ok()
+        }));
+        let first = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("a report once the router stopped")
+            .expect("a report");
+        assert!(
+            t0.elapsed() >= working,
+            "reported after {:?}, while the router still worked: {first:?}",
+            t0.elapsed()
+        );
+        match first {
+            Health::NotAnswering(why) => {
+                assert!(why.contains("its router made no progress for"), "{why}")
+            }
+            other => panic!("expected NotAnswering, got {other:?}"),
+        }
+        bumper.abort();
+        hold.abort();
+    }
 
     /// A listener that accepts and never answers: the probe says so.
     #[tokio::test]
@@ -102,7 +185,7 @@ mod tests {
             }
         });
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(probe(addr, Duration::from_secs(3), move |h| {
+        tokio::spawn(probe(addr, Duration::from_secs(3), None, move |h| {
             tx.try_send(h).is_ok()
         }));
         let first = tokio::time::timeout(Duration::from_secs(20), rx.recv())
@@ -130,7 +213,7 @@ mod tests {
         let port = crate::broker::free_loopback_port().unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(probe(addr, Duration::from_secs(3), move |h| {
+        tokio::spawn(probe(addr, Duration::from_secs(3), None, move |h| {
             tx.try_send(h).is_ok()
         }));
         assert!(matches!(next(&mut rx).await, Health::NotAnswering(_)));

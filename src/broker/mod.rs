@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use rumqttd::protocol::Protocol;
 use rumqttd::protocol::v4::V4;
@@ -150,10 +151,14 @@ pub struct EmbeddedBroker {
     listener_rt: Option<tokio::runtime::Runtime>,
     cold_restarts: usize,
     memory: MemoryDoor,
+    /// Turns of the router's loop (every router of this broker counts here).
+    progress: Arc<AtomicU64>,
 }
 
-fn server_factory() -> ServerFactory {
-    let router = Router::new(0, router_config(100_000));
+fn server_factory(progress: &Arc<AtomicU64>) -> ServerFactory {
+    // Room for the 100,000-device fleets `bench` rehearses, and the user's
+    // own clients beside them (rumqttd sizes its connection tables by it).
+    let router = Router::new(0, router_config(150_000)).with_progress(progress.clone());
     let router_tx = router.spawn();
     Box::new(move |settings, v5| {
         let router_tx = router_tx.clone();
@@ -180,7 +185,8 @@ impl EmbeddedBroker {
     pub fn start(listen: SocketAddr, flag: &'static str) -> Result<Self, BrokerError> {
         // Fail before spawning the router thread, which can never be stopped.
         drop(probe_bind(listen, flag)?);
-        let factory = server_factory();
+        let progress = Arc::default();
+        let factory = server_factory(&progress);
         let mut broker = EmbeddedBroker {
             factory,
             listen,
@@ -188,9 +194,16 @@ impl EmbeddedBroker {
             listener_rt: None,
             cold_restarts: 0,
             memory: MemoryDoor::default(),
+            progress,
         };
         broker.start_listener(flag)?;
         Ok(broker)
+    }
+
+    /// Turns of the router's loop so far: it grows while the router works,
+    /// however far behind it is (the health probe's sign of a busy router).
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
     }
 
     /// The address the broker listens on for MQTT 3.1.1.
@@ -290,7 +303,7 @@ impl EmbeddedBroker {
     pub fn cold_restart(&mut self, flag: &'static str) -> Result<(), BrokerError> {
         self.stop_listener();
         self.cold_restarts += 1;
-        self.factory = server_factory();
+        self.factory = server_factory(&self.progress);
         self.start_listener(flag)
     }
 
@@ -430,6 +443,7 @@ pub struct BrokerControl {
     tx: std::sync::mpsc::SyncSender<(Control, ControlReply)>,
     addrs: BrokerAddrs,
     memory: MemoryDoor,
+    progress: Arc<AtomicU64>,
 }
 
 impl BrokerControl {
@@ -452,6 +466,7 @@ impl BrokerControl {
                                 v5: b.addr_v5(),
                             },
                             b.memory(),
+                            b.progress(),
                         )));
                         b
                     }
@@ -478,8 +493,13 @@ impl BrokerControl {
                 }
             })
             .map_err(BrokerError::Runtime)?;
-        let (addrs, memory) = ready_rx.await.map_err(|_| BrokerError::ThreadEnded)??;
-        Ok(BrokerControl { tx, addrs, memory })
+        let (addrs, memory, progress) = ready_rx.await.map_err(|_| BrokerError::ThreadEnded)??;
+        Ok(BrokerControl {
+            tx,
+            addrs,
+            memory,
+            progress,
+        })
     }
 
     /// The broker's internal MQTT 3.1.1 address.
@@ -495,6 +515,11 @@ impl BrokerControl {
     /// In-process connections to the broker (they follow its restarts).
     pub fn memory(&self) -> MemoryDoor {
         self.memory.clone()
+    }
+
+    /// See [`EmbeddedBroker::progress`].
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.progress.clone()
     }
 
     async fn ask(&mut self, cmd: Control) -> Result<SocketAddr, BrokerError> {

@@ -144,12 +144,14 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
 
 /// What a CONNECT says about its client, onto the session (at once, or once
 /// the broker accepted a second connection for a live client id).
+/// Returns the will's topic before and after, when a CONNECT was applied
+/// (for [`Capture::reindex_will`]).
 fn apply_connect(
     s: &mut Session,
     detail: &WireDetail,
     props: Option<Box<crate::wire::V5Props>>,
     peer: Option<(std::net::SocketAddr, bool)>,
-) {
+) -> Option<(Option<String>, Option<String>)> {
     if let WireDetail::Connect {
         protocol,
         clean_session,
@@ -162,13 +164,16 @@ fn apply_connect(
         s.connect_props = props;
         s.clean_session = *clean_session;
         s.keep_alive_s = *keep_alive_s;
+        let old = s.will.as_ref().map(|w| w.topic.clone());
         s.will = will.clone();
         s.username = username.clone();
         if let Some((peer, tls)) = peer {
             s.peer = Some(peer);
             s.tls = tls;
         }
+        return Some((old, s.will.as_ref().map(|w| w.topic.clone())));
     }
+    None
 }
 
 pub(super) fn on_event(cap: &mut Capture, ev: &WireEvent, seq: u64) {
@@ -266,8 +271,11 @@ fn on_connect(cap: &mut Capture, ev: &WireEvent) {
             c.pending_connect = Some((ev.detail.clone(), ev.v5.clone()));
         }
     } else if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
-        apply_connect(s, &ev.detail, ev.v5.clone(), peer);
+        let will = apply_connect(s, &ev.detail, ev.v5.clone(), peer);
         s.conn = Some(ev.conn);
+        if let Some((old, new)) = will {
+            cap.reindex_will(&ev.client_id, old, new);
+        }
     }
 }
 
@@ -289,12 +297,13 @@ fn on_connack(
         .conns
         .get(&ev.conn)
         .and_then(|c| c.peer.map(|p| (p, c.tls)));
+    let mut will = None;
     if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
         s.connack_props = ev.v5.clone();
         if code == 0
             && let Some((detail, connect_props)) = pending
         {
-            apply_connect(s, &detail, connect_props, peer);
+            will = apply_connect(s, &detail, connect_props, peer);
         }
         if code == 0 {
             // MQTT 5: a session with an expiry interval that has not run out is resumed.
@@ -340,6 +349,9 @@ fn on_connack(
                 kind: SessionEventKind::Refused(code),
             });
         }
+    }
+    if let Some((old, new)) = will {
+        cap.reindex_will(&ev.client_id, old, new);
     }
     delta
 }

@@ -185,7 +185,10 @@ async fn watch(
             _ = &mut ctrl_c => break true,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-        model.drain(handle, None);
+        // A budget: the status line and Ctrl-C keep their pace when events
+        // come faster than the model applies them (the channel then drops
+        // and counts what does not fit).
+        model.drain(handle, Some(Duration::from_millis(250)));
         report_news(model, faults_printed);
         match model.ramp.since {
             None => stuck_said = false,

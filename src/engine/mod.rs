@@ -333,6 +333,7 @@ async fn start_embedded(
     tokio::spawn(crate::broker::health::probe(
         addrs.v4,
         crate::broker::health::DEADLINE,
+        Some(b.progress()),
         // False once the engine is gone: the probe ends.
         move |health| {
             commands.upgrade().is_some_and(|tx| {

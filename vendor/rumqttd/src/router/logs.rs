@@ -65,6 +65,16 @@ pub struct DataLog {
     retained_publishes: HashMap<Topic, PublishData>,
     /// List of filters associated with a topic
     publish_filters: HashMap<Topic, Vec<FilterIdx>>,
+    /// MQTT Workbench patch: the filters with `+` or `#` (a topic is matched
+    /// against these; a filter without wildcards matches only the topic equal
+    /// to it, found in `filter_indexes`).
+    wildcard_filters: Vec<(Filter, FilterIdx)>,
+}
+
+/// MQTT Workbench patch: a filter with `+` or `#` (MQTT 3.1.1 §4.7.1) can
+/// match more than the one topic equal to it.
+fn has_wildcards(filter: &str) -> bool {
+    filter.contains(['+', '#'])
 }
 
 impl DataLog {
@@ -74,6 +84,7 @@ impl DataLog {
         let retained_publishes = HashMap::new();
         let publish_filters = HashMap::new();
 
+        let mut wildcard_filters = Vec::new();
         if let Some(warmup_filters) = config.initialized_filters.clone() {
             for filter in warmup_filters {
                 let data = Data::new(&filter, &config);
@@ -81,6 +92,9 @@ impl DataLog {
                 // Add commitlog to datalog and add datalog index to filter to
                 // datalog index map
                 let idx = native.insert(data);
+                if has_wildcards(&filter) {
+                    wildcard_filters.push((filter.clone(), idx));
+                }
                 filter_indexes.insert(filter, idx);
             }
         }
@@ -91,6 +105,7 @@ impl DataLog {
             publish_filters,
             filter_indexes,
             retained_publishes,
+            wildcard_filters,
         })
     }
 
@@ -136,11 +151,21 @@ impl DataLog {
         match &self.publish_filters.get(topic) {
             Some(v) => Some(v.to_vec()),
             None => {
+                // MQTT Workbench patch: the filter equal to the topic, then the
+                // wildcard ones; upstream matched the topic against every
+                // filter (80,000 cars' command filters × 80,000 new status
+                // topics stalled the router).
                 let v: Vec<usize> = self
                     .filter_indexes
-                    .iter()
-                    .filter(|(filter, _)| matches(topic, filter))
-                    .map(|(_, filter_idx)| *filter_idx)
+                    .get(topic)
+                    .copied()
+                    .into_iter()
+                    .chain(
+                        self.wildcard_filters
+                            .iter()
+                            .filter(|(filter, _)| matches(topic, filter))
+                            .map(|(_, filter_idx)| *filter_idx),
+                    )
                     .collect();
 
                 if !v.is_empty() {
@@ -167,10 +192,18 @@ impl DataLog {
                 self.filter_indexes.insert(filter.to_owned(), idx);
 
                 // Match new filter to existing topics and add to publish_filters if it matches
-                for (topic, filters) in publish_filters.iter_mut() {
-                    if matches(topic, filter) {
-                        filters.push(idx);
+                // MQTT Workbench patch: a filter without wildcards matches
+                // only its own topic, one lookup; upstream matched every new
+                // filter against every topic seen.
+                if has_wildcards(filter) {
+                    self.wildcard_filters.push((filter.to_owned(), idx));
+                    for (topic, filters) in publish_filters.iter_mut() {
+                        if matches(topic, filter) {
+                            filters.push(idx);
+                        }
                     }
+                } else if let Some(filters) = publish_filters.get_mut(filter) {
+                    filters.push(idx);
                 }
 
                 (idx, self.native.get(idx).unwrap())
@@ -283,41 +316,53 @@ impl DataLog {
         self.retained_publishes.remove(&topic);
     }
 
+    /// MQTT Workbench patch: the retained messages `filter` matches, each
+    /// with its Message Expiry Interval lowered by the time it waited in the
+    /// server (MQTT 5 §3.3.2.3.3); expired ones are removed.
+    ///
+    /// Upstream swept and matched every retained message on every new
+    /// subscription (80,000 cars each subscribing to their own command topic
+    /// beside 80,000 retained statuses: 6.4 billion matches, the router
+    /// stalled), and lowered the stored interval on every read, so a message
+    /// read twice expired early. Now a filter without wildcards is one
+    /// lookup, and the stored interval never changes.
     pub fn read_retained_messages(&mut self, filter: &str) -> Vec<PubWithProp> {
         trace!(info = "reading retain msg", filter = &filter);
         let now = Instant::now();
-
-        // discard expired retained messages
-        self.retained_publishes.retain(|_, pubdata| {
-            // Keep data if no properties exists, which implies no message expiry!
-            let Some(properties) = pubdata.properties.as_mut() else {
-                return true;
-            };
-
-            // Keep data if there is no message_expiry_interval
-            let Some(message_expiry_interval) = properties.message_expiry_interval.as_mut() else {
-                return true;
-            };
-
-            let time_spent = (now - pubdata.timestamp).as_secs() as u32;
-
-            let is_valid = time_spent < *message_expiry_interval;
-
-            // ignore expired messages
-            if is_valid {
-                // set message_expiry_interval to (original value - time spent waiting in server)
-                // ref: https://docs.oasis-open.org/mqtt/mqtt/v5.0/os/mqtt-v5.0-os.html#_Toc3901112
-                *message_expiry_interval -= time_spent;
+        // The interval left, None once expired (Some(None): it never expires).
+        let left = |p: &PublishData| -> Option<Option<u32>> {
+            match p.properties.as_ref().and_then(|pr| pr.message_expiry_interval) {
+                None => Some(None),
+                Some(interval) => {
+                    let waited = (now - p.timestamp).as_secs().min(u32::MAX as u64) as u32;
+                    (waited < interval).then_some(Some(interval - waited))
+                }
             }
-
-            is_valid
-        });
-
-        // no need to include timestamp when returning
+        };
+        let out = |p: &PublishData, left: Option<u32>| -> PubWithProp {
+            let mut properties = p.properties.clone();
+            if let (Some(pr), Some(l)) = (properties.as_mut(), left) {
+                pr.message_expiry_interval = Some(l);
+            }
+            (p.publish.clone(), properties)
+        };
+        if !filter.contains(['+', '#']) {
+            let Some(p) = self.retained_publishes.get(filter) else {
+                return Vec::new();
+            };
+            return match left(p) {
+                Some(l) => vec![out(p, l)],
+                None => {
+                    self.retained_publishes.remove(filter);
+                    Vec::new()
+                }
+            };
+        }
+        self.retained_publishes.retain(|_, p| left(p).is_some());
         self.retained_publishes
             .iter()
             .filter(|(topic, _)| matches(topic, filter))
-            .map(|(_, p)| (p.publish.clone(), p.properties.clone()))
+            .filter_map(|(_, p)| left(p).map(|l| out(p, l)))
             .collect()
     }
 }
@@ -502,6 +547,36 @@ mod test {
         data.next_native_offset("topic/+");
 
         assert_eq!(data.publish_filters.get("topic/a").unwrap().len(), 2);
+    }
+
+    /// MQTT Workbench patch: filters without wildcards are looked up, the
+    /// others matched; both kinds reach a topic, whichever came first.
+    #[test]
+    fn exact_and_wildcard_filters_both_match_in_either_order() {
+        let config = RouterConfig {
+            max_segment_size: 1024,
+            max_connections: 10,
+            max_segment_count: 10,
+            max_outgoing_packet_count: 1024,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Strategy::RoundRobin,
+        };
+        let mut data = DataLog::new(config).unwrap();
+        let (exact, _) = data.next_native_offset("cars/1/cmd");
+        let (plus, _) = data.next_native_offset("cars/+/cmd");
+        data.next_native_offset("cars/2/cmd");
+        let mut m = data.matches("cars/1/cmd").unwrap();
+        m.sort();
+        assert_eq!(m, vec![exact, plus]);
+        // A filter added after the topic was seen joins its cached list.
+        let (hash, _) = data.next_native_offset("cars/#");
+        let (late, _) = data.next_native_offset("cars/1/cmd/x");
+        let mut m = data.matches("cars/1/cmd").unwrap();
+        m.sort();
+        assert_eq!(m, vec![exact, plus, hash]);
+        assert!(!m.contains(&late));
+        assert_eq!(data.matches("other").unwrap(), Vec::<usize>::new());
     }
 
     #[test]
