@@ -11,6 +11,7 @@ use crate::command::Command;
 use crate::engine::{self, EngineConfig, EngineHandle};
 use crate::model::Model;
 use crate::scenario::{DeviceSpec, Gen, Payload, Protocol, PublishSpec, Qos, Scenario, SubSpec};
+use crate::sim::ramp::connect_limit;
 use crate::time::Dur;
 
 pub struct BenchOptions {
@@ -31,13 +32,6 @@ pub struct BenchOptions {
     pub script: bool,
     /// Give up when the fleet is not connected by then (None: [`connect_limit`]).
     pub connect_timeout: Option<Duration>,
-}
-
-/// How long a fleet of `devices` may take to connect by default: half a
-/// minute and 4 ms a device, four times the devices' ramp (1,000 connects a
-/// second, `sim::RAMP_CONNECTS_PER_S`).
-pub fn connect_limit(devices: u64) -> Duration {
-    Duration::from_secs(30 + devices / 250)
 }
 
 /// Wait until `want` virtual devices got their first CONNACK; say how far

@@ -193,8 +193,8 @@ pub enum Event {
     /// The capture database's writer: what it wrote and lost so far (about
     /// once a second while frames flow).
     Database(crate::database::DbStatus),
-    /// The virtual devices' connect counts (once a second when they changed).
-    Ramp(crate::sim::ramp::RampStatus),
+    /// The virtual devices' connect counts (when they changed, at most ten times a second).
+    Ramp(RampStatus),
     /// The capture database was closed; everything queued was committed.
     DatabaseClosed(crate::database::DbStatus),
     /// A page of a payload search over the capture database.
@@ -242,6 +242,19 @@ impl Event {
             _ => 1,
         }
     }
+}
+
+/// How far the virtual devices got connecting, at one moment (counted by
+/// `sim::ramp`, which also formats it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RampStatus {
+    /// Devices of the running scenario(s).
+    pub devices: u64,
+    pub connected: u64,
+    /// Devices still waiting for their first CONNACK.
+    pub waiting: u64,
+    /// Why the waiting devices' last attempt failed, most common first.
+    pub failing: Vec<(String, u64)>,
 }
 
 /// What the engine dropped because a queue was full, at one moment: the

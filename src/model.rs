@@ -291,7 +291,7 @@ pub struct Notice {
 /// The virtual devices' connect progress, from the engine's `Event::Ramp`.
 #[derive(Debug, Clone, Default)]
 pub struct RampView {
-    pub status: crate::sim::ramp::RampStatus,
+    pub status: crate::event::RampStatus,
     /// Since when devices have been waiting for their first CONNACK (None: none is).
     pub since: Option<Instant>,
     /// First CONNACKs a second, between the last two updates.
@@ -301,7 +301,7 @@ pub struct RampView {
 }
 
 impl RampView {
-    fn apply(&mut self, status: crate::sim::ramp::RampStatus, now: Instant) {
+    fn apply(&mut self, status: crate::event::RampStatus, now: Instant) {
         let once = status.devices.saturating_sub(status.waiting);
         if status.waiting == 0 {
             self.since = None;

@@ -26,7 +26,7 @@ pub struct RunOptions {
     /// Keep at most this many captured frames (None: the default bound).
     pub capture_events: Option<usize>,
     /// When a fleet still connecting is reported as an error (None:
-    /// [`crate::bench::connect_limit`] for its size).
+    /// [`crate::sim::ramp::connect_limit`] for its size).
     pub connect_timeout: Option<Duration>,
     pub engine: EngineConfig,
 }
@@ -195,7 +195,7 @@ async fn watch(
             Some(since) if !stuck_said => {
                 let limit = opts
                     .connect_timeout
-                    .unwrap_or(crate::bench::connect_limit(model.ramp.status.devices));
+                    .unwrap_or(crate::sim::ramp::connect_limit(model.ramp.status.devices));
                 if since.elapsed() >= limit {
                     stuck_said = true;
                     let why = model.ramp.status.never_connected(limit);

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use crate::event::RampStatus;
+
 /// Distinct failure reasons kept; further ones are counted as [`OTHER`].
 const MAX_REASONS: usize = 8;
 /// The reason key past [`MAX_REASONS`].
@@ -29,18 +31,6 @@ pub struct Ramp {
     waiting: AtomicU64,
     /// Waiting devices whose last attempt failed, by why.
     failing: parking_lot::Mutex<HashMap<Arc<str>, u64>>,
-}
-
-/// The counts at one moment (sent as `Event::Ramp`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RampStatus {
-    /// Devices of the running scenario(s).
-    pub devices: u64,
-    pub connected: u64,
-    /// Devices still waiting for their first CONNACK.
-    pub waiting: u64,
-    /// Why the waiting devices' last attempt failed, most common first.
-    pub failing: Vec<(String, u64)>,
 }
 
 impl Ramp {
@@ -207,6 +197,13 @@ impl RampStatus {
         }
         s
     }
+}
+
+/// How long a fleet of `devices` may take to connect by default: half a
+/// minute and 4 ms a device, four times the devices' ramp
+/// (`sim::RAMP_CONNECTS_PER_S`, 1,000 connects a second).
+pub fn connect_limit(devices: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(30 + devices / 250)
 }
 
 /// 80000 → "80,000".

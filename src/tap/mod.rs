@@ -592,7 +592,9 @@ async fn open_link(
                     denied_qos2: Mutex::default(),
                 }),
                 Err(why) => {
-                    refuse_connect(client, &read_before, &ctx, why).await;
+                    let connack = auth::connack_refused(ctx.protocol);
+                    let why = format!("refused by the tap: {why} (CONNACK not authorized)");
+                    refuse_connect(client, &read_before, &ctx, connack, why).await;
                     return None;
                 }
             }
@@ -616,20 +618,10 @@ async fn open_link(
         Err(e) => {
             // The client hears why (CONNACK "server unavailable"), not a bare close.
             let connack = auth::connack_unavailable(ctx.protocol);
-            for ev in ctx.decode_own(&read_before, Direction::ClientToBroker, None) {
-                ctx.rec.record(ev);
-            }
-            for ev in ctx.decode_own(&connack, Direction::BrokerToClient, Some(Injected::FromTap)) {
-                ctx.rec.record(ev);
-            }
-            let _ = client.write_all(&connack).await;
-            let _ = client.shutdown().await;
-            ctx.marker(
-                PacketKind::Closed,
-                WireDetail::Closed(CloseReason::Error(format!(
-                    "broker {upstream} unreachable: {e} (CONNACK server unavailable from the tap)"
-                ))),
+            let why = format!(
+                "broker {upstream} unreachable: {e} (CONNACK server unavailable from the tap)"
             );
+            refuse_connect(client, &read_before, &ctx, connack, why).await;
             return None;
         }
     };
@@ -694,13 +686,18 @@ impl Link {
     }
 }
 
-/// Answer a CONNECT the access rules refuse: record it, send CONNACK "not
-/// authorized" in the client's protocol, and close.
-async fn refuse_connect(mut client: Conn, connect: &[u8], ctx: &ConnCtx, why: Refusal) {
+/// Answer a CONNECT the tap refuses (the access rules, an unreachable
+/// broker): record it and `connack`, send it, close, and say `why`.
+async fn refuse_connect(
+    mut client: Conn,
+    connect: &[u8],
+    ctx: &ConnCtx,
+    connack: Bytes,
+    why: String,
+) {
     for ev in ctx.decode_own(connect, Direction::ClientToBroker, None) {
         ctx.rec.record(ev);
     }
-    let connack = auth::connack_refused(ctx.protocol);
     for ev in ctx.decode_own(&connack, Direction::BrokerToClient, Some(Injected::FromTap)) {
         ctx.rec.record(ev);
     }
@@ -708,9 +705,7 @@ async fn refuse_connect(mut client: Conn, connect: &[u8], ctx: &ConnCtx, why: Re
     let _ = client.shutdown().await;
     ctx.marker(
         PacketKind::Closed,
-        WireDetail::Closed(CloseReason::Error(format!(
-            "refused by the tap: {why} (CONNACK not authorized)"
-        ))),
+        WireDetail::Closed(CloseReason::Error(why)),
     );
 }
 
