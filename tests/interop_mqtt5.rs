@@ -67,9 +67,12 @@ async fn exchange(sub_version: &str, pub_version: &str, qos: &str) {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("{topic} hello\n{topic} kept")
     );
-    rig.wait_for("both legs captured", 10, |c| {
+    // Both clients gone: every frame of theirs (the publisher's PUBACKs too)
+    // was captured before their connections' close.
+    rig.wait_for("both legs captured, both clients gone", 10, |c| {
         c.topics.get(&topic).is_some_and(|t| t.delivered >= 2)
             && c.sessions.get(&sub_id).is_some_and(|s| !s.connected)
+            && c.sessions.get(&pub_id).is_some_and(|s| !s.connected)
     })
     .await;
     let c = &rig.model.capture;
