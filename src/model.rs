@@ -321,7 +321,7 @@ impl RampView {
         self.status.waiting > 0
     }
 
-    /// "connecting: 40,000 / 80,000 devices connected, 40,000 waiting (512/s, 78 s)".
+    /// "40,000 / 80,000 devices connected, 40,000 waiting [512/s, 78 s]".
     pub fn line(&self) -> String {
         let mut s = self.status.line();
         if let Some(since) = self.since {

@@ -244,29 +244,23 @@ fn closed_port() -> u16 {
 
 /// Run the binary with `args`; kill it (and fail) if it has not ended within `limit`.
 fn output_within(args: &[&str], limit: Duration) -> std::process::Output {
-    let mut child = bin()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let t0 = std::time::Instant::now();
-    while child.try_wait().expect("its state").is_none() {
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("its output");
-            panic!(
-                "{args:?} still running after {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "std has no wait-with-timeout for a child: poll its exit"
-        )]
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("its output")
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        tokio::time::timeout(limit, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} still running after {limit:?}"))
+            .expect("its output")
+    })
 }
 
 #[test]

@@ -126,10 +126,8 @@ pub async fn probe(
 mod tests {
     use super::*;
 
-    /// A silent broker whose router keeps turning is busy, not stuck: the
-    /// probe waits; once the router stops turning, it reports.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_busy_router_is_not_reported_until_it_stops_working() {
+    /// A listener that accepts connections and never answers; abort the task to close it.
+    async fn silent_listener() -> (SocketAddr, tokio::task::JoinHandle<()>) {
         let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = silent.local_addr().unwrap();
         let hold = tokio::spawn(async move {
@@ -138,6 +136,14 @@ mod tests {
                 held.push(s);
             }
         });
+        (addr, hold)
+    }
+
+    /// A silent broker whose router keeps turning is busy, not stuck: the
+    /// probe waits; once the router stops turning, it reports.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_router_is_not_reported_until_it_stops_working() {
+        let (addr, hold) = silent_listener().await;
         let turns = Arc::new(AtomicU64::new(0));
         let t0 = Instant::now();
         let working = Duration::from_secs(5);
@@ -176,14 +182,7 @@ mod tests {
     /// A listener that accepts and never answers: the probe says so.
     #[tokio::test]
     async fn a_broker_that_accepts_but_never_answers_is_reported() {
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = silent.local_addr().unwrap();
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((s, _)) = silent.accept().await {
-                held.push(s);
-            }
-        });
+        let (addr, hold) = silent_listener().await;
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(probe(addr, Duration::from_secs(3), None, move |h| {
             tx.try_send(h).is_ok()

@@ -140,9 +140,10 @@ impl EventReceiver {
 const BATCH: usize = 8192;
 
 /// Collect wire events and device updates into batches (about every 10 ms);
-/// offer device state changes to the timeline; the capture database's
-/// progress once a second, the devices' connect counts when they changed. Markers on the devices' queue
-/// (a scenario started or stopped) go out after everything queued before them.
+/// offer device state changes to the timeline; send the capture database's
+/// progress once a second and the devices' connect counts when they changed.
+/// Markers on the devices' queue (a scenario started or stopped) go out after
+/// everything queued before them.
 pub(super) async fn batch_events(
     mut wire: mpsc::Receiver<WireEvent>,
     mut devices: mpsc::Receiver<DeviceMsg>,

@@ -99,18 +99,8 @@ pub fn message_headers<'a>(head: &[&'a str], v5: bool) -> Vec<&'a str> {
     h
 }
 
-/// "1,234,567".
-pub fn count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// "1,234,567" (the engine's formatter, so the CLI and the window agree).
+pub use crate::sim::ramp::thousands as count;
 
 pub fn bytes(n: u64) -> String {
     match n {
