@@ -243,6 +243,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         session_expiry: None,
         user_properties: vec![],
         tls: false,
+        transport: Default::default(),
         script: None,
         script_budget: None,
         script_memory_mib: None,

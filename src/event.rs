@@ -95,6 +95,8 @@ pub enum BrokerState {
         upstream: String,
         /// The TLS listener beside the plain one, when there is one.
         tls: Option<Box<TlsInfo>>,
+        /// The WebSocket listeners' URLs, when there are any.
+        ws: WsUrls,
     },
     Stopped,
     Failed {
@@ -102,6 +104,13 @@ pub enum BrokerState {
         /// The public port was taken: this one was free when the engine looked.
         free_port: Option<u16>,
     },
+}
+
+/// Where WebSocket clients connect (`ws://localhost:8083/mqtt`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WsUrls {
+    pub ws: Option<String>,
+    pub wss: Option<String>,
 }
 
 /// The tap's TLS listener and the files a user's own clients need.

@@ -34,7 +34,8 @@ struct NetArgs {
     #[arg(long, global = true, default_value = "127.0.0.1")]
     bind: String,
     /// Use an external broker behind the tap instead of the embedded one:
-    /// mqtt://[user:password@]host:port, or mqtts://… over TLS.
+    /// mqtt://[user:password@]host:port, mqtts://… over TLS, or over
+    /// WebSockets ws://host:port/path, wss://….
     #[arg(long, global = true)]
     broker: Option<String>,
     /// With --broker mqtts://…: a CA (PEM) to trust besides the system's.
@@ -66,6 +67,26 @@ struct NetArgs {
     /// Folder for the generated certificates (default: the data folder's mqtt-workbench/tls).
     #[arg(long, global = true)]
     tls_dir: Option<PathBuf>,
+    /// Append the TLS session keys of the tap's TLS clients to FILE
+    /// (SSLKEYLOGFILE format: Wireshark decrypts a capture with it).
+    #[arg(long, global = true, value_name = "FILE")]
+    tls_keylog: Option<PathBuf>,
+    /// Also listen for MQTT over WebSockets (ws://, on --ws-port).
+    #[arg(long, global = true)]
+    ws: bool,
+    /// Port of the WebSocket listener (0 picks a free port).
+    #[arg(long, global = true, default_value_t = mqtt_workbench::tap::ws::DEFAULT_WS_PORT)]
+    ws_port: u16,
+    /// Also listen for MQTT over secure WebSockets (wss://, on --wss-port),
+    /// with the TLS listener's certificates (implies --tls).
+    #[arg(long, global = true)]
+    wss: bool,
+    /// Port of the secure WebSocket listener (0 picks a free port).
+    #[arg(long, global = true, default_value_t = mqtt_workbench::tap::ws::DEFAULT_WSS_PORT)]
+    wss_port: u16,
+    /// The path the WebSocket listeners serve ("*": any path).
+    #[arg(long, global = true, default_value = mqtt_workbench::tap::ws::DEFAULT_PATH)]
+    ws_path: String,
     /// Users file (RON): usernames, passwords and per-user publish/subscribe
     /// filters the tap enforces. A scenario's `auth` section replaces it while it runs.
     #[arg(long, global = true)]
@@ -279,6 +300,8 @@ impl NetArgs {
         };
         let listen = mqtt_workbench::cli::listen_addr(&self.bind, self.port)?;
         let tls = (self.tls
+            || self.wss
+            || self.tls_keylog.is_some()
             || self.tls_cert.is_some()
             || self.tls_require_client_cert
             || self.tls_client_ca.is_some())
@@ -288,6 +311,7 @@ impl NetArgs {
             key: self.tls_key.clone(),
             require_client_cert: self.tls_require_client_cert,
             client_ca: self.tls_client_ca.clone(),
+            keylog: self.tls_keylog.clone(),
             dir: self
                 .tls_dir
                 .clone()
@@ -299,8 +323,17 @@ impl NetArgs {
             )?)),
             None => None,
         };
+        let ws_path =
+            mqtt_workbench::tap::ws::WsPath::parse(&self.ws_path).map_err(anyhow::Error::msg)?;
         Ok(EngineConfig {
             auth,
+            ws: self
+                .ws
+                .then(|| std::net::SocketAddr::new(listen.ip(), self.ws_port)),
+            wss: self
+                .wss
+                .then(|| std::net::SocketAddr::new(listen.ip(), self.wss_port)),
+            ws_path,
             listen,
             broker_listen: std::net::SocketAddr::new([127, 0, 0, 1].into(), self.broker_port),
             upstream,

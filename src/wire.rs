@@ -178,8 +178,63 @@ pub enum WireDetail {
         peer: std::net::SocketAddr,
         /// Reached the tap's TLS listener.
         tls: bool,
+        /// What the handshakes said: the TLS session, the WebSocket request
+        /// (None: plain MQTT over TCP, or a connection that failed before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<Box<LinkInfo>>,
     },
     Closed(CloseReason),
+}
+
+/// How a connection reached the tap, beyond its address.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSession>,
+    /// MQTT over WebSockets (ws://, or wss:// with `tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<WsInfo>,
+}
+
+impl LinkInfo {
+    /// `ws`, `wss`, `tls` or `tcp`.
+    pub fn scheme(link: Option<&LinkInfo>, tls: bool) -> &'static str {
+        match (link.is_some_and(|l| l.ws.is_some()), tls) {
+            (true, true) => "wss",
+            (true, false) => "ws",
+            (false, true) => "tls",
+            (false, false) => "tcp",
+        }
+    }
+}
+
+/// A TLS client's session, as the tap's handshake ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TlsSession {
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub version: String,
+    /// The negotiated cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    /// The server name the client asked for (SNI), if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// The subject of the certificate the client presented, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+}
+
+/// A WebSocket client's opening request.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WsInfo {
+    /// The request path, e.g. `/mqtt`.
+    pub path: String,
+    /// The subprotocol agreed (`mqtt`, `mqttv3.1`), None when the client offered none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// What an injected network fault did to a frame.

@@ -764,6 +764,7 @@ fn the_broker_menu_shows_the_tls_listener_and_saves_its_ca_certificate() {
                 require_client_cert: false,
                 client_ca: None,
                 dir: dir.path().join("tls"),
+                keylog: None,
             }),
             ..EngineConfig::default()
         },

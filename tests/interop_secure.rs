@@ -25,6 +25,7 @@ fn tls_options(dir: &Path, require_client_cert: bool) -> TlsOptions {
         require_client_cert,
         client_ca: None,
         dir: dir.to_path_buf(),
+        keylog: None,
     }
 }
 

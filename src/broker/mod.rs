@@ -46,9 +46,9 @@ pub enum BrokerError {
 /// Why `--broker URL` names no broker the tap can reach.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerUrlError {
-    #[error("{0}: WebSocket brokers are not supported; use mqtt://host:port or mqtts://host:port")]
-    WebSocket(String),
-    #[error("{0}: expected mqtt://host:port or mqtts://host:port")]
+    #[error(
+        "{0}: expected mqtt://host:port, mqtts://host:port, ws://host:port/path or wss://host:port/path"
+    )]
     NoHost(String),
 }
 
@@ -355,6 +355,8 @@ pub struct ExternalBroker {
     pub host: String,
     /// `mqtts://`: the tap reaches it over TLS.
     pub tls: bool,
+    /// `ws://` or `wss://`: the tap reaches it over WebSockets at this path.
+    pub ws_path: Option<String>,
     /// A private CA to trust besides the system's (`--broker-ca`).
     pub ca: Option<std::path::PathBuf>,
     /// From `mqtt://user:password@host`: virtual devices without credentials of their own use these.
@@ -362,25 +364,38 @@ pub struct ExternalBroker {
     pub password: Option<String>,
 }
 
+impl ExternalBroker {
+    /// The WebSocket URL the tap opens (`ws://host:port/path`), for a WebSocket broker.
+    pub fn ws_url(&self) -> Option<String> {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        self.ws_path
+            .as_ref()
+            .map(|p| format!("{scheme}://{}{p}", self.addr))
+    }
+}
+
 /// Parse `mqtt://[user[:password]@]host[:port]` (or `tcp://`, `mqtts://`,
-/// `ssl://`, or bare `host:port`; the port defaults to 1883, 8883 with TLS).
+/// `ssl://`, or bare `host:port`; the port defaults to 1883, 8883 with TLS),
+/// or `ws://…host[:port][/path]` and `wss://…` (ports 80 and 443, path `/`,
+/// as in any URL).
 pub fn parse_broker_url(url: &str) -> Result<ExternalBroker, BrokerUrlError> {
-    let (tls, rest) = if let Some(r) = url
-        .strip_prefix("mqtts://")
-        .or_else(|| url.strip_prefix("ssl://"))
-    {
-        (true, r)
-    } else if url.starts_with("ws://") || url.starts_with("wss://") {
-        return Err(BrokerUrlError::WebSocket(url.to_string()));
-    } else {
-        (
-            false,
-            url.strip_prefix("mqtt://")
-                .or_else(|| url.strip_prefix("tcp://"))
-                .unwrap_or(url),
-        )
+    let schemes = [
+        ("mqtts://", true, false),
+        ("ssl://", true, false),
+        ("wss://", true, true),
+        ("ws://", false, true),
+        ("mqtt://", false, false),
+        ("tcp://", false, false),
+    ];
+    let (tls, ws, rest) = schemes
+        .iter()
+        .find_map(|(p, tls, ws)| url.strip_prefix(p).map(|r| (*tls, *ws, r)))
+        .unwrap_or((false, false, url));
+    let (rest, ws_path) = match (ws, rest.find('/')) {
+        (true, Some(i)) => (&rest[..i], Some(rest[i..].to_string())),
+        (true, None) => (rest, Some("/".to_string())),
+        (false, _) => (rest.trim_end_matches('/'), None),
     };
-    let rest = rest.trim_end_matches('/');
     let (credentials, rest) = match rest.rsplit_once('@') {
         Some((c, r)) => (Some(c), r),
         None => (None, rest),
@@ -403,7 +418,12 @@ pub fn parse_broker_url(url: &str) -> Result<ExternalBroker, BrokerUrlError> {
         let (h, _) = rest.rsplit_once(':').unwrap_or((rest, ""));
         (rest.to_string(), h.to_string())
     } else {
-        let port = if tls { 8883 } else { 1883 };
+        let port = match (ws, tls) {
+            (true, true) => 443,
+            (true, false) => 80,
+            (false, true) => 8883,
+            (false, false) => 1883,
+        };
         (format!("{rest}:{port}"), rest.to_string())
     };
     Ok(ExternalBroker {
@@ -413,6 +433,7 @@ pub fn parse_broker_url(url: &str) -> Result<ExternalBroker, BrokerUrlError> {
             .trim_end_matches(']')
             .to_string(),
         tls,
+        ws_path,
         ca: None,
         username,
         password,
@@ -566,7 +587,15 @@ mod tests {
         assert_eq!(tls.password.as_deref(), Some("s3cret"));
         assert_eq!(addr("mqtts://broker.example"), "broker.example:8883");
         assert_eq!(parse_broker_url("ssl://[::1]").unwrap().host, "::1");
-        assert!(parse_broker_url("wss://x:8883").is_err());
+        let ws = parse_broker_url("wss://u:p@x:8884/mqtt").unwrap();
+        assert_eq!(
+            (ws.addr.as_str(), ws.tls, ws.ws_url().as_deref()),
+            ("x:8884", true, Some("wss://x:8884/mqtt"))
+        );
+        assert_eq!(ws.username.as_deref(), Some("u"));
+        let ws = parse_broker_url("ws://localhost").unwrap();
+        assert_eq!(ws.ws_url().as_deref(), Some("ws://localhost:80/"));
+        assert_eq!(parse_broker_url("mqtt://x").unwrap().ws_url(), None);
     }
 
     fn router_threads() -> usize {

@@ -176,11 +176,26 @@ struct ConnState {
     client_id: Arc<str>,
     peer: Option<std::net::SocketAddr>,
     tls: bool,
+    link: Option<Box<crate::wire::LinkInfo>>,
     pending_subs: HashMap<u16, Vec<(String, u8)>>,
     /// CONNECT details held until the broker accepts this connection (a second
     /// connection for a live client id must not rewrite the live session first).
     pending_connect: Option<(WireDetail, Option<Box<crate::wire::V5Props>>)>,
 }
+
+/// A connection that never became a session, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedConnection {
+    pub t_us: u64,
+    pub conn: ConnId,
+    pub peer: Option<std::net::SocketAddr>,
+    /// `tcp`, `tls`, `ws` or `wss`: the listener it came to.
+    pub scheme: &'static str,
+    pub reason: crate::wire::CloseReason,
+}
+
+/// Failed connections kept (`Capture::failed_connections`).
+pub const MAX_FAILED_CONNECTIONS: usize = 200;
 
 /// Events per store chunk.
 const CHUNK: usize = 4096;
@@ -222,6 +237,11 @@ pub struct Capture {
     pub sessions: BTreeMap<String, Session>,
     /// Bumped when a client connects or disconnects (views cache by it).
     pub session_changes: u64,
+    /// Connections that ended before a CONNECT (a failed TLS or WebSocket
+    /// handshake, a client at the wrong port), newest last; bounded.
+    pub failed_connections: std::collections::VecDeque<FailedConnection>,
+    /// All of them, also those no longer kept.
+    pub failed_total: u64,
     pub flows: Flows,
     pub rates: Rates,
     /// Clients with a live connection (kept on ingest).
@@ -403,7 +423,7 @@ impl Capture {
 
     fn index_conn(&mut self, ev: &WireEvent) {
         match (&ev.kind, &ev.detail) {
-            (PacketKind::Opened, WireDetail::Opened { peer, tls }) => {
+            (PacketKind::Opened, WireDetail::Opened { peer, tls, link }) => {
                 if self.conns.len() >= MAX_CONNS {
                     // Keep the connections that still carry a connected session.
                     let live: std::collections::HashSet<ConnId> = self
@@ -419,6 +439,7 @@ impl Capture {
                     ConnState {
                         peer: Some(*peer),
                         tls: *tls,
+                        link: link.clone(),
                         ..Default::default()
                     },
                 );
@@ -430,6 +451,25 @@ impl Capture {
                 let c = self.conns.entry(ev.conn).or_default();
                 if c.pending_subs.len() < 1024 {
                     c.pending_subs.insert(ev.pkid, filters.clone());
+                }
+            }
+            (PacketKind::Closed, WireDetail::Closed(reason)) => {
+                let gone = self.conns.remove(&ev.conn);
+                if let Some(c) = gone.filter(|c| c.client_id.is_empty())
+                    && matches!(reason, crate::wire::CloseReason::Error(_))
+                {
+                    self.failed_total += 1;
+                    if self.failed_connections.len() >= MAX_FAILED_CONNECTIONS {
+                        self.failed_connections.pop_front();
+                    }
+                    self.failed_connections.push_back(FailedConnection {
+                        t_us: ev.t_us,
+                        conn: ev.conn,
+                        peer: c.peer,
+                        scheme: crate::wire::LinkInfo::scheme(c.link.as_deref(), c.tls),
+                        reason: reason.clone(),
+                    });
+                    self.session_changes += 1;
                 }
             }
             (PacketKind::Closed, _) => {

@@ -58,6 +58,8 @@ pub struct Session {
     pub peer: Option<SocketAddr>,
     /// The connection came through the tap's TLS listener.
     pub tls: bool,
+    /// What its connection's handshakes said (TLS session, WebSocket request).
+    pub link: Option<Box<crate::wire::LinkInfo>>,
     pub clean_session: bool,
     /// MQTT protocol level of its last CONNECT: 4 (3.1.1) or 5.
     pub protocol: u8,
@@ -123,6 +125,20 @@ impl Session {
     }
 }
 
+/// Where a connection came from: its address, TLS, and its handshakes.
+type Peer = (
+    std::net::SocketAddr,
+    bool,
+    Option<Box<crate::wire::LinkInfo>>,
+);
+
+impl Session {
+    /// `tcp`, `tls`, `ws` or `wss`.
+    pub fn scheme(&self) -> &'static str {
+        crate::wire::LinkInfo::scheme(self.link.as_deref(), self.tls)
+    }
+}
+
 fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a mut Session> {
     if client_id.is_empty() {
         return None;
@@ -150,7 +166,7 @@ fn apply_connect(
     s: &mut Session,
     detail: &WireDetail,
     props: Option<Box<crate::wire::V5Props>>,
-    peer: Option<(std::net::SocketAddr, bool)>,
+    peer: Option<Peer>,
 ) -> Option<(Option<String>, Option<String>)> {
     if let WireDetail::Connect {
         protocol,
@@ -167,9 +183,10 @@ fn apply_connect(
         let old = s.will.as_ref().map(|w| w.topic.clone());
         s.will = will.clone();
         s.username = username.clone();
-        if let Some((peer, tls)) = peer {
+        if let Some((peer, tls, link)) = peer {
             s.peer = Some(peer);
             s.tls = tls;
+            s.link = link;
         }
         return Some((old, s.will.as_ref().map(|w| w.topic.clone())));
     }
@@ -260,7 +277,7 @@ fn on_connect(cap: &mut Capture, ev: &WireEvent) {
     let peer = cap
         .conns
         .get(&ev.conn)
-        .and_then(|c| c.peer.map(|p| (p, c.tls)));
+        .and_then(|c| c.peer.map(|p| (p, c.tls, c.link.clone())));
     let live_elsewhere = cap
         .sessions
         .get(&*ev.client_id)
@@ -296,7 +313,7 @@ fn on_connack(
     let peer = cap
         .conns
         .get(&ev.conn)
-        .and_then(|c| c.peer.map(|p| (p, c.tls)));
+        .and_then(|c| c.peer.map(|p| (p, c.tls, c.link.clone())));
     let mut will = None;
     if let Some(s) = session(cap, &ev.client_id, ev.t_us) {
         s.connack_props = ev.v5.clone();

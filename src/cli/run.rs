@@ -61,8 +61,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     };
     // The broker's state (with the TLS listener) went out before "ready".
     model.drain(&handle, None);
-    if let crate::event::BrokerState::Running { tls: Some(t), .. } = &model.broker {
-        eprintln!("{}", tls_summary(t));
+    if let crate::event::BrokerState::Running { tls, ws, .. } = &model.broker {
+        if let Some(t) = tls {
+            eprintln!("{}", tls_summary(t));
+        }
+        for url in ws.ws.iter().chain(&ws.wss) {
+            eprintln!("WebSocket clients connect to {url}");
+        }
     }
     let started = Instant::now();
     let mut faults_printed = 0;

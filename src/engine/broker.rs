@@ -51,6 +51,7 @@ impl Engine {
                     public: self.tap.local_addr(),
                     upstream: self.upstream.lock().v4.clone(),
                     tls: self.tls.clone(),
+                    ws: super::ws_urls(&self.tap),
                 }));
                 self.notice(
                     true,
@@ -76,6 +77,7 @@ impl Engine {
                     public: self.tap.local_addr(),
                     upstream: addr.to_string(),
                     tls: self.tls.clone(),
+                    ws: super::ws_urls(&self.tap),
                 },
                 Err(error) => BrokerState::Failed {
                     error: error.to_string(),

@@ -24,13 +24,14 @@ pub enum EngineError {
         error: Arc<std::io::Error>,
         free_port: Option<u16>,
     },
+    /// A listener beside the plain one could not bind.
     #[error(
-        "port {port} or TLS port {tls_port} on {ip} is already in use ({error}); choose others with --port and --tls-port"
+        "{what} {port} on {ip} is already in use ({error}); choose another (--tls-port, --ws-port, --wss-port)"
     )]
     PortsInUse {
         ip: IpAddr,
         port: u16,
-        tls_port: u16,
+        what: &'static str,
         error: Arc<std::io::Error>,
     },
     #[error("cannot listen on {addr}: {error}")]

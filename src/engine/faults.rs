@@ -127,6 +127,7 @@ impl Engine {
                         public: self.tap.local_addr(),
                         upstream: addr.to_string(),
                         tls: self.tls.clone(),
+                        ws: super::ws_urls(&self.tap),
                     })),
                     Err(e) => self.notice(true, e),
                 },

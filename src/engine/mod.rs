@@ -62,6 +62,12 @@ pub struct EngineConfig {
     pub watch: bool,
     /// A TLS listener beside the plain one.
     pub tls: Option<crate::tls::TlsOptions>,
+    /// A WebSocket listener (`--ws`).
+    pub ws: Option<SocketAddr>,
+    /// A secure WebSocket listener (`--wss`, with the certificates of `tls`, which it needs).
+    pub wss: Option<SocketAddr>,
+    /// The path the WebSocket listeners serve.
+    pub ws_path: crate::tap::ws::WsPath,
     /// Access rules at the tap (`--users FILE`); a scenario's `auth` replaces them while it runs.
     pub auth: Option<Arc<crate::tap::AuthSpec>>,
     /// Run only this part of every fleet (`--shard K/N`).
@@ -82,6 +88,9 @@ impl Default for EngineConfig {
             direct: false,
             watch: false,
             tls: None,
+            ws: None,
+            wss: None,
+            ws_path: crate::tap::ws::WsPath::default(),
             auth: None,
             shard: None,
             capture_db: None,
@@ -99,6 +108,8 @@ pub enum Readiness {
         upstream: String,
         /// The TLS listener, when there is one.
         tls: Option<SocketAddr>,
+        /// Every listener.
+        addrs: crate::tap::TapAddrs,
     },
     Failed(EngineError),
 }
@@ -235,6 +246,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
                     tap: engine.tap.local_addr(),
                     upstream: engine.upstream.lock().v4.clone(),
                     tls: engine.tap.tls_addr(),
+                    addrs: engine.tap.addrs(),
                 });
                 engine.run(cmd_rx).await;
             }
@@ -295,23 +307,42 @@ async fn listen_error(cfg: &EngineConfig, error: std::io::Error) -> EngineError 
             error: Arc::new(error),
         };
     }
-    let free_port = tokio::task::spawn_blocking(move || free_port_after(ip, port))
-        .await
-        .ok()
-        .flatten();
-    match cfg.tls.as_ref().map(|t| t.listen.port()) {
-        Some(tls_port) if free_port.is_none() => EngineError::PortsInUse {
+    // Which listener's port is taken (the plain one gets a free port offered).
+    let others: Vec<(&'static str, SocketAddr)> = [
+        ("TLS port", "--tls-port", cfg.tls.as_ref().map(|t| t.listen)),
+        ("WebSocket port", "--ws-port", cfg.ws),
+        ("secure WebSocket port", "--wss-port", cfg.wss),
+    ]
+    .into_iter()
+    .filter_map(|(what, _, a)| a.map(|a| (what, a)))
+    .collect();
+    let (plain_taken, taken) = tokio::task::spawn_blocking(move || {
+        let taken = |a: SocketAddr| a.port() != 0 && std::net::TcpListener::bind(a).is_err();
+        let plain_taken = taken(SocketAddr::new(ip, port));
+        let other = others.into_iter().find(|(_, a)| taken(*a));
+        (plain_taken, other)
+    })
+    .await
+    .unwrap_or((true, None));
+    match taken {
+        Some((what, addr)) if !plain_taken => EngineError::PortsInUse {
             ip,
-            port,
-            tls_port,
+            port: addr.port(),
+            what,
             error: Arc::new(error),
         },
-        _ => EngineError::PortInUse {
-            ip,
-            port,
-            error: Arc::new(error),
-            free_port,
-        },
+        _ => {
+            let free_port = tokio::task::spawn_blocking(move || free_port_after(ip, port))
+                .await
+                .ok()
+                .flatten();
+            EngineError::PortInUse {
+                ip,
+                port,
+                error: Arc::new(error),
+                free_port,
+            }
+        }
     }
 }
 
@@ -328,6 +359,7 @@ async fn start_embedded(
         v4: addrs.v4.to_string(),
         v5: addrs.v5.to_string(),
         tls: None,
+        ws_url: None,
         memory: Some(b.memory()),
     };
     tokio::spawn(crate::broker::health::probe(
@@ -363,6 +395,22 @@ async fn open_database(
     Ok(path)
 }
 
+/// The tap's ws:// and wss:// URLs, for the Broker menu and `run`.
+fn ws_urls(tap: &Tap) -> crate::event::WsUrls {
+    let url = |scheme: &str, a: SocketAddr| {
+        let host = if a.ip().is_loopback() {
+            "localhost".to_string()
+        } else {
+            a.ip().to_string()
+        };
+        format!("{scheme}://{host}:{}{}", a.port(), tap.ws_path().url_path())
+    };
+    crate::event::WsUrls {
+        ws: tap.addrs().ws.map(|a| url("ws", a)),
+        wss: tap.addrs().wss.map(|a| url("wss", a)),
+    }
+}
+
 /// The first port after `taken` that can be bound on `ip` (looked up on the
 /// engine, never on the UI thread).
 fn free_port_after(ip: std::net::IpAddr, taken: u16) -> Option<u16> {
@@ -390,6 +438,9 @@ impl Engine {
             Upstream::Embedded => Upstreams::both(cfg.broker_listen.to_string()),
         };
         upstreams.tls = upstream_tls(&cfg.upstream).await?;
+        if let Upstream::External(b) = &cfg.upstream {
+            upstreams.ws_url = b.ws_url();
+        }
         let tls_setup = match cfg.tls.clone() {
             Some(opts) => Some(
                 tokio::task::spawn_blocking(move || crate::tls::setup(&opts).map(|s| (opts, s)))
@@ -400,17 +451,16 @@ impl Engine {
             None => None,
         };
         let upstream_shared = Arc::new(Mutex::new(upstreams));
-        let tls_listen = tls_setup
-            .as_ref()
-            .map(|(o, s)| (o.listen, s.acceptor.clone()));
-        let tap = match Tap::start_with_tls(
-            cfg.listen,
-            tls_listen,
-            upstream_shared.clone(),
-            recorder,
-            embedded,
-        )
-        .await
+        let listeners = crate::tap::Listeners {
+            plain: cfg.listen,
+            acceptor: tls_setup.as_ref().map(|(_, s)| s.acceptor.clone()),
+            tls: tls_setup.as_ref().map(|(o, _)| o.listen),
+            ws: cfg.ws,
+            wss: cfg.wss,
+            ws_path: cfg.ws_path.clone(),
+        };
+        let tap = match Tap::start_listeners(listeners, upstream_shared.clone(), recorder, embedded)
+            .await
         {
             Ok(t) => t,
             Err(error) => return Err(listen_error(&cfg, error).await),
@@ -425,7 +475,10 @@ impl Engine {
             Some(opts) => Some(open_database(&sink, opts.clone()).await?),
             None => None,
         };
-        let upstream = upstream_shared.lock().v4.clone();
+        let upstream = {
+            let u = upstream_shared.lock();
+            u.ws_url.clone().unwrap_or_else(|| u.v4.clone())
+        };
         let (states, _) = broadcast::channel(4096);
         tokio::spawn(batch_events(
             wire_rx,
@@ -448,6 +501,7 @@ impl Engine {
             public: tap.local_addr(),
             upstream,
             tls: tls.clone(),
+            ws: ws_urls(&tap),
         }));
         let credentials = match &cfg.upstream {
             Upstream::External(b) => b

@@ -58,7 +58,10 @@ impl Engine {
             _ => None,
         };
         if tls.is_none()
-            && let Some(d) = scenario.devices.iter().find(|d| d.tls)
+            && let Some(d) = scenario
+                .devices
+                .iter()
+                .find(|d| d.tls || d.transport == crate::scenario::Transport::Wss)
         {
             self.notice(
                 true,

@@ -146,6 +146,10 @@ pub struct DeviceSpec {
     /// Connect to the tap's TLS listener (the workbench must run with TLS).
     #[serde(default)]
     pub tls: bool,
+    /// How the device reaches the tap: `Tcp` (default), `Ws` (MQTT over
+    /// WebSockets) or `Wss` (over TLS too; the workbench must run with TLS).
+    #[serde(default, skip_serializing_if = "Transport::is_tcp")]
+    pub transport: Transport,
     /// The device's own logic in JavaScript (relative to the scenario's
     /// folder): hooks `onConnect`, `onTick`, `onMessage`, `onDisconnect`
     /// (`sim::script` lists what a script can do).
@@ -170,6 +174,23 @@ pub struct DeviceSpec {
 pub struct ScriptSource {
     pub path: PathBuf,
     pub text: std::sync::Arc<str>,
+}
+
+/// How a virtual device's connection is carried.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    /// MQTT over WebSockets (`ws://`, subprotocol `mqtt`).
+    Ws,
+    /// MQTT over WebSockets over TLS (`wss://`).
+    Wss,
+}
+
+impl Transport {
+    pub fn is_tcp(&self) -> bool {
+        *self == Transport::Tcp
+    }
 }
 
 /// The MQTT version a virtual device speaks.

@@ -19,7 +19,7 @@ use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload}
 use crate::command::PublishRequest;
 use crate::event::{DeviceState, DeviceUpdate};
 use crate::fault::DeviceAction;
-use crate::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, expand};
+use crate::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, Transport, expand};
 use crate::sim::mqtt::ToRumqttc;
 use crate::sim::script::Hook as ScriptHook;
 use crate::sim::timers::{catch_up, on_grid};
@@ -330,21 +330,64 @@ impl Device {
         ))
     }
 
-    /// Host, port and TLS configuration this device connects with.
+    /// Host, port and TLS configuration this device connects with (over a
+    /// socket: MQTT over TLS; WebSocket devices go in-process, see `connector`).
     fn address(&self) -> (&str, u16, Option<Arc<rustls::ClientConfig>>) {
         let t = &self.plan.target;
-        match (&t.tls, self.plan.spec.tls) {
-            (Some(tls), true) => (&t.host, tls.port, Some(tls.config.clone())),
+        match (&t.tls, self.plan.spec.tls, self.plan.spec.transport) {
+            (Some(tls), true, Transport::Tcp) => (&t.host, tls.port, Some(tls.config.clone())),
             _ => (&t.host, t.port, None),
         }
     }
 
-    /// In-process to the tap (no socket), when the target offers it.
+    /// In-process to the tap (no socket), when the target offers it. A
+    /// WebSocket device opens its stream with the WebSocket (and TLS)
+    /// handshakes a browser would make, and the tap answers them as its
+    /// ws:// and wss:// listeners do.
     fn connector(&self) -> Option<rumqttc::Connector> {
         let door = self.plan.target.door.clone()?;
+        let spec = &self.plan.spec;
+        let kind = match (spec.transport, spec.tls) {
+            (Transport::Tcp, _) => crate::tap::DoorKind::Mqtt,
+            (Transport::Ws, false) => crate::tap::DoorKind::Ws,
+            (Transport::Ws, true) | (Transport::Wss, _) => crate::tap::DoorKind::Wss,
+        };
+        let tls = self.plan.target.tls.as_ref().map(|t| t.config.clone());
         Some(rumqttc::Connector(Arc::new(move || {
-            let stream = door.connect();
-            Box::pin(async move { stream.map(|s| Box::new(s) as Box<dyn rumqttc::AsyncReadWrite>) })
+            let stream = door.connect_as(kind);
+            let tls = tls.clone();
+            Box::pin(async move {
+                let stream = stream?;
+                let refused =
+                    |e: String| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e);
+                let io: Box<dyn rumqttc::AsyncReadWrite> = match kind {
+                    crate::tap::DoorKind::Mqtt => Box::new(stream),
+                    crate::tap::DoorKind::Ws => Box::new(
+                        crate::tap::ws::connect(stream, "ws://localhost/mqtt")
+                            .await
+                            .map_err(refused)?,
+                    ),
+                    crate::tap::DoorKind::Wss => {
+                        let config = tls.ok_or_else(|| {
+                            refused(
+                                "the workbench runs without TLS: start it with --tls or --wss"
+                                    .into(),
+                            )
+                        })?;
+                        let name = rustls::pki_types::ServerName::try_from("localhost")
+                            .map_err(|e| refused(e.to_string()))?;
+                        let tls = tokio_rustls::TlsConnector::from(config)
+                            .connect(name, stream)
+                            .await?;
+                        Box::new(
+                            crate::tap::ws::connect(tls, "wss://localhost/mqtt")
+                                .await
+                                .map_err(refused)?,
+                        )
+                    }
+                };
+                Ok(io)
+            })
         })))
     }
 

@@ -301,6 +301,17 @@ pub fn connack_unavailable(level: u8) -> Bytes {
     )
 }
 
+/// CONNACK return code 0x01 "unacceptable protocol version" in the 3.1.1
+/// form (3.1.1 §3.1.2.2; MQTT 5 §3.1.2.2 lets a server answer a level it does
+/// not serve this way): for a CONNECT whose level the tap cannot serve.
+pub fn connack_bad_version() -> Bytes {
+    connack(
+        4,
+        v4::ConnectReturnCode::RefusedProtocolVersion,
+        v5::ConnectReturnCode::UnsupportedProtocolVersion,
+    )
+}
+
 fn connack(level: u8, v4_code: v4::ConnectReturnCode, v5_code: v5::ConnectReturnCode) -> Bytes {
     bytes_of(|b| {
         if level == 5 {

@@ -10,6 +10,7 @@ mod decode;
 mod decode_v5;
 pub mod faults;
 mod pump;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +30,9 @@ use tokio::time::Instant;
 
 use crate::fault::PartitionMode;
 
-use crate::wire::{CloseReason, ConnId, Direction, Injected, PacketKind, WireDetail, WireEvent};
+use crate::wire::{
+    CloseReason, ConnId, Direction, Injected, LinkInfo, PacketKind, WireDetail, WireEvent,
+};
 use faults::{FaultTable, FaultView};
 
 use crate::time::now_us;
@@ -66,8 +69,11 @@ impl Recorder {
 pub struct Upstreams {
     pub v4: String,
     pub v5: String,
-    /// Reach the broker over TLS (an external `mqtts://` broker).
+    /// Reach the broker over TLS (an external `mqtts://` or `wss://` broker).
     pub tls: Option<UpstreamTls>,
+    /// Reach the broker over WebSockets at this URL (an external `ws://` or
+    /// `wss://` broker); the TCP connection still goes to `v4`/`v5`.
+    pub ws_url: Option<String>,
     /// The embedded broker's in-process door: connections go through it
     /// instead of a socket to `v4`/`v5` (no file descriptor per connection).
     pub memory: Option<crate::broker::MemoryDoor>,
@@ -86,6 +92,7 @@ impl Upstreams {
             v4: addr.clone(),
             v5: addr,
             tls: None,
+            ws_url: None,
             memory: None,
         }
     }
@@ -102,6 +109,8 @@ enum Conn {
     Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Memory(tokio::io::DuplexStream),
+    /// MQTT over WebSockets, over any of the others.
+    Ws(Box<dyn ws::Io>),
 }
 
 use crate::wire::IN_PROCESS_PEER;
@@ -125,6 +134,10 @@ impl Conn {
                 let (r, w) = tokio::io::split(s);
                 (Box::new(r), Box::new(w))
             }
+            Conn::Ws(s) => {
+                let (r, w) = tokio::io::split(s);
+                (Box::new(r), Box::new(w))
+            }
         }
     }
 
@@ -133,7 +146,8 @@ impl Conn {
             Conn::Plain(s) => s,
             Conn::Server(s) => s.get_ref().0,
             Conn::Client(s) => s.get_ref().0,
-            Conn::Memory(_) => return,
+            // Set on the socket before the WebSocket handshake.
+            Conn::Memory(_) | Conn::Ws(_) => return,
         };
         let _ = tcp.set_nodelay(true);
     }
@@ -150,6 +164,7 @@ impl AsyncRead for Conn {
             Conn::Server(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Conn::Client(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Conn::Memory(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Conn::Ws(s) => std::pin::Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -165,6 +180,7 @@ impl AsyncWrite for Conn {
             Conn::Server(s) => std::pin::Pin::new(s).poll_write(cx, buf),
             Conn::Client(s) => std::pin::Pin::new(s).poll_write(cx, buf),
             Conn::Memory(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Conn::Ws(s) => std::pin::Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -177,6 +193,7 @@ impl AsyncWrite for Conn {
             Conn::Server(s) => std::pin::Pin::new(s).poll_flush(cx),
             Conn::Client(s) => std::pin::Pin::new(s).poll_flush(cx),
             Conn::Memory(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Conn::Ws(s) => std::pin::Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -189,6 +206,7 @@ impl AsyncWrite for Conn {
             Conn::Server(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Conn::Client(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Conn::Memory(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Conn::Ws(s) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -206,11 +224,45 @@ struct ConnCtl {
 pub struct Tap {
     shared: Arc<Shared>,
     auth: Arc<parking_lot::RwLock<Option<Arc<AuthSpec>>>>,
-    local_addr: SocketAddr,
-    tls_addr: Option<SocketAddr>,
+    addrs: TapAddrs,
     conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>>,
-    accept_tasks: [Option<tokio::task::JoinHandle<()>>; 2],
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
     faults: Arc<FaultTable>,
+}
+
+/// Where a tap listens: plain MQTT always; TLS, WebSocket and secure
+/// WebSocket listeners when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapAddrs {
+    pub plain: SocketAddr,
+    pub tls: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
+    pub wss: Option<SocketAddr>,
+}
+
+/// What a tap should listen on (see [`Tap::start_listeners`]).
+pub struct Listeners {
+    pub plain: SocketAddr,
+    /// The TLS acceptor, for the TLS and wss listeners and in-process wss devices.
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+    pub tls: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
+    /// Needs `acceptor`.
+    pub wss: Option<SocketAddr>,
+    pub ws_path: ws::WsPath,
+}
+
+impl Listeners {
+    pub fn plain(plain: SocketAddr) -> Listeners {
+        Listeners {
+            plain,
+            acceptor: None,
+            tls: None,
+            ws: None,
+            wss: None,
+            ws_path: ws::WsPath::default(),
+        }
+    }
 }
 
 /// What every connection of one tap shares.
@@ -223,13 +275,29 @@ struct Shared {
     embedded: bool,
     /// Access rules for new connections (None: everyone may do everything).
     auth: Arc<parking_lot::RwLock<Option<Arc<AuthSpec>>>>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    ws_path: ws::WsPath,
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
-) {
+/// The kind of listener a connection arrived on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Plain,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl Entry {
+    fn tls(self) -> bool {
+        matches!(self, Entry::Tls | Entry::Wss)
+    }
+    fn ws(self) -> bool {
+        matches!(self, Entry::Ws | Entry::Wss)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, entry: Entry, shared: Arc<Shared>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -240,30 +308,81 @@ async fn accept_loop(
                 continue;
             }
         };
-        let tls_on = tls.is_some();
-        let tls = tls.clone();
-        spawn_conn(&shared, peer, tls_on, move |kill| async move {
-            match tls {
-                None => Ok(Conn::Plain(stream)),
-                Some(acceptor) => tokio::select! {
-                    r = tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(stream)) => match r {
-                        Ok(Ok(s)) => Ok(Conn::Server(Box::new(s))),
-                        Ok(Err(e)) => Err(CloseReason::Error(format!("TLS handshake failed: {e}"))),
-                        Err(_) => Err(CloseReason::Error("TLS handshake not finished within 10 s".into())),
-                    },
-                    _ = kill.notified() => Err(CloseReason::DroppedByTap),
-                },
+        // Latency matters more than throughput for an inspector; rumqttd never sets it.
+        let _ = stream.set_nodelay(true);
+        let weak = Arc::downgrade(&shared);
+        spawn_conn(&shared, peer, entry, move |kill| async move {
+            let shared = weak.upgrade().ok_or(CloseReason::DroppedByTap)?;
+            tokio::select! {
+                r = tokio::time::timeout(HANDSHAKE_WITHIN, open_accepted(stream, entry, &shared)) => {
+                    r.map_err(|_| CloseReason::Error(
+                        "the TLS or WebSocket handshake did not finish within 10 s".into(),
+                    ))?
+                }
+                _ = kill.notified() => Err(CloseReason::DroppedByTap),
             }
         });
     }
 }
 
+/// The handshakes of a connection accepted on `entry`: TLS, then the
+/// WebSocket upgrade, as the listener asks.
+async fn open_accepted(
+    stream: TcpStream,
+    entry: Entry,
+    shared: &Shared,
+) -> Result<(Conn, Option<Box<LinkInfo>>), CloseReason> {
+    if !entry.tls() {
+        if !entry.ws() {
+            return Ok((Conn::Plain(stream), None));
+        }
+        let (io, info) = ws::accept(stream, &shared.ws_path)
+            .await
+            .map_err(CloseReason::Error)?;
+        let link = LinkInfo {
+            ws: Some(info),
+            ..LinkInfo::default()
+        };
+        return Ok((Conn::Ws(io), Some(Box::new(link))));
+    }
+    let acceptor = shared
+        .acceptor
+        .clone()
+        .ok_or_else(|| CloseReason::Error("no TLS set-up for this listener".into()))?;
+    // A client that does not speak TLS at all is told so, not "corrupt message".
+    let mut first = [0u8; 1];
+    if let Ok(1) = stream.peek(&mut first).await
+        && let Some(why) = crate::tls::not_tls(first[0], entry.ws())
+    {
+        return Err(CloseReason::Error(why));
+    }
+    let tls = acceptor
+        .accept(stream)
+        .await
+        .map_err(|e| CloseReason::Error(crate::tls::handshake_failure(&e)))?;
+    let session = crate::tls::session_info(tls.get_ref().1);
+    let mut link = LinkInfo {
+        tls: Some(session),
+        ws: None,
+    };
+    if !entry.ws() {
+        return Ok((Conn::Server(Box::new(tls)), Some(Box::new(link))));
+    }
+    let (io, info) = ws::accept(tls, &shared.ws_path)
+        .await
+        .map_err(CloseReason::Error)?;
+    link.ws = Some(info);
+    Ok((Conn::Ws(io), Some(Box::new(link))))
+}
+
 /// Proxy one client connection: `open` yields its stream (after a TLS
-/// handshake, say), or why it never opened.
-fn spawn_conn<F, Fut>(shared: &Arc<Shared>, peer: SocketAddr, tls_on: bool, open: F)
+/// handshake, say) and what its handshakes said, or why it never opened.
+fn spawn_conn<F, Fut>(shared: &Arc<Shared>, peer: SocketAddr, entry: Entry, open: F)
 where
     F: FnOnce(Arc<Notify>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<Conn, CloseReason>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<(Conn, Option<Box<LinkInfo>>), CloseReason>>
+        + Send
+        + 'static,
 {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let ctx = Arc::new(ConnCtx {
@@ -292,10 +411,26 @@ where
     // pumps run: a connection's task then holds little more than its two
     // pumps (thousands of connections, most of them idle).
     let opening = Box::pin(async move {
-        ctx.marker(PacketKind::Opened, WireDetail::Opened { peer, tls: tls_on });
+        let opened = |link| WireDetail::Opened {
+            peer,
+            tls: entry.tls(),
+            link,
+        };
+        // A WebSocket whose handshake failed is still marked as one.
+        let unopened = entry.ws().then(|| {
+            Box::new(LinkInfo {
+                ws: Some(crate::wire::WsInfo::default()),
+                tls: None,
+            })
+        });
         match open(kill.clone()).await {
-            Ok(client) => open_link(client, upstream, auth, ctx, kill).await,
+            Ok((client, link)) => {
+                ctx.marker(PacketKind::Opened, opened(link));
+                open_link(client, upstream, auth, ctx, kill).await
+            }
             Err(reason) => {
+                // A failed handshake still shows as a connection, with its reason.
+                ctx.marker(PacketKind::Opened, opened(unopened));
                 ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
                 None
             }
@@ -315,14 +450,61 @@ where
 #[derive(Clone)]
 pub struct TapDoor(std::sync::Weak<Shared>);
 
+/// How an in-process connection reaches the tap: as plain MQTT, or through
+/// the same TLS and WebSocket handshakes as the tap's listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DoorKind {
+    #[default]
+    Mqtt,
+    Ws,
+    Wss,
+}
+
 impl TapDoor {
     pub fn connect(&self) -> std::io::Result<tokio::io::DuplexStream> {
+        self.connect_as(DoorKind::Mqtt)
+    }
+
+    /// A byte stream the device's side still has to open with the handshakes
+    /// `kind` names (the tap answers them as its listeners do).
+    pub fn connect_as(&self, kind: DoorKind) -> std::io::Result<tokio::io::DuplexStream> {
         let shared = self.0.upgrade().ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the tap is stopped")
         })?;
+        if kind == DoorKind::Wss && shared.acceptor.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the workbench runs without TLS: start it with --tls or --wss",
+            ));
+        }
         let (device, tap) = tokio::io::duplex(crate::broker::MEMORY_BUFFER);
-        spawn_conn(&shared, IN_PROCESS_PEER, false, move |_| async move {
-            Ok(Conn::Memory(tap))
+        let weak = self.0.clone();
+        let entry = match kind {
+            DoorKind::Mqtt => Entry::Plain,
+            DoorKind::Ws => Entry::Ws,
+            DoorKind::Wss => Entry::Wss,
+        };
+        spawn_conn(&shared, IN_PROCESS_PEER, entry, move |_| async move {
+            if kind == DoorKind::Mqtt {
+                return Ok((Conn::Memory(tap), None));
+            }
+            let shared = weak.upgrade().ok_or(CloseReason::DroppedByTap)?;
+            let acceptor = shared.acceptor.clone();
+            let mut link = LinkInfo::default();
+            let opened = match (kind, acceptor) {
+                (DoorKind::Wss, Some(acceptor)) => {
+                    let tls = acceptor
+                        .accept(tap)
+                        .await
+                        .map_err(|e| CloseReason::Error(crate::tls::handshake_failure(&e)))?;
+                    link.tls = Some(crate::tls::session_info(tls.get_ref().1));
+                    ws::accept(tls, &shared.ws_path).await
+                }
+                _ => ws::accept(tap, &shared.ws_path).await,
+            };
+            let (io, info) = opened.map_err(CloseReason::Error)?;
+            link.ws = Some(info);
+            Ok((Conn::Ws(io), Some(Box::new(link))))
         });
         Ok(device)
     }
@@ -422,27 +604,42 @@ impl Tap {
         rec: Recorder,
         embedded: bool,
     ) -> std::io::Result<Tap> {
-        Tap::start_with_tls(listen, None, upstream, rec, embedded).await
+        Tap::start_listeners(Listeners::plain(listen), upstream, rec, embedded).await
     }
 
-    /// Like [`Tap::start`], with a TLS listener beside the plain one.
-    pub async fn start_with_tls(
-        listen: SocketAddr,
-        tls: Option<(SocketAddr, tokio_rustls::TlsAcceptor)>,
+    /// Like [`Tap::start`], with the TLS and WebSocket listeners `listen` asks for.
+    pub async fn start_listeners(
+        listen: Listeners,
         upstream: Arc<Mutex<Upstreams>>,
         rec: Recorder,
         embedded: bool,
     ) -> std::io::Result<Tap> {
-        let listener = TcpListener::bind(listen).await?;
-        let local_addr = listener.local_addr()?;
-        let tls_listener = match tls {
-            Some((addr, acceptor)) => Some((TcpListener::bind(addr).await?, acceptor)),
-            None => None,
+        let mut bound = vec![(TcpListener::bind(listen.plain).await?, Entry::Plain)];
+        let secure = |addr: Option<SocketAddr>| addr.filter(|_| listen.acceptor.is_some());
+        for (addr, entry) in [
+            (secure(listen.tls), Entry::Tls),
+            (listen.ws, Entry::Ws),
+            (secure(listen.wss), Entry::Wss),
+        ] {
+            if let Some(addr) = addr {
+                bound.push((TcpListener::bind(addr).await?, entry));
+            }
+        }
+        let mut addrs = TapAddrs {
+            plain: bound[0].0.local_addr()?,
+            tls: None,
+            ws: None,
+            wss: None,
         };
-        let tls_addr = match &tls_listener {
-            Some((l, _)) => Some(l.local_addr()?),
-            None => None,
-        };
+        for (l, entry) in &bound[1..] {
+            let a = Some(l.local_addr()?);
+            match entry {
+                Entry::Tls => addrs.tls = a,
+                Entry::Ws => addrs.ws = a,
+                Entry::Wss => addrs.wss = a,
+                Entry::Plain => {}
+            }
+        }
         let shared = Arc::new(Shared {
             conns: Arc::default(),
             faults: Arc::default(),
@@ -451,17 +648,19 @@ impl Tap {
             upstream,
             embedded,
             auth: Arc::default(),
+            acceptor: listen.acceptor,
+            ws_path: listen.ws_path,
         });
-        let plain = tokio::spawn(accept_loop(listener, None, shared.clone()));
-        let secure = tls_listener
-            .map(|(l, acceptor)| tokio::spawn(accept_loop(l, Some(acceptor), shared.clone())));
+        let accept_tasks = bound
+            .into_iter()
+            .map(|(l, entry)| tokio::spawn(accept_loop(l, entry, shared.clone())))
+            .collect();
         Ok(Tap {
             shared: shared.clone(),
             auth: shared.auth.clone(),
-            local_addr,
-            tls_addr,
+            addrs,
             conns: shared.conns.clone(),
-            accept_tasks: [Some(plain), secure],
+            accept_tasks,
             faults: shared.faults.clone(),
         })
     }
@@ -478,7 +677,17 @@ impl Tap {
 
     /// Where the TLS listener listens, if there is one.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls_addr
+        self.addrs.tls
+    }
+
+    /// Every address the tap listens on.
+    pub fn addrs(&self) -> TapAddrs {
+        self.addrs
+    }
+
+    /// The path WebSocket clients connect to.
+    pub fn ws_path(&self) -> &ws::WsPath {
+        &self.shared.ws_path
     }
 
     /// The network faults applied to proxied connections (set and clear while running).
@@ -497,7 +706,7 @@ impl Tap {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.addrs.plain
     }
 
     /// Number of connections currently proxied.
@@ -532,7 +741,7 @@ impl Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
-        for t in self.accept_tasks.iter().flatten() {
+        for t in &self.accept_tasks {
             t.abort();
         }
         for c in self.conns.lock().values() {
@@ -561,15 +770,22 @@ async fn open_link(
             return None;
         }
     };
-    if level == 3 && ctx.embedded {
-        ctx.marker(
-            PacketKind::Closed,
-            WireDetail::Closed(CloseReason::Error(
-                "closed by the tap: MQTT 3.1 (MQIsdp) is not served by the embedded broker; \
-                 use MQTT 3.1.1 or 5, or an external broker with --broker"
-                    .into(),
-            )),
-        );
+    // An unsupported protocol level is answered with CONNACK 0x01 "unacceptable
+    // protocol version" (3.1.1 §3.1.2.2; MQTT 5 §3.1.2.2 allows this form).
+    let unsupported = match level {
+        3 if ctx.embedded => Some(
+            "MQTT 3.1 (MQIsdp) is not served by the embedded broker; \
+             use MQTT 3.1.1 or 5, or an external broker with --broker"
+                .to_string(),
+        ),
+        3..=5 => None,
+        other => Some(format!(
+            "protocol level {other} is not MQTT 3.1 (3), 3.1.1 (4) or 5"
+        )),
+    };
+    if let Some(why) = unsupported {
+        let why = format!("refused by the tap: {why} (CONNACK unacceptable protocol version)");
+        refuse_connect(client, &[], &ctx, auth::connack_bad_version(), why).await;
         return None;
     }
     let ctx = ConnCtx {
@@ -611,7 +827,14 @@ async fn open_link(
             .connect(level == 5)
             .map(Conn::Memory)
             .map_err(UpstreamError::Connect),
-        None => connect_upstream(&upstream, upstreams.tls.as_ref()).await,
+        None => {
+            connect_upstream(
+                &upstream,
+                upstreams.tls.as_ref(),
+                upstreams.ws_url.as_deref(),
+            )
+            .await
+        }
     };
     let broker = match connected {
         Ok(s) => s,
@@ -718,21 +941,42 @@ pub enum UpstreamError {
     Handshake(std::io::Error),
     #[error("TLS handshake with the broker not finished within 10 s")]
     HandshakeTimeout,
+    #[error("{0}")]
+    WebSocket(String),
 }
 
-/// Open the connection to the broker, over TLS when it asks for it.
-async fn connect_upstream(addr: &str, tls: Option<&UpstreamTls>) -> Result<Conn, UpstreamError> {
+/// Open the connection to the broker, over TLS and WebSockets when it asks for them.
+async fn connect_upstream(
+    addr: &str,
+    tls: Option<&UpstreamTls>,
+    ws_url: Option<&str>,
+) -> Result<Conn, UpstreamError> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(UpstreamError::Connect)?;
-    let Some(tls) = tls else {
-        return Ok(Conn::Plain(tcp));
+    let _ = tcp.set_nodelay(true);
+    let conn = match tls {
+        None => Conn::Plain(tcp),
+        Some(tls) => {
+            let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+            match tokio::time::timeout(HANDSHAKE_WITHIN, connector.connect(tls.name.clone(), tcp))
+                .await
+            {
+                Ok(Ok(s)) => Conn::Client(Box::new(s)),
+                Ok(Err(e)) => return Err(UpstreamError::Handshake(e)),
+                Err(_) => return Err(UpstreamError::HandshakeTimeout),
+            }
+        }
     };
-    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-    match tokio::time::timeout(HANDSHAKE_WITHIN, connector.connect(tls.name.clone(), tcp)).await {
-        Ok(Ok(s)) => Ok(Conn::Client(Box::new(s))),
-        Ok(Err(e)) => Err(UpstreamError::Handshake(e)),
-        Err(_) => Err(UpstreamError::HandshakeTimeout),
+    let Some(url) = ws_url else {
+        return Ok(conn);
+    };
+    match tokio::time::timeout(HANDSHAKE_WITHIN, ws::connect(conn, url)).await {
+        Ok(Ok(io)) => Ok(Conn::Ws(io)),
+        Ok(Err(e)) => Err(UpstreamError::WebSocket(e)),
+        Err(_) => Err(UpstreamError::WebSocket(format!(
+            "{url}: WebSocket handshake not finished within 10 s"
+        ))),
     }
 }
 
@@ -762,6 +1006,24 @@ async fn read_connect(client: &mut Conn) -> Result<(BytesMut, u8), CloseReason> 
 /// incomplete; an error when it is not a CONNECT of MQTT 3.1, 3.1.1 or 5.
 fn connect_level(buf: &[u8]) -> Result<Option<u8>, CloseReason> {
     let refuse = |why: String| CloseReason::Error(format!("closed by the tap: {why}"));
+    // Clients at the wrong door are told which door is theirs.
+    match buf {
+        [0x16, 0x03, ..] => {
+            return Err(refuse(
+                "a TLS handshake on a plain MQTT port: this client speaks TLS; \
+                 connect it to the TLS listener (--tls, port 8883 by default)"
+                    .into(),
+            ));
+        }
+        [b'G', b'E', b'T', b' ', ..] => {
+            return Err(refuse(
+                "an HTTP request on a plain MQTT port: a WebSocket client connects to \
+                 the WebSocket listener (--ws, ws://…:8083/mqtt by default)"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
     match rumqttc::mqttbytes::check(buf.iter(), MAX_FRAME_BYTES) {
         Ok(_) => {}
         Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
@@ -791,10 +1053,8 @@ fn connect_level(buf: &[u8]) -> Result<Option<u8>, CloseReason> {
         return Err(refuse("a CONNECT too short to name its protocol".into()));
     }
     match buf.get(at + 2 + name_len) {
-        Some(&level @ (3..=5)) => Ok(Some(level)),
-        Some(&level) => Err(refuse(format!(
-            "protocol level {level} is not MQTT 3.1 (3), 3.1.1 (4) or 5"
-        ))),
+        // Levels other than 3..=5 are refused with a CONNACK by `open_link`.
+        Some(&level) => Ok(Some(level)),
         None => Err(refuse("a CONNECT too short to name its protocol".into())),
     }
 }

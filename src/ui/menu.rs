@@ -62,6 +62,21 @@ impl WorkbenchApp {
         ] {
             self.command_button(ui, cmd);
         }
+        if let BrokerState::Running { ws, .. } = &self.model.broker {
+            for url in ws.ws.iter().chain(&ws.wss).cloned().collect::<Vec<_>>() {
+                ui.separator();
+                ui.horizontal(|ui| {
+                    ui.label(format!("WebSocket: {url}"));
+                    if ui
+                        .small_button("Copy")
+                        .on_hover_text("Copy the URL for a web client (MQTT.js, MQTTX)")
+                        .clicked()
+                    {
+                        ui.ctx().copy_text(url.clone());
+                    }
+                });
+            }
+        }
         if let BrokerState::Running { tls: Some(t), .. } = &self.model.broker {
             let t = t.clone();
             ui.separator();

@@ -63,13 +63,17 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
                 public,
                 upstream,
                 tls,
-            } => (
-                theme::OK,
-                match tls {
-                    Some(t) => format!("Broker mqtt://{public} · mqtts://{} → {upstream}", t.addr),
-                    None => format!("Broker mqtt://{public} → {upstream}"),
-                },
-            ),
+                ws,
+            } => {
+                let mut urls = format!("mqtt://{public}");
+                if let Some(t) = tls {
+                    urls += &format!(" · mqtts://{}", t.addr);
+                }
+                for u in ws.ws.iter().chain(&ws.wss) {
+                    urls += &format!(" · {u}");
+                }
+                (theme::OK, format!("Broker {urls} → {upstream}"))
+            }
             BrokerState::Stopped => (Color32::GRAY, "Broker stopped".to_string()),
             BrokerState::Failed { error, .. } => (theme::ERROR, format!("Broker failed: {error}")),
         };

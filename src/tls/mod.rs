@@ -7,6 +7,10 @@
 //! in one folder and reused on the next start, so a backend that trusts the
 //! CA file once keeps trusting it.
 
+mod diagnostics;
+
+pub use diagnostics::{KeyLogFile, handshake_failure, not_tls, session_info};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +32,8 @@ pub struct TlsOptions {
     pub client_ca: Option<PathBuf>,
     /// Where generated certificates are kept.
     pub dir: PathBuf,
+    /// Write the TLS session keys here (SSLKEYLOGFILE format, for Wireshark).
+    pub keylog: Option<PathBuf>,
 }
 
 /// The files a user needs to connect their own clients.
@@ -267,13 +273,16 @@ pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, TlsError> {
     } else {
         builder.with_no_client_auth()
     };
-    let server = builder
+    let mut server = builder
         .with_single_cert(chain, key)
         .map_err(|error| TlsError::NotAPair {
             cert: cert_path.clone(),
             key: key_path.clone(),
             error,
         })?;
+    if let Some(path) = &opts.keylog {
+        server.key_log = Arc::new(KeyLogFile::create(path).map_err(file_error(path))?);
+    }
     let device_builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(device_roots);
@@ -357,6 +366,7 @@ mod tests {
             require_client_cert: false,
             client_ca: None,
             dir: dir.to_path_buf(),
+            keylog: None,
         }
     }
 
