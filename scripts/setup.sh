@@ -10,6 +10,7 @@ set -euo pipefail
 packages=(
   mosquitto-clients                       # interop tests (mosquitto_sub / mosquitto_pub)
   mosquitto                               # conformance reference (tests/conformance.rs starts its own)
+  chromium                                # the browser test (tests/interop_ws.rs drives it with playwright-core)
   sqlite3                                 # a third-party reader of the capture database (tests/capture_db.rs)
   libxkbcommon-x11-0 libgl1 libegl1       # the window: loaded at run time by winit/glutin
   libgl1-mesa-dri libfontconfig1 libx11-xcb1
@@ -30,6 +31,15 @@ fi
 if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
   echo "setup: installing paho-mqtt"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "paho-mqtt==2.2.0"
+fi
+
+# MQTT.js and playwright-core (npm, pinned in tests/node/package-lock.json)
+# for the WebSocket interop and browser tests.
+node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] \
+  || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+  echo "setup: installing MQTT.js and playwright-core (npm ci in tests/node)"
+  (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
 fi
 
 # The test command checks formatting and lints.

@@ -1,0 +1,182 @@
+//! MQTT over WebSockets through the tap's ws:// listener and the real
+//! embedded broker, with third-party clients: MQTT.js from Node (3.1.1 and
+//! 5), and MQTT.js's browser bundle in Debian's chromium driven by
+//! playwright-core (both installed by scripts/setup.sh).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use mqtt_workbench::engine::{EngineConfig, Readiness};
+use mqtt_workbench::fault::{Drop, Fault, Target};
+use mqtt_workbench::wire::{CloseReason, PacketKind};
+use tokio::io::AsyncBufReadExt;
+
+fn node_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
+}
+
+/// A rig with a ws:// listener on a free loopback port; its URL.
+async fn ws_rig(extra: EngineConfig) -> (Rig, String) {
+    let rig = Rig::start_with(EngineConfig {
+        ws: Some("127.0.0.1:0".parse().expect("an address")),
+        ..extra
+    })
+    .await;
+    let port = match rig.handle.readiness() {
+        Readiness::Ready { addrs, .. } => addrs.ws.expect("a WebSocket listener").port(),
+        other => panic!("not ready: {other:?}"),
+    };
+    (rig, format!("ws://127.0.0.1:{port}/mqtt"))
+}
+
+/// `node SCRIPT ARGS…` in tests/node, its stdout lines as JSON values, sent as they come.
+fn node(
+    script: &str,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    assert!(
+        node_dir().join("node_modules/mqtt").is_dir(),
+        "MQTT.js is missing: run scripts/setup.sh"
+    );
+    let mut child = tokio::process::Command::new("node")
+        .arg(node_dir().join(script))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v = serde_json::from_str(&line)
+                .unwrap_or_else(|_| serde_json::json!({"step": "output", "line": line}));
+            if tx.send(v).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// The next line whose "step" is `step`; an "error" line fails the test.
+async fn step(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    step: &str,
+    secs: u64,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(v)) if v["step"] == step => return v,
+            Ok(Some(v)) if v["step"] == "error" => panic!("the node client failed: {v}"),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the node client ended before {step:?}"),
+            Err(_) => panic!("no {step:?} from the node client within {secs} s"),
+        }
+    }
+}
+
+async fn mqtt_js_over_websockets(version: u8) {
+    let (mut rig, url) = ws_rig(EngineConfig::default()).await;
+    let v = version.to_string();
+    let (mut child, mut rx) = node("ws_clients.mjs", &[&url, &v]);
+    step(&mut rx, "waiting-for-will", 30).await;
+    // A fault injected on a WebSocket client: cut at the tap, its will fires.
+    let will_client = format!("will-{v}");
+    rig.wait_for("the will client's session", 10, |c| {
+        c.sessions.get(&will_client).is_some_and(|s| s.connected)
+    })
+    .await;
+    rig.inject(Fault::Drop(Drop {
+        target: Target::Device(will_client.clone()),
+    }));
+    let done = step(&mut rx, "done", 30).await;
+    assert!(child.wait().await.expect("node exits").success());
+
+    let received = done["received"].as_array().expect("a list");
+    let find = |topic: &str| {
+        received
+            .iter()
+            .find(|m| m["topic"] == format!("ws/{v}/{topic}"))
+            .unwrap_or_else(|| panic!("{topic} not received: {received:?}"))
+    };
+    for qos in 0..=2 {
+        let m = find(&format!("q{qos}"));
+        assert_eq!(m["qos"], qos, "{m}");
+        assert_eq!(m["payload"], format!("hello at {qos}"));
+    }
+    // A live forward of a retained message carries retain 0 (3.1.1 §3.3.1.3,
+    // MQTT 5 Retain As Published 0); a new subscriber gets it with retain 1.
+    assert_eq!(find("retained")["retain"], false);
+    assert_eq!(find("will")["payload"], "gone");
+    assert_eq!(done["retained"]["retain"], true, "{done}");
+    assert_eq!(done["retained"]["payload"], "kept");
+
+    rig.wait_for("the clients gone", 10, |c| {
+        ["sub", "pub", "late"]
+            .iter()
+            .all(|n| c.sessions.get(&format!("{n}-{v}")).is_some_and(|s| !s.connected))
+    })
+    .await;
+    let c = &rig.model.capture;
+    let publisher = &c.sessions[&format!("pub-{v}")];
+    assert_eq!(publisher.scheme(), "ws");
+    assert_eq!(publisher.protocol, version);
+    let ws = publisher
+        .link
+        .as_ref()
+        .and_then(|l| l.ws.as_ref())
+        .expect("the WebSocket request is on the session");
+    assert_eq!((ws.path.as_str(), ws.subprotocol.as_deref()), ("/mqtt", Some("mqtt")));
+    // The QoS 2 handshake went over the WebSocket, decoded like any other.
+    let conn = publisher.conn.expect("a connection");
+    for kind in [PacketKind::PubRec, PacketKind::PubRel, PacketKind::PubComp] {
+        assert!(
+            c.events().any(|(_, e)| e.conn == conn && e.kind == kind),
+            "no {kind:?} on the publisher's WebSocket"
+        );
+    }
+    assert_eq!(
+        c.sessions[&will_client].last_disconnect(),
+        Some(&CloseReason::DroppedByTap)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_over_websockets_at_3_1_1() {
+    mqtt_js_over_websockets(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_over_websockets_at_5() {
+    mqtt_js_over_websockets(5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_path_is_refused_with_404_and_shown_with_its_reason() {
+    let (mut rig, url) = ws_rig(EngineConfig::default()).await;
+    let wrong = url.replace("/mqtt", "/nope");
+    let (mut child, mut rx) = node("ws_clients.mjs", &[&wrong, "4"]);
+    let err = step(&mut rx, "error", 30).await;
+    let _ = child.wait().await;
+    assert!(err["why"].as_str().is_some_and(|w| w.contains("before CONNACK")), "{err}");
+    rig.wait_for("the refused connection", 10, |c| !c.failed_connections.is_empty())
+        .await;
+    let f = &rig.model.capture.failed_connections[0];
+    assert_eq!(f.scheme, "ws");
+    match &f.reason {
+        CloseReason::Error(why) => assert!(
+            why.contains("HTTP 404") && why.contains("/nope") && why.contains("/mqtt"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
