@@ -180,3 +180,70 @@ async fn a_wrong_path_is_refused_with_404_and_shown_with_its_reason() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A web dashboard in headless chromium (MQTT.js's browser bundle, over
+/// ws://) receives a WebSocket virtual device's state and sends it a
+/// command; the device reacts. Both legs are checked in the capture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_in_a_real_browser_talks_to_a_virtual_device_over_websockets() {
+    use mqtt_workbench::command::{Command, ScenarioSource};
+    let (mut rig, url) = ws_rig(EngineConfig::default()).await;
+    let text = r#"Scenario(name: "lamp", devices: [
+        (id: "lamp-1", transport: Ws,
+         subscribe: [(filter: "home/lamp-1/set", qos: 1)],
+         publish: [(topic: "home/lamp-1/state", every: "200ms", payload: Text("on {seq}"))],
+         react: [(on: "home/lamp-1/set", actions: [
+            SetVarFromPayload("level"),
+            Publish(topic: "home/lamp-1/ack", payload: Text("level {level}"), qos: 1),
+         ])]),
+    ])"#;
+    assert!(rig.handle.send(Command::LoadScenario(ScenarioSource::Text {
+        origin: "lamp.ron".into(),
+        ron: text.into(),
+    })));
+    rig.wait_for("the lamp publishes", 15, |c| {
+        c.topics
+            .get("home/lamp-1/state")
+            .is_some_and(|t| t.published >= 1)
+    })
+    .await;
+    let (mut child, mut rx) = node("browser.mjs", &[&url]);
+    let seen = tokio::time::timeout(Duration::from_secs(90), rx.recv())
+        .await
+        .expect("the browser reports within 90 s")
+        .expect("a line from the browser script");
+    assert!(child.wait().await.expect("node exits").success(), "{seen}");
+    assert!(
+        seen["state"].as_str().is_some_and(|s| s.starts_with("on ")),
+        "{seen}"
+    );
+    assert_eq!(seen["ack"], "level 42", "{seen}");
+
+    rig.wait_for("the page's command and the lamp's answer captured", 10, |c| {
+        c.topics.get("home/lamp-1/set").is_some_and(|t| t.published >= 1)
+            && c.topics.get("home/lamp-1/ack").is_some_and(|t| t.published >= 1)
+    })
+    .await;
+    let c = &rig.model.capture;
+    let page = &c.sessions["browser-page"];
+    assert_eq!(page.scheme(), "ws");
+    let ws = page.link.as_ref().and_then(|l| l.ws.as_ref()).expect("a WebSocket");
+    assert!(
+        ws.user_agent.as_deref().is_some_and(|u| u.contains("Chrome")),
+        "{ws:?}"
+    );
+    assert!(
+        ws.origin.as_deref().is_some_and(|o| o.starts_with("http://127.0.0.1:")),
+        "{ws:?}"
+    );
+    // The command came from the page, the answer from the device, both over WebSockets.
+    let from = |topic: &str| {
+        c.events()
+            .filter(|(_, e)| e.kind == PacketKind::Publish && e.topic.as_deref() == Some(topic))
+            .map(|(_, e)| e.client_id.to_string())
+            .next()
+    };
+    assert_eq!(from("home/lamp-1/set").as_deref(), Some("browser-page"));
+    assert_eq!(from("home/lamp-1/ack").as_deref(), Some("lamp-1"));
+    assert_eq!(c.sessions["lamp-1"].scheme(), "ws");
+}
