@@ -38,7 +38,7 @@ fn node(
     args: &[&str],
 ) -> (
     tokio::process::Child,
-    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    tokio::sync::mpsc::Receiver<serde_json::Value>,
 ) {
     assert!(
         node_dir().join("node_modules/mqtt").is_dir(),
@@ -52,13 +52,13 @@ fn node(
         .spawn()
         .expect("node runs");
     let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let v = serde_json::from_str(&line)
                 .unwrap_or_else(|_| serde_json::json!({"step": "output", "line": line}));
-            if tx.send(v).is_err() {
+            if tx.send(v).await.is_err() {
                 return;
             }
         }
@@ -68,7 +68,7 @@ fn node(
 
 /// The next line whose "step" is `step`; an "error" line fails the test.
 async fn step(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    rx: &mut tokio::sync::mpsc::Receiver<serde_json::Value>,
     step: &str,
     secs: u64,
 ) -> serde_json::Value {
@@ -121,9 +121,11 @@ async fn mqtt_js_over_websockets(version: u8) {
     assert_eq!(done["retained"]["payload"], "kept");
 
     rig.wait_for("the clients gone", 10, |c| {
-        ["sub", "pub", "late"]
-            .iter()
-            .all(|n| c.sessions.get(&format!("{n}-{v}")).is_some_and(|s| !s.connected))
+        ["sub", "pub", "late"].iter().all(|n| {
+            c.sessions
+                .get(&format!("{n}-{v}"))
+                .is_some_and(|s| !s.connected)
+        })
     })
     .await;
     let c = &rig.model.capture;
@@ -135,7 +137,10 @@ async fn mqtt_js_over_websockets(version: u8) {
         .as_ref()
         .and_then(|l| l.ws.as_ref())
         .expect("the WebSocket request is on the session");
-    assert_eq!((ws.path.as_str(), ws.subprotocol.as_deref()), ("/mqtt", Some("mqtt")));
+    assert_eq!(
+        (ws.path.as_str(), ws.subprotocol.as_deref()),
+        ("/mqtt", Some("mqtt"))
+    );
     // The QoS 2 handshake went over the WebSocket, decoded like any other.
     let conn = publisher.conn.expect("a connection");
     for kind in [PacketKind::PubRec, PacketKind::PubRel, PacketKind::PubComp] {
@@ -167,9 +172,16 @@ async fn a_wrong_path_is_refused_with_404_and_shown_with_its_reason() {
     let (mut child, mut rx) = node("ws_clients.mjs", &[&wrong, "4"]);
     let err = step(&mut rx, "error", 30).await;
     let _ = child.wait().await;
-    assert!(err["why"].as_str().is_some_and(|w| w.contains("before CONNACK")), "{err}");
-    rig.wait_for("the refused connection", 10, |c| !c.failed_connections.is_empty())
-        .await;
+    assert!(
+        err["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("before CONNACK")),
+        "{err}"
+    );
+    rig.wait_for("the refused connection", 10, |c| {
+        !c.failed_connections.is_empty()
+    })
+    .await;
     let f = &rig.model.capture.failed_connections[0];
     assert_eq!(f.scheme, "ws");
     match &f.reason {
@@ -219,21 +231,37 @@ async fn a_page_in_a_real_browser_talks_to_a_virtual_device_over_websockets() {
     );
     assert_eq!(seen["ack"], "level 42", "{seen}");
 
-    rig.wait_for("the page's command and the lamp's answer captured", 10, |c| {
-        c.topics.get("home/lamp-1/set").is_some_and(|t| t.published >= 1)
-            && c.topics.get("home/lamp-1/ack").is_some_and(|t| t.published >= 1)
-    })
+    rig.wait_for(
+        "the page's command and the lamp's answer captured",
+        10,
+        |c| {
+            c.topics
+                .get("home/lamp-1/set")
+                .is_some_and(|t| t.published >= 1)
+                && c.topics
+                    .get("home/lamp-1/ack")
+                    .is_some_and(|t| t.published >= 1)
+        },
+    )
     .await;
     let c = &rig.model.capture;
     let page = &c.sessions["browser-page"];
     assert_eq!(page.scheme(), "ws");
-    let ws = page.link.as_ref().and_then(|l| l.ws.as_ref()).expect("a WebSocket");
+    let ws = page
+        .link
+        .as_ref()
+        .and_then(|l| l.ws.as_ref())
+        .expect("a WebSocket");
     assert!(
-        ws.user_agent.as_deref().is_some_and(|u| u.contains("Chrome")),
+        ws.user_agent
+            .as_deref()
+            .is_some_and(|u| u.contains("Chrome")),
         "{ws:?}"
     );
     assert!(
-        ws.origin.as_deref().is_some_and(|o| o.starts_with("http://127.0.0.1:")),
+        ws.origin
+            .as_deref()
+            .is_some_and(|o| o.starts_with("http://127.0.0.1:")),
         "{ws:?}"
     );
     // The command came from the page, the answer from the device, both over WebSockets.
