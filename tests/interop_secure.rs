@@ -148,12 +148,27 @@ async fn mosquitto_v5_and_v311_exchange_messages_over_tls_with_the_generated_ca(
     .await
     .unwrap();
     assert!(!out.status.success());
+    // It stays visible as a failed connection, with a reason naming the mistake.
     rig.wait_for("the failed handshake is on the wire log", 10, |c| {
         c.events().any(|(_, e)| {
-            matches!(&e.detail, WireDetail::Closed(CloseReason::Error(why)) if why.contains("TLS handshake failed"))
+            matches!(&e.detail, WireDetail::Closed(CloseReason::Error(why)) if why.contains("plain MQTT on a TLS port"))
         })
     })
     .await;
+    let failed = &rig.model.capture.failed_connections;
+    assert!(
+        failed.iter().any(|f| f.scheme == "tls"
+            && matches!(&f.reason, CloseReason::Error(w) if w.contains("plain MQTT on a TLS port"))),
+        "{failed:?}"
+    );
+    // The TLS sessions carry what their handshakes said.
+    let t = rig.model.capture.sessions["tls-sub"]
+        .link
+        .as_ref()
+        .and_then(|l| l.tls.clone())
+        .expect("the TLS session is on the session");
+    assert!(t.version.starts_with("TLS 1."), "{t:?}");
+    assert!(t.cipher.starts_with("TLS"), "{t:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,11 @@
 //! records it as a [`WireEvent`]. It can cut a connection abruptly on command.
 
 pub mod auth;
+mod conn;
 mod decode;
 mod decode_v5;
 pub mod faults;
+mod listen;
 mod pump;
 pub mod ws;
 
@@ -23,21 +25,22 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::fault::PartitionMode;
 
-use crate::wire::{
-    CloseReason, ConnId, Direction, Injected, LinkInfo, PacketKind, WireDetail, WireEvent,
-};
+use crate::wire::{CloseReason, ConnId, Direction, Injected, PacketKind, WireDetail, WireEvent};
 use faults::{FaultTable, FaultView};
 
 use crate::time::now_us;
 pub use auth::{AuthFileError, AuthSpec, Refusal, RuleError};
+use conn::{Conn, Reader, Writer};
 pub use decode::decode_frames;
+pub use listen::{DoorKind, Listeners, TapAddrs, TapDoor};
+use listen::{Entry, accept_loop};
 use pump::{QUEUE_FRAMES, READ_MIN, pump};
 
 /// Largest MQTT frame the tap decodes (bigger ones end the connection).
@@ -98,119 +101,6 @@ impl Upstreams {
     }
 }
 
-/// One direction of a connection, plain or TLS.
-type Reader = Box<dyn AsyncRead + Unpin + Send>;
-type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-
-/// A client or broker connection: plain TCP, TLS, or in-process (a virtual
-/// device, or the embedded broker).
-enum Conn {
-    Plain(TcpStream),
-    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-    Memory(tokio::io::DuplexStream),
-    /// MQTT over WebSockets, over any of the others.
-    Ws(Box<dyn ws::Io>),
-}
-
-use crate::wire::IN_PROCESS_PEER;
-
-impl Conn {
-    fn split(self) -> (Reader, Writer) {
-        match self {
-            Conn::Plain(s) => {
-                let (r, w) = s.into_split();
-                (Box::new(r), Box::new(w))
-            }
-            Conn::Server(s) => {
-                let (r, w) = tokio::io::split(*s);
-                (Box::new(r), Box::new(w))
-            }
-            Conn::Client(s) => {
-                let (r, w) = tokio::io::split(*s);
-                (Box::new(r), Box::new(w))
-            }
-            Conn::Memory(s) => {
-                let (r, w) = tokio::io::split(s);
-                (Box::new(r), Box::new(w))
-            }
-            Conn::Ws(s) => {
-                let (r, w) = tokio::io::split(s);
-                (Box::new(r), Box::new(w))
-            }
-        }
-    }
-
-    fn set_nodelay(&self) {
-        let tcp = match self {
-            Conn::Plain(s) => s,
-            Conn::Server(s) => s.get_ref().0,
-            Conn::Client(s) => s.get_ref().0,
-            // Set on the socket before the WebSocket handshake.
-            Conn::Memory(_) | Conn::Ws(_) => return,
-        };
-        let _ = tcp.set_nodelay(true);
-    }
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Conn::Server(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Conn::Client(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Conn::Memory(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Conn::Ws(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Conn::Server(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Conn::Client(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Conn::Memory(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Conn::Ws(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Conn::Server(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Conn::Client(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Conn::Memory(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Conn::Ws(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Conn::Server(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Conn::Client(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Conn::Memory(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Conn::Ws(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
 /// How long a TLS client may take to finish its handshake.
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -230,41 +120,6 @@ pub struct Tap {
     faults: Arc<FaultTable>,
 }
 
-/// Where a tap listens: plain MQTT always; TLS, WebSocket and secure
-/// WebSocket listeners when asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TapAddrs {
-    pub plain: SocketAddr,
-    pub tls: Option<SocketAddr>,
-    pub ws: Option<SocketAddr>,
-    pub wss: Option<SocketAddr>,
-}
-
-/// What a tap should listen on (see [`Tap::start_listeners`]).
-pub struct Listeners {
-    pub plain: SocketAddr,
-    /// The TLS acceptor, for the TLS and wss listeners and in-process wss devices.
-    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
-    pub tls: Option<SocketAddr>,
-    pub ws: Option<SocketAddr>,
-    /// Needs `acceptor`.
-    pub wss: Option<SocketAddr>,
-    pub ws_path: ws::WsPath,
-}
-
-impl Listeners {
-    pub fn plain(plain: SocketAddr) -> Listeners {
-        Listeners {
-            plain,
-            acceptor: None,
-            tls: None,
-            ws: None,
-            wss: None,
-            ws_path: ws::WsPath::default(),
-        }
-    }
-}
-
 /// What every connection of one tap shares.
 struct Shared {
     conns: Arc<Mutex<HashMap<ConnId, ConnCtl>>>,
@@ -277,237 +132,6 @@ struct Shared {
     auth: Arc<parking_lot::RwLock<Option<Arc<AuthSpec>>>>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     ws_path: ws::WsPath,
-}
-
-/// The kind of listener a connection arrived on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Entry {
-    Plain,
-    Tls,
-    Ws,
-    Wss,
-}
-
-impl Entry {
-    fn tls(self) -> bool {
-        matches!(self, Entry::Tls | Entry::Wss)
-    }
-    fn ws(self) -> bool {
-        matches!(self, Entry::Ws | Entry::Wss)
-    }
-}
-
-async fn accept_loop(listener: TcpListener, entry: Entry, shared: Arc<Shared>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("tap accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Latency matters more than throughput for an inspector; rumqttd never sets it.
-        let _ = stream.set_nodelay(true);
-        let weak = Arc::downgrade(&shared);
-        spawn_conn(&shared, peer, entry, move |kill| async move {
-            let shared = weak.upgrade().ok_or(CloseReason::DroppedByTap)?;
-            tokio::select! {
-                r = tokio::time::timeout(HANDSHAKE_WITHIN, open_accepted(stream, entry, &shared)) => {
-                    r.map_err(|_| CloseReason::Error(
-                        "the TLS or WebSocket handshake did not finish within 10 s".into(),
-                    ))?
-                }
-                _ = kill.notified() => Err(CloseReason::DroppedByTap),
-            }
-        });
-    }
-}
-
-/// The handshakes of a connection accepted on `entry`: TLS, then the
-/// WebSocket upgrade, as the listener asks.
-async fn open_accepted(
-    stream: TcpStream,
-    entry: Entry,
-    shared: &Shared,
-) -> Result<(Conn, Option<Box<LinkInfo>>), CloseReason> {
-    if !entry.tls() {
-        if !entry.ws() {
-            return Ok((Conn::Plain(stream), None));
-        }
-        let (io, info) = ws::accept(stream, &shared.ws_path)
-            .await
-            .map_err(CloseReason::Error)?;
-        let link = LinkInfo {
-            ws: Some(info),
-            ..LinkInfo::default()
-        };
-        return Ok((Conn::Ws(io), Some(Box::new(link))));
-    }
-    let acceptor = shared
-        .acceptor
-        .clone()
-        .ok_or_else(|| CloseReason::Error("no TLS set-up for this listener".into()))?;
-    // A client that does not speak TLS at all is told so, not "corrupt message".
-    let mut first = [0u8; 1];
-    if let Ok(1) = stream.peek(&mut first).await
-        && let Some(why) = crate::tls::not_tls(first[0], entry.ws())
-    {
-        return Err(CloseReason::Error(why));
-    }
-    let tls = acceptor
-        .accept(stream)
-        .await
-        .map_err(|e| CloseReason::Error(crate::tls::handshake_failure(&e)))?;
-    let session = crate::tls::session_info(tls.get_ref().1);
-    let mut link = LinkInfo {
-        tls: Some(session),
-        ws: None,
-    };
-    if !entry.ws() {
-        return Ok((Conn::Server(Box::new(tls)), Some(Box::new(link))));
-    }
-    let (io, info) = ws::accept(tls, &shared.ws_path)
-        .await
-        .map_err(CloseReason::Error)?;
-    link.ws = Some(info);
-    Ok((Conn::Ws(io), Some(Box::new(link))))
-}
-
-/// Proxy one client connection: `open` yields its stream (after a TLS
-/// handshake, say) and what its handshakes said, or why it never opened.
-fn spawn_conn<F, Fut>(shared: &Arc<Shared>, peer: SocketAddr, entry: Entry, open: F)
-where
-    F: FnOnce(Arc<Notify>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(Conn, Option<Box<LinkInfo>>), CloseReason>>
-        + Send
-        + 'static,
-{
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let ctx = Arc::new(ConnCtx {
-        id,
-        client_id: Arc::default(),
-        disconnect_seen: AtomicBool::new(false),
-        rec: shared.rec.clone(),
-        faults: shared.faults.clone(),
-        embedded: shared.embedded,
-        protocol: 0,
-        acl: None,
-    });
-    let kill = Arc::new(Notify::new());
-    shared.conns.lock().insert(
-        id,
-        ConnCtl {
-            client_id: ctx.client_id.clone(),
-            kill: kill.clone(),
-        },
-    );
-    let upstream = shared.upstream.lock().clone();
-    let auth = shared.auth.read().clone();
-    let conns = shared.conns.clone();
-    // Everything only the opening needs (TLS handshake, CONNECT, access
-    // rules, the broker's connection) lives in its own box, freed once the
-    // pumps run: a connection's task then holds little more than its two
-    // pumps (thousands of connections, most of them idle).
-    let opening = Box::pin(async move {
-        let opened = |link| WireDetail::Opened {
-            peer,
-            tls: entry.tls(),
-            link,
-        };
-        // A WebSocket whose handshake failed is still marked as one.
-        let unopened = entry.ws().then(|| {
-            Box::new(LinkInfo {
-                ws: Some(crate::wire::WsInfo::default()),
-                tls: None,
-            })
-        });
-        match open(kill.clone()).await {
-            Ok((client, link)) => {
-                ctx.marker(PacketKind::Opened, opened(link));
-                open_link(client, upstream, auth, ctx, kill).await
-            }
-            Err(reason) => {
-                // A failed handshake still shows as a connection, with its reason.
-                ctx.marker(PacketKind::Opened, opened(unopened));
-                ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
-                None
-            }
-        }
-    });
-    tokio::spawn(async move {
-        if let Some(link) = opening.await {
-            link.run().await;
-        }
-        conns.lock().remove(&id);
-    });
-}
-
-/// Connects virtual devices to a tap in-process, without a socket: each
-/// connection is proxied (decoded, recorded, faults applied) exactly like
-/// one accepted on the listener.
-#[derive(Clone)]
-pub struct TapDoor(std::sync::Weak<Shared>);
-
-/// How an in-process connection reaches the tap: as plain MQTT, or through
-/// the same TLS and WebSocket handshakes as the tap's listeners.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DoorKind {
-    #[default]
-    Mqtt,
-    Ws,
-    Wss,
-}
-
-impl TapDoor {
-    pub fn connect(&self) -> std::io::Result<tokio::io::DuplexStream> {
-        self.connect_as(DoorKind::Mqtt)
-    }
-
-    /// A byte stream the device's side still has to open with the handshakes
-    /// `kind` names (the tap answers them as its listeners do).
-    pub fn connect_as(&self, kind: DoorKind) -> std::io::Result<tokio::io::DuplexStream> {
-        let shared = self.0.upgrade().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "the tap is stopped")
-        })?;
-        if kind == DoorKind::Wss && shared.acceptor.is_none() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "the workbench runs without TLS: start it with --tls or --wss",
-            ));
-        }
-        let (device, tap) = tokio::io::duplex(crate::broker::MEMORY_BUFFER);
-        let weak = self.0.clone();
-        let entry = match kind {
-            DoorKind::Mqtt => Entry::Plain,
-            DoorKind::Ws => Entry::Ws,
-            DoorKind::Wss => Entry::Wss,
-        };
-        spawn_conn(&shared, IN_PROCESS_PEER, entry, move |_| async move {
-            if kind == DoorKind::Mqtt {
-                return Ok((Conn::Memory(tap), None));
-            }
-            let shared = weak.upgrade().ok_or(CloseReason::DroppedByTap)?;
-            let acceptor = shared.acceptor.clone();
-            let mut link = LinkInfo::default();
-            let opened = match (kind, acceptor) {
-                (DoorKind::Wss, Some(acceptor)) => {
-                    let tls = acceptor
-                        .accept(tap)
-                        .await
-                        .map_err(|e| CloseReason::Error(crate::tls::handshake_failure(&e)))?;
-                    link.tls = Some(crate::tls::session_info(tls.get_ref().1));
-                    ws::accept(tls, &shared.ws_path).await
-                }
-                _ => ws::accept(tap, &shared.ws_path).await,
-            };
-            let (io, info) = opened.map_err(CloseReason::Error)?;
-            link.ws = Some(info);
-            Ok((Conn::Ws(io), Some(Box::new(link))))
-        });
-        Ok(device)
-    }
 }
 
 /// Shared state of one proxied connection.

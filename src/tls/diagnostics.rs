@@ -7,8 +7,6 @@ use std::path::Path;
 
 use rustls::AlertDescription;
 
-use crate::wire::TlsSession;
-
 /// Writes TLS secrets in the SSLKEYLOGFILE format NSS defined and Wireshark
 /// reads (`<label> <client random, hex> <secret, hex>` a line), appending.
 pub struct KeyLogFile {
@@ -44,27 +42,6 @@ impl rustls::KeyLog for KeyLogFile {
         if let Err(e) = self.file.lock().write_all(line.as_bytes()) {
             tracing::warn!("--tls-keylog: {e}");
         }
-    }
-}
-
-/// The session a finished server handshake made.
-pub fn session_info(conn: &rustls::ServerConnection) -> TlsSession {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
-        Some(other) => format!("{other:?}"),
-        None => "?".to_string(),
-    };
-    TlsSession {
-        version,
-        cipher: conn
-            .negotiated_cipher_suite()
-            .map_or_else(|| "?".to_string(), |c| format!("{:?}", c.suite())),
-        sni: conn.server_name().map(str::to_string),
-        client_cert: conn
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .map(|der| subject(der.as_ref())),
     }
 }
 

@@ -9,7 +9,7 @@
 
 mod diagnostics;
 
-pub use diagnostics::{KeyLogFile, handshake_failure, not_tls, session_info};
+pub use diagnostics::{KeyLogFile, handshake_failure, not_tls, subject};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

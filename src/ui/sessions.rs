@@ -48,7 +48,10 @@ impl SessionsPanel {
                     }
                 }
             });
-        egui::CentralPanel::default().show(ui, |ui| self.table_ui(ui, capture, devices));
+        egui::CentralPanel::default().show(ui, |ui| {
+            failed_ui(ui, capture);
+            self.table_ui(ui, capture, devices)
+        });
     }
 
     fn table_ui(&mut self, ui: &mut egui::Ui, capture: &Capture, devices: &DeviceList) {
@@ -132,12 +135,14 @@ impl SessionsPanel {
                         ui.label(&s.client_id);
                     });
                     row.col(|ui| {
-                        if s.tls {
-                            ui.label(format!("{} TLS", protocol_name(s.protocol)))
-                                .on_hover_text("over TLS");
-                        } else {
-                            ui.label(protocol_name(s.protocol));
-                        }
+                        let (mark, hover) = match s.scheme() {
+                            "wss" => (" WSS", "over WebSockets over TLS (wss://)"),
+                            "ws" => (" WS", "over WebSockets (ws://)"),
+                            "tls" => (" TLS", "over TLS"),
+                            _ => ("", "over TCP"),
+                        };
+                        ui.label(format!("{}{mark}", protocol_name(s.protocol)))
+                            .on_hover_text(hover);
                     });
                     row.col(|ui| {
                         ui.label(if s.clean_session {
@@ -174,6 +179,79 @@ impl SessionsPanel {
 }
 
 /// "3.1.1", "5", or "—" before a CONNECT was seen.
+/// The TLS session and WebSocket request of a session's connection.
+fn link_facts_ui(ui: &mut egui::Ui, link: Option<&crate::wire::LinkInfo>) {
+    let Some(link) = link else {
+        return;
+    };
+    if let Some(t) = &link.tls {
+        ui.weak("TLS");
+        ui.label(format!("{} · {}", t.version, t.cipher));
+        ui.end_row();
+        ui.weak("SNI");
+        ui.label(t.sni.as_deref().unwrap_or("(none sent)"));
+        ui.end_row();
+        if let Some(c) = &t.client_cert {
+            ui.weak("client certificate");
+            ui.label(c);
+            ui.end_row();
+        }
+    }
+    if let Some(w) = &link.ws {
+        ui.weak("WebSocket");
+        ui.label(format!(
+            "{} · subprotocol {}",
+            w.path,
+            w.subprotocol.as_deref().unwrap_or("(none offered)")
+        ));
+        ui.end_row();
+        for (name, v) in [("origin", &w.origin), ("user agent", &w.user_agent)] {
+            if let Some(v) = v {
+                ui.weak(name);
+                ui.label(v);
+                ui.end_row();
+            }
+        }
+    }
+}
+
+/// Connections that ended before a CONNECT, newest first, with why.
+fn failed_ui(ui: &mut egui::Ui, capture: &Capture) {
+    if capture.failed_total == 0 {
+        return;
+    }
+    let title = RichText::new(format!(
+        "Failed connections ({})",
+        crate::ui::format::count(capture.failed_total)
+    ))
+    .color(crate::ui::theme::WARN);
+    egui::CollapsingHeader::new(title)
+        .id_salt("failed-connections")
+        .default_open(true)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("failed-scroll")
+                .max_height(140.0)
+                .show(ui, |ui| {
+                    for f in capture.failed_connections.iter().rev() {
+                        let peer = match f.peer {
+                            Some(p) if p == crate::wire::IN_PROCESS_PEER => "in-process".into(),
+                            Some(p) => p.to_string(),
+                            None => "—".into(),
+                        };
+                        ui.horizontal_wrapped(|ui| {
+                            ui.monospace(crate::ui::format::time_of_day(f.t_us));
+                            ui.label(format!("{} {peer}", f.scheme));
+                            ui.label(
+                                RichText::new(f.reason.label()).color(crate::ui::theme::ERROR),
+                            );
+                        });
+                    }
+                });
+        });
+    ui.separator();
+}
+
 fn protocol_name(level: u8) -> &'static str {
     match level {
         3 => "3.1",
@@ -291,12 +369,14 @@ fn facts_ui(ui: &mut egui::Ui, s: &Session) {
                 Some(p) => p.to_string(),
                 None => "—".into(),
             };
-            ui.label(if s.tls {
-                format!("{peer} over TLS")
-            } else {
-                peer
+            ui.label(match s.scheme() {
+                "wss" => format!("{peer} over WebSockets over TLS"),
+                "ws" => format!("{peer} over WebSockets"),
+                "tls" => format!("{peer} over TLS"),
+                _ => peer,
             });
             ui.end_row();
+            link_facts_ui(ui, s.link.as_deref());
             if let Some(u) = &s.username {
                 ui.weak("username");
                 ui.label(u);
