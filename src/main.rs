@@ -147,6 +147,11 @@ struct BenchArgs {
     /// connected by then; default 30 s and 4 ms a device.
     #[arg(long, value_parser = humantime::parse_duration)]
     connect_timeout: Option<Duration>,
+    /// How the publishers connect: tcp, ws (MQTT over WebSockets) or wss
+    /// (and TLS). A list (tcp,ws,wss) runs the fleet over each in turn and
+    /// sets the figures side by side.
+    #[arg(long, value_delimiter = ',', default_value = "tcp", conflicts_with_all = ["gui", "devices_process"])]
+    transport: Vec<mqtt_workbench::scenario::Transport>,
 }
 
 #[derive(Subcommand)]
@@ -571,26 +576,57 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
             mqtt5,
             script,
             connect_timeout,
+            transport,
             ..
         } => net.engine_config().and_then(|mut engine| {
             if net.port == 1883 {
                 engine.listen.set_port(0);
             }
-            let report = runtime()?.block_on(mqtt_workbench::bench::run(
-                mqtt_workbench::bench::BenchOptions {
-                    devices,
-                    rate_hz: rate,
-                    duration,
-                    qos,
-                    protocol: protocol(mqtt5),
-                    engine,
-                    devices_in_child: devices_process,
-                    direct,
-                    script,
-                    connect_timeout,
-                },
-            ))?;
-            print!("{report}");
+            use mqtt_workbench::scenario::Transport;
+            if transport.contains(&Transport::Wss) && engine.tls.is_none() {
+                // wss publishers need the tap's TLS: the generated certificates.
+                engine.tls = Some(mqtt_workbench::tls::TlsOptions {
+                    listen: std::net::SocketAddr::new(engine.listen.ip(), 0),
+                    cert: None,
+                    key: None,
+                    require_client_cert: false,
+                    client_ca: None,
+                    dir: mqtt_workbench::tls::default_dir(),
+                    keylog: None,
+                });
+            }
+            let rt = runtime()?;
+            let mut reports = Vec::new();
+            for (i, &t) in transport.iter().enumerate() {
+                if transport.len() > 1 {
+                    println!(
+                        "{}── publishers over {} ──",
+                        if i > 0 { "\n" } else { "" },
+                        t.name()
+                    );
+                }
+                let report = rt.block_on(mqtt_workbench::bench::run(
+                    mqtt_workbench::bench::BenchOptions {
+                        devices,
+                        rate_hz: rate,
+                        duration,
+                        qos,
+                        protocol: protocol(mqtt5),
+                        engine: engine.clone(),
+                        devices_in_child: devices_process,
+                        direct,
+                        script,
+                        connect_timeout,
+                        transport: t,
+                    },
+                ))?;
+                print!("{report}");
+                reports.push((t, report));
+            }
+            if reports.len() > 1 {
+                println!();
+                print!("{}", mqtt_workbench::bench::transports_table(&reports));
+            }
             Ok(())
         }),
     }

@@ -326,3 +326,63 @@ fn a_fleet_that_cannot_connect_ends_with_what_did_not_happen_not_a_hang() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_prints_each_connection_that_failed_before_its_connect_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, tls) = (closed_port(), closed_port());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let out = rt.block_on(async {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
+            .args(["run", "--duration", "5s", "--port", &plain.to_string()])
+            .args(["--tls", "--tls-port", &tls.to_string(), "--tls-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        // Until the TLS listener answers (the plain one opens before it).
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        let mut on_tls = loop {
+            match tokio::net::TcpStream::connect(("127.0.0.1", tls)).await {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() > until => panic!("no TLS listener: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        use tokio::io::AsyncWriteExt;
+        // Plain MQTT (a CONNECT) on the TLS port; an HTTP request on the plain one.
+        on_tls
+            .write_all(b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04oops")
+            .await
+            .unwrap();
+        let mut on_plain = tokio::net::TcpStream::connect(("127.0.0.1", plain))
+            .await
+            .unwrap();
+        on_plain
+            .write_all(b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("run ends after its duration")
+            .expect("its output")
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = |needle: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("connection failed:") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}: {stderr}"))
+            .to_string()
+    };
+    assert!(line("plain MQTT on a TLS port").contains("connection failed: tls 127.0.0.1:"));
+    assert!(
+        line("an HTTP request on a plain MQTT port").contains("connection failed: tcp 127.0.0.1:")
+    );
+}

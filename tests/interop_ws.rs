@@ -1,6 +1,6 @@
 //! MQTT over WebSockets through the tap's ws:// listener and the real
 //! embedded broker, with third-party clients: MQTT.js from Node (3.1.1 and
-//! 5), and MQTT.js's browser bundle in Debian's chromium driven by
+//! 5 over ws://, 5 over wss://), and MQTT.js's browser bundle in Debian's chromium driven by
 //! playwright-core (both installed by scripts/setup.sh).
 
 mod common;
@@ -84,10 +84,44 @@ async fn step(
     }
 }
 
-async fn mqtt_js_over_websockets(version: u8) {
-    let (mut rig, url) = ws_rig(EngineConfig::default()).await;
+/// A rig with a wss:// listener (and the generated certificates in `dir`); its URL.
+async fn wss_rig(dir: &std::path::Path) -> (Rig, String) {
+    let rig = Rig::start_with(EngineConfig {
+        tls: Some(mqtt_workbench::tls::TlsOptions {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            cert: None,
+            key: None,
+            require_client_cert: false,
+            client_ca: None,
+            dir: dir.to_path_buf(),
+            keylog: None,
+        }),
+        wss: Some("127.0.0.1:0".parse().expect("an address")),
+        ..EngineConfig::default()
+    })
+    .await;
+    let port = match rig.handle.readiness() {
+        Readiness::Ready { addrs, .. } => addrs.wss.expect("a wss listener").port(),
+        other => panic!("not ready: {other:?}"),
+    };
+    (rig, format!("wss://127.0.0.1:{port}/mqtt"))
+}
+
+/// MQTT.js at `version` over ws://, or over wss:// trusting the generated CA when `secure`.
+async fn mqtt_js_over_websockets(version: u8, secure: bool) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let (mut rig, url) = if secure {
+        wss_rig(dir.path()).await
+    } else {
+        ws_rig(EngineConfig::default()).await
+    };
     let v = version.to_string();
-    let (mut child, mut rx) = node("ws_clients.mjs", &[&url, &v]);
+    let mut args = vec![url.as_str(), v.as_str()];
+    if secure {
+        args.push(&ca);
+    }
+    let (mut child, mut rx) = node("ws_clients.mjs", &args);
     step(&mut rx, "waiting-for-will", 30).await;
     // A fault injected on a WebSocket client: cut at the tap, its will fires.
     let will_client = format!("will-{v}");
@@ -130,12 +164,17 @@ async fn mqtt_js_over_websockets(version: u8) {
     .await;
     let c = &rig.model.capture;
     let publisher = &c.sessions[&format!("pub-{v}")];
-    assert_eq!(publisher.scheme(), "ws");
+    assert_eq!(publisher.scheme(), if secure { "wss" } else { "ws" });
     assert_eq!(publisher.protocol, version);
+    if secure {
+        let tls = publisher.link.as_ref().and_then(|l| l.tls.as_ref());
+        assert!(
+            tls.is_some_and(|t| t.version.starts_with("TLS 1.") && t.cipher.starts_with("TLS")),
+            "{tls:?}"
+        );
+    }
     let ws = publisher
-        .link
-        .as_ref()
-        .and_then(|l| l.ws.as_ref())
+        .ws()
         .expect("the WebSocket request is on the session");
     assert_eq!(
         (ws.path.as_str(), ws.subprotocol.as_deref()),
@@ -157,12 +196,17 @@ async fn mqtt_js_over_websockets(version: u8) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_js_over_websockets_at_3_1_1() {
-    mqtt_js_over_websockets(4).await;
+    mqtt_js_over_websockets(4, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_js_over_websockets_at_5() {
-    mqtt_js_over_websockets(5).await;
+    mqtt_js_over_websockets(5, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_over_secure_websockets_trusting_the_generated_ca() {
+    mqtt_js_over_websockets(5, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,11 +291,7 @@ async fn a_page_in_a_real_browser_talks_to_a_virtual_device_over_websockets() {
     let c = &rig.model.capture;
     let page = &c.sessions["browser-page"];
     assert_eq!(page.scheme(), "ws");
-    let ws = page
-        .link
-        .as_ref()
-        .and_then(|l| l.ws.as_ref())
-        .expect("a WebSocket");
+    let ws = page.ws().expect("a WebSocket");
     assert!(
         ws.user_agent
             .as_deref()

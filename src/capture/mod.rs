@@ -194,6 +194,18 @@ pub struct FailedConnection {
     pub reason: crate::wire::CloseReason,
 }
 
+impl FailedConnection {
+    /// Where it came from: the listener's scheme and the peer (`tls 127.0.0.1:50412`).
+    pub fn origin(&self) -> String {
+        let peer = match self.peer {
+            Some(p) if p == crate::wire::IN_PROCESS_PEER => "in-process".into(),
+            Some(p) => p.to_string(),
+            None => "—".into(),
+        };
+        format!("{} {peer}", self.scheme)
+    }
+}
+
 /// Failed connections kept (`Capture::failed_connections`).
 pub const MAX_FAILED_CONNECTIONS: usize = 200;
 

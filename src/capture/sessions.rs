@@ -137,6 +137,11 @@ impl Session {
     pub fn scheme(&self) -> &'static str {
         crate::wire::LinkInfo::scheme(self.link.as_deref(), self.tls)
     }
+
+    /// The WebSocket upgrade request, for a client that came over ws:// or wss://.
+    pub fn ws(&self) -> Option<&crate::wire::WsInfo> {
+        self.link.as_ref().and_then(|l| l.ws.as_ref())
+    }
 }
 
 fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a mut Session> {

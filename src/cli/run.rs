@@ -31,12 +31,21 @@ pub struct RunOptions {
     pub engine: EngineConfig,
 }
 
-/// Print what the model learned since the last call: notices, injected faults.
-fn report_news(model: &mut Model, faults_printed: &mut u64) {
+/// How much of the model's news `run` has printed.
+#[derive(Default)]
+struct Printed {
+    faults: u64,
+    failed: u64,
+}
+
+/// Print what the model learned since the last call: notices, injected
+/// faults, connections that failed before their CONNECT (a TLS handshake,
+/// a WebSocket upgrade, the wrong protocol on a port).
+fn report_news(model: &mut Model, printed: &mut Printed) {
     for n in model.take_notices() {
         eprintln!("{}{}", if n.error { "error: " } else { "" }, n.text);
     }
-    let new = model.faults.total - *faults_printed;
+    let new = model.faults.total - printed.faults;
     let shown = model.faults.markers.len() as u64;
     for m in model
         .faults
@@ -46,7 +55,22 @@ fn report_news(model: &mut Model, faults_printed: &mut u64) {
     {
         eprintln!("fault: {}", m.label);
     }
-    *faults_printed = model.faults.total;
+    printed.faults = model.faults.total;
+    let capture = &model.capture;
+    let new = capture.failed_total - printed.failed;
+    let kept = capture.failed_connections.len() as u64;
+    for f in capture
+        .failed_connections
+        .iter()
+        .skip(kept.saturating_sub(new) as usize)
+    {
+        let why = match &f.reason {
+            crate::wire::CloseReason::Error(why) => why.clone(),
+            other => other.label(),
+        };
+        eprintln!("connection failed: {}: {why}", f.origin());
+    }
+    printed.failed = capture.failed_total;
 }
 
 /// Returns how many of the scenario's expectations failed.
@@ -70,8 +94,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
         }
     }
     let started = Instant::now();
-    let mut faults_printed = 0;
-    let interrupted = watch(&opts, &handle, &mut model, &mut faults_printed, started).await?;
+    let mut printed = Printed::default();
+    let interrupted = watch(&opts, &handle, &mut model, &mut printed, started).await?;
     if interrupted {
         eprintln!("interrupted: stopping devices…");
     }
@@ -91,7 +115,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     model.drain(&handle, None);
-    report_news(&mut model, &mut faults_printed);
+    report_news(&mut model, &mut printed);
     print!("{}", summary(&model.capture, started.elapsed()));
     if let Some(checks) = &mut model.checks {
         checks.finish(crate::time::now_us());
@@ -172,7 +196,7 @@ async fn watch(
     opts: &RunOptions,
     handle: &EngineHandle,
     model: &mut Model,
-    faults_printed: &mut u64,
+    printed: &mut Printed,
     started: Instant,
 ) -> anyhow::Result<bool> {
     let tty = std::io::stderr().is_terminal();
@@ -194,7 +218,7 @@ async fn watch(
         // come faster than the model applies them (the channel then drops
         // and counts what does not fit).
         model.drain(handle, Some(Duration::from_millis(250)));
-        report_news(model, faults_printed);
+        report_news(model, printed);
         match model.ramp.since {
             None => stuck_said = false,
             Some(since) if !stuck_said => {

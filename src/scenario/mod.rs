@@ -191,6 +191,26 @@ impl Transport {
     pub fn is_tcp(&self) -> bool {
         *self == Transport::Tcp
     }
+
+    /// `tcp`, `ws` or `wss`, as on the command line and in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Transport, String> {
+        [Transport::Tcp, Transport::Ws, Transport::Wss]
+            .into_iter()
+            .find(|t| t.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("`{s}`: expected tcp, ws or wss"))
+    }
 }
 
 /// The MQTT version a virtual device speaks.

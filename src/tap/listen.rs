@@ -99,47 +99,54 @@ async fn open_accepted(
     entry: Entry,
     shared: &Shared,
 ) -> Result<(Conn, Option<Box<LinkInfo>>), CloseReason> {
-    if !entry.tls() {
-        if !entry.ws() {
-            return Ok((Conn::Plain(stream), None));
+    if entry == Entry::Plain {
+        return Ok((Conn::Plain(stream), None));
+    }
+    if entry.tls() {
+        // A client that does not speak TLS at all is told so, not "corrupt message".
+        let mut first = [0u8; 1];
+        if let Ok(1) = stream.peek(&mut first).await
+            && let Some(why) = crate::tls::not_tls(first[0], entry.ws())
+        {
+            return Err(CloseReason::Error(why));
         }
-        let (io, info) = ws::accept(stream, &shared.ws_path)
+    }
+    let (io, link) = handshake(stream, entry, shared).await?;
+    Ok((Conn::Boxed(io), link))
+}
+
+/// The server side of `entry`'s handshakes over any byte stream (a socket,
+/// or a virtual device's in-process duplex): TLS when the entry is secure,
+/// then the WebSocket upgrade when it is a WebSocket one.
+async fn handshake<S: ws::Io + 'static>(
+    stream: S,
+    entry: Entry,
+    shared: &Shared,
+) -> Result<(Box<dyn ws::Io>, Option<Box<LinkInfo>>), CloseReason> {
+    let mut link = LinkInfo::default();
+    let stream: Box<dyn ws::Io> = if entry.tls() {
+        let acceptor = shared
+            .acceptor
+            .clone()
+            .ok_or_else(|| CloseReason::Error("no TLS set-up for this listener".into()))?;
+        let tls = acceptor
+            .accept(stream)
             .await
-            .map_err(CloseReason::Error)?;
-        let link = LinkInfo {
-            ws: Some(info),
-            ..LinkInfo::default()
-        };
-        return Ok((Conn::Ws(io), Some(Box::new(link))));
-    }
-    let acceptor = shared
-        .acceptor
-        .clone()
-        .ok_or_else(|| CloseReason::Error("no TLS set-up for this listener".into()))?;
-    // A client that does not speak TLS at all is told so, not "corrupt message".
-    let mut first = [0u8; 1];
-    if let Ok(1) = stream.peek(&mut first).await
-        && let Some(why) = crate::tls::not_tls(first[0], entry.ws())
-    {
-        return Err(CloseReason::Error(why));
-    }
-    let tls = acceptor
-        .accept(stream)
-        .await
-        .map_err(|e| CloseReason::Error(crate::tls::handshake_failure(&e)))?;
-    let session = session_info(tls.get_ref().1);
-    let mut link = LinkInfo {
-        tls: Some(session),
-        ws: None,
+            .map_err(|e| CloseReason::Error(crate::tls::handshake_failure(&e)))?;
+        link.tls = Some(session_info(tls.get_ref().1));
+        Box::new(tls)
+    } else {
+        Box::new(stream)
     };
     if !entry.ws() {
-        return Ok((Conn::Server(Box::new(tls)), Some(Box::new(link))));
+        let link = link.tls.is_some().then(|| Box::new(link));
+        return Ok((stream, link));
     }
-    let (io, info) = ws::accept(tls, &shared.ws_path)
+    let (io, info) = ws::accept(stream, &shared.ws_path)
         .await
         .map_err(CloseReason::Error)?;
     link.ws = Some(info);
-    Ok((Conn::Ws(io), Some(Box::new(link))))
+    Ok((io, Some(Box::new(link))))
 }
 
 /// Proxy one client connection: `open` yields its stream (after a TLS
@@ -252,26 +259,12 @@ impl TapDoor {
             DoorKind::Wss => Entry::Wss,
         };
         spawn_conn(&shared, IN_PROCESS_PEER, entry, move |_| async move {
-            if kind == DoorKind::Mqtt {
-                return Ok((Conn::Memory(tap), None));
+            if entry == Entry::Plain {
+                return Ok((Conn::boxed(tap), None));
             }
             let shared = weak.upgrade().ok_or(CloseReason::DroppedByTap)?;
-            let acceptor = shared.acceptor.clone();
-            let mut link = LinkInfo::default();
-            let opened = match (kind, acceptor) {
-                (DoorKind::Wss, Some(acceptor)) => {
-                    let tls = acceptor
-                        .accept(tap)
-                        .await
-                        .map_err(|e| CloseReason::Error(crate::tls::handshake_failure(&e)))?;
-                    link.tls = Some(session_info(tls.get_ref().1));
-                    ws::accept(tls, &shared.ws_path).await
-                }
-                _ => ws::accept(tap, &shared.ws_path).await,
-            };
-            let (io, info) = opened.map_err(CloseReason::Error)?;
-            link.ws = Some(info);
-            Ok((Conn::Ws(io), Some(Box::new(link))))
+            let (io, link) = handshake(tap, entry, &shared).await?;
+            Ok((Conn::Boxed(io), link))
         });
         Ok(device)
     }

@@ -449,7 +449,7 @@ async fn open_link(
     let connected = match &upstreams.memory {
         Some(door) => door
             .connect(level == 5)
-            .map(Conn::Memory)
+            .map(Conn::boxed)
             .map_err(UpstreamError::Connect),
         None => {
             connect_upstream(
@@ -472,9 +472,6 @@ async fn open_link(
             return None;
         }
     };
-    // Latency matters more than throughput for an inspector; rumqttd never sets it.
-    client.set_nodelay();
-    broker.set_nodelay();
     let (client_r, client_w) = client.split();
     let (broker_r, broker_w) = broker.split();
     Some(Link {
@@ -586,7 +583,7 @@ async fn connect_upstream(
             match tokio::time::timeout(HANDSHAKE_WITHIN, connector.connect(tls.name.clone(), tcp))
                 .await
             {
-                Ok(Ok(s)) => Conn::Client(Box::new(s)),
+                Ok(Ok(s)) => Conn::boxed(s),
                 Ok(Err(e)) => return Err(UpstreamError::Handshake(e)),
                 Err(_) => return Err(UpstreamError::HandshakeTimeout),
             }
@@ -596,7 +593,7 @@ async fn connect_upstream(
         return Ok(conn);
     };
     match tokio::time::timeout(HANDSHAKE_WITHIN, ws::connect(conn, url)).await {
-        Ok(Ok(io)) => Ok(Conn::Ws(io)),
+        Ok(Ok(io)) => Ok(Conn::Boxed(io)),
         Ok(Err(e)) => Err(UpstreamError::WebSocket(e)),
         Err(_) => Err(UpstreamError::WebSocket(format!(
             "{url}: WebSocket handshake not finished within 10 s"

@@ -67,6 +67,12 @@ pub fn handshake_failure(e: &std::io::Error) -> String {
             "the client refused the tap's certificate (alert {a:?}): does it trust the CA, \
              and connect to a name the certificate carries (localhost, 127.0.0.1, ::1)?"
         ),
+        Some(rustls::Error::AlertReceived(AlertDescription::DecryptError)) => {
+            "the client could not verify the signature on the tap's certificate (alert \
+             decrypt_error): it trusts a different CA of the same name; give it this \
+             workbench's CA file (ca.pem, shown in the Broker menu)"
+                .to_string()
+        }
         Some(rustls::Error::AlertReceived(AlertDescription::CertificateExpired)) => {
             "the client says the tap's certificate has expired (alert certificate_expired)"
                 .to_string()

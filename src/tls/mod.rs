@@ -121,6 +121,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Trust the certificates in `path` (a CA's PEM file).
+fn add_ca(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
+    for c in load_certs(path)? {
+        roots.add(c).map_err(|error| TlsError::NotCa {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    }
+    Ok(())
+}
+
 /// Every certificate in a PEM file; the error names the file.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = std::fs::read(path).map_err(file_error(path))?;
@@ -166,8 +177,16 @@ fn ensure_generated(dir: &Path) -> Result<(), TlsError> {
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "MQTT Workbench local CA");
+    // A name of its own: a client trusting another workbench's CA then hears
+    // "unknown CA", not a signature failure against a namesake.
+    let tag: String = ca_key.public_key_raw()[1..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ca.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("MQTT Workbench local CA {tag}"),
+    );
     ca.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::CrlSign,
@@ -256,12 +275,7 @@ pub fn setup(opts: &TlsOptions) -> Result<TlsSetup, TlsError> {
             }
         }
         if let Some(p) = &opts.client_ca {
-            for c in load_certs(p)? {
-                roots.add(c).map_err(|error| TlsError::NotCa {
-                    path: p.clone(),
-                    error,
-                })?;
-            }
+            add_ca(&mut roots, p)?;
         }
         if roots.is_empty() {
             return Err(TlsError::ClientCaNeeded);
@@ -317,12 +331,7 @@ pub fn broker_client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsE
         let _ = roots.add(c);
     }
     if let Some(p) = ca {
-        for c in load_certs(p)? {
-            roots.add(c).map_err(|error| TlsError::NotCa {
-                path: p.to_path_buf(),
-                error,
-            })?;
-        }
+        add_ca(&mut roots, p)?;
     }
     if roots.is_empty() {
         return Err(TlsError::NoTrustedCa);

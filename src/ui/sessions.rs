@@ -234,14 +234,9 @@ fn failed_ui(ui: &mut egui::Ui, capture: &Capture) {
                 .max_height(140.0)
                 .show(ui, |ui| {
                     for f in capture.failed_connections.iter().rev() {
-                        let peer = match f.peer {
-                            Some(p) if p == crate::wire::IN_PROCESS_PEER => "in-process".into(),
-                            Some(p) => p.to_string(),
-                            None => "—".into(),
-                        };
                         ui.horizontal_wrapped(|ui| {
                             ui.monospace(crate::ui::format::time_of_day(f.t_us));
-                            ui.label(format!("{} {peer}", f.scheme));
+                            ui.label(f.origin());
                             ui.label(
                                 RichText::new(f.reason.label()).color(crate::ui::theme::ERROR),
                             );

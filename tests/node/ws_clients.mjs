@@ -2,13 +2,16 @@
 // (tests/interop_ws.rs runs it): QoS 0/1/2 both ways, a retained message,
 // and a will that fires when the test drops the will client at the tap.
 //
-//   node ws_clients.mjs URL PROTOCOL_VERSION(4|5)
+//   node ws_clients.mjs URL PROTOCOL_VERSION(4|5) [CAFILE]
 //
+// With CAFILE (a wss:// URL), the server's certificate must be signed by it.
 // Prints one JSON line per step on stdout ("step": …); the last one has
 // "step": "done" and what was received. Exits 1 on any error or timeout.
+import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 
-const [url, version] = process.argv.slice(2);
+const [url, version, cafile] = process.argv.slice(2);
+const tls = cafile ? { ca: readFileSync(cafile), rejectUnauthorized: true } : {};
 const v = Number(version);
 const base = `ws/${v}`;
 const say = (o) => console.log(JSON.stringify(o));
@@ -25,6 +28,7 @@ const connect = (clientId, extra = {}) =>
       protocolVersion: v,
       reconnectPeriod: 0,
       connectTimeout: 10_000,
+      ...tls,
       ...extra,
     });
     c.once("connect", () => resolve(c));

@@ -10,9 +10,14 @@ use crate::capture::Capture;
 use crate::command::Command;
 use crate::engine::{self, EngineConfig, EngineHandle};
 use crate::model::Model;
-use crate::scenario::{DeviceSpec, Gen, Payload, Protocol, PublishSpec, Qos, Scenario, SubSpec};
+use crate::scenario::{
+    DeviceSpec, Gen, Payload, Protocol, PublishSpec, Qos, Scenario, SubSpec, Transport,
+};
 use crate::sim::ramp::connect_limit;
 use crate::time::Dur;
+
+mod compare;
+pub use compare::transports_table;
 
 pub struct BenchOptions {
     pub devices: u32,
@@ -32,6 +37,18 @@ pub struct BenchOptions {
     pub script: bool,
     /// Give up when the fleet is not connected by then (None: [`connect_limit`]).
     pub connect_timeout: Option<Duration>,
+    /// How the publishers connect (in-process): plain MQTT, or over a
+    /// WebSocket (`Wss`: and TLS, which the engine must have). The
+    /// subscriber, a backend, stays on TCP.
+    pub transport: Transport,
+}
+
+/// The publishers of `s` connect over `transport`.
+fn publishers_over(mut s: Scenario, transport: Transport) -> Scenario {
+    for d in s.devices.iter_mut().filter(|d| d.id != SINK_ID) {
+        d.transport = transport;
+    }
+    s
 }
 
 /// Wait until `want` virtual devices got their first CONNACK; say how far
@@ -206,6 +223,9 @@ fn publishers_only(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> S
     s
 }
 
+/// The subscriber taking every bench message.
+const SINK_ID: &str = "bench-sink";
+
 pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scenario {
     let period = Duration::from_secs_f64(1.0 / rate_hz.max(0.001));
     let publisher = DeviceSpec {
@@ -250,7 +270,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         script_source: None,
     };
     let sink = DeviceSpec {
-        id: "bench-sink".into(),
+        id: SINK_ID.into(),
         count: 1,
         subscribe: vec![SubSpec {
             filter: "bench/#".into(),
@@ -334,6 +354,10 @@ fn proc_usage(pid: u32) -> (f64, u64) {
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     if opts.devices_in_child {
+        anyhow::ensure!(
+            opts.transport.is_tcp(),
+            "bench --devices-process runs its publishers over TCP only"
+        );
         return run_with_child(opts).await;
     }
     let external = matches!(opts.engine.upstream, crate::broker::Upstream::External(_));
@@ -347,7 +371,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     handle
         .commands
         .send(Command::LoadScenario(source(
-            scenario(opts.devices, opts.rate_hz, opts.qos, opts.protocol),
+            publishers_over(
+                scenario(opts.devices, opts.rate_hz, opts.qos, opts.protocol),
+                opts.transport,
+            ),
             opts.script,
             period,
         )?))
@@ -392,11 +419,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             &model.capture,
             handle.drops().total(),
             peak,
-            if opts.script {
-                "scripted devices (JavaScript), tap and broker in one process"
-            } else {
-                "devices, tap and broker in one process"
-            },
+            &format!(
+                "{}, tap and broker in one process; publishers over {}",
+                if opts.script {
+                    "scripted devices (JavaScript)"
+                } else {
+                    "devices"
+                },
+                opts.transport.name()
+            ),
         )
     })
 }
@@ -419,7 +450,10 @@ async fn idle_memory(
 ) -> anyhow::Result<Option<f64>> {
     settle(model, handle, 300).await;
     let before = crate::sys::rss_bytes();
-    let mut idle = publishers_only(opts.devices, opts.rate_hz, opts.qos, opts.protocol);
+    let mut idle = publishers_over(
+        publishers_only(opts.devices, opts.rate_hz, opts.qos, opts.protocol),
+        opts.transport,
+    );
     for d in &mut idle.devices {
         d.publish.clear();
     }
