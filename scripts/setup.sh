@@ -33,12 +33,12 @@ if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "paho-mqtt==2.2.0"
 fi
 
-# MQTT.js and playwright-core (npm, pinned in tests/node/package-lock.json)
+# MQTT.js, playwright-core and Aedes (npm, pinned in tests/node/package-lock.json)
 # for the WebSocket interop and browser tests.
 node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
 if [ ! -f "$node_dir/node_modules/.package-lock.json" ] \
   || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
-  echo "setup: installing MQTT.js and playwright-core (npm ci in tests/node)"
+  echo "setup: installing MQTT.js, playwright-core and Aedes (npm ci in tests/node)"
   (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
 fi
 

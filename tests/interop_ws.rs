@@ -315,3 +315,63 @@ async fn a_page_in_a_real_browser_talks_to_a_virtual_device_over_websockets() {
     assert_eq!(from("home/lamp-1/ack").as_deref(), Some("lamp-1"));
     assert_eq!(c.sessions["lamp-1"].scheme(), "ws");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tap_reaches_a_third_party_broker_over_websockets() {
+    // Aedes (npm) behind a ws:// listener, as `--broker ws://127.0.0.1:PORT/broker`.
+    let (_aedes, mut events) = node("aedes_ws.mjs", &["/broker"]);
+    let port = step(&mut events, "listening", 20).await["port"]
+        .as_u64()
+        .expect("a port");
+    let broker = mqtt_workbench::broker::parse_broker_url(&format!(
+        "ws://127.0.0.1:{port}/broker"
+    ))
+    .expect("a ws:// broker URL");
+    assert_eq!(broker.ws_path.as_deref(), Some("/broker"));
+    let mut rig = Rig::start_with(EngineConfig {
+        upstream: mqtt_workbench::broker::Upstream::External(broker),
+        ..EngineConfig::default()
+    })
+    .await;
+    // Third-party and workbench clients on TCP, through the tap to Aedes.
+    let (mut sub, publ) = sub_and_pub(
+        rig.port(),
+        "ws-far-sub",
+        true,
+        "far/#",
+        rumqttc::QoS::AtLeastOnce,
+        "ws-far-pub",
+    )
+    .await;
+    for id in ["ws-far-sub", "ws-far-pub"] {
+        let seen = step(&mut events, "client", 10).await;
+        assert!(
+            seen["id"] == "ws-far-sub" || seen["id"] == "ws-far-pub",
+            "{id}: {seen}"
+        );
+    }
+    publ.client
+        .publish("far/hello", rumqttc::QoS::AtLeastOnce, false, "over ws")
+        .await
+        .expect("queued");
+    let got = sub
+        .expect("the message back from Aedes", 10, |p| {
+            publish_payloads(p) == Some(("far/hello", b"over ws".as_slice()))
+        })
+        .await;
+    assert!(matches!(got, rumqttc::Packet::Publish(_)));
+    let published = step(&mut events, "publish", 10).await;
+    assert_eq!(
+        (&published["id"], &published["topic"], &published["payload"]),
+        (
+            &serde_json::json!("ws-far-pub"),
+            &serde_json::json!("far/hello"),
+            &serde_json::json!("over ws")
+        )
+    );
+    // The tap recorded it as for a TCP broker.
+    rig.wait_for("the tap saw the message delivered", 10, |c| {
+        c.topics.get("far/hello").is_some_and(|t| t.delivered >= 1)
+    })
+    .await;
+}

@@ -75,8 +75,16 @@ impl WsPath {
 
 /// Bounds per connection: an MQTT frame the tap decodes is at most about
 /// 1 MiB (`MAX_FRAME_BYTES`); a WebSocket message may carry a few.
+///
+/// Buffers sized for many quiet connections rather than one busy one:
+/// tungstenite's defaults (a 128 KiB read buffer allocated up front, and up
+/// to 128 KiB of writes held until a flush) made an idle WebSocket device
+/// cost 258 KiB against 28 KiB for a TCP one (`bench --transport tcp,ws`,
+/// README "Benchmarks"). Both grow for a larger message.
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
         .max_message_size(Some(4 * 1024 * 1024))
         .max_frame_size(Some(4 * 1024 * 1024))
 }
