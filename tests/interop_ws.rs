@@ -323,10 +323,8 @@ async fn the_tap_reaches_a_third_party_broker_over_websockets() {
     let port = step(&mut events, "listening", 20).await["port"]
         .as_u64()
         .expect("a port");
-    let broker = mqtt_workbench::broker::parse_broker_url(&format!(
-        "ws://127.0.0.1:{port}/broker"
-    ))
-    .expect("a ws:// broker URL");
+    let broker = mqtt_workbench::broker::parse_broker_url(&format!("ws://127.0.0.1:{port}/broker"))
+        .expect("a ws:// broker URL");
     assert_eq!(broker.ws_path.as_deref(), Some("/broker"));
     let mut rig = Rig::start_with(EngineConfig {
         upstream: mqtt_workbench::broker::Upstream::External(broker),

@@ -204,6 +204,14 @@ impl FailedConnection {
         };
         format!("{} {peer}", self.scheme)
     }
+
+    /// Why it failed, in the tap's words.
+    pub fn why(&self) -> String {
+        match &self.reason {
+            crate::wire::CloseReason::Error(why) => why.clone(),
+            other => other.label(),
+        }
+    }
 }
 
 /// Failed connections kept (`Capture::failed_connections`).

@@ -64,11 +64,7 @@ fn report_news(model: &mut Model, printed: &mut Printed) {
         .iter()
         .skip(kept.saturating_sub(new) as usize)
     {
-        let why = match &f.reason {
-            crate::wire::CloseReason::Error(why) => why.clone(),
-            other => other.label(),
-        };
-        eprintln!("connection failed: {}: {why}", f.origin());
+        eprintln!("connection failed: {}: {}", f.origin(), f.why());
     }
     printed.failed = capture.failed_total;
 }

@@ -53,6 +53,8 @@ pub fn checks_ui(ui: &mut egui::Ui, checks: Option<&Checks>) -> Option<u64> {
     });
     let mut clicked = None;
     let verdicts: Vec<_> = checks.with_progress().collect();
+    // A click anywhere on a row selects it (a selectable label would take it).
+    ui.style_mut().interaction.selectable_labels = false;
     ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
     TableBuilder::new(ui)
         .id_salt("checks")

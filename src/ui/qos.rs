@@ -136,6 +136,8 @@ impl QosPanel {
         let unfiltered = f.is_empty() && !self.incomplete_only;
         self.rows.refresh(capture, &f, self.incomplete_only);
         let n_rows = self.rows.len(capture, unfiltered);
+        // A click anywhere on a row selects it (a selectable label would take it).
+        ui.style_mut().interaction.selectable_labels = false;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         TableBuilder::new(ui)
             .id_salt("flows")

@@ -91,14 +91,17 @@ impl SessionsPanel {
             self.shown_key = Some(shown_key);
         }
         let ids = &self.shown;
+        // A click anywhere on a row selects it (a selectable label would take it).
+        ui.style_mut().interaction.selectable_labels = false;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         TableBuilder::new(ui)
             .id_salt("sessions")
             .striped(true)
             .sense(egui::Sense::click())
             .column(Column::exact(18.0))
-            .column(Column::initial(200.0).resizable(true))
-            .column(Column::exact(44.0))
+            .column(Column::initial(180.0).resizable(true))
+            // Room for "3.1.1 WSS".
+            .column(Column::exact(72.0))
             .column(Column::exact(84.0))
             .column(Column::exact(70.0))
             .column(Column::exact(44.0))
@@ -237,9 +240,7 @@ fn failed_ui(ui: &mut egui::Ui, capture: &Capture) {
                         ui.horizontal_wrapped(|ui| {
                             ui.monospace(crate::ui::format::time_of_day(f.t_us));
                             ui.label(f.origin());
-                            ui.label(
-                                RichText::new(f.reason.label()).color(crate::ui::theme::ERROR),
-                            );
+                            ui.label(RichText::new(f.why()).color(crate::ui::theme::ERROR));
                         });
                     }
                 });

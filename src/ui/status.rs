@@ -57,44 +57,18 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
     let now = crate::time::now_us();
     let c = &model.capture;
     ui.horizontal(|ui| {
-        let (dot, text) = match &model.broker {
-            BrokerState::Starting => (theme::WARN, "Broker starting…".to_string()),
-            BrokerState::Running {
-                public,
-                upstream,
-                tls,
-                ws,
-            } => {
-                let mut urls = format!("mqtt://{public}");
-                if let Some(t) = tls {
-                    urls += &format!(" · mqtts://{}", t.addr);
-                }
-                for u in ws.ws.iter().chain(&ws.wss) {
-                    urls += &format!(" · {u}");
-                }
-                (theme::OK, format!("Broker {urls} → {upstream}"))
-            }
-            BrokerState::Stopped => (Color32::GRAY, "Broker stopped".to_string()),
-            BrokerState::Failed { error, .. } => (theme::ERROR, format!("Broker failed: {error}")),
-        };
-        // The health probe's news outranks "running": a broker that stopped
-        // answering is red until it answers again, then amber with its count.
-        let (dot, text) = match &model.broker_health {
-            Some(h) if !h.answering => (
-                theme::ERROR,
-                format!("Broker not answering: restarting (restart #{})", h.restarts),
-            ),
-            Some(h) => (
-                theme::WARN,
-                format!("{text} · restarted {}× (it stopped answering)", h.restarts),
-            ),
-            None => (dot, text),
-        };
+        let (dot, text, listeners) = broker_text(model);
         let health_why = model.broker_health.as_ref().map(|h| h.why.clone());
         ui.label(RichText::new("●").color(dot));
         let label = ui.label(text);
-        if let Some(why) = health_why {
-            label.on_hover_text(format!("The embedded broker stopped answering: {why}"));
+        match (health_why, listeners) {
+            (Some(why), _) => {
+                label.on_hover_text(format!("The embedded broker stopped answering: {why}"));
+            }
+            (None, Some(urls)) => {
+                label.on_hover_text(urls);
+            }
+            (None, None) => {}
         }
         ui.separator();
         ui.label(format!("Clients {}", c.connected_clients()));
@@ -187,6 +161,60 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
             ));
         });
     });
+}
+
+/// The broker's part of the bar: its colour, its text, and (running) every
+/// listener's URL for the hover.
+fn broker_text(model: &Model) -> (Color32, String, Option<String>) {
+    let mut listeners = None;
+    let (dot, text) = match &model.broker {
+        BrokerState::Starting => (theme::WARN, "Broker starting…".to_string()),
+        BrokerState::Running {
+            public,
+            upstream,
+            tls,
+            ws,
+        } => {
+            // The plain URL in full; the other listeners by scheme (their
+            // URLs are in the hover and the Broker menu), so the bar fits.
+            let mut urls = vec![format!("mqtt://{public}")];
+            let mut more = Vec::new();
+            if let Some(t) = tls {
+                urls.push(format!("mqtts://{}", t.addr));
+                more.push("mqtts");
+            }
+            if let Some(u) = &ws.ws {
+                urls.push(u.clone());
+                more.push("ws");
+            }
+            if let Some(u) = &ws.wss {
+                urls.push(u.clone());
+                more.push("wss");
+            }
+            let text = match more.is_empty() {
+                true => format!("Broker {} → {upstream}", urls[0]),
+                false => format!("Broker {} + {} → {upstream}", urls[0], more.join(" · ")),
+            };
+            listeners = Some(format!("{}\nforwarding to {upstream}", urls.join("\n")));
+            (theme::OK, text)
+        }
+        BrokerState::Stopped => (Color32::GRAY, "Broker stopped".to_string()),
+        BrokerState::Failed { error, .. } => (theme::ERROR, format!("Broker failed: {error}")),
+    };
+    // The health probe's news outranks "running": a broker that stopped
+    // answering is red until it answers again, then amber with its count.
+    let (dot, text) = match &model.broker_health {
+        Some(h) if !h.answering => (
+            theme::ERROR,
+            format!("Broker not answering: restarting (restart #{})", h.restarts),
+        ),
+        Some(h) => (
+            theme::WARN,
+            format!("{text} · restarted {}× (it stopped answering)", h.restarts),
+        ),
+        None => (dot, text),
+    };
+    (dot, text, listeners)
 }
 
 /// While devices wait for their first CONNACK: how many connected, how

@@ -575,6 +575,8 @@ impl TopicsPanel {
         let shown = history.len() - stale;
         ui.label(RichText::new(format!("History ({shown} stored)")).strong());
         let row_h = 18.0;
+        // A click anywhere on a row selects it (a selectable label would take it).
+        ui.style_mut().interaction.selectable_labels = false;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
         let v5 = capture.v5_frames > 0;
         TableBuilder::new(ui)
