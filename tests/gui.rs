@@ -750,7 +750,7 @@ fn about_names_the_egui_and_eframe_versions_from_the_lock_file() {
 }
 
 #[test]
-fn the_broker_menu_shows_the_tls_listener_and_saves_its_ca_certificate() {
+fn the_broker_menu_shows_the_tls_and_websocket_listeners_and_saves_the_ca_certificate() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let saved = dir.path().join("saved-ca.pem");
     let mut h = harness_with(
@@ -766,6 +766,7 @@ fn the_broker_menu_shows_the_tls_listener_and_saves_its_ca_certificate() {
                 dir: dir.path().join("tls"),
                 keylog: None,
             }),
+            ws: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             ..EngineConfig::default()
         },
         Some(saved.clone()),
@@ -780,9 +781,19 @@ fn the_broker_menu_shows_the_tls_listener_and_saves_its_ca_certificate() {
         mqtt_workbench::event::BrokerState::Running { tls: Some(t), .. } => t.addr.port(),
         _ => unreachable!(),
     };
+    let (public, ws) = match &h.state().model.broker {
+        mqtt_workbench::event::BrokerState::Running { public, ws, .. } => {
+            (*public, ws.ws.clone().expect("a ws:// URL"))
+        }
+        _ => unreachable!(),
+    };
+    // The status bar names every listener without running out of room: the
+    // plain URL in full, the others by scheme.
+    h.get_by_label_contains(&format!("Broker mqtt://{public} + mqtts · ws → "));
     h.get_by_label("Broker").click();
     h.run_steps(2);
     h.get_by_label(&format!("TLS: mqtts://127.0.0.1:{port}"));
+    h.get_by_label(&format!("WebSocket: {ws}"));
     h.get_by_label("Save CA certificate…").click();
     wait(&mut h, "the CA certificate saved", 10, |_| saved.is_file());
     assert_eq!(
