@@ -44,6 +44,11 @@ struct NetArgs {
     /// Internal port of the embedded broker (0 picks a free port).
     #[arg(long, global = true, default_value_t = 0)]
     broker_port: u16,
+    /// The embedded broker refuses a CONNECT past this many clients, with
+    /// CONNACK server unavailable (3.1.1) or quota exceeded (5): rehearse a
+    /// full broker.
+    #[arg(long, global = true, default_value_t = mqtt_workbench::broker::DEFAULT_MAX_CONNECTIONS, conflicts_with = "broker")]
+    max_connections: usize,
     /// Also listen with TLS (on --tls-port). Without --tls-cert/--tls-key the
     /// workbench makes a local CA and a certificate for localhost, 127.0.0.1
     /// and ::1, kept for the next start; trust its ca.pem in your clients.
@@ -341,6 +346,7 @@ impl NetArgs {
             ws_path,
             listen,
             broker_listen: std::net::SocketAddr::new([127, 0, 0, 1].into(), self.broker_port),
+            max_connections: self.max_connections,
             upstream,
             tls,
             capture_db: self

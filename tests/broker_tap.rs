@@ -461,3 +461,63 @@ async fn a_client_asking_for_no_keepalive_connects_through_unchanged() {
         }
     ));
 }
+
+/// The CONNACK code the tap saw the broker send to `client_id`.
+fn connack_code(c: &mqtt_workbench::capture::Capture, client_id: &str) -> Option<u8> {
+    let conn = c.sessions.get(client_id)?.conn?;
+    c.events().find_map(|(_, e)| match &e.detail {
+        mqtt_workbench::wire::WireDetail::ConnAck { code, .. } if e.conn == conn => Some(*code),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_broker_refuses_a_connect_with_a_connack_reason_in_each_protocol() {
+    // Three connections in all: the health probe's (when it got in first)
+    // and mosquitto's, through the tap.
+    let mut rig = Rig::start_with(mqtt_workbench::engine::EngineConfig {
+        max_connections: 3,
+        ..Default::default()
+    })
+    .await;
+    let port = rig.port();
+    let mut subs = Vec::new();
+    for i in 0..3 {
+        let id = format!("full-{i}");
+        subs.push(
+            mosquitto("mosquitto_sub", "311", port, &["-i", &id, "-t", "full/#"])
+                .spawn()
+                .expect("mosquitto_sub runs"),
+        );
+        rig.wait_for("its CONNACK", 10, |c| connack_code(c, &id).is_some())
+            .await;
+    }
+    let connected = (0..3)
+        .filter(|i| connack_code(&rig.model.capture, &format!("full-{i}")) == Some(0))
+        .count();
+    assert!(connected >= 2, "{connected} of 3 connected");
+    // Every slot is taken now: 0x03 Server unavailable (3.1.1), 0x97 Quota exceeded (5).
+    for (version, id, code) in [("311", "over-311", 0x03), ("5", "over-5", 0x97)] {
+        let out = mosquitto(
+            "mosquitto_pub",
+            version,
+            port,
+            &["-i", id, "-t", "x", "-m", "y"],
+        )
+        .output()
+        .await
+        .expect("mosquitto_pub runs");
+        assert!(!out.status.success(), "{id} must be refused");
+        rig.wait_for("the refusing CONNACK", 10, |c| {
+            connack_code(c, id).is_some()
+        })
+        .await;
+        assert_eq!(
+            connack_code(&rig.model.capture, id),
+            Some(code),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    drop(subs);
+}

@@ -216,9 +216,13 @@ mod tests {
             tx.try_send(h).is_ok()
         }));
         assert!(matches!(next(&mut rx).await, Health::NotAnswering(_)));
-        let _broker = crate::broker::BrokerControl::start(addr, "--broker-port")
-            .await
-            .unwrap();
+        let _broker = crate::broker::BrokerControl::start(
+            addr,
+            "--broker-port",
+            crate::broker::DEFAULT_MAX_CONNECTIONS,
+        )
+        .await
+        .unwrap();
         // Answering once its client connects (a deadline may pass first).
         for _ in 0..3 {
             if next(&mut rx).await == Health::Answering {

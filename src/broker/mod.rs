@@ -153,12 +153,17 @@ pub struct EmbeddedBroker {
     memory: MemoryDoor,
     /// Turns of the router's loop (every router of this broker counts here).
     progress: Arc<AtomicU64>,
+    /// Past this many clients a CONNECT is refused (`--max-connections`).
+    max_connections: usize,
 }
 
-fn server_factory(progress: &Arc<AtomicU64>) -> ServerFactory {
-    // Room for the 100,000-device fleets `bench` rehearses, and the user's
-    // own clients beside them (rumqttd sizes its connection tables by it).
-    let router = Router::new(0, router_config(150_000)).with_progress(progress.clone());
+/// Connections the embedded broker takes by default: room for the
+/// 100,000-device fleets `bench` rehearses, and the user's own clients
+/// beside them (rumqttd sizes its connection tables by it).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 150_000;
+
+fn server_factory(progress: &Arc<AtomicU64>, max_connections: usize) -> ServerFactory {
+    let router = Router::new(0, router_config(max_connections)).with_progress(progress.clone());
     let router_tx = router.spawn();
     Box::new(move |settings, v5| {
         let router_tx = router_tx.clone();
@@ -182,11 +187,15 @@ impl EmbeddedBroker {
     /// Spawn the router and start listening on `listen` (port 0 picks a free port).
     ///
     /// `flag` names the command-line option to choose another port, for the error.
-    pub fn start(listen: SocketAddr, flag: &'static str) -> Result<Self, BrokerError> {
+    pub fn start(
+        listen: SocketAddr,
+        flag: &'static str,
+        max_connections: usize,
+    ) -> Result<Self, BrokerError> {
         // Fail before spawning the router thread, which can never be stopped.
         drop(probe_bind(listen, flag)?);
         let progress = Arc::default();
-        let factory = server_factory(&progress);
+        let factory = server_factory(&progress, max_connections);
         let mut broker = EmbeddedBroker {
             factory,
             listen,
@@ -195,6 +204,7 @@ impl EmbeddedBroker {
             cold_restarts: 0,
             memory: MemoryDoor::default(),
             progress,
+            max_connections,
         };
         broker.start_listener(flag)?;
         Ok(broker)
@@ -303,7 +313,7 @@ impl EmbeddedBroker {
     pub fn cold_restart(&mut self, flag: &'static str) -> Result<(), BrokerError> {
         self.stop_listener();
         self.cold_restarts += 1;
-        self.factory = server_factory(&self.progress);
+        self.factory = server_factory(&self.progress, self.max_connections);
         self.start_listener(flag)
     }
 
@@ -472,6 +482,7 @@ impl BrokerControl {
     pub async fn start(
         listen: SocketAddr,
         flag: &'static str,
+        max_connections: usize,
     ) -> Result<BrokerControl, BrokerError> {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         // One request at a time: the engine awaits each answer before the next.
@@ -479,7 +490,7 @@ impl BrokerControl {
         std::thread::Builder::new()
             .name("broker-control".into())
             .spawn(move || {
-                let mut broker = match EmbeddedBroker::start(listen, flag) {
+                let mut broker = match EmbeddedBroker::start(listen, flag, max_connections) {
                     Ok(b) => {
                         let _ = ready_tx.send(Ok((
                             BrokerAddrs {
@@ -612,7 +623,12 @@ mod tests {
         reason = "polls /proc for a thread rumqttd ends without a signal"
     )]
     fn a_cold_restart_ends_the_old_router_instead_of_leaving_it_idle() {
-        let mut b = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), "--broker-port").unwrap();
+        let mut b = EmbeddedBroker::start(
+            "127.0.0.1:0".parse().unwrap(),
+            "--broker-port",
+            DEFAULT_MAX_CONNECTIONS,
+        )
+        .unwrap();
         // A client in-process and one over TCP, so the old router has links to lose.
         let rt = tokio::runtime::Runtime::new().unwrap();
         let _mem = rt.block_on(async { b.memory().connect(false).unwrap() });
@@ -631,7 +647,9 @@ mod tests {
     fn port_in_use_is_an_error_naming_port_and_flag() {
         let taken = StdListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
-        let err = EmbeddedBroker::start(addr, "--broker-port").err().unwrap();
+        let err = EmbeddedBroker::start(addr, "--broker-port", DEFAULT_MAX_CONNECTIONS)
+            .err()
+            .unwrap();
         let text = err.to_string();
         assert!(text.contains(&addr.port().to_string()), "{text}");
         assert!(text.contains("--broker-port"), "{text}");

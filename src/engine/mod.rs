@@ -48,6 +48,9 @@ pub struct EngineConfig {
     pub listen: SocketAddr,
     /// The embedded broker's internal address (port 0: any free port).
     pub broker_listen: SocketAddr,
+    /// The embedded broker refuses a CONNECT past this many clients (CONNACK
+    /// server unavailable / quota exceeded).
+    pub max_connections: usize,
     pub upstream: Upstream,
     /// Event batches queued for the consumer.
     pub event_capacity: usize,
@@ -81,6 +84,7 @@ impl Default for EngineConfig {
         EngineConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             broker_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_connections: crate::broker::DEFAULT_MAX_CONNECTIONS,
             upstream: Upstream::Embedded,
             event_capacity: 1024,
             event_bytes: 64 * 1024 * 1024,
@@ -353,7 +357,7 @@ async fn start_embedded(
     upstreams: &Mutex<Upstreams>,
     commands: mpsc::WeakSender<Command>,
 ) -> Result<BrokerControl, EngineError> {
-    let b = BrokerControl::start(cfg.broker_listen, "--broker-port").await?;
+    let b = BrokerControl::start(cfg.broker_listen, "--broker-port", cfg.max_connections).await?;
     let addrs = b.addrs();
     *upstreams.lock() = Upstreams {
         v4: addrs.v4.to_string(),

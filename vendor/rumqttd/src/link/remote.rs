@@ -106,7 +106,7 @@ impl<P: Protocol> RemoteLink<P> {
         let will_delay_interval = min(session_expiry, delay_interval);
 
         let router = router_tx.clone();
-        let (link_tx, link_rx, notification) = LinkBuilder::new(client_id, router_tx)
+        let built = LinkBuilder::new(client_id, router_tx)
             .tenant_id(tenant_id)
             .clean_session(clean_session)
             .last_will(lastwill)
@@ -115,7 +115,27 @@ impl<P: Protocol> RemoteLink<P> {
             .topic_alias_max(topic_alias_max.unwrap_or(0))
             .session_expiry(network.is_v5().then_some(session_expiry))
             .receive_maximum(props.as_ref().and_then(|p| p.receive_maximum))
-            .build()?;
+            .build();
+        // MQTT Workbench patch (MQTT 3.1.1 §3.2.2.3, MQTT 5 §3.2.2.2): when the
+        // router turns the connection away (it holds `max_connections`
+        // already), the client hears it as a CONNACK, 0x03 Server unavailable
+        // or 0x97 Quota exceeded, instead of a bare close.
+        let (link_tx, link_rx, notification) = match built {
+            Ok(link) => link,
+            Err(e) => {
+                let code = if network.is_v5() {
+                    ConnectReturnCode::QuotaExceeded
+                } else {
+                    ConnectReturnCode::ServiceUnavailable
+                };
+                let ack = ConnAck {
+                    session_present: false,
+                    code,
+                };
+                let _ = network.write(Packet::ConnAck(ack, None)).await;
+                return Err(e.into());
+            }
+        };
 
         let id = link_rx.id();
         Span::current().record("connection_id", id);
