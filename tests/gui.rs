@@ -592,6 +592,21 @@ fn client_faults_are_offered_only_for_virtual_devices() {
     h.get_by_label("temp-sensor").click();
     h.run_steps(2);
     assert!(h.query_by_label("Stop acking").is_some());
+
+    // In the Sessions table a click on a client's name selects its row (the
+    // name is the last of its labels: the devices panel lists it first).
+    h.get_by_label("Sessions").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("external client").is_none());
+    h.query_all_by_label("my-backend")
+        .last()
+        .expect("my-backend in the sessions table")
+        .click();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("external client").is_some(),
+        "the click on the name selected my-backend's session"
+    );
 }
 
 #[test]
