@@ -591,15 +591,10 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
             use mqtt_workbench::scenario::Transport;
             if transport.contains(&Transport::Wss) && engine.tls.is_none() {
                 // wss publishers need the tap's TLS: the generated certificates.
-                engine.tls = Some(mqtt_workbench::tls::TlsOptions {
-                    listen: std::net::SocketAddr::new(engine.listen.ip(), 0),
-                    cert: None,
-                    key: None,
-                    require_client_cert: false,
-                    client_ca: None,
-                    dir: mqtt_workbench::tls::default_dir(),
-                    keylog: None,
-                });
+                engine.tls = Some(mqtt_workbench::tls::TlsOptions::generated(
+                    std::net::SocketAddr::new(engine.listen.ip(), 0),
+                    mqtt_workbench::tls::default_dir(),
+                ));
             }
             let rt = runtime()?;
             let mut reports = Vec::new();

@@ -211,7 +211,7 @@ impl LinkInfo {
 /// A TLS client's session, as the tap's handshake ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TlsSession {
-    /// `TLSv1.3`, `TLSv1.2`.
+    /// `TLS 1.3`, `TLS 1.2`.
     pub version: String,
     /// The negotiated cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
     pub cipher: String,

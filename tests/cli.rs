@@ -329,33 +329,50 @@ fn a_fleet_that_cannot_connect_ends_with_what_did_not_happen_not_a_hang() {
 
 #[test]
 fn run_prints_each_connection_that_failed_before_its_connect_with_why() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let (plain, tls) = (closed_port(), closed_port());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    let out = rt.block_on(async {
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
-            .args(["run", "--duration", "5s", "--port", &plain.to_string()])
-            .args(["--tls", "--tls-port", &tls.to_string(), "--tls-dir"])
+    let (status, stderr) = rt.block_on(async {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
+            .args(["run", "--duration", "5s", "--port", "0"])
+            .args(["--tls", "--tls-port", "0", "--tls-dir"])
             .arg(dir.path())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("the binary starts");
-        // Until the TLS listener answers (the plain one opens before it).
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        let mut on_tls = loop {
-            match tokio::net::TcpStream::connect(("127.0.0.1", tls)).await {
-                Ok(s) => break s,
-                Err(e) if std::time::Instant::now() > until => panic!("no TLS listener: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
+        let mut lines =
+            tokio::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let mut stderr = String::new();
+        // `run` names both listeners once they listen.
+        let port_after = |line: &str, prefix: &str| -> Option<u16> {
+            let rest = &line[line.find(prefix)? + prefix.len()..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
         };
-        use tokio::io::AsyncWriteExt;
+        let (mut plain, mut tls) = (None, None);
+        while plain.is_none() || tls.is_none() {
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+                .await
+                .expect("run names its listeners within 20 s")
+                .expect("stderr")
+                .unwrap_or_else(|| panic!("run ended before naming its listeners: {stderr}"));
+            plain = plain.or_else(|| port_after(&line, "broker on mqtt://127.0.0.1:"));
+            tls = tls.or_else(|| port_after(&line, "TLS on mqtts://127.0.0.1:"));
+            stderr += &line;
+            stderr.push('\n');
+        }
+        let (plain, tls) = (plain.expect("plain port"), tls.expect("TLS port"));
         // Plain MQTT (a CONNECT) on the TLS port; an HTTP request on the plain one.
+        let mut on_tls = tokio::net::TcpStream::connect(("127.0.0.1", tls))
+            .await
+            .unwrap();
         on_tls
             .write_all(b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04oops")
             .await
@@ -367,13 +384,20 @@ fn run_prints_each_connection_that_failed_before_its_connect_with_why() {
             .write_all(b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
-        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        // The rest of what it says, until it ends after its duration.
+        let rest = async {
+            while let Some(line) = lines.next_line().await.expect("stderr") {
+                stderr += &line;
+                stderr.push('\n');
+            }
+            child.wait().await.expect("run ends")
+        };
+        let status = tokio::time::timeout(Duration::from_secs(30), rest)
             .await
-            .expect("run ends after its duration")
-            .expect("its output")
+            .expect("run ends after its duration");
+        (status, stderr)
     });
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert!(status.success(), "{stderr}");
     let line = |needle: &str| {
         stderr
             .lines()

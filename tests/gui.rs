@@ -772,15 +772,10 @@ fn the_broker_menu_shows_the_tls_and_websocket_listeners_and_saves_the_ca_certif
         None,
         EngineConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: Some(mqtt_workbench::tls::TlsOptions {
-                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                cert: None,
-                key: None,
-                require_client_cert: false,
-                client_ca: None,
-                dir: dir.path().join("tls"),
-                keylog: None,
-            }),
+            tls: Some(mqtt_workbench::tls::TlsOptions::generated(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                dir.path().join("tls"),
+            )),
             ws: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             ..EngineConfig::default()
         },

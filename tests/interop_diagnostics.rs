@@ -14,15 +14,12 @@ use mqtt_workbench::engine::{EngineConfig, Readiness};
 use mqtt_workbench::tls::TlsOptions;
 use mqtt_workbench::wire::CloseReason;
 
+/// Client certificates required, keys logged to `dir`/server-keys.log.
 fn tls_options(dir: &Path) -> TlsOptions {
     TlsOptions {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        cert: None,
-        key: None,
         require_client_cert: true,
-        client_ca: None,
-        dir: dir.to_path_buf(),
         keylog: Some(dir.join("server-keys.log")),
+        ..TlsOptions::generated("127.0.0.1:0".parse().expect("an address"), dir.into())
     }
 }
 
@@ -56,6 +53,26 @@ async fn probe(
         args.push(dir.join("client.key").display().to_string());
     }
     python("tls_probe.py", &args, 30).await
+}
+
+/// A client without a certificate that trusts `ca` and asks for
+/// `server_name`: its handshake fails, and the tap keeps it as a failed TLS
+/// connection whose reason contains `reason`. What the client printed.
+async fn refused(
+    rig: &mut Rig,
+    ca: &Path,
+    server_name: &str,
+    client_id: &str,
+    keylog: &Path,
+    reason: &str,
+) -> String {
+    let (ok, out) = probe(tls_port(rig), ca, server_name, client_id, keylog, None).await;
+    assert!(!ok, "{client_id} must not connect: {out}");
+    rig.wait_for(&format!("{client_id}'s failed connection"), 10, |c| {
+        failed_with(c, "tls", reason)
+    })
+    .await;
+    out
 }
 
 /// Whether a failed connection from `scheme` has a reason containing `needle`.
@@ -159,25 +176,21 @@ async fn tls_sessions_show_their_facts_keys_are_logged_and_failed_handshakes_nam
 
     // A client that trusts another CA.
     let other = tempfile::tempdir().unwrap();
-    mqtt_workbench::tls::setup(&TlsOptions {
-        keylog: None,
-        ..tls_options(other.path())
-    })
+    mqtt_workbench::tls::setup(&TlsOptions::generated(
+        "127.0.0.1:0".parse().expect("an address"),
+        other.path().into(),
+    ))
     .expect("a second CA");
-    let (ok, out) = probe(
-        port,
+    let out = refused(
+        &mut rig,
         &other.path().join("ca.pem"),
         "localhost",
         "probe-other-ca",
         &client_keys,
-        None,
+        "alert unknown_ca",
     )
     .await;
-    assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");
-    rig.wait_for("the untrusted CA's failed connection", 10, |c| {
-        failed_with(c, "tls", "alert unknown_ca")
-    })
-    .await;
+    assert!(out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");
 
     // A client that trusts a namesake of the tap's CA (same name, another key).
     let der = mqtt_workbench::tls::load_certs(&ca).expect("the CA");
@@ -187,35 +200,25 @@ async fn tls_sessions_show_their_facts_keys_are_logged_and_failed_handshakes_nam
         &other.path().join("namesake.pem"),
     )
     .expect("a namesake CA");
-    let (ok, out) = probe(
-        port,
+    refused(
+        &mut rig,
         &namesake,
         "localhost",
         "probe-namesake",
         &client_keys,
-        None,
+        "a different CA of the same name",
     )
-    .await;
-    assert!(!ok, "{out}");
-    rig.wait_for("the namesake CA's failed connection", 10, |c| {
-        failed_with(c, "tls", "a different CA of the same name")
-    })
     .await;
 
     // A client that connects to a name the certificate does not carry.
-    let (ok, out) = probe(
-        port,
+    refused(
+        &mut rig,
         &ca,
         "wrong.example",
         "probe-wrong-host",
         &client_keys,
-        None,
+        "connect to a name the certificate carries",
     )
-    .await;
-    assert!(!ok, "{out}");
-    rig.wait_for("the wrong host's failed connection", 10, |c| {
-        failed_with(c, "tls", "connect to a name the certificate carries")
-    })
     .await;
 
     // A TLS client at the plain MQTT port.
@@ -288,19 +291,23 @@ async fn an_expired_server_certificate_is_named_as_the_reason() {
         tls: Some(TlsOptions {
             cert: Some(cert),
             key: Some(key),
-            require_client_cert: false,
-            keylog: None,
-            ..tls_options(dir.path())
+            ..TlsOptions::generated(
+                "127.0.0.1:0".parse().expect("an address"),
+                dir.path().into(),
+            )
         }),
         ..EngineConfig::default()
     })
     .await;
-    let port = tls_port(&rig);
     let keys = dir.path().join("client-keys.log");
-    let (ok, out) = probe(port, &ca, "localhost", "probe-expired", &keys, None).await;
-    assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");
-    rig.wait_for("the expired certificate's failed connection", 10, |c| {
-        failed_with(c, "tls", "certificate_expired")
-    })
+    let out = refused(
+        &mut rig,
+        &ca,
+        "localhost",
+        "probe-expired",
+        &keys,
+        "certificate_expired",
+    )
     .await;
+    assert!(out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");
 }

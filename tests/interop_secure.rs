@@ -19,13 +19,8 @@ use mqtt_workbench::wire::{CloseReason, Direction, Injected, PacketKind, WireDet
 
 fn tls_options(dir: &Path, require_client_cert: bool) -> TlsOptions {
     TlsOptions {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        cert: None,
-        key: None,
         require_client_cert,
-        client_ca: None,
-        dir: dir.to_path_buf(),
-        keylog: None,
+        ..TlsOptions::generated("127.0.0.1:0".parse().expect("an address"), dir.into())
     }
 }
 

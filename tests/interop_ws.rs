@@ -87,15 +87,10 @@ async fn step(
 /// A rig with a wss:// listener (and the generated certificates in `dir`); its URL.
 async fn wss_rig(dir: &std::path::Path) -> (Rig, String) {
     let rig = Rig::start_with(EngineConfig {
-        tls: Some(mqtt_workbench::tls::TlsOptions {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            cert: None,
-            key: None,
-            require_client_cert: false,
-            client_ca: None,
-            dir: dir.to_path_buf(),
-            keylog: None,
-        }),
+        tls: Some(mqtt_workbench::tls::TlsOptions::generated(
+            "127.0.0.1:0".parse().expect("an address"),
+            dir.to_path_buf(),
+        )),
         wss: Some("127.0.0.1:0".parse().expect("an address")),
         ..EngineConfig::default()
     })

@@ -352,41 +352,40 @@ impl Device {
             (Transport::Ws, false) => crate::tap::DoorKind::Ws,
             (Transport::Ws, true) | (Transport::Wss, _) => crate::tap::DoorKind::Wss,
         };
-        let tls = self.plan.target.tls.as_ref().map(|t| t.config.clone());
+        let tls = match kind {
+            // The tap's generated certificate carries localhost.
+            crate::tap::DoorKind::Wss => self
+                .plan
+                .target
+                .tls
+                .as_ref()
+                .zip(crate::tls::server_name("localhost").ok())
+                .map(|(t, name)| crate::tap::UpstreamTls {
+                    config: t.config.clone(),
+                    name,
+                }),
+            _ => None,
+        };
+        let url = match kind {
+            crate::tap::DoorKind::Mqtt => None,
+            crate::tap::DoorKind::Ws => Some("ws://localhost/mqtt"),
+            crate::tap::DoorKind::Wss => Some("wss://localhost/mqtt"),
+        };
         Some(rumqttc::Connector(Arc::new(move || {
             let stream = door.connect_as(kind);
             let tls = tls.clone();
             Box::pin(async move {
                 let stream = stream?;
-                let refused =
-                    |e: String| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e);
-                let io: Box<dyn rumqttc::AsyncReadWrite> = match kind {
-                    crate::tap::DoorKind::Mqtt => Box::new(stream),
-                    crate::tap::DoorKind::Ws => Box::new(
-                        crate::tap::ws::connect(stream, "ws://localhost/mqtt")
-                            .await
-                            .map_err(refused)?,
-                    ),
-                    crate::tap::DoorKind::Wss => {
-                        let config = tls.ok_or_else(|| {
-                            refused(
-                                "the workbench runs without TLS: start it with --tls or --wss"
-                                    .into(),
-                            )
-                        })?;
-                        let name = rustls::pki_types::ServerName::try_from("localhost")
-                            .map_err(|e| refused(e.to_string()))?;
-                        let tls = tokio_rustls::TlsConnector::from(config)
-                            .connect(name, stream)
-                            .await?;
-                        Box::new(
-                            crate::tap::ws::connect(tls, "wss://localhost/mqtt")
-                                .await
-                                .map_err(refused)?,
-                        )
-                    }
-                };
-                Ok(io)
+                if kind == crate::tap::DoorKind::Mqtt {
+                    return Ok(Box::new(stream) as Box<dyn rumqttc::AsyncReadWrite>);
+                }
+                // connect_as refused wss without TLS, so `tls` is there for wss.
+                crate::tap::client_handshakes(stream, tls.as_ref(), url)
+                    .await
+                    .map(|io| Box::new(io) as Box<dyn rumqttc::AsyncReadWrite>)
+                    .map_err(|e| {
+                        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e.to_string())
+                    })
             })
         })))
     }

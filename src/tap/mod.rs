@@ -558,9 +558,9 @@ async fn refuse_connect(
 pub enum UpstreamError {
     #[error("{0}")]
     Connect(std::io::Error),
-    #[error("TLS handshake with the broker failed: {0}")]
+    #[error("TLS handshake failed: {0}")]
     Handshake(std::io::Error),
-    #[error("TLS handshake with the broker not finished within 10 s")]
+    #[error("TLS handshake not finished within 10 s")]
     HandshakeTimeout,
     #[error("{0}")]
     WebSocket(String),
@@ -576,24 +576,42 @@ async fn connect_upstream(
         .await
         .map_err(UpstreamError::Connect)?;
     let _ = tcp.set_nodelay(true);
-    let conn = match tls {
-        None => Conn::Plain(tcp),
+    if tls.is_none() && ws_url.is_none() {
+        return Ok(Conn::Plain(tcp));
+    }
+    client_handshakes(tcp, tls, ws_url).await.map(Conn::Boxed)
+}
+
+/// The client side of the handshakes over `stream`: TLS (verifying
+/// `tls.name`) when asked, then the WebSocket upgrade to `ws_url` when
+/// given; each within [`HANDSHAKE_WITHIN`]. For the broker's connection,
+/// and for virtual devices over ws:// and wss://.
+pub async fn client_handshakes<S: ws::Io + 'static>(
+    stream: S,
+    tls: Option<&UpstreamTls>,
+    ws_url: Option<&str>,
+) -> Result<Box<dyn ws::Io>, UpstreamError> {
+    let stream: Box<dyn ws::Io> = match tls {
+        None => Box::new(stream),
         Some(tls) => {
             let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
-            match tokio::time::timeout(HANDSHAKE_WITHIN, connector.connect(tls.name.clone(), tcp))
-                .await
+            match tokio::time::timeout(
+                HANDSHAKE_WITHIN,
+                connector.connect(tls.name.clone(), stream),
+            )
+            .await
             {
-                Ok(Ok(s)) => Conn::boxed(s),
+                Ok(Ok(s)) => Box::new(s),
                 Ok(Err(e)) => return Err(UpstreamError::Handshake(e)),
                 Err(_) => return Err(UpstreamError::HandshakeTimeout),
             }
         }
     };
     let Some(url) = ws_url else {
-        return Ok(conn);
+        return Ok(stream);
     };
-    match tokio::time::timeout(HANDSHAKE_WITHIN, ws::connect(conn, url)).await {
-        Ok(Ok(io)) => Ok(Conn::Boxed(io)),
+    match tokio::time::timeout(HANDSHAKE_WITHIN, ws::connect(stream, url)).await {
+        Ok(Ok(io)) => Ok(io),
         Ok(Err(e)) => Err(UpstreamError::WebSocket(e)),
         Err(_) => Err(UpstreamError::WebSocket(format!(
             "{url}: WebSocket handshake not finished within 10 s"

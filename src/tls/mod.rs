@@ -36,6 +36,22 @@ pub struct TlsOptions {
     pub keylog: Option<PathBuf>,
 }
 
+impl TlsOptions {
+    /// A listener on `listen` with certificates generated in (or read from)
+    /// `dir`; no client certificates asked for, no key log.
+    pub fn generated(listen: std::net::SocketAddr, dir: PathBuf) -> TlsOptions {
+        TlsOptions {
+            listen,
+            cert: None,
+            key: None,
+            require_client_cert: false,
+            client_ca: None,
+            dir,
+            keylog: None,
+        }
+    }
+}
+
 /// The files a user needs to connect their own clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -368,15 +384,7 @@ mod tests {
     use super::*;
 
     fn opts(dir: &Path) -> TlsOptions {
-        TlsOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            cert: None,
-            key: None,
-            require_client_cert: false,
-            client_ca: None,
-            dir: dir.to_path_buf(),
-            keylog: None,
-        }
+        TlsOptions::generated("127.0.0.1:0".parse().unwrap(), dir.to_path_buf())
     }
 
     #[test]
