@@ -146,8 +146,11 @@ fn wait(
 #[test]
 fn drop_a_device_from_the_welcome_screen_and_see_its_will_and_abrupt_disconnect() {
     let mut h = harness(None, 0, None);
-    h.step();
-    // The empty workspace invites opening a shipped scenario.
+    // The empty workspace invites opening a shipped scenario (read on a
+    // thread of its own, so the list may take a few frames).
+    wait_ui(&mut h, "the shipped scenarios listed", 10, |h| {
+        h.query_by_label("Temperature sensor").is_some()
+    });
     h.get_by_label("Temperature sensor").click();
     wait(&mut h, "the sensor connected", 15, |a| {
         a.model
