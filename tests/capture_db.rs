@@ -189,6 +189,16 @@ async fn every_frame_of_a_mosquitto_exchange_is_in_the_database_field_for_field(
         ),
         "db/a {\"t\": 19.5}\ndb/b {\"t\": 23.0}\ndb/b alarm: door open"
     );
+    // The topic postings, through the view, list the same frames (both legs).
+    assert_eq!(
+        sqlite3(
+            &path,
+            "SELECT dir || ' ' || CAST(payload AS TEXT) FROM frames WHERE id IN \
+             (SELECT id FROM topic_frame_ids WHERE topic = 'db/b') ORDER BY id"
+        ),
+        "client_to_broker {\"t\": 23.0}\nbroker_to_client {\"t\": 23.0}\n\
+         client_to_broker alarm: door open\nbroker_to_client alarm: door open"
+    );
     assert_eq!(sqlite3(&path, "PRAGMA integrity_check"), "ok");
 }
 

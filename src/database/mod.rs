@@ -25,19 +25,20 @@ use crate::checks::Verdict;
 use crate::fault::FaultMarker;
 use crate::wire::WireEvent;
 
+mod postings;
 mod read;
 mod row;
 
 pub use read::{QueryResult, SearchPage, SearchSpec, Value, query, read, search};
 
-/// The tables, indexes and the `frames` view of a capture database (version 2).
+/// The tables, indexes and views of a capture database (format 3).
 ///
 /// Frames are stored in `frame_rows` with their topic and client id as
-/// numbers into `topics` and `clients`: the topic and client indexes then hold
-/// small integers, which keeps them cheap to update at tens of thousands of
-/// frames a second. The view `frames` joins the names back, so SQL reads (and
-/// Debian's `sqlite3` shows) one row per frame with its topic and client id as
-/// text.
+/// numbers into `topics` and `clients`; the view `frames` joins the names
+/// back, so SQL reads (and Debian's `sqlite3` shows) one row per frame with
+/// its topic and client id as text. Which frames a topic or a client has is
+/// in `topic_postings` and `client_postings` (see `postings.rs`), readable
+/// as pairs through `topic_frame_ids` and `client_frame_ids`.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -62,11 +63,48 @@ CREATE TABLE IF NOT EXISTS frame_rows (
     detail    TEXT,                 -- JSON: CONNECT flags, CONNACK code, SUBACK codes, close reason …
     v5        TEXT                  -- JSON: MQTT 5 reason codes and properties, or NULL
 );
--- The index's keys end in the row id, which is capture order: a topic's or
--- a client's frames come out in time order.
-CREATE INDEX IF NOT EXISTS frames_t ON frame_rows (t_us);
-CREATE INDEX IF NOT EXISTS frames_topic ON frame_rows (topic);
-CREATE INDEX IF NOT EXISTS frames_client ON frame_rows (client);
+-- One row per transaction: the frames it wrote and the times they cover.
+-- It stands in for an index on t_us (one row a second instead of an entry a
+-- frame): the frames between two times are those of the spans that overlap
+-- them, and ids are capture order, so
+--   SELECT * FROM frames WHERE t_us BETWEEN :a AND :b AND id BETWEEN
+--     (SELECT MIN(first_id) FROM spans WHERE t_max >= :a) AND
+--     (SELECT MAX(last_id) FROM spans WHERE t_min <= :b)
+-- reads only those.
+CREATE TABLE IF NOT EXISTS spans (
+    id       INTEGER PRIMARY KEY,   -- transaction order
+    first_id INTEGER NOT NULL,      -- frame_rows ids
+    last_id  INTEGER NOT NULL,
+    t_min    INTEGER NOT NULL,      -- the frames' earliest and latest t_us
+    t_max    INTEGER NOT NULL
+);
+-- Which frames have a topic, and which a client: one row (a posting) per
+-- topic and per client each transaction, its frames' ids as a JSON array in
+-- capture order, instead of an index entry a frame (postings.rs says why).
+CREATE TABLE IF NOT EXISTS topic_postings (
+    id       INTEGER PRIMARY KEY,   -- the order they were written in
+    topic    INTEGER NOT NULL,      -- topics (id)
+    first_id INTEGER NOT NULL,      -- the oldest and newest frame_rows id listed
+    last_id  INTEGER NOT NULL,
+    ids      TEXT    NOT NULL       -- JSON array of frame_rows ids, ascending
+);
+CREATE INDEX IF NOT EXISTS topic_postings_key ON topic_postings (topic, first_id);
+CREATE TABLE IF NOT EXISTS client_postings (
+    id       INTEGER PRIMARY KEY,
+    client   INTEGER NOT NULL,      -- clients (id)
+    first_id INTEGER NOT NULL,
+    last_id  INTEGER NOT NULL,
+    ids      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS client_postings_key ON client_postings (client, first_id);
+-- (topic, frame id) and (client_id, frame id) pairs, for SQL:
+-- SELECT * FROM frames WHERE id IN (SELECT id FROM topic_frame_ids WHERE topic = 'a/b')
+CREATE VIEW IF NOT EXISTS topic_frame_ids AS
+    SELECT t.name AS topic, j.value AS id
+    FROM topic_postings p JOIN topics t ON t.id = p.topic, json_each(p.ids) j;
+CREATE VIEW IF NOT EXISTS client_frame_ids AS
+    SELECT c.name AS client_id, j.value AS id
+    FROM client_postings p JOIN clients c ON c.id = p.client, json_each(p.ids) j;
 CREATE VIEW IF NOT EXISTS frames AS
     SELECT f.id, f.t_us, f.conn, c.name AS client_id, f.dir, f.kind, f.pkid, f.qos,
            f.retain, f.dup, t.name AS topic, f.payload, f.size, f.protocol,
@@ -89,7 +127,9 @@ CREATE TABLE IF NOT EXISTS verdicts (
 ";
 
 /// The `meta` table's `format` value.
-pub const FORMAT: &str = "mqtt-workbench capture db 2";
+pub const FORMAT: &str = "mqtt-workbench capture db 3";
+/// Format 2 (indexes on topic and client instead of postings) still reads.
+const FORMAT_2: &str = "mqtt-workbench capture db 2";
 
 /// Where the database is and how much of it to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +151,8 @@ pub enum DbError {
     },
     #[error("{}: not a capture database (expected a `meta` table with format \"{FORMAT}\")", path.display())]
     NotACapture { path: PathBuf },
+    #[error("{}: written by an earlier version (\"{FORMAT_2}\"): it still opens and answers queries, but new frames go in a new file", path.display())]
+    OlderFormat { path: PathBuf },
     #[error("{}: a stored frame does not read back: {why}", path.display())]
     BadRow { path: PathBuf, why: String },
 }
@@ -322,12 +364,15 @@ fn open_for_writing(path: &Path) -> Result<rusqlite::Connection, DbError> {
             r.get(0)
         })
         .map_err(DbError::sqlite(path))?;
-    if format != FORMAT {
-        return Err(DbError::NotACapture {
+    match format.as_str() {
+        FORMAT => Ok(conn),
+        FORMAT_2 => Err(DbError::OlderFormat {
             path: path.to_path_buf(),
-        });
+        }),
+        _ => Err(DbError::NotACapture {
+            path: path.to_path_buf(),
+        }),
     }
-    Ok(conn)
 }
 
 fn write_loop(
@@ -385,6 +430,8 @@ struct Open {
     /// The open transaction failed: what follows is not written until it ends.
     failed: bool,
     names: row::Names,
+    /// The open transaction's frames by topic and client, written at commit.
+    pending: postings::Pending,
 }
 
 impl Open {
@@ -395,6 +442,7 @@ impl Open {
             frames: 0,
             failed: false,
             names: row::Names::default(),
+            pending: postings::Pending::default(),
         }
     }
 
@@ -413,7 +461,7 @@ impl Open {
         if self.failed {
             return;
         }
-        if let Err(e) = write_item(&self.conn, &mut self.names, item) {
+        if let Err(e) = write_item(&self.conn, &mut self.names, &mut self.pending, item) {
             self.fail(&e, counters);
         }
     }
@@ -430,7 +478,10 @@ impl Open {
             return;
         }
         if !self.failed
-            && let Err(e) = self.conn.execute_batch("COMMIT")
+            && let Err(e) = self
+                .pending
+                .write(&self.conn)
+                .and_then(|()| self.conn.execute_batch("COMMIT"))
         {
             self.fail(&e, counters);
         }
@@ -439,6 +490,7 @@ impl Open {
             // Nothing of it is kept, not even the names it added.
             let _ = self.conn.execute_batch("ROLLBACK");
             self.names = row::Names::default();
+            self.pending.clear();
             counters.failed.fetch_add(frames, Ordering::Relaxed);
         } else {
             counters.written.fetch_add(frames, Ordering::Relaxed);
@@ -449,13 +501,15 @@ impl Open {
 fn write_item(
     conn: &rusqlite::Connection,
     names: &mut row::Names,
+    pending: &mut postings::Pending,
     item: Item,
 ) -> rusqlite::Result<()> {
     match item {
         Item::Frames(batch) => {
             let mut stmt = conn.prepare_cached(&row::insert_sql())?;
             for ev in &batch {
-                row::insert(conn, &mut stmt, names, ev)?;
+                let (client, topic) = row::insert(conn, &mut stmt, names, ev)?;
+                pending.add(conn.last_insert_rowid(), ev.t_us as i64, client, topic);
             }
         }
         Item::Fault(m) => {
@@ -500,9 +554,7 @@ fn retain(conn: &rusqlite::Connection, opts: &DbOptions, counters: &Counters) {
     let mut removed = 0;
     if let Some(age) = opts.max_age {
         let cutoff = crate::time::now_us().saturating_sub(age.as_micros() as u64) as i64;
-        removed += conn
-            .execute("DELETE FROM frame_rows WHERE t_us < ?1", [cutoff])
-            .unwrap_or(0);
+        removed += postings::remove_older(conn, cutoff).unwrap_or(0);
     }
     if let Some(max) = opts.max_bytes {
         let used = |c: &rusqlite::Connection| -> u64 {
@@ -534,6 +586,11 @@ fn retain(conn: &rusqlite::Connection, opts: &DbOptions, counters: &Counters) {
             }
             removed += n;
         }
+    }
+    if removed > 0
+        && let Err(e) = postings::retire(conn)
+    {
+        tracing::warn!("capture database: retiring postings: {e}");
     }
     counters
         .retired

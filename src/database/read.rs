@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DbError, FORMAT, row};
+use super::{DbError, FORMAT, FORMAT_2, postings, row};
 use crate::checks::{PayloadCheck, PayloadMatcher};
 use crate::export::record::Recording;
 use crate::fault::FaultMarker;
@@ -24,7 +24,7 @@ fn open_read_only(path: &Path) -> Result<rusqlite::Connection, DbError> {
             r.get(0)
         })
         .ok();
-    if format.as_deref() != Some(FORMAT) {
+    if format.as_deref() != Some(FORMAT) && format.as_deref() != Some(FORMAT_2) {
         return Err(DbError::NotACapture {
             path: path.to_path_buf(),
         });
@@ -115,6 +115,10 @@ const MAX_IDS: usize = 10_000;
 /// Rows a page examines at most (a rare match in a large file takes several pages).
 const SCAN_PER_PAGE: u64 = 200_000;
 
+/// Topics (or clients) whose postings a search merges at most; past it the
+/// matches are dense, and reading the frames newest first finds them sooner.
+const MAX_MERGED: usize = 64;
+
 /// A page of at most `limit` matches with ids below `before` (None: from the newest).
 pub fn search(
     path: &Path,
@@ -145,7 +149,7 @@ pub fn search(
     };
     let client_ok = |name: &str| client_lc.is_empty() || name.to_lowercase().contains(&client_lc);
     // The topics and clients that match, by their names (a small table
-    // each), then the frames through the indexes on their ids.
+    // each), then their frames through the postings.
     let topics = (!topic.is_empty())
         .then(|| matching_ids(&conn, "topics", topic_ok))
         .transpose()
@@ -162,35 +166,14 @@ pub fn search(
     if topics.as_ref().is_some_and(Vec::is_empty) || clients.as_ref().is_some_and(Vec::is_empty) {
         return Ok(page);
     }
-    // A very long list is left out of the SQL; the names are checked below.
-    let among = |column: &str, ids: &Option<Vec<i64>>| match ids {
-        Some(ids) if ids.len() <= MAX_IDS => {
-            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-            format!(" AND f.{column} IN ({})", list.join(","))
-        }
-        _ => String::new(),
-    };
-    let sql = format!(
-        "{} WHERE f.kind = 'Publish' AND f.id < ?1{}{} ORDER BY f.id DESC LIMIT {SCAN_PER_PAGE}",
-        row::SELECT_FRAMES,
-        among("topic", &topics),
-        among("client", &clients),
-    );
-    let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
-    let mut rows = stmt
-        .query([before.unwrap_or(i64::MAX)])
-        .map_err(DbError::sqlite(path))?;
+    let before = before.unwrap_or(i64::MAX);
     let mut last = None;
-    while let Some(r) = rows.next().map_err(DbError::sqlite(path))? {
-        let (id, ev) = match row::from_row(r).map_err(DbError::sqlite(path))? {
-            Ok(x) => x,
-            Err(why) => {
-                return Err(DbError::BadRow {
-                    path: path.to_path_buf(),
-                    why,
-                });
-            }
-        };
+    let bad_row = |why| DbError::BadRow {
+        path: path.to_path_buf(),
+        why,
+    };
+    // Whether a frame read is a match; true when the page is full.
+    let mut take = |page: &mut SearchPage, id: i64, ev: WireEvent| {
         page.scanned += 1;
         last = Some(id);
         let payload_ok = matcher
@@ -199,7 +182,64 @@ pub fn search(
         let names_ok = topic_ok(ev.topic.as_deref().unwrap_or("")) && client_ok(&ev.client_id);
         if names_ok && payload_ok {
             page.rows.push((id, ev));
-            if page.rows.len() >= limit {
+        }
+        page.rows.len() >= limit || page.scanned >= SCAN_PER_PAGE
+    };
+    fn few(ids: &Option<Vec<i64>>) -> Option<&Vec<i64>> {
+        ids.as_ref().filter(|ids| ids.len() <= MAX_MERGED)
+    }
+    let merged = if !postings::present(&conn) {
+        None
+    } else if let Some(ids) = few(&topics) {
+        Some((postings::Key::Topic, ids))
+    } else {
+        few(&clients).map(|ids| (postings::Key::Client, ids))
+    };
+    if let Some((key, ids)) = merged {
+        // The named topics' (or clients') frames, newest first, by their postings.
+        let sql = format!(
+            "{} WHERE f.id = ?1 AND f.kind = 'Publish'",
+            row::SELECT_FRAMES
+        );
+        let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
+        let mut newest =
+            postings::Newest::new(&conn, key, ids, before).map_err(DbError::sqlite(path))?;
+        while let Some(id) = newest.next().map_err(DbError::sqlite(path))? {
+            let mut rows = stmt.query([id]).map_err(DbError::sqlite(path))?;
+            // No row: not a PUBLISH (client postings list every frame), or retired.
+            let Some(r) = rows.next().map_err(DbError::sqlite(path))? else {
+                continue;
+            };
+            let (id, ev) = row::from_row(r)
+                .map_err(DbError::sqlite(path))?
+                .map_err(bad_row)?;
+            if take(&mut page, id, ev) {
+                break;
+            }
+        }
+    } else {
+        // Every frame newest first, the names filtered in SQL as well when
+        // the list is short enough to write out.
+        let among = |column: &str, ids: &Option<Vec<i64>>| match ids {
+            Some(ids) if ids.len() <= MAX_IDS => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!(" AND f.{column} IN ({})", list.join(","))
+            }
+            _ => String::new(),
+        };
+        let sql = format!(
+            "{} WHERE f.kind = 'Publish' AND f.id < ?1{}{} ORDER BY f.id DESC LIMIT {SCAN_PER_PAGE}",
+            row::SELECT_FRAMES,
+            among("topic", &topics),
+            among("client", &clients),
+        );
+        let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
+        let mut rows = stmt.query([before]).map_err(DbError::sqlite(path))?;
+        while let Some(r) = rows.next().map_err(DbError::sqlite(path))? {
+            let (id, ev) = row::from_row(r)
+                .map_err(DbError::sqlite(path))?
+                .map_err(bad_row)?;
+            if take(&mut page, id, ev) {
                 break;
             }
         }
@@ -430,6 +470,121 @@ mod tests {
         assert_eq!(read(&path).unwrap().events.len(), 4, "nothing was deleted");
     }
 
+    /// Publishes on `a/<k % 3>` from `dev-<k % 2>`, in `commits` transactions.
+    fn interleaved(path: &Path, n: u64, commits: u64) -> Vec<WireEvent> {
+        let w = Writer::spawn(DbOptions {
+            path: path.to_path_buf(),
+            max_bytes: None,
+            max_age: None,
+        })
+        .unwrap();
+        let all: Vec<WireEvent> = (0..n)
+            .map(|k| {
+                let mut e = frames()[1].clone();
+                e.t_us = k;
+                e.client_id = Arc::from(format!("dev-{}", k % 2));
+                e.topic = Some(Arc::from(format!("a/{}", k % 3)));
+                e.payload = Some(bytes::Bytes::from(format!("{{\"k\": {k}}}")));
+                e
+            })
+            .collect();
+        for part in all.chunks((n / commits) as usize) {
+            w.frames(part.to_vec());
+            // A flush commits: each part is a transaction of its own.
+            w.flush();
+        }
+        assert_eq!(w.flush().written, n);
+        all
+    }
+
+    /// Every match, a page at a time (`limit` each), newest first: their `t_us`.
+    fn every_page(path: &Path, spec: &SearchSpec, limit: usize) -> Vec<u64> {
+        let mut found = Vec::new();
+        let mut before = None;
+        for _ in 0..1000 {
+            let page = search(path, spec, before, limit).unwrap();
+            assert!(page.rows.len() <= limit);
+            found.extend(page.rows.iter().map(|(_, e)| e.t_us));
+            match page.next_before {
+                Some(b) => before = Some(b),
+                None => return found,
+            }
+        }
+        panic!("the pages never ended");
+    }
+
+    #[test]
+    fn a_search_merges_the_postings_of_many_transactions_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.sqlite");
+        interleaved(&path, 600, 6);
+        let spec = |topic: &str, client: &str| SearchSpec {
+            topic: topic.into(),
+            client: client.into(),
+            payload: None,
+        };
+        let want = |keep: &dyn Fn(u64) -> bool| -> Vec<u64> {
+            (0..600).rev().filter(|&k| keep(k)).collect()
+        };
+        // One topic (its postings), two topics by a wildcard (merged), a
+        // client (its postings), a topic and a client (topic postings, the
+        // client checked), and a payload predicate on top.
+        assert_eq!(
+            every_page(&path, &spec("a/1", ""), 7),
+            want(&|k| k % 3 == 1)
+        );
+        assert_eq!(every_page(&path, &spec("a/+", ""), 50), want(&|_| true));
+        assert_eq!(
+            every_page(&path, &spec("", "dev-1"), 30),
+            want(&|k| k % 2 == 1)
+        );
+        assert_eq!(
+            every_page(&path, &spec("a/2", "dev-0"), 11),
+            want(&|k| k % 3 == 2 && k % 2 == 0)
+        );
+        let mut above = spec("a/0", "");
+        above.payload = Some(PayloadCheck::Json {
+            field: "k".into(),
+            equals: None,
+            above: Some(590.0),
+            below: None,
+            outside: None,
+            inside: None,
+        });
+        assert_eq!(every_page(&path, &above, 200), [597, 594, 591]);
+
+        // SQL reaches the same frames through the views.
+        let q = query(
+            &path,
+            "SELECT COUNT(*), MIN(t_us), MAX(t_us) FROM frames
+             WHERE id IN (SELECT id FROM topic_frame_ids WHERE topic = 'a/1')
+               AND id IN (SELECT id FROM client_frame_ids WHERE client_id = 'dev-1')",
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            q.rows,
+            [[Value::Integer(100), Value::Integer(1), Value::Integer(595)]]
+        );
+        // A time range through the spans, as the schema's comment says.
+        let q = query(
+            &path,
+            "SELECT COUNT(*), MIN(t_us), MAX(t_us) FROM frames WHERE t_us BETWEEN 150 AND 349
+             AND id BETWEEN (SELECT MIN(first_id) FROM spans WHERE t_max >= 150)
+                        AND (SELECT MAX(last_id) FROM spans WHERE t_min <= 349)",
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            q.rows,
+            [[
+                Value::Integer(200),
+                Value::Integer(150),
+                Value::Integer(349)
+            ]]
+        );
+    }
+
     #[test]
     fn a_file_that_is_not_a_capture_is_named_in_the_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -439,6 +594,30 @@ mod tests {
         drop(c);
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("other.sqlite: not a capture database"), "{e}");
+        // A format-2 file (indexes instead of postings) still reads; new
+        // frames go to a new file.
+        let old = dir.path().join("old.sqlite");
+        let c = rusqlite::Connection::open(&old).unwrap();
+        c.execute_batch(super::super::SCHEMA).unwrap();
+        c.execute(
+            "INSERT INTO meta VALUES ('format', ?1)",
+            [super::super::FORMAT_2],
+        )
+        .unwrap();
+        drop(c);
+        assert!(read(&old).unwrap().events.is_empty());
+        let e = Writer::spawn(DbOptions {
+            path: old.clone(),
+            max_bytes: None,
+            max_age: None,
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("old.sqlite: written by an earlier version"),
+            "{e}"
+        );
         assert!(
             Writer::spawn(DbOptions {
                 path: dir.path().join("missing-dir/x.sqlite"),
@@ -485,5 +664,58 @@ mod tests {
             .unwrap();
         assert!(n < 1000 && n > 50, "kept {n}");
         assert_eq!(oldest, 1000 - n, "the newest are kept");
+        // The postings of removed frames went with them; a search finds the rest.
+        let listed: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM topic_frame_ids WHERE id >= (SELECT MIN(id) FROM frame_rows)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(listed, n);
+        let spec = SearchSpec {
+            topic: "plant/ü/temp".into(),
+            ..SearchSpec::default()
+        };
+        assert_eq!(every_page(&path, &spec, 100).len() as i64, n);
+    }
+
+    #[test]
+    fn retention_retires_the_postings_of_removed_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.sqlite");
+        interleaved(&path, 600, 6);
+        let postings = |p: &Path| -> i64 {
+            let conn = open_read_only(p).unwrap();
+            conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM topic_postings) + (SELECT COUNT(*) FROM client_postings)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        // Six transactions, three topics and two clients each.
+        assert_eq!(postings(&path), 6 * 5);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // Retention by age takes whole transactions: before 250 µs are the
+        // first two (0–99, 100–199); the third (200–299) has later frames.
+        let removed = super::super::postings::remove_older(&conn, 250).unwrap();
+        assert_eq!(removed, 200);
+        // By size, the oldest frames go whatever their transaction: the
+        // third's postings then list some removed frames and some kept.
+        conn.execute("DELETE FROM frame_rows WHERE t_us < 250", [])
+            .unwrap();
+        super::super::postings::retire(&conn).unwrap();
+        let spans: i64 = conn
+            .query_row("SELECT COUNT(*) FROM spans", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        assert_eq!((postings(&path), spans), (4 * 5, 4));
+        let spec = SearchSpec {
+            topic: "a/0".into(),
+            ..SearchSpec::default()
+        };
+        let want: Vec<u64> = (250..600).rev().filter(|k| k % 3 == 0).collect();
+        assert_eq!(every_page(&path, &spec, 40), want);
     }
 }

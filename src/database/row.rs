@@ -103,13 +103,13 @@ fn json<T: serde::Serialize>(v: &T) -> Option<String> {
     serde_json::to_string(v).ok()
 }
 
-/// Insert one frame (`stmt`: [`insert_sql`]).
+/// Insert one frame (`stmt`: [`insert_sql`]); its client's and topic's ids.
 pub(super) fn insert(
     conn: &rusqlite::Connection,
     stmt: &mut rusqlite::CachedStatement<'_>,
     names: &mut Names,
     ev: &WireEvent,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<(i64, Option<i64>)> {
     let detail = match ev.detail {
         WireDetail::None => None,
         ref d => json(d),
@@ -138,7 +138,7 @@ pub(super) fn insert(
         &ev.v5.as_ref().and_then(json),
     ];
     stmt.execute(values.as_slice())?;
-    Ok(())
+    Ok((client, topic))
 }
 
 /// Parse a JSON column (NULL: None); Err names the column.
