@@ -148,6 +148,11 @@ struct BenchArgs {
     /// over 2,000,000 synthetic frames.
     #[arg(long, conflicts_with_all = ["gui", "devices_process"])]
     checks: Option<usize>,
+    /// Measure what subscriptions cost instead: one client subscribes this
+    /// many distinct filters, then 1,000 clients subscribe one shared filter
+    /// (RSS growth of the broker, tap and capture).
+    #[arg(long, conflicts_with_all = ["gui", "devices_process", "checks"])]
+    subscriptions: Option<usize>,
     /// Give up (with what did not connect, and why) when the fleet is not
     /// connected by then; default 30 s and 4 ms a device.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -547,6 +552,17 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
             print!("{}", mqtt_workbench::bench::checks(n, 2_000_000));
             Ok(())
         }
+        BenchArgs {
+            subscriptions: Some(n),
+            ..
+        } => net.engine_config().and_then(|mut engine| {
+            if net.port == 1883 {
+                engine.listen.set_port(0);
+            }
+            let report = runtime()?.block_on(mqtt_workbench::bench::subscriptions(engine, n))?;
+            print!("{report}");
+            Ok(())
+        }),
         BenchArgs {
             devices,
             rate,

@@ -236,6 +236,30 @@ fn bench_runs_a_fleet_in_a_child_process_and_reports_it() {
     );
 }
 
+#[test]
+fn bench_subscriptions_reports_the_cost_of_its_filters_once_all_are_granted() {
+    // A functional check of the harness (every filter granted, both figures
+    // printed), not a memory target: those are `bench` figures.
+    let out = output_within(
+        &["bench", "--subscriptions", "500", "--port", "0"],
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figure = |prefix: &str| -> Option<f64> {
+        let line = stdout.lines().find(|l| l.starts_with(prefix))?;
+        let (_, after) = line.split_once('(')?;
+        after.split_whitespace().next()?.parse().ok()
+    };
+    assert!(figure("one client, 500 filters").is_some(), "{stdout}");
+    assert!(figure("1000 clients, one filter").is_some(), "{stdout}");
+    assert!(stdout.contains("granted in"), "{stdout}");
+}
+
 /// A loopback port nobody listens on (bound, then released).
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");

@@ -17,7 +17,9 @@ use crate::sim::ramp::connect_limit;
 use crate::time::Dur;
 
 mod compare;
+mod subscriptions;
 pub use compare::transports_table;
+pub use subscriptions::{SubscriptionsReport, run as subscriptions};
 
 pub struct BenchOptions {
     pub devices: u32,

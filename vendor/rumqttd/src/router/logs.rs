@@ -396,7 +396,10 @@ where
         // max_segment_size: usize, max_mem_segments: usize
         let log = CommitLog::new(max_segment_size, max_mem_segments).unwrap();
 
-        let waiters = Waiters::with_capacity(10);
+        // MQTT Workbench patch (memory per subscription): room for one
+        // parked request (a subscriber caught up), not ten; a queue grown
+        // from empty would take four at its first push.
+        let waiters = Waiters::with_capacity(1);
         let metrics = SubscriptionMeter::default();
         Data {
             filter: filter.to_owned(),

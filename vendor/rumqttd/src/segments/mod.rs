@@ -71,7 +71,11 @@ where
             panic!("at least 1 segment needs to exist in memory else what's the point of log");
         }
 
-        let mut segments = VecDeque::with_capacity(max_mem_segments);
+        // MQTT Workbench patch (memory per subscription): room for the
+        // active segment only; the queue grows when a log fills its first
+        // segment (most filters never do), instead of reserving
+        // `max_mem_segments` up front for every filter.
+        let mut segments = VecDeque::with_capacity(1);
         segments.push_back(Segment::new());
 
         Ok(Self {

@@ -29,14 +29,21 @@ where
 {
     pub(crate) fn with_offset(absolute_offset: u64) -> Self {
         Self {
-            data: Vec::with_capacity(1024),
+            // MQTT Workbench patch (memory per subscription): a segment
+            // grows as it is written instead of reserving 1,024 entries
+            // (each a publish with its properties, hundreds of bytes) up
+            // front: every filter has a log, most hold little, and the
+            // reservation cost each filter a resident page (7.5 KB a filter
+            // with 20,000 filters).
+            data: Vec::new(),
             absolute_offset,
             total_size: 0,
         }
     }
     pub(crate) fn new() -> Self {
         Self {
-            data: Vec::with_capacity(1024),
+            // MQTT Workbench patch (memory per subscription): see `with_offset`.
+            data: Vec::new(),
             absolute_offset: 0,
             total_size: 0,
         }
