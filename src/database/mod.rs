@@ -336,14 +336,37 @@ pub fn is_database(path: &Path) -> bool {
 fn open_for_writing(path: &Path) -> Result<rusqlite::Connection, DbError> {
     let err = DbError::sqlite(path);
     let conn = rusqlite::Connection::open(path).map_err(DbError::sqlite(path))?;
+    // What the file is, before anything is written to it: a capture of this
+    // format, or a new (empty) file. Any other file is left as it was.
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(DbError::sqlite(path))?;
+    let format: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    match format.as_deref() {
+        Some(FORMAT) => {}
+        None if tables == 0 => {}
+        Some(FORMAT_2) => {
+            return Err(DbError::OlderFormat {
+                path: path.to_path_buf(),
+            });
+        }
+        _ => {
+            return Err(DbError::NotACapture {
+                path: path.to_path_buf(),
+            });
+        }
+    }
     // WAL with NORMAL sync: a committed transaction survives the process
     // being killed (not a power cut: that needs FULL, and an fsync a commit).
-    // A bigger page cache and rarer checkpoints keep the three indexes cheap
-    // to update at tens of thousands of frames a second. The bundled SQLite
-    // is built with foreign keys on; the writer takes every topic and client
-    // id from the name tables itself, so checking each frame's REFERENCES
-    // again costs two parent-table lookups a row for nothing (the profile
-    // in the README's cost section): they stay as documentation.
+    // A bigger page cache and rarer checkpoints for tens of thousands of
+    // frames a second. The bundled SQLite is built with foreign keys on; the
+    // writer takes every topic and client id from the name tables itself, so
+    // checking each frame's REFERENCES again costs two parent-table lookups a
+    // row for nothing: they stay as documentation.
     conn.pragma_update(None, "foreign_keys", false)
         .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
         .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
@@ -359,20 +382,7 @@ fn open_for_writing(path: &Path) -> Result<rusqlite::Connection, DbError> {
             )
         })
         .map_err(err)?;
-    let format: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
-            r.get(0)
-        })
-        .map_err(DbError::sqlite(path))?;
-    match format.as_str() {
-        FORMAT => Ok(conn),
-        FORMAT_2 => Err(DbError::OlderFormat {
-            path: path.to_path_buf(),
-        }),
-        _ => Err(DbError::NotACapture {
-            path: path.to_path_buf(),
-        }),
-    }
+    Ok(conn)
 }
 
 fn write_loop(

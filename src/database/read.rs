@@ -168,9 +168,14 @@ pub fn search(
     }
     let before = before.unwrap_or(i64::MAX);
     let mut last = None;
-    let bad_row = |why| DbError::BadRow {
-        path: path.to_path_buf(),
-        why,
+    // A selected row as (id, frame), or why it does not read back.
+    let decode = |r: &rusqlite::Row<'_>| {
+        row::from_row(r)
+            .map_err(DbError::sqlite(path))?
+            .map_err(|why| DbError::BadRow {
+                path: path.to_path_buf(),
+                why,
+            })
     };
     // Whether a frame read is a match; true when the page is full.
     let mut take = |page: &mut SearchPage, id: i64, ev: WireEvent| {
@@ -210,9 +215,7 @@ pub fn search(
             let Some(r) = rows.next().map_err(DbError::sqlite(path))? else {
                 continue;
             };
-            let (id, ev) = row::from_row(r)
-                .map_err(DbError::sqlite(path))?
-                .map_err(bad_row)?;
+            let (id, ev) = decode(r)?;
             if take(&mut page, id, ev) {
                 break;
             }
@@ -236,9 +239,7 @@ pub fn search(
         let mut stmt = conn.prepare(&sql).map_err(DbError::sqlite(path))?;
         let mut rows = stmt.query([before]).map_err(DbError::sqlite(path))?;
         while let Some(r) = rows.next().map_err(DbError::sqlite(path))? {
-            let (id, ev) = row::from_row(r)
-                .map_err(DbError::sqlite(path))?
-                .map_err(bad_row)?;
+            let (id, ev) = decode(r)?;
             if take(&mut page, id, ev) {
                 break;
             }
@@ -471,7 +472,7 @@ mod tests {
     }
 
     /// Publishes on `a/<k % 3>` from `dev-<k % 2>`, in `commits` transactions.
-    fn interleaved(path: &Path, n: u64, commits: u64) -> Vec<WireEvent> {
+    fn interleaved(path: &Path, n: u64, commits: u64) {
         let w = Writer::spawn(DbOptions {
             path: path.to_path_buf(),
             max_bytes: None,
@@ -494,7 +495,6 @@ mod tests {
             w.flush();
         }
         assert_eq!(w.flush().written, n);
-        all
     }
 
     /// Every match, a page at a time (`limit` each), newest first: their `t_us`.
@@ -594,30 +594,71 @@ mod tests {
         drop(c);
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("other.sqlite: not a capture database"), "{e}");
-        // A format-2 file (indexes instead of postings) still reads; new
-        // frames go to a new file.
+        let spawn = |p: &Path| {
+            Writer::spawn(DbOptions {
+                path: p.to_path_buf(),
+                max_bytes: None,
+                max_age: None,
+            })
+            .err()
+            .map(|e| e.to_string())
+        };
+        let e = spawn(&path).unwrap_or_default();
+        assert!(e.contains("other.sqlite: not a capture database"), "{e}");
+        let objects = |p: &Path| -> Vec<String> {
+            let c = rusqlite::Connection::open(p).unwrap();
+            let mut stmt = c
+                .prepare("SELECT name FROM sqlite_master ORDER BY name")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(
+            objects(&path),
+            ["t"],
+            "the writer left the other file as it was"
+        );
+
+        // A format-2 file (indexes on topic and client, no postings) still
+        // reads and searches; the writer leaves it alone, new frames go to a
+        // new file.
         let old = dir.path().join("old.sqlite");
         let c = rusqlite::Connection::open(&old).unwrap();
         c.execute_batch(super::super::SCHEMA).unwrap();
+        c.execute_batch(
+            "DROP VIEW topic_frame_ids; DROP VIEW client_frame_ids;
+             DROP TABLE topic_postings; DROP TABLE client_postings; DROP TABLE spans;
+             CREATE INDEX frames_t ON frame_rows (t_us);
+             CREATE INDEX frames_topic ON frame_rows (topic);
+             CREATE INDEX frames_client ON frame_rows (client);
+             INSERT INTO topics (id, name) VALUES (1, 'old/topic');
+             INSERT INTO clients (id, name) VALUES (1, 'old-dev');
+             INSERT INTO frame_rows (t_us, conn, client, dir, kind, pkid, qos, retain, dup,
+                                     topic, payload, size, protocol)
+             VALUES (5, 1, 1, 'client_to_broker', 'Publish', 0, 0, 0, 0, 1, X'7B7D', 20, 4);",
+        )
+        .unwrap();
         c.execute(
             "INSERT INTO meta VALUES ('format', ?1)",
             [super::super::FORMAT_2],
         )
         .unwrap();
         drop(c);
-        assert!(read(&old).unwrap().events.is_empty());
-        let e = Writer::spawn(DbOptions {
-            path: old.clone(),
-            max_bytes: None,
-            max_age: None,
-        })
-        .err()
-        .unwrap()
-        .to_string();
+        let before = objects(&old);
+        let e = spawn(&old).unwrap_or_default();
         assert!(
             e.contains("old.sqlite: written by an earlier version"),
             "{e}"
         );
+        assert_eq!(objects(&old), before, "the writer added nothing to it");
+        assert_eq!(read(&old).unwrap().events.len(), 1);
+        let spec = SearchSpec {
+            topic: "old/topic".into(),
+            ..SearchSpec::default()
+        };
+        assert_eq!(every_page(&old, &spec, 10), [5]);
         assert!(
             Writer::spawn(DbOptions {
                 path: dir.path().join("missing-dir/x.sqlite"),
