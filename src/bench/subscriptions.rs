@@ -133,14 +133,10 @@ pub async fn run(engine: EngineConfig, filters: usize) -> anyhow::Result<Subscri
     settle(&mut model, &handle, 500).await;
     let before = rss();
     let t0 = Instant::now();
-    for chunk in (0..filters).collect::<Vec<_>>().chunks(PER_PACKET) {
-        one.client
-            .subscribe_many(
-                chunk
-                    .iter()
-                    .map(|i| SubscribeFilter::new(format!("bench/f/{i}/+"), QoS::AtLeastOnce)),
-            )
-            .await?;
+    for start in (0..filters).step_by(PER_PACKET) {
+        let packet = (start..filters.min(start + PER_PACKET))
+            .map(|i| SubscribeFilter::new(format!("bench/f/{i}/+"), QoS::AtLeastOnce));
+        one.client.subscribe_many(packet).await?;
     }
     until(&handle, &mut model, "the filters granted", limit, || {
         one.granted.load(Ordering::Relaxed) >= filters as u64
