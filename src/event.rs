@@ -152,6 +152,8 @@ pub struct ScenarioInfo {
     pub routes: Vec<(String, Vec<(f64, f64)>)>,
     /// How its topics' payloads are encoded (first match wins).
     pub decoders: Vec<DecoderRule>,
+    /// The AsyncAPI document its traffic is checked against.
+    pub contract: Option<std::sync::Arc<crate::contract::Contract>>,
     /// The scenario itself as RON (the window edits it live).
     pub ron: String,
 }

@@ -13,6 +13,7 @@ pub mod checks;
 pub mod cli;
 pub mod codec;
 pub mod command;
+pub mod contract;
 pub mod database;
 pub mod engine;
 pub mod event;

@@ -203,6 +203,11 @@ enum Cmd {
         /// fleet is not connected by then; default 30 s and 4 ms a device.
         #[arg(long, value_parser = humantime::parse_duration)]
         connect_timeout: Option<Duration>,
+        /// Check every PUBLISH against this AsyncAPI document (2.6 or 3.0,
+        /// YAML or JSON): payload schemas, QoS and retain bindings, undeclared
+        /// topics; the scenario's traffic or, without one, your own clients'.
+        #[arg(long)]
+        spec: Option<PathBuf>,
     },
     /// Publish a recorded capture's messages again, with their client ids and
     /// relative timing, through the tap (to your backend): a field incident replayed.
@@ -242,6 +247,37 @@ enum Cmd {
         /// Save the capture (one scenario) for `merge`, `replay` or File → Open capture.
         #[arg(long, conflicts_with = "capture")]
         record: Option<PathBuf>,
+        /// Check the traffic against this AsyncAPI document: one testcase per
+        /// channel (unless the scenario has its own `Conforms` checks).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+    },
+    /// Write a scenario from an AsyncAPI document (3.0 or 2.6, YAML or JSON):
+    /// fleets for the channels its applications send on, payloads from its
+    /// schemas, its bindings, replies as reactions, a check per channel.
+    Import {
+        spec: PathBuf,
+        /// The scenario file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Devices per fleet.
+        #[arg(long, default_value_t = 3)]
+        count: u32,
+        /// Seconds between a device's publishes.
+        #[arg(long, default_value_t = 2)]
+        every: u32,
+    },
+    /// Write an AsyncAPI 3.0 document from a recorded capture (`run --record`,
+    /// File → Save capture): channels and parameters from the topics, a JSON
+    /// Schema per channel from the payloads, bindings, senders and receivers.
+    Infer {
+        capture: PathBuf,
+        /// The document to write (.yaml, or .json for JSON).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Its `info.title` (default: the recorded scenario's name).
+        #[arg(long)]
+        title: Option<String>,
     },
     /// Run read-only SQL over a capture database (`--capture-db FILE`) and
     /// print the rows as CSV (with a header) or JSON Lines.
@@ -434,6 +470,25 @@ fn passed(failed: usize) -> anyhow::Result<()> {
 fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
     let done = match cmd {
         Cmd::Validate { files } => return Ok(validate(&files)),
+        Cmd::Import {
+            spec,
+            output,
+            count,
+            every,
+        } => mqtt_workbench::cli::import(
+            &spec,
+            &output,
+            mqtt_workbench::contract::ImportOptions {
+                count,
+                every_s: every.max(1),
+            },
+        )
+        .map(|_| ()),
+        Cmd::Infer {
+            capture,
+            output,
+            title,
+        } => mqtt_workbench::cli::infer(&capture, &output, title),
         Cmd::Scenarios => return Ok(list_scenarios()),
         Cmd::Run {
             scenario,
@@ -446,6 +501,7 @@ fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
             stats_every,
             capture_events,
             connect_timeout,
+            spec,
         } => net.engine_config().and_then(|mut engine| {
             engine.watch = watch;
             engine.shard = shard;
@@ -458,6 +514,7 @@ fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
                     stats: stats.map(|p| (p, stats_every)),
                     capture_events,
                     connect_timeout,
+                    spec,
                     engine,
                 }))?;
             passed(failed)
@@ -480,6 +537,7 @@ fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
             capture,
             shard,
             record,
+            spec,
         } => net.engine_config().and_then(|mut engine| {
             // Each scenario gets its own engine: a free port unless one was asked for.
             if net.port == 1883 {
@@ -496,6 +554,7 @@ fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
                     junit,
                     capture,
                     record,
+                    spec,
                     engine,
                 },
             ))?;
@@ -667,6 +726,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             .and_then(|mut s| {
                 s.compile_protos(dir)?;
                 s.load_scripts(dir)?;
+                s.load_contract(dir).map_err(|e| e.to_string())?;
                 mqtt_workbench::sim::script::check(&s).map_err(|e| e.to_string())?;
                 Ok(s)
             });

@@ -376,6 +376,9 @@ pub struct Model {
     pub queries: u64,
     /// How far the virtual devices got connecting.
     pub ramp: RampView,
+    /// The running (or last) scenario's AsyncAPI contract: messages and
+    /// violations per channel, undeclared topics (the Contract view).
+    pub contract: Option<crate::contract::Tally>,
 }
 
 impl Default for Model {
@@ -404,6 +407,7 @@ impl Default for Model {
             query: None,
             queries: 0,
             ramp: RampView::default(),
+            contract: None,
         }
     }
 }
@@ -428,6 +432,12 @@ impl Model {
                         && t.starts_with("spBv1.0/")
                     {
                         self.decoders.observe(t, p);
+                    }
+                }
+                if let Some(tally) = &mut self.contract {
+                    let first = self.capture.end_seq();
+                    for (k, ev) in batch.iter().enumerate() {
+                        tally.on_wire(ev, first + k as u64);
                     }
                 }
                 match &mut self.checks {
@@ -455,6 +465,7 @@ impl Model {
                 self.opened_capture = None;
                 self.devices.declare(&info.devices);
                 self.faults.clear();
+                self.contract = info.contract.clone().map(crate::contract::Tally::new);
                 self.checks = (!info.expectations.is_empty()).then(|| {
                     let start = match info.started_us {
                         0 => crate::time::now_us(),
@@ -498,6 +509,9 @@ impl Model {
                 self.devices.redeclare(&info.devices, &restarted);
                 if let Some(running) = &mut self.scenario {
                     // New expectations start over; unchanged ones keep their verdicts.
+                    if running.info.contract != info.contract {
+                        self.contract = info.contract.clone().map(crate::contract::Tally::new);
+                    }
                     if running.info.expectations != info.expectations {
                         self.checks = (!info.expectations.is_empty()).then(|| {
                             crate::checks::Checks::new(&info.expectations, crate::time::now_us())
@@ -642,6 +656,7 @@ mod tests {
             started_us: 0,
             routes: vec![],
             decoders: vec![],
+            contract: None,
             ron: String::new(),
         })));
         assert_eq!((m.devices.len(), m.devices.connected()), (2, 0));

@@ -430,6 +430,55 @@ pub struct WireEvent {
     pub protocol: u8,
     /// MQTT 5 reason codes and properties (None for 3.1.1, or when it has none).
     pub v5: Option<Box<V5Props>>,
+    /// A client's PUBLISH checked against the run's AsyncAPI contract
+    /// (`contract::Contract::check`): its channel, or none, and what broke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Box<ContractMark>>,
+}
+
+/// What the run's AsyncAPI contract says of one PUBLISH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContractMark {
+    /// The declared channel its topic is on (its address, `cars/{carId}/telemetry`);
+    /// None: no channel of the contract declares the topic.
+    pub channel: Option<Arc<str>>,
+    /// Empty: the payload and the bindings conform.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+}
+
+impl ContractMark {
+    /// On a declared channel, and nothing broke.
+    pub fn conforms(&self) -> bool {
+        self.channel.is_some() && self.violations.is_empty()
+    }
+
+    fn mem_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .violations
+                .iter()
+                .map(|v| {
+                    std::mem::size_of::<Violation>()
+                        + v.pointer.len()
+                        + v.keyword.len()
+                        + v.message.len()
+                })
+                .sum::<usize>()
+    }
+}
+
+/// One way a PUBLISH breaks its channel's contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Where in the payload, as a JSON pointer (`/battery`; "" for the whole payload,
+    /// or the binding: `qos`, `retain`).
+    pub pointer: String,
+    /// The schema keyword that failed (`required`, `type`, `maximum`, …), or
+    /// `qos` / `retain` / `json` (the payload is not JSON).
+    pub keyword: String,
+    /// What was wrong, in words.
+    pub message: String,
 }
 
 impl WireEvent {
@@ -458,6 +507,7 @@ impl WireEvent {
             injected: None,
             protocol: 0,
             v5: None,
+            contract: None,
         }
     }
 
@@ -467,6 +517,7 @@ impl WireEvent {
             + self.payload.as_ref().map_or(0, |p| p.len())
             + self.topic.as_ref().map_or(0, |t| t.len())
             + self.v5.as_ref().map_or(0, |p| p.mem_bytes())
+            + self.contract.as_ref().map_or(0, |c| c.mem_bytes())
     }
 }
 

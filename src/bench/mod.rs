@@ -291,6 +291,8 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         expect: Vec::new(),
         duration: None,
         decoders: Vec::new(),
+        spec: None,
+        contract: None,
     }
 }
 

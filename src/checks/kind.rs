@@ -211,7 +211,7 @@ pub(super) fn seconds(us: u64) -> f64 {
 }
 
 /// A payload as evidence: its text (80 characters at most), or its size.
-pub(super) fn text(payload: &[u8]) -> String {
+pub(crate) fn text(payload: &[u8]) -> String {
     match std::str::from_utf8(payload) {
         Ok(t) if !t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
             if t.chars().count() > 80 {

@@ -16,6 +16,7 @@
 //! ordering and latency checks. Every index is bounded.
 
 mod at_least_once;
+mod conforms;
 mod count;
 mod exactly_once;
 mod kind;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use at_least_once::AtLeastOnce;
+pub use conforms::Conforms;
 pub use count::Count;
 pub use exactly_once::ExactlyOnce;
 pub use kind::{CheckKind, Decision, Evaluate, Frame, Key, Origin, Validation, Window};
@@ -81,6 +83,8 @@ crate::kinds_enum! {
     Latency(Latency),
     /// Each subscriber receives each publisher's messages in order.
     Ordered(Ordered),
+    /// Messages on an AsyncAPI document's channels conform to their schemas and bindings.
+    Conforms(Conforms),
     }
 }
 

@@ -23,7 +23,11 @@ pub struct MergeOptions {
 /// one report. Returns how many expectations failed.
 pub fn merge(opts: MergeOptions) -> anyhow::Result<usize> {
     let started = Instant::now();
-    let scenario = opts.scenario.as_deref().map(Scenario::load).transpose()?;
+    let scenario = opts
+        .scenario
+        .as_deref()
+        .map(Scenario::load_with_contract)
+        .transpose()?;
     let mut recordings = Vec::new();
     for path in &opts.recordings {
         let rec = crate::export::record::read(path)?;

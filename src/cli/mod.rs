@@ -1,5 +1,5 @@
-//! The headless commands: `run`, `test`, `merge` and `replay`, and what they
-//! print. One file per command; `report.rs` holds the text they share.
+//! The headless commands: `run`, `test`, `merge`, `replay`, `import` and
+//! `infer`, and what they print. One file per command; `report.rs` holds the text they share.
 
 use std::net::SocketAddr;
 
@@ -11,6 +11,7 @@ mod query;
 mod replay;
 mod report;
 mod run;
+mod spec;
 mod stats;
 mod test;
 
@@ -20,6 +21,7 @@ pub use query::{QueryFormat, query, render as render_query};
 pub use replay::replay;
 pub use report::{broker_health_failure, status_line, summary, tls_summary, verdicts_text};
 pub use run::{RunOptions, close_database, run, save_recording};
+pub use spec::{import, infer, with_spec};
 pub use stats::Stats;
 pub use test::{TestOptions, check_recording, test};
 

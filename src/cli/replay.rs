@@ -19,7 +19,7 @@ pub async fn replay(
     engine_cfg: EngineConfig,
 ) -> anyhow::Result<usize> {
     let expectations = match &check {
-        Some(path) => Scenario::load(path)?.expect,
+        Some(path) => Scenario::load_with_contract(path)?.expect,
         None => Vec::new(),
     };
     let rec = tokio::task::spawn_blocking(move || crate::export::record::read(&capture)).await??;

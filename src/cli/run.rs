@@ -28,6 +28,8 @@ pub struct RunOptions {
     /// When a fleet still connecting is reported as an error (None:
     /// [`crate::sim::ramp::connect_limit`] for its size).
     pub connect_timeout: Option<Duration>,
+    /// Check the traffic against this AsyncAPI document (`--spec`).
+    pub spec: Option<PathBuf>,
     pub engine: EngineConfig,
 }
 
@@ -71,8 +73,17 @@ fn report_news(model: &mut Model, printed: &mut Printed) {
 
 /// Returns how many of the scenario's expectations failed.
 pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
-    let scenario = opts.scenario.as_deref().map(Scenario::load).transpose()?;
-    let handle = start(&opts, scenario.as_ref()).await?;
+    let (scenario, source) = match &opts.spec {
+        Some(spec) => {
+            let (s, source) = super::spec::with_spec(opts.scenario.as_deref(), spec)?;
+            (Some(s), Some(source))
+        }
+        None => {
+            let s = opts.scenario.as_deref().map(Scenario::load).transpose()?;
+            (s, opts.scenario.clone().map(ScenarioSource::File))
+        }
+    };
+    let handle = start(&opts, scenario.as_ref(), source).await?;
     let mut model = match opts.capture_events {
         Some(n) => Model::new(crate::capture::Capture::new(
             crate::capture::Limits::scaled_to(n),
@@ -117,6 +128,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
         checks.finish(crate::time::now_us());
         print!("\n{}", verdicts_text(checks.verdicts()));
     }
+    if let Some(tally) = &model.contract {
+        print!("\n{}", tally.summary());
+    }
     close_database(&handle, &mut model).await;
     write_outputs(&opts, &model, recorded_scenario).await?;
     if let Some(k) = opts.engine.shard {
@@ -135,7 +149,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<usize> {
 
 /// Refuse a fleet this machine cannot hold, start the engine, say where it
 /// listens and load the scenario.
-async fn start(opts: &RunOptions, scenario: Option<&Scenario>) -> anyhow::Result<EngineHandle> {
+async fn start(
+    opts: &RunOptions,
+    scenario: Option<&Scenario>,
+    source: Option<ScenarioSource>,
+) -> anyhow::Result<EngineHandle> {
     let shard = opts.engine.shard;
     let count = |s: &Scenario| shard.map_or(s.device_count(), |k| k.device_count(s));
     let capacity = crate::sys::device_capacity_for(matches!(
@@ -158,8 +176,8 @@ async fn start(opts: &RunOptions, scenario: Option<&Scenario>) -> anyhow::Result
         Readiness::Ready { tap, upstream, .. } => (tap, upstream),
         other => anyhow::bail!("the engine is not ready: {other:?}"),
     };
-    match (scenario, &opts.scenario) {
-        (Some(s), Some(path)) => {
+    match (scenario, source) {
+        (Some(s), Some(source)) => {
             eprintln!(
                 "MQTT Workbench {}: broker on mqtt://{tap} (forwarding to {upstream}), scenario \"{}\" with {} devices{} \
                  (this machine holds about {} in one process)",
@@ -174,7 +192,7 @@ async fn start(opts: &RunOptions, scenario: Option<&Scenario>) -> anyhow::Result
             );
             handle
                 .commands
-                .send(Command::LoadScenario(ScenarioSource::File(path.clone())))
+                .send(Command::LoadScenario(source))
                 .await
                 .context("engine stopped")?;
         }

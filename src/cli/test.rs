@@ -54,6 +54,9 @@ pub struct TestOptions {
     pub capture: Option<PathBuf>,
     /// Save the run's capture here (one scenario).
     pub record: Option<PathBuf>,
+    /// Check the traffic against this AsyncAPI document: a `Conforms`
+    /// testcase per channel unless the scenario has its own.
+    pub spec: Option<PathBuf>,
     pub engine: EngineConfig,
 }
 
@@ -67,10 +70,16 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
         verdicts: Vec::new(),
         error: None,
     };
-    let scenario = match Scenario::load(path) {
+    let loaded = match &opts.spec {
+        Some(spec) => super::spec::with_spec(Some(path), spec).map_err(|e| format!("{e:#}")),
+        None => Scenario::load_with_contract(path)
+            .map(|s| (s, ScenarioSource::File(path.to_path_buf())))
+            .map_err(|e| e.to_string()),
+    };
+    let (scenario, source) = match loaded {
         Ok(s) => s,
         Err(e) => {
-            result.error = Some(e.to_string());
+            result.error = Some(e);
             return result;
         }
     };
@@ -113,9 +122,7 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
     let mut model = Model::default();
     if handle
         .commands
-        .send(Command::LoadScenario(ScenarioSource::File(
-            path.to_path_buf(),
-        )))
+        .send(Command::LoadScenario(source))
         .await
         .is_err()
     {

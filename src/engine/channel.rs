@@ -45,13 +45,37 @@ pub(super) struct EventSink {
     /// The capture database, when one is open: it is sent every frame and
     /// fault, whether or not the consumer keeps up.
     pub(super) db: Arc<parking_lot::RwLock<Option<crate::database::Writer>>>,
+    /// The running scenario's AsyncAPI document: every client PUBLISH is
+    /// marked with what it says (`WireEvent::contract`) before it goes out.
+    pub(super) contract: Arc<parking_lot::RwLock<Option<Arc<crate::contract::Contract>>>>,
+}
+
+/// Check every PUBLISH a client sent against the contract (bounded: a few
+/// violations a frame; the schemas were compiled when the document was read).
+fn mark(contract: &crate::contract::Contract, batch: &mut [WireEvent]) {
+    for ev in batch {
+        if ev.kind != crate::wire::PacketKind::Publish
+            || ev.dir != crate::wire::Direction::ClientToBroker
+            || ev.contract.is_some()
+        {
+            continue;
+        }
+        let topic = ev.topic.as_deref().unwrap_or("");
+        let payload = ev.payload.as_deref().unwrap_or_default();
+        ev.contract = Some(Box::new(contract.check(topic, payload, ev.qos, ev.retain)));
+    }
 }
 
 /// Channel slots wire batches never take.
 const CONTROL_RESERVE: usize = 64;
 
 impl EventSink {
-    pub(super) fn send(&self, ev: Event) {
+    pub(super) fn send(&self, mut ev: Event) {
+        if let Event::Wire(batch) = &mut ev
+            && let Some(contract) = self.contract.read().as_ref()
+        {
+            mark(contract, batch);
+        }
         if let Some(db) = self.db.read().as_ref() {
             match &ev {
                 Event::Wire(batch) => db.frames(batch.clone()),
@@ -252,6 +276,7 @@ mod tests {
             waker: Arc::default(),
             drops: Arc::default(),
             db: Arc::default(),
+            contract: Arc::default(),
         };
         (sink, EventReceiver { rx, bytes })
     }

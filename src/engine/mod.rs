@@ -238,6 +238,7 @@ pub fn spawn(rt: &tokio::runtime::Handle, cfg: EngineConfig) -> EngineHandle {
         waker: waker.clone(),
         drops: drops.clone(),
         db: Arc::default(),
+        contract: Arc::default(),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     let (ready_tx, ready_rx) = watch::channel(Readiness::Starting);

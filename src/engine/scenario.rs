@@ -20,6 +20,7 @@ impl Engine {
             .unwrap_or_default();
             s.compile_protos(&dir).map_err(EngineError::ProtoSchema)?;
             s.load_scripts(&dir).map_err(EngineError::Script)?;
+            s.load_contract(&dir)?;
             crate::sim::script::check(&s).map_err(|e| EngineError::Script(e.to_string()))?;
             let count = shard.map_or(s.device_count(), |k| k.device_count(&s));
             match crate::sys::device_capacity_for(external).refuse(count as u64) {
@@ -115,6 +116,7 @@ impl Engine {
         self.send_ordered(Event::ScenarioStarted(Box::new(scenario.info(&path))))
             .await;
         self.apply_auth(&scenario);
+        *self.sink.contract.write() = scenario.contract.clone();
         let target = self.device_target(&scenario);
         self.scenario_running = true;
         let shard = self.cfg.shard.map(|k| k.client_ids(&scenario));
@@ -166,6 +168,7 @@ impl Engine {
         let running: std::collections::HashSet<String> =
             keep.iter().map(|h| h.client_id.clone()).collect();
         self.apply_auth(&new);
+        *self.sink.contract.write() = new.contract.clone();
         let target = self.device_target(&new);
         let shard = self.cfg.shard.map(|k| k.client_ids(&new));
         let started = crate::sim::start_some(&new, &target, &self.reporter, |id| {
@@ -221,6 +224,7 @@ impl Engine {
         self.scenario_running = false;
         crate::sim::stop(std::mem::take(&mut self.devices), Duration::from_secs(3)).await;
         self.tap.faults().clear_all();
+        *self.sink.contract.write() = None;
         self.sink.send(Event::NetFaults(Vec::new()));
         self.send_ordered(Event::ScenarioStopped).await;
     }

@@ -95,6 +95,14 @@ pub struct Scenario {
     /// `[(on: "meters/#", codec: Cbor)]` (Sparkplug B under `spBv1.0/` always).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decoders: Vec<crate::codec::DecoderRule>,
+    /// An AsyncAPI document (2.6 or 3.0, YAML or JSON; relative to the
+    /// scenario's folder): every PUBLISH on its channels is checked against
+    /// its payload schemas and bindings as it passes the tap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<PathBuf>,
+    /// The document, once read ([`Scenario::load_contract`]).
+    #[serde(skip)]
+    pub contract: Option<std::sync::Arc<crate::contract::Contract>>,
 }
 
 /// One device, or a fleet of `count` devices built from the same template.
@@ -356,6 +364,14 @@ impl Scenario {
         Scenario::parse(&text, path)
     }
 
+    /// [`Scenario::load`], with the AsyncAPI document it names read too
+    /// (to evaluate its checks).
+    pub fn load_with_contract(path: &Path) -> Result<Scenario, ScenarioError> {
+        let mut s = Scenario::load(path)?;
+        s.load_contract(path.parent().unwrap_or(Path::new("")))?;
+        Ok(s)
+    }
+
     /// Load a scenario from a file or from in-memory RON text.
     pub fn from_source(source: &ScenarioSource) -> Result<Scenario, ScenarioError> {
         match source {
@@ -392,6 +408,7 @@ impl Scenario {
             timeline: self.timeline.iter().map(TimelineEntry::item).collect(),
             expectations: self.expect.clone(),
             decoders: self.decoders.clone(),
+            contract: self.contract.clone(),
             ron: self.to_ron(),
             started_us: crate::time::now_us(),
             routes: self
@@ -476,6 +493,80 @@ impl Scenario {
             };
             d.script_source = Some(source);
         }
+        Ok(())
+    }
+
+    /// Read the AsyncAPI document the scenario or its `Conforms` checks name
+    /// (relative to `dir`): one per scenario. Reads files: call off the UI thread.
+    pub fn load_contract(&mut self, dir: &Path) -> Result<(), ScenarioError> {
+        use crate::checks::Check;
+        let at = |message: String| ScenarioError {
+            path: PathBuf::from(format!("<{}>", self.name)),
+            line: 0,
+            col: 0,
+            message,
+        };
+        let resolve = |p: &Path| {
+            let p = dir.join(p);
+            std::fs::canonicalize(&p).unwrap_or(p)
+        };
+        let mut named: Vec<PathBuf> = self.spec.iter().map(|p| resolve(p)).collect();
+        for e in &self.expect {
+            if let Check::Conforms(c) = &e.check
+                && let Some(p) = &c.spec
+            {
+                named.push(resolve(p));
+            }
+        }
+        named.dedup();
+        if let Some(other) = named.iter().find(|p| **p != named[0]) {
+            return Err(at(format!(
+                "one AsyncAPI document per scenario: {} and {} are named",
+                named[0].display(),
+                other.display()
+            )));
+        }
+        let Some(path) = named.first().cloned() else {
+            if self
+                .expect
+                .iter()
+                .any(|e| matches!(e.check, Check::Conforms(_)))
+            {
+                return Err(at("a `Conforms` check needs a document: `spec: \"api.yaml\"` in the scenario or the check".into()));
+            }
+            return Ok(());
+        };
+        let contract = match &self.contract {
+            Some(c) if c.path == path => c.clone(),
+            _ => std::sync::Arc::new(crate::contract::Contract::load(&path).map_err(|e| {
+                ScenarioError {
+                    path: e.path.clone(),
+                    line: e.line,
+                    col: e.col,
+                    message: e.message.clone(),
+                }
+            })?),
+        };
+        for e in &mut self.expect {
+            if let Check::Conforms(c) = &mut e.check {
+                if let Some(missing) = c
+                    .channels
+                    .iter()
+                    .find(|a| !contract.channels.iter().any(|ch| *ch.address == ***a))
+                {
+                    let known: Vec<&str> = contract.channels.iter().map(|c| &*c.address).collect();
+                    return Err(at(format!(
+                        "expectation \"{}\": {} has no channel \"{missing}\" (channels: {})",
+                        e.name,
+                        path.display(),
+                        known.join(", ")
+                    )));
+                }
+                c.contract = Some(contract.clone());
+            }
+        }
+        self.spec = Some(path);
+        self.contract = Some(contract);
         Ok(())
     }
 

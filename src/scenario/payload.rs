@@ -96,6 +96,21 @@ pub enum Gen {
         points: Vec<(f64, f64, f64)>,
         speed_mps: f64,
     },
+    /// A random whole number in [min, max].
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// The time of the sample as RFC 3339 text (`2026-12-04T21:30:00.125Z`).
+    Timestamp,
+    /// A random pick among generators (`OneOf([Const(1), Const(2)])`, `OneOf([Bool(true), Bool(false)])`).
+    OneOf(Vec<Gen>),
+    /// A JSON object of generated fields (nested in a `Json` payload).
+    Object(BTreeMap<String, Gen>),
+    /// A JSON array of generated items.
+    Array(Vec<Gen>),
+    /// JSON `null`.
+    Null,
 }
 
 impl Gen {
@@ -118,7 +133,16 @@ impl Gen {
                 start, rate, noise, ..
             } => vec![("start", start), ("rate", rate), ("noise", noise)],
             Gen::Waypoints { speed_mps, .. } => vec![("speed m/s", speed_mps)],
-            Gen::Text(_) | Gen::Bool(_) | Gen::Choice(_) | Gen::Var(_) => vec![],
+            Gen::Text(_)
+            | Gen::Bool(_)
+            | Gen::Choice(_)
+            | Gen::Var(_)
+            | Gen::Int { .. }
+            | Gen::Timestamp
+            | Gen::OneOf(_)
+            | Gen::Object(_)
+            | Gen::Array(_)
+            | Gen::Null => vec![],
         }
     }
 }

@@ -130,6 +130,11 @@ fn num(x: f64) -> Value {
 #[derive(Debug, Clone)]
 pub struct Sampler {
     generator: Gen,
+    /// The samplers of an `Object`'s fields (in key order), an `Array`'s items
+    /// or a `OneOf`'s alternatives.
+    children: Vec<Sampler>,
+    /// An `Object`'s field names, beside `children`.
+    keys: Vec<String>,
     current: Option<f64>,
     n: u64,
     /// Seconds between samples (the publish period or the tick), for Sine and Waypoints.
@@ -138,11 +143,51 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(generator: Gen, period_s: f64) -> Self {
+        let children = match &generator {
+            Gen::Object(fields) => fields.values().cloned().collect(),
+            Gen::Array(items) | Gen::OneOf(items) => items.clone(),
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .map(|g| Sampler::new(g, period_s))
+        .collect();
+        let keys = match &generator {
+            Gen::Object(fields) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
         Sampler {
             generator,
+            children,
+            keys,
             current: None,
             n: 0,
             period_s,
+        }
+    }
+
+    /// An `Object`, `Array` or `OneOf`: from its children's samplers.
+    fn sample_children(&mut self, ctx: &mut DeviceCtx, decimals: u8) -> Value {
+        match self.generator {
+            Gen::OneOf(_) => {
+                if self.children.is_empty() {
+                    return Value::Null;
+                }
+                let k = ctx.rng.random_range(0..self.children.len());
+                self.children[k].sample(ctx, decimals)
+            }
+            Gen::Object(_) => {
+                let mut m = Map::new();
+                for (k, s) in self.keys.iter().zip(self.children.iter_mut()) {
+                    m.insert(k.clone(), s.sample(ctx, decimals));
+                }
+                Value::Object(m)
+            }
+            _ => Value::Array(
+                self.children
+                    .iter_mut()
+                    .map(|s| s.sample(ctx, decimals))
+                    .collect(),
+            ),
         }
     }
 
@@ -227,6 +272,19 @@ impl Sampler {
             Gen::Waypoints { points, speed_mps } => {
                 waypoint(points, *speed_mps, t_s, ctx.index, decimals)
             }
+            Gen::Int { min, max } => Value::from(if max > min {
+                ctx.rng.random_range(*min..=*max)
+            } else {
+                *min
+            }),
+            Gen::Timestamp => Value::String(
+                humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_micros(crate::time::now_us()),
+                )
+                .to_string(),
+            ),
+            Gen::OneOf(_) | Gen::Object(_) | Gen::Array(_) => self.sample_children(ctx, decimals),
+            Gen::Null => Value::Null,
         }
     }
 }
