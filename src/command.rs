@@ -128,6 +128,16 @@ pub enum Command {
         path: PathBuf,
         events: EventsSnapshot,
     },
+    /// Write a scenario from an AsyncAPI document (beside it, as
+    /// `<name>.scenario.ron`) and run it; answered by a notice with what
+    /// was not carried over.
+    ImportSpec(PathBuf),
+    /// Write an AsyncAPI 3.0 document inferred from `events`; answered by a notice.
+    ExportSpec {
+        path: PathBuf,
+        events: EventsSnapshot,
+        title: String,
+    },
     /// Publish a message by hand; answered by a notice (sent or why not).
     Publish(PublishRequest),
     /// Clear these topics' retained messages: the workbench's client publishes

@@ -231,11 +231,11 @@ fn add_bounded(set: &mut BTreeSet<String>, s: &str) {
 }
 
 /// The document for `events` (frames as captured or recorded).
-pub fn infer(events: &[WireEvent], opts: &InferOptions) -> Value {
+pub fn infer<'a>(events: impl IntoIterator<Item = &'a WireEvent>, opts: &InferOptions) -> Value {
     let mut learned: BTreeMap<Vec<Option<String>>, Learned> = BTreeMap::new();
     let mut total = 0u64;
     for ev in events
-        .iter()
+        .into_iter()
         .filter(|e| e.kind == PacketKind::Publish && e.injected.is_none())
     {
         let Some(topic) = ev.topic.as_deref() else {
@@ -277,7 +277,10 @@ pub fn infer(events: &[WireEvent], opts: &InferOptions) -> Value {
 }
 
 /// [`infer`] as YAML text.
-pub fn infer_yaml(events: &[WireEvent], opts: &InferOptions) -> String {
+pub fn infer_yaml<'a>(
+    events: impl IntoIterator<Item = &'a WireEvent>,
+    opts: &InferOptions,
+) -> String {
     super::yaml::write(&infer(events, opts))
 }
 

@@ -101,6 +101,79 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Write a scenario from an AsyncAPI document beside it, then run it.
+    pub(super) fn import_spec(&self, spec: PathBuf) {
+        let commands = self.commands.clone();
+        self.file_job(move || {
+            let contract = match crate::contract::Contract::load(&spec) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Event::Notice {
+                        error: true,
+                        text: e.to_string(),
+                    };
+                }
+            };
+            let name = spec
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let out = spec.with_extension("scenario.ron");
+            let imported = crate::contract::import(&contract, &name, Default::default());
+            let written = std::fs::write(&out, &imported.ron);
+            if let Some(tx) = commands.upgrade() {
+                let _ = tx.try_send(Command::LoadScenario(ScenarioSource::Text {
+                    origin: out.clone(),
+                    ron: imported.ron,
+                }));
+            }
+            let mut text = match written {
+                Ok(()) => format!(
+                    "imported {}: {} channels; the scenario is {}",
+                    spec.display(),
+                    contract.channels.len(),
+                    out.display()
+                ),
+                Err(e) => format!(
+                    "imported {} (the scenario could not be saved as {}: {e})",
+                    spec.display(),
+                    out.display()
+                ),
+            };
+            if !imported.warnings.is_empty() {
+                text.push_str(&format!("\n{} not carried over:", imported.warnings.len()));
+                for w in imported.warnings.iter().take(5) {
+                    text.push_str(&format!("\n{w}"));
+                }
+            }
+            Event::Notice { error: false, text }
+        });
+    }
+
+    /// Write an AsyncAPI document inferred from the capture.
+    pub(super) fn export_spec(&self, path: PathBuf, events: EventsSnapshot, title: String) {
+        self.file_job(move || {
+            let doc =
+                crate::contract::infer(events.iter(), &crate::contract::InferOptions { title });
+            let channels = doc
+                .get("channels")
+                .and_then(|c| c.as_object())
+                .map_or(0, |c| c.len());
+            notice(
+                std::fs::write(&path, crate::contract::yaml::write(&doc))
+                    .map(|()| {
+                        format!(
+                            "wrote an AsyncAPI 3.0 document with {channels} channels to {}",
+                            path.display()
+                        )
+                    })
+                    .map_err(EngineError::file(&path)),
+            )
+        });
+    }
+}
+
 /// A job's outcome as a notice: its text, or its error's.
 fn notice(result: Result<String, EngineError>) -> Event {
     match result {

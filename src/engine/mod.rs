@@ -617,6 +617,12 @@ impl Engine {
             Command::Inject(fault) => self.inject(fault, None).await,
             Command::TimelineFault { index, fault } => self.inject(fault, Some(index)).await,
             Command::Export { path, events } => self.export(path, events),
+            Command::ImportSpec(path) => self.import_spec(path),
+            Command::ExportSpec {
+                path,
+                events,
+                title,
+            } => self.export_spec(path, events, title),
             Command::Publish(req) => self.publish(req),
             Command::ClearRetained(topics) => self.clear_retained(topics),
             Command::CaptureDb(opts) => self.capture_db(opts).await,

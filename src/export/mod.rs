@@ -40,6 +40,11 @@ pub struct ExportRow {
     /// JSON text; JSON Lines an object.
     #[serde(default, deserialize_with = "json_text")]
     pub properties: String,
+    /// What the run's AsyncAPI contract said of this PUBLISH: "" (no
+    /// contract, or a delivery), "conforms", "undeclared", or what broke
+    /// (`/battery maximum: …; qos: …`).
+    #[serde(default)]
+    pub contract: String,
 }
 
 /// Reads `properties` from CSV (JSON text) and from JSON Lines (an object).
@@ -86,6 +91,12 @@ impl ExportRow {
                 Some(Injected::Denied) => "denied".into(),
                 Some(Injected::FromTap) => "from tap".into(),
                 Some(Injected::Delayed(ms)) => format!("+{ms} ms"),
+            },
+            contract: match e.contract.as_deref() {
+                None => String::new(),
+                Some(m) if m.channel.is_none() => "undeclared".into(),
+                Some(m) if m.violations.is_empty() => "conforms".into(),
+                Some(m) => crate::contract::describe(&m.violations),
             },
         }
     }
@@ -291,6 +302,7 @@ mod tests {
                 fault: String::new(),
                 protocol: 4,
                 properties: String::new(),
+                contract: "/battery maximum: 120 is greater than the maximum of 100".into(),
             },
             ExportRow {
                 binary: true,
@@ -315,6 +327,7 @@ mod tests {
             fault: "+250 ms".into(),
             protocol: 5,
             properties: r#"{"user_properties":[["a","1"]]}"#.into(),
+            contract: String::new(),
         }
     }
 

@@ -60,7 +60,7 @@ pub struct WorkbenchApp {
     pub model: Model,
     pub settings: Settings,
     ephemeral: bool,
-    file_dialogs: Box<dyn Dialogs>,
+    pub(super) file_dialogs: Box<dyn Dialogs>,
     pub(super) modals: Modals,
     toasts: Toasts,
     pub(super) welcome: Welcome,
@@ -620,6 +620,12 @@ impl WorkbenchApp {
                     }
                     Tab::Checks => {
                         if let Some(seq) = super::checks::checks_ui(ui, m.checks.as_ref()) {
+                            self.log.jump_to(seq);
+                            self.settings.tab = Tab::Log;
+                        }
+                    }
+                    Tab::Contract => {
+                        if let Some(seq) = super::contract::contract_ui(ui, m.contract.as_ref()) {
                             self.log.jump_to(seq);
                             self.settings.tab = Tab::Log;
                         }

@@ -73,6 +73,8 @@ impl WorkbenchApp {
             UiCommand::SaveCapture => self.save_capture_dialog(),
             UiCommand::ToggleCaptureDb => self.toggle_capture_db(),
             UiCommand::ExportLog => self.export_dialog(),
+            UiCommand::OpenSpec => self.open_spec_dialog(),
+            UiCommand::ExportSpec => self.export_spec_dialog(),
             UiCommand::ClearCapture => self.model.capture.clear(),
             UiCommand::Quit => ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             UiCommand::StartBroker => self.pending.push(Command::StartBroker),

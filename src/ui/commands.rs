@@ -50,6 +50,8 @@ ui_commands! {
     SaveCapture,
     ToggleCaptureDb,
     ExportLog,
+    OpenSpec,
+    ExportSpec,
     ClearCapture,
     Quit,
     StartBroker,
@@ -76,6 +78,8 @@ impl UiCommand {
             UiCommand::SaveCapture => "Save capture…",
             UiCommand::ToggleCaptureDb => "Keep capture in a database…",
             UiCommand::ExportLog => "Export log…",
+            UiCommand::OpenSpec => "Open AsyncAPI…",
+            UiCommand::ExportSpec => "Export AsyncAPI…",
             UiCommand::ClearCapture => "Clear capture",
             UiCommand::Quit => "Quit",
             UiCommand::StartBroker => "Start",
@@ -109,6 +113,12 @@ impl UiCommand {
                 "Forget every captured message; the broker and the devices keep running"
             }
             UiCommand::ExportLog => "Save the message log as CSV or JSON Lines",
+            UiCommand::OpenSpec => {
+                "Import an AsyncAPI 3.0 or 2.6 document as a scenario and check every message against it (Contract tab)"
+            }
+            UiCommand::ExportSpec => {
+                "Write an AsyncAPI 3.0 document from the captured traffic: channels, payload schemas, bindings"
+            }
             UiCommand::OpenCapture => {
                 "Open a recorded capture (run --record, Save capture) for inspection"
             }
@@ -138,6 +148,7 @@ impl UiCommand {
             UiCommand::ShowTab(Tab::Checks) => cmd(Key::Num5),
             UiCommand::ShowTab(Tab::Map) => cmd(Key::Num6),
             UiCommand::ShowTab(Tab::Query) => cmd(Key::Num7),
+            UiCommand::ShowTab(Tab::Contract) => cmd(Key::Num8),
             _ => None,
         }
     }
@@ -151,17 +162,19 @@ pub enum Tab {
     Qos,
     Log,
     Checks,
+    Contract,
     Map,
     Query,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 7] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Topics,
         Tab::Sessions,
         Tab::Qos,
         Tab::Log,
         Tab::Checks,
+        Tab::Contract,
         Tab::Map,
         Tab::Query,
     ];
@@ -173,6 +186,7 @@ impl Tab {
             Tab::Qos => "QoS flows",
             Tab::Log => "Message log",
             Tab::Checks => "Checks",
+            Tab::Contract => "Contract",
             Tab::Map => "Map",
             Tab::Query => "Query",
         }

@@ -85,8 +85,47 @@ pub fn message_cells(
         });
     }
     row.col(|ui| {
+        if let Some(mark) = &e.contract {
+            contract_badge(ui, mark);
+        }
         ui.label(preview(payload, payload_chars));
     });
+}
+
+/// A PUBLISH the run's AsyncAPI contract refused (red, what broke on hover)
+/// or does not declare (amber); nothing when it conforms.
+pub fn contract_badge(ui: &mut egui::Ui, mark: &crate::wire::ContractMark) {
+    match &mark.channel {
+        Some(channel) if !mark.violations.is_empty() => {
+            ui.label(
+                egui::RichText::new("✗ contract")
+                    .color(super::theme::ERROR)
+                    .strong(),
+            )
+            .on_hover_text(format!(
+                "Breaks channel {channel} of the AsyncAPI contract:\n{}",
+                mark.violations
+                    .iter()
+                    .map(|v| format!(
+                        "• {} {}: {}",
+                        if v.pointer.is_empty() {
+                            "(payload)"
+                        } else {
+                            &v.pointer
+                        },
+                        v.keyword,
+                        v.message
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+        }
+        Some(_) => {}
+        None => {
+            ui.label(egui::RichText::new("undeclared").color(super::theme::WARN))
+                .on_hover_text("No channel of the AsyncAPI contract has this topic");
+        }
+    }
 }
 
 /// Header labels of a message table: `head`, the MQTT 5 column when shown, "Payload".

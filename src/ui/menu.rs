@@ -46,6 +46,10 @@ impl WorkbenchApp {
         let on = self.model.database_open;
         self.command_checkbox(ui, UiCommand::ToggleCaptureDb, on);
         self.command_button(ui, UiCommand::ExportLog);
+        ui.separator();
+        self.command_button(ui, UiCommand::OpenSpec);
+        self.command_button(ui, UiCommand::ExportSpec);
+        ui.separator();
         self.command_button(ui, UiCommand::ClearCapture);
         ui.separator();
         self.command_button(ui, UiCommand::Quit);

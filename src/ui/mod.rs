@@ -6,6 +6,7 @@ mod app;
 mod checks;
 mod command_handling;
 mod commands;
+mod contract;
 mod devices;
 mod faults;
 mod format;
@@ -61,6 +62,14 @@ pub trait Dialogs {
     }
     /// Ask for the capture database to write (new or existing).
     fn capture_database(&mut self) -> DialogResult {
+        DialogResult::Unavailable
+    }
+    /// Ask for an AsyncAPI document to import.
+    fn open_spec(&mut self) -> DialogResult {
+        DialogResult::Unavailable
+    }
+    /// Ask where to write an AsyncAPI document.
+    fn save_spec(&mut self, _default_name: &str) -> DialogResult {
         DialogResult::Unavailable
     }
 }
@@ -127,6 +136,23 @@ impl Dialogs for NativeDialogs {
         let started = Instant::now();
         let picked = rfd::FileDialog::new()
             .add_filter("Recorded capture", &["jsonl"])
+            .set_file_name(default_name)
+            .save_file();
+        classify(picked, started)
+    }
+
+    fn open_spec(&mut self) -> DialogResult {
+        let started = Instant::now();
+        let picked = rfd::FileDialog::new()
+            .add_filter("AsyncAPI document", &["yaml", "yml", "json"])
+            .pick_file();
+        classify(picked, started)
+    }
+
+    fn save_spec(&mut self, default_name: &str) -> DialogResult {
+        let started = Instant::now();
+        let picked = rfd::FileDialog::new()
+            .add_filter("AsyncAPI document (YAML)", &["yaml", "yml"])
             .set_file_name(default_name)
             .save_file();
         classify(picked, started)
