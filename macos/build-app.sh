@@ -25,7 +25,7 @@ cp "$bin" "$app/Contents/MacOS/mqtt-workbench"
 chmod 755 "$app/Contents/MacOS/mqtt-workbench"
 sed "s/@VERSION@/$version/g" "$root/macos/Info.plist" > "$app/Contents/Info.plist"
 cp "$root/macos/AppIcon.icns" "$app/Contents/Resources/AppIcon.icns"
-cp "$root"/scenarios/*.ron "$root"/scenarios/*.js "$app/Contents/Resources/scenarios/"
+cp "$root"/scenarios/*.ron "$root"/scenarios/*.js "$root"/scenarios/*.yaml "$app/Contents/Resources/scenarios/"
 printf 'APPL????' > "$app/Contents/PkgInfo"
 echo "build-app: $app (version $version)"
 

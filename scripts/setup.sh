@@ -34,12 +34,14 @@ if ! python3 -c "import paho.mqtt" >/dev/null 2>&1; then
 fi
 
 # MQTT.js, playwright-core and Aedes (npm, pinned in tests/node/package-lock.json)
-# for the WebSocket interop and browser tests.
+# for the WebSocket interop and browser tests; the official AsyncAPI parser
+# (@asyncapi/parser) for tests/contract.rs. SCARF_ANALYTICS=false: one of the
+# parser's dependencies would otherwise report the install over the network.
 node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
 if [ ! -f "$node_dir/node_modules/.package-lock.json" ] \
   || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
-  echo "setup: installing MQTT.js, playwright-core and Aedes (npm ci in tests/node)"
-  (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
+  echo "setup: installing MQTT.js, playwright-core, Aedes and @asyncapi/parser (npm ci in tests/node)"
+  (cd "$node_dir" && SCARF_ANALYTICS=false npm ci --silent --no-audit --no-fund)
 fi
 
 # The test command checks formatting and lints.

@@ -33,6 +33,17 @@ impl Dialogs for ScriptedDialogs {
     fn open_capture(&mut self) -> DialogResult {
         self.save_export("")
     }
+    fn save_spec(&mut self, _default_name: &str) -> DialogResult {
+        self.save_export(_default_name)
+    }
+    /// The AsyncAPI document beside the export path: `fridges.asyncapi.yaml`.
+    fn open_spec(&mut self) -> DialogResult {
+        self.export_to
+            .as_ref()
+            .map_or(DialogResult::Cancelled, |p| {
+                DialogResult::Picked(p.with_file_name("fridges.asyncapi.yaml"))
+            })
+    }
 }
 
 /// The engine's runtime, as `main` owns it: the window never drives it.
@@ -1363,4 +1374,104 @@ fn the_status_bar_shows_a_fleet_that_cannot_connect_and_why() {
         )
         .is_some()
     });
+}
+
+#[test]
+fn open_an_asyncapi_document_see_a_violation_in_the_contract_view_and_export_an_inferred_one() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    // The shipped document, copied so the imported scenario is written beside the copy.
+    std::fs::copy(
+        scenario("fridges.asyncapi.yaml"),
+        dir.path().join("fridges.asyncapi.yaml"),
+    )
+    .expect("copied");
+    let inferred = dir.path().join("inferred.yaml");
+    let mut h = harness(None, 0, Some(inferred.clone()));
+    wait(&mut h, "the broker", 15, |a| {
+        matches!(
+            a.model.broker,
+            mqtt_workbench::event::BrokerState::Running { .. }
+        )
+    });
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Open AsyncAPI…").click();
+    let reading = "fridges/{fridgeId}/reading";
+    wait(&mut h, "the imported fleet's readings checked", 30, |a| {
+        a.model.contract.as_ref().is_some_and(|t| {
+            t.channels
+                .iter()
+                .any(|(c, n)| &**c == reading && n.messages >= 3)
+        })
+    });
+    assert!(dir.path().join("fridges.asyncapi.scenario.ron").is_file());
+    assert_eq!(h.state().settings.tab, mqtt_workbench::ui::Tab::Contract);
+    wait_ui(&mut h, "the channel conforms on screen", 10, |h| {
+        h.query_by_label(reading).is_some() && h.query_by_label("every message conforms").is_some()
+    });
+    // A backend (mosquitto_pub) sends a reading without most of its fields.
+    let port = h.state().port();
+    let out = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", "backend"])
+        .args([
+            "-t",
+            "fridges/fridge-1/reading",
+            "-m",
+            r#"{"temperature": -40}"#,
+        ])
+        .output()
+        .expect("mosquitto_pub runs (scripts/setup.sh installs mosquitto-clients)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait(&mut h, "the violation counted", 15, |a| {
+        a.model.contract.as_ref().is_some_and(|t| {
+            t.channels
+                .iter()
+                .any(|(c, n)| &**c == reading && n.violations == 1)
+        })
+    });
+    let first = h
+        .state()
+        .model
+        .contract
+        .as_ref()
+        .and_then(|t| t.channels.iter().find(|(c, _)| &**c == reading))
+        .and_then(|(_, n)| n.first.clone())
+        .expect("the first offence");
+    assert!(
+        first
+            .violations
+            .iter()
+            .any(|v| v.pointer == "/temperature" && v.keyword == "minimum"),
+        "{first:?}"
+    );
+    let label = "backend on fridges/fridge-1/reading: ";
+    wait_ui(&mut h, "the first violation on screen", 10, |h| {
+        h.query_all_by_label_contains(label).count() == 1
+    });
+    h.query_all_by_label_contains(label)
+        .next()
+        .expect("the violation's cell")
+        .click();
+    h.run_steps(3);
+    assert_eq!(h.state().settings.tab, mqtt_workbench::ui::Tab::Log);
+    assert_eq!(h.state().log.highlighted(), Some(first.seq));
+    // File → Export AsyncAPI…: a document inferred from what was captured.
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Export AsyncAPI…").click();
+    wait(&mut h, "the inferred document written", 10, |_| {
+        mqtt_workbench::contract::Contract::load(&inferred).is_ok()
+    });
+    let c = mqtt_workbench::contract::Contract::load(&inferred).expect("it reads");
+    assert!(
+        c.channels
+            .iter()
+            .any(|ch| &*ch.address == "fridges/{fridgeId}/reading"),
+        "{:?}",
+        c.channels.iter().map(|c| &c.address).collect::<Vec<_>>()
+    );
 }

@@ -14,7 +14,7 @@ fn shipped_scenarios() -> Vec<String> {
         .expect("the scenarios folder")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".ron") || n.ends_with(".js"))
+        .filter(|n| n.ends_with(".ron") || n.ends_with(".js") || n.ends_with(".yaml"))
         .collect();
     v.sort();
     v

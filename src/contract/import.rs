@@ -12,6 +12,9 @@ use super::generate::{self, DECIMALS};
 use super::{Channel, Contract, Warning};
 use crate::scenario::Payload;
 
+/// Where a device's publish entries start, in the written scenario.
+const PUBLISH_INDENT: &str = "                ";
+
 /// What `import` wrote.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -85,6 +88,23 @@ fn ron<T: serde::Serialize>(v: &T) -> String {
     ron::ser::to_string(v).unwrap_or_else(|e| format!("Text(\"cannot write: {e}\")"))
 }
 
+/// A payload as RON: a JSON payload a field a line (indented by `indent`),
+/// so the generated scenario reads and edits well.
+fn payload_ron(p: &Payload, indent: &str) -> String {
+    match p {
+        Payload::Json(fields) if !fields.is_empty() => {
+            let mut out = String::from("Json({\n");
+            for (k, g) in fields {
+                let _ = writeln!(out, "{indent}    {}: {},", quoted(k), ron(g));
+            }
+            out.push_str(indent);
+            out.push_str("})");
+            out
+        }
+        p => ron(p),
+    }
+}
+
 fn quoted(s: &str) -> String {
     ron(&s.to_string())
 }
@@ -132,7 +152,7 @@ pub fn import(contract: &Contract, spec: &str, opts: ImportOptions) -> Imported 
                 "(topic: {}, every: \"{}s\", qos: {qos}, retain: {retain}, decimals: {DECIMALS}, payload: {})",
                 quoted(&t),
                 opts.every_s,
-                ron(&payload)
+                payload_ron(&payload, PUBLISH_INDENT)
             ));
             if let Some(r) = &op.reply {
                 let rc = &contract.channels[r.channel];
@@ -149,7 +169,7 @@ pub fn import(contract: &Contract, spec: &str, opts: ImportOptions) -> Imported 
                     "(on: {}, actions: [Publish(topic: {}, payload: {}, qos: {}, retain: {})])",
                     quoted(&t),
                     quoted(&topic(rc, &me)),
-                    ron(&payload),
+                    payload_ron(&payload, PUBLISH_INDENT),
                     rc.qos.unwrap_or(qos),
                     rc.retain.unwrap_or(false)
                 ));
@@ -168,12 +188,10 @@ pub fn import(contract: &Contract, spec: &str, opts: ImportOptions) -> Imported 
                         "(topic: {}, every: \"{}s\", qos: {qos}, retain: {retain}, decimals: {DECIMALS}, payload: {})",
                         quoted(&topic(c, &to)),
                         opts.every_s,
-                        ron(&payload_for(
-                            c,
-                            &op.messages,
-                            &format!("{at}/messages"),
-                            &mut warnings
-                        ))
+                        payload_ron(
+                            &payload_for(c, &op.messages, &format!("{at}/messages"), &mut warnings),
+                            PUBLISH_INDENT
+                        )
                     )],
                     ..Entry::default()
                 };
