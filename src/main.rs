@@ -478,7 +478,7 @@ fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
         } => mqtt_workbench::cli::import(
             &spec,
             &output,
-            mqtt_workbench::contract::ImportOptions {
+            mqtt_workbench::scenario::ImportOptions {
                 count,
                 every_s: every.max(1),
             },

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use common::{Rig, mosquitto};
 use mqtt_workbench::command::{Command, ScenarioSource};
-use mqtt_workbench::contract::{ChannelTally, Contract, ImportOptions, Tally};
+use mqtt_workbench::contract::{ChannelTally, Contract, Tally};
+use mqtt_workbench::scenario::ImportOptions;
 use mqtt_workbench::wire::{Direction, PacketKind};
 
 fn fixture(name: &str) -> PathBuf {
@@ -56,7 +57,7 @@ async fn the_imported_fleet_conforms_and_a_backend_breaking_the_contract_is_mark
  {
     let mut rig = Rig::start().await;
     let contract = Contract::load(&fixture("fridges-3.0.yaml")).expect("the document reads");
-    let imported = mqtt_workbench::contract::import(
+    let imported = mqtt_workbench::scenario::import_contract(
         &contract,
         "fridges-3.0.yaml",
         ImportOptions {
@@ -454,4 +455,71 @@ fn a_document_inferred_from_a_run_is_valid_asyncapi_and_its_import_conforms() {
         text.contains("bus/cars/{carId}/telemetry conforms"),
         "{text}"
     );
+}
+
+#[test]
+fn an_imported_scenario_reads_back_and_its_generated_payloads_conform() {
+    let c = Contract::load(&fixture("fridges-3.0.yaml")).unwrap();
+    let imported =
+        mqtt_workbench::scenario::import_contract(&c, "fridges-3.0.yaml", ImportOptions::default());
+    let mut s = mqtt_workbench::scenario::Scenario::parse(&imported.ron, &fixture("imported.ron"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", imported.ron));
+    s.load_contract(&fixture("")).unwrap();
+    let fleet = s
+        .devices
+        .iter()
+        .find(|d| d.id == "fridge-{i}")
+        .expect("a fridge fleet");
+    assert_eq!(fleet.count, 3);
+    let topics: Vec<&str> = fleet.publish.iter().map(|p| p.topic.as_str()).collect();
+    assert!(
+        topics.contains(&"fridges/{id}/reading") && topics.contains(&"fridges/{id}/status"),
+        "{topics:?}"
+    );
+    let status = fleet
+        .publish
+        .iter()
+        .find(|p| p.topic.ends_with("status"))
+        .unwrap();
+    assert_eq!((status.qos.0, status.retain), (1, true));
+    assert!(
+        fleet
+            .subscribe
+            .iter()
+            .any(|f| f.filter == "fridges/{id}/cmd" && f.qos.0 == 1)
+    );
+    assert_eq!(fleet.react.len(), 1, "the command's reply");
+    // Nobody in the document sends commands: a sender addresses the fleet in turn.
+    let sender = s
+        .devices
+        .iter()
+        .find(|d| d.id == "receiveCommand-sender")
+        .unwrap();
+    assert_eq!(sender.publish[0].topic, "fridges/fridge-{seq%3}/cmd");
+    assert_eq!(s.expect.len(), 4);
+    // Every generated payload conforms (seeded: 200 of each).
+    let mut ctx = mqtt_workbench::sim::generators::DeviceCtx::new(
+        s.seed,
+        "fridge-1",
+        1,
+        Default::default(),
+        String::new(),
+    );
+    for d in &s.devices {
+        for p in &d.publish {
+            let topic = ctx
+                .fill(&p.topic.replace("{seq%3}", "2"), None)
+                .replace("{id}", "fridge-1");
+            let mut sampler = mqtt_workbench::sim::generators::PayloadSampler::new(&p.payload, 1.0);
+            for _ in 0..200 {
+                let payload = sampler.render(&mut ctx, p.decimals, None);
+                let mark = c.check(&topic, &payload, p.qos.0, p.retain);
+                assert!(
+                    mark.conforms(),
+                    "{topic}: {} {mark:?}",
+                    String::from_utf8_lossy(&payload)
+                );
+            }
+        }
+    }
 }

@@ -78,6 +78,7 @@ fn every_shipped_scenario_parses_and_each_shows_a_protocol_feature() {
             "car-sharing.ron",
             "drone-fleet.ron",
             "flaky-drones.ron",
+            "fridge-fleet.ron",
             "pid-thermostat.ron",
             "power-plants.ron",
             "sparkplug-edge.ron",
@@ -753,4 +754,23 @@ async fn protobuf_payloads_decode_with_a_user_supplied_proto() {
     )));
     let n = rig.wait_notice("the .proto error", 10, |n| n.error).await;
     assert!(n.text.contains("meter.proto"), "{}", n.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fridge_fleet_imported_from_its_asyncapi_document_conforms_to_it() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/fridge-fleet.ron");
+    let mut rig = Rig::start().await;
+    assert!(rig.handle.send(Command::LoadScenario(
+        mqtt_workbench::command::ScenarioSource::File(path)
+    )));
+    rig.wait_model("every channel of the contract used", 30, |m| {
+        m.contract
+            .as_ref()
+            .is_some_and(|t| t.channels.iter().all(|(_, c)| c.messages >= 1))
+    })
+    .await;
+    let t = rig.model.contract.as_ref().expect("the contract's counts");
+    assert_eq!(t.totals().1, 0, "{}", t.summary());
+    assert_eq!(t.undeclared_messages, 0, "{}", t.summary());
+    assert!(t.contract.path.ends_with("scenarios/fridges.asyncapi.yaml"));
 }

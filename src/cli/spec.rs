@@ -7,7 +7,8 @@ use anyhow::Context;
 
 use crate::checks::{Check, Conforms, Expectation};
 use crate::command::ScenarioSource;
-use crate::contract::{Contract, ImportOptions, InferOptions};
+use crate::contract::{Contract, InferOptions};
+use crate::scenario::ImportOptions;
 use crate::scenario::Scenario;
 
 /// `mqtt-workbench import SPEC -o scenario.ron`: prints the warnings, writes
@@ -19,7 +20,7 @@ pub fn import(spec: &Path, out: &Path, opts: ImportOptions) -> anyhow::Result<St
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let named = relative_to(spec, out_dir);
-    let imported = crate::contract::import(&contract, &named.to_string_lossy(), opts);
+    let imported = crate::scenario::import_contract(&contract, &named.to_string_lossy(), opts);
     for w in &imported.warnings {
         eprintln!("warning: {}: {w}", spec.display());
     }

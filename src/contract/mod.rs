@@ -2,17 +2,15 @@
 //! `$ref`s resolved) into channels, messages and operations (`read.rs`, 2.6
 //! and 3.0); every PUBLISH checked against its channel's payload schemas and
 //! MQTT bindings ([`Contract::check`], JSON Schema through the `jsonschema`
-//! crate, compiled once per message); a scenario written from a contract
-//! (`import.rs`, payload generators from the schemas in `generate.rs`); and
-//! a contract written from observed traffic (`infer.rs`).
+//! crate, compiled once per message); a contract written from observed
+//! traffic (`infer.rs`). A scenario written from a contract is
+//! `scenario::import_contract` (the scenario format is that module's).
 //!
 //! Plain data: the engine marks frames with [`Contract::check`]'s answer
 //! (`wire::ContractMark`), the `Conforms` check and the Contract view read
 //! the marks.
 
 mod document;
-mod generate;
-mod import;
 mod infer;
 mod read;
 mod tally;
@@ -23,7 +21,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use import::{ImportOptions, Imported, import};
+pub use document::escape;
 pub use infer::{InferOptions, infer, infer_yaml};
 pub use tally::{ChannelTally, Offence, Tally, describe};
 

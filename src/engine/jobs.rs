@@ -120,7 +120,7 @@ impl Engine {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let out = spec.with_extension("scenario.ron");
-            let imported = crate::contract::import(&contract, &name, Default::default());
+            let imported = crate::scenario::import_contract(&contract, &name, Default::default());
             let written = std::fs::write(&out, &imported.ron);
             if let Some(tx) = commands.upgrade() {
                 let _ = tx.try_send(Command::LoadScenario(ScenarioSource::Text {

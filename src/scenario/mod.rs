@@ -1,4 +1,6 @@
 //! The scenario format (RON): the schema a scenario file is read into.
+//! A scenario written from an AsyncAPI contract is `import.rs` (payload
+//! generators from JSON Schemas in `generate.rs`).
 //! Its validation (`validate`), placeholder templating (`template`) and the
 //! location of errors in the file (`error`) are their own files; running a
 //! scenario is `sim`'s job (`sim::mqtt` turns these types into rumqttc's).
@@ -9,6 +11,8 @@
 
 mod behaviour;
 mod error;
+mod generate;
+mod import;
 mod payload;
 mod template;
 #[cfg(test)]
@@ -23,6 +27,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use behaviour::{Action, Cond, Reaction, StateMachine, Transition};
 pub use error::ScenarioError;
+pub use import::{ImportOptions, Imported, import_contract};
 pub use payload::{Gen, Payload, SpType};
 pub use template::{expand, is_placeholder_name, placeholder_at, placeholders};
 pub use timeline::TimelineEntry;

@@ -406,6 +406,51 @@ impl WorkbenchApp {
         }
     }
 
+    /// File → Open AsyncAPI…: import a document as a scenario and run it.
+    pub fn open_spec_dialog(&mut self) {
+        match self.file_dialogs.open_spec() {
+            DialogResult::Picked(path) => {
+                self.pending.push(Command::ImportSpec(path));
+                self.settings.tab = Tab::Contract;
+            }
+            DialogResult::Cancelled => {}
+            DialogResult::Unavailable => self.toast(
+                true,
+                "No file dialog could open (install xdg-desktop-portal or zenity). Import headless: \
+                 mqtt-workbench import api.yaml -o scenario.ron",
+            ),
+        }
+    }
+
+    /// File → Export AsyncAPI…: a document inferred from the capture.
+    pub fn export_spec_dialog(&mut self) {
+        if !self.model.capture.messages().any(|_| true) {
+            return self.toast(
+                true,
+                "Nothing to infer a document from yet: no messages captured",
+            );
+        }
+        match self.file_dialogs.save_spec("asyncapi.yaml") {
+            DialogResult::Picked(path) => {
+                let title = self.model.scenario.as_ref().map_or_else(
+                    || "Inferred by MQTT Workbench".to_string(),
+                    |s| format!("{} (inferred)", s.info.name),
+                );
+                self.pending.push(Command::ExportSpec {
+                    path,
+                    events: self.model.capture.snapshot(),
+                    title,
+                });
+            }
+            DialogResult::Cancelled => {}
+            DialogResult::Unavailable => self.toast(
+                true,
+                "No file dialog could open (install xdg-desktop-portal or zenity). Infer headless: \
+                 mqtt-workbench infer capture.jsonl -o asyncapi.yaml",
+            ),
+        }
+    }
+
     /// Feed engine events into the model, for at most `budget`. True if more are waiting.
     fn drain(&mut self, budget: Duration) -> bool {
         let Some(handle) = &self.engine else {

@@ -1,16 +1,13 @@
 //! Contract: the running scenario's AsyncAPI document against the wire.
 //! Each channel with its messages and violations and the first offending
 //! payload (a click opens that frame in the Message log); the topics no
-//! channel declares; the document's warnings. File → Open AsyncAPI… and
-//! File → Export AsyncAPI… are here too.
+//! channel declares; the document's warnings. (File → Open AsyncAPI… and
+//! File → Export AsyncAPI… are the app's dialogs, `app.rs`.)
 
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
 
-use super::DialogResult;
-use super::app::WorkbenchApp;
 use super::theme;
-use crate::command::Command;
 use crate::contract::{Tally, describe};
 
 /// Draw the view; returns the capture sequence number of the offending frame
@@ -149,51 +146,4 @@ pub fn contract_ui(ui: &mut egui::Ui, tally: Option<&Tally>) -> Option<u64> {
         );
     }
     clicked
-}
-
-impl WorkbenchApp {
-    /// File → Open AsyncAPI…: import a document as a scenario and run it.
-    pub fn open_spec_dialog(&mut self) {
-        match self.file_dialogs.open_spec() {
-            DialogResult::Picked(path) => {
-                self.pending.push(Command::ImportSpec(path));
-                self.settings.tab = super::commands::Tab::Contract;
-            }
-            DialogResult::Cancelled => {}
-            DialogResult::Unavailable => self.toast(
-                true,
-                "No file dialog could open (install xdg-desktop-portal or zenity). Import headless: \
-                 mqtt-workbench import api.yaml -o scenario.ron",
-            ),
-        }
-    }
-
-    /// File → Export AsyncAPI…: a document inferred from the capture.
-    pub fn export_spec_dialog(&mut self) {
-        if !self.model.capture.messages().any(|_| true) {
-            return self.toast(
-                true,
-                "Nothing to infer a document from yet: no messages captured",
-            );
-        }
-        match self.file_dialogs.save_spec("asyncapi.yaml") {
-            DialogResult::Picked(path) => {
-                let title = self.model.scenario.as_ref().map_or_else(
-                    || "Inferred by MQTT Workbench".to_string(),
-                    |s| format!("{} (inferred)", s.info.name),
-                );
-                self.pending.push(Command::ExportSpec {
-                    path,
-                    events: self.model.capture.snapshot(),
-                    title,
-                });
-            }
-            DialogResult::Cancelled => {}
-            DialogResult::Unavailable => self.toast(
-                true,
-                "No file dialog could open (install xdg-desktop-portal or zenity). Infer headless: \
-                 mqtt-workbench infer capture.jsonl -o asyncapi.yaml",
-            ),
-        }
-    }
 }

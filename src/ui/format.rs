@@ -98,7 +98,7 @@ pub fn contract_badge(ui: &mut egui::Ui, mark: &crate::wire::ContractMark) {
     match &mark.channel {
         Some(channel) if !mark.violations.is_empty() => {
             ui.label(
-                egui::RichText::new("✗ contract")
+                egui::RichText::new("● breaks contract")
                     .color(super::theme::ERROR)
                     .strong(),
             )

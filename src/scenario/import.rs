@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::Payload;
 use super::generate::{self, DECIMALS};
-use super::{Channel, Contract, Warning};
-use crate::scenario::Payload;
+use crate::contract::{Channel, Contract, Warning};
 
 /// Where a device's publish entries start, in the written scenario.
 const PUBLISH_INDENT: &str = "                ";
@@ -111,7 +111,7 @@ fn quoted(s: &str) -> String {
 
 /// Write a scenario for `contract`; `spec` is the document's path as the
 /// scenario should name it (relative to where the scenario is saved).
-pub fn import(contract: &Contract, spec: &str, opts: ImportOptions) -> Imported {
+pub fn import_contract(contract: &Contract, spec: &str, opts: ImportOptions) -> Imported {
     let mut warnings = contract.warnings.clone();
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let count = opts.count.max(1);
@@ -141,7 +141,7 @@ pub fn import(contract: &Contract, spec: &str, opts: ImportOptions) -> Imported 
             count,
             ..Entry::default()
         });
-        let at = format!("/operations/{}", super::document::escape(&op.id));
+        let at = format!("/operations/{}", crate::contract::escape(&op.id));
         let qos = op.qos.or(c.qos).unwrap_or(0);
         let retain = op.retain.or(c.retain).unwrap_or(false);
         let t = topic(c, &me);

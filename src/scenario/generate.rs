@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::Warning;
-use super::document::escape;
-use crate::scenario::{Gen, Payload};
+use super::{Gen, Payload};
+use crate::contract::{Warning, escape};
 
 /// Digits after the point of generated numbers (the publish's `decimals`).
 pub const DECIMALS: u8 = 2;
@@ -109,30 +108,7 @@ fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>
         };
     }
     if let Some(Value::Array(all)) = s.get("allOf") {
-        let mut merged = serde_json::Map::new();
-        let mut props = serde_json::Map::new();
-        for part in all {
-            if let Some(o) = part.as_object() {
-                for (k, v) in o {
-                    if k == "properties" {
-                        if let Some(p) = v.as_object() {
-                            props.extend(p.clone());
-                        }
-                    } else {
-                        merged.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        for (k, v) in s {
-            if k != "allOf" {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        if !props.is_empty() {
-            merged.insert("properties".into(), Value::Object(props));
-        }
-        return generator(&Value::Object(merged), at, depth + 1, warnings);
+        return generator(&all_of(s, all), at, depth + 1, warnings);
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(Value::Array(alts)) = s.get(key)
@@ -221,6 +197,35 @@ fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>
         "null" => Gen::Null,
         _ => string(s),
     }
+}
+
+/// An `allOf` as one schema: its parts' keywords and properties merged, the
+/// schema's own keywords over them.
+fn all_of(s: &serde_json::Map<String, Value>, all: &[Value]) -> Value {
+    let mut merged = serde_json::Map::new();
+    let mut props = serde_json::Map::new();
+    for part in all {
+        if let Some(o) = part.as_object() {
+            for (k, v) in o {
+                if k == "properties" {
+                    if let Some(p) = v.as_object() {
+                        props.extend(p.clone());
+                    }
+                } else {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    for (k, v) in s {
+        if k != "allOf" {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    if !props.is_empty() {
+        merged.insert("properties".into(), Value::Object(props));
+    }
+    Value::Object(merged)
 }
 
 fn examples(s: &serde_json::Map<String, Value>) -> Vec<Value> {
