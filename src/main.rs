@@ -153,6 +153,11 @@ struct BenchArgs {
     /// (RSS growth of the broker, tap and capture).
     #[arg(long, conflicts_with_all = ["gui", "devices_process", "checks"])]
     subscriptions: Option<usize>,
+    /// Measure what checking a PUBLISH against this AsyncAPI document costs:
+    /// payloads generated from its schemas, checked as the engine checks
+    /// every client PUBLISH (conforming, and with violations).
+    #[arg(long, conflicts_with_all = ["gui", "devices_process", "checks", "subscriptions"])]
+    contract: Option<PathBuf>,
     /// Give up (with what did not connect, and why) when the fleet is not
     /// connected by then; default 30 s and 4 ms a device.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -609,6 +614,13 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
             checks: Some(n), ..
         } => {
             print!("{}", mqtt_workbench::bench::checks(n, 2_000_000));
+            Ok(())
+        }
+        BenchArgs {
+            contract: Some(spec),
+            ..
+        } => {
+            print!("{}", mqtt_workbench::bench::contract(&spec, 100_000)?);
             Ok(())
         }
         BenchArgs {

@@ -523,3 +523,31 @@ fn an_imported_scenario_reads_back_and_its_generated_payloads_conform() {
         }
     }
 }
+
+#[test]
+fn bench_contract_reports_the_cost_of_a_check_per_channel() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/fridges.asyncapi.yaml");
+    let (ok, text) = cli(
+        &["bench", "--contract", spec.to_str().expect("utf-8")],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{text}");
+    for channel in [
+        "fridges/{fridgeId}/reading",
+        "fridges/{fridgeId}/status",
+        "fridges/{fridgeId}/cmd ",
+        "fridges/{fridgeId}/cmd/reply",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(channel))
+            .unwrap_or_else(|| panic!("no line for {channel}\n{text}"));
+        assert!(line.contains("µs per conforming message"), "{line}");
+    }
+    // The reading has numbers to break; the error path is measured too.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("reading") && l.contains("µs with violations")),
+        "{text}"
+    );
+}

@@ -17,8 +17,10 @@ use crate::sim::ramp::connect_limit;
 use crate::time::Dur;
 
 mod compare;
+mod contract;
 mod subscriptions;
 pub use compare::transports_table;
+pub use contract::contract;
 pub use subscriptions::{SubscriptionsReport, run as subscriptions};
 
 pub struct BenchOptions {
