@@ -85,10 +85,14 @@ pub fn message_cells(
         });
     }
     row.col(|ui| {
-        if let Some(mark) = &e.contract {
-            contract_badge(ui, mark);
-        }
-        ui.label(preview(payload, payload_chars));
+        // On one line: the badge, then the payload (a cell lays out top-down;
+        // `horizontal` would ask for a taller row than the table's).
+        ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+            if let Some(mark) = &e.contract {
+                contract_badge(ui, mark);
+            }
+            ui.label(preview(payload, payload_chars));
+        });
     });
 }
 
