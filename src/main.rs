@@ -5,7 +5,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use mqtt_workbench::broker::{Upstream, parse_broker_url};
 use mqtt_workbench::engine::EngineConfig;
-use mqtt_workbench::scenario::Scenario;
 
 static LONG_VERSION: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(mqtt_workbench::about::long_version);
@@ -474,7 +473,7 @@ fn passed(failed: usize) -> anyhow::Result<()> {
 /// The commands without a window: run, replay, test, merge and the benchmarks.
 fn headless(cmd: Cmd, net: &NetArgs) -> anyhow::Result<ExitCode> {
     let done = match cmd {
-        Cmd::Validate { files } => return Ok(validate(&files)),
+        Cmd::Validate { files } => return Ok(mqtt_workbench::cli::validate(&files)),
         Cmd::Import {
             spec,
             output,
@@ -725,47 +724,6 @@ fn protocol(mqtt5: bool) -> mqtt_workbench::scenario::Protocol {
         mqtt_workbench::scenario::Protocol::V5
     } else {
         mqtt_workbench::scenario::Protocol::V311
-    }
-}
-
-fn validate(files: &[PathBuf]) -> ExitCode {
-    let mut failed = false;
-    let capacity = mqtt_workbench::sys::device_capacity();
-    for f in files {
-        let dir = f.parent().unwrap_or(std::path::Path::new("."));
-        let loaded = Scenario::load(f)
-            .map_err(|e| e.to_string())
-            .and_then(|mut s| {
-                s.compile_protos(dir)?;
-                s.load_scripts(dir)?;
-                s.load_contract(dir).map_err(|e| e.to_string())?;
-                mqtt_workbench::sim::script::check(&s).map_err(|e| e.to_string())?;
-                Ok(s)
-            });
-        match loaded {
-            Ok(s) => match capacity.refuse(s.device_count() as u64) {
-                None => println!(
-                    "{}: ok ({}: {} devices; this machine holds about {} in one process)",
-                    f.display(),
-                    s.name,
-                    s.device_count(),
-                    capacity.devices()
-                ),
-                Some(why) => {
-                    eprintln!("{}: valid, but {why}", f.display());
-                    failed = true;
-                }
-            },
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
     }
 }
 

@@ -14,6 +14,7 @@ mod run;
 mod spec;
 mod stats;
 mod test;
+mod validate;
 
 pub use junit::{SuiteResult, junit_xml};
 pub use merge::{MergeOptions, merge};
@@ -24,6 +25,7 @@ pub use run::{RunOptions, close_database, run, save_recording};
 pub use spec::{import, infer, with_spec};
 pub use stats::Stats;
 pub use test::{TestOptions, check_recording, test};
+pub use validate::validate;
 
 /// Where the tap listens: `--bind` address with `--port`.
 pub fn listen_addr(bind: &str, port: u16) -> anyhow::Result<SocketAddr> {
