@@ -412,6 +412,14 @@ impl Default for Model {
     }
 }
 
+/// A scenario's expectations, evaluated from `start_us`, reading payloads
+/// with its decoders.
+fn checks_for(info: &crate::event::ScenarioInfo, start_us: u64) -> crate::checks::Checks {
+    let mut checks = crate::checks::Checks::new(&info.expectations, start_us);
+    checks.set_decoders(&info.decoders);
+    checks
+}
+
 impl Model {
     pub fn new(capture: Capture) -> Model {
         Model {
@@ -471,7 +479,7 @@ impl Model {
                         0 => crate::time::now_us(),
                         t => t,
                     };
-                    crate::checks::Checks::new(&info.expectations, start)
+                    checks_for(&info, start)
                 });
                 self.scenario = Some(RunningScenario {
                     info: *info,
@@ -513,9 +521,8 @@ impl Model {
                         self.contract = info.contract.clone().map(crate::contract::Tally::new);
                     }
                     if running.info.expectations != info.expectations {
-                        self.checks = (!info.expectations.is_empty()).then(|| {
-                            crate::checks::Checks::new(&info.expectations, crate::time::now_us())
-                        });
+                        self.checks = (!info.expectations.is_empty())
+                            .then(|| checks_for(&info, crate::time::now_us()));
                     }
                     running.info = *info;
                 }

@@ -381,3 +381,79 @@ fn expectations_run_offline_against_a_recording() {
 fn sparkplug_edge_passes_its_expectations() {
     shipped_passes("sparkplug-edge.ron");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_predicates_read_what_the_topic_decoder_yields_from_a_third_party_cbor_publisher() {
+    // {"kwh": 2.5} and {"kwh": 0.5} in CBOR (RFC 8949): a map of one text key
+    // and a half-precision float, as a meter would send it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let high = dir.path().join("high.cbor");
+    let low = dir.path().join("low.cbor");
+    std::fs::write(&high, [0xa1, 0x63, b'k', b'w', b'h', 0xf9, 0x41, 0x00]).expect("written");
+    std::fs::write(&low, [0xa1, 0x63, b'k', b'w', b'h', 0xf9, 0x38, 0x00]).expect("written");
+    let mut rig = Rig::start().await;
+    let ron = r#"Scenario(
+        name: "cbor meters",
+        decoders: [(on: "meters/#", codec: Cbor)],
+        expect: [
+            (name: "a reading above 2 kWh", check: Message(on: "meters/+/energy", payload: Json(field: "kwh", above: 2.0), within: "60s")),
+            (name: "no reading under 0.1 kWh", check: Count(on: "meters/+/energy", payload: Json(field: "kwh", below: 0.1), at_most: 0)),
+            (name: "two readings under 1 kWh", check: Count(on: "meters/+/energy", payload: Json(field: "kwh", below: 1.0), at_least: 2)),
+        ],
+    )"#;
+    assert!(
+        rig.handle
+            .send(EngineCommand::LoadScenario(ScenarioSource::Text {
+                origin: dir.path().join("meters.ron"),
+                ron: ron.into(),
+            }))
+    );
+    rig.wait_model("the scenario's checks", 10, |m| m.checks.is_some())
+        .await;
+    for (file, n) in [(&high, 1), (&low, 2)] {
+        for _ in 0..n {
+            let out = mosquitto(
+                "mosquitto_pub",
+                "mqttv311",
+                rig.port(),
+                &[
+                    "-t",
+                    "meters/m-1/energy",
+                    "-f",
+                    file.to_str().expect("utf-8"),
+                ],
+            )
+            .output()
+            .await
+            .expect("mosquitto_pub runs (scripts/setup.sh installs mosquitto-clients)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    rig.wait_model("the readings decided the checks", 10, |m| {
+        m.checks.as_ref().is_some_and(|c| {
+            c.verdicts()
+                .filter(|v| v.state == VerdictState::Passed)
+                .count()
+                == 2
+        })
+    })
+    .await;
+    let checks = rig.model.checks.as_mut().expect("checks");
+    checks.finish(mqtt_workbench::time::now_us());
+    let states: Vec<_> = checks
+        .verdicts()
+        .map(|v| (v.name.clone(), v.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("a reading above 2 kWh".to_string(), VerdictState::Passed),
+            ("no reading under 0.1 kWh".to_string(), VerdictState::Passed),
+            ("two readings under 1 kWh".to_string(), VerdictState::Passed),
+        ]
+    );
+}

@@ -129,12 +129,17 @@ pub struct Frame<'a> {
     /// This frame opened the expectation's window (it is the trigger).
     pub just_opened: bool,
     pub(super) payloads: &'a Payloads,
+    /// How payloads decode per topic, for `Json` predicates on payloads that
+    /// are not JSON (None: no check needs it).
+    pub(super) decoders: Option<&'a crate::codec::Decoders>,
 }
 
 impl Frame<'_> {
     /// The payload passes `check` (no check: any payload).
     pub fn payload_is(&self, check: &Option<PayloadCheck>) -> bool {
-        self.payloads.matches(check, self.payload)
+        self.payloads.matches_decoded(check, self.payload, || {
+            self.decoders?.decode(self.topic, self.payload)
+        })
     }
 
     /// This frame decides the verdict.

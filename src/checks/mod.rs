@@ -142,6 +142,9 @@ pub struct Checks {
     stream_len: HashMap<(Arc<str>, Arc<str>), u64>,
     needs_origins: bool,
     payloads: Payloads,
+    /// The topics' decoders (and the Sparkplug aliases their BIRTHs name),
+    /// when a check has a `Json` predicate: it reads decoded payloads too.
+    decoders: Option<crate::codec::Decoders>,
     finished: bool,
 }
 
@@ -176,6 +179,11 @@ impl Checks {
             })
             .collect();
         let needs_origins = expectations.iter().any(|e| e.check.kind().needs_origins());
+        let json = |p: &PayloadCheck| matches!(p, PayloadCheck::Json { .. });
+        let needs_decoding = expectations.iter().any(|e| {
+            e.check.kind().payload_checks().into_iter().any(json)
+                || matches!(e.check.after(), Some(Anchor::Message { payload: Some(p), .. }) if json(p))
+        });
         Checks {
             items,
             start_us,
@@ -185,12 +193,22 @@ impl Checks {
             stream_len: HashMap::new(),
             needs_origins,
             payloads,
+            decoders: needs_decoding.then(crate::codec::Decoders::default),
             finished: false,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The scenario's decoder rules (`decoders: [(on, codec)]`), for `Json`
+    /// predicates on payloads that are not JSON; Sparkplug B under
+    /// `spBv1.0/` without any.
+    pub fn set_decoders(&mut self, rules: &[crate::codec::DecoderRule]) {
+        if let Some(d) = &mut self.decoders {
+            d.set_rules(rules);
+        }
     }
 
     pub fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
@@ -286,6 +304,10 @@ impl Checks {
         } else {
             None
         };
+        // Sparkplug DATA names its metrics by the aliases its BIRTH gave.
+        if published && let Some(d) = &mut self.decoders {
+            d.observe(&topic, &payload);
+        }
         let mut frame = Frame {
             ev,
             seq,
@@ -297,6 +319,7 @@ impl Checks {
             origin: origin.as_ref(),
             just_opened: false,
             payloads: &self.payloads,
+            decoders: self.decoders.as_ref(),
         };
         for item in &mut self.items {
             if item.verdict.state != VerdictState::Pending {
@@ -565,5 +588,106 @@ mod tests {
             c.items[5].verdict.evidence
         );
         assert_eq!(c.failed(), 3);
+    }
+    #[test]
+    fn json_predicates_read_decoded_payloads_sparkplug_metrics_by_name_and_cbor() {
+        use crate::codec::sparkplug::{Metric, Payload as SpPayload, Value as SpValue};
+        let opts = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let e = |s: &str| -> Expectation { opts.from_str(s).expect("an expectation") };
+        let specs = [
+            e(
+                r#"(name: "flow", check: Count(on: "spBv1.0/plant/DDATA/#", payload: Json(field: "metrics.Flow.value", above: 10.0), at_least: 1))"#,
+            ),
+            e(
+                r#"(name: "rebirth", check: Count(on: "spBv1.0/plant/NCMD/#", payload: Json(field: "metrics.Node Control/Rebirth.value", equals: "true"), at_least: 1))"#,
+            ),
+            e(
+                r#"(name: "cbor", check: Count(on: "meters/#", payload: Json(field: "kwh", above: 1.0), at_least: 1))"#,
+            ),
+            e(
+                r#"(name: "cbor too low", check: Count(on: "meters/#", payload: Json(field: "kwh", above: 5.0), at_least: 1))"#,
+            ),
+        ];
+        let mut c = Checks::new(&specs, 0);
+        c.set_decoders(&[crate::codec::DecoderRule {
+            on: "meters/#".into(),
+            codec: crate::codec::Codec::Cbor,
+            proto: None,
+            descriptors: Vec::new(),
+        }]);
+        let frame = |t: f64, topic: &str, payload: Vec<u8>| {
+            let mut ev = publish(t, 1, "edge", Direction::ClientToBroker, topic, "", 0);
+            ev.payload = Some(Bytes::from(payload));
+            ev
+        };
+        let metric = |name: Option<&str>, alias: u64, value: SpValue, datatype: u32| Metric {
+            name: name.map(str::to_string),
+            alias: Some(alias),
+            datatype: Some(datatype),
+            value: Some(value),
+            ..Metric::default()
+        };
+        let sp = |metrics: Vec<Metric>| {
+            prost::Message::encode_to_vec(&SpPayload {
+                metrics,
+                seq: Some(0),
+                ..SpPayload::default()
+            })
+        };
+        // The DBIRTH names alias 1; the DDATA sends the alias only.
+        c.on_wire(
+            &frame(
+                1.0,
+                "spBv1.0/plant/DBIRTH/edge-1/pump-1",
+                sp(vec![metric(Some("Flow"), 1, SpValue::DoubleValue(3.0), 10)]),
+            ),
+            1,
+        );
+        c.on_wire(
+            &frame(
+                2.0,
+                "spBv1.0/plant/DDATA/edge-1/pump-1",
+                sp(vec![metric(None, 1, SpValue::DoubleValue(4.0), 10)]),
+            ),
+            2,
+        );
+        assert_eq!(state(&c, 0), VerdictState::Pending, "4.0 is not above 10");
+        c.on_wire(
+            &frame(
+                3.0,
+                "spBv1.0/plant/DDATA/edge-1/pump-1",
+                sp(vec![metric(None, 1, SpValue::DoubleValue(12.5), 10)]),
+            ),
+            3,
+        );
+        // A metric name with a slash, a boolean as text.
+        c.on_wire(
+            &frame(
+                4.0,
+                "spBv1.0/plant/NCMD/edge-1",
+                sp(vec![metric(
+                    Some("Node Control/Rebirth"),
+                    7,
+                    SpValue::BooleanValue(true),
+                    11,
+                )]),
+            ),
+            4,
+        );
+        let mut cbor = Vec::new();
+        ciborium::ser::into_writer(&serde_json::json!({"kwh": 2.5}), &mut cbor).expect("CBOR");
+        c.on_wire(&frame(5.0, "meters/m-1", cbor), 5);
+        c.finish(6_000_000);
+        assert_eq!(
+            (0..4).map(|k| state(&c, k)).collect::<Vec<_>>(),
+            vec![
+                VerdictState::Passed,
+                VerdictState::Passed,
+                VerdictState::Passed,
+                VerdictState::Failed
+            ],
+            "{c:?}"
+        );
     }
 }

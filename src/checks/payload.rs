@@ -12,7 +12,10 @@ pub enum PayloadCheck {
     Contains(String),
     /// A regular expression (Rust `regex` syntax) found in the text.
     Regex(String),
-    /// A field of a JSON object (dots for nested fields: "pos.lat").
+    /// A field of the payload as JSON (dots for nested fields: "pos.lat"),
+    /// or, for a payload that is not JSON, of what the topic's decoder
+    /// yields: Sparkplug B metrics by name (`metrics.Temperature.value`),
+    /// CBOR, MessagePack, Protobuf.
     Json {
         field: String,
         /// The field's text (strings without quotes, numbers as written).
@@ -56,6 +59,18 @@ impl Payloads {
 
     /// `payload` passes `check` (no check: any payload).
     pub(super) fn matches(&self, check: &Option<PayloadCheck>, payload: &[u8]) -> bool {
+        self.matches_decoded(check, payload, || None)
+    }
+
+    /// [`Payloads::matches`], with `decoded` giving the payload as its
+    /// topic's decoder reads it (asked only when a `Json` predicate meets a
+    /// payload that is not JSON).
+    pub(super) fn matches_decoded(
+        &self,
+        check: &Option<PayloadCheck>,
+        payload: &[u8],
+        decoded: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> bool {
         let Some(check) = check else {
             return true;
         };
@@ -76,7 +91,10 @@ impl Payloads {
                 outside,
                 inside,
             } => {
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+                let Some(v) = serde_json::from_slice::<serde_json::Value>(payload)
+                    .ok()
+                    .or_else(decoded)
+                else {
                     return false;
                 };
                 let Some(f) = json_field(&v, field) else {
@@ -97,8 +115,25 @@ impl Payloads {
     }
 }
 
+/// The value at a dotted path. Keys may hold dots themselves (Sparkplug
+/// metric names such as `Node Control/Rebirth` or `motor.rpm`): the
+/// longest key that exists wins at each level.
 fn json_field<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.').try_fold(v, |v, k| v.get(k))
+    fn find<'a>(v: &'a serde_json::Value, parts: &[&str]) -> Option<&'a serde_json::Value> {
+        if parts.is_empty() {
+            return Some(v);
+        }
+        if let Some(a) = v.as_array() {
+            let i: usize = parts[0].parse().ok()?;
+            return find(a.get(i)?, &parts[1..]);
+        }
+        let obj = v.as_object()?;
+        (1..=parts.len()).rev().find_map(|n| {
+            let next = obj.get(&parts[..n].join("."))?;
+            find(next, &parts[n..])
+        })
+    }
+    find(v, &path.split('.').collect::<Vec<_>>())
 }
 
 /// One payload predicate, compiled, for code outside the checks (the

@@ -120,7 +120,7 @@ pub fn merge(opts: MergeOptions) -> anyhow::Result<usize> {
         name: scenario.name.clone(),
         file: opts.scenario.clone().unwrap_or_default(),
         elapsed: started.elapsed(),
-        verdicts: check_recording(&scenario.expect, &rec),
+        verdicts: check_recording(&scenario.expect, &scenario.decoders, &rec),
         error: scenario
             .expect
             .is_empty()

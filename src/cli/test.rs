@@ -19,6 +19,7 @@ use crate::scenario::Scenario;
 /// and faults in their recorded order and time.
 pub fn check_recording(
     expectations: &[crate::checks::Expectation],
+    decoders: &[crate::codec::DecoderRule],
     rec: &crate::export::record::Recording,
 ) -> Vec<Verdict> {
     let start = rec
@@ -26,6 +27,7 @@ pub fn check_recording(
         .or_else(|| rec.events.iter().map(|e| e.t_us).min())
         .unwrap_or(0);
     let mut checks = crate::checks::Checks::new(expectations, start);
+    checks.set_decoders(decoders);
     let mut faults = rec.faults.iter().peekable();
     let mut last = start;
     for (seq, ev) in rec.events.iter().enumerate() {
@@ -87,7 +89,7 @@ async fn test_one(path: &std::path::Path, opts: &TestOptions) -> SuiteResult {
     if let Some(capture) = &opts.capture {
         match crate::export::record::read(capture) {
             Ok(rec) => {
-                result.verdicts = check_recording(&scenario.expect, &rec);
+                result.verdicts = check_recording(&scenario.expect, &scenario.decoders, &rec);
                 result.elapsed = started.elapsed();
             }
             Err(e) => result.error = Some(e.to_string()),
