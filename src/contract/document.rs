@@ -13,12 +13,17 @@ use super::{ContractError, Warning};
 const MAX_DEPTH: usize = 64;
 /// Files one document may pull in through `$ref`s.
 const MAX_FILES: usize = 64;
+/// JSON values one resolution may produce: references that fan out (A refers
+/// to B twice, B to C twice, …) would otherwise grow without bound.
+const MAX_NODES: usize = 1_000_000;
 
 /// The root document and every file it refers to.
 pub struct Document {
     pub root: PathBuf,
     files: HashMap<PathBuf, Value>,
     pub warnings: Vec<Warning>,
+    /// Values still allowed in resolved output ([`MAX_NODES`] in all).
+    budget: usize,
 }
 
 impl Document {
@@ -31,6 +36,7 @@ impl Document {
             root,
             files,
             warnings: Vec::new(),
+            budget: MAX_NODES,
         })
     }
 
@@ -58,6 +64,14 @@ impl Document {
         at: &str,
         stack: &mut Vec<(PathBuf, String)>,
     ) -> Value {
+        if self.budget == 0 {
+            self.warn(
+                "",
+                format!("the document grows past {MAX_NODES} values with its $refs expanded: the rest is not expanded (any value passes there)"),
+            );
+            return Value::Object(serde_json::Map::new());
+        }
+        self.budget -= 1;
         match v {
             Value::Object(m) => {
                 if let Some(Value::String(r)) = m.get("$ref") {

@@ -238,7 +238,7 @@ fn payload_violations(channel: &Channel, payload: &[u8]) -> Vec<Violation> {
             .map(|e| Violation {
                 pointer: e.instance_path().as_str().to_string(),
                 keyword: e.kind().keyword().to_string(),
-                message: e.to_string(),
+                message: shorten(&e.to_string()),
             })
             .collect();
         if best.as_ref().is_none_or(|b| errors.len() < b.len()) {
@@ -246,6 +246,19 @@ fn payload_violations(channel: &Channel, payload: &[u8]) -> Vec<Violation> {
         }
     }
     best.unwrap_or_default()
+}
+
+/// Characters of a violation's message kept (it quotes the offending value,
+/// which may be the whole payload).
+const MAX_MESSAGE: usize = 200;
+
+fn shorten(message: &str) -> String {
+    if message.chars().count() <= MAX_MESSAGE {
+        return message.to_string();
+    }
+    let mut out: String = message.chars().take(MAX_MESSAGE).collect();
+    out.push('…');
+    out
 }
 
 impl Channel {

@@ -179,6 +179,41 @@ fn unsupported_constructs_are_warnings_with_their_pointer_and_bad_files_are_loca
 }
 
 #[test]
+fn references_that_fan_out_stop_at_a_bound_with_a_warning() {
+    // S0 refers to S1 twice, S1 to S2 twice, …: 2^40 values if expanded.
+    let mut schemas = serde_json::Map::new();
+    for k in 0..40 {
+        let next = serde_json::json!({"$ref": format!("#/components/schemas/S{}", k + 1)});
+        schemas.insert(
+            format!("S{k}"),
+            serde_json::json!({"type": "object", "properties": {"a": next, "b": next}}),
+        );
+    }
+    schemas.insert("S40".into(), serde_json::json!({"type": "number"}));
+    let doc = serde_json::json!({
+        "asyncapi": "3.0.0", "info": {"title": "t", "version": "1"},
+        "channels": {"c": {"address": "c", "messages": {"m": {"payload": {"$ref": "#/components/schemas/S0"}}}}},
+        "components": {"schemas": schemas},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("fan.json");
+    std::fs::write(&p, doc.to_string()).unwrap();
+    let c = Contract::load(&p).unwrap();
+    assert!(
+        c.warnings.iter().any(|w| w.what.contains("grows past")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(
+        c.warnings
+            .iter()
+            .filter(|w| w.what.contains("grows past"))
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn recursive_references_stop_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("api.json");
