@@ -442,20 +442,20 @@ impl Model {
                         self.decoders.observe(t, p);
                     }
                 }
-                if let Some(tally) = &mut self.contract {
-                    let first = self.capture.end_seq();
-                    for (k, ev) in batch.iter().enumerate() {
-                        tally.on_wire(ev, first + k as u64);
-                    }
-                }
-                match &mut self.checks {
-                    Some(checks) => {
-                        for ev in batch {
-                            checks.on_wire(&ev, self.capture.end_seq());
-                            self.capture.ingest(ev);
+                if self.checks.is_none() && self.contract.is_none() {
+                    self.capture.ingest_batch(batch);
+                } else {
+                    // Each frame's sequence number as the capture gives it (it skips pings).
+                    for ev in batch {
+                        let seq = self.capture.end_seq();
+                        if let Some(tally) = &mut self.contract {
+                            tally.on_wire(&ev, seq);
                         }
+                        if let Some(checks) = &mut self.checks {
+                            checks.on_wire(&ev, seq);
+                        }
+                        self.capture.ingest(ev);
                     }
-                    None => self.capture.ingest_batch(batch),
                 }
             }
             Event::Devices(batch) => {

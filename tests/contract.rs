@@ -551,3 +551,64 @@ fn bench_contract_reports_the_cost_of_a_check_per_channel() {
         "{text}"
     );
 }
+
+#[test]
+fn hostile_schemas_import_without_panicking_and_within_bounds() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let spec = dir.path().join("hostile.json");
+    // Eight levels of arrays of 16, bounds at ±1e308, a minLength of 1e11.
+    let mut schemas = serde_json::Map::new();
+    for k in 0..8 {
+        schemas.insert(
+            format!("A{k}"),
+            serde_json::json!({"type": "array", "minItems": 16, "items": {"$ref": format!("#/components/schemas/A{}", k + 1)}}),
+        );
+    }
+    schemas.insert(
+        "A8".into(),
+        serde_json::json!({"type": "object", "properties": {
+            "x": {"type": "number", "minimum": -1e308, "maximum": 1e308},
+            "s": {"type": "string", "minLength": 100_000_000_000u64}
+        }}),
+    );
+    let doc = serde_json::json!({
+        "asyncapi": "3.0.0", "info": {"title": "t", "version": "1"},
+        "channels": {"c": {"address": "c", "messages": {"m": {"payload": {"$ref": "#/components/schemas/A0"}}}}},
+        "operations": {"o": {"action": "send", "channel": {"$ref": "#/channels/c"}}},
+        "components": {"schemas": schemas},
+    });
+    std::fs::write(&spec, doc.to_string()).expect("written");
+    let contract = Contract::load(&spec).expect("it reads");
+    let imported = mqtt_workbench::scenario::import_contract(
+        &contract,
+        "hostile.json",
+        ImportOptions::default(),
+    );
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .any(|w| w.what.contains("10,000 generated values")),
+        "{:?}",
+        imported.warnings
+    );
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .any(|w| w.what.contains("minLength"))
+    );
+    let s = mqtt_workbench::scenario::Scenario::parse(&imported.ron, &dir.path().join("h.ron"))
+        .expect("it reads back");
+    let p = &s.devices[0].publish[0];
+    let mut ctx = mqtt_workbench::sim::generators::DeviceCtx::new(
+        1,
+        "o",
+        1,
+        Default::default(),
+        String::new(),
+    );
+    let mut sampler = mqtt_workbench::sim::generators::PayloadSampler::new(&p.payload, 1.0);
+    let payload = sampler.render(&mut ctx, p.decimals, None);
+    assert!(payload.len() < 50_000_000, "{} bytes", payload.len());
+}

@@ -1460,6 +1460,14 @@ fn open_an_asyncapi_document_see_a_violation_in_the_contract_view_and_export_an_
     h.run_steps(3);
     assert_eq!(h.state().settings.tab, mqtt_workbench::ui::Tab::Log);
     assert_eq!(h.state().log.highlighted(), Some(first.seq));
+    let shown = h
+        .state()
+        .model
+        .capture
+        .get(first.seq)
+        .expect("the highlighted frame");
+    assert_eq!(&*shown.client_id, "backend");
+    assert_eq!(shown.topic.as_deref(), Some("fridges/fridge-1/reading"));
     // File → Export AsyncAPI…: a document inferred from what was captured.
     h.get_by_label("File").click();
     h.run_steps(2);

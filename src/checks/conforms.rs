@@ -1,9 +1,9 @@
 //! `Conforms(spec, channels)`: every message published on the named
 //! channels of an AsyncAPI document (all of them if none are named)
 //! conforms to its payload schema and MQTT bindings. The document is read
-//! when the scenario is loaded (`Scenario::load_contract`); frames the
-//! engine already checked carry its mark, others (a recording checked
-//! offline) are checked here.
+//! when the scenario is loaded (`Scenario::load_contract`); every frame is
+//! checked here against it (live, offline over a recording, with another
+//! document than the one a recording was marked with).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,14 +80,9 @@ impl Evaluate for Conform {
             return None;
         }
         let contract = self.contract.as_ref()?;
-        let checked;
-        let mark = match f.ev.contract.as_deref() {
-            Some(m) => m,
-            None => {
-                checked = contract.check(f.topic, f.payload, f.ev.qos, f.ev.retain);
-                &checked
-            }
-        };
+        // Checked here, not read from the frame's mark: a recording keeps the
+        // marks of the document it was recorded against, which may differ.
+        let mark = &contract.check(f.topic, f.payload, f.ev.qos, f.ev.retain);
         let channel = mark.channel.as_deref()?;
         if !self.channels.is_empty() && !self.channels.iter().any(|c| c == channel) {
             return None;

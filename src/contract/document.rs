@@ -71,7 +71,13 @@ impl Document {
             );
             return Value::Object(serde_json::Map::new());
         }
-        self.budget -= 1;
+        // Strings cost their length too: a long text copied by many references adds up.
+        let cost = 1 + if let Value::String(t) = &v {
+            t.len() / 16
+        } else {
+            0
+        };
+        self.budget = self.budget.saturating_sub(cost);
         match v {
             Value::Object(m) => {
                 if let Some(Value::String(r)) = m.get("$ref") {
@@ -201,7 +207,27 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// Read one file: JSON when it parses as JSON, YAML otherwise (errors with line and column).
+/// Largest file a document (or a file it refers to) may be.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
 fn read_file(path: &Path) -> Result<Value, ContractError> {
+    let meta = std::fs::metadata(path).map_err(|e| ContractError {
+        path: path.to_path_buf(),
+        line: 0,
+        col: 0,
+        message: format!("cannot read the file: {e}"),
+    })?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return Err(ContractError {
+            path: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: format!(
+                "not a document: expected a regular file of at most {} MiB",
+                MAX_FILE_BYTES >> 20
+            ),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|e| ContractError {
         path: path.to_path_buf(),
         line: 0,

@@ -47,6 +47,8 @@ struct Shape {
     ints: u64,
     floats: u64,
     strings: u64,
+    /// Strings past 200 characters (they rule out an enum).
+    long_texts: u64,
     date_times: u64,
     objects: u64,
     arrays: u64,
@@ -80,8 +82,12 @@ impl Shape {
             }
             Value::String(s) => {
                 self.strings += 1;
-                if humantime::parse_rfc3339_weak(s).is_ok() && s.contains('T') {
+                if is_date_time(s) {
                     self.date_times += 1;
+                }
+                // A long text is never an enum value (the set keeps 200 characters).
+                if s.chars().count() > 200 {
+                    self.long_texts += 1;
                 }
                 if self.texts.len() <= MAX_STRINGS {
                     self.texts.insert(s.chars().take(200).collect());
@@ -91,7 +97,7 @@ impl Shape {
                 self.arrays += 1;
                 if depth < MAX_DEPTH {
                     let items = self.items.get_or_insert_with(Default::default);
-                    for x in a.iter().take(100) {
+                    for x in a {
                         items.add(x, depth + 1);
                     }
                 }
@@ -153,6 +159,7 @@ impl Shape {
             if self.date_times == self.strings {
                 s.insert("format".into(), "date-time".into());
             } else if distinct <= MAX_ENUM
+                && self.long_texts == 0
                 && self.strings >= 3 * distinct as u64
                 && self.n == self.strings
             {
@@ -192,6 +199,24 @@ impl Shape {
         }
         Value::Object(s)
     }
+}
+
+/// An RFC 3339 date-time with its offset (`Z` or `±hh:mm`), as JSON Schema's
+/// `date-time` format asks.
+fn is_date_time(s: &str) -> bool {
+    let offset = s.ends_with(['Z', 'z'])
+        || s.len() > 6 && {
+            let tail = &s.as_bytes()[s.len() - 6..];
+            (tail[0] == b'+' || tail[0] == b'-')
+                && tail[1].is_ascii_digit()
+                && tail[2].is_ascii_digit()
+                && tail[3] == b':'
+                && tail[4].is_ascii_digit()
+                && tail[5].is_ascii_digit()
+        };
+    offset
+        && s.contains('T')
+        && humantime::parse_rfc3339_weak(s.trim_end_matches(['Z', 'z'])).is_ok()
 }
 
 fn num(x: f64) -> Value {

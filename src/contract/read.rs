@@ -341,7 +341,14 @@ fn bindings(op: &Value, at: &str, warnings: &mut Vec<Warning>) -> (Option<u8>, O
 /// A channel's QoS and retain: what its operations bind, when they agree.
 fn apply_bindings(channels: &mut [Channel], ops: &[Operation], warnings: &mut Vec<Warning>) {
     for (i, c) in channels.iter_mut().enumerate() {
-        let on: Vec<&Operation> = ops.iter().filter(|o| o.channel == i).collect();
+        // What publishers must do: the sending operations' bindings (a
+        // receiving one's QoS is its subscription's), or, when nobody in the
+        // document sends here, the receivers'.
+        let sends = ops.iter().any(|o| o.channel == i && o.send);
+        let on: Vec<&Operation> = ops
+            .iter()
+            .filter(|o| o.channel == i && (o.send || !sends))
+            .collect();
         let qos: Vec<u8> = on.iter().filter_map(|o| o.qos).collect();
         let retain: Vec<bool> = on.iter().filter_map(|o| o.retain).collect();
         if qos.windows(2).any(|w| w[0] != w[1]) {

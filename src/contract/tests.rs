@@ -344,3 +344,69 @@ fn inferred_documents_find_parameters_schemas_bindings_and_read_back() {
             .conforms()
     );
 }
+
+#[test]
+fn inferred_documents_accept_the_traffic_they_came_from_binary_long_texts_and_long_arrays() {
+    let mut events = Vec::new();
+    for k in 0..5u64 {
+        let mut e = publish(k, "edge", "spBv1.0/plant/DDATA/edge-1", "", 0, false);
+        e.payload = Some(Bytes::from(vec![0xff, k as u8, 0]));
+        events.push(e);
+        // A date-time without its offset is not JSON Schema's date-time; a long text is no enum value.
+        let body = format!(
+            r#"{{"at": "2026-12-04T10:00:0{k}", "msg": "{}"}}"#,
+            "x".repeat(300)
+        );
+        events.push(publish(k, "app", "logs/app", &body, 0, false));
+    }
+    // Past the first hundred items, too.
+    events.push(publish(
+        9,
+        "app",
+        "arrays/a",
+        &format!("[{}5]", "0,".repeat(150)),
+        0,
+        false,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("spec.yaml");
+    std::fs::write(&p, infer_yaml(&events, &InferOptions::default())).unwrap();
+    let c = Contract::load(&p).unwrap();
+    for e in &events {
+        let m = c.check(
+            e.topic.as_deref().unwrap(),
+            e.payload.as_deref().unwrap(),
+            e.qos,
+            e.retain,
+        );
+        assert!(m.conforms(), "{:?}: {m:?}", e.topic);
+    }
+    // Binary where the schema asks for an object: a violation.
+    let obj = c.channel_for("logs/app").unwrap();
+    assert_eq!(
+        c.check(
+            &obj.address.replace('{', "").replace('}', ""),
+            &[0xff, 0xfe],
+            0,
+            false
+        )
+        .violations[0]
+            .keyword,
+        "json"
+    );
+}
+
+#[test]
+fn a_receivers_qos_binding_is_not_asked_of_the_publishers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("api.yaml");
+    std::fs::write(
+        &p,
+        "asyncapi: 3.0.0\ninfo: {title: t, version: '1'}\nchannels:\n  t:\n    address: t\n    messages:\n      m: {payload: {type: number}}\noperations:\n  pub:\n    action: send\n    channel: {$ref: '#/channels/t'}\n    bindings: {mqtt: {qos: 0}}\n  sub:\n    action: receive\n    channel: {$ref: '#/channels/t'}\n    bindings: {mqtt: {qos: 1}}\n",
+    )
+    .unwrap();
+    let c = Contract::load(&p).unwrap();
+    assert_eq!(c.channels[0].qos, Some(0));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(c.check("t", b"1", 0, false).conforms());
+}

@@ -19,7 +19,29 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
         col: e.marker().col() + 1,
         message: e.info().to_string(),
     })?;
-    Ok(docs.into_iter().next().map_or(Value::Null, to_json))
+    let doc = docs.into_iter().next().unwrap_or(Yaml::Null);
+    if depth(&doc, 0) > MAX_DEPTH {
+        return Err(YamlError {
+            line: 1,
+            col: 1,
+            message: format!("nested deeper than {MAX_DEPTH} levels"),
+        });
+    }
+    Ok(to_json(doc))
+}
+
+/// Nesting a document may have (the conversion below recurses).
+const MAX_DEPTH: usize = 256;
+
+fn depth(y: &Yaml, d: usize) -> usize {
+    if d > MAX_DEPTH {
+        return d;
+    }
+    match y {
+        Yaml::Array(a) => a.iter().map(|x| depth(x, d + 1)).max().unwrap_or(d),
+        Yaml::Hash(h) => h.values().map(|x| depth(x, d + 1)).max().unwrap_or(d),
+        _ => d,
+    }
 }
 
 fn to_json(y: Yaml) -> Value {

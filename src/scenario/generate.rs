@@ -14,23 +14,42 @@ use crate::contract::{Warning, escape};
 pub const DECIMALS: u8 = 2;
 /// Nesting followed at most.
 const MAX_DEPTH: usize = 16;
+/// Generators one payload may have (nested arrays of arrays multiply).
+const MAX_NODES: usize = 10_000;
+/// Longest generated text (`minLength` past it is a warning).
+const MAX_TEXT: usize = 4_096;
+/// Numbers generated stay within ±this (a schema's bounds may be ±1e308).
+const MAX_ABS: f64 = 1e12;
+
+/// What generating one payload carries along.
+struct Cx<'a> {
+    warnings: &'a mut Vec<Warning>,
+    /// Generators still allowed in this payload.
+    budget: usize,
+}
 
 /// A payload for a message with this schema (None: any payload).
 pub fn payload(schema: Option<&Value>, at: &str, warnings: &mut Vec<Warning>) -> Payload {
     let Some(schema) = schema else {
         return Payload::Text("{id} #{seq}".into());
     };
-    match generator(schema, at, 0, warnings) {
+    let mut cx = Cx {
+        warnings,
+        budget: MAX_NODES,
+    };
+    match generator(schema, at, 0, &mut cx) {
         Gen::Object(fields) => Payload::Json(fields),
         g => Payload::Value(g),
     }
 }
 
 fn warn(warnings: &mut Vec<Warning>, at: &str, what: impl Into<String>) {
-    if warnings.len() < 1_000 {
+    let what = what.into();
+    // Array items repeat their schema's warnings: each once.
+    if warnings.len() < 1_000 && !warnings.iter().any(|w| w.pointer == at && w.what == what) {
         warnings.push(Warning {
             pointer: at.to_string(),
-            what: what.into(),
+            what,
         });
     }
 }
@@ -69,22 +88,23 @@ const FOLLOWED: &[&str] = &[
     "x-parser-schema-id",
 ];
 
-fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>) -> Gen {
+fn generator(schema: &Value, at: &str, depth: usize, cx: &mut Cx<'_>) -> Gen {
     let Some(s) = schema.as_object() else {
         return Gen::Null;
     };
-    if depth > MAX_DEPTH {
+    if depth > MAX_DEPTH || cx.budget == 0 {
         warn(
-            warnings,
+            cx.warnings,
             at,
-            "nested deeper than 16 levels: generated as null",
+            "nested deeper than 16 levels, or past 10,000 generated values: generated as null",
         );
         return Gen::Null;
     }
+    cx.budget -= 1;
     for k in s.keys() {
         if !FOLLOWED.contains(&k.as_str()) && !k.starts_with("x-") {
             warn(
-                warnings,
+                cx.warnings,
                 &format!("{at}/{}", escape(k)),
                 format!(
                     "`{k}` is not followed by the generated payloads (edit the scenario's generator)"
@@ -101,14 +121,14 @@ fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>
             _ if values.iter().all(Value::is_string) => Gen::Choice(
                 values
                     .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .filter_map(|v| v.as_str().map(|t| t.replace('{', "{{")))
                     .collect(),
             ),
             _ => Gen::OneOf(values.iter().map(constant).collect()),
         };
     }
     if let Some(Value::Array(all)) = s.get("allOf") {
-        return generator(&all_of(s, all), at, depth + 1, warnings);
+        return generator(&all_of(s, all), at, depth + 1, cx);
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(Value::Array(alts)) = s.get(key)
@@ -123,7 +143,7 @@ fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>
                 &Value::Object(merged),
                 &format!("{at}/{key}/0"),
                 depth + 1,
-                warnings,
+                cx,
             );
         }
     }
@@ -151,7 +171,7 @@ fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
                 for (k, v) in props {
                     let here = format!("{at}/properties/{}", escape(k));
-                    fields.insert(k.clone(), generator(v, &here, depth + 1, warnings));
+                    fields.insert(k.clone(), generator(v, &here, depth + 1, cx));
                 }
             }
             Gen::Object(fields)
@@ -169,7 +189,7 @@ fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>
             let here = format!("{at}/items");
             Gen::Array(
                 (0..n)
-                    .map(|_| generator(&item, &here, depth + 1, warnings))
+                    .map(|_| generator(&item, &here, depth + 1, cx))
                     .collect(),
             )
         }
@@ -195,7 +215,7 @@ fn generator(schema: &Value, at: &str, depth: usize, warnings: &mut Vec<Warning>
         }
         "boolean" => Gen::OneOf(vec![Gen::Bool(true), Gen::Bool(false)]),
         "null" => Gen::Null,
-        _ => string(s),
+        _ => string(s, at, cx.warnings),
     }
 }
 
@@ -240,10 +260,10 @@ fn examples(s: &serde_json::Map<String, Value>) -> Vec<Value> {
     out
 }
 
-fn string(s: &serde_json::Map<String, Value>) -> Gen {
+fn string(s: &serde_json::Map<String, Value>, at: &str, warnings: &mut Vec<Warning>) -> Gen {
     match s.get("format").and_then(Value::as_str) {
         Some("date-time") => return Gen::Timestamp,
-        Some("uuid") => return Gen::Text("00000000-0000-4000-8000-{seq:012}".into()),
+        Some("uuid") => return Gen::Text("00000000-0000-4000-8000-000000000000".into()),
         _ => {}
     }
     let ex: Vec<String> = examples(s)
@@ -257,7 +277,19 @@ fn string(s: &serde_json::Map<String, Value>) -> Gen {
             Gen::Choice(ex.iter().map(|e| e.replace('{', "{{")).collect())
         };
     }
-    let min = s.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let mut min = s
+        .get("minLength")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(usize::MAX as u64) as usize;
+    if min > MAX_TEXT {
+        warn(
+            warnings,
+            &format!("{at}/minLength"),
+            format!("minLength {min}: generated texts stop at {MAX_TEXT} characters"),
+        );
+        min = MAX_TEXT;
+    }
     let max = s
         .get("maxLength")
         .and_then(Value::as_u64)
@@ -294,6 +326,8 @@ fn bounds(s: &serde_json::Map<String, Value>, lo: f64, hi: f64, integer: bool) -
         (None, Some(b)) => (b - (hi - lo), b),
         (None, None) => (lo, hi),
     };
+    // Finite and modest: ±1e308 bounds would make the generators' ranges infinite.
+    let (min, max) = (min.clamp(-MAX_ABS, MAX_ABS), max.clamp(-MAX_ABS, MAX_ABS));
     let min_r = (min / step).ceil() * step;
     let max_r = (max / step).floor() * step;
     if min_r > max_r {
