@@ -382,16 +382,9 @@ fn inferred_documents_accept_the_traffic_they_came_from_binary_long_texts_and_lo
         assert!(m.conforms(), "{:?}: {m:?}", e.topic);
     }
     // Binary where the schema asks for an object: a violation.
-    let obj = c.channel_for("logs/app").unwrap();
+    assert!(c.channel_for("logs/app").is_some());
     assert_eq!(
-        c.check(
-            &obj.address.replace('{', "").replace('}', ""),
-            &[0xff, 0xfe],
-            0,
-            false
-        )
-        .violations[0]
-            .keyword,
+        c.check("logs/app", &[0xff, 0xfe], 0, false).violations[0].keyword,
         "json"
     );
 }
