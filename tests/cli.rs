@@ -266,27 +266,6 @@ fn closed_port() -> u16 {
     l.local_addr().expect("its address").port()
 }
 
-/// Run the binary with `args`; kill it (and fail) if it has not ended within `limit`.
-fn output_within(args: &[&str], limit: Duration) -> std::process::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    rt.block_on(async {
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts");
-        tokio::time::timeout(limit, child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("{args:?} still running after {limit:?}"))
-            .expect("its output")
-    })
-}
-
 #[test]
 fn a_fleet_that_cannot_connect_ends_with_what_did_not_happen_not_a_hang() {
     // The broker behind the tap is a port nobody listens on: the tap answers

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Rig, mosquitto};
@@ -184,23 +183,7 @@ async fn the_imported_fleet_conforms_and_a_backend_breaking_the_contract_is_mark
 
 /// Run the binary with `args` (ended after `limit`): exit status and stdout + stderr.
 fn cli(args: &[&str], limit: Duration) -> (bool, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let out = rt.block_on(async {
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts");
-        tokio::time::timeout(limit, child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("{args:?} still running after {limit:?}"))
-            .expect("its output")
-    });
+    let out = common::output_within(args, limit);
     (
         out.status.success(),
         format!(

@@ -284,17 +284,9 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         ..publisher.clone()
     };
     Scenario {
-        name: format!("bench {devices} × {rate_hz} Hz"),
-        description: String::new(),
         seed: 1,
         devices: vec![sink, publisher],
-        timeline: Vec::new(),
-        auth: None,
-        expect: Vec::new(),
-        duration: None,
-        decoders: Vec::new(),
-        spec: None,
-        contract: None,
+        ..Scenario::empty(format!("bench {devices} × {rate_hz} Hz"))
     }
 }
 

@@ -110,28 +110,17 @@ pub fn with_spec(
         Some(p) => (Scenario::load(p)?, p.to_path_buf()),
         None => {
             let contract = Contract::load(&spec)?;
+            let title = if contract.title.is_empty() {
+                "AsyncAPI"
+            } else {
+                &contract.title
+            };
             let s = Scenario {
-                name: format!(
-                    "contract: {}",
-                    if contract.title.is_empty() {
-                        "AsyncAPI"
-                    } else {
-                        &contract.title
-                    }
-                ),
                 description: format!(
                     "Your own clients' traffic checked against {}",
                     spec.display()
                 ),
-                seed: 0,
-                devices: Vec::new(),
-                timeline: Vec::new(),
-                auth: None,
-                expect: Vec::new(),
-                duration: None,
-                decoders: Vec::new(),
-                spec: None,
-                contract: None,
+                ..Scenario::empty(format!("contract: {title}"))
             };
             (s, spec.with_extension("ron"))
         }

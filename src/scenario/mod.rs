@@ -369,6 +369,24 @@ impl Scenario {
         Scenario::parse(&text, path)
     }
 
+    /// A scenario with this name and nothing in it (no devices, checks or
+    /// timeline): the broker, the tap and the inspectors alone.
+    pub fn empty(name: impl Into<String>) -> Scenario {
+        Scenario {
+            name: name.into(),
+            description: String::new(),
+            seed: 0,
+            devices: Vec::new(),
+            timeline: Vec::new(),
+            auth: None,
+            expect: Vec::new(),
+            duration: None,
+            decoders: Vec::new(),
+            spec: None,
+            contract: None,
+        }
+    }
+
     /// [`Scenario::load`], with the AsyncAPI document it names read too
     /// (to evaluate its checks).
     pub fn load_with_contract(path: &Path) -> Result<Scenario, ScenarioError> {

@@ -277,3 +277,24 @@ pub fn mosquitto(tool: &str, version: &str, port: u16, args: &[&str]) -> tokio::
         .kill_on_drop(true);
     c
 }
+
+/// Run the binary with `args`; kill it (and fail) if it has not ended within `limit`.
+pub fn output_within(args: &[&str], limit: Duration) -> std::process::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqtt-workbench"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        tokio::time::timeout(limit, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} still running after {limit:?}"))
+            .expect("its output")
+    })
+}
