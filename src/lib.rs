@@ -24,6 +24,7 @@ pub mod positions;
 pub mod replay;
 pub mod scenario;
 pub mod sim;
+pub mod sparkplug;
 pub mod struct_variant;
 pub mod sys;
 pub mod tap;

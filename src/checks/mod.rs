@@ -591,7 +591,7 @@ mod tests {
     }
     #[test]
     fn json_predicates_read_decoded_payloads_sparkplug_metrics_by_name_and_cbor() {
-        use crate::codec::sparkplug::{Metric, Payload as SpPayload, Value as SpValue};
+        use crate::sparkplug::proto::{Metric, Payload as SpPayload, Value as SpValue};
         let opts = ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
         let e = |s: &str| -> Expectation { opts.from_str(s).expect("an expectation") };

@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 
 pub mod diff;
+mod sparkplug_json;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::wire::topic_matches;
 
@@ -62,88 +63,7 @@ pub struct ProtoSpec {
     pub message: String,
 }
 
-/// The Sparkplug B payload schema (Eclipse Tahu `sparkplug_b.proto`; the
-/// field numbers and types are the wire format). Metadata, property sets,
-/// data sets and templates are skipped.
-pub mod sparkplug {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Payload {
-        #[prost(uint64, optional, tag = "1")]
-        pub timestamp: Option<u64>,
-        #[prost(message, repeated, tag = "2")]
-        pub metrics: Vec<Metric>,
-        #[prost(uint64, optional, tag = "3")]
-        pub seq: Option<u64>,
-        #[prost(string, optional, tag = "4")]
-        pub uuid: Option<String>,
-        #[prost(bytes = "vec", optional, tag = "5")]
-        pub body: Option<Vec<u8>>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Metric {
-        #[prost(string, optional, tag = "1")]
-        pub name: Option<String>,
-        #[prost(uint64, optional, tag = "2")]
-        pub alias: Option<u64>,
-        #[prost(uint64, optional, tag = "3")]
-        pub timestamp: Option<u64>,
-        #[prost(uint32, optional, tag = "4")]
-        pub datatype: Option<u32>,
-        #[prost(bool, optional, tag = "5")]
-        pub is_historical: Option<bool>,
-        #[prost(bool, optional, tag = "6")]
-        pub is_transient: Option<bool>,
-        #[prost(bool, optional, tag = "7")]
-        pub is_null: Option<bool>,
-        #[prost(oneof = "Value", tags = "10, 11, 12, 13, 14, 15, 16")]
-        pub value: Option<Value>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Oneof)]
-    pub enum Value {
-        #[prost(uint32, tag = "10")]
-        IntValue(u32),
-        #[prost(uint64, tag = "11")]
-        LongValue(u64),
-        #[prost(float, tag = "12")]
-        FloatValue(f32),
-        #[prost(double, tag = "13")]
-        DoubleValue(f64),
-        #[prost(bool, tag = "14")]
-        BooleanValue(bool),
-        #[prost(string, tag = "15")]
-        StringValue(String),
-        #[prost(bytes = "vec", tag = "16")]
-        BytesValue(Vec<u8>),
-    }
-
-    /// Sparkplug B data type names by number.
-    pub fn type_name(t: u32) -> &'static str {
-        match t {
-            1 => "Int8",
-            2 => "Int16",
-            3 => "Int32",
-            4 => "Int64",
-            5 => "UInt8",
-            6 => "UInt16",
-            7 => "UInt32",
-            8 => "UInt64",
-            9 => "Float",
-            10 => "Double",
-            11 => "Boolean",
-            12 => "String",
-            13 => "DateTime",
-            14 => "Text",
-            15 => "UUID",
-            16 => "DataSet",
-            17 => "Bytes",
-            18 => "File",
-            19 => "Template",
-            _ => "Unknown",
-        }
-    }
-}
+use crate::sparkplug::proto as sparkplug;
 
 /// Which codec each topic uses, and the Sparkplug aliases learned from BIRTHs.
 #[derive(Debug, Clone)]
@@ -175,17 +95,17 @@ type NodeKey = (String, String, String);
 /// Edge nodes and devices whose aliases are remembered at most.
 const MAX_ALIAS_BOOKS: usize = 10_000;
 
-/// The parts of a Sparkplug topic: spBv1.0/group/TYPE/edge[/device].
-fn sparkplug_topic(topic: &str) -> Option<(&str, &str, &str, &str)> {
-    let mut parts = topic.split('/');
-    if parts.next()? != "spBv1.0" {
-        return None;
+/// (group, edge node, device or "", message type) of a Sparkplug topic.
+fn sparkplug_topic(topic: &str) -> Option<(&str, &str, &str, &'static str)> {
+    match crate::sparkplug::Topic::parse(topic)? {
+        crate::sparkplug::Topic::Node {
+            group,
+            kind,
+            node,
+            device,
+        } => Some((group, node, device, kind.as_str())),
+        crate::sparkplug::Topic::State { .. } => None,
     }
-    let group = parts.next()?;
-    let kind = parts.next()?;
-    let edge = parts.next()?;
-    let device = parts.next().unwrap_or("");
-    Some((group, kind, edge, device))
 }
 
 impl Decoders {
@@ -216,7 +136,7 @@ impl Decoders {
         if self.codec(topic) != Codec::SparkplugB {
             return;
         }
-        let Some((group, kind, edge, device)) = sparkplug_topic(topic) else {
+        let Some((group, edge, device, kind)) = sparkplug_topic(topic) else {
             return;
         };
         if kind != "NBIRTH" && kind != "DBIRTH" {
@@ -258,79 +178,21 @@ impl Decoders {
     }
 
     fn sparkplug_json(&self, topic: &str, payload: &[u8]) -> Option<Value> {
+        // 3.0 STATE messages are JSON.
+        if let Some(crate::sparkplug::Topic::State { .. }) = crate::sparkplug::Topic::parse(topic) {
+            return serde_json::from_slice(payload).ok();
+        }
         let p = <sparkplug::Payload as prost::Message>::decode(payload).ok()?;
-        let book = sparkplug_topic(topic).and_then(|(g, _, e, d)| {
+        let parts = sparkplug_topic(topic);
+        let book = parts.and_then(|(g, e, d, _)| {
             self.aliases
                 .get(&(g.to_string(), e.to_string(), d.to_string()))
         });
-        let mut metrics = Map::new();
-        for (k, m) in p.metrics.iter().enumerate() {
-            let learned = m.alias.and_then(|a| book.and_then(|b| b.get(&a)));
-            let name = m
-                .name
-                .clone()
-                .or_else(|| learned.map(|(n, _)| n.clone()))
-                .unwrap_or_else(|| match m.alias {
-                    Some(a) => format!("alias {a} (no BIRTH seen)"),
-                    None => format!("metric {k}"),
-                });
-            let datatype = m.datatype.or(learned.map(|(_, t)| *t)).unwrap_or(0);
-            let mut entry = Map::new();
-            entry.insert("value".into(), metric_value(m, datatype));
-            entry.insert("type".into(), json!(sparkplug::type_name(datatype)));
-            if let Some(a) = m.alias {
-                entry.insert("alias".into(), json!(a));
-            }
-            if let Some(t) = m.timestamp {
-                entry.insert("timestamp".into(), json!(t));
-            }
-            if m.is_historical == Some(true) {
-                entry.insert("historical".into(), json!(true));
-            }
-            metrics.insert(name, Value::Object(entry));
-        }
-        let mut out = Map::new();
-        if let Some((_, kind, _, _)) = sparkplug_topic(topic) {
-            out.insert("message".into(), json!(kind));
-        }
-        if let Some(t) = p.timestamp {
-            out.insert("timestamp".into(), json!(t));
-        }
-        if let Some(s) = p.seq {
-            out.insert("seq".into(), json!(s));
-        }
-        if let Some(u) = &p.uuid {
-            out.insert("uuid".into(), json!(u));
-        }
-        out.insert("metrics".into(), Value::Object(metrics));
-        Some(Value::Object(out))
-    }
-}
-
-/// A metric's value as its Sparkplug data type says (signed types travel
-/// as two's complement in the unsigned fields).
-fn metric_value(m: &sparkplug::Metric, datatype: u32) -> Value {
-    use sparkplug::Value as V;
-    if m.is_null == Some(true) {
-        return Value::Null;
-    }
-    match &m.value {
-        Some(V::IntValue(v)) => match datatype {
-            1 => json!(*v as u8 as i8),
-            2 => json!(*v as u16 as i16),
-            3 => json!(*v as i32),
-            _ => json!(v),
-        },
-        Some(V::LongValue(v)) => match datatype {
-            4 => json!(*v as i64),
-            _ => json!(v),
-        },
-        Some(V::FloatValue(v)) => json!(v),
-        Some(V::DoubleValue(v)) => json!(v),
-        Some(V::BooleanValue(v)) => json!(v),
-        Some(V::StringValue(v)) => json!(v),
-        Some(V::BytesValue(v)) => json!(format!("{} bytes", v.len())),
-        None => Value::Null,
+        Some(sparkplug_json::payload(
+            &p,
+            parts.map(|(_, _, _, kind)| kind),
+            book,
+        ))
     }
 }
 
@@ -380,6 +242,7 @@ pub fn field(v: &Value, path: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A protobuf varint.
     fn varint(mut n: u64, out: &mut Vec<u8>) {

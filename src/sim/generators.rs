@@ -397,7 +397,7 @@ impl PayloadSampler {
                 Value::Object(m).to_string().into_bytes()
             }
             PayloadSampler::SparkplugB { metrics, birth } => {
-                use crate::codec::sparkplug::{Metric, Payload as SpPayload, Value as SpValue};
+                use crate::sparkplug::proto::{Metric, Payload as SpPayload, Value as SpValue};
                 use crate::scenario::SpType;
                 if *birth {
                     ctx.sparkplug_seq = 0;
