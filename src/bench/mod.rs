@@ -272,6 +272,7 @@ pub fn scenario(devices: u32, rate_hz: f64, qos: u8, protocol: Protocol) -> Scen
         script_budget: None,
         script_memory_mib: None,
         script_source: None,
+        sparkplug: None,
     };
     let sink = DeviceSpec {
         id: SINK_ID.into(),

@@ -246,15 +246,31 @@ fn array(b: &[u8], datatype: u32) -> Option<Value> {
     }
     let values: Vec<Value> = match datatype {
         22 => b.iter().map(|x| json!(*x as i8)).collect(),
-        23 => chunks::<2>(b)?.map(|c| json!(i16::from_le_bytes(c))).collect(),
-        24 => chunks::<4>(b)?.map(|c| json!(i32::from_le_bytes(c))).collect(),
-        25 | 34 => chunks::<8>(b)?.map(|c| json!(i64::from_le_bytes(c))).collect(),
+        23 => chunks::<2>(b)?
+            .map(|c| json!(i16::from_le_bytes(c)))
+            .collect(),
+        24 => chunks::<4>(b)?
+            .map(|c| json!(i32::from_le_bytes(c)))
+            .collect(),
+        25 | 34 => chunks::<8>(b)?
+            .map(|c| json!(i64::from_le_bytes(c)))
+            .collect(),
         26 => b.iter().map(|x| json!(x)).collect(),
-        27 => chunks::<2>(b)?.map(|c| json!(u16::from_le_bytes(c))).collect(),
-        28 => chunks::<4>(b)?.map(|c| json!(u32::from_le_bytes(c))).collect(),
-        29 => chunks::<8>(b)?.map(|c| json!(u64::from_le_bytes(c))).collect(),
-        30 => chunks::<4>(b)?.map(|c| json!(f32::from_le_bytes(c))).collect(),
-        31 => chunks::<8>(b)?.map(|c| json!(f64::from_le_bytes(c))).collect(),
+        27 => chunks::<2>(b)?
+            .map(|c| json!(u16::from_le_bytes(c)))
+            .collect(),
+        28 => chunks::<4>(b)?
+            .map(|c| json!(u32::from_le_bytes(c)))
+            .collect(),
+        29 => chunks::<8>(b)?
+            .map(|c| json!(u64::from_le_bytes(c)))
+            .collect(),
+        30 => chunks::<4>(b)?
+            .map(|c| json!(f32::from_le_bytes(c)))
+            .collect(),
+        31 => chunks::<8>(b)?
+            .map(|c| json!(f64::from_le_bytes(c)))
+            .collect(),
         32 => {
             let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
             let bits = &b[4..];
@@ -299,10 +315,19 @@ mod tests {
 
     #[test]
     fn arrays_datasets_templates_properties_and_metadata_decode() {
-        let floats: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|f| f.to_le_bytes()).collect();
-        assert_eq!(one(named(30, sp::Value::BytesValue(floats)))["value"], json!([1.5, -2.0]));
+        let floats: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
+        assert_eq!(
+            one(named(30, sp::Value::BytesValue(floats)))["value"],
+            json!([1.5, -2.0])
+        );
         let ints: Vec<u8> = [-3i16, 7].iter().flat_map(|f| f.to_le_bytes()).collect();
-        assert_eq!(one(named(23, sp::Value::BytesValue(ints)))["value"], json!([-3, 7]));
+        assert_eq!(
+            one(named(23, sp::Value::BytesValue(ints)))["value"],
+            json!([-3, 7])
+        );
         // Three booleans: true, false, true in the high bits.
         let bools = vec![3, 0, 0, 0, 0b1010_0000];
         assert_eq!(

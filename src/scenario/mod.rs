@@ -14,6 +14,7 @@ mod error;
 mod generate;
 mod import;
 mod payload;
+mod sparkplug;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ pub use behaviour::{Action, Cond, Reaction, StateMachine, Transition};
 pub use error::ScenarioError;
 pub use import::{ImportOptions, Imported, import_contract};
 pub use payload::{Gen, Payload, SpType};
+pub use sparkplug::{EdgeNode, Metric as SpMetric, PrimaryHost, SpDevice, SparkplugRole};
 pub use template::{expand, is_placeholder_name, placeholder_at, placeholders};
 pub use timeline::TimelineEntry;
 
@@ -179,6 +181,10 @@ pub struct DeviceSpec {
     /// script makes a different device, so a reload restarts it).
     #[serde(skip)]
     pub script_source: Option<ScriptSource>,
+    /// Its Sparkplug B role (`EdgeNode(…)`, `PrimaryHost(…)`): the
+    /// workbench follows the session rules for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparkplug: Option<SparkplugRole>,
 }
 
 /// A device's script as loaded: where it came from and its text (run by

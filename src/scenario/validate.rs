@@ -315,6 +315,20 @@ fn check_device(
             ));
         }
     }
+    if let Some(role) = &d.sparkplug {
+        if d.will.is_some() {
+            return Err(err(
+                "will",
+                format!(
+                    "device \"{}\": a Sparkplug device's will is its NDEATH or STATE death, sent by the workbench: remove `will`",
+                    d.id
+                ),
+            ));
+        }
+        role.kind()
+            .validate(&d.id, d.count > 1)
+            .map_err(|(needle, message)| err(&needle, format!("device \"{}\": {message}", d.id)))?;
+    }
     check_templates(d, text, path)?;
     check_states(d, text, path)?;
     if let Some(sm) = &d.states {

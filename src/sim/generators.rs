@@ -397,8 +397,8 @@ impl PayloadSampler {
                 Value::Object(m).to_string().into_bytes()
             }
             PayloadSampler::SparkplugB { metrics, birth } => {
-                use crate::sparkplug::proto::{Metric, Payload as SpPayload, Value as SpValue};
                 use crate::scenario::SpType;
+                use crate::sparkplug::proto::{Metric, Payload as SpPayload, Value as SpValue};
                 if *birth {
                     ctx.sparkplug_seq = 0;
                 }

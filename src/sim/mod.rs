@@ -6,6 +6,7 @@ pub mod generators;
 pub mod mqtt;
 pub mod ramp;
 pub mod script;
+pub mod sparkplug;
 mod timers;
 pub mod watch;
 

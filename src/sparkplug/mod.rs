@@ -161,7 +161,10 @@ mod tests {
         assert_eq!(Topic::parse("spBv1.0/plant/NDATA/edge-1/pump-1"), None);
         assert_eq!(Topic::parse("spBv1.0/plant/XDATA/edge-1"), None);
         assert_eq!(Topic::parse("spAv1.0/plant/NDATA/edge-1"), None);
-        assert_eq!(state_online(br#"{"online": true, "timestamp": 1}"#), Some(true));
+        assert_eq!(
+            state_online(br#"{"online": true, "timestamp": 1}"#),
+            Some(true)
+        );
         assert_eq!(state_online(b"OFFLINE"), Some(false));
         assert_eq!(state_online(b"yes"), None);
     }
