@@ -35,12 +35,13 @@ fi
 
 # MQTT.js, playwright-core and Aedes (npm, pinned in tests/node/package-lock.json)
 # for the WebSocket interop and browser tests; the official AsyncAPI parser
-# (@asyncapi/parser) for tests/contract.rs. SCARF_ANALYTICS=false: one of the
+# (@asyncapi/parser) for tests/contract.rs; Eclipse Tahu's Sparkplug B payload
+# library (sparkplug-payload) for tests/sparkplug.rs. SCARF_ANALYTICS=false: one of the
 # parser's dependencies would otherwise report the install over the network.
 node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
 if [ ! -f "$node_dir/node_modules/.package-lock.json" ] \
   || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
-  echo "setup: installing MQTT.js, playwright-core, Aedes and @asyncapi/parser (npm ci in tests/node)"
+  echo "setup: installing MQTT.js, playwright-core, Aedes, @asyncapi/parser and Tahu's sparkplug-payload (npm ci in tests/node)"
   (cd "$node_dir" && SCARF_ANALYTICS=false npm ci --silent --no-audit --no-fund)
 fi
 

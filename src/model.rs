@@ -379,6 +379,9 @@ pub struct Model {
     /// The running (or last) scenario's AsyncAPI contract: messages and
     /// violations per channel, undeclared topics (the Contract view).
     pub contract: Option<crate::contract::Tally>,
+    /// Sparkplug B edge nodes, devices, metrics and hosts as the wire shows
+    /// them (the Sparkplug view), for every client.
+    pub sparkplug: crate::sparkplug::observe::Observer,
 }
 
 impl Default for Model {
@@ -408,6 +411,7 @@ impl Default for Model {
             queries: 0,
             ramp: RampView::default(),
             contract: None,
+            sparkplug: Default::default(),
         }
     }
 }
@@ -434,6 +438,7 @@ impl Model {
             Event::Wire(batch) => {
                 for ev in &batch {
                     self.positions.on_event(ev);
+                    self.sparkplug.observe(ev);
                     if ev.kind == crate::wire::PacketKind::Publish
                         && ev.dir == crate::wire::Direction::ClientToBroker
                         && let (Some(t), Some(p)) = (ev.topic.as_deref(), ev.payload.as_deref())
@@ -466,6 +471,7 @@ impl Model {
             Event::ScenarioStarted(info) => {
                 if self.clear_on_scenario_start {
                     self.capture.clear();
+                    self.sparkplug.clear();
                 }
                 self.positions.clear();
                 self.decoders.set_rules(&info.decoders);
@@ -490,8 +496,10 @@ impl Model {
                 let rec = *rec;
                 self.capture.clear_all();
                 self.positions.clear();
+                self.sparkplug.clear();
                 for ev in &rec.events {
                     self.positions.on_event(ev);
+                    self.sparkplug.observe(ev);
                 }
                 self.capture.ingest_batch(rec.events);
                 self.faults.clear();

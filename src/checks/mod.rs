@@ -26,6 +26,7 @@ mod ordered;
 mod payload;
 mod queued_delivered;
 mod session_present;
+mod sparkplug;
 mod spec;
 mod will;
 
@@ -45,6 +46,7 @@ pub use ordered::Ordered;
 pub use payload::{PayloadCheck, PayloadMatcher};
 pub use queued_delivered::QueuedDelivered;
 pub use session_present::SessionPresent;
+pub use sparkplug::Sparkplug;
 pub use spec::{Anchor, Expectation, Verdict, VerdictState};
 pub use will::{DisconnectKind, Will};
 
@@ -85,6 +87,8 @@ crate::kinds_enum! {
     Ordered(Ordered),
     /// Messages on an AsyncAPI document's channels conform to their schemas and bindings.
     Conforms(Conforms),
+    /// A Sparkplug B 3.0 session rule holds for every edge node and host on the wire.
+    Sparkplug(Sparkplug),
     }
 }
 

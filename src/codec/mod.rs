@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 pub mod diff;
-mod sparkplug_json;
+pub mod sparkplug_json;
 
 use serde_json::Value;
 

@@ -148,6 +148,11 @@ fn int64(v: u64, datatype: u32) -> Value {
     }
 }
 
+/// A metric's value as its data type says (the Sparkplug view's value column).
+pub fn value(m: &sp::Metric, datatype: u32) -> Value {
+    metric_value(m, datatype, 0)
+}
+
 /// A metric's value as its Sparkplug data type says.
 fn metric_value(m: &sp::Metric, datatype: u32, depth: usize) -> Value {
     use sp::Value as V;
@@ -239,7 +244,7 @@ fn template(t: &sp::Template, depth: usize) -> Value {
 /// StringArray is NUL-terminated UTF-8 strings.
 fn array(b: &[u8], datatype: u32) -> Option<Value> {
     fn chunks<const N: usize>(b: &[u8]) -> Option<impl Iterator<Item = [u8; N]> + '_> {
-        (b.len() % N == 0).then(|| {
+        b.len().is_multiple_of(N).then(|| {
             b.chunks_exact(N)
                 .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N]))
         })

@@ -1,26 +1,26 @@
 //! One virtual device: a rumqttc client driven by its scenario entry (and
 //! its script, in `device/scripted.rs`).
 
+mod connect;
 mod scripted;
+mod sparkplug;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5 as m5;
-use rumqttc::{LastWill, MqttOptions};
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::DeviceReporter;
 use super::client::{
-    Client, ClientError, EventLoop, NetEvent, Received, graceful_disconnect, spawn_event_loop,
+    Client, ClientError, NetEvent, Received, graceful_disconnect, spawn_event_loop,
 };
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
 use crate::command::PublishRequest;
 use crate::event::{DeviceState, DeviceUpdate};
 use crate::fault::DeviceAction;
-use crate::scenario::{Action, DeviceSpec, MessageProps, Protocol, PublishSpec, Transport, expand};
-use crate::sim::mqtt::ToRumqttc;
+use crate::scenario::{Action, DeviceSpec, MessageProps, PublishSpec, expand};
 use crate::sim::script::Hook as ScriptHook;
 use crate::sim::timers::{catch_up, on_grid};
 
@@ -149,6 +149,8 @@ struct Device {
     script_error: Option<String>,
     /// What the last report said of the script.
     script_view: Option<Arc<crate::event::ScriptView>>,
+    /// Its Sparkplug B role (edge node or primary host), if any.
+    sparkplug: Option<crate::sim::sparkplug::Role>,
 }
 
 impl Device {
@@ -213,6 +215,10 @@ impl Device {
                     .collect(),
             })
             .collect();
+        let sparkplug = spec
+            .sparkplug
+            .as_ref()
+            .map(|r| crate::sim::sparkplug::Role::new(r, &id, plan.index));
         let mut dev = Device {
             plan,
             ctx,
@@ -230,6 +236,7 @@ impl Device {
             script: None,
             script_error: None,
             script_view: None,
+            sparkplug,
         };
         // Signals have a value from the first publish on, not from the first tick.
         dev.sample_signals();
@@ -288,180 +295,6 @@ impl Device {
             DeviceAction::ResumeAcking => self.acking = true,
             DeviceAction::Disconnect | DeviceAction::Drop | DeviceAction::Reconnect => {}
         }
-    }
-
-    /// A new client and its event loop (polled on its own task), for the device's protocol.
-    fn connect(&self) -> (Client, EventLoop) {
-        match self.plan.spec.protocol {
-            Protocol::V311 => {
-                let (client, mut el) = rumqttc::AsyncClient::new(self.options(), 256);
-                let mut net = el.network_options();
-                net.set_connection_timeout(30);
-                el.set_network_options(net);
-                (Client::V4(client), EventLoop::V4(Box::new(el)))
-            }
-            Protocol::V5 => {
-                let mut o = self.options_v5();
-                let mut net = rumqttc::NetworkOptions::new();
-                net.set_connection_timeout(30);
-                o.set_network_options(net);
-                let (client, el) = rumqttc::v5::AsyncClient::new(o, 256);
-                (Client::V5(client), EventLoop::V5(Box::new(el)))
-            }
-        }
-    }
-
-    /// The will's payload, rendered once per connect from the device's seed.
-    fn will_payload(&self) -> Option<(String, Vec<u8>)> {
-        let spec = &self.plan.spec;
-        let w = spec.will.as_ref()?;
-        let mut sampler = PayloadSampler::new(&w.payload, 1.0);
-        let mut ctx = DeviceCtx::new(
-            self.plan.seed,
-            &self.plan.client_id,
-            self.plan.index,
-            spec.vars.clone(),
-            self.ctx.state.clone(),
-        );
-        let payload = sampler.render(&mut ctx, 2, None);
-        Some((
-            expand(&w.topic, self.plan.index, &self.plan.client_id),
-            payload,
-        ))
-    }
-
-    /// Host, port and TLS configuration this device connects with (over a
-    /// socket: MQTT over TLS; WebSocket devices go in-process, see `connector`).
-    fn address(&self) -> (&str, u16, Option<Arc<rustls::ClientConfig>>) {
-        let t = &self.plan.target;
-        match (&t.tls, self.plan.spec.tls, self.plan.spec.transport) {
-            (Some(tls), true, Transport::Tcp) => (&t.host, tls.port, Some(tls.config.clone())),
-            _ => (&t.host, t.port, None),
-        }
-    }
-
-    /// In-process to the tap (no socket), when the target offers it. A
-    /// WebSocket device opens its stream with the WebSocket (and TLS)
-    /// handshakes a browser would make, and the tap answers them as its
-    /// ws:// and wss:// listeners do.
-    fn connector(&self) -> Option<rumqttc::Connector> {
-        let door = self.plan.target.door.clone()?;
-        let spec = &self.plan.spec;
-        let kind = match (spec.transport, spec.tls) {
-            (Transport::Tcp, _) => crate::tap::DoorKind::Mqtt,
-            (Transport::Ws, false) => crate::tap::DoorKind::Ws,
-            (Transport::Ws, true) | (Transport::Wss, _) => crate::tap::DoorKind::Wss,
-        };
-        let tls = match kind {
-            // The tap's generated certificate carries localhost.
-            crate::tap::DoorKind::Wss => self
-                .plan
-                .target
-                .tls
-                .as_ref()
-                .zip(crate::tls::server_name("localhost").ok())
-                .map(|(t, name)| crate::tap::UpstreamTls {
-                    config: t.config.clone(),
-                    name,
-                }),
-            _ => None,
-        };
-        let url = match kind {
-            crate::tap::DoorKind::Mqtt => None,
-            crate::tap::DoorKind::Ws => Some("ws://localhost/mqtt"),
-            crate::tap::DoorKind::Wss => Some("wss://localhost/mqtt"),
-        };
-        Some(rumqttc::Connector(Arc::new(move || {
-            let stream = door.connect_as(kind);
-            let tls = tls.clone();
-            Box::pin(async move {
-                let stream = stream?;
-                if kind == crate::tap::DoorKind::Mqtt {
-                    return Ok(Box::new(stream) as Box<dyn rumqttc::AsyncReadWrite>);
-                }
-                // connect_as refused wss without TLS, so `tls` is there for wss.
-                crate::tap::client_handshakes(stream, tls.as_ref(), url)
-                    .await
-                    .map(|io| Box::new(io) as Box<dyn rumqttc::AsyncReadWrite>)
-                    .map_err(|e| {
-                        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e.to_string())
-                    })
-            })
-        })))
-    }
-
-    /// The device's own credentials, or the workbench's default ones.
-    fn credentials(&self) -> Option<(String, String)> {
-        let spec = &self.plan.spec;
-        match &spec.username {
-            Some(u) => Some((u.clone(), spec.password.clone().unwrap_or_default())),
-            None => self.plan.target.credentials.clone(),
-        }
-    }
-
-    fn options_v5(&self) -> rumqttc::v5::MqttOptions {
-        let spec = &self.plan.spec;
-        let (host, port, tls) = self.address();
-        let mut o = rumqttc::v5::MqttOptions::new(&self.plan.client_id, host, port);
-        if let Some(t) = tls {
-            o.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(t),
-            ));
-        } else if let Some(c) = self.connector() {
-            o.set_connector(c);
-        }
-        o.set_keep_alive(spec.keep_alive.0);
-        o.set_clean_start(spec.clean_session);
-        o.set_max_packet_size(Some(1024 * 1024));
-        // rumqttc sizes its inflight tables by the broker's Receive Maximum
-        // (65535 from rumqttd): about 13 MiB per device. See INFLIGHT.
-        o.set_outgoing_inflight_upper_limit(INFLIGHT);
-        o.set_manual_acks(true);
-        if let Some(e) = spec.session_expiry {
-            o.set_session_expiry_interval(Some(e.0.as_secs().min(u32::MAX as u64) as u32));
-        }
-        if !spec.user_properties.is_empty() {
-            o.set_user_properties(spec.user_properties.clone());
-        }
-        if let (Some(w), Some((topic, payload))) = (&spec.will, self.will_payload()) {
-            o.set_last_will(m5::LastWill::new(
-                topic,
-                payload,
-                w.qos.to_rumqttc_v5(),
-                w.retain,
-                None,
-            ));
-        }
-        if let Some((u, p)) = self.credentials() {
-            o.set_credentials(u, p);
-        }
-        o
-    }
-
-    fn options(&self) -> MqttOptions {
-        let spec = &self.plan.spec;
-        let (host, port, tls) = self.address();
-        let mut o = MqttOptions::new(&self.plan.client_id, host, port);
-        if let Some(t) = tls {
-            o.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(t),
-            ));
-        } else if let Some(c) = self.connector() {
-            o.set_connector(c);
-        }
-        o.set_keep_alive(spec.keep_alive.0);
-        o.set_clean_session(spec.clean_session);
-        o.set_max_packet_size(1024 * 1024, 1024 * 1024);
-        o.set_inflight(INFLIGHT);
-        // We acknowledge ourselves, so a device can stop acknowledging on command.
-        o.set_manual_acks(true);
-        if let (Some(w), Some((topic, payload))) = (&spec.will, self.will_payload()) {
-            o.set_last_will(LastWill::new(topic, payload, w.qos.to_rumqttc(), w.retain));
-        }
-        if let Some((u, p)) = self.credentials() {
-            o.set_credentials(u, p);
-        }
-        o
     }
 
     /// Spread a fleet's periodic publishes over their period (golden-ratio phases).
@@ -535,6 +368,7 @@ impl Device {
     }
 
     fn on_connected(&mut self, client: &Client) {
+        self.sparkplug_connected(client);
         for s in &self.plan.spec.subscribe {
             let filter = expand(&s.filter, self.plan.index, &self.plan.client_id);
             client.subscribe(filter, s.qos);
@@ -631,6 +465,30 @@ impl Device {
     }
 }
 
+impl Device {
+    /// A message published by hand as this device (`client`: None when not connected).
+    fn hand_publish(
+        &mut self,
+        client: Option<&Client>,
+        req: PublishRequest,
+    ) -> Result<(), HandPublishError> {
+        let id = || self.plan.client_id.clone();
+        let client = client.ok_or_else(|| HandPublishError::NotConnected(id()))?;
+        let qos = crate::scenario::Qos(req.qos.min(2));
+        let props = (!req.properties.is_empty())
+            .then(|| crate::sim::mqtt::publish_properties(&req.properties));
+        if props.is_some() && matches!(client, Client::V4(_)) {
+            return Err(HandPublishError::NoProperties(id()));
+        }
+        client
+            .publish(req.topic, qos, req.retain, req.payload.to_vec(), props)
+            .map_err(|error| HandPublishError::Client {
+                client: id(),
+                error,
+            })
+    }
+}
+
 /// What ended a connected period.
 enum Next {
     /// Connect again (after Reconnect).
@@ -689,6 +547,7 @@ async fn run(
         let next = loop {
             let due = dev.next_due().filter(|_| connected);
             let timer = dev.next_timer();
+            let sp_due = dev.sparkplug_due().filter(|_| connected);
             tokio::select! {
                 cmd = ctl.recv_async() => match cmd.ok() {
                     None => {
@@ -703,6 +562,7 @@ async fn run(
                         }
                         poller.abort();
                         mark.closed();
+                        dev.sparkplug_disconnected();
                         dev.set_state(DeviceState::Offline);
                         dev.script_hook(None, ScriptHook::Disconnect).await;
                         break wait_for_reconnect(&ctl, &mut dev).await;
@@ -711,6 +571,7 @@ async fn run(
                         // Close the socket without DISCONNECT: the broker fires the will.
                         poller.abort();
                         mark.closed();
+                        dev.sparkplug_disconnected();
                         dev.set_state(DeviceState::Offline);
                         dev.script_hook(None, ScriptHook::Disconnect).await;
                         break wait_for_reconnect(&ctl, &mut dev).await;
@@ -734,6 +595,12 @@ async fn run(
                         if dev.script.is_some() {
                             dev.script_hook(Some(&client), Device::message_hook(&p)).await;
                         }
+                        if dev.sparkplug_message(&client, &p) {
+                            // Its primary host went offline: NDEATH sent, now a new session.
+                            graceful_disconnect(&client, &events).await;
+                            dev.sparkplug_disconnected();
+                            break Next::Reconnect;
+                        }
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
@@ -745,28 +612,22 @@ async fn run(
                         }
                         connected = false;
                         dev.set_state(DeviceState::Reconnecting);
+                        dev.sparkplug_disconnected();
+                        if dev.sparkplug.is_some() {
+                            // A new CONNECT with a new will (the next bdSeq), not rumqttc's retry.
+                            poller.abort();
+                            sleep(Duration::from_secs(1)).await;
+                            break Next::Reconnect;
+                        }
                     }
                     None => break Next::Stop,
                 },
                 Ok(boxed) = hand.recv_async() => {
                     let (req, answer) = *boxed;
-                    let result = if !connected {
-                        Err(HandPublishError::NotConnected(dev.plan.client_id.clone()))
-                    } else {
-                        let qos = crate::scenario::Qos(req.qos.min(2));
-                        let props = (!req.properties.is_empty()).then(|| crate::sim::mqtt::publish_properties(&req.properties));
-                        if props.is_some() && matches!(client, Client::V4(_)) {
-                            Err(HandPublishError::NoProperties(dev.plan.client_id.clone()))
-                        } else {
-                            client
-                                .publish(req.topic, qos, req.retain, req.payload.to_vec(), props)
-                                .map_err(|error| HandPublishError::Client {
-                                    client: dev.plan.client_id.clone(),
-                                    error,
-                                })
-                        }
-                    };
-                    let _ = answer.send(result);
+                    let _ = answer.send(dev.hand_publish(connected.then_some(&client), req));
+                }
+                _ = sleep_until(sp_due.unwrap_or_else(Instant::now)), if sp_due.is_some() => {
+                    dev.sparkplug_fire(&client);
                 }
                 _ = sleep_until(on_grid(due.unwrap_or_else(Instant::now))), if due.is_some() => {
                     dev.fire_due(&client, Instant::now());

@@ -323,7 +323,7 @@ pub struct Edge {
     next_ndata: Option<Instant>,
 }
 
-const REBIRTH: &str = "Node Control/Rebirth";
+use crate::sparkplug::REBIRTH;
 const REBIRTH_ALIAS: u64 = 2;
 
 impl Edge {
@@ -759,20 +759,9 @@ impl Host {
 
 /// NCMD `Node Control/Rebirth = true` to an edge node.
 pub fn rebirth_request(group: &str, node: &str) -> Out {
-    let ts = now_ms();
     Out {
         topic: spb::node_topic(group, Kind::NCmd, node),
-        payload: encode(&sp::Payload {
-            timestamp: Some(ts),
-            metrics: vec![sp::Metric {
-                name: Some(REBIRTH.into()),
-                timestamp: Some(ts),
-                datatype: Some(SpType::Boolean.code()),
-                value: Some(sp::Value::BooleanValue(true)),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
+        payload: spb::rebirth_payload(now_ms()),
         qos: Qos(0),
         retain: false,
     }

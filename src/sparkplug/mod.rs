@@ -3,6 +3,7 @@
 //! (`codec`) show its payloads, virtual edge nodes and primary hosts
 //! (`sim::sparkplug`) follow its session rules.
 
+pub mod observe;
 pub mod proto;
 
 /// The namespace every Sparkplug B topic starts with.
@@ -126,6 +127,57 @@ pub fn bd_seq(p: &proto::Payload) -> Option<u64> {
         })
 }
 
+/// The metric an NCMD asks an edge node to be born again with.
+pub const REBIRTH: &str = "Node Control/Rebirth";
+
+/// An NCMD payload asking for a rebirth (`Node Control/Rebirth = true`), at `ts_ms`.
+pub fn rebirth_payload(ts_ms: u64) -> Vec<u8> {
+    write_payload(REBIRTH, 11, proto::Value::BooleanValue(true), ts_ms)
+}
+
+/// An NCMD/DCMD payload writing `value` (of data type `datatype`) to metric `name`.
+pub fn write_payload(name: &str, datatype: u32, value: proto::Value, ts_ms: u64) -> Vec<u8> {
+    prost::Message::encode_to_vec(&proto::Payload {
+        timestamp: Some(ts_ms),
+        metrics: vec![proto::Metric {
+            name: Some(name.into()),
+            timestamp: Some(ts_ms),
+            datatype: Some(datatype),
+            value: Some(value),
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+}
+
+/// A value typed by hand for a metric of data type `datatype` (3.0, 6.4.16):
+/// integers, floats, booleans and strings; other types cannot be written here.
+pub fn parse_value(datatype: u32, text: &str) -> Result<proto::Value, String> {
+    use proto::Value as V;
+    let t = text.trim();
+    let bad = || format!("\"{t}\" is not a {} value", proto::type_name(datatype));
+    Ok(match datatype {
+        1..=3 => V::IntValue(t.parse::<i32>().map_err(|_| bad())? as u32),
+        5..=7 => V::IntValue(t.parse::<u32>().map_err(|_| bad())?),
+        4 => V::LongValue(t.parse::<i64>().map_err(|_| bad())? as u64),
+        8 | 13 => V::LongValue(t.parse::<u64>().map_err(|_| bad())?),
+        9 => V::FloatValue(t.parse::<f32>().map_err(|_| bad())?),
+        10 => V::DoubleValue(t.parse::<f64>().map_err(|_| bad())?),
+        11 => V::BooleanValue(match t {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(bad()),
+        }),
+        12 | 14 | 15 => V::StringValue(text.to_string()),
+        other => {
+            return Err(format!(
+                "metrics of type {} cannot be written from here",
+                proto::type_name(other)
+            ));
+        }
+    })
+}
+
 /// A STATE payload (3.0: `{"online": true, "timestamp": …}`; 2.2's `ONLINE`/`OFFLINE` too).
 pub fn state_online(payload: &[u8]) -> Option<bool> {
     match payload {
@@ -167,5 +219,26 @@ mod tests {
         );
         assert_eq!(state_online(b"OFFLINE"), Some(false));
         assert_eq!(state_online(b"yes"), None);
+    }
+
+    #[test]
+    fn values_typed_by_hand_take_the_metric_type_or_say_why_not() {
+        assert_eq!(parse_value(9, " 42.5 "), Ok(proto::Value::FloatValue(42.5)));
+        assert_eq!(
+            parse_value(3, "-7"),
+            Ok(proto::Value::IntValue(-7i32 as u32))
+        );
+        assert_eq!(
+            parse_value(11, "true"),
+            Ok(proto::Value::BooleanValue(true))
+        );
+        assert_eq!(
+            parse_value(3, "4.5"),
+            Err("\"4.5\" is not a Int32 value".into())
+        );
+        assert!(parse_value(16, "x").unwrap_err().contains("DataSet"));
+        let p: proto::Payload = prost::Message::decode(&rebirth_payload(5)[..]).expect("decodes");
+        assert_eq!(p.metrics[0].name.as_deref(), Some(REBIRTH));
+        assert_eq!(p.metrics[0].value, Some(proto::Value::BooleanValue(true)));
     }
 }

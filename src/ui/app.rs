@@ -65,6 +65,7 @@ pub struct WorkbenchApp {
     toasts: Toasts,
     pub(super) welcome: Welcome,
     pub topics: TopicsPanel,
+    pub sparkplug: super::sparkplug::SparkplugView,
     sessions: SessionsPanel,
     qos: QosPanel,
     pub log: LogPanel,
@@ -141,6 +142,7 @@ impl WorkbenchApp {
             toasts: Toasts::default(),
             welcome: Welcome::new(move || ctx.request_repaint()),
             topics: TopicsPanel::default(),
+            sparkplug: Default::default(),
             sessions: SessionsPanel::default(),
             qos: QosPanel::default(),
             log: LogPanel::default(),
@@ -669,6 +671,7 @@ impl WorkbenchApp {
                             self.settings.tab = Tab::Log;
                         }
                     }
+                    Tab::Sparkplug => self.sparkplug.ui(ui, &m.sparkplug, &mut self.pending),
                     Tab::Contract => {
                         if let Some(seq) = super::contract::contract_ui(ui, m.contract.as_ref()) {
                             self.log.jump_to(seq);

@@ -149,6 +149,7 @@ impl UiCommand {
             UiCommand::ShowTab(Tab::Map) => cmd(Key::Num6),
             UiCommand::ShowTab(Tab::Query) => cmd(Key::Num7),
             UiCommand::ShowTab(Tab::Contract) => cmd(Key::Num8),
+            UiCommand::ShowTab(Tab::Sparkplug) => cmd(Key::Num9),
             _ => None,
         }
     }
@@ -163,18 +164,20 @@ pub enum Tab {
     Log,
     Checks,
     Contract,
+    Sparkplug,
     Map,
     Query,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 8] = [
+    pub const ALL: [Tab; 9] = [
         Tab::Topics,
         Tab::Sessions,
         Tab::Qos,
         Tab::Log,
         Tab::Checks,
         Tab::Contract,
+        Tab::Sparkplug,
         Tab::Map,
         Tab::Query,
     ];
@@ -187,6 +190,7 @@ impl Tab {
             Tab::Log => "Message log",
             Tab::Checks => "Checks",
             Tab::Contract => "Contract",
+            Tab::Sparkplug => "Sparkplug",
             Tab::Map => "Map",
             Tab::Query => "Query",
         }

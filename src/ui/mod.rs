@@ -21,6 +21,7 @@ mod qos;
 mod query;
 mod sessions;
 mod settings;
+mod sparkplug;
 mod status;
 mod theme;
 mod toasts;

@@ -1,0 +1,366 @@
+//! Sparkplug: every Sparkplug B edge node the tap sees (virtual or the
+//! user's own) as groups → edge nodes → devices, each online or offline
+//! with its `bdSeq`, last `seq`, birth and death times; primary hosts with
+//! their STATE. The selected node's or device's metrics (name, alias, type,
+//! value, timestamp, engineering units) update live; *Rebirth* sends the
+//! node an NCMD `Node Control/Rebirth`, and a value typed in the Write
+//! column goes out as an NCMD/DCMD, from the workbench's own client.
+
+use egui::{Color32, RichText};
+use egui_extras::{Column, TableBuilder};
+
+use super::{format, theme};
+use crate::command::{Command, MessageProperties, PublishRequest, Publisher};
+use crate::sparkplug::observe::{MetricView, NodeView, Observer};
+use crate::sparkplug::proto::type_name;
+use crate::sparkplug::{self as spb, Kind};
+
+/// (group, edge node, device — None for the node itself).
+pub type Selection = (String, String, Option<String>);
+
+/// The view's own state: the selection and the values being typed.
+#[derive(Default)]
+pub struct SparkplugView {
+    pub selected: Option<Selection>,
+    /// The Write column's text per metric name (of the selection).
+    edits: std::collections::HashMap<String, String>,
+    /// The last write that could not be sent, and why.
+    error: Option<String>,
+}
+
+fn dot(ui: &mut egui::Ui, online: bool) {
+    let (color, text) = if online {
+        (theme::OK, "●")
+    } else {
+        (Color32::GRAY, "○")
+    };
+    ui.label(RichText::new(text).color(color))
+        .on_hover_text(if online { "online" } else { "offline" });
+}
+
+fn when(t_us: Option<u64>) -> String {
+    t_us.map_or_else(|| "—".into(), format::time_of_day)
+}
+
+fn show_u64(v: Option<u64>) -> String {
+    v.map_or_else(|| "—".into(), |v| v.to_string())
+}
+
+impl SparkplugView {
+    pub fn ui(&mut self, ui: &mut egui::Ui, o: &Observer, out: &mut Vec<Command>) {
+        if o.nodes.is_empty() && o.hosts.is_empty() {
+            ui.add_space(theme::SECTION_GAP);
+            ui.vertical_centered(|ui| {
+                ui.weak("No Sparkplug B traffic yet.");
+                ui.weak(
+                    "Edge nodes and primary hosts show here as soon as they publish on spBv1.0/…: \
+                     virtual ones (`sparkplug: EdgeNode(…)` in a scenario, see the shipped \
+                     Sparkplug scenario) and your own, connected to the workbench's broker.",
+                );
+            });
+            return;
+        }
+        ui.horizontal(|ui| {
+            ui.strong(format!(
+                "{} edge nodes ({} online)",
+                o.nodes.len(),
+                o.online_nodes()
+            ));
+            ui.separator();
+            ui.label(format!("{} primary hosts", o.hosts.len()));
+            ui.separator();
+            ui.label(format!("{} Sparkplug messages", o.messages));
+            if o.dropped > 0 {
+                ui.separator();
+                ui.label(
+                    RichText::new(format!("{} not kept (bounds)", o.dropped)).color(theme::WARN),
+                )
+                .on_hover_text("Nodes, devices, metrics or hosts past the view's bounds");
+            }
+        });
+        ui.add_space(theme::SMALL_GAP);
+        egui::Panel::left("sparkplug_tree")
+            .resizable(true)
+            .default_size(300.0)
+            .size_range(220.0..=520.0)
+            .show(ui, |ui| self.tree_ui(ui, o));
+        egui::CentralPanel::default()
+            .frame(egui::Frame::NONE.inner_margin(egui::Margin::symmetric(8, 0)))
+            .show(ui, |ui| self.detail_ui(ui, o, out));
+    }
+
+    fn tree_ui(&mut self, ui: &mut egui::Ui, o: &Observer) {
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                let mut group: Option<&str> = None;
+                for ((g, n), node) in &o.nodes {
+                    if group != Some(g.as_str()) {
+                        group = Some(g.as_str());
+                        ui.add_space(theme::SMALL_GAP);
+                        ui.label(RichText::new(format!("Group {g}")).strong());
+                    }
+                    self.node_row_ui(ui, g, n, node);
+                    for (d, dev) in &node.devices {
+                        ui.horizontal(|ui| {
+                            ui.add_space(28.0);
+                            dot(ui, dev.online);
+                            let sel = Some((g.clone(), n.clone(), Some(d.clone())));
+                            if ui
+                                .selectable_label(self.selected == sel, d)
+                                .on_hover_text(format!(
+                                    "device {d} · born {} · died {}",
+                                    when(dev.birth_us),
+                                    when(dev.death_us)
+                                ))
+                                .clicked()
+                            {
+                                self.select(sel);
+                            }
+                        });
+                    }
+                }
+                if !o.hosts.is_empty() {
+                    ui.add_space(theme::GAP);
+                    ui.label(RichText::new("Primary hosts").strong());
+                    for (id, h) in &o.hosts {
+                        ui.horizontal(|ui| {
+                            ui.add_space(12.0);
+                            dot(ui, h.online);
+                            ui.label(id).on_hover_text(format!(
+                                "STATE from client {} at {}; timestamp {}",
+                                h.client,
+                                format::time_of_day(h.t_us),
+                                show_u64(h.timestamp_ms)
+                            ));
+                        });
+                    }
+                }
+            });
+    }
+
+    fn node_row_ui(&mut self, ui: &mut egui::Ui, g: &str, n: &str, node: &NodeView) {
+        ui.horizontal(|ui| {
+            ui.add_space(12.0);
+            dot(ui, node.online);
+            let sel = Some((g.to_string(), n.to_string(), None));
+            if ui
+                .selectable_label(self.selected == sel, n)
+                .on_hover_text(format!("edge node {n} (client {})", node.client))
+                .clicked()
+            {
+                self.select(sel);
+            }
+            ui.weak(format!(
+                "bdSeq {} · seq {}",
+                show_u64(node.bd_seq),
+                show_u64(node.last_seq)
+            ));
+        });
+    }
+
+    fn select(&mut self, sel: Option<Selection>) {
+        if self.selected != sel {
+            self.edits.clear();
+            self.error = None;
+        }
+        self.selected = sel;
+    }
+
+    fn detail_ui(&mut self, ui: &mut egui::Ui, o: &Observer, out: &mut Vec<Command>) {
+        // The first node until the user picks one.
+        if self.selected.is_none() {
+            self.selected = o
+                .nodes
+                .keys()
+                .next()
+                .map(|(g, n)| (g.clone(), n.clone(), None));
+        }
+        let Some((g, n, dev)) = self.selected.clone() else {
+            ui.weak("Pick an edge node or a device on the left.");
+            return;
+        };
+        let Some(node) = o.nodes.get(&(g.clone(), n.clone())) else {
+            ui.weak("Pick an edge node or a device on the left.");
+            return;
+        };
+        let device = dev.as_ref().and_then(|d| node.devices.get(d));
+        ui.horizontal(|ui| {
+            let title = match &dev {
+                Some(d) => format!("{g} / {n} / {d}"),
+                None => format!("{g} / {n}"),
+            };
+            ui.heading(title);
+            let online = device.map_or(node.online, |d| d.online);
+            ui.label(if online {
+                RichText::new("online").color(theme::OK).strong()
+            } else {
+                RichText::new("offline").color(theme::ERROR).strong()
+            });
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui
+                    .button("Rebirth")
+                    .on_hover_text(format!(
+                        "Send NCMD {} = true to {n}: it publishes its NBIRTH and every DBIRTH again",
+                        spb::REBIRTH
+                    ))
+                    .clicked()
+                {
+                    out.push(publish(
+                        spb::node_topic(&g, Kind::NCmd, &n),
+                        spb::rebirth_payload(crate::time::now_us() / 1000),
+                    ));
+                }
+            });
+        });
+        let (birth, death) = match device {
+            Some(d) => (d.birth_us, d.death_us),
+            None => (node.birth_us, node.death_us),
+        };
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!("bdSeq {}", show_u64(node.bd_seq)));
+            ui.separator();
+            ui.label(format!("last seq {}", show_u64(node.last_seq)));
+            ui.separator();
+            ui.label(format!("born {}", when(birth)));
+            ui.separator();
+            ui.label(format!("died {}", when(death)));
+            ui.separator();
+            ui.label(format!("client {}", node.client));
+            if let Some(asked) = node.rebirth_asked_us {
+                ui.separator();
+                ui.label(
+                    RichText::new(format!("rebirth asked at {}", format::time_of_day(asked)))
+                        .color(theme::WARN),
+                );
+            }
+        });
+        if let Some(e) = &self.error {
+            ui.label(RichText::new(e).color(theme::ERROR));
+        }
+        ui.add_space(theme::SMALL_GAP);
+        let metrics = device.map_or(&node.metrics, |d| &d.metrics);
+        if metrics.is_empty() {
+            ui.weak("No BIRTH seen yet: press Rebirth to ask the node for its metrics.");
+            return;
+        }
+        let topic = match &dev {
+            Some(d) => spb::device_topic(&g, Kind::DCmd, &n, d),
+            None => spb::node_topic(&g, Kind::NCmd, &n),
+        };
+        self.metrics_ui(ui, metrics, &topic, out);
+    }
+
+    fn metrics_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        metrics: &[MetricView],
+        topic: &str,
+        out: &mut Vec<Command>,
+    ) {
+        ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+        let mut write = None;
+        TableBuilder::new(ui)
+            .id_salt("sparkplug_metrics")
+            .striped(true)
+            .column(Column::initial(200.0).at_least(120.0).resizable(true))
+            .column(Column::exact(50.0))
+            .column(Column::exact(80.0))
+            .column(Column::initial(140.0).at_least(80.0).resizable(true))
+            .column(Column::exact(96.0))
+            .column(Column::exact(60.0))
+            .column(Column::remainder().at_least(150.0))
+            .header(20.0, |mut h| {
+                format::header_cells(
+                    &mut h,
+                    &[
+                        "Metric",
+                        "Alias",
+                        "Type",
+                        "Value",
+                        "Timestamp",
+                        "Units",
+                        "Write",
+                    ],
+                )
+            })
+            .body(|body| {
+                body.rows(24.0, metrics.len(), |mut row| {
+                    let m = &metrics[row.index()];
+                    row.col(|ui| {
+                        ui.label(&m.name);
+                    });
+                    row.col(|ui| {
+                        ui.monospace(show_u64(m.alias));
+                    });
+                    row.col(|ui| {
+                        ui.label(type_name(m.datatype));
+                    });
+                    row.col(|ui| {
+                        let v = match &m.value {
+                            serde_json::Value::String(s) => s.clone(),
+                            v => v.to_string(),
+                        };
+                        ui.monospace(v);
+                    });
+                    row.col(|ui| {
+                        ui.label(
+                            m.timestamp_ms
+                                .map_or_else(|| "—".into(), |t| format::time_of_day(t * 1000)),
+                        );
+                    });
+                    row.col(|ui| {
+                        ui.label(m.units.as_deref().unwrap_or(""));
+                    });
+                    row.col(|ui| {
+                        if m.name == spb::REBIRTH || m.name == "bdSeq" {
+                            return;
+                        }
+                        let text = self.edits.entry(m.name.clone()).or_default();
+                        let edit = ui.add(
+                            egui::TextEdit::singleline(text)
+                                .desired_width(80.0)
+                                .hint_text("value"),
+                        );
+                        let enter =
+                            edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                        if (ui
+                            .small_button("Write")
+                            .on_hover_text(format!("Send {topic} writing {}", m.name))
+                            .clicked()
+                            || enter)
+                            && !text.trim().is_empty()
+                        {
+                            write = Some((m.name.clone(), m.datatype, text.clone()));
+                        }
+                    });
+                });
+            });
+        if let Some((name, datatype, text)) = write {
+            match spb::parse_value(datatype, &text) {
+                Ok(v) => {
+                    self.error = None;
+                    let ts = crate::time::now_us() / 1000;
+                    out.push(publish(
+                        topic.to_string(),
+                        spb::write_payload(&name, datatype, v, ts),
+                    ));
+                }
+                Err(e) => self.error = Some(format!("{name}: {e}")),
+            }
+        }
+    }
+}
+
+/// A command as the workbench's own client sends it (QoS 0, not retained).
+fn publish(topic: String, payload: Vec<u8>) -> Command {
+    Command::Publish(PublishRequest {
+        from: Publisher::Workbench,
+        topic,
+        payload: payload.into(),
+        qos: 0,
+        retain: false,
+        properties: MessageProperties::default(),
+        payload_file: None,
+    })
+}
