@@ -1484,3 +1484,130 @@ fn open_an_asyncapi_document_see_a_violation_in_the_contract_view_and_export_an_
         c.channels.iter().map(|c| &c.address).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn the_sparkplug_view_asks_for_a_rebirth_and_writes_a_metric_that_reaches_the_device() {
+    let mut h = harness(Some(scenario("sparkplug-edge.ron")), 0, None);
+    let key = ("plant".to_string(), "edge-1".to_string());
+    wait(&mut h, "the pump born", 20, |a| {
+        a.model
+            .sparkplug
+            .nodes
+            .get(&key)
+            .is_some_and(|n| n.devices.get("pump-1").is_some_and(|d| d.online))
+    });
+    h.get_by_label("Sparkplug").click();
+    h.run_steps(2);
+    assert_eq!(h.state().settings.tab, mqtt_workbench::ui::Tab::Sparkplug);
+    h.get_by_label_contains("1 edge node (1 online)");
+    h.get_by_label("scada");
+    // The node's own metrics first, with its bdSeq; Rebirth asks for NBIRTH and DBIRTH again.
+    h.get_by_label("Uptime");
+    let births = |a: &WorkbenchApp| {
+        a.model
+            .capture
+            .topics
+            .get("spBv1.0/plant/NBIRTH/edge-1")
+            .map_or(0, |t| t.published)
+    };
+    let before = births(h.state());
+    h.get_by_label("Rebirth").click();
+    wait(&mut h, "the NBIRTH answering the rebirth", 10, |a| {
+        births(a) > before && a.model.sparkplug.rebirths_answered >= 1
+    });
+    assert!(h.state().model.capture.messages().any(|(_, e)| {
+        &*e.client_id == mqtt_workbench::command::WORKBENCH_CLIENT_ID
+            && e.topic.as_deref() == Some("spBv1.0/plant/NCMD/edge-1")
+    }));
+    // The pump's metrics; type a Setpoint (the fifth row) and write it: a DCMD
+    // the virtual device applies and answers with a DDATA carrying the value.
+    h.get_by_label("pump-1").click();
+    h.run_steps(2);
+    h.get_by_label("Temperature");
+    assert_eq!(
+        h.get_all_by_label("°C").count(),
+        2,
+        "Temperature's and Setpoint's units"
+    );
+    let setpoint = |h: &Harness<'_, WorkbenchApp>| {
+        h.get_all_by_role(egui::accesskit::Role::TextInput)
+            .filter(|n| n.accesskit_node().label().as_deref() == Some("Setpoint"))
+            .count()
+    };
+    assert_eq!(
+        setpoint(&h),
+        1,
+        "the Setpoint's Write field, named by its metric"
+    );
+    type_setpoint(&mut h, "42.5");
+    h.run_steps(2);
+    let write_buttons = |h: &Harness<'_, WorkbenchApp>| {
+        h.get_all_by_role(egui::accesskit::Role::Button)
+            .filter(|n| n.accesskit_node().label().as_deref() == Some("Write"))
+            .count()
+    };
+    assert_eq!(write_buttons(&h), 5, "a Write button per pump metric");
+    h.get_all_by_role(egui::accesskit::Role::Button)
+        .filter(|n| n.accesskit_node().label().as_deref() == Some("Write"))
+        .nth(4)
+        .expect("the Setpoint's Write button (the fifth row)")
+        .click();
+    wait(&mut h, "the DCMD from the workbench's client", 10, |a| {
+        a.model.capture.messages().any(|(_, e)| {
+            &*e.client_id == mqtt_workbench::command::WORKBENCH_CLIENT_ID
+                && e.topic.as_deref() == Some("spBv1.0/plant/DCMD/edge-1/pump-1")
+        })
+    });
+    wait(&mut h, "the pump's Setpoint at 42.5", 10, |a| {
+        a.model.sparkplug.nodes[&key].devices["pump-1"]
+            .metrics
+            .iter()
+            .any(|m| m.name == "Setpoint" && m.value == serde_json::json!(42.5))
+    });
+    assert!(h.state().model.capture.messages().any(|(_, e)| {
+        &*e.client_id == mqtt_workbench::command::WORKBENCH_CLIENT_ID
+            && e.topic.as_deref() == Some("spBv1.0/plant/DCMD/edge-1/pump-1")
+    }));
+    // A value that is not a Double says so and sends nothing.
+    type_setpoint(&mut h, "warm");
+    h.run_steps(2);
+    h.get_all_by_role(egui::accesskit::Role::Button)
+        .filter(|n| n.accesskit_node().label().as_deref() == Some("Write"))
+        .nth(4)
+        .expect("the Setpoint's Write button")
+        .click();
+    h.run_steps(2);
+    h.get_by_label_contains("is not a Double value");
+}
+
+/// Focus the Sparkplug view's Write field of the Setpoint metric, select what
+/// it holds and type `text` over it.
+fn type_setpoint(h: &mut Harness<'_, WorkbenchApp>, text: &str) {
+    let field = |h: &Harness<'_, WorkbenchApp>| {
+        h.get_all_by_role(egui::accesskit::Role::TextInput)
+            .find(|n| n.accesskit_node().label().as_deref() == Some("Setpoint"))
+            .map(|n| n.accesskit_node().id())
+    };
+    let id = field(h).expect("the Setpoint field");
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .find(|n| n.accesskit_node().id() == id)
+        .expect("the Setpoint field")
+        .focus();
+    h.run_steps(2);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.run_steps(1);
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .find(|n| n.accesskit_node().id() == id)
+        .expect("the Setpoint field")
+        .type_text(text);
+    h.run_steps(2);
+    let typed = h
+        .get_all_by_role(egui::accesskit::Role::TextInput)
+        .find(|n| n.accesskit_node().id() == id)
+        .and_then(|n| n.value());
+    assert_eq!(
+        typed.as_deref(),
+        Some(text),
+        "typed into the Setpoint field"
+    );
+}

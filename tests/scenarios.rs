@@ -61,7 +61,11 @@ fn every_shipped_scenario_parses_and_each_shows_a_protocol_feature() {
                 .iter()
                 .any(|d| d.publish.iter().any(|p| p.qos.0 == 2));
             let retained = s.devices.iter().any(|d| d.publish.iter().any(|p| p.retain));
-            let will = s.devices.iter().any(|d| d.will.is_some());
+            // A Sparkplug role's CONNECT always carries a will (NDEATH, or STATE death).
+            let will = s
+                .devices
+                .iter()
+                .any(|d| d.will.is_some() || d.sparkplug.is_some());
             let persistent = s.devices.iter().any(|d| !d.clean_session);
             assert!(
                 qos2 || retained || will || persistent,

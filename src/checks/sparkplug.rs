@@ -194,7 +194,9 @@ mod tests {
             any_client: true,
             timeline_len: 0,
         };
-        let check = |text: &str| ron::from_str::<Sparkplug>(text).expect(text).validate(&cx);
+        let ron = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let check = |text: &str| ron.from_str::<Sparkplug>(text).expect(text).validate(&cx);
         assert!(check("(rule: Rebirth, within: \"2s\")").is_ok());
         assert!(check("(rule: Seq, group: \"plant\")").is_ok());
         assert!(

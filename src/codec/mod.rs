@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 pub mod diff;
-pub mod sparkplug_json;
 
 use serde_json::Value;
 
@@ -188,7 +187,7 @@ impl Decoders {
             self.aliases
                 .get(&(g.to_string(), e.to_string(), d.to_string()))
         });
-        Some(sparkplug_json::payload(
+        Some(crate::sparkplug::json::payload(
             &p,
             parts.map(|(_, _, _, kind)| kind),
             book,

@@ -3,6 +3,7 @@
 //! (`codec`) show its payloads, virtual edge nodes and primary hosts
 //! (`sim::sparkplug`) follow its session rules.
 
+pub mod json;
 pub mod observe;
 pub mod proto;
 

@@ -335,53 +335,12 @@ impl Observer {
             n.client = ev.client_id.clone();
             n.messages += 1;
         }
-        let ts = p.timestamp;
         let mut breach = |rule, what: String| found.push(finding(rule, ev, topic, what));
         match kind {
             Kind::NBirth => {
-                let bd = super::bd_seq(&p);
-                if p.seq != Some(0) {
-                    breach(
-                        Rule::Seq,
-                        format!("NBIRTH with seq {}, expected 0", show(p.seq)),
-                    );
-                }
-                match (&conn, bd) {
-                    (_, None) => breach(Rule::BdSeq, "NBIRTH without a bdSeq metric".into()),
-                    (Some(c), Some(b))
-                        if c.node.as_ref() == Some(&key) && c.will_bd_seq != Some(b) =>
-                    {
-                        breach(
-                            Rule::BdSeq,
-                            format!(
-                                "NBIRTH bdSeq {b}, but the NDEATH will of its CONNECT has {}",
-                                show(c.will_bd_seq)
-                            ),
-                        )
-                    }
-                    (Some(c), Some(_)) if c.node.as_ref() != Some(&key) => breach(
-                        Rule::BdSeq,
-                        "NBIRTH on a connection without this node's NDEATH as its will".into(),
-                    ),
-                    _ => {}
-                }
-                n.online = true;
-                n.bd_seq = bd;
-                n.birth_us = Some(ev.t_us);
-                n.conn = Some(ev.conn);
-                n.last_seq = p.seq;
+                let dropped = on_nbirth(n, &key, conn.as_ref(), &p, ev, &mut breach);
                 if n.rebirth_asked_us.take().is_some() {
                     self.rebirths_answered += 1;
-                }
-                n.aliases.clear();
-                n.metrics.clear();
-                // A rebirth restates every device: they are born again by their DBIRTH.
-                for d in n.devices.values_mut() {
-                    d.online = false;
-                }
-                let mut dropped = 0;
-                for m in &p.metrics {
-                    dropped += learn(&mut n.metrics, &mut n.aliases, "", m, ts);
                 }
                 self.dropped += dropped;
             }
@@ -470,6 +429,56 @@ impl Observer {
     }
 }
 
+/// An NBIRTH: its seq and bdSeq against the session, the node (re)born with
+/// its metrics and aliases; the number of metrics not kept.
+fn on_nbirth(
+    n: &mut NodeView,
+    key: &(String, String),
+    conn: Option<&ConnState>,
+    p: &sp::Payload,
+    ev: &WireEvent,
+    breach: &mut impl FnMut(Rule, String),
+) -> u64 {
+    let bd = super::bd_seq(p);
+    if p.seq != Some(0) {
+        breach(
+            Rule::Seq,
+            format!("NBIRTH with seq {}, expected 0", show(p.seq)),
+        );
+    }
+    match (conn, bd) {
+        (_, None) => breach(Rule::BdSeq, "NBIRTH without a bdSeq metric".into()),
+        (Some(c), Some(b)) if c.node.as_ref() == Some(key) && c.will_bd_seq != Some(b) => breach(
+            Rule::BdSeq,
+            format!(
+                "NBIRTH bdSeq {b}, but the NDEATH will of its CONNECT has {}",
+                show(c.will_bd_seq)
+            ),
+        ),
+        (Some(c), Some(_)) if c.node.as_ref() != Some(key) => breach(
+            Rule::BdSeq,
+            "NBIRTH on a connection without this node's NDEATH as its will".into(),
+        ),
+        _ => {}
+    }
+    n.online = true;
+    n.bd_seq = bd;
+    n.birth_us = Some(ev.t_us);
+    n.conn = Some(ev.conn);
+    n.last_seq = p.seq;
+    n.aliases.clear();
+    n.metrics.clear();
+    // A rebirth restates every device: they are born again by their DBIRTH.
+    for d in n.devices.values_mut() {
+        d.online = false;
+    }
+    let mut dropped = 0;
+    for m in &p.metrics {
+        dropped += learn(&mut n.metrics, &mut n.aliases, "", m, p.timestamp);
+    }
+    dropped
+}
+
 /// DBIRTH, NDATA, DDATA or DDEATH: device state and metric values; the number of things not kept.
 fn on_node_message(
     n: &mut NodeView,
@@ -555,7 +564,7 @@ fn update(n: &mut NodeView, device: &str, p: &sp::Payload, breach: &mut impl FnM
         };
         if let Some(mv) = list.and_then(|l| l.get_mut(i)) {
             let datatype = m.datatype.unwrap_or(mv.datatype);
-            mv.value = crate::codec::sparkplug_json::value(m, datatype);
+            mv.value = super::json::value(m, datatype);
             mv.timestamp_ms = m.timestamp.or(p.timestamp);
         }
     }
@@ -591,7 +600,7 @@ fn learn(
         name: name.clone(),
         alias: m.alias,
         datatype,
-        value: crate::codec::sparkplug_json::value(m, datatype),
+        value: super::json::value(m, datatype),
         timestamp_ms: m.timestamp.or(ts),
         units,
     });

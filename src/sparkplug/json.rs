@@ -8,14 +8,14 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::sparkplug::proto::{self as sp, Cell, ParameterValue, PropertyKind};
+use super::proto::{self as sp, Cell, ParameterValue, PropertyKind};
 
 /// Metrics nested in templates are read this deep at most.
 const MAX_DEPTH: usize = 8;
 
 /// The decoded payload: `message` (its type), `timestamp`, `seq`, `uuid`,
 /// `metrics` by name.
-pub(super) fn payload(
+pub fn payload(
     p: &sp::Payload,
     kind: Option<&str>,
     book: Option<&HashMap<u64, (String, u32)>>,
