@@ -112,7 +112,7 @@ fn property_set(ps: &sp::PropertySet, depth: usize) -> Value {
             match &v.value {
                 Some(PropertyKind::IntValue(x)) => int32(*x, t),
                 Some(PropertyKind::LongValue(x)) => int64(*x, t),
-                Some(PropertyKind::FloatValue(x)) => json!(x),
+                Some(PropertyKind::FloatValue(x)) => float(*x),
                 Some(PropertyKind::DoubleValue(x)) => json!(x),
                 Some(PropertyKind::BooleanValue(x)) => json!(x),
                 Some(PropertyKind::StringValue(x)) => json!(x),
@@ -129,6 +129,14 @@ fn property_set(ps: &sp::PropertySet, depth: usize) -> Value {
         o.insert(k.clone(), value);
     }
     Value::Object(o)
+}
+
+/// A 32-bit float as its shortest decimal (61.57852, not 61.578521728515625).
+fn float(v: f32) -> Value {
+    if !v.is_finite() {
+        return Value::Null;
+    }
+    json!(v.to_string().parse::<f64>().unwrap_or(f64::from(v)))
 }
 
 /// Signed types travel as two's complement in the unsigned fields.
@@ -162,7 +170,7 @@ fn metric_value(m: &sp::Metric, datatype: u32, depth: usize) -> Value {
     match &m.value {
         Some(V::IntValue(v)) => int32(*v, datatype),
         Some(V::LongValue(v)) => int64(*v, datatype),
-        Some(V::FloatValue(v)) => json!(v),
+        Some(V::FloatValue(v)) => float(*v),
         Some(V::DoubleValue(v)) => json!(v),
         Some(V::BooleanValue(v)) => json!(v),
         Some(V::StringValue(v)) => json!(v),
@@ -187,7 +195,7 @@ fn dataset(d: &sp::DataSet) -> Value {
                     .map(|(e, t)| match &e.value {
                         Some(Cell::IntValue(x)) => int32(*x, *t),
                         Some(Cell::LongValue(x)) => int64(*x, *t),
-                        Some(Cell::FloatValue(x)) => json!(x),
+                        Some(Cell::FloatValue(x)) => float(*x),
                         Some(Cell::DoubleValue(x)) => json!(x),
                         Some(Cell::BooleanValue(x)) => json!(x),
                         Some(Cell::StringValue(x)) => json!(x),
@@ -222,7 +230,7 @@ fn template(t: &sp::Template, depth: usize) -> Value {
         let v = match &p.value {
             Some(ParameterValue::IntValue(x)) => int32(*x, dt),
             Some(ParameterValue::LongValue(x)) => int64(*x, dt),
-            Some(ParameterValue::FloatValue(x)) => json!(x),
+            Some(ParameterValue::FloatValue(x)) => float(*x),
             Some(ParameterValue::DoubleValue(x)) => json!(x),
             Some(ParameterValue::BooleanValue(x)) => json!(x),
             Some(ParameterValue::StringValue(x)) => json!(x),
@@ -271,7 +279,7 @@ fn array(b: &[u8], datatype: u32) -> Option<Value> {
             .map(|c| json!(u64::from_le_bytes(c)))
             .collect(),
         30 => chunks::<4>(b)?
-            .map(|c| json!(f32::from_le_bytes(c)))
+            .map(|c| float(f32::from_le_bytes(c)))
             .collect(),
         31 => chunks::<8>(b)?
             .map(|c| json!(f64::from_le_bytes(c)))
@@ -300,6 +308,16 @@ fn array(b: &[u8], datatype: u32) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_show_as_the_shortest_decimal_that_reads_back_the_same() {
+        let m = sp::Metric {
+            value: Some(sp::Value::FloatValue(60.57852)),
+            ..Default::default()
+        };
+        assert_eq!(value(&m, 9).to_string(), "60.57852");
+        assert_eq!(float(f32::NAN), Value::Null);
+    }
 
     fn one(m: sp::Metric) -> Value {
         let p = sp::Payload {

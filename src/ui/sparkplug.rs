@@ -24,8 +24,8 @@ pub struct SparkplugView {
     pub selected: Option<Selection>,
     /// The Write column's text per metric name (of the selection).
     edits: std::collections::HashMap<String, String>,
-    /// The last write that could not be sent, and why.
-    error: Option<String>,
+    /// What the last write did: (is an error, text).
+    status: Option<(bool, String)>,
 }
 
 fn dot(ui: &mut egui::Ui, online: bool) {
@@ -171,7 +171,7 @@ impl SparkplugView {
     fn select(&mut self, sel: Option<Selection>) {
         if self.selected != sel {
             self.edits.clear();
-            self.error = None;
+            self.status = None;
         }
         self.selected = sel;
     }
@@ -244,8 +244,14 @@ impl SparkplugView {
                 );
             }
         });
-        if let Some(e) = &self.error {
-            ui.label(RichText::new(e).color(theme::ERROR));
+        match &self.status {
+            Some((true, e)) => {
+                ui.label(RichText::new(e).color(theme::ERROR));
+            }
+            Some((false, sent)) => {
+                ui.weak(sent);
+            }
+            None => {}
         }
         ui.add_space(theme::SMALL_GAP);
         let metrics = device.map_or(&node.metrics, |d| &d.metrics);
@@ -327,40 +333,48 @@ impl SparkplugView {
                             return;
                         }
                         let text = self.edits.entry(m.name.clone()).or_default();
-                        let mut edit = ui.add(
-                            egui::TextEdit::singleline(text)
-                                .desired_width(80.0)
-                                .hint_text("value"),
-                        );
-                        if let Some(id) = name_id {
-                            // Screen readers (and the GUI tests) name the field by its metric.
-                            edit = edit.labelled_by(id);
-                        }
-                        let enter =
-                            edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                        if (ui
-                            .small_button("Write")
-                            .on_hover_text(format!("Send {topic} writing {}", m.name))
-                            .clicked()
-                            || enter)
-                            && !text.trim().is_empty()
-                        {
-                            write = Some((m.name.clone(), m.datatype, text.clone()));
-                        }
+                        ui.horizontal(|ui| {
+                            let mut edit = ui.add(
+                                egui::TextEdit::singleline(text)
+                                    .desired_width(80.0)
+                                    .hint_text("value"),
+                            );
+                            if let Some(id) = name_id {
+                                // Screen readers (and the GUI tests) name the field by its metric.
+                                edit = edit.labelled_by(id);
+                            }
+                            let enter =
+                                edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                            if (ui
+                                .small_button("Write")
+                                .on_hover_text(format!("Send {topic} writing {}", m.name))
+                                .clicked()
+                                || enter)
+                                && !text.trim().is_empty()
+                            {
+                                write = Some((m.name.clone(), m.datatype, text.clone()));
+                            }
+                        });
                     });
                 });
             });
         if let Some((name, datatype, text)) = write {
             match spb::parse_value(datatype, &text) {
                 Ok(v) => {
-                    self.error = None;
+                    self.status = Some((
+                        false,
+                        format!(
+                            "sent {topic}: {name} = {} (a writable metric comes back in the next DATA)",
+                            text.trim()
+                        ),
+                    ));
                     let ts = crate::time::now_us() / 1000;
                     out.push(publish(
                         topic.to_string(),
                         spb::write_payload(&name, datatype, v, ts),
                     ));
                 }
-                Err(e) => self.error = Some(format!("{name}: {e}")),
+                Err(e) => self.status = Some((true, format!("{name}: {e}"))),
             }
         }
     }
