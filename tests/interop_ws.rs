@@ -5,18 +5,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
 use mqtt_workbench::engine::{EngineConfig, Readiness};
 use mqtt_workbench::fault::{Drop, Fault, Target};
 use mqtt_workbench::wire::{CloseReason, PacketKind};
-use tokio::io::AsyncBufReadExt;
-
-fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
-}
 
 /// A rig with a ws:// listener on a free loopback port; its URL.
 async fn ws_rig(extra: EngineConfig) -> (Rig, String) {
@@ -30,40 +24,6 @@ async fn ws_rig(extra: EngineConfig) -> (Rig, String) {
         other => panic!("not ready: {other:?}"),
     };
     (rig, format!("ws://127.0.0.1:{port}/mqtt"))
-}
-
-/// `node SCRIPT ARGS…` in tests/node, its stdout lines as JSON values, sent as they come.
-fn node(
-    script: &str,
-    args: &[&str],
-) -> (
-    tokio::process::Child,
-    tokio::sync::mpsc::Receiver<serde_json::Value>,
-) {
-    assert!(
-        node_dir().join("node_modules/mqtt").is_dir(),
-        "MQTT.js is missing: run scripts/setup.sh"
-    );
-    let mut child = tokio::process::Command::new("node")
-        .arg(node_dir().join(script))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs");
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let v = serde_json::from_str(&line)
-                .unwrap_or_else(|_| serde_json::json!({"step": "output", "line": line}));
-            if tx.send(v).await.is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
 }
 
 /// The next line whose "step" is `step`; an "error" line fails the test.

@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -18,11 +16,7 @@ use mqtt_workbench::checks::VerdictState;
 use mqtt_workbench::command::{Command, ScenarioSource};
 use mqtt_workbench::fault::{DeviceAction, Target};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-
-fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
-}
+use tokio::io::AsyncWriteExt;
 
 /// The Tahu host (`tests/node/tahu_host.mjs`): its stdin, and its stdout lines as JSON.
 struct TahuHost {
@@ -37,27 +31,9 @@ impl TahuHost {
             node_dir().join("node_modules/sparkplug-payload").is_dir(),
             "Eclipse Tahu's sparkplug-payload is missing: run scripts/setup.sh"
         );
-        let mut child = tokio::process::Command::new("node")
-            .arg(node_dir().join("tahu_host.mjs"))
-            .args([&format!("mqtt://127.0.0.1:{port}"), host_id, group])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let stdout = child.stdout.take().expect("piped");
+        let url = format!("mqtt://127.0.0.1:{port}");
+        let (mut child, lines) = node("tahu_host.mjs", &[&url, host_id, group]);
         let stdin = child.stdin.take().expect("piped");
-        let (tx, lines) = tokio::sync::mpsc::channel(1024);
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let v = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| json!({"step": "output", "line": line}));
-                if tx.send(v).await.is_err() {
-                    return;
-                }
-            }
-        });
         TahuHost {
             _child: child,
             stdin,
@@ -339,4 +315,53 @@ async fn tahu_encoded_payloads_decode_to_the_same_metrics_and_the_checks_judge_a
         let (state, evidence) = verdict(&rig, name);
         assert_ne!(state, VerdictState::Failed, "{name}: {evidence}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbench_primary_host_asks_a_tahu_edge_node_for_a_rebirth_and_keeps_state_retained() {
+    let mut rig = Rig::start().await;
+    assert!(rig.handle.send(Command::LoadScenario(ScenarioSource::Text {
+        origin: "host.ron".into(),
+        ron: r#"Scenario(name: "host", devices: [
+            (id: "scada-1", sparkplug: PrimaryHost(id: "scada", groups: ["lab"], rebirth_every: "1s")),
+        ], expect: [(name: "state", check: Sparkplug(rule: State))])"#
+            .into(),
+    })));
+    rig.wait_for("the host's STATE birth", 15, |c| {
+        c.topics
+            .get("spBv1.0/STATE/scada")
+            .is_some_and(|t| t.retained.is_some())
+    })
+    .await;
+    // A Tahu-encoded edge node in the host's group sends DATA the host has no birth for.
+    let mut tahu = TahuHost::start(rig.port(), "tahu-edge", "lab");
+    tahu.next("connected", 15, |_| true).await;
+    tahu.command(
+        json!({"publish": {"topic": "spBv1.0/lab/NDATA/tahu-node", "payload": {
+        "timestamp": 1, "seq": 4, "metrics": [{"alias": 9, "type": "Double", "value": 1.5}]}}}),
+    )
+    .await;
+    // Tahu decodes the host's answer: NCMD Node Control/Rebirth = true.
+    let ncmd = tahu
+        .next("ncmd", 10, |v| v["node"] == "lab/tahu-node")
+        .await;
+    assert_eq!(ncmd["metrics"]["Node Control/Rebirth"], true, "{ncmd}");
+    // The STATE birth is retained at QoS 1 with the 3.0 JSON payload.
+    let state = rig
+        .model
+        .capture
+        .messages()
+        .find(|(_, e)| {
+            e.topic.as_deref() == Some("spBv1.0/STATE/scada")
+                && e.dir == mqtt_workbench::wire::Direction::ClientToBroker
+        })
+        .map(|(_, e)| e.clone())
+        .expect("the STATE birth on the wire");
+    assert!(state.retain && state.qos == 1, "{state:?}");
+    let body: Value =
+        serde_json::from_slice(state.payload.as_deref().unwrap_or_default()).expect("JSON STATE");
+    assert_eq!(body["online"], true);
+    assert!(body["timestamp"].is_u64(), "{body}");
+    assert!(rig.model.sparkplug.hosts["scada"].online);
+    assert_ne!(verdict(&rig, "state").0, VerdictState::Failed);
 }

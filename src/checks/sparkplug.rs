@@ -81,10 +81,8 @@ impl Eval {
             return None;
         }
         let bound = self.spec.within.0.as_micros() as u64;
-        let (group, node, asked) = overdue_rebirths(&self.observer, now_us, bound)?;
-        if self.spec.group.as_deref().is_some_and(|g| g != group) {
-            return None;
-        }
+        let (group, node, asked) =
+            overdue_rebirths(&self.observer, self.spec.group.as_deref(), now_us, bound)?;
         Some(Decision::at(
             VerdictState::Failed,
             format!(

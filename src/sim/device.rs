@@ -552,12 +552,14 @@ async fn run(
                 cmd = ctl.recv_async() => match cmd.ok() {
                     None => {
                         if connected {
+                            dev.sparkplug_farewell(&client);
                             graceful_disconnect(&client, &events).await;
                         }
                         break Next::Stop;
                     }
                     Some(DeviceAction::Disconnect) => {
                         if connected {
+                            dev.sparkplug_farewell(&client);
                             graceful_disconnect(&client, &events).await;
                         }
                         poller.abort();

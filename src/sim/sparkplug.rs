@@ -117,6 +117,20 @@ impl Role {
         }
     }
 
+    /// What to publish before an intentional DISCONNECT (which discards the
+    /// will): an edge node's NDEATH, a host's STATE offline (Sparkplug 3.0,
+    /// the intentional-disconnect rules of 7.1 and 7.5).
+    pub fn farewell(&mut self) -> Option<Out> {
+        match self {
+            Role::Edge(e) if e.born => {
+                e.born = false;
+                Some(e.death())
+            }
+            Role::Edge(_) => None,
+            Role::Host(h) => Some(h.state(false)),
+        }
+    }
+
     /// Subscriptions for each new connection (before anything is published).
     pub fn subscriptions(&self) -> Vec<(String, Qos)> {
         match self {
@@ -324,12 +338,13 @@ pub struct Edge {
 }
 
 use crate::sparkplug::REBIRTH;
-const REBIRTH_ALIAS: u64 = 2;
+/// Aliases 1 (`bdSeq`) and 2 are the node's own; its metrics start at 3.
+const FIRST_ALIAS: u64 = 2;
 
 impl Edge {
     fn new(e: &crate::scenario::EdgeNode, client_id: &str, index: u32) -> Edge {
-        // Aliases unique across the node and its devices: 1 bdSeq, 2 Rebirth, then in order.
-        let mut alias = REBIRTH_ALIAS;
+        // Aliases unique across the node and its devices: 1 bdSeq, then 3, 4, … in order.
+        let mut alias = FIRST_ALIAS;
         let mut next = || {
             alias += 1;
             alias
@@ -372,6 +387,22 @@ impl Edge {
             metrics,
             devices,
             next_ndata: None,
+        }
+    }
+
+    /// A message of the node that carries the next `seq` (QoS 0, not retained).
+    fn sequenced(&mut self, topic: String, metrics: Vec<sp::Metric>, ts: u64) -> Out {
+        let seq = self.next_seq();
+        Out {
+            topic,
+            payload: encode(&sp::Payload {
+                timestamp: Some(ts),
+                metrics,
+                seq: Some(seq),
+                ..Default::default()
+            }),
+            qos: Qos(0),
+            retain: false,
         }
     }
 
@@ -420,7 +451,8 @@ impl Edge {
             self.bd_seq_metric(true, ts),
             sp::Metric {
                 name: Some(REBIRTH.into()),
-                alias: Some(REBIRTH_ALIAS),
+                // Sparkplug 3.0 (6.4.18): the rebirth metric is never aliased.
+                alias: None,
                 timestamp: Some(ts),
                 datatype: Some(SpType::Boolean.code()),
                 value: Some(sp::Value::BooleanValue(false)),
@@ -428,18 +460,11 @@ impl Edge {
             },
         ];
         metrics.extend(self.metrics.iter_mut().map(|m| m.encode(ctx, true, ts)));
-        let seq = self.next_seq();
-        let mut out = vec![Out {
-            topic: spb::node_topic(&self.group, Kind::NBirth, &self.node),
-            payload: encode(&sp::Payload {
-                timestamp: Some(ts),
-                metrics,
-                seq: Some(seq),
-                ..Default::default()
-            }),
-            qos: Qos(0),
-            retain: false,
-        }];
+        let mut out = vec![self.sequenced(
+            spb::node_topic(&self.group, Kind::NBirth, &self.node),
+            metrics,
+            ts,
+        )];
         self.born = true;
         self.next_ndata = (!self.metrics.is_empty()).then(|| now + self.every);
         for k in 0..self.devices.len() {
@@ -476,18 +501,11 @@ impl Edge {
                 .map(|(_, m)| m.encode(ctx, birth, ts))
                 .collect(),
         };
-        let seq = self.next_seq();
-        Out {
-            topic: spb::device_topic(&self.group, kind, &self.node, &self.devices[k].id),
-            payload: encode(&sp::Payload {
-                timestamp: Some(ts),
-                metrics,
-                seq: Some(seq),
-                ..Default::default()
-            }),
-            qos: Qos(0),
-            retain: false,
-        }
+        self.sequenced(
+            spb::device_topic(&self.group, kind, &self.node, &self.devices[k].id),
+            metrics,
+            ts,
+        )
     }
 
     fn node_data(&mut self, ctx: &mut DeviceCtx, only: Option<usize>) -> Out {
@@ -499,18 +517,11 @@ impl Edge {
             .filter(|(i, _)| only.is_none_or(|o| o == *i))
             .map(|(_, m)| m.encode(ctx, false, ts))
             .collect();
-        let seq = self.next_seq();
-        Out {
-            topic: spb::node_topic(&self.group, Kind::NData, &self.node),
-            payload: encode(&sp::Payload {
-                timestamp: Some(ts),
-                metrics,
-                seq: Some(seq),
-                ..Default::default()
-            }),
-            qos: Qos(0),
-            retain: false,
-        }
+        self.sequenced(
+            spb::node_topic(&self.group, Kind::NData, &self.node),
+            metrics,
+            ts,
+        )
     }
 
     fn fire(&mut self, ctx: &mut DeviceCtx, now: Instant) -> Vec<Out> {
@@ -601,7 +612,7 @@ impl Edge {
     fn node_command(&mut self, cmd: &sp::Payload, ctx: &mut DeviceCtx, now: Instant) -> Vec<Out> {
         let mut out = Vec::new();
         for m in &cmd.metrics {
-            let rebirth = m.name.as_deref() == Some(REBIRTH) || m.alias == Some(REBIRTH_ALIAS);
+            let rebirth = m.name.as_deref() == Some(REBIRTH);
             if rebirth {
                 if matches!(m.value, Some(sp::Value::BooleanValue(true))) {
                     return self.births(ctx, now);
@@ -737,7 +748,7 @@ impl Host {
             Kind::DBirth | Kind::DDeath | Kind::NData | Kind::DData => {}
         }
         let in_order = match (seen.seq, seq) {
-            (Some(last), Some(s)) => s == (last + 1) % 256,
+            (Some(last), Some(s)) => s == (last % 256 + 1) % 256,
             _ => false,
         };
         if seen.born && in_order {

@@ -10,6 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::proto::{self as sp, Cell, ParameterValue, PropertyKind};
 
+/// Elements of a 3.0 array shown at most (a 1 MiB BooleanArray holds 8 million).
+const MAX_ARRAY: usize = 1_000;
+
 /// Metrics nested in templates are read this deep at most.
 const MAX_DEPTH: usize = 8;
 
@@ -257,32 +260,40 @@ fn array(b: &[u8], datatype: u32) -> Option<Value> {
                 .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N]))
         })
     }
-    let values: Vec<Value> = match datatype {
-        22 => b.iter().map(|x| json!(*x as i8)).collect(),
+    let mut values: Vec<Value> = match datatype {
+        22 => b.iter().map(|x| json!(*x as i8)).take(MAX_ARRAY).collect(),
         23 => chunks::<2>(b)?
             .map(|c| json!(i16::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
         24 => chunks::<4>(b)?
             .map(|c| json!(i32::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
         25 | 34 => chunks::<8>(b)?
             .map(|c| json!(i64::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
-        26 => b.iter().map(|x| json!(x)).collect(),
+        26 => b.iter().map(|x| json!(x)).take(MAX_ARRAY).collect(),
         27 => chunks::<2>(b)?
             .map(|c| json!(u16::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
         28 => chunks::<4>(b)?
             .map(|c| json!(u32::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
         29 => chunks::<8>(b)?
             .map(|c| json!(u64::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
         30 => chunks::<4>(b)?
             .map(|c| float(f32::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
         31 => chunks::<8>(b)?
             .map(|c| json!(f64::from_le_bytes(c)))
+            .take(MAX_ARRAY)
             .collect(),
         32 => {
             let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
@@ -290,18 +301,34 @@ fn array(b: &[u8], datatype: u32) -> Option<Value> {
             if n > bits.len() * 8 {
                 return None;
             }
-            (0..n)
+            (0..n.min(MAX_ARRAY))
                 .map(|i| json!(bits[i / 8] >> (7 - i % 8) & 1 == 1))
                 .collect()
         }
         33 => {
             let body = b.strip_suffix(&[0])?;
             body.split(|c| *c == 0)
+                .take(MAX_ARRAY)
                 .map(|s| std::str::from_utf8(s).ok().map(|s| json!(s)))
                 .collect::<Option<_>>()?
         }
         _ => return None,
     };
+    // What was left out past the bound, said in one last element.
+    let total = match datatype {
+        22 | 26 => b.len(),
+        23 | 27 => b.len() / 2,
+        24 | 28 | 30 => b.len() / 4,
+        32 => b.get(..4).map_or(0, |c| {
+            u32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as usize
+        }),
+        33 => b.iter().filter(|c| **c == 0).count(),
+        _ => b.len() / 8,
+    };
+    if total > values.len() {
+        let more = total - values.len();
+        values.push(json!(format!("… {more} more")));
+    }
     Some(Value::Array(values))
 }
 
@@ -317,6 +344,21 @@ mod tests {
         };
         assert_eq!(value(&m, 9).to_string(), "60.57852");
         assert_eq!(float(f32::NAN), Value::Null);
+    }
+
+    #[test]
+    fn long_arrays_show_their_first_thousand_and_say_how_many_more() {
+        let mut bits = 1_000_000u32.to_le_bytes().to_vec();
+        bits.extend(vec![0xff; 125_000]);
+        let m = sp::Metric {
+            value: Some(sp::Value::BytesValue(bits)),
+            ..Default::default()
+        };
+        let v = value(&m, 32);
+        let items = v.as_array().expect("an array");
+        assert_eq!(items.len(), MAX_ARRAY + 1);
+        assert_eq!(items[0], true);
+        assert_eq!(items[MAX_ARRAY], "… 999000 more");
     }
 
     fn one(m: sp::Metric) -> Value {

@@ -35,6 +35,8 @@ pub const MAX_DEVICES: usize = 1_000;
 pub const MAX_METRICS: usize = 2_000;
 /// Primary hosts kept at most.
 pub const MAX_HOSTS: usize = 1_000;
+/// Open connections remembered (whose CONNECT was seen) at most.
+pub const MAX_CONNS: usize = 250_000;
 
 /// A Sparkplug rule, as a scenario names it in `Sparkplug(rule: …)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -127,6 +129,11 @@ pub struct NodeView {
     pub messages: u64,
     /// alias -> (device, "" for the node; metric index).
     aliases: HashMap<u64, (String, usize)>,
+    /// Taken as born without its NBIRTH (it came before the observer started):
+    /// aliases stay unknown until its next NBIRTH, and are not held against it.
+    pub adopted: bool,
+    /// A BIRTH had more metrics than are kept: their aliases are not known.
+    truncated: bool,
     /// Its connection, while born.
     conn: Option<ConnId>,
 }
@@ -146,7 +153,6 @@ struct ConnState {
     /// (group, node) from the will's topic.
     node: Option<(String, String)>,
     will_bd_seq: Option<u64>,
-    fires_will: bool,
 }
 
 /// Every Sparkplug edge node and host seen on the wire.
@@ -155,7 +161,10 @@ pub struct Observer {
     /// (group, node) -> its view.
     pub nodes: BTreeMap<(String, String), NodeView>,
     pub hosts: BTreeMap<String, HostView>,
-    conns: HashMap<ConnId, ConnState>,
+    /// Open connections whose CONNECT was seen; the Sparkplug will it declared, if any.
+    conns: HashMap<ConnId, Option<ConnState>>,
+    /// The node each connection gave birth to (for its close).
+    born_on: HashMap<ConnId, (String, String)>,
     /// Nodes, devices, metrics or hosts not kept (bounds reached).
     pub dropped: u64,
     /// Messages on the Sparkplug namespace seen.
@@ -189,12 +198,7 @@ impl Observer {
             {
                 self.on_connect(ev, will.as_ref(), &mut found)
             }
-            (PacketKind::Closed, WireDetail::Closed(reason)) => {
-                if let Some(c) = self.conns.get_mut(&ev.conn) {
-                    c.fires_will = reason.fires_will();
-                }
-                self.on_closed(ev);
-            }
+            (PacketKind::Closed, WireDetail::Closed(_)) => self.on_closed(ev),
             (PacketKind::Publish, _) if ev.dir == Direction::ClientToBroker => {
                 if let (Some(topic), Some(payload)) = (ev.topic.as_deref(), ev.payload.as_deref()) {
                     self.on_publish(ev, topic, payload, &mut found);
@@ -214,7 +218,6 @@ impl Observer {
         let mut state = ConnState {
             node: None,
             will_bd_seq: None,
-            fires_will: false,
         };
         if let Some(w) = will {
             match Topic::parse(&w.topic) {
@@ -237,7 +240,7 @@ impl Observer {
                     }
                 }
                 Some(Topic::State { .. }) => {
-                    if let Some(what) = state_breach(w.qos, w.retain, &w.payload, false) {
+                    if let Some(what) = state_breach(w.qos, w.retain, &w.payload, Some(false)) {
                         found.push(finding(
                             Rule::State,
                             ev,
@@ -249,30 +252,26 @@ impl Observer {
                 _ => {}
             }
         }
-        if self.conns.len() < MAX_NODES * 2 || self.conns.contains_key(&ev.conn) {
-            self.conns.insert(ev.conn, state);
+        let sparkplug = state.node.is_some();
+        if self.conns.len() < MAX_CONNS || self.conns.contains_key(&ev.conn) {
+            self.conns.insert(ev.conn, sparkplug.then_some(state));
         } else {
             self.dropped += 1;
         }
     }
 
+    /// The connection a node was born on ended: the node is offline (the
+    /// broker publishes its NDEATH will, or it left without one).
     fn on_closed(&mut self, ev: &WireEvent) {
-        let Some(c) = self.conns.remove(&ev.conn) else {
+        self.conns.remove(&ev.conn);
+        let Some(key) = self.born_on.remove(&ev.conn) else {
             return;
         };
-        let Some(key) = c.node else { return };
         let Some(n) = self.nodes.get_mut(&key) else {
             return;
         };
-        // The broker publishes the NDEATH will: the node (and its devices) go offline.
-        if c.fires_will && n.conn == Some(ev.conn) {
-            n.online = false;
-            n.death_us = Some(ev.t_us);
-            n.conn = None;
-            for d in n.devices.values_mut().filter(|d| d.online) {
-                d.online = false;
-                d.death_us = Some(ev.t_us);
-            }
+        if n.conn == Some(ev.conn) {
+            go_offline(n, ev.t_us);
             self.generation += 1;
         }
     }
@@ -291,7 +290,7 @@ impl Observer {
         self.generation += 1;
         let (group, kind, node, device) = match t {
             Topic::State { host } => {
-                if let Some(what) = state_breach(ev.qos, ev.retain, payload, true) {
+                if let Some(what) = state_breach(ev.qos, ev.retain, payload, None) {
                     found.push(finding(Rule::State, ev, topic, what));
                 }
                 self.on_state(ev, host, payload);
@@ -320,27 +319,38 @@ impl Observer {
             }
         };
         let key = (group.to_string(), node.to_string());
+        let command = matches!(kind, Kind::NCmd | Kind::DCmd);
         if !self.nodes.contains_key(&key) {
+            // A command to a node never seen creates nothing.
+            if command {
+                return;
+            }
             if self.nodes.len() >= MAX_NODES {
                 self.dropped += 1;
                 return;
             }
             self.nodes.insert(key.clone(), NodeView::default());
         }
-        let conn = self.conns.get(&ev.conn).cloned();
+        // Its CONNECT was seen (else it connected before this observer started).
+        let seen = self.conns.contains_key(&ev.conn);
+        let will = self.conns.get(&ev.conn).cloned().flatten();
         let Some(n) = self.nodes.get_mut(&key) else {
             return;
         };
-        if !matches!(kind, Kind::NCmd | Kind::DCmd) {
+        if !command {
             n.client = ev.client_id.clone();
             n.messages += 1;
         }
         let mut breach = |rule, what: String| found.push(finding(rule, ev, topic, what));
         match kind {
             Kind::NBirth => {
-                let dropped = on_nbirth(n, &key, conn.as_ref(), &p, ev, &mut breach);
+                let dropped =
+                    on_nbirth(n, &key, seen.then_some(will.as_ref()), &p, ev, &mut breach);
                 if n.rebirth_asked_us.take().is_some() {
                     self.rebirths_answered += 1;
+                }
+                if self.born_on.len() < MAX_CONNS {
+                    self.born_on.insert(ev.conn, key.clone());
                 }
                 self.dropped += dropped;
             }
@@ -356,14 +366,9 @@ impl Observer {
                         ),
                     );
                 }
+                // A stale NDEATH (an older session's) leaves the newer one alone.
                 if bd == n.bd_seq || n.bd_seq.is_none() {
-                    n.online = false;
-                    n.death_us = Some(ev.t_us);
-                    n.conn = None;
-                    for d in n.devices.values_mut().filter(|d| d.online) {
-                        d.online = false;
-                        d.death_us = Some(ev.t_us);
-                    }
+                    go_offline(n, ev.t_us);
                 }
             }
             Kind::NCmd | Kind::DCmd => {
@@ -371,42 +376,17 @@ impl Observer {
                     m.name.as_deref() == Some("Node Control/Rebirth")
                         && m.value == Some(sp::Value::BooleanValue(true))
                 });
-                if rebirth && kind == Kind::NCmd {
+                // Only an online node can answer (one that is offline is born when it connects).
+                if rebirth && kind == Kind::NCmd && n.online {
                     self.rebirths_asked += 1;
                     n.rebirth_asked_us.get_or_insert(ev.t_us);
                 }
             }
             Kind::DBirth | Kind::NData | Kind::DData | Kind::DDeath => {
-                let born = n.online && n.conn == Some(ev.conn);
-                if !born {
-                    breach(
-                        Rule::BirthFirst,
-                        format!(
-                            "{} from edge node {} before its NBIRTH (in this MQTT session)",
-                            kind.as_str(),
-                            key.1
-                        ),
-                    );
+                let (dropped, adopted) = on_data(n, &key, seen, kind, device, &p, ev, &mut breach);
+                if adopted && self.born_on.len() < MAX_CONNS {
+                    self.born_on.insert(ev.conn, key.clone());
                 }
-                if let (Some(last), Some(s)) = (n.last_seq, p.seq)
-                    && born
-                    && s != (last + 1) % 256
-                {
-                    breach(
-                        Rule::Seq,
-                        format!(
-                            "{} with seq {s}, expected {}",
-                            kind.as_str(),
-                            (last + 1) % 256
-                        ),
-                    );
-                } else if p.seq.is_none() {
-                    breach(Rule::Seq, format!("{} without seq", kind.as_str()));
-                }
-                if p.seq.is_some() {
-                    n.last_seq = p.seq;
-                }
-                let dropped = on_node_message(n, kind, device, &p, ev.t_us, &mut breach);
                 self.dropped += dropped;
             }
         }
@@ -434,7 +414,8 @@ impl Observer {
 fn on_nbirth(
     n: &mut NodeView,
     key: &(String, String),
-    conn: Option<&ConnState>,
+    // None: its CONNECT came before the observer started; Some(None): no Sparkplug will.
+    conn: Option<Option<&ConnState>>,
     p: &sp::Payload,
     ev: &WireEvent,
     breach: &mut impl FnMut(Rule, String),
@@ -448,14 +429,21 @@ fn on_nbirth(
     }
     match (conn, bd) {
         (_, None) => breach(Rule::BdSeq, "NBIRTH without a bdSeq metric".into()),
-        (Some(c), Some(b)) if c.node.as_ref() == Some(key) && c.will_bd_seq != Some(b) => breach(
+        (None, Some(_)) => {}
+        (Some(None), Some(_)) => breach(
             Rule::BdSeq,
-            format!(
-                "NBIRTH bdSeq {b}, but the NDEATH will of its CONNECT has {}",
-                show(c.will_bd_seq)
-            ),
+            "NBIRTH on a connection without this node's NDEATH as its will".into(),
         ),
-        (Some(c), Some(_)) if c.node.as_ref() != Some(key) => breach(
+        (Some(Some(c)), Some(b)) if c.node.as_ref() == Some(key) && c.will_bd_seq != Some(b) => {
+            breach(
+                Rule::BdSeq,
+                format!(
+                    "NBIRTH bdSeq {b}, but the NDEATH will of its CONNECT has {}",
+                    show(c.will_bd_seq)
+                ),
+            )
+        }
+        (Some(Some(c)), Some(_)) if c.node.as_ref() != Some(key) => breach(
             Rule::BdSeq,
             "NBIRTH on a connection without this node's NDEATH as its will".into(),
         ),
@@ -465,7 +453,9 @@ fn on_nbirth(
     n.bd_seq = bd;
     n.birth_us = Some(ev.t_us);
     n.conn = Some(ev.conn);
-    n.last_seq = p.seq;
+    n.last_seq = p.seq.filter(|s| *s <= 255);
+    n.adopted = false;
+    n.truncated = false;
     n.aliases.clear();
     n.metrics.clear();
     // A rebirth restates every device: they are born again by their DBIRTH.
@@ -476,7 +466,79 @@ fn on_nbirth(
     for m in &p.metrics {
         dropped += learn(&mut n.metrics, &mut n.aliases, "", m, p.timestamp);
     }
+    n.truncated |= dropped > 0;
     dropped
+}
+
+/// The node and its devices go offline at `t_us` (NDEATH, or its connection ended).
+fn go_offline(n: &mut NodeView, t_us: u64) {
+    n.online = false;
+    n.death_us = Some(t_us);
+    n.conn = None;
+    n.rebirth_asked_us = None;
+    for d in n.devices.values_mut().filter(|d| d.online) {
+        d.online = false;
+        d.death_us = Some(t_us);
+    }
+}
+
+/// DBIRTH, NDATA, DDATA or DDEATH: birth-first and seq, then the views;
+/// (things not kept, whether the node was taken as born just now).
+#[allow(clippy::too_many_arguments)]
+fn on_data(
+    n: &mut NodeView,
+    key: &(String, String),
+    seen: bool,
+    kind: Kind,
+    device: &str,
+    p: &sp::Payload,
+    ev: &WireEvent,
+    breach: &mut impl FnMut(Rule, String),
+) -> (u64, bool) {
+    let mut born = n.online && n.conn == Some(ev.conn);
+    let adopted = !born && !seen && !n.online;
+    if adopted {
+        // Born before this observer started: take it as it is.
+        n.online = true;
+        n.adopted = true;
+        n.conn = Some(ev.conn);
+        n.last_seq = None;
+        born = true;
+    }
+    if !born {
+        breach(
+            Rule::BirthFirst,
+            format!(
+                "{} from edge node {} before its NBIRTH (in this MQTT session)",
+                kind.as_str(),
+                key.1
+            ),
+        );
+    }
+    let expected = n.last_seq.map(|last| (last % 256 + 1) % 256);
+    match p.seq {
+        None => breach(Rule::Seq, format!("{} without seq", kind.as_str())),
+        Some(s) if s > 255 => breach(
+            Rule::Seq,
+            format!("{} with seq {s}, past 255", kind.as_str()),
+        ),
+        Some(s) if born && expected.is_some_and(|e| e != s) => breach(
+            Rule::Seq,
+            format!(
+                "{} with seq {s}, expected {}",
+                kind.as_str(),
+                show(expected)
+            ),
+        ),
+        Some(_) => {}
+    }
+    if p.seq.is_some() {
+        n.last_seq = p.seq;
+    }
+    (
+        on_node_message(n, kind, device, p, ev.t_us, breach),
+        adopted,
+    )
 }
 
 /// DBIRTH, NDATA, DDATA or DDEATH: device state and metric values; the number of things not kept.
@@ -494,7 +556,15 @@ fn on_node_message(
         if n.devices.len() >= MAX_DEVICES {
             return 1;
         }
-        n.devices.insert(device.to_string(), DeviceView::default());
+        // A device of a node taken as born is taken as born too.
+        let online = n.adopted && kind != Kind::DDeath;
+        n.devices.insert(
+            device.to_string(),
+            DeviceView {
+                online,
+                ..DeviceView::default()
+            },
+        );
     }
     match kind {
         Kind::DBirth => {
@@ -509,6 +579,7 @@ fn on_node_message(
                     dropped += learn(&mut d.metrics, &mut n.aliases, device, m, ts);
                 }
             }
+            n.truncated |= dropped > 0;
         }
         Kind::DDeath => {
             if let Some(d) = n.devices.get_mut(device) {
@@ -546,6 +617,8 @@ fn update(n: &mut NodeView, device: &str, p: &sp::Payload, breach: &mut impl FnM
             }
             (None, Some(a)) => match n.aliases.get(&a) {
                 Some(slot) => Some(slot.clone()),
+                // Its BIRTH was not seen whole: the alias may well be in it.
+                None if n.adopted || n.truncated => None,
                 None => {
                     breach(
                         Rule::Aliases,
@@ -607,8 +680,9 @@ fn learn(
     0
 }
 
-/// What is wrong with a STATE message (3.0, 7.5.1), if anything.
-fn state_breach(qos: u8, retain: bool, payload: &[u8], birth: bool) -> Option<String> {
+/// What is wrong with a STATE message (3.0, 7.5.1), if anything; `online`:
+/// what it must say (a will says offline; a published STATE either).
+fn state_breach(qos: u8, retain: bool, payload: &[u8], online: Option<bool>) -> Option<String> {
     let mut wrong = Vec::new();
     if qos != 1 {
         wrong.push(format!("QoS {qos}, expected 1"));
@@ -618,12 +692,9 @@ fn state_breach(qos: u8, retain: bool, payload: &[u8], birth: bool) -> Option<St
     }
     let v: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
     match v.as_ref().map(|v| (v.get("online"), v.get("timestamp"))) {
-        Some((Some(serde_json::Value::Bool(online)), Some(t))) if t.is_u64() => {
-            if *online != birth {
-                wrong.push(format!(
-                    "online {online} in a STATE {}",
-                    if birth { "birth" } else { "death (will)" }
-                ));
+        Some((Some(serde_json::Value::Bool(said)), Some(t))) if t.is_u64() => {
+            if online.is_some_and(|o| o != *said) {
+                wrong.push(format!("online {said} in a STATE will"));
             }
         }
         _ => wrong.push("payload is not {\"online\": bool, \"timestamp\": ms}".to_string()),
@@ -645,9 +716,18 @@ fn show(v: Option<u64>) -> String {
     v.map_or_else(|| "none".into(), |v| v.to_string())
 }
 
-/// When a node's rebirth request went unanswered longer than `bound_us` by `now_us`.
-pub fn overdue_rebirths(o: &Observer, now_us: u64, bound_us: u64) -> Option<(&str, &str, u64)> {
+/// A node (of `group`, if given) whose rebirth request went unanswered
+/// longer than `bound_us` by `now_us`.
+pub fn overdue_rebirths<'a>(
+    o: &'a Observer,
+    group: Option<&str>,
+    now_us: u64,
+    bound_us: u64,
+) -> Option<(&'a str, &'a str, u64)> {
     o.nodes.iter().find_map(|((g, n), v)| {
+        if group.is_some_and(|x| x != g) {
+            return None;
+        }
         let asked = v.rebirth_asked_us?;
         (now_us.saturating_sub(asked) > bound_us).then_some((g.as_str(), n.as_str(), asked))
     })

@@ -209,12 +209,18 @@ fn a_rebirth_request_stays_pending_until_the_nbirth() {
     w.publish(&mut o, "spBv1.0/plant/NCMD/edge-1", ask);
     let asked = w.t_us;
     assert_eq!(
-        overdue_rebirths(&o, asked + 5_000_001, 5_000_000),
+        overdue_rebirths(&o, None, asked + 5_000_001, 5_000_000),
         Some(("plant", "edge-1", asked))
     );
-    assert_eq!(overdue_rebirths(&o, asked + 4_000_000, 5_000_000), None);
+    assert_eq!(
+        overdue_rebirths(&o, None, asked + 4_000_000, 5_000_000),
+        None
+    );
     assert!(w.births(&mut o, 0).is_empty());
-    assert_eq!(overdue_rebirths(&o, asked + 60_000_000, 5_000_000), None);
+    assert_eq!(
+        overdue_rebirths(&o, None, asked + 60_000_000, 5_000_000),
+        None
+    );
 }
 
 #[test]
@@ -226,4 +232,93 @@ fn garbage_on_the_namespace_is_a_finding_not_a_panic() {
         let _ = w.publish(&mut o, "spBv1.0/plant/DDATA/edge-1/d", body);
     }
     assert!(o.messages >= 6);
+}
+
+#[test]
+fn what_a_correct_system_does_is_never_held_against_it() {
+    let mut o = Observer::default();
+    let mut w = Wire { t_us: 0, conn: 0 };
+    // A node born before the observer started: its DATA is taken as it is.
+    w.conn = 41;
+    let f = w.publish(
+        &mut o,
+        "spBv1.0/plant/DDATA/edge-1/pump-1",
+        payload(Some(17), vec![metric(None, 4, sp::Value::DoubleValue(1.0))]),
+    );
+    assert!(f.is_empty(), "{f:?}");
+    let f = w.publish(
+        &mut o,
+        "spBv1.0/plant/NDATA/edge-1",
+        payload(Some(18), vec![metric(None, 9, sp::Value::DoubleValue(1.0))]),
+    );
+    assert!(f.is_empty(), "{f:?}");
+    let f = w.publish(
+        &mut o,
+        "spBv1.0/plant/NDATA/edge-1",
+        payload(Some(20), vec![]),
+    );
+    assert_eq!(rules(&f), [Rule::Seq], "a gap is still a gap");
+    // A host's STATE offline, retained at QoS 1, before it disconnects.
+    let mut ev = w.ev(PacketKind::Publish);
+    ev.topic = Some("spBv1.0/STATE/scada".into());
+    ev.payload = Some(br#"{"online": false, "timestamp": 5}"#.to_vec().into());
+    (ev.qos, ev.retain) = (1, true);
+    assert!(o.observe(&ev).is_empty());
+    assert!(!o.hosts["scada"].online);
+    // A command to a node nobody has seen creates nothing.
+    w.publish(&mut o, "spBv1.0/plant/NCMD/ghost", payload(None, vec![]));
+    assert!(
+        !o.nodes
+            .contains_key(&("plant".to_string(), "ghost".to_string()))
+    );
+}
+
+#[test]
+fn sessions_end_as_they_end_and_stale_deaths_change_nothing() {
+    let mut o = Observer::default();
+    let mut w = Wire { t_us: 0, conn: 0 };
+    let key = ("plant".to_string(), "edge-1".to_string());
+    w.connect(&mut o, 1);
+    w.births(&mut o, 1);
+    w.drop(&mut o);
+    w.connect(&mut o, 2);
+    assert!(w.births(&mut o, 2).is_empty());
+    // The first session's NDEATH arriving late (bdSeq 1) leaves session 2 online.
+    let f = w.publish(
+        &mut o,
+        "spBv1.0/plant/NDEATH/edge-1",
+        payload(None, vec![bd(1)]),
+    );
+    assert_eq!(rules(&f), [Rule::BdSeq]);
+    assert!(o.nodes[&key].online);
+    // A rebirth asked of an offline node is not pending: nothing can answer it.
+    let mut ev = w.ev(PacketKind::Closed);
+    ev.detail = WireDetail::Closed(CloseReason::Graceful);
+    o.observe(&ev);
+    assert!(!o.nodes[&key].online, "the connection ended: offline");
+    let ask = payload(
+        None,
+        vec![sp::Metric {
+            name: Some("Node Control/Rebirth".into()),
+            value: Some(sp::Value::BooleanValue(true)),
+            ..Default::default()
+        }],
+    );
+    w.publish(&mut o, "spBv1.0/plant/NCMD/edge-1", ask);
+    assert_eq!(o.nodes[&key].rebirth_asked_us, None);
+    // seq from the wire at its largest is a finding, not an overflow.
+    w.connect(&mut o, 3);
+    w.births(&mut o, 3);
+    let f = w.publish(
+        &mut o,
+        "spBv1.0/plant/NDATA/edge-1",
+        payload(Some(u64::MAX), vec![]),
+    );
+    assert_eq!(rules(&f), [Rule::Seq]);
+    let f = w.publish(
+        &mut o,
+        "spBv1.0/plant/NDATA/edge-1",
+        payload(Some(u64::MAX), vec![]),
+    );
+    assert_eq!(rules(&f), [Rule::Seq]);
 }

@@ -38,6 +38,43 @@ fn dot(ui: &mut egui::Ui, online: bool) {
         .on_hover_text(if online { "online" } else { "offline" });
 }
 
+/// One line of the tree.
+enum Row<'a> {
+    Group(&'a str),
+    Node(&'a str, &'a str, &'a NodeView),
+    Device(
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a crate::sparkplug::observe::DeviceView,
+    ),
+    Hosts,
+    Host(&'a str, &'a crate::sparkplug::observe::HostView),
+}
+
+/// The tree's lines: each group, its edge nodes and their devices; then the hosts.
+fn tree_rows(o: &Observer) -> Vec<Row<'_>> {
+    let mut rows = Vec::with_capacity(o.nodes.len() + o.hosts.len() + 2);
+    let mut group: Option<&str> = None;
+    for ((g, n), node) in &o.nodes {
+        if group != Some(g.as_str()) {
+            group = Some(g.as_str());
+            rows.push(Row::Group(g));
+        }
+        rows.push(Row::Node(g, n, node));
+        rows.extend(
+            node.devices
+                .iter()
+                .map(|(d, dev)| Row::Device(g, n, d, dev)),
+        );
+    }
+    if !o.hosts.is_empty() {
+        rows.push(Row::Hosts);
+        rows.extend(o.hosts.iter().map(|(id, h)| Row::Host(id, h)));
+    }
+    rows
+}
+
 /// "1 edge node", "2 edge nodes".
 fn count(n: u64, what: &str) -> String {
     if n == 1 {
@@ -98,51 +135,58 @@ impl SparkplugView {
             .show(ui, |ui| self.detail_ui(ui, o, out));
     }
 
+    /// The tree as rows, only the visible ones drawn (thousands of nodes stay cheap).
     fn tree_ui(&mut self, ui: &mut egui::Ui, o: &Observer) {
+        let rows = tree_rows(o);
+        let row_height = ui.spacing().interact_size.y + ui.spacing().item_spacing.y;
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
-            .show(ui, |ui| {
-                let mut group: Option<&str> = None;
-                for ((g, n), node) in &o.nodes {
-                    if group != Some(g.as_str()) {
-                        group = Some(g.as_str());
-                        ui.add_space(theme::SMALL_GAP);
-                        ui.label(RichText::new(format!("Group {g}")).strong());
-                    }
-                    self.node_row_ui(ui, g, n, node);
-                    for (d, dev) in &node.devices {
-                        ui.horizontal(|ui| {
-                            ui.add_space(28.0);
-                            dot(ui, dev.online);
-                            let sel = Some((g.clone(), n.clone(), Some(d.clone())));
-                            if ui
-                                .selectable_label(self.selected == sel, d)
-                                .on_hover_text(format!(
-                                    "device {d} · born {} · died {}",
-                                    when(dev.birth_us),
-                                    when(dev.death_us)
-                                ))
-                                .clicked()
-                            {
-                                self.select(sel);
-                            }
-                        });
-                    }
-                }
-                if !o.hosts.is_empty() {
-                    ui.add_space(theme::GAP);
-                    ui.label(RichText::new("Primary hosts").strong());
-                    for (id, h) in &o.hosts {
-                        ui.horizontal(|ui| {
-                            ui.add_space(12.0);
-                            dot(ui, h.online);
-                            ui.label(id).on_hover_text(format!(
-                                "STATE from client {} at {}; timestamp {}",
-                                h.client,
-                                format::time_of_day(h.t_us),
-                                show_u64(h.timestamp_ms)
-                            ));
-                        });
+            .show_rows(ui, row_height, rows.len(), |ui, range| {
+                for row in &rows[range] {
+                    match *row {
+                        Row::Group(g) => {
+                            ui.label(RichText::new(format!("Group {g}")).strong());
+                        }
+                        Row::Node(g, n, node) => self.node_row_ui(ui, g, n, node),
+                        Row::Device(g, n, d, dev) => {
+                            ui.horizontal(|ui| {
+                                ui.add_space(28.0);
+                                dot(ui, dev.online);
+                                let picked = self.selected.as_ref().is_some_and(|(sg, sn, sd)| {
+                                    sg == g && sn == n && sd.as_deref() == Some(d)
+                                });
+                                if ui
+                                    .selectable_label(picked, d)
+                                    .on_hover_ui(|ui| {
+                                        ui.label(format!(
+                                            "device {d} · born {} · died {}",
+                                            when(dev.birth_us),
+                                            when(dev.death_us)
+                                        ));
+                                    })
+                                    .clicked()
+                                {
+                                    self.select(Some((g.into(), n.into(), Some(d.into()))));
+                                }
+                            });
+                        }
+                        Row::Hosts => {
+                            ui.label(RichText::new("Primary hosts").strong());
+                        }
+                        Row::Host(id, h) => {
+                            ui.horizontal(|ui| {
+                                ui.add_space(12.0);
+                                dot(ui, h.online);
+                                ui.label(id).on_hover_ui(|ui| {
+                                    ui.label(format!(
+                                        "STATE from client {} at {}; timestamp {}",
+                                        h.client,
+                                        format::time_of_day(h.t_us),
+                                        show_u64(h.timestamp_ms)
+                                    ));
+                                });
+                            });
+                        }
                     }
                 }
             });
@@ -152,13 +196,18 @@ impl SparkplugView {
         ui.horizontal(|ui| {
             ui.add_space(12.0);
             dot(ui, node.online);
-            let sel = Some((g.to_string(), n.to_string(), None));
+            let picked = self
+                .selected
+                .as_ref()
+                .is_some_and(|(sg, sn, sd)| sg == g && sn == n && sd.is_none());
             if ui
-                .selectable_label(self.selected == sel, n)
-                .on_hover_text(format!("edge node {n} (client {})", node.client))
+                .selectable_label(picked, n)
+                .on_hover_ui(|ui| {
+                    ui.label(format!("edge node {n} (client {})", node.client));
+                })
                 .clicked()
             {
-                self.select(sel);
+                self.select(Some((g.to_string(), n.to_string(), None)));
             }
             ui.weak(format!(
                 "bdSeq {} · seq {}",

@@ -298,3 +298,45 @@ pub fn output_within(args: &[&str], limit: Duration) -> std::process::Output {
             .expect("its output")
     })
 }
+
+/// The folder of the Node.js interop clients (npm packages installed by scripts/setup.sh).
+pub fn node_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node")
+}
+
+/// `node SCRIPT ARGS…` in tests/node (stdin piped, killed on drop), its
+/// stdout lines as JSON values (other lines as `{"step": "output"}`), sent as they come.
+pub fn node(
+    script: &str,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::Receiver<serde_json::Value>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    assert!(
+        node_dir().join("node_modules/mqtt").is_dir(),
+        "the Node.js clients are missing: run scripts/setup.sh"
+    );
+    let mut child = tokio::process::Command::new("node")
+        .arg(node_dir().join(script))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v = serde_json::from_str(&line)
+                .unwrap_or_else(|_| serde_json::json!({"step": "output", "line": line}));
+            if tx.send(v).await.is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}

@@ -14,7 +14,8 @@
 //   {"step":"dbirth","node":…,"device":…,"seq":…,"metrics":{…},"units":{…}}
 //   {"step":"ndata"|"ddata",…,"metrics":{…},"unresolved":N,"seq":…}
 //   {"step":"ndeath","node":…,"bdSeq":…,"birth_bdSeq":…}
-//   {"step":"ddeath",…} {"step":"error","message":…}
+//   {"step":"ddeath",…} {"step":"ncmd"|"dcmd",…,"metrics":{…}}
+//   {"step":"error","message":…}
 // Lines on stdin are commands: {"write":{"node":…,"device":…(optional),
 // "metric":…,"type":…,"value":…}} sends an NCMD/DCMD writing a metric;
 // {"publish":{"topic":…,"payload":{…Tahu payload object…}}} encodes and
@@ -144,6 +145,10 @@ client.on('message', (topic, buf) => {
     }
     case 'DDEATH':
       say({ step: 'ddeath', node: key, device, seq });
+      break;
+    case 'NCMD':
+    case 'DCMD':
+      say({ step: kind.toLowerCase(), node: key, device, metrics: named(n, metrics).metrics });
       break;
     default:
       break;

@@ -26,6 +26,13 @@ impl Device {
         self.send(client, outs);
     }
 
+    /// Before an intentional DISCONNECT: NDEATH or STATE offline, as the will would have said.
+    pub(super) fn sparkplug_farewell(&mut self, client: &Client) {
+        if let Some(out) = self.sparkplug.as_mut().and_then(|r| r.farewell()) {
+            self.send(client, vec![out]);
+        }
+    }
+
     pub(super) fn sparkplug_disconnected(&mut self) {
         if let Some(r) = &mut self.sparkplug {
             r.on_disconnected();
