@@ -32,16 +32,7 @@ async fn step(
     step: &str,
     secs: u64,
 ) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(v)) if v["step"] == step => return v,
-            Ok(Some(v)) if v["step"] == "error" => panic!("the node client failed: {v}"),
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("the node client ended before {step:?}"),
-            Err(_) => panic!("no {step:?} from the node client within {secs} s"),
-        }
-    }
+    next_step(rx, step, secs, |_| true).await
 }
 
 /// A rig with a wss:// listener (and the generated certificates in `dir`); its URL.

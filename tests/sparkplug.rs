@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use mqtt_workbench::checks::VerdictState;
 use mqtt_workbench::command::{Command, ScenarioSource};
@@ -43,21 +41,7 @@ impl TahuHost {
 
     /// The next line with this step for which `pred` holds; an "error" line fails the test.
     async fn next(&mut self, step: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        let mut seen = Vec::new();
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(v)) if v["step"] == step && pred(&v) => return v,
-                Ok(Some(v)) if v["step"] == "error" => panic!("the Tahu host failed: {v}"),
-                Ok(Some(v)) => {
-                    if seen.len() < 20 {
-                        seen.push(v)
-                    }
-                }
-                Ok(None) => panic!("the Tahu host ended before {step:?}; saw {seen:?}"),
-                Err(_) => panic!("no {step:?} from the Tahu host within {secs} s; saw {seen:?}"),
-            }
-        }
+        next_step(&mut self.lines, step, secs, pred).await
     }
 
     async fn command(&mut self, cmd: Value) {

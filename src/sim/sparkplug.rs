@@ -619,16 +619,7 @@ impl Edge {
                 }
                 continue;
             }
-            let Some(k) = self
-                .metrics
-                .iter()
-                .position(|x| m.name.as_deref() == Some(&x.name) || m.alias == Some(x.alias))
-            else {
-                continue;
-            };
-            if let Some(v) = &m.value
-                && self.metrics[k].write(v, ctx)
-            {
+            if let Some(k) = write(&mut self.metrics, m, ctx) {
                 out.push(self.node_data(ctx, Some(k)));
             }
         }
@@ -641,21 +632,22 @@ impl Edge {
         }
         let mut out = Vec::new();
         for m in &cmd.metrics {
-            let Some(i) = self.devices[k]
-                .metrics
-                .iter()
-                .position(|x| m.name.as_deref() == Some(&x.name) || m.alias == Some(x.alias))
-            else {
-                continue;
-            };
-            if let Some(v) = &m.value
-                && self.devices[k].metrics[i].write(v, ctx)
-            {
+            if let Some(i) = write(&mut self.devices[k].metrics, m, ctx) {
                 out.push(self.device_message(k, Kind::DData, ctx, Some(i)));
             }
         }
         out
     }
+}
+
+/// A command's metric written to the one it names (by name or alias) in
+/// `metrics`; its index, if it was writable and of the right type.
+fn write(metrics: &mut [MetricRt], m: &sp::Metric, ctx: &mut DeviceCtx) -> Option<usize> {
+    let k = metrics
+        .iter()
+        .position(|x| m.name.as_deref() == Some(&x.name) || m.alias == Some(x.alias))?;
+    let v = m.value.as_ref()?;
+    metrics[k].write(v, ctx).then_some(k)
 }
 
 /// The next due time after `due` on its grid, past `now` (missed periods are skipped).

@@ -340,3 +340,28 @@ pub fn node(
     });
     (child, rx)
 }
+
+/// The next line from a Node.js client whose "step" is `step` and for which
+/// `pred` holds; an "error" line, the end of its output or `secs` passing fails the test.
+pub async fn next_step(
+    rx: &mut tokio::sync::mpsc::Receiver<serde_json::Value>,
+    step: &str,
+    secs: u64,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(v)) if v["step"] == step && pred(&v) => return v,
+            Ok(Some(v)) if v["step"] == "error" => panic!("the node client failed: {v}"),
+            Ok(Some(v)) => {
+                if seen.len() < 20 {
+                    seen.push(v);
+                }
+            }
+            Ok(None) => panic!("the node client ended before {step:?}; saw {seen:?}"),
+            Err(_) => panic!("no {step:?} from the node client within {secs} s; saw {seen:?}"),
+        }
+    }
+}
