@@ -171,6 +171,8 @@ pub struct Observer {
     pub messages: u64,
     /// Changes so far (views redraw their caches on a change).
     pub generation: u64,
+    /// Nodes, devices or hosts added so far (a view's sorted order holds until it moves).
+    pub topology: u64,
     /// NCMD rebirth requests seen, and those an NBIRTH answered.
     pub rebirths_asked: u64,
     pub rebirths_answered: u64,
@@ -180,6 +182,7 @@ impl Observer {
     pub fn clear(&mut self) {
         *self = Observer {
             generation: self.generation + 1,
+            topology: self.topology + 1,
             ..Observer::default()
         };
     }
@@ -330,6 +333,7 @@ impl Observer {
                 return;
             }
             self.nodes.insert(key.clone(), NodeView::default());
+            self.topology += 1;
         }
         // Its CONNECT was seen (else it connected before this observer started).
         let seen = self.conns.contains_key(&ev.conn);
@@ -383,7 +387,11 @@ impl Observer {
                 }
             }
             Kind::DBirth | Kind::NData | Kind::DData | Kind::DDeath => {
+                let devices = n.devices.len();
                 let (dropped, adopted) = on_data(n, &key, seen, kind, device, &p, ev, &mut breach);
+                if n.devices.len() != devices {
+                    self.topology += 1;
+                }
                 if adopted && self.born_on.len() < MAX_CONNS {
                     self.born_on.insert(ev.conn, key.clone());
                 }
@@ -398,6 +406,9 @@ impl Observer {
             return;
         }
         let v: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
+        if !self.hosts.contains_key(host) {
+            self.topology += 1;
+        }
         let h = self.hosts.entry(host.to_string()).or_default();
         h.online = super::state_online(payload).unwrap_or(false);
         h.timestamp_ms = v

@@ -26,6 +26,33 @@ pub struct SparkplugView {
     edits: std::collections::HashMap<String, String>,
     /// What the last write did: (is an error, text).
     status: Option<(bool, String)>,
+    /// The tree's order ("edge-2" before "edge-10"), kept until the observer's topology moves.
+    order: Option<(u64, Order)>,
+}
+
+/// Nodes with their devices, and hosts, in natural order.
+#[derive(Default)]
+struct Order {
+    nodes: Vec<((String, String), Vec<String>)>,
+    hosts: Vec<String>,
+}
+
+impl Order {
+    fn of(o: &Observer) -> Order {
+        let mut nodes: Vec<((String, String), Vec<String>)> = o
+            .nodes
+            .iter()
+            .map(|(k, n)| {
+                let mut devices: Vec<String> = n.devices.keys().cloned().collect();
+                devices.sort_by_cached_key(|d| format::natural_key(d));
+                (k.clone(), devices)
+            })
+            .collect();
+        nodes.sort_by_cached_key(|((g, n), _)| (format::natural_key(g), format::natural_key(n)));
+        let mut hosts: Vec<String> = o.hosts.keys().cloned().collect();
+        hosts.sort_by_cached_key(|h| format::natural_key(h));
+        Order { nodes, hosts }
+    }
 }
 
 fn dot(ui: &mut egui::Ui, online: bool) {
@@ -52,25 +79,34 @@ enum Row<'a> {
     Host(&'a str, &'a crate::sparkplug::observe::HostView),
 }
 
-/// The tree's lines: each group, its edge nodes and their devices; then the hosts.
-fn tree_rows(o: &Observer) -> Vec<Row<'_>> {
-    let mut rows = Vec::with_capacity(o.nodes.len() + o.hosts.len() + 2);
+/// The tree's lines in `order`: each group, its edge nodes and their devices; then the hosts.
+fn tree_rows<'a>(o: &'a Observer, order: &'a Order) -> Vec<Row<'a>> {
+    let mut rows = Vec::with_capacity(order.nodes.len() + order.hosts.len() + 2);
     let mut group: Option<&str> = None;
-    for ((g, n), node) in &o.nodes {
-        if group != Some(g.as_str()) {
-            group = Some(g.as_str());
+    for (key, devices) in &order.nodes {
+        let Some(node) = o.nodes.get(key) else {
+            continue;
+        };
+        let (g, n) = (key.0.as_str(), key.1.as_str());
+        if group != Some(g) {
+            group = Some(g);
             rows.push(Row::Group(g));
         }
         rows.push(Row::Node(g, n, node));
         rows.extend(
-            node.devices
+            devices
                 .iter()
-                .map(|(d, dev)| Row::Device(g, n, d, dev)),
+                .filter_map(|d| Some(Row::Device(g, n, d, node.devices.get(d)?))),
         );
     }
-    if !o.hosts.is_empty() {
+    if !order.hosts.is_empty() {
         rows.push(Row::Hosts);
-        rows.extend(o.hosts.iter().map(|(id, h)| Row::Host(id, h)));
+        rows.extend(
+            order
+                .hosts
+                .iter()
+                .filter_map(|id| Some(Row::Host(id, o.hosts.get(id)?))),
+        );
     }
     rows
 }
@@ -137,7 +173,11 @@ impl SparkplugView {
 
     /// The tree as rows, only the visible ones drawn (thousands of nodes stay cheap).
     fn tree_ui(&mut self, ui: &mut egui::Ui, o: &Observer) {
-        let rows = tree_rows(o);
+        if self.order.as_ref().is_none_or(|(t, _)| *t != o.topology) {
+            self.order = Some((o.topology, Order::of(o)));
+        }
+        let order = self.order.take().unwrap_or_default();
+        let rows = tree_rows(o, &order.1);
         let row_height = ui.spacing().interact_size.y + ui.spacing().item_spacing.y;
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
@@ -190,6 +230,7 @@ impl SparkplugView {
                     }
                 }
             });
+        self.order = Some(order);
     }
 
     fn node_row_ui(&mut self, ui: &mut egui::Ui, g: &str, n: &str, node: &NodeView) {
@@ -440,4 +481,29 @@ fn publish(topic: String, payload: Vec<u8>) -> Command {
         properties: MessageProperties::default(),
         payload_file: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_lists_ids_in_natural_order() {
+        let mut o = Observer::default();
+        for n in ["edge-10", "edge-2", "edge-1"] {
+            let mut node = NodeView::default();
+            for d in ["pump-11", "pump-3"] {
+                node.devices.insert(d.into(), Default::default());
+            }
+            o.nodes.insert(("plant".into(), n.into()), node);
+        }
+        let order = Order::of(&o);
+        let names: Vec<&str> = order.nodes.iter().map(|((_, n), _)| n.as_str()).collect();
+        assert_eq!(names, ["edge-1", "edge-2", "edge-10"]);
+        assert_eq!(order.nodes[0].1, ["pump-3", "pump-11"]);
+        let rows = tree_rows(&o, &order);
+        assert!(matches!(rows[0], Row::Group("plant")));
+        assert!(matches!(rows[1], Row::Node(_, "edge-1", _)));
+        assert!(matches!(rows[2], Row::Device(_, _, "pump-3", _)));
+    }
 }
