@@ -451,7 +451,7 @@ impl Edge {
             self.bd_seq_metric(true, ts),
             sp::Metric {
                 name: Some(REBIRTH.into()),
-                // Sparkplug 3.0 (6.4.18): the rebirth metric is never aliased.
+                // Sparkplug 3.0: `Node Control/Rebirth` is named, never aliased (hosts ask by name).
                 alias: None,
                 timestamp: Some(ts),
                 datatype: Some(SpType::Boolean.code()),
