@@ -11,22 +11,15 @@ use crate::scenario::{Protocol, Transport, expand};
 use crate::sim::client::{Client, EventLoop};
 use crate::sim::generators::{DeviceCtx, PayloadSampler};
 use crate::sim::mqtt::ToRumqttc;
+use crate::sim::sparkplug::Out;
 
 impl Device {
     /// A new client and its event loop (polled on its own task), for the device's protocol.
     pub(super) fn connect(&mut self) -> (Client, EventLoop) {
-        let will = self.sparkplug_will();
+        let will = self.will();
         match self.plan.spec.protocol {
             Protocol::V311 => {
-                let mut o = self.options();
-                if let Some(w) = will {
-                    o.set_last_will(LastWill::new(
-                        w.topic,
-                        w.payload,
-                        w.qos.to_rumqttc(),
-                        w.retain,
-                    ));
-                }
+                let o = self.options(will);
                 let (client, mut el) = rumqttc::AsyncClient::new(o, 256);
                 let mut net = el.network_options();
                 net.set_connection_timeout(30);
@@ -34,11 +27,7 @@ impl Device {
                 (Client::V4(client), EventLoop::V4(Box::new(el)))
             }
             Protocol::V5 => {
-                let mut o = self.options_v5();
-                if let Some(w) = will {
-                    let (qos, retain) = (w.qos.to_rumqttc_v5(), w.retain);
-                    o.set_last_will(m5::LastWill::new(w.topic, w.payload, qos, retain, None));
-                }
+                let mut o = self.options_v5(will);
                 let mut net = rumqttc::NetworkOptions::new();
                 net.set_connection_timeout(30);
                 o.set_network_options(net);
@@ -48,8 +37,12 @@ impl Device {
         }
     }
 
-    /// The will's payload, rendered once per connect from the device's seed.
-    fn will_payload(&self) -> Option<(String, Vec<u8>)> {
+    /// The will of the next CONNECT: a Sparkplug role's (an edge node's
+    /// `bdSeq` moves on), or the scenario's, rendered from the device's seed.
+    fn will(&mut self) -> Option<Out> {
+        if let Some(w) = self.sparkplug_will() {
+            return Some(w);
+        }
         let spec = &self.plan.spec;
         let w = spec.will.as_ref()?;
         let mut sampler = PayloadSampler::new(&w.payload, 1.0);
@@ -60,11 +53,12 @@ impl Device {
             spec.vars.clone(),
             self.ctx.state.clone(),
         );
-        let payload = sampler.render(&mut ctx, 2, None);
-        Some((
-            expand(&w.topic, self.plan.index, &self.plan.client_id),
-            payload,
-        ))
+        Some(Out {
+            topic: expand(&w.topic, self.plan.index, &self.plan.client_id),
+            payload: sampler.render(&mut ctx, 2, None),
+            qos: w.qos,
+            retain: w.retain,
+        })
     }
 
     /// Host, port and TLS configuration this device connects with (over a
@@ -136,7 +130,7 @@ impl Device {
         }
     }
 
-    fn options_v5(&self) -> rumqttc::v5::MqttOptions {
+    fn options_v5(&self, will: Option<Out>) -> rumqttc::v5::MqttOptions {
         let spec = &self.plan.spec;
         let (host, port, tls) = self.address();
         let mut o = rumqttc::v5::MqttOptions::new(&self.plan.client_id, host, port);
@@ -160,14 +154,9 @@ impl Device {
         if !spec.user_properties.is_empty() {
             o.set_user_properties(spec.user_properties.clone());
         }
-        if let (Some(w), Some((topic, payload))) = (&spec.will, self.will_payload()) {
-            o.set_last_will(m5::LastWill::new(
-                topic,
-                payload,
-                w.qos.to_rumqttc_v5(),
-                w.retain,
-                None,
-            ));
+        if let Some(w) = will {
+            let qos = w.qos.to_rumqttc_v5();
+            o.set_last_will(m5::LastWill::new(w.topic, w.payload, qos, w.retain, None));
         }
         if let Some((u, p)) = self.credentials() {
             o.set_credentials(u, p);
@@ -175,7 +164,7 @@ impl Device {
         o
     }
 
-    fn options(&self) -> MqttOptions {
+    fn options(&self, will: Option<Out>) -> MqttOptions {
         let spec = &self.plan.spec;
         let (host, port, tls) = self.address();
         let mut o = MqttOptions::new(&self.plan.client_id, host, port);
@@ -192,8 +181,13 @@ impl Device {
         o.set_inflight(INFLIGHT);
         // We acknowledge ourselves, so a device can stop acknowledging on command.
         o.set_manual_acks(true);
-        if let (Some(w), Some((topic, payload))) = (&spec.will, self.will_payload()) {
-            o.set_last_will(LastWill::new(topic, payload, w.qos.to_rumqttc(), w.retain));
+        if let Some(w) = will {
+            o.set_last_will(LastWill::new(
+                w.topic,
+                w.payload,
+                w.qos.to_rumqttc(),
+                w.retain,
+            ));
         }
         if let Some((u, p)) = self.credentials() {
             o.set_credentials(u, p);
