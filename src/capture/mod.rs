@@ -510,13 +510,13 @@ impl Capture {
         };
         self.rates.add(ev.t_us, ev.dir);
         let max_history = self.limits.max_topic_history;
-        if !self.topics.contains_key(topic) && self.topics.len() >= self.limits.max_topics {
-            self.topics_over_limit += 1;
-            return;
-        }
         let first_seq = self.first_seq;
         // Look up before inserting: no String allocated per message for a known topic.
         if !self.topics.contains_key(topic) {
+            if self.topics.len() >= self.limits.max_topics {
+                self.topics_over_limit += 1;
+                return;
+            }
             self.topics.insert(topic.to_string(), TopicStats::default());
         }
         let Some(st) = self.topics.get_mut(topic) else {

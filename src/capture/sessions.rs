@@ -148,17 +148,19 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
     if client_id.is_empty() {
         return None;
     }
-    if !cap.sessions.contains_key(client_id) && cap.sessions.len() >= cap.limits.max_sessions {
-        return None;
-    }
-    let s = cap
-        .sessions
-        .entry(client_id.to_string())
-        .or_insert_with(|| Session {
+    // One search for a known client (every frame), and no key allocated for it.
+    if !cap.sessions.contains_key(client_id) {
+        if cap.sessions.len() >= cap.limits.max_sessions {
+            return None;
+        }
+        let s = Session {
             client_id: client_id.to_string(),
             first_seen_us: t_us,
             ..Default::default()
-        });
+        };
+        cap.sessions.insert(client_id.to_string(), s);
+    }
+    let s = cap.sessions.get_mut(client_id)?;
     s.last_seen_us = t_us;
     Some(s)
 }

@@ -170,63 +170,81 @@ pub(super) enum EventLoop {
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
-impl EventLoop {
-    async fn poll(&mut self) -> Result<NetEvent, ConnectionError> {
-        match self {
-            EventLoop::V4(el) => {
-                el.poll()
-                    .await
-                    .map_err(ConnectionError::from)
-                    .map(|ev| match ev {
-                        MqttEvent::Incoming(Packet::ConnAck(_)) => NetEvent::ConnAck,
-                        MqttEvent::Incoming(Packet::Publish(p)) => {
-                            NetEvent::Publish(Box::new(Received::V4(p)))
-                        }
-                        MqttEvent::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
-                        _ => NetEvent::Other,
-                    })
-            }
-            EventLoop::V5(el) => {
-                use rumqttc::v5::Event as E5;
-                el.poll()
-                    .await
-                    .map_err(ConnectionError::from)
-                    .map(|ev| match ev {
-                        E5::Incoming(m5::Packet::ConnAck(_)) => NetEvent::ConnAck,
-                        E5::Incoming(m5::Packet::Publish(p)) => {
-                            NetEvent::Publish(Box::new(Received::V5(p)))
-                        }
-                        E5::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
-                        _ => NetEvent::Other,
-                    })
-            }
-        }
+/// One protocol's event loop, as a device's event-loop task drives it.
+trait NetPoll: Send + 'static {
+    fn poll_event(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<NetEvent, ConnectionError>> + Send;
+}
+
+impl NetPoll for Box<rumqttc::EventLoop> {
+    async fn poll_event(&mut self) -> Result<NetEvent, ConnectionError> {
+        self.poll()
+            .await
+            .map_err(ConnectionError::from)
+            .map(|ev| match ev {
+                MqttEvent::Incoming(Packet::ConnAck(_)) => NetEvent::ConnAck,
+                MqttEvent::Incoming(Packet::Publish(p)) => {
+                    NetEvent::Publish(Box::new(Received::V4(p)))
+                }
+                MqttEvent::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
+                _ => NetEvent::Other,
+            })
+    }
+}
+
+impl NetPoll for Box<rumqttc::v5::EventLoop> {
+    async fn poll_event(&mut self) -> Result<NetEvent, ConnectionError> {
+        use rumqttc::v5::Event as E5;
+        self.poll()
+            .await
+            .map_err(ConnectionError::from)
+            .map(|ev| match ev {
+                E5::Incoming(m5::Packet::ConnAck(_)) => NetEvent::ConnAck,
+                E5::Incoming(m5::Packet::Publish(p)) => {
+                    NetEvent::Publish(Box::new(Received::V5(p)))
+                }
+                E5::Outgoing(Outgoing::Disconnect) => NetEvent::DisconnectSent,
+                _ => NetEvent::Other,
+            })
     }
 }
 
 /// Runs rumqttc's event loop in its own task: `poll()` connects inside
 /// itself, so it must never be cancelled by a `select!` (a slow CONNECT
 /// would restart forever). Polling after an error reconnects, after a pause.
+/// One task type per protocol: an MQTT 3.1.1 device's task is not sized for
+/// MQTT 5's larger event loop.
 pub(super) fn spawn_event_loop(
-    mut el: EventLoop,
+    el: EventLoop,
 ) -> (
     tokio::task::JoinHandle<()>,
     flume::Receiver<Result<NetEvent, ConnectionError>>,
 ) {
     let (tx, rx) = flume::bounded(256);
-    let task = tokio::spawn(async move {
-        loop {
-            let r = el.poll().await;
-            let failed = r.is_err();
-            if tx.send_async(r).await.is_err() {
-                return;
-            }
-            if failed {
-                sleep(Duration::from_secs(1)).await;
-            }
-        }
-    });
+    let task = match el {
+        EventLoop::V4(el) => tokio::spawn(drive(el, tx)),
+        EventLoop::V5(el) => tokio::spawn(drive(el, tx)),
+    };
     (task, rx)
+}
+
+async fn drive<E: NetPoll>(mut el: E, tx: flume::Sender<Result<NetEvent, ConnectionError>>) {
+    loop {
+        let r = el.poll_event().await;
+        let failed = r.is_err();
+        // Nobody reads the rest (an outgoing PUBLISH, a PUBACK, a PINGRESP):
+        // passing them on would wake the device once more for every message.
+        if matches!(r, Ok(NetEvent::Other)) {
+            continue;
+        }
+        if tx.send_async(r).await.is_err() {
+            return;
+        }
+        if failed {
+            sleep(Duration::from_secs(1)).await;
+        }
+    }
 }
 
 /// Send DISCONNECT and wait until it is on the wire (at most 2 s).
@@ -237,13 +255,14 @@ pub(super) async fn graceful_disconnect(
     if !client.disconnect() {
         return;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+    // Boxed: rare, and a device's task should not carry it while it idles.
+    let _ = Box::pin(tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             match events.recv_async().await.ok() {
                 Some(Ok(NetEvent::DisconnectSent)) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             }
         }
-    })
+    }))
     .await;
 }

@@ -145,12 +145,14 @@ struct Device {
     /// When the failure counters were last reported (they are throttled to 1/s).
     failures_reported: Option<Instant>,
     /// Its script, while it runs (None after an error).
-    script: Option<scripted::ScriptRt>,
+    /// (Boxed, as the Sparkplug role: most devices have neither, and a
+    /// fleet's idle tasks should not carry their room.)
+    script: Option<Box<scripted::ScriptRt>>,
     script_error: Option<String>,
     /// What the last report said of the script.
     script_view: Option<Arc<crate::event::ScriptView>>,
     /// Its Sparkplug B role (edge node or primary host), if any.
-    sparkplug: Option<crate::sim::sparkplug::Role>,
+    sparkplug: Option<Box<crate::sim::sparkplug::Role>>,
 }
 
 impl Device {
@@ -218,7 +220,7 @@ impl Device {
         let sparkplug = spec
             .sparkplug
             .as_ref()
-            .map(|r| crate::sim::sparkplug::Role::new(r, &id, plan.index));
+            .map(|r| Box::new(crate::sim::sparkplug::Role::new(r, &id, plan.index)));
         let mut dev = Device {
             plan,
             ctx,
@@ -534,20 +536,33 @@ async fn run(
 ) {
     let delay = plan.start_delay;
     let mut dev = Device::new(plan, sink);
-    dev.open_script().await;
+    Box::pin(dev.open_script()).await;
     dev.set_state(DeviceState::Connecting);
     if !delay.is_zero() {
         sleep(delay).await;
     }
     let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
+    // One timer for every deadline (publishes, script timers, Sparkplug,
+    // the tick), reset to the earliest: a device keeps one registration in
+    // the timer wheel instead of making and dropping four on every wake.
+    let wake = sleep_until(on_grid(next_tick));
+    tokio::pin!(wake);
     loop {
         let (client, el) = dev.connect();
         let (poller, events) = spawn_event_loop(el);
         let mut connected = false;
         let next = loop {
-            let due = dev.next_due().filter(|_| connected);
+            let due = dev.next_due().filter(|_| connected).map(on_grid);
             let timer = dev.next_timer();
             let sp_due = dev.sparkplug_due().filter(|_| connected);
+            let tick = on_grid(next_tick);
+            let earliest = [due, timer, sp_due]
+                .into_iter()
+                .flatten()
+                .fold(tick, Instant::min);
+            if wake.deadline() != earliest {
+                wake.as_mut().reset(earliest);
+            }
             tokio::select! {
                 cmd = ctl.recv_async() => match cmd.ok() {
                     None => {
@@ -628,21 +643,25 @@ async fn run(
                     let (req, answer) = *boxed;
                     let _ = answer.send(dev.hand_publish(connected.then_some(&client), req));
                 }
-                _ = sleep_until(sp_due.unwrap_or_else(Instant::now)), if sp_due.is_some() => {
-                    dev.sparkplug_fire(&client);
-                }
-                _ = sleep_until(on_grid(due.unwrap_or_else(Instant::now))), if due.is_some() => {
-                    dev.fire_due(&client, Instant::now());
-                }
-                _ = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
-                    dev.fire_timers(connected.then_some(&client)).await;
-                }
-                _ = sleep_until(on_grid(next_tick)) => {
-                    dev.tick();
-                    dev.script_hook(connected.then_some(&client), ScriptHook::Tick).await;
-                    next_tick += dev.plan.spec.tick.0;
-                    if next_tick < Instant::now() {
-                        next_tick = Instant::now() + dev.plan.spec.tick.0;
+                () = &mut wake => {
+                    let now = Instant::now();
+                    let reached = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+                    if reached(sp_due) {
+                        dev.sparkplug_fire(&client);
+                    }
+                    if reached(due) {
+                        dev.fire_due(&client, now);
+                    }
+                    if reached(timer) {
+                        Box::pin(dev.fire_timers(connected.then_some(&client))).await;
+                    }
+                    if tick <= now {
+                        dev.tick();
+                        dev.script_hook(connected.then_some(&client), ScriptHook::Tick).await;
+                        next_tick += dev.plan.spec.tick.0;
+                        if next_tick < Instant::now() {
+                            next_tick = Instant::now() + dev.plan.spec.tick.0;
+                        }
                     }
                 }
             }

@@ -500,7 +500,10 @@ struct Link {
 impl Link {
     /// Pump both directions until either side ends, the tap drops the
     /// connection, or a frame ends it; record why it closed.
-    async fn run(self) {
+    /// Not an `async fn`: the connection's halves move straight into the
+    /// pumps' futures instead of also being kept in this one (one idle
+    /// connection's task, thousands in a fleet).
+    fn run(self) -> impl std::future::Future<Output = ()> + Send {
         let Link {
             client_r,
             client_w,
@@ -514,19 +517,37 @@ impl Link {
         // through a weak sender: when the broker leaves, the client's side still closes.
         let (to_client, to_client_rx) = flume::bounded(QUEUE_FRAMES);
         let replies = to_client.downgrade();
-        let closed = |r: Result<(), CloseReason>, eof: CloseReason| match r {
-            Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
-            Ok(()) => eof,
-            Err(e) => e,
-        };
-        let reason = tokio::select! {
-            r = pump(client_r, broker_w, Direction::ClientToBroker, &ctx, read_before, None, Some(replies)) =>
-                closed(r, CloseReason::ClientClosed),
-            r = pump(broker_r, client_w, Direction::BrokerToClient, &ctx, BytesMut::new(), Some((to_client, to_client_rx)), None) =>
-                closed(r, CloseReason::BrokerClosed),
-            _ = kill.notified() => CloseReason::DroppedByTap,
-        };
-        ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+        let up = pump(
+            client_r,
+            broker_w,
+            Direction::ClientToBroker,
+            &ctx,
+            read_before,
+            None,
+            Some(replies),
+        );
+        let down = pump(
+            broker_r,
+            client_w,
+            Direction::BrokerToClient,
+            &ctx,
+            BytesMut::new(),
+            Some((to_client, to_client_rx)),
+            None,
+        );
+        async move {
+            let closed = |r: Result<(), CloseReason>, eof: CloseReason| match r {
+                Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
+                Ok(()) => eof,
+                Err(e) => e,
+            };
+            let reason = tokio::select! {
+                r = up => closed(r, CloseReason::ClientClosed),
+                r = down => closed(r, CloseReason::BrokerClosed),
+                _ = kill.notified() => CloseReason::DroppedByTap,
+            };
+            ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));
+        }
     }
 }
 

@@ -23,29 +23,37 @@ pub(super) const QUEUE_FRAMES: usize = 1024;
 /// Copy one direction, decoding and recording every complete frame and
 /// applying the connection's network faults. Ok(()) on EOF from the reading
 /// side, once everything read has been written.
-pub(super) async fn pump(
+///
+/// Not an `async fn`: its arguments move straight into the two halves'
+/// futures, instead of also being kept in a future of its own (an async fn
+/// keeps the room of the arguments it moves on; an idle connection holds two
+/// pumps, a fleet thousands).
+pub(super) fn pump(
     from: Reader,
     to: Writer,
     dir: Direction,
-    ctx: &ConnCtx,
+    ctx: &Arc<ConnCtx>,
     read_before: BytesMut,
     queue: Option<(flume::Sender<Outgoing>, flume::Receiver<Outgoing>)>,
     replies: Option<flume::WeakSender<Outgoing>>,
-) -> Result<(), CloseReason> {
+) -> impl std::future::Future<Output = Result<(), CloseReason>> + Send + use<> {
     let (tx, rx) = queue.unwrap_or_else(|| flume::bounded(QUEUE_FRAMES));
-    let reader = read_side(from, tx, dir, ctx, read_before, replies);
-    let writer = write_side(to, rx, ctx);
-    tokio::try_join!(reader, writer).map(|_| ())
+    // Boxed, each at its own size: a future moved into an `async` block (or
+    // into `try_join!`) is kept twice in it.
+    let reader = Box::pin(read_side(from, tx, dir, ctx.clone(), read_before, replies));
+    let writer = Box::pin(write_side(to, rx, ctx.clone()));
+    async move { tokio::try_join!(reader, writer).map(|_| ()) }
 }
 
 async fn read_side(
     mut from: Reader,
     tx: flume::Sender<Outgoing>,
     dir: Direction,
-    ctx: &ConnCtx,
+    ctx: Arc<ConnCtx>,
     read_before: BytesMut,
     replies: Option<flume::WeakSender<Outgoing>>,
 ) -> Result<(), CloseReason> {
+    let ctx = &*ctx;
     let mut buf = read_before;
     // Room for one read: small while the connection is quiet (a fleet of idle
     // devices holds thousands), doubling while reads fill it.
@@ -373,8 +381,9 @@ fn enforce(
 async fn write_side(
     mut to: Writer,
     rx: flume::Receiver<Outgoing>,
-    ctx: &ConnCtx,
+    ctx: Arc<ConnCtx>,
 ) -> Result<(), CloseReason> {
+    let ctx = &*ctx;
     let mut view = FaultView::new(ctx.faults.clone());
     while let Ok(out) = rx.recv_async().await {
         // Sleeps are boxed: only faults need them, and an idle connection's

@@ -57,14 +57,14 @@ impl Device {
             .await
         {
             Ok(script) => {
-                self.script = Some(ScriptRt {
+                self.script = Some(Box::new(ScriptRt {
                     script,
                     timers: Vec::new(),
                     reported: None,
                     last_log: None,
                     logs_skipped: 0,
                     logged: None,
-                });
+                }));
             }
             Err(e) => self.script_failed(e.to_string()),
         }
@@ -130,6 +130,14 @@ impl Device {
     /// not connected; its publishes and subscriptions are then dropped and
     /// counted as failed).
     pub(super) async fn script_hook(&mut self, client: Option<&Client>, hook: Hook) {
+        if self.script.is_some() {
+            // Boxed: the call's future is large, and a device without a
+            // script (most of a fleet) should not carry it in its task.
+            Box::pin(self.call_hook(client, hook)).await;
+        }
+    }
+
+    async fn call_hook(&mut self, client: Option<&Client>, hook: Hook) {
         let Some(s) = &self.script else {
             return;
         };

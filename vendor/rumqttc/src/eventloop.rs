@@ -148,10 +148,14 @@ impl EventLoop {
     /// **NOTE** Don't block this while iterating
     pub async fn poll(&mut self) -> Result<Event, ConnectionError> {
         if self.network.is_none() {
-            let (network, connack) = match time::timeout(
+            // MQTT Workbench patch (memory per idle client): the connect future
+            // (socket, TLS, CONNECT and CONNACK) is boxed, so it is freed once
+            // connected instead of sizing every later `poll` future (2.9 KiB
+            // held by each idle client's task).
+            let (network, connack) = match Box::pin(time::timeout(
                 Duration::from_secs(self.network_options.connection_timeout()),
                 connect(&self.mqtt_options, self.network_options.clone()),
-            )
+            ))
             .await
             {
                 Ok(inner) => inner?,
@@ -200,7 +204,6 @@ impl EventLoop {
             return Ok(event);
         }
 
-        let mut no_sleep = Box::pin(time::sleep(Duration::ZERO));
         // this loop is necessary since self.incoming.pop_front() might return None. In that case,
         // instead of returning a None event, we try again.
         select! {
@@ -261,7 +264,7 @@ impl EventLoop {
             },
             // We generate pings irrespective of network activity. This keeps the ping logic
             // simple. We can change this behavior in future if necessary (to prevent extra pings)
-            _ = self.keepalive_timeout.as_mut().unwrap_or(&mut no_sleep),
+            _ = keepalive(self.keepalive_timeout.as_mut()),
                 if self.keepalive_timeout.is_some() && !self.mqtt_options.keep_alive.is_zero() => {
                 let timeout = self.keepalive_timeout.as_mut().unwrap();
                 timeout.as_mut().reset(Instant::now() + self.mqtt_options.keep_alive);
@@ -303,6 +306,16 @@ impl EventLoop {
                 Err(_) => Err(ConnectionError::RequestsDone),
             }
         }
+    }
+}
+
+/// MQTT Workbench patch (CPU per message): the keep-alive timer, or never.
+/// Upstream boxed a new zero-length `Sleep` on every `select` (every event)
+/// only to have something to point at when there was no timer.
+async fn keepalive(timer: Option<&mut std::pin::Pin<Box<Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
