@@ -204,6 +204,12 @@ impl<P: Protocol> RemoteLink<P> {
                         }
 
                     }
+                    // MQTT Workbench patch (memory per idle connection): the
+                    // notifications queue of a quiet link (a CONNACK, a SUBACK)
+                    // gives its room back; a busy one keeps it.
+                    if self.notifications.capacity() <= crate::router::SMALL_QUEUE {
+                        self.notifications.shrink_to_fit();
+                    }
                     let mut acked = false;
                     if self.max_packet_size.is_some() {
                         (packets, acked) = self.within_max_packet_size(packets);

@@ -28,6 +28,7 @@ mod waiters;
 pub use alertlog::Alert;
 pub use connection::Connection;
 pub use routing::Router;
+pub(crate) use routing::SMALL_QUEUE;
 pub use waiters::Waiters;
 
 pub const MAX_SCHEDULE_ITERATIONS: usize = 100;

@@ -1643,6 +1643,10 @@ fn validate_and_set_topic_alias(
 /// Sweep ackslog for all the pending acks.
 /// We write everything to outgoing buf with out worrying about buffer size
 /// because acks most certainly won't cause memory bloat
+/// MQTT Workbench patch: queues up to this many entries are given back when
+/// drained (thousands of idle connections each held a few hundred bytes).
+pub(crate) const SMALL_QUEUE: usize = 16;
+
 fn ack_device_data(ackslog: &mut AckLog, outgoing: &mut Outgoing) -> bool {
     let span = tracing::info_span!("outgoing_ack", client_id = outgoing.client_id);
     let _guard = span.enter();
@@ -1666,6 +1670,12 @@ fn ack_device_data(ackslog: &mut AckLog, outgoing: &mut Outgoing) -> bool {
         count += 1;
     }
 
+    // MQTT Workbench patch (memory per idle connection): a log that only ever
+    // held a few acks (a CONNACK, a SUBACK) gives its room back; a busy one
+    // keeps it.
+    if acks.capacity() <= SMALL_QUEUE {
+        acks.shrink_to_fit();
+    }
     debug!(acks_count = count, "Acks sent to device");
     outgoing.handle.try_send(()).ok();
     true
