@@ -129,8 +129,8 @@ struct BenchArgs {
     #[arg(long, requires = "devices_process")]
     direct: bool,
     /// Measure the window instead: CPU per frame with `--preload` messages
-    /// captured and the fleet arriving, each inspector tab for a quarter of
-    /// `--duration` (needs a display; Xvfb works).
+    /// captured and the fleet arriving, each inspector tab in turn for an
+    /// equal share of `--duration` (needs a display; Xvfb works).
     #[arg(long, conflicts_with = "devices_process")]
     gui: bool,
     /// With --gui: messages in the capture before measuring.
@@ -651,7 +651,7 @@ fn benchmark(args: BenchArgs, net: &NetArgs) -> anyhow::Result<()> {
                 true,
                 Some(mqtt_workbench::ui::FrameBench {
                     preload,
-                    per_tab: duration / 4,
+                    per_tab: duration / mqtt_workbench::ui::Tab::ALL.len() as u32,
                     devices,
                     rate_hz: rate,
                     qos,

@@ -180,14 +180,15 @@ impl WorkbenchApp {
 
     /// `bench --gui`: pick the tab to measure, or print the report and close.
     fn frame_bench_logic(&mut self, ctx: &egui::Context) {
-        let connected = self.model.capture.connected_clients();
+        // The devices' own count: the capture's stops at its session bound.
+        let connected = self.model.ramp.status.connected;
         let Some(run) = &mut self.frame_bench else {
             return;
         };
         if run.done {
             return;
         }
-        match run.tab(connected > run.cfg.devices as usize) {
+        match run.tab(connected > u64::from(run.cfg.devices)) {
             Some(tab) => self.settings.tab = tab,
             None => {
                 run.done = true;

@@ -71,7 +71,20 @@ pub fn status_ui(ui: &mut egui::Ui, model: &Model, frames: &FrameStats) {
             (None, None) => {}
         }
         ui.separator();
-        ui.label(format!("Clients {}", c.connected_clients()));
+        let clients = format::count(c.connected_clients() as u64);
+        if c.sessions.len() >= c.limits.max_sessions {
+            // Past the bound the broker still serves every client; the
+            // capture just stops following new ones.
+            ui.label(format!("Clients {clients}+"))
+                .on_hover_text(format!(
+                    "The capture follows {} client sessions (its bound): more are \
+                 connected, served and tapped, but not listed. The devices' own \
+                 connect count is beside the scenario.",
+                    format::count(c.limits.max_sessions as u64)
+                ));
+        } else {
+            ui.label(format!("Clients {clients}"));
+        }
         ui.separator();
         ui.label(format!(
             "{} msg/s in · {} msg/s out",
