@@ -1611,3 +1611,29 @@ fn type_setpoint(h: &mut Harness<'_, WorkbenchApp>, text: &str) {
         "typed into the Setpoint field"
     );
 }
+
+#[test]
+fn past_the_capture_session_bound_the_status_bar_says_so_and_the_devices_count_on() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("three.ron");
+    std::fs::write(
+        &path,
+        r#"Scenario(name: "three meters", devices: [(id: "meter-{i}", count: 3)])"#,
+    )
+    .expect("written");
+    let mut h = harness(Some(path), 0, None);
+    // A capture that follows two sessions, as the default follows 50,000.
+    h.state_mut().model.capture.limits.max_sessions = 2;
+    wait(&mut h, "the three devices' own CONNACKs", 15, |a| {
+        a.model.ramp.status.connected >= 3
+    });
+    wait_ui(
+        &mut h,
+        "the status bar to say the bound was reached",
+        5,
+        |h| h.query_by_label("Clients 2+").is_some(),
+    );
+    let capture = &h.state().model.capture;
+    assert_eq!(capture.sessions.len(), 2, "the capture keeps its bound");
+    assert_eq!(capture.connected_clients(), 2);
+}

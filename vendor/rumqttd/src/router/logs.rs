@@ -68,7 +68,8 @@ pub struct DataLog {
     /// MQTT Workbench patch: the filters with `+` or `#` (a topic is matched
     /// against these; a filter without wildcards matches only the topic equal
     /// to it, found in `filter_indexes`).
-    wildcard_filters: Vec<(Filter, FilterIdx)>,
+    /// (By index: the filter's text is its log's, not a copy per filter.)
+    wildcard_filters: Vec<FilterIdx>,
 }
 
 /// MQTT Workbench patch: a filter with `+` or `#` (MQTT 3.1.1 §4.7.1) can
@@ -93,7 +94,7 @@ impl DataLog {
                 // datalog index map
                 let idx = native.insert(data);
                 if has_wildcards(&filter) {
-                    wildcard_filters.push((filter.clone(), idx));
+                    wildcard_filters.push(idx);
                 }
                 filter_indexes.insert(filter, idx);
             }
@@ -161,10 +162,11 @@ impl DataLog {
                     .copied()
                     .into_iter()
                     .chain(
-                        self.wildcard_filters
-                            .iter()
-                            .filter(|(filter, _)| matches(topic, filter))
-                            .map(|(_, filter_idx)| *filter_idx),
+                        self.wildcard_filters.iter().copied().filter(|idx| {
+                            self.native
+                                .get(*idx)
+                                .is_some_and(|data| matches(topic, &data.filter))
+                        }),
                     )
                     .collect();
 
@@ -196,7 +198,7 @@ impl DataLog {
                 // only its own topic, one lookup; upstream matched every new
                 // filter against every topic seen.
                 if has_wildcards(filter) {
-                    self.wildcard_filters.push((filter.to_owned(), idx));
+                    self.wildcard_filters.push(idx);
                     for (topic, filters) in publish_filters.iter_mut() {
                         if matches(topic, filter) {
                             filters.push(idx);

@@ -77,7 +77,7 @@ pub struct Router {
     /// Connection map from device id to connection id
     connection_map: HashMap<String, ConnectionId>,
     /// Subscription map to interested connection ids
-    subscription_map: HashMap<Filter, HashSet<ConnectionId>>,
+    subscription_map: HashMap<Filter, ConnSet>,
     /// Incoming data grouped by connection
     ibufs: Slab<Incoming>,
     /// Outgoing data grouped by connection
@@ -1127,10 +1127,8 @@ impl Router {
                 connections.insert(id);
             }
             None => {
-                let mut connections = HashSet::new();
-                connections.insert(id);
                 self.subscription_map
-                    .insert(filter_path.clone(), connections);
+                    .insert(filter_path.clone(), ConnSet::One(id));
             }
         }
 
@@ -1643,6 +1641,57 @@ fn validate_and_set_topic_alias(
 /// Sweep ackslog for all the pending acks.
 /// We write everything to outgoing buf with out worrying about buffer size
 /// because acks most certainly won't cause memory bloat
+/// MQTT Workbench patch (memory per subscription): the connections holding
+/// a filter. Most filters have one (a device's own command topic, one of a
+/// client's many filters), which needs no hash set of its own; a shared
+/// filter's set is boxed so a one-holder entry stays small.
+#[derive(Debug, Default)]
+pub(crate) enum ConnSet {
+    #[default]
+    Empty,
+    One(ConnectionId),
+    Many(Box<HashSet<ConnectionId>>),
+}
+
+impl ConnSet {
+    /// True if `id` was not there yet.
+    fn insert(&mut self, id: ConnectionId) -> bool {
+        match self {
+            ConnSet::Empty => {
+                *self = ConnSet::One(id);
+                true
+            }
+            ConnSet::One(one) if *one == id => false,
+            ConnSet::One(one) => {
+                *self = ConnSet::Many(Box::new(HashSet::from([*one, id])));
+                true
+            }
+            ConnSet::Many(set) => set.insert(id),
+        }
+    }
+
+    /// True if `id` was there.
+    fn remove(&mut self, id: &ConnectionId) -> bool {
+        match self {
+            ConnSet::One(one) if one == id => {
+                *self = ConnSet::Empty;
+                true
+            }
+            ConnSet::Many(set) => set.remove(id),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ConnectionId> {
+        let (one, many) = match self {
+            ConnSet::Empty => (None, None),
+            ConnSet::One(one) => (Some(one), None),
+            ConnSet::Many(set) => (None, Some(set.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
 /// MQTT Workbench patch: queues up to this many entries are given back when
 /// drained (thousands of idle connections each held a few hundred bytes).
 pub(crate) const SMALL_QUEUE: usize = 16;
