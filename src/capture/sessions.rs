@@ -148,7 +148,7 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
     if client_id.is_empty() {
         return None;
     }
-    // One search for a known client (every frame), and no key allocated for it.
+    // A known client (every frame) is found without allocating a key for it.
     if !cap.sessions.contains_key(client_id) {
         if cap.sessions.len() >= cap.limits.max_sessions {
             return None;
