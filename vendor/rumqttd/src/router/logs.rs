@@ -112,7 +112,7 @@ impl DataLog {
 
     pub fn meter(&mut self, filter: &str) -> Option<&mut SubscriptionMeter> {
         let data = self.native.get_mut(*self.filter_indexes.get(filter)?)?;
-        Some(&mut data.meter)
+        data.meter.as_deref_mut()
     }
 
     pub fn waiters(&self, filter: &Filter) -> Option<&Waiters<DataRequest>> {
@@ -373,7 +373,10 @@ pub struct Data<T> {
     filter: Filter,
     pub log: CommitLog<T>,
     pub waiters: Waiters<DataRequest>,
-    meter: SubscriptionMeter,
+    /// MQTT Workbench patch (memory per subscription): made at the first
+    /// append; a filter nothing was published to keeps 8 bytes, not 48
+    /// (its `u128` timestamp aligned every log in the slab to 16).
+    meter: Option<Box<SubscriptionMeter>>,
 }
 
 impl<T> Data<T>
@@ -402,12 +405,11 @@ where
         // parked request (a subscriber caught up), not ten; a queue grown
         // from empty would take four at its first push.
         let waiters = Waiters::with_capacity(1);
-        let metrics = SubscriptionMeter::default();
         Data {
             filter: filter.to_owned(),
             log,
             waiters,
-            meter: metrics,
+            meter: None,
         }
     }
 
@@ -424,8 +426,9 @@ where
             notifications.append(&mut parked);
         }
 
-        self.meter.count += 1;
-        self.meter.total_size += size;
+        let meter = self.meter.get_or_insert_default();
+        meter.count += 1;
+        meter.total_size += size;
 
         (offset, &self.filter)
     }

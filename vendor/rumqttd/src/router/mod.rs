@@ -359,38 +359,19 @@ pub struct MeterData {
     pub size: usize,
 }
 
+/// MQTT Workbench patch (memory per connection and per subscription, CPU
+/// per message): the meter counts; upstream also kept a map of every topic
+/// the connection published to (a `String` made for each PUBLISH) and a copy
+/// of every filter it subscribed, which nothing read.
 #[derive(Debug, Default, Clone)]
 pub struct IncomingMeter {
-    publishes: HashMap<Topic, MeterData>,
-    subscribes: HashSet<Filter>,
     total_publishes: MeterData,
 }
 
 impl IncomingMeter {
-    pub fn register_publish(&mut self, publish: &Publish) -> Result<(), std::str::Utf8Error> {
-        let meter = {
-            let topic = std::str::from_utf8(&publish.topic)?.to_string();
-            self.publishes.entry(topic).or_default()
-        };
-        meter.count += 1;
-        meter.size += publish.len();
-
+    pub fn register_publish(&mut self, publish: &Publish) {
         self.total_publishes.count += 1;
         self.total_publishes.size += publish.len();
-
-        Ok(())
-    }
-
-    pub fn get_topic_meters(&self) -> &HashMap<Topic, MeterData> {
-        &self.publishes
-    }
-
-    pub fn register_subscription(&mut self, filter: Filter) -> bool {
-        self.subscribes.insert(filter)
-    }
-
-    pub fn unregister_subscription(&mut self, filter: &Filter) -> bool {
-        self.subscribes.remove(filter)
     }
 
     pub fn get_total_count(&self) -> usize {

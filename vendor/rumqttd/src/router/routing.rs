@@ -797,11 +797,7 @@ impl Router {
                     };
 
                     let meter = &mut self.ibufs.get_mut(id).unwrap().meter;
-                    if let Err(e) = meter.register_publish(&publish) {
-                        error!(
-                            reason = ?e, "Failed to write to incoming meter"
-                        );
-                    };
+                    meter.register_publish(&publish);
                 }
                 Packet::Subscribe(mut subscribe, props) => {
                     let mut return_codes = Vec::new();
@@ -897,8 +893,6 @@ impl Router {
                             continue;
                         }
 
-                        let meter = &mut self.ibufs.get_mut(id).unwrap().meter;
-                        meter.unregister_subscription(filter);
 
                         // MQTT Workbench patch: leave the group of this
                         // filter only (upstream left every group on any
@@ -1221,9 +1215,6 @@ impl Router {
         // TODO: figure out how we can update existing DataRequest
         // helpful in re-subscriptions and forwarding retained messages on
         // every subscribe
-
-        let meter = &mut self.ibufs.get_mut(id).unwrap().meter;
-        meter.register_subscription(filter_path.clone());
     }
 
     /// When a connection is ready, it should sweep native data from 'datalog',
@@ -1276,7 +1267,10 @@ impl Router {
                         self.scheduler.pause(id, PauseReason::Caughtup);
                     }
                     // add back the skipped requests!
-                    self.scheduler.trackv(id, skipped_requests);
+                    // MQTT Workbench patch: in the (empty) queue polled, which
+                    // the tracker keeps (see `Scheduler::trackv`).
+                    requests.extend(skipped_requests);
+                    self.scheduler.trackv(id, requests);
                     return Some(());
                 }
             };

@@ -35,8 +35,10 @@ impl Scheduler {
         let id = self.readyqueue.pop_front()?;
         let tracker = self.trackers.get_mut(id)?;
 
-        // drain will clear all DataRequest but will keep the allocated memory of our VecDeque.
-        let data_requests = tracker.data_requests.drain(..).collect();
+        // MQTT Workbench patch (memory per subscription, CPU per message):
+        // the requests move out with their queue (no copy into a new one per
+        // poll); `trackv` gives the queue back.
+        let data_requests = std::mem::take(&mut tracker.data_requests);
 
         // Implicitly reschedule the connection. Router will take care of explicitly pausing if
         // required (it has the state necessary to determine if pausing is required)
@@ -66,9 +68,22 @@ impl Scheduler {
         requests.remove(at)
     }
 
-    pub fn trackv(&mut self, id: ConnectionId, requests: VecDeque<DataRequest>) {
+    pub fn trackv(&mut self, id: ConnectionId, mut requests: VecDeque<DataRequest>) {
         if let Some(tracker) = self.trackers.get_mut(id) {
-            tracker.data_requests.extend(requests);
+            // MQTT Workbench patch (memory per subscription): the queue polled
+            // comes back whole; one that grew for a burst (a SUBSCRIBE of
+            // 20,000 filters queues 20,000 requests at once, 128 bytes each)
+            // gives back what it no longer holds.
+            let mut queue = std::mem::take(&mut tracker.data_requests);
+            if queue.is_empty() {
+                queue = requests;
+            } else {
+                queue.append(&mut requests);
+            }
+            if queue.capacity() > super::SMALL_QUEUE && queue.len() < queue.capacity() / 4 {
+                queue.shrink_to(queue.len() * 2);
+            }
+            tracker.data_requests = queue;
         }
     }
 
