@@ -84,14 +84,15 @@ pub struct MemoryDoor(Arc<parking_lot::RwLock<Option<MemoryServers>>>);
 struct MemoryServers {
     v4: Arc<dyn ServeStream>,
     v5: Arc<dyn ServeStream>,
-    /// The listener's runtime: in-process links run there too, so stopping
-    /// the broker (dropping it) ends them as it ends its sockets.
-    rt: tokio::runtime::Handle,
+    /// Dropped when the listener stops: every in-process link ends with it,
+    /// as the listener's sockets do.
+    stop: tokio::sync::watch::Sender<()>,
 }
 
 impl MemoryDoor {
     /// A new connection to the broker's MQTT 3.1.1 or 5 server; an error
-    /// while the broker is stopped, as a refused connection would be.
+    /// while the broker is stopped, as a refused connection would be. Its
+    /// link runs on the caller's tokio runtime.
     pub fn connect(&self, v5: bool) -> std::io::Result<DuplexStream> {
         let guard = self.0.read();
         let Some(servers) = guard.as_ref() else {
@@ -102,10 +103,18 @@ impl MemoryDoor {
         };
         let (client, server) = tokio::io::duplex(MEMORY_BUFFER);
         let link = if v5 { &servers.v5 } else { &servers.v4 }.serve(server);
-        // On the broker's own runtime, like its socket links: rumqttd's link
-        // makes blocking calls to the router (connect, disconnect), which must
-        // not park the engine's async workers.
-        servers.rt.spawn(link);
+        let mut stopped = servers.stop.subscribe();
+        // On the caller's runtime (the tap's): the link never blocks its
+        // thread (rumqttd's `build_async`, vendor/README.md), and a message
+        // from a device to the broker then stays on one runtime's workers
+        // instead of waking the listener's thread for every frame.
+        tokio::spawn(async move {
+            tokio::select! {
+                () = link => {}
+                // Err only: nothing is ever sent, the sender is dropped on stop.
+                _ = stopped.changed() => {}
+            }
+        });
         Ok(client)
     }
 }
@@ -287,7 +296,7 @@ impl EmbeddedBroker {
             *self.memory.0.write() = Some(MemoryServers {
                 v4,
                 v5,
-                rt: rt.handle().clone(),
+                stop: tokio::sync::watch::channel(()).0,
             });
         }
         self.listener_rt = Some(rt);

@@ -119,6 +119,25 @@ impl<'a> LinkBuilder<'a> {
     }
 
     pub fn build(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let (registering, event) = self.register();
+        registering.router_tx.send((0, event))?;
+        registering.link_rx.recv()?;
+        registering.finish()
+    }
+
+    /// MQTT Workbench patch: `build` without blocking the thread (the
+    /// router's queue may be full, and the CONNACK waits for a turn of the
+    /// router), so that links can share an async runtime with other work.
+    pub async fn build_async(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let (registering, event) = self.register();
+        registering.router_tx.send_async((0, event)).await?;
+        registering.link_rx.recv_async().await?;
+        registering.finish()
+    }
+
+    /// The connection to register with the router, and what the link keeps
+    /// while it waits for the router's answer.
+    fn register(self) -> (Registering, Event) {
         // Connect to router
         // Local connections to the router shall have access to all subscriptions
         let mut connection = Connection::new(
@@ -146,11 +165,40 @@ impl<'a> LinkBuilder<'a> {
             incoming,
             outgoing,
         };
+        let registering = Registering {
+            router_tx: self.router_tx,
+            link_rx,
+            generation,
+            outgoing_data_buffer,
+            incoming_data_buffer,
+        };
+        (registering, event)
+    }
+}
 
-        self.router_tx.send((0, event))?;
+/// MQTT Workbench patch: a link between its `Event::Connect` and the
+/// router's answer (shared by `build` and `build_async`).
+struct Registering {
+    router_tx: Sender<(ConnectionId, Event)>,
+    link_rx: Receiver<()>,
+    generation: u64,
+    outgoing_data_buffer: Arc<Mutex<VecDeque<Notification>>>,
+    incoming_data_buffer: Arc<Mutex<VecDeque<Packet>>>,
+}
 
-        link_rx.recv()?;
-        let notification = outgoing_data_buffer.lock().pop_front().unwrap();
+impl Registering {
+    fn finish(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let notification = {
+            let mut buffer = self.outgoing_data_buffer.lock();
+            let notification = buffer.pop_front().unwrap();
+            // MQTT Workbench patch (memory per idle connection): the CONNACK
+            // grew the queue to four notifications (about 1 KiB), which an
+            // idle connection kept for its life.
+            if buffer.is_empty() {
+                buffer.shrink_to_fit();
+            }
+            notification
+        };
 
         // Right now link identifies failure with dropped rx in router,
         // which is probably ok. We need this here to get id assigned by router
@@ -159,9 +207,9 @@ impl<'a> LinkBuilder<'a> {
             _message => return Err(LinkError::NotConnectionAck),
         };
 
-        let mut tx = LinkTx::new(id, self.router_tx.clone(), incoming_data_buffer);
-        let mut rx = LinkRx::new(id, self.router_tx, link_rx, outgoing_data_buffer);
-        (tx.generation, rx.generation) = (generation, generation);
+        let mut tx = LinkTx::new(id, self.router_tx.clone(), self.incoming_data_buffer);
+        let mut rx = LinkRx::new(id, self.router_tx, self.link_rx, self.outgoing_data_buffer);
+        (tx.generation, rx.generation) = (self.generation, self.generation);
         Ok((tx, rx, notification))
     }
 }

@@ -115,7 +115,9 @@ impl<P: Protocol> RemoteLink<P> {
             .topic_alias_max(topic_alias_max.unwrap_or(0))
             .session_expiry(network.is_v5().then_some(session_expiry))
             .receive_maximum(props.as_ref().and_then(|p| p.receive_maximum))
-            .build();
+            // MQTT Workbench patch: without blocking the runtime's thread.
+            .build_async()
+            .await;
         // MQTT Workbench patch (MQTT 3.1.1 §3.2.2.3, MQTT 5 §3.2.2.2): when the
         // router turns the connection away (it holds `max_connections`
         // already), the client hears it as a CONNACK, 0x03 Server unavailable
@@ -150,7 +152,10 @@ impl<P: Protocol> RemoteLink<P> {
                 // connection) it must hear of the end, or the session stays
                 // connected for ever and holds its client id.
                 if let Err(e) = network.write(packet).await {
-                    router.send((id, Event::Disconnect(link_tx.generation))).ok();
+                    router
+                        .send_async((id, Event::Disconnect(link_tx.generation)))
+                        .await
+                        .ok();
                     return Err(e.into());
                 }
             }
