@@ -210,23 +210,49 @@ impl NetPoll for Box<rumqttc::v5::EventLoop> {
     }
 }
 
-/// Runs rumqttc's event loop in its own task: `poll()` connects inside
-/// itself, so it must never be cancelled by a `select!` (a slow CONNECT
-/// would restart forever). Polling after an error reconnects, after a pause.
-/// One task type per protocol: an MQTT 3.1.1 device's task is not sized for
-/// MQTT 5's larger event loop.
-pub(super) fn spawn_event_loop(
-    el: EventLoop,
-) -> (
-    tokio::task::JoinHandle<()>,
-    flume::Receiver<Result<NetEvent, ConnectionError>>,
-) {
-    let (tx, rx) = flume::bounded(256);
-    let task = match el {
-        EventLoop::V4(el) => tokio::spawn(drive(el, tx)),
-        EventLoop::V5(el) => tokio::spawn(drive(el, tx)),
-    };
-    (task, rx)
+/// rumqttc's event loop, driven from inside the device's own task (one task
+/// per device, not two: a publish goes out, and a message comes in, without
+/// waking a second task). `poll()` connects inside itself, so it must never
+/// be cancelled by a `select!` (a slow CONNECT would restart forever): the
+/// driving future lives here, boxed, and [`Net::next`] only polls it.
+/// Polling after an error reconnects, after a pause. One future type per
+/// protocol: an MQTT 3.1.1 device's is not sized for MQTT 5's larger event
+/// loop. Dropping it (or [`Net::close`]) closes the connection at once.
+pub(super) struct Net {
+    drive: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    events: flume::Receiver<Result<NetEvent, ConnectionError>>,
+}
+
+impl Net {
+    pub(super) fn new(el: EventLoop) -> Net {
+        let (tx, events) = flume::bounded(256);
+        let drive: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match el {
+            EventLoop::V4(el) => Box::pin(drive(el, tx)),
+            EventLoop::V5(el) => Box::pin(drive(el, tx)),
+        };
+        Net {
+            drive: Some(drive),
+            events,
+        }
+    }
+
+    /// The next event the device reads; meanwhile the event loop runs.
+    /// None once closed. Cancel-safe: an event is taken only when returned.
+    pub(super) async fn next(&mut self) -> Option<Result<NetEvent, ConnectionError>> {
+        let Net { drive, events } = self;
+        let drive = drive.as_mut()?;
+        tokio::select! {
+            biased;
+            ev = events.recv_async() => ev.ok(),
+            // `drive` ends only when the receiver is gone, which it is not.
+            () = drive.as_mut() => None,
+        }
+    }
+
+    /// Close the connection without another packet (the socket just closes).
+    pub(super) fn close(&mut self) {
+        self.drive = None;
+    }
 }
 
 async fn drive<E: NetPoll>(mut el: E, tx: flume::Sender<Result<NetEvent, ConnectionError>>) {
@@ -248,17 +274,14 @@ async fn drive<E: NetPoll>(mut el: E, tx: flume::Sender<Result<NetEvent, Connect
 }
 
 /// Send DISCONNECT and wait until it is on the wire (at most 2 s).
-pub(super) async fn graceful_disconnect(
-    client: &Client,
-    events: &flume::Receiver<Result<NetEvent, ConnectionError>>,
-) {
+pub(super) async fn graceful_disconnect(client: &Client, net: &mut Net) {
     if !client.disconnect() {
         return;
     }
     // Boxed: rare, and a device's task should not carry it while it idles.
     let _ = Box::pin(tokio::time::timeout(Duration::from_secs(2), async {
         loop {
-            match events.recv_async().await.ok() {
+            match net.next().await {
                 Some(Ok(NetEvent::DisconnectSent)) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             }

@@ -13,9 +13,7 @@ use rumqttc::v5::mqttbytes::v5 as m5;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::DeviceReporter;
-use super::client::{
-    Client, ClientError, NetEvent, Received, graceful_disconnect, spawn_event_loop,
-};
+use super::client::{Client, ClientError, Net, NetEvent, Received, graceful_disconnect};
 use super::generators::{DeviceCtx, PayloadSampler, Sampler, number_from_payload};
 use crate::command::PublishRequest;
 use crate::event::{DeviceState, DeviceUpdate};
@@ -549,7 +547,7 @@ async fn run(
     tokio::pin!(wake);
     loop {
         let (client, el) = dev.connect();
-        let (poller, events) = spawn_event_loop(el);
+        let mut net = Net::new(el);
         let mut connected = false;
         let next = loop {
             let due = dev.next_due().filter(|_| connected).map(on_grid);
@@ -568,16 +566,16 @@ async fn run(
                     None => {
                         if connected {
                             dev.sparkplug_farewell(&client);
-                            graceful_disconnect(&client, &events).await;
+                            graceful_disconnect(&client, &mut net).await;
                         }
                         break Next::Stop;
                     }
                     Some(DeviceAction::Disconnect) => {
                         if connected {
                             dev.sparkplug_farewell(&client);
-                            graceful_disconnect(&client, &events).await;
+                            graceful_disconnect(&client, &mut net).await;
                         }
-                        poller.abort();
+                        net.close();
                         mark.closed();
                         dev.sparkplug_disconnected();
                         dev.set_state(DeviceState::Offline);
@@ -586,7 +584,7 @@ async fn run(
                     }
                     Some(DeviceAction::Drop) => {
                         // Close the socket without DISCONNECT: the broker fires the will.
-                        poller.abort();
+                        net.close();
                         mark.closed();
                         dev.sparkplug_disconnected();
                         dev.set_state(DeviceState::Offline);
@@ -596,7 +594,7 @@ async fn run(
                     Some(DeviceAction::Reconnect) => {}
                     Some(a) => dev.control(a),
                 },
-                ev = events.recv_async() => match ev.ok() {
+                ev = net.next() => match ev {
                     Some(Ok(NetEvent::ConnAck)) => {
                         connected = true;
                         mark.connected();
@@ -614,7 +612,7 @@ async fn run(
                         }
                         if dev.sparkplug_message(&client, &p) {
                             // Its primary host went offline: NDEATH sent, now a new session.
-                            graceful_disconnect(&client, &events).await;
+                            graceful_disconnect(&client, &mut net).await;
                             dev.sparkplug_disconnected();
                             break Next::Reconnect;
                         }
@@ -632,7 +630,7 @@ async fn run(
                         dev.sparkplug_disconnected();
                         if dev.sparkplug.is_some() {
                             // A new CONNECT with a new will (the next bdSeq), not rumqttc's retry.
-                            poller.abort();
+                            net.close();
                             sleep(Duration::from_secs(1)).await;
                             break Next::Reconnect;
                         }
@@ -666,7 +664,7 @@ async fn run(
                 }
             }
         };
-        poller.abort();
+        net.close();
         mark.closed();
         match next {
             Next::Reconnect => dev.set_state(DeviceState::Connecting),
