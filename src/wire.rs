@@ -162,7 +162,9 @@ pub enum WireDetail {
         clean_session: bool,
         /// What the client asked for (0: no keepalive).
         keep_alive_s: u16,
-        will: Option<WillInfo>,
+        /// (Boxed, as `peer` below: most frames are PUBLISHes, and every
+        /// captured frame is as big as its largest kind.)
+        will: Option<Box<WillInfo>>,
         username: Option<String>,
     },
     ConnAck {
@@ -175,7 +177,7 @@ pub enum WireDetail {
     SubAck(Vec<Option<u8>>),
     Unsubscribe(Vec<String>),
     Opened {
-        peer: std::net::SocketAddr,
+        peer: Box<std::net::SocketAddr>,
         /// Reached the tap's TLS listener.
         tls: bool,
         /// What the handshakes said: the TLS session, the WebSocket request
@@ -518,6 +520,35 @@ impl WireEvent {
             + self.topic.as_ref().map_or(0, |t| t.len())
             + self.v5.as_ref().map_or(0, |p| p.mem_bytes())
             + self.contract.as_ref().map_or(0, |c| c.mem_bytes())
+            + self.detail.heap_bytes()
+    }
+}
+
+impl WireDetail {
+    /// Bytes the details hold on the heap (for the capture's byte bound).
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        match self {
+            WireDetail::Connect { will, username, .. } => {
+                will.as_ref().map_or(0, |w| {
+                    size_of::<WillInfo>() + w.topic.len() + w.payload.len()
+                }) + username.as_ref().map_or(0, String::len)
+            }
+            WireDetail::Subscribe(filters) => filters
+                .iter()
+                .map(|(f, _)| size_of::<(String, u8)>() + f.len())
+                .sum(),
+            WireDetail::SubAck(codes) => codes.len() * size_of::<Option<u8>>(),
+            WireDetail::Unsubscribe(filters) => {
+                filters.iter().map(|f| size_of::<String>() + f.len()).sum()
+            }
+            WireDetail::Opened { link, .. } => {
+                size_of::<std::net::SocketAddr>()
+                    + link.as_ref().map_or(0, |_| size_of::<LinkInfo>())
+            }
+            WireDetail::Closed(CloseReason::Error(e)) => e.len(),
+            _ => 0,
+        }
     }
 }
 

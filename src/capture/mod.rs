@@ -457,7 +457,7 @@ impl Capture {
                 self.conns.insert(
                     ev.conn,
                     ConnState {
-                        peer: Some(*peer),
+                        peer: Some(**peer),
                         tls: *tls,
                         link: link.clone(),
                         ..Default::default()
@@ -587,7 +587,7 @@ impl Capture {
             .get(topic)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.sessions.get(id)?.will.as_ref())
+            .filter_map(|id| self.sessions.get(id)?.will.as_deref())
             .filter(move |w| w.topic == topic)
     }
 

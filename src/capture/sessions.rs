@@ -76,7 +76,7 @@ pub struct Session {
     /// What the client asked for (0: no keepalive).
     pub keep_alive_s: u16,
     pub username: Option<String>,
-    pub will: Option<WillInfo>,
+    pub will: Option<Box<WillInfo>>,
     pub subscriptions: BTreeMap<String, Subscription>,
     /// Connects, refusals and disconnects, newest last; bounded.
     pub history: VecDeque<SessionEvent>,

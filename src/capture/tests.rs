@@ -107,12 +107,12 @@ fn wills_are_recognised_by_the_session_that_holds_them_now() {
             protocol: 4,
             clean_session: true,
             keep_alive_s: 30,
-            will: Some(WillInfo {
+            will: Some(Box::new(WillInfo {
                 topic: topic.into(),
                 payload: Bytes::from_static(b"gone"),
                 qos: 1,
                 retain: true,
-            }),
+            })),
             username: None,
         };
         e
@@ -222,4 +222,28 @@ fn topic_filters() {
     assert!(topic_matches("a/b/c", "a/+/c"));
     assert!(topic_matches("a/b/c", "a/#"));
     assert!(!topic_matches("a/b", "a/b/c"));
+}
+
+#[test]
+fn a_captured_frame_is_small_and_its_details_count_toward_the_byte_bound() {
+    // Every frame in the capture is as big as its largest kind: the rare
+    // kinds (a CONNECT's will, an opened connection's address) are boxed so
+    // that the PUBLISHes that fill the capture do not carry their room.
+    let frame = std::mem::size_of::<crate::wire::WireEvent>();
+    assert!(frame <= 160, "a captured frame takes {frame} bytes");
+    let mut connect = ev(1, "a", Direction::ClientToBroker, PacketKind::Connect);
+    let bare = connect.mem_bytes();
+    connect.detail = WireDetail::Connect {
+        protocol: 4,
+        clean_session: true,
+        keep_alive_s: 60,
+        will: Some(Box::new(crate::wire::WillInfo {
+            topic: "status/a".into(),
+            payload: Bytes::from_static(b"offline"),
+            qos: 1,
+            retain: true,
+        })),
+        username: None,
+    };
+    assert!(connect.mem_bytes() >= bare + std::mem::size_of::<crate::wire::WillInfo>() + 8 + 7);
 }

@@ -199,7 +199,7 @@ impl Observer {
             (PacketKind::Connect, WireDetail::Connect { will, .. })
                 if ev.dir == Direction::ClientToBroker =>
             {
-                self.on_connect(ev, will.as_ref(), &mut found)
+                self.on_connect(ev, will.as_deref(), &mut found)
             }
             (PacketKind::Closed, WireDetail::Closed(_)) => self.on_closed(ev),
             (PacketKind::Publish, _) if ev.dir == Direction::ClientToBroker => {

@@ -59,12 +59,12 @@ impl Wire {
             protocol: 4,
             clean_session: true,
             keep_alive_s: 10,
-            will: Some(WillInfo {
+            will: Some(Box::new(WillInfo {
                 topic: "spBv1.0/plant/NDEATH/edge-1".into(),
                 payload: payload(None, vec![bd(bd_seq)]).into(),
                 qos: 1,
                 retain: false,
-            }),
+            })),
             username: None,
         };
         o.observe(&ev)

@@ -120,11 +120,13 @@ fn decode_one(
                 protocol: 4,
                 clean_session: c.clean_session,
                 keep_alive_s,
-                will: c.last_will.map(|w| WillInfo {
-                    topic: w.topic,
-                    payload: w.message,
-                    qos: qos_u8(w.qos),
-                    retain: w.retain,
+                will: c.last_will.map(|w| {
+                    Box::new(WillInfo {
+                        topic: w.topic,
+                        payload: w.message,
+                        qos: qos_u8(w.qos),
+                        retain: w.retain,
+                    })
                 }),
                 username: c.login.map(|l| l.username),
             };

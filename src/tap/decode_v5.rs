@@ -162,11 +162,13 @@ fn connect(
         protocol: 5,
         clean_session: c.clean_start,
         keep_alive_s: c.keep_alive,
-        will: will.map(|w| WillInfo {
-            topic: String::from_utf8_lossy(&w.topic).into_owned(),
-            payload: w.message,
-            qos: qos_u8(w.qos),
-            retain: w.retain,
+        will: will.map(|w| {
+            Box::new(WillInfo {
+                topic: String::from_utf8_lossy(&w.topic).into_owned(),
+                payload: w.message,
+                qos: qos_u8(w.qos),
+                retain: w.retain,
+            })
         }),
         username: login.map(|l| l.username),
     };

@@ -186,7 +186,7 @@ where
     // pumps (thousands of connections, most of them idle).
     let opening = Box::pin(async move {
         let opened = |link| WireDetail::Opened {
-            peer,
+            peer: Box::new(peer),
             tls: entry.tls(),
             link,
         };
