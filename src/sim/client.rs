@@ -1,6 +1,8 @@
 //! A virtual device's MQTT connection: rumqttc's MQTT 3.1.1 or MQTT 5 client
 //! and event loop behind one face, with typed errors.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -219,34 +221,48 @@ impl NetPoll for Box<rumqttc::v5::EventLoop> {
 /// protocol: an MQTT 3.1.1 device's is not sized for MQTT 5's larger event
 /// loop. Dropping it (or [`Net::close`]) closes the connection at once.
 pub(super) struct Net {
-    drive: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-    events: flume::Receiver<Result<NetEvent, ConnectionError>>,
+    drive: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The event `drive` has read and the device has not taken yet. (Both
+    /// are polled by the device's task, so no channel and no waker: `next`
+    /// takes the event before it polls `drive` again.)
+    slot: Slot,
 }
+
+type Slot = std::sync::Arc<parking_lot::Mutex<Option<Result<NetEvent, ConnectionError>>>>;
 
 impl Net {
     pub(super) fn new(el: EventLoop) -> Net {
-        let (tx, events) = flume::bounded(256);
-        let drive: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match el {
-            EventLoop::V4(el) => Box::pin(drive(el, tx)),
-            EventLoop::V5(el) => Box::pin(drive(el, tx)),
+        let slot = Slot::default();
+        let drive: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match el {
+            EventLoop::V4(el) => Box::pin(drive(el, slot.clone())),
+            EventLoop::V5(el) => Box::pin(drive(el, slot.clone())),
         };
         Net {
             drive: Some(drive),
-            events,
+            slot,
         }
     }
 
     /// The next event the device reads; meanwhile the event loop runs.
     /// None once closed. Cancel-safe: an event is taken only when returned.
     pub(super) async fn next(&mut self) -> Option<Result<NetEvent, ConnectionError>> {
-        let Net { drive, events } = self;
-        let drive = drive.as_mut()?;
-        tokio::select! {
-            biased;
-            ev = events.recv_async() => ev.ok(),
-            // `drive` ends only when the receiver is gone, which it is not.
-            () = drive.as_mut() => None,
-        }
+        std::future::poll_fn(|cx| {
+            if let Some(ev) = self.slot.lock().take() {
+                return Poll::Ready(Some(ev));
+            }
+            let Some(drive) = self.drive.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // `drive` never ends; it waits for the device to take an event.
+            if drive.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            match self.slot.lock().take() {
+                Some(ev) => Poll::Ready(Some(ev)),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Close the connection without another packet (the socket just closes).
@@ -255,7 +271,7 @@ impl Net {
     }
 }
 
-async fn drive<E: NetPoll>(mut el: E, tx: flume::Sender<Result<NetEvent, ConnectionError>>) {
+async fn drive<E: NetPoll>(mut el: E, slot: Slot) {
     loop {
         let r = el.poll_event().await;
         let failed = r.is_err();
@@ -264,9 +280,17 @@ async fn drive<E: NetPoll>(mut el: E, tx: flume::Sender<Result<NetEvent, Connect
         if matches!(r, Ok(NetEvent::Other)) {
             continue;
         }
-        if tx.send_async(r).await.is_err() {
-            return;
-        }
+        *slot.lock() = Some(r);
+        // Until the device took it: `Net::next` takes the event before it
+        // polls this future again, so no waker is needed here.
+        std::future::poll_fn(|_| {
+            if slot.lock().is_some() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
         if failed {
             sleep(Duration::from_secs(1)).await;
         }
