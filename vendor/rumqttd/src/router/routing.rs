@@ -893,7 +893,6 @@ impl Router {
                             continue;
                         }
 
-
                         // MQTT Workbench patch: leave the group of this
                         // filter only (upstream left every group on any
                         // UNSUBSCRIBE), and discard it once empty.
