@@ -172,7 +172,7 @@ pub(super) enum EventLoop {
     V5(Box<rumqttc::v5::EventLoop>),
 }
 
-/// One protocol's event loop, as a device's event-loop task drives it.
+/// One protocol's event loop, as [`Net`] drives it.
 trait NetPoll: Send + 'static {
     fn poll_event(
         &mut self,

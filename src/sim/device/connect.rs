@@ -14,7 +14,7 @@ use crate::sim::mqtt::ToRumqttc;
 use crate::sim::sparkplug::Out;
 
 impl Device {
-    /// A new client and its event loop (polled on its own task), for the device's protocol.
+    /// A new client and its event loop (polled from the device's task, see `Net`), for the device's protocol.
     pub(super) fn connect(&mut self) -> (Client, EventLoop) {
         let will = self.will();
         match self.plan.spec.protocol {
