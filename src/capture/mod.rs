@@ -15,7 +15,7 @@ mod sessions;
 mod snapshot;
 mod tree;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -88,6 +88,8 @@ pub struct TopicStats {
     pub wills: u64,
     /// Sequence numbers of this topic's published messages still in the store.
     pub history: VecDeque<u64>,
+    /// Its node in [`Capture::tree`] (made with it, cleared with it).
+    tree_node: Option<usize>,
     rate_sec: u64,
     rate_count: u32,
     rate_last: u32,
@@ -251,10 +253,12 @@ pub struct Capture {
     pub clears: u64,
     /// Frames with MQTT 5 reason codes or properties (the tables show a column for them once there are any).
     pub v5_frames: u64,
-    pub topics: BTreeMap<String, TopicStats>,
+    /// Unordered (hashed: looked up on every message); views sort what they show.
+    pub topics: Index<String, TopicStats>,
     /// The topics as a tree of levels, kept on ingest.
     pub tree: TopicTree,
-    pub sessions: BTreeMap<String, Session>,
+    /// Unordered (hashed: looked up on every message); views sort what they show.
+    pub sessions: Index<String, Session>,
     /// Bumped when a client connects or disconnects (views cache by it).
     pub session_changes: u64,
     /// Connections that ended before a CONNECT (a failed TLS or WebSocket
@@ -266,16 +270,21 @@ pub struct Capture {
     pub rates: Rates,
     /// Clients with a live connection (kept on ingest).
     connected: usize,
-    conns: HashMap<ConnId, ConnState>,
+    conns: Index<ConnId, ConnState>,
     /// (topic, payload) of recent client→broker publishes → their seq, to link deliveries.
-    origins: HashMap<(Arc<str>, Bytes), u64>,
+    origins: Index<(Arc<str>, Bytes), u64>,
     origin_order: VecDeque<(Arc<str>, Bytes)>,
     /// Will topic → the client ids whose session holds a will on it (kept
     /// with `Session::will`): a delivery nobody published is checked against
     /// these few, not against every session (80,000 cars' retained statuses
     /// delivered to one subscriber scanned 50,000 sessions each).
-    will_topics: HashMap<String, Vec<String>>,
+    will_topics: Index<String, Vec<String>>,
 }
+
+/// The capture's maps: looked up for every frame (a client id or a topic
+/// in an ordered map was a dozen string comparisons on a shared prefix, the
+/// capture's largest cost), so hashed, with a seed of their own.
+pub type Index<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 impl Capture {
     pub fn new(limits: Limits) -> Self {
@@ -354,7 +363,7 @@ impl Capture {
     /// event). Clients still connected stay listed, with their subscriptions,
     /// and their message counts start again from zero.
     pub fn clear(&mut self) {
-        let mut live: BTreeMap<String, Session> = std::mem::take(&mut self.sessions)
+        let mut live: Index<String, Session> = std::mem::take(&mut self.sessions)
             .into_iter()
             .filter(|(_, s)| s.connected)
             .collect();
@@ -365,7 +374,7 @@ impl Capture {
         }
         let live_ids: std::collections::HashSet<ConnId> =
             live.values().filter_map(|s| s.conn).collect();
-        let live_conns: HashMap<ConnId, ConnState> = std::mem::take(&mut self.conns)
+        let live_conns: Index<ConnId, ConnState> = std::mem::take(&mut self.conns)
             .into_iter()
             .filter(|(id, _)| live_ids.contains(id))
             .collect();
@@ -525,7 +534,11 @@ impl Capture {
         let payload = ev.payload.clone().unwrap_or_default();
         match ev.dir {
             Direction::ClientToBroker => {
-                self.tree.add(topic);
+                // The topic's node is looked up once, then counted by index.
+                match st.tree_node {
+                    Some(leaf) => self.tree.count(leaf),
+                    None => st.tree_node = Some(self.tree.add(topic)),
+                }
                 st.published += 1;
                 st.bytes += payload.len() as u64;
                 st.last_t_us = ev.t_us;
@@ -558,7 +571,10 @@ impl Capture {
                     };
                     st.broker_originated += 1;
                     st.wills += is_will as u64;
-                    self.tree.add(topic);
+                    match st.tree_node {
+                        Some(leaf) => self.tree.count(leaf),
+                        None => st.tree_node = Some(self.tree.add(topic)),
+                    }
                     st.last_payload = payload;
                     st.last_t_us = ev.t_us;
                     st.last_qos = ev.qos;

@@ -97,8 +97,19 @@ impl TopicTree {
         self.nodes.len() <= 1
     }
 
+    /// Count one more message on the topic at node `leaf` (from [`TopicTree::add`]):
+    /// no level looked up again.
+    pub fn count(&mut self, leaf: usize) {
+        let mut at = Some(leaf);
+        while let Some(i) = at {
+            self.nodes[i].total += 1;
+            at = self.nodes[i].parent;
+        }
+    }
+
     /// Count one message on `topic`, adding its levels the first time.
-    pub fn add(&mut self, topic: &str) {
+    /// Returns the topic's node.
+    pub fn add(&mut self, topic: &str) -> usize {
         let mut at = Self::ROOT;
         self.nodes[at].total += 1;
         let mut path = Vec::new();
@@ -135,6 +146,7 @@ impl TopicTree {
             }
             self.structure_changes += 1;
         }
+        at
     }
 
     /// Every node on the path from the root to `i` (root excluded), outermost first.

@@ -102,7 +102,9 @@ pub fn summary(c: &Capture, elapsed: Duration) -> String {
         "topic", "published", "delivered", "retained"
     );
     const MAX_ROWS: usize = 40;
-    for (t, st) in c.topics.iter().take(MAX_ROWS) {
+    let mut topics: Vec<_> = c.topics.iter().collect();
+    topics.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (t, st) in topics.into_iter().take(MAX_ROWS) {
         let _ = writeln!(
             s,
             "  {:<48} {:>9} {:>9} {:>8}",
@@ -121,7 +123,9 @@ pub fn summary(c: &Capture, elapsed: Duration) -> String {
         "  {:<28} {:<10} {:<10} {:>5} {:>6} {:>6} {:>5}  last disconnect",
         "client", "state", "session", "subs", "sent", "recv", "conn"
     );
-    for (id, ss) in c.sessions.iter().take(MAX_ROWS) {
+    let mut sessions: Vec<_> = c.sessions.iter().collect();
+    sessions.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (id, ss) in sessions.into_iter().take(MAX_ROWS) {
         let connects = ss
             .history
             .iter()

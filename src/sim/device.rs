@@ -497,13 +497,32 @@ enum Next {
     Stop,
 }
 
-async fn wait_for_reconnect(ctl: &flume::Receiver<DeviceAction>, dev: &mut Device) -> Next {
+async fn wait_for_reconnect(ctl: &mut Inbox<'_, DeviceAction>, dev: &mut Device) -> Next {
     loop {
-        match ctl.recv_async().await {
-            Err(_) => return Next::Stop,
-            Ok(DeviceAction::Reconnect) => return Next::Reconnect,
-            Ok(a) => dev.control(a),
+        match ctl.next().await {
+            None => return Next::Stop,
+            Some(DeviceAction::Reconnect) => return Next::Reconnect,
+            Some(a) => dev.control(a),
         }
+    }
+}
+
+/// A channel a device's loop waits on at every turn. A stream keeps its
+/// place in the channel's waiting list between turns; a `recv_async` made
+/// at each turn of a `select!` would join the list and leave it again on
+/// every wake (an allocation and two locks, twice per message).
+struct Inbox<'a, T>(flume::r#async::RecvStream<'a, T>);
+
+impl<'a, T> Inbox<'a, T> {
+    fn new(rx: &'a flume::Receiver<T>) -> Self {
+        Inbox(rx.stream())
+    }
+
+    /// The next message; None once every sender is gone. Cancel safe.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<T>> + '_ {
+        std::future::poll_fn(|cx| {
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut self.0), cx)
+        })
     }
 }
 
@@ -545,6 +564,7 @@ async fn run(
     // the timer wheel instead of making and dropping four on every wake.
     let wake = sleep_until(on_grid(next_tick));
     tokio::pin!(wake);
+    let (mut ctl, mut hand) = (Inbox::new(&ctl), Inbox::new(&hand));
     loop {
         let (client, el) = dev.connect();
         let mut net = Net::new(el);
@@ -562,7 +582,7 @@ async fn run(
                 wake.as_mut().reset(earliest);
             }
             tokio::select! {
-                cmd = ctl.recv_async() => match cmd.ok() {
+                cmd = ctl.next() => match cmd {
                     None => {
                         if connected {
                             dev.sparkplug_farewell(&client);
@@ -580,7 +600,7 @@ async fn run(
                         dev.sparkplug_disconnected();
                         dev.set_state(DeviceState::Offline);
                         dev.script_hook(None, ScriptHook::Disconnect).await;
-                        break wait_for_reconnect(&ctl, &mut dev).await;
+                        break wait_for_reconnect(&mut ctl, &mut dev).await;
                     }
                     Some(DeviceAction::Drop) => {
                         // Close the socket without DISCONNECT: the broker fires the will.
@@ -589,7 +609,7 @@ async fn run(
                         dev.sparkplug_disconnected();
                         dev.set_state(DeviceState::Offline);
                         dev.script_hook(None, ScriptHook::Disconnect).await;
-                        break wait_for_reconnect(&ctl, &mut dev).await;
+                        break wait_for_reconnect(&mut ctl, &mut dev).await;
                     }
                     Some(DeviceAction::Reconnect) => {}
                     Some(a) => dev.control(a),
@@ -637,7 +657,7 @@ async fn run(
                     }
                     None => break Next::Stop,
                 },
-                Ok(boxed) = hand.recv_async() => {
+                Some(boxed) = hand.next() => {
                     let (req, answer) = *boxed;
                     let _ = answer.send(dev.hand_publish(connected.then_some(&client), req));
                 }

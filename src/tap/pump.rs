@@ -38,16 +38,46 @@ pub(super) fn pump(
     replies: Option<flume::WeakSender<Outgoing>>,
 ) -> impl std::future::Future<Output = Result<(), CloseReason>> + Send + use<> {
     let (tx, rx) = queue.unwrap_or_else(|| flume::bounded(QUEUE_FRAMES));
-    // Boxed, each at its own size: a future moved into an `async` block (or
-    // into `try_join!`) is kept twice in it.
-    let reader = Box::pin(read_side(from, tx, dir, ctx.clone(), read_before, replies));
-    let writer = Box::pin(write_side(to, rx, ctx.clone()));
-    async move { tokio::try_join!(reader, writer).map(|_| ()) }
+    let (ctx_r, ctx_w) = (ctx.clone(), ctx.clone());
+    async move {
+        let out = Out {
+            to: tokio::sync::Mutex::new(to),
+            busy: AtomicBool::new(false),
+        };
+        // Boxed, each at its own size: a future moved into `try_join!` is
+        // kept twice in it.
+        let reader = Box::pin(read_side(from, tx, &out, dir, ctx_r, read_before, replies));
+        let writer = Box::pin(write_side(&out, rx, ctx_w));
+        tokio::try_join!(reader, writer).map(|_| ())
+    }
+}
+
+/// The writing half of a direction, shared by its reader and its writer.
+/// While nothing waits in the queue and the writer is idle, the reader
+/// writes a read straight on: no queue, no second turn of the task per
+/// frame. Frames behind a fault, and the tap's answers, go through the
+/// queue, and then everything does until the writer has caught up, so a
+/// frame never overtakes one read before it.
+struct Out {
+    to: tokio::sync::Mutex<Writer>,
+    /// The writer holds a frame it took from the queue (until it is written).
+    busy: AtomicBool,
+}
+
+impl Out {
+    /// The writer, when the reader may write straight through it now.
+    fn direct(&self, queue: &flume::Sender<Outgoing>) -> Option<tokio::sync::MutexGuard<'_, Writer>> {
+        if !queue.is_empty() || self.busy.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.to.try_lock().ok()
+    }
 }
 
 async fn read_side(
     mut from: Reader,
     tx: flume::Sender<Outgoing>,
+    out: &Out,
     dir: Direction,
     ctx: Arc<ConnCtx>,
     read_before: BytesMut,
@@ -141,12 +171,17 @@ async fn read_side(
             for (ev, _, _) in frames {
                 ctx.rec.record(ev);
             }
-            if !chunk.is_empty() {
-                let due = last_due.max(Instant::now());
-                tx.send_async(Outgoing { due, bytes: chunk })
-                    .await
-                    .map_err(closed)?;
+            if chunk.is_empty() {
+                continue;
             }
+            if let Some(mut to) = out.direct(&tx) {
+                to.write_all(&chunk).await.map_err(write_failed)?;
+                continue;
+            }
+            let due = last_due.max(Instant::now());
+            tx.send_async(Outgoing { due, bytes: chunk })
+                .await
+                .map_err(closed)?;
             continue;
         }
         // Faults, rewrites and the tap's answers: boxed, so that this rarely
@@ -378,18 +413,23 @@ fn enforce(
     changed
 }
 
+fn write_failed(e: std::io::Error) -> CloseReason {
+    CloseReason::Error(e.to_string())
+}
+
 async fn write_side(
-    mut to: Writer,
+    out: &Out,
     rx: flume::Receiver<Outgoing>,
     ctx: Arc<ConnCtx>,
 ) -> Result<(), CloseReason> {
     let ctx = &*ctx;
     let mut view = FaultView::new(ctx.faults.clone());
-    while let Ok(out) = rx.recv_async().await {
+    while let Ok(next) = rx.recv_async().await {
+        out.busy.store(true, Ordering::Relaxed);
         // Sleeps are boxed: only faults need them, and an idle connection's
         // task should not carry a timer for each direction.
-        if out.due > Instant::now() {
-            Box::pin(tokio::time::sleep_until(out.due)).await;
+        if next.due > Instant::now() {
+            Box::pin(tokio::time::sleep_until(next.due)).await;
         }
         // A held partition (or a half-dead peer) lets nothing through until it ends.
         loop {
@@ -406,13 +446,15 @@ async fn write_side(
         }
         let bps = view.current.bandwidth_bps;
         if bps > 0 {
-            let pace = Duration::from_secs_f64(out.bytes.len() as f64 / bps as f64);
+            let pace = Duration::from_secs_f64(next.bytes.len() as f64 / bps as f64);
             Box::pin(tokio::time::sleep(pace)).await;
         }
-        to.write_all(&out.bytes)
-            .await
-            .map_err(|e| CloseReason::Error(e.to_string()))?;
+        // Boxed: the lock waits only while the reader writes straight through.
+        let mut to = Box::pin(out.to.lock()).await;
+        to.write_all(&next.bytes).await.map_err(write_failed)?;
+        drop(to);
+        out.busy.store(false, Ordering::Relaxed);
     }
-    let _ = to.shutdown().await;
+    let _ = Box::pin(out.to.lock()).await.shutdown().await;
     Ok(())
 }

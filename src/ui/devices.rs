@@ -207,6 +207,8 @@ impl DevicesPanel {
             .filter(|id| !devices.is_virtual(id) && self.matches(id))
             .cloned()
             .collect();
+        self.external
+            .sort_by_cached_key(|id| super::format::natural_key(id));
         self.external_key = Some(key);
     }
 

@@ -186,12 +186,13 @@ impl PublishPanel {
         // Completion from the captured topics: the first few that contain what was typed.
         let typed = self.draft.topic.trim().to_string();
         if topic_edit.has_focus() && !typed.is_empty() {
-            let suggestions: Vec<&String> = capture
+            let mut suggestions: Vec<&String> = capture
                 .topics
                 .keys()
                 .filter(|t| *t != &typed && t.contains(typed.as_str()))
-                .take(6)
                 .collect();
+            suggestions.sort_unstable();
+            suggestions.truncate(6);
             for t in suggestions {
                 if ui.small_button(t).clicked() {
                     self.draft.topic = t.clone();
