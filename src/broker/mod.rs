@@ -164,6 +164,8 @@ pub struct EmbeddedBroker {
     progress: Arc<AtomicU64>,
     /// Past this many clients a CONNECT is refused (`--max-connections`).
     max_connections: usize,
+    /// Where the router runs (the engine's runtime).
+    runtime: tokio::runtime::Handle,
 }
 
 /// Connections the embedded broker takes by default: room for the
@@ -171,9 +173,15 @@ pub struct EmbeddedBroker {
 /// beside them (rumqttd sizes its connection tables by it).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 150_000;
 
-fn server_factory(progress: &Arc<AtomicU64>, max_connections: usize) -> ServerFactory {
+fn server_factory(
+    progress: &Arc<AtomicU64>,
+    max_connections: usize,
+    runtime: &tokio::runtime::Handle,
+) -> ServerFactory {
     let router = Router::new(0, router_config(max_connections)).with_progress(progress.clone());
-    let router_tx = router.spawn();
+    // A task on the engine's runtime, beside the in-process links it serves
+    // (vendor patch `Router::spawn_on`): a message wakes no thread of its own.
+    let router_tx = router.spawn_on(runtime);
     Box::new(move |settings, v5| {
         let router_tx = router_tx.clone();
         if v5 {
@@ -196,15 +204,17 @@ impl EmbeddedBroker {
     /// Spawn the router and start listening on `listen` (port 0 picks a free port).
     ///
     /// `flag` names the command-line option to choose another port, for the error.
+    /// The router runs on `runtime` (the engine's).
     pub fn start(
         listen: SocketAddr,
         flag: &'static str,
         max_connections: usize,
+        runtime: tokio::runtime::Handle,
     ) -> Result<Self, BrokerError> {
-        // Fail before spawning the router thread, which can never be stopped.
+        // Fail before spawning the router.
         drop(probe_bind(listen, flag)?);
         let progress = Arc::default();
-        let factory = server_factory(&progress, max_connections);
+        let factory = server_factory(&progress, max_connections, &runtime);
         let mut broker = EmbeddedBroker {
             factory,
             listen,
@@ -214,6 +224,7 @@ impl EmbeddedBroker {
             memory: MemoryDoor::default(),
             progress,
             max_connections,
+            runtime,
         };
         broker.start_listener(flag)?;
         Ok(broker)
@@ -322,7 +333,7 @@ impl EmbeddedBroker {
     pub fn cold_restart(&mut self, flag: &'static str) -> Result<(), BrokerError> {
         self.stop_listener();
         self.cold_restarts += 1;
-        self.factory = server_factory(&self.progress, self.max_connections);
+        self.factory = server_factory(&self.progress, self.max_connections, &self.runtime);
         self.start_listener(flag)
     }
 
@@ -494,12 +505,14 @@ impl BrokerControl {
         max_connections: usize,
     ) -> Result<BrokerControl, BrokerError> {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Handle::current();
         // One request at a time: the engine awaits each answer before the next.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Control, ControlReply)>(4);
         std::thread::Builder::new()
             .name("broker-control".into())
             .spawn(move || {
-                let mut broker = match EmbeddedBroker::start(listen, flag, max_connections) {
+                let mut broker = match EmbeddedBroker::start(listen, flag, max_connections, runtime)
+                {
                     Ok(b) => {
                         let _ = ready_tx.send(Ok((
                             BrokerAddrs {
@@ -618,47 +631,50 @@ mod tests {
         assert_eq!(parse_broker_url("mqtt://x").unwrap().ws_url(), None);
     }
 
-    fn router_threads() -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
-            .filter(|name| name.starts_with("router-"))
-            .count()
-    }
-
     #[test]
     #[expect(
         clippy::disallowed_methods,
-        reason = "polls /proc for a thread rumqttd ends without a signal"
+        reason = "waits for a task rumqttd ends without a signal"
     )]
     fn a_cold_restart_ends_the_old_router_instead_of_leaving_it_idle() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
         let mut b = EmbeddedBroker::start(
             "127.0.0.1:0".parse().unwrap(),
             "--broker-port",
             DEFAULT_MAX_CONNECTIONS,
+            rt.handle().clone(),
         )
         .unwrap();
+        // Every router holds the broker's progress counter while it runs:
+        // its count is the broker's own hold and one per live router.
+        let routers = |b: &EmbeddedBroker| Arc::strong_count(&b.progress) - 1;
+        assert_eq!(routers(&b), 1);
         // A client in-process and one over TCP, so the old router has links to lose.
-        let rt = tokio::runtime::Runtime::new().unwrap();
         let _mem = rt.block_on(async { b.memory().connect(false).unwrap() });
         let _tcp = std::net::TcpStream::connect(b.addr()).unwrap();
         for _ in 0..3 {
             b.cold_restart("--broker-port").unwrap();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while router_threads() > 1 && std::time::Instant::now() < deadline {
+        while routers(&b) > 1 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        assert_eq!(router_threads(), 1, "only the current router is left");
+        assert_eq!(routers(&b), 1, "only the current router is left");
     }
 
     #[test]
     fn port_in_use_is_an_error_naming_port_and_flag() {
         let taken = StdListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
-        let err = EmbeddedBroker::start(addr, "--broker-port", DEFAULT_MAX_CONNECTIONS)
-            .err()
-            .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let err = EmbeddedBroker::start(
+            addr,
+            "--broker-port",
+            DEFAULT_MAX_CONNECTIONS,
+            rt.handle().clone(),
+        )
+        .err()
+        .unwrap();
         let text = err.to_string();
         assert!(text.contains(&addr.port().to_string()), "{text}");
         assert!(text.contains("--broker-port"), "{text}");

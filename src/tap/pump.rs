@@ -66,7 +66,10 @@ struct Out {
 
 impl Out {
     /// The writer, when the reader may write straight through it now.
-    fn direct(&self, queue: &flume::Sender<Outgoing>) -> Option<tokio::sync::MutexGuard<'_, Writer>> {
+    fn direct(
+        &self,
+        queue: &flume::Sender<Outgoing>,
+    ) -> Option<tokio::sync::MutexGuard<'_, Writer>> {
         if !queue.is_empty() || self.busy.load(Ordering::Relaxed) {
             return None;
         }

@@ -215,6 +215,36 @@ impl Router {
         link
     }
 
+    /// MQTT Workbench patch: the router as a task on a tokio runtime (the
+    /// one its in-process links run on) instead of a thread of its own. A
+    /// link's event then wakes a task, not a parked thread (a futex wake and
+    /// two context switches), and the router's notifications wake links on
+    /// a worker that is already awake. Ends, like [`Router::spawn`], once every
+    /// link and server is gone. The router never blocks: it waits with
+    /// `recv_async` and gives its worker back when its budget runs out.
+    pub fn spawn_on(mut self, runtime: &tokio::runtime::Handle) -> Sender<(ConnectionId, Event)> {
+        let (unlinked, _) = bounded(1);
+        let link = std::mem::replace(&mut self.router_tx, unlinked);
+        runtime.spawn(async move {
+            let e = self.run_async().await;
+            error!(reason=?e, "Router done!");
+        });
+        link
+    }
+
+    /// MQTT Workbench patch: [`Router::run_inner`], awaiting instead of blocking.
+    async fn run_async(&mut self) -> Result<(), RouterError> {
+        loop {
+            self.progress.fetch_add(1, Ordering::Relaxed);
+            if self.consume().is_none() {
+                let (id, data) = self.router_rx.recv_async().await?;
+                self.events(id, data);
+            }
+            self.turn()?;
+            tokio::task::consume_budget().await;
+        }
+    }
+
     /// Waits on incoming events when ready queue is empty.
     /// After pulling 1 event, tries to pull 500 more events
     /// before polling ready queue 100 times (connections)
@@ -243,7 +273,12 @@ impl Router {
             let (id, data) = self.router_rx.recv()?;
             self.events(id, data);
         }
+        self.turn()
+    }
 
+    /// The rest of a turn: more events without waiting, then the ready
+    /// connections (MQTT Workbench patch: shared by the thread and the task).
+    fn turn(&mut self) -> Result<(), RouterError> {
         // Try reading more from connections in a non-blocking
         // fashion to accumulate data and handle subscriptions.
         // Accumulating more data lets requests retrieve bigger
