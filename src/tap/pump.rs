@@ -2,6 +2,11 @@
 //! recorded, checked against the access rules and delayed, held or dropped
 //! by the connection's network faults, then written on.
 
+use std::task::Poll;
+
+use bytes::Buf;
+use tokio::io::AsyncWrite;
+
 use super::*;
 use crate::fault::NetFault;
 
@@ -41,7 +46,7 @@ pub(super) fn pump(
     let (ctx_r, ctx_w) = (ctx.clone(), ctx.clone());
     async move {
         let out = Out {
-            to: tokio::sync::Mutex::new(to),
+            to: parking_lot::Mutex::new(to),
             busy: AtomicBool::new(false),
         };
         // Boxed, each at its own size: a future moved into `try_join!` is
@@ -54,26 +59,61 @@ pub(super) fn pump(
 
 /// The writing half of a direction, shared by its reader and its writer.
 /// While nothing waits in the queue and the writer is idle, the reader
-/// writes a read straight on: no queue, no second turn of the task per
-/// frame. Frames behind a fault, and the tap's answers, go through the
-/// queue, and then everything does until the writer has caught up, so a
-/// frame never overtakes one read before it.
+/// writes a read straight on, as far as it goes out at once: no queue, no
+/// second turn of the task per frame. What does not go out at once, frames
+/// behind a fault, and the tap's answers go through the queue, and then
+/// everything does until the writer has caught up, so a frame never
+/// overtakes one read before it. The lock is held within one poll only,
+/// never across an await.
 struct Out {
-    to: tokio::sync::Mutex<Writer>,
+    to: parking_lot::Mutex<Writer>,
     /// The writer holds a frame it took from the queue (until it is written).
     busy: AtomicBool,
 }
 
 impl Out {
-    /// The writer, when the reader may write straight through it now.
-    fn direct(
-        &self,
-        queue: &flume::Sender<Outgoing>,
-    ) -> Option<tokio::sync::MutexGuard<'_, Writer>> {
+    /// Write as much of `bytes` as goes out now, when the reader may write
+    /// straight through (nothing queued, the writer idle). The rest, or
+    /// everything when it may not, is for the queue.
+    async fn write_now(&self, queue: &flume::Sender<Outgoing>, mut bytes: Bytes) -> std::io::Result<Bytes> {
         if !queue.is_empty() || self.busy.load(Ordering::Relaxed) {
-            return None;
+            return Ok(bytes);
         }
-        self.to.try_lock().ok()
+        std::future::poll_fn(|cx| {
+            let mut to = self.to.lock();
+            while !bytes.is_empty() {
+                match std::pin::Pin::new(&mut *to).poll_write(cx, &bytes) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => bytes.advance(n),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await?;
+        Ok(bytes)
+    }
+
+    /// Write all of `bytes` (the writer, with a frame from the queue).
+    async fn write_all(&self, mut bytes: &[u8]) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut to = self.to.lock();
+            while !bytes.is_empty() {
+                match std::task::ready!(std::pin::Pin::new(&mut *to).poll_write(cx, bytes)) {
+                    Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                    Ok(n) => bytes = &bytes[n..],
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Shut the writing half down (the writer, once the queue ended).
+    async fn shutdown(&self) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut *self.to.lock()).poll_shutdown(cx)).await
     }
 }
 
@@ -177,12 +217,12 @@ async fn read_side(
             if chunk.is_empty() {
                 continue;
             }
-            if let Some(mut to) = out.direct(&tx) {
-                to.write_all(&chunk).await.map_err(write_failed)?;
+            let rest = out.write_now(&tx, chunk).await.map_err(write_failed)?;
+            if rest.is_empty() {
                 continue;
             }
             let due = last_due.max(Instant::now());
-            tx.send_async(Outgoing { due, bytes: chunk })
+            tx.send_async(Outgoing { due, bytes: rest })
                 .await
                 .map_err(closed)?;
             continue;
@@ -452,12 +492,9 @@ async fn write_side(
             let pace = Duration::from_secs_f64(next.bytes.len() as f64 / bps as f64);
             Box::pin(tokio::time::sleep(pace)).await;
         }
-        // Boxed: the lock waits only while the reader writes straight through.
-        let mut to = Box::pin(out.to.lock()).await;
-        to.write_all(&next.bytes).await.map_err(write_failed)?;
-        drop(to);
+        out.write_all(&next.bytes).await.map_err(write_failed)?;
         out.busy.store(false, Ordering::Relaxed);
     }
-    let _ = Box::pin(out.to.lock()).await.shutdown().await;
+    let _ = out.shutdown().await;
     Ok(())
 }
