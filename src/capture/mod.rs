@@ -258,7 +258,10 @@ pub struct Capture {
     /// The topics as a tree of levels, kept on ingest.
     pub tree: TopicTree,
     /// Unordered (hashed: looked up on every message); views sort what they show.
-    pub sessions: Index<String, Session>,
+    /// Boxed: a session is a few hundred bytes, and the table doubles as
+    /// clients arrive; a table of pointers leaves little room behind when it
+    /// moves (about 0.4 KiB per client at 3,000 clients, inline).
+    pub sessions: Index<String, Box<Session>>,
     /// Bumped when a client connects or disconnects (views cache by it).
     pub session_changes: u64,
     /// Connections that ended before a CONNECT (a failed TLS or WebSocket
@@ -363,7 +366,7 @@ impl Capture {
     /// event). Clients still connected stay listed, with their subscriptions,
     /// and their message counts start again from zero.
     pub fn clear(&mut self) {
-        let mut live: Index<String, Session> = std::mem::take(&mut self.sessions)
+        let mut live: Index<String, Box<Session>> = std::mem::take(&mut self.sessions)
             .into_iter()
             .filter(|(_, s)| s.connected)
             .collect();

@@ -158,7 +158,7 @@ fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a m
             first_seen_us: t_us,
             ..Default::default()
         };
-        cap.sessions.insert(client_id.to_string(), s);
+        cap.sessions.insert(client_id.to_string(), Box::new(s));
     }
     let s = cap.sessions.get_mut(client_id)?;
     s.last_seen_us = t_us;

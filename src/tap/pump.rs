@@ -75,7 +75,11 @@ impl Out {
     /// Write as much of `bytes` as goes out now, when the reader may write
     /// straight through (nothing queued, the writer idle). The rest, or
     /// everything when it may not, is for the queue.
-    async fn write_now(&self, queue: &flume::Sender<Outgoing>, mut bytes: Bytes) -> std::io::Result<Bytes> {
+    async fn write_now(
+        &self,
+        queue: &flume::Sender<Outgoing>,
+        mut bytes: Bytes,
+    ) -> std::io::Result<Bytes> {
         if !queue.is_empty() || self.busy.load(Ordering::Relaxed) {
             return Ok(bytes);
         }
@@ -83,7 +87,9 @@ impl Out {
             let mut to = self.to.lock();
             while !bytes.is_empty() {
                 match std::pin::Pin::new(&mut *to).poll_write(cx, &bytes) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                    }
                     Poll::Ready(Ok(n)) => bytes.advance(n),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => break,

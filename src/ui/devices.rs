@@ -217,7 +217,7 @@ impl DevicesPanel {
     }
 
     fn device_row(&mut self, ui: &mut egui::Ui, capture: &Capture, devices: &DeviceList, id: &str) {
-        let session = capture.sessions.get(id);
+        let session = capture.sessions.get(id).map(|s| &**s);
         let state = shown_state(devices, session, id);
         ui.horizontal(|ui| {
             ui.label(RichText::new("●").color(state_color(state)))
@@ -385,7 +385,7 @@ impl DevicesPanel {
             return;
         };
         let is_virtual = devices.is_virtual(&id);
-        let session = capture.sessions.get(&id);
+        let session = capture.sessions.get(&id).map(|s| &**s);
         if !is_virtual && session.is_none() {
             self.selected = None;
             return;
