@@ -537,11 +537,7 @@ impl Capture {
         let payload = ev.payload.clone().unwrap_or_default();
         match ev.dir {
             Direction::ClientToBroker => {
-                // The topic's node is looked up once, then counted by index.
-                match st.tree_node {
-                    Some(leaf) => self.tree.count(leaf),
-                    None => st.tree_node = Some(self.tree.add(topic)),
-                }
+                self.tree.count(&mut st.tree_node, topic);
                 st.published += 1;
                 st.bytes += payload.len() as u64;
                 st.last_t_us = ev.t_us;
@@ -574,10 +570,7 @@ impl Capture {
                     };
                     st.broker_originated += 1;
                     st.wills += is_will as u64;
-                    match st.tree_node {
-                        Some(leaf) => self.tree.count(leaf),
-                        None => st.tree_node = Some(self.tree.add(topic)),
-                    }
+                    self.tree.count(&mut st.tree_node, topic);
                     st.last_payload = payload;
                     st.last_t_us = ev.t_us;
                     st.last_qos = ev.qos;

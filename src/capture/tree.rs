@@ -97,9 +97,13 @@ impl TopicTree {
         self.nodes.len() <= 1
     }
 
-    /// Count one more message on the topic at node `leaf` (from [`TopicTree::add`]):
-    /// no level looked up again.
-    pub fn count(&mut self, leaf: usize) {
+    /// Count one message on `topic`, whose node `node` holds once known:
+    /// its levels are looked up the first time only.
+    pub fn count(&mut self, node: &mut Option<usize>, topic: &str) {
+        let Some(leaf) = *node else {
+            *node = Some(self.add(topic));
+            return;
+        };
         let mut at = Some(leaf);
         while let Some(i) = at {
             self.nodes[i].total += 1;
@@ -224,5 +228,24 @@ mod tests {
         let before = t.structure_changes;
         t.add("a/b/c");
         assert_eq!(t.structure_changes, before, "a known topic adds no node");
+    }
+
+    #[test]
+    fn counting_through_a_remembered_node_counts_like_adding() {
+        let (mut added, mut counted) = (TopicTree::default(), TopicTree::default());
+        let mut nodes = std::collections::HashMap::new();
+        for topic in ["a/b/c", "a/b/c", "a/b", "a/x", "a/b/c", "z"] {
+            added.add(topic);
+            counted.count(nodes.entry(topic).or_insert(None), topic);
+        }
+        let totals = |t: &TopicTree| {
+            (0..t.len())
+                .map(|i| t.node(i).unwrap().total)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(totals(&counted), totals(&added));
+        assert_eq!(counted.root().total, 6);
+        let a = counted.root().children["a"];
+        assert_eq!(counted.node(a).unwrap().topics, 3);
     }
 }

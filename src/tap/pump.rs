@@ -83,38 +83,35 @@ impl Out {
         if !queue.is_empty() || self.busy.load(Ordering::Relaxed) {
             return Ok(bytes);
         }
-        std::future::poll_fn(|cx| {
-            let mut to = self.to.lock();
-            while !bytes.is_empty() {
-                match std::pin::Pin::new(&mut *to).poll_write(cx, &bytes) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
-                    }
-                    Poll::Ready(Ok(n)) => bytes.advance(n),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => break,
-                }
-            }
-            Poll::Ready(Ok(()))
+        std::future::poll_fn(|cx| match self.poll_write_from(cx, &mut bytes) {
+            Poll::Pending => Poll::Ready(Ok(())),
+            done => done,
         })
         .await?;
         Ok(bytes)
     }
 
     /// Write all of `bytes` (the writer, with a frame from the queue).
-    async fn write_all(&self, mut bytes: &[u8]) -> std::io::Result<()> {
-        std::future::poll_fn(|cx| {
-            let mut to = self.to.lock();
-            while !bytes.is_empty() {
-                match std::task::ready!(std::pin::Pin::new(&mut *to).poll_write(cx, bytes)) {
-                    Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
-                    Ok(n) => bytes = &bytes[n..],
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
+    async fn write_all(&self, mut bytes: Bytes) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_write_from(cx, &mut bytes)).await
+    }
+
+    /// Write from the front of `bytes` until it is empty (Ready) or the
+    /// writing half is full (Pending); the lock is held for this poll only.
+    fn poll_write_from(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        bytes: &mut Bytes,
+    ) -> Poll<std::io::Result<()>> {
+        let mut to = self.to.lock();
+        while !bytes.is_empty() {
+            match std::task::ready!(std::pin::Pin::new(&mut *to).poll_write(cx, bytes)) {
+                Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => bytes.advance(n),
+                Err(e) => return Poll::Ready(Err(e)),
             }
-            Poll::Ready(Ok(()))
-        })
-        .await
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Shut the writing half down (the writer, once the queue ended).
@@ -498,7 +495,7 @@ async fn write_side(
             let pace = Duration::from_secs_f64(next.bytes.len() as f64 / bps as f64);
             Box::pin(tokio::time::sleep(pace)).await;
         }
-        out.write_all(&next.bytes).await.map_err(write_failed)?;
+        out.write_all(next.bytes).await.map_err(write_failed)?;
         out.busy.store(false, Ordering::Relaxed);
     }
     let _ = out.shutdown().await;

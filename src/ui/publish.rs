@@ -186,13 +186,17 @@ impl PublishPanel {
         // Completion from the captured topics: the first few that contain what was typed.
         let typed = self.draft.topic.trim().to_string();
         if topic_edit.has_focus() && !typed.is_empty() {
-            let mut suggestions: Vec<&String> = capture
-                .topics
-                .keys()
-                .filter(|t| *t != &typed && t.contains(typed.as_str()))
-                .collect();
-            suggestions.sort_unstable();
-            suggestions.truncate(6);
+            // The first six by name (the topics are hashed, in no order).
+            let mut suggestions: Vec<&String> = Vec::with_capacity(7);
+            for t in capture.topics.keys() {
+                if t != &typed && t.contains(typed.as_str()) {
+                    let at = suggestions.partition_point(|s| *s < t);
+                    if at < 6 {
+                        suggestions.insert(at, t);
+                        suggestions.truncate(6);
+                    }
+                }
+            }
             for t in suggestions {
                 if ui.small_button(t).clicked() {
                     self.draft.topic = t.clone();
