@@ -82,7 +82,7 @@ pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
     let (spec, seed) = (plan.spec.clone(), plan.seed);
     // Counted from now on, so a fleet's size is known before its tasks run.
     let mark = sink.ramp().mark();
-    let task = tokio::spawn(run(plan, rx, pub_rx, sink, mark));
+    let task = tokio::spawn(run(Device::new(plan, sink), rx, pub_rx, mark));
     DeviceHandle {
         client_id,
         fleet,
@@ -544,152 +544,155 @@ fn message_props(spec: &MessageProps, ctx: &mut DeviceCtx) -> m5::PublishPropert
     }
 }
 
-async fn run(
-    plan: DevicePlan,
+/// A device's task. Not an `async fn`: that would keep room for each
+/// argument twice (as it was passed and as it is used), in every device of
+/// a fleet; an `async` block uses what it captures in place.
+fn run(
+    mut dev: Device,
     ctl: flume::Receiver<DeviceAction>,
     hand: flume::Receiver<HandPublish>,
-    sink: DeviceReporter,
     mut mark: super::ramp::RampMark,
-) {
-    let delay = plan.start_delay;
-    let mut dev = Device::new(plan, sink);
-    Box::pin(dev.open_script()).await;
-    dev.set_state(DeviceState::Connecting);
-    if !delay.is_zero() {
-        sleep(delay).await;
-    }
-    let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
-    // One timer for every deadline (publishes, script timers, Sparkplug,
-    // the tick), reset to the earliest: a device keeps one registration in
-    // the timer wheel instead of making and dropping four on every wake.
-    let wake = sleep_until(on_grid(next_tick));
-    tokio::pin!(wake);
-    let (mut ctl, mut hand) = (Inbox::new(&ctl), Inbox::new(&hand));
-    loop {
-        let (client, el) = dev.connect();
-        let mut net = Net::new(el);
-        let mut connected = false;
-        let next = loop {
-            let due = dev.next_due().filter(|_| connected).map(on_grid);
-            let timer = dev.next_timer();
-            let sp_due = dev.sparkplug_due().filter(|_| connected);
-            let tick = on_grid(next_tick);
-            let earliest = [due, timer, sp_due]
-                .into_iter()
-                .flatten()
-                .fold(tick, Instant::min);
-            if wake.deadline() != earliest {
-                wake.as_mut().reset(earliest);
-            }
-            tokio::select! {
-                cmd = ctl.next() => match cmd {
-                    None => {
-                        if connected {
-                            dev.sparkplug_farewell(&client);
-                            graceful_disconnect(&client, &mut net).await;
-                        }
-                        break Next::Stop;
-                    }
-                    Some(DeviceAction::Disconnect) => {
-                        if connected {
-                            dev.sparkplug_farewell(&client);
-                            graceful_disconnect(&client, &mut net).await;
-                        }
-                        net.close();
-                        mark.closed();
-                        dev.sparkplug_disconnected();
-                        dev.set_state(DeviceState::Offline);
-                        dev.script_hook(None, ScriptHook::Disconnect).await;
-                        break wait_for_reconnect(&mut ctl, &mut dev).await;
-                    }
-                    Some(DeviceAction::Drop) => {
-                        // Close the socket without DISCONNECT: the broker fires the will.
-                        net.close();
-                        mark.closed();
-                        dev.sparkplug_disconnected();
-                        dev.set_state(DeviceState::Offline);
-                        dev.script_hook(None, ScriptHook::Disconnect).await;
-                        break wait_for_reconnect(&mut ctl, &mut dev).await;
-                    }
-                    Some(DeviceAction::Reconnect) => {}
-                    Some(a) => dev.control(a),
-                },
-                ev = net.next() => match ev {
-                    Some(Ok(NetEvent::ConnAck)) => {
-                        connected = true;
-                        mark.connected();
-                        dev.set_state(DeviceState::Connected);
-                        dev.on_connected(&client);
-                        dev.script_hook(Some(&client), ScriptHook::Connect).await;
-                    }
-                    Some(Ok(NetEvent::Publish(p))) => {
-                        if dev.acking && !client.ack(&p) {
-                            dev.failed(true);
-                        }
-                        dev.react(&client, &p);
-                        if dev.script.is_some() {
-                            dev.script_hook(Some(&client), Device::message_hook(&p)).await;
-                        }
-                        if dev.sparkplug_message(&client, &p) {
-                            // Its primary host went offline: NDEATH sent, now a new session.
-                            graceful_disconnect(&client, &mut net).await;
-                            dev.sparkplug_disconnected();
-                            break Next::Reconnect;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        // The event loop waits a second, then reconnects.
-                        tracing::debug!(client = %dev.plan.client_id, "connection lost: {e}");
-                        mark.failed(&e.to_string());
-                        if connected {
-                            dev.script_hook(None, ScriptHook::Disconnect).await;
-                        }
-                        connected = false;
-                        dev.set_state(DeviceState::Reconnecting);
-                        dev.sparkplug_disconnected();
-                        if dev.sparkplug.is_some() {
-                            // A new CONNECT with a new will (the next bdSeq), not rumqttc's retry.
-                            net.close();
-                            sleep(Duration::from_secs(1)).await;
-                            break Next::Reconnect;
-                        }
-                    }
-                    None => break Next::Stop,
-                },
-                Some(boxed) = hand.next() => {
-                    let (req, answer) = *boxed;
-                    let _ = answer.send(dev.hand_publish(connected.then_some(&client), req));
-                }
-                () = &mut wake => {
-                    let now = Instant::now();
-                    let reached = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-                    if reached(sp_due) {
-                        dev.sparkplug_fire(&client);
-                    }
-                    if reached(due) {
-                        dev.fire_due(&client, now);
-                    }
-                    if reached(timer) {
-                        Box::pin(dev.fire_timers(connected.then_some(&client))).await;
-                    }
-                    if tick <= now {
-                        dev.tick();
-                        dev.script_hook(connected.then_some(&client), ScriptHook::Tick).await;
-                        next_tick += dev.plan.spec.tick.0;
-                        if next_tick < Instant::now() {
-                            next_tick = Instant::now() + dev.plan.spec.tick.0;
-                        }
-                    }
-                }
-            }
-        };
-        net.close();
-        mark.closed();
-        match next {
-            Next::Reconnect => dev.set_state(DeviceState::Connecting),
-            Next::Stop => break,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let delay = dev.plan.start_delay;
+        Box::pin(dev.open_script()).await;
+        dev.set_state(DeviceState::Connecting);
+        if !delay.is_zero() {
+            sleep(delay).await;
         }
+        let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
+        // One timer for every deadline (publishes, script timers, Sparkplug,
+        // the tick), reset to the earliest: a device keeps one registration in
+        // the timer wheel instead of making and dropping four on every wake.
+        let wake = sleep_until(on_grid(next_tick));
+        tokio::pin!(wake);
+        let (mut ctl, mut hand) = (Inbox::new(&ctl), Inbox::new(&hand));
+        loop {
+            let (client, el) = dev.connect();
+            let mut net = Net::new(el);
+            let mut connected = false;
+            let next = loop {
+                let due = dev.next_due().filter(|_| connected).map(on_grid);
+                let timer = dev.next_timer();
+                let sp_due = dev.sparkplug_due().filter(|_| connected);
+                let tick = on_grid(next_tick);
+                let earliest = [due, timer, sp_due]
+                    .into_iter()
+                    .flatten()
+                    .fold(tick, Instant::min);
+                if wake.deadline() != earliest {
+                    wake.as_mut().reset(earliest);
+                }
+                tokio::select! {
+                    cmd = ctl.next() => match cmd {
+                        None => {
+                            if connected {
+                                dev.sparkplug_farewell(&client);
+                                graceful_disconnect(&client, &mut net).await;
+                            }
+                            break Next::Stop;
+                        }
+                        Some(DeviceAction::Disconnect) => {
+                            if connected {
+                                dev.sparkplug_farewell(&client);
+                                graceful_disconnect(&client, &mut net).await;
+                            }
+                            net.close();
+                            mark.closed();
+                            dev.sparkplug_disconnected();
+                            dev.set_state(DeviceState::Offline);
+                            dev.script_hook(None, ScriptHook::Disconnect).await;
+                            break wait_for_reconnect(&mut ctl, &mut dev).await;
+                        }
+                        Some(DeviceAction::Drop) => {
+                            // Close the socket without DISCONNECT: the broker fires the will.
+                            net.close();
+                            mark.closed();
+                            dev.sparkplug_disconnected();
+                            dev.set_state(DeviceState::Offline);
+                            dev.script_hook(None, ScriptHook::Disconnect).await;
+                            break wait_for_reconnect(&mut ctl, &mut dev).await;
+                        }
+                        Some(DeviceAction::Reconnect) => {}
+                        Some(a) => dev.control(a),
+                    },
+                    ev = net.next() => match ev {
+                        Some(Ok(NetEvent::ConnAck)) => {
+                            connected = true;
+                            mark.connected();
+                            dev.set_state(DeviceState::Connected);
+                            dev.on_connected(&client);
+                            dev.script_hook(Some(&client), ScriptHook::Connect).await;
+                        }
+                        Some(Ok(NetEvent::Publish(p))) => {
+                            if dev.acking && !client.ack(&p) {
+                                dev.failed(true);
+                            }
+                            dev.react(&client, &p);
+                            if dev.script.is_some() {
+                                dev.script_hook(Some(&client), Device::message_hook(&p)).await;
+                            }
+                            if dev.sparkplug_message(&client, &p) {
+                                // Its primary host went offline: NDEATH sent, now a new session.
+                                graceful_disconnect(&client, &mut net).await;
+                                dev.sparkplug_disconnected();
+                                break Next::Reconnect;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            // The event loop waits a second, then reconnects.
+                            tracing::debug!(client = %dev.plan.client_id, "connection lost: {e}");
+                            mark.failed(&e.to_string());
+                            if connected {
+                                dev.script_hook(None, ScriptHook::Disconnect).await;
+                            }
+                            connected = false;
+                            dev.set_state(DeviceState::Reconnecting);
+                            dev.sparkplug_disconnected();
+                            if dev.sparkplug.is_some() {
+                                // A new CONNECT with a new will (the next bdSeq), not rumqttc's retry.
+                                net.close();
+                                sleep(Duration::from_secs(1)).await;
+                                break Next::Reconnect;
+                            }
+                        }
+                        None => break Next::Stop,
+                    },
+                    Some(boxed) = hand.next() => {
+                        let (req, answer) = *boxed;
+                        let _ = answer.send(dev.hand_publish(connected.then_some(&client), req));
+                    }
+                    () = &mut wake => {
+                        let now = Instant::now();
+                        let reached = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+                        if reached(sp_due) {
+                            dev.sparkplug_fire(&client);
+                        }
+                        if reached(due) {
+                            dev.fire_due(&client, now);
+                        }
+                        if reached(timer) {
+                            Box::pin(dev.fire_timers(connected.then_some(&client))).await;
+                        }
+                        if tick <= now {
+                            dev.tick();
+                            dev.script_hook(connected.then_some(&client), ScriptHook::Tick).await;
+                            next_tick += dev.plan.spec.tick.0;
+                            if next_tick < Instant::now() {
+                                next_tick = Instant::now() + dev.plan.spec.tick.0;
+                            }
+                        }
+                    }
+                }
+            };
+            net.close();
+            mark.closed();
+            match next {
+                Next::Reconnect => dev.set_state(DeviceState::Connecting),
+                Next::Stop => break,
+            }
+        }
+        dev.set_state(DeviceState::Stopped);
     }
-    dev.set_state(DeviceState::Stopped);
 }

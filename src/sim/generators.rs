@@ -19,7 +19,10 @@ pub struct DeviceCtx {
     pub seq: u64,
     /// Sparkplug B sequence number of the next payload (0–255; a BIRTH starts at 0).
     pub sparkplug_seq: u64,
-    pub rng: ChaCha8Rng,
+    /// Made on the first draw ([`DeviceCtx::rng`]): a ChaCha state is about
+    /// 0.3 KiB, and most devices of a big fleet never draw a random number.
+    rng: Option<Box<ChaCha8Rng>>,
+    rng_seed: u64,
 }
 
 impl DeviceCtx {
@@ -42,8 +45,17 @@ impl DeviceCtx {
             state,
             seq: 0,
             sparkplug_seq: 0,
-            rng: ChaCha8Rng::seed_from_u64(scenario_seed ^ h),
+            rng: None,
+            rng_seed: scenario_seed ^ h,
         }
+    }
+
+    /// The device's seeded random numbers (the same sequence whenever the
+    /// first draw happens).
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        let seed = self.rng_seed;
+        self.rng
+            .get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)))
     }
 
     /// Replace `{id}`, `{i}`, `{seq}`, `{state}`, `{payload}` and `{<var>}` in `template`.
@@ -172,7 +184,7 @@ impl Sampler {
                 if self.children.is_empty() {
                     return Value::Null;
                 }
-                let k = ctx.rng.random_range(0..self.children.len());
+                let k = ctx.rng().random_range(0..self.children.len());
                 self.children[k].sample(ctx, decimals)
             }
             Gen::Object(_) => {
@@ -201,7 +213,7 @@ impl Sampler {
             Gen::Bool(b) => Value::Bool(*b),
             Gen::Uniform { min, max } => {
                 let x = if max > min {
-                    ctx.rng.random_range(*min..=*max)
+                    ctx.rng().random_range(*min..=*max)
                 } else {
                     *min
                 };
@@ -217,7 +229,7 @@ impl Sampler {
                     None => *start,
                     Some(prev) => {
                         let d = if *step > 0.0 {
-                            ctx.rng.random_range(-*step..=*step)
+                            ctx.rng().random_range(-*step..=*step)
                         } else {
                             0.0
                         };
@@ -243,7 +255,7 @@ impl Sampler {
                 if items.is_empty() {
                     Value::Null
                 } else {
-                    let k = ctx.rng.random_range(0..items.len());
+                    let k = ctx.rng().random_range(0..items.len());
                     Value::String(ctx.fill(&items[k], None))
                 }
             }
@@ -256,7 +268,7 @@ impl Sampler {
                 let goal = ctx.vars.get(target).copied().unwrap_or(*start);
                 let prev = self.current.unwrap_or(*start);
                 let jitter = if *noise > 0.0 {
-                    ctx.rng.random_range(-*noise..=*noise)
+                    ctx.rng().random_range(-*noise..=*noise)
                 } else {
                     0.0
                 };
@@ -273,7 +285,7 @@ impl Sampler {
                 waypoint(points, *speed_mps, t_s, ctx.index, decimals)
             }
             Gen::Int { min, max } => Value::from(if max > min {
-                ctx.rng.random_range(*min..=*max)
+                ctx.rng().random_range(*min..=*max)
             } else {
                 *min
             }),

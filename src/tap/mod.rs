@@ -500,9 +500,10 @@ struct Link {
 impl Link {
     /// Pump both directions until either side ends, the tap drops the
     /// connection, or a frame ends it; record why it closed.
-    /// Not an `async fn`: the connection's halves move straight into the
-    /// pumps' futures instead of also being kept in this one (one idle
-    /// connection's task, thousands in a fleet).
+    /// Not an `async fn` (it would keep `self` twice), and the pumps are
+    /// made in place and raced by reference: moved into `select!`, each
+    /// would be kept twice too (one idle connection's task, thousands in a
+    /// fleet).
     fn run(self) -> impl std::future::Future<Output = ()> + Send {
         let Link {
             client_r,
@@ -513,37 +514,37 @@ impl Link {
             ctx,
             kill,
         } = self;
-        // The client's writer also takes the tap's own answers (access rules),
-        // through a weak sender: when the broker leaves, the client's side still closes.
-        let (to_client, to_client_rx) = flume::bounded(QUEUE_FRAMES);
-        let replies = to_client.downgrade();
-        let up = pump(
-            client_r,
-            broker_w,
-            Direction::ClientToBroker,
-            &ctx,
-            read_before,
-            None,
-            Some(replies),
-        );
-        let down = pump(
-            broker_r,
-            client_w,
-            Direction::BrokerToClient,
-            &ctx,
-            BytesMut::new(),
-            Some((to_client, to_client_rx)),
-            None,
-        );
         async move {
+            // The client's writer also takes the tap's own answers (access rules),
+            // through a weak sender: when the broker leaves, the client's side still closes.
+            let (to_client, to_client_rx) = flume::bounded(QUEUE_FRAMES);
+            let replies = to_client.downgrade();
+            let mut up = std::pin::pin!(pump(
+                client_r,
+                broker_w,
+                Direction::ClientToBroker,
+                &ctx,
+                read_before,
+                None,
+                Some(replies),
+            ));
+            let mut down = std::pin::pin!(pump(
+                broker_r,
+                client_w,
+                Direction::BrokerToClient,
+                &ctx,
+                BytesMut::new(),
+                Some((to_client, to_client_rx)),
+                None,
+            ));
             let closed = |r: Result<(), CloseReason>, eof: CloseReason| match r {
                 Ok(()) if ctx.disconnect_seen.load(Ordering::Relaxed) => CloseReason::Graceful,
                 Ok(()) => eof,
                 Err(e) => e,
             };
             let reason = tokio::select! {
-                r = up => closed(r, CloseReason::ClientClosed),
-                r = down => closed(r, CloseReason::BrokerClosed),
+                r = &mut up => closed(r, CloseReason::ClientClosed),
+                r = &mut down => closed(r, CloseReason::BrokerClosed),
                 _ = kill.notified() => CloseReason::DroppedByTap,
             };
             ctx.marker(PacketKind::Closed, WireDetail::Closed(reason));

@@ -12,7 +12,7 @@ use crate::fault::NetFault;
 
 /// The smallest and largest room the tap reads into (bigger frames still fit:
 /// the buffer grows to hold a whole frame).
-pub(super) const READ_MIN: usize = 256;
+pub(super) const READ_MIN: usize = 64;
 const READ_MAX: usize = 64 * 1024;
 
 /// Bytes to forward, not before `due`.

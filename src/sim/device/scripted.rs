@@ -47,7 +47,7 @@ impl Device {
                 .map_or(ScriptLimits::default().memory_bytes, |m| (m as usize) << 20),
         };
         // Its own draw from the device's seeded generator: Math.random replays with the seed.
-        let seed = rand::Rng::random::<u64>(&mut self.ctx.rng);
+        let seed = rand::Rng::random::<u64>(self.ctx.rng());
         let Some(host) = ScriptHost::shared() else {
             self.script_failed("the scripts thread could not be started".into());
             return;
@@ -129,11 +129,24 @@ impl Device {
     /// Call a hook and carry out what the script did (`client`: None when
     /// not connected; its publishes and subscriptions are then dropped and
     /// counted as failed).
-    pub(super) async fn script_hook(&mut self, client: Option<&Client>, hook: Hook) {
-        if self.script.is_some() {
-            // Boxed: the call's future is large, and a device without a
-            // script (most of a fleet) should not carry it in its task.
-            Box::pin(self.call_hook(client, hook)).await;
+    ///
+    /// Not an `async fn`: the call is boxed (its future is large) and made
+    /// only for a device with a script, so the device's task keeps room for
+    /// a pointer here, not for the hook's arguments (most of a fleet has no
+    /// script).
+    pub(super) fn script_hook<'a>(
+        &'a mut self,
+        client: Option<&'a Client>,
+        hook: Hook,
+    ) -> impl std::future::Future<Output = ()> + Send + 'a {
+        let call = self
+            .script
+            .is_some()
+            .then(|| Box::pin(self.call_hook(client, hook)));
+        async move {
+            if let Some(call) = call {
+                call.await;
+            }
         }
     }
 

@@ -23,9 +23,10 @@ impl Network {
             max_incoming_size,
             max_outgoing_size: None,
         };
-        // MQTT Workbench patch: 256 B buffers to start (tokio-util's default is
-        // 8 KiB each way), grown as frames need: thousands of clients a process.
-        let framed = Framed::with_capacity(socket, codec, 256);
+        // MQTT Workbench patch: 64 B buffers to start (tokio-util's default is
+        // 8 KiB each way), grown as frames need: thousands of clients a
+        // process, most of them idle (a CONNECT, a PINGREQ fit).
+        let framed = Framed::with_capacity(socket, codec, 64);
 
         Network {
             framed,
@@ -57,7 +58,11 @@ impl Network {
             match res {
                 Some(Ok(packet)) => {
                     if let Some(outgoing) = state.handle_incoming_packet(packet)? {
-                        self.write(outgoing).await?;
+                        // MQTT Workbench patch (memory per idle client): boxed,
+                        // as only an incoming QoS 1/2 publish needs an answer;
+                        // inline, every client's `poll` future kept room for a
+                        // write while it waited to read.
+                        Box::pin(self.write(outgoing)).await?;
                     }
 
                     count += 1;

@@ -161,9 +161,9 @@ impl<'a> LinkBuilder<'a> {
         let incoming_data_buffer = incoming.buffer();
 
         let event = Event::Connect {
-            connection,
+            connection: Box::new(connection),
             incoming,
-            outgoing,
+            outgoing: Box::new(outgoing),
         };
         let registering = Registering {
             router_tx: self.router_tx,

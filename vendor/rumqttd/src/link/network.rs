@@ -52,9 +52,9 @@ impl<P: Protocol> Network<P> {
         Network {
             socket,
             // MQTT Workbench patch: start small, grow as frames need (thousands
-            // of mostly idle connections a process).
-            read: BytesMut::with_capacity(256),
-            write: BytesMut::with_capacity(256),
+            // of mostly idle connections a process; a CONNECT, a PINGREQ fit).
+            read: BytesMut::with_capacity(64),
+            write: BytesMut::with_capacity(64),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we

@@ -26,8 +26,10 @@ pub enum Error {
     Io(#[from] io::Error),
     #[error("Zero keep alive")]
     ZeroKeepAlive,
+    /// (MQTT Workbench patch: boxed, as the whole error would otherwise be
+    /// the size of a CONNECT and every link future keep room for it.)
     #[error("Not connect packet")]
-    NotConnectPacket(Packet),
+    NotConnectPacket(Box<Packet>),
     #[error("Network {0}")]
     Network(#[from] network::Error),
     #[error("Timeout")]
@@ -78,7 +80,7 @@ impl<P: Protocol> RemoteLink<P> {
         assigned_client_id: Option<String>,
     ) -> Result<RemoteLink<P>, Error> {
         let Packet::Connect(connect, props, lastwill, lastwill_props, _) = connect_packet else {
-            return Err(Error::NotConnectPacket(connect_packet));
+            return Err(Error::NotConnectPacket(Box::new(connect_packet)));
         };
 
         // Register this connection with the router. Router replys with ack which if ok will
@@ -182,15 +184,11 @@ impl<P: Protocol> RemoteLink<P> {
         // Shouldn't result in bounded queue deadlocks because of blocking n/w send
         loop {
             select! {
-                o = self.network.read() => {
-                    let packet = o?;
-                    let len = {
-                        let mut buffer = self.link_tx.buffer();
-                        buffer.push_back(packet);
-                        self.network.readv(&mut buffer)?;
-                        buffer.len()
-                    };
-
+                // MQTT Workbench patch (memory per idle connection): the packet
+                // is queued for the router inside `read_batch`, so what the
+                // `select!` keeps room for is a count, not a whole `Packet`.
+                o = Self::read_batch(&mut self.network, &self.link_tx) => {
+                    let len = o?;
                     trace!("Packets read from network, count = {}", len);
                     self.link_tx.notify().await?;
                 }
@@ -234,6 +232,16 @@ impl<P: Protocol> RemoteLink<P> {
 }
 
 impl<P: Protocol> RemoteLink<P> {
+    /// MQTT Workbench patch: wait for a packet, then queue it and every
+    /// other whole packet already read for the router; how many are queued.
+    async fn read_batch(network: &mut Network<P>, link_tx: &LinkTx) -> Result<usize, Error> {
+        let packet = network.read().await?;
+        let mut buffer = link_tx.buffer();
+        buffer.push_back(packet);
+        network.readv(&mut buffer)?;
+        Ok(buffer.len())
+    }
+
     /// MQTT Workbench patch: the connection's generation (`Incoming::generation`).
     pub(crate) fn generation(&self) -> u64 {
         self.link_tx.generation
@@ -323,7 +331,7 @@ where
 
     let (connect, _props, login) = match packet {
         Packet::Connect(ref connect, ref props, _, _, ref login) => (connect, props, login),
-        packet => return Err(Error::NotConnectPacket(packet)),
+        packet => return Err(Error::NotConnectPacket(Box::new(packet))),
     };
 
     Span::current().record("client_id", &connect.client_id);

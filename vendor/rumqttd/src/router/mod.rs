@@ -41,10 +41,14 @@ pub(crate) type FilterIdx = usize;
 #[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// Client id and connection handle
+    /// (MQTT Workbench patch: the connection and its outgoing buffers are
+    /// boxed. Inline they made every `Event` 776 bytes: each `DeviceData`
+    /// moved that much through the router's channel, and every link's future
+    /// kept room for one while it sent a notification.)
     Connect {
-        connection: connection::Connection,
+        connection: Box<connection::Connection>,
         incoming: iobufs::Incoming,
-        outgoing: iobufs::Outgoing,
+        outgoing: Box<iobufs::Outgoing>,
     },
     /// New meter link
     NewMeter(flume::Sender<Vec<Meter>>),

@@ -516,89 +516,97 @@ async fn remote<P: Protocol>(
     protocol: P,
     will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
 ) {
-    let mut network = Network::new(
-        stream,
-        config.max_payload_size,
-        config.max_inflight_count,
-        protocol,
-    );
+    // MQTT Workbench patch (memory per idle connection): the connect phase
+    // in a block of its own. Its locals (the CONNECT packet, the network
+    // before the link took it) are dead once the link runs, so the future
+    // no longer keeps room for them beside the running link's (2.7 KiB per
+    // connection before, most of it held by every idle client).
+    let (mut link, client_id, will_tx, will_rx) = {
+        let mut network = Network::new(
+            stream,
+            config.max_payload_size,
+            config.max_inflight_count,
+            protocol,
+        );
 
-    let dynamic_filters = config.dynamic_filters;
+        let dynamic_filters = config.dynamic_filters;
 
-    // MQTT Workbench patch (memory per idle connection): the futures of the
-    // connect phase (reading CONNECT, registering with the router) are boxed,
-    // freed once the link runs, instead of sizing the link's future for its
-    // whole life (4.9 KiB per connection before, held by every idle client).
-    let connect_packet = match Box::pin(mqtt_connect(config, &mut network)).await {
-        Ok(p) => p,
-        Err(e) => {
-            error!(error=?e, "Error while handling MQTT connect packet");
-            return;
-        }
-    };
-
-    let (mut client_id, clean_session) = match &connect_packet {
-        Packet::Connect(ref connect, _, _, _, _) => {
-            (connect.client_id.clone(), connect.clean_session)
-        }
-        _ => unreachable!(),
-    };
-
-    let mut assigned_client_id = None;
-    if client_id.is_empty() {
-        let uuid = Uuid::new_v4().simple();
-        client_id = format!("rumqtt-{uuid}");
-        assigned_client_id = Some(client_id.clone());
-    }
-
-    if let Some(tenant_id) = &tenant_id {
-        // client_id is set to "tenant_id.client_id"
-        // this is to make sure we are consistent,
-        // as Connection uses this format of client_id
-        client_id = format!("{tenant_id}.{client_id}");
-    }
-
-    // MQTT Workbench patch (MQTT 5 §3.1.2.5, §3.1.3.2.2): a new connection
-    // with this client id cancels the previous connection's delayed will; the
-    // router decides whether that will is published now (it does so when the
-    // new connection starts a new session or takes over a will without delay).
-    // Upstream unwrapped `try_send` here while holding a std mutex: when the
-    // previous link had ended before waiting (a CONNECT it refused, a reset
-    // during CONNACK) the receiver was gone, the unwrap panicked, the mutex was
-    // poisoned and every later CONNECT on the listener panicked too. The
-    // registry is now a parking_lot mutex (no poisoning) and a gone waiter is
-    // simply gone.
-    let _ = clean_session;
-    let (will_tx, will_rx) = flume::bounded::<AwaitingWill>(1);
-    let previous = will_handlers.lock().insert(client_id.clone(), will_tx.clone());
-    if let Some(sender) = previous {
-        sender.try_send(AwaitingWill::Cancel).ok();
-    }
-
-    // Start the link
-    let mut link = match Box::pin(RemoteLink::new(
-        router_tx.clone(),
-        tenant_id.clone(),
-        network,
-        connect_packet,
-        dynamic_filters,
-        assigned_client_id,
-    ))
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            error!(error=?e, "Remote link error");
-            // MQTT Workbench patch: leave no registry entry whose waiter is gone.
-            let mut handlers = will_handlers.lock();
-            if handlers
-                .get(&client_id)
-                .is_some_and(|s| s.same_channel(&will_tx))
-            {
-                handlers.remove(&client_id);
+        // MQTT Workbench patch (memory per idle connection): the futures of the
+        // connect phase (reading CONNECT, registering with the router) are boxed,
+        // freed once the link runs, instead of sizing the link's future for its
+        // whole life (4.9 KiB per connection before, held by every idle client).
+        let connect_packet = match Box::pin(mqtt_connect(config, &mut network)).await {
+            Ok(p) => p,
+            Err(e) => {
+                error!(error=?e, "Error while handling MQTT connect packet");
+                return;
             }
-            return;
+        };
+
+        let (mut client_id, clean_session) = match &connect_packet {
+            Packet::Connect(ref connect, _, _, _, _) => {
+                (connect.client_id.clone(), connect.clean_session)
+            }
+            _ => unreachable!(),
+        };
+
+        let mut assigned_client_id = None;
+        if client_id.is_empty() {
+            let uuid = Uuid::new_v4().simple();
+            client_id = format!("rumqtt-{uuid}");
+            assigned_client_id = Some(client_id.clone());
         }
+
+        if let Some(tenant_id) = &tenant_id {
+            // client_id is set to "tenant_id.client_id"
+            // this is to make sure we are consistent,
+            // as Connection uses this format of client_id
+            client_id = format!("{tenant_id}.{client_id}");
+        }
+
+        // MQTT Workbench patch (MQTT 5 §3.1.2.5, §3.1.3.2.2): a new connection
+        // with this client id cancels the previous connection's delayed will; the
+        // router decides whether that will is published now (it does so when the
+        // new connection starts a new session or takes over a will without delay).
+        // Upstream unwrapped `try_send` here while holding a std mutex: when the
+        // previous link had ended before waiting (a CONNECT it refused, a reset
+        // during CONNACK) the receiver was gone, the unwrap panicked, the mutex was
+        // poisoned and every later CONNECT on the listener panicked too. The
+        // registry is now a parking_lot mutex (no poisoning) and a gone waiter is
+        // simply gone.
+        let _ = clean_session;
+        let (will_tx, will_rx) = flume::bounded::<AwaitingWill>(1);
+        let previous = will_handlers.lock().insert(client_id.clone(), will_tx.clone());
+        if let Some(sender) = previous {
+            sender.try_send(AwaitingWill::Cancel).ok();
+        }
+
+        // Start the link
+        let link = match Box::pin(RemoteLink::new(
+            router_tx.clone(),
+            tenant_id.clone(),
+            network,
+            connect_packet,
+            dynamic_filters,
+            assigned_client_id,
+        ))
+        .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                error!(error=?e, "Remote link error");
+                // MQTT Workbench patch: leave no registry entry whose waiter is gone.
+                let mut handlers = will_handlers.lock();
+                if handlers
+                    .get(&client_id)
+                    .is_some_and(|s| s.same_channel(&will_tx))
+                {
+                    handlers.remove(&client_id);
+                }
+                return;
+            }
+        };
+        (link, client_id, will_tx, will_rx)
     };
 
     let connection_id = link.connection_id;
