@@ -31,13 +31,27 @@ impl From<rumqttc::v5::ClientError> for ClientError {
     }
 }
 
-/// Why the connection was lost (rumqttc's error, either protocol).
+/// Why the connection was lost (rumqttc's error, either protocol). Boxed:
+/// rumqttc's errors are over 100 bytes, and the device's task and event
+/// loop would keep room for one at every wait (thousands of idle devices).
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     #[error("{0}")]
-    V4(#[from] rumqttc::ConnectionError),
+    V4(Box<rumqttc::ConnectionError>),
     #[error("{0}")]
-    V5(#[from] rumqttc::v5::ConnectionError),
+    V5(Box<rumqttc::v5::ConnectionError>),
+}
+
+impl From<rumqttc::ConnectionError> for ConnectionError {
+    fn from(e: rumqttc::ConnectionError) -> Self {
+        ConnectionError::V4(Box::new(e))
+    }
+}
+
+impl From<rumqttc::v5::ConnectionError> for ConnectionError {
+    fn from(e: rumqttc::v5::ConnectionError) -> Self {
+        ConnectionError::V5(Box::new(e))
+    }
 }
 
 /// The device's client: rumqttc's MQTT 3.1.1 or MQTT 5 one.

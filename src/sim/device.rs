@@ -558,7 +558,8 @@ fn run(
         Box::pin(dev.open_script()).await;
         dev.set_state(DeviceState::Connecting);
         if !delay.is_zero() {
-            sleep(delay).await;
+            // Boxed, as the other rare waits: the task keeps no room for them.
+            Box::pin(sleep(delay)).await;
         }
         let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
         // One timer for every deadline (publishes, script timers, Sparkplug,
@@ -653,7 +654,7 @@ fn run(
                             if dev.sparkplug.is_some() {
                                 // A new CONNECT with a new will (the next bdSeq), not rumqttc's retry.
                                 net.close();
-                                sleep(Duration::from_secs(1)).await;
+                                Box::pin(sleep(Duration::from_secs(1))).await;
                                 break Next::Reconnect;
                             }
                         }

@@ -162,7 +162,9 @@ pub struct Observer {
     pub nodes: BTreeMap<(String, String), NodeView>,
     pub hosts: BTreeMap<String, HostView>,
     /// Open connections whose CONNECT was seen; the Sparkplug will it declared, if any.
-    conns: HashMap<ConnId, Option<ConnState>>,
+    /// (The state boxed: most connections declare none, and an entry is
+    /// kept for every client.)
+    conns: HashMap<ConnId, Option<Box<ConnState>>>,
     /// The node each connection gave birth to (for its close).
     born_on: HashMap<ConnId, (String, String)>,
     /// Nodes, devices, metrics or hosts not kept (bounds reached).
@@ -257,7 +259,7 @@ impl Observer {
         }
         let sparkplug = state.node.is_some();
         if self.conns.len() < MAX_CONNS || self.conns.contains_key(&ev.conn) {
-            self.conns.insert(ev.conn, sparkplug.then_some(state));
+            self.conns.insert(ev.conn, sparkplug.then(|| Box::new(state)));
         } else {
             self.dropped += 1;
         }
@@ -337,7 +339,7 @@ impl Observer {
         }
         // Its CONNECT was seen (else it connected before this observer started).
         let seen = self.conns.contains_key(&ev.conn);
-        let will = self.conns.get(&ev.conn).cloned().flatten();
+        let will = self.conns.get(&ev.conn).cloned().flatten().map(|b| *b);
         let Some(n) = self.nodes.get_mut(&key) else {
             return;
         };

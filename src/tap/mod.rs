@@ -380,7 +380,7 @@ async fn open_link(
     auth: Option<Arc<AuthSpec>>,
     ctx: Arc<ConnCtx>,
     kill: Arc<Notify>,
-) -> Option<Link> {
+) -> Option<Box<Link>> {
     // The CONNECT says which protocol the client speaks: MQTT 5 goes to the
     // broker's MQTT 5 listener, 3.1/3.1.1 to the other (both on one router).
     let read = tokio::select! {
@@ -474,7 +474,9 @@ async fn open_link(
     };
     let (client_r, client_w) = client.split();
     let (broker_r, broker_w) = broker.split();
-    Some(Link {
+    // Boxed: the connection's task keeps room for what the opening returns
+    // while the pumps run.
+    Some(Box::new(Link {
         client_r,
         client_w,
         broker_r,
@@ -482,7 +484,7 @@ async fn open_link(
         read_before,
         ctx,
         kill,
-    })
+    }))
 }
 
 /// An open connection: the client's and the broker's streams, ready to pump.
@@ -504,7 +506,7 @@ impl Link {
     /// made in place and raced by reference: moved into `select!`, each
     /// would be kept twice too (one idle connection's task, thousands in a
     /// fleet).
-    fn run(self) -> impl std::future::Future<Output = ()> + Send {
+    fn run(self: Box<Self>) -> impl std::future::Future<Output = ()> + Send {
         let Link {
             client_r,
             client_w,
@@ -513,7 +515,7 @@ impl Link {
             read_before,
             ctx,
             kill,
-        } = self;
+        } = *self;
         async move {
             // The client's writer also takes the tap's own answers (access rules),
             // through a weak sender: when the broker leaves, the client's side still closes.

@@ -49,10 +49,11 @@ pub(super) fn pump(
             to: parking_lot::Mutex::new(to),
             busy: AtomicBool::new(false),
         };
-        // Boxed, each at its own size: a future moved into `try_join!` is
-        // kept twice in it.
-        let reader = Box::pin(read_side(from, tx, &out, dir, ctx_r, read_before, replies));
-        let writer = Box::pin(write_side(&out, rx, ctx_w));
+        // Made in place and joined by reference: a future moved into
+        // `try_join!` is kept twice in it (and boxed apart, each would cost
+        // an allocation of its own, in thousands of idle connections).
+        let reader = std::pin::pin!(read_side(from, tx, &out, dir, ctx_r, read_before, replies));
+        let writer = std::pin::pin!(write_side(&out, rx, ctx_w));
         tokio::try_join!(reader, writer).map(|_| ())
     }
 }
@@ -120,135 +121,140 @@ impl Out {
     }
 }
 
-async fn read_side(
+/// The reading half of a direction. Not an `async fn`: an async block uses
+/// its arguments where they are instead of keeping a second copy of each.
+fn read_side(
     mut from: Reader,
     tx: flume::Sender<Outgoing>,
     out: &Out,
     dir: Direction,
     ctx: Arc<ConnCtx>,
-    read_before: BytesMut,
+    // Bytes read before the pumps started (the CONNECT), then the read buffer.
+    mut buf: BytesMut,
     replies: Option<flume::WeakSender<Outgoing>>,
-) -> Result<(), CloseReason> {
-    let ctx = &*ctx;
-    let mut buf = read_before;
-    // Room for one read: small while the connection is quiet (a fleet of idle
-    // devices holds thousands), doubling while reads fill it.
-    let mut want = READ_MIN;
-    // Bytes read before the pumps started (the CONNECT) are decoded first.
-    let mut unread = !buf.is_empty();
-    let v5 = ctx.protocol == 5;
-    // MQTT 5 topic aliases of this direction (alias → topic).
-    let mut aliases = std::collections::HashMap::new();
-    let mut passthrough = false;
-    let mut view = FaultView::new(ctx.faults.clone());
-    // Seeded per connection and direction; made on the first fault that draws
-    // from it (a fleet of idle connections never needs one).
-    let mut rng: Option<Box<ChaCha8Rng>> = None;
-    let seed = ctx.id.wrapping_mul(2) + dir as u64;
-    let mut last_due = Instant::now();
-    let closed = |_| CloseReason::Error("tap writer stopped".into());
-    loop {
-        // Half-dead client: stop reading it, so the broker's keepalive runs out.
-        // The broker's side is still read (and held by the writer) so that the
-        // tap sees the broker close the connection.
-        while dir == Direction::ClientToBroker && view.refresh(ctx.id, &ctx.client_id()).stalled {
-            Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
-        }
-        if !unread && read_more(&mut from, &mut buf, &mut want).await? == 0 {
-            return Ok(()); // dropping tx lets the writer drain and shut down
-        }
-        unread = false;
-        let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
-        if passthrough {
-            let due = last_due.max(Instant::now());
-            tx.send_async(Outgoing {
-                due,
-                bytes: buf.split().freeze(),
-            })
-            .await
-            .map_err(closed)?;
-            continue;
-        }
-        let mut frames = Vec::new();
-        let mut rewritten = false;
-        let outcome = decode_frames(
-            &buf,
-            dir,
-            ctx.id,
-            &ctx.client_id,
-            v5.then_some(&mut aliases),
-            &mut |ev, range| {
-                if ev.kind == PacketKind::Disconnect {
-                    ctx.disconnect_seen.store(true, Ordering::Relaxed);
+) -> impl std::future::Future<Output = Result<(), CloseReason>> + Send + '_ {
+    async move {
+        let ctx = &*ctx;
+        // Room for one read: small while the connection is quiet (a fleet of idle
+        // devices holds thousands), doubling while reads fill it.
+        let mut want = READ_MIN;
+        // Bytes read before the pumps started (the CONNECT) are decoded first.
+        let mut unread = !buf.is_empty();
+        let v5 = ctx.protocol == 5;
+        // MQTT 5 topic aliases of this direction (alias → topic).
+        let mut aliases = std::collections::HashMap::new();
+        let mut passthrough = false;
+        let mut view = FaultView::new(ctx.faults.clone());
+        // Seeded per connection and direction; made on the first fault that draws
+        // from it (a fleet of idle connections never needs one).
+        let mut rng: Option<Box<ChaCha8Rng>> = None;
+        let seed = ctx.id.wrapping_mul(2) + dir as u64;
+        let mut last_due = Instant::now();
+        let closed = |_| CloseReason::Error("tap writer stopped".into());
+        loop {
+            // Half-dead client: stop reading it, so the broker's keepalive runs out.
+            // The broker's side is still read (and held by the writer) so that the
+            // tap sees the broker close the connection.
+            while dir == Direction::ClientToBroker && view.refresh(ctx.id, &ctx.client_id()).stalled
+            {
+                Box::pin(tokio::time::sleep(Duration::from_millis(50))).await;
+            }
+            if !unread && read_more(&mut from, &mut buf, &mut want).await? == 0 {
+                return Ok(()); // dropping tx lets the writer drain and shut down
+            }
+            unread = false;
+            let fault = view.refresh(ctx.id, &ctx.client_id()).clone();
+            if passthrough {
+                let due = last_due.max(Instant::now());
+                tx.send_async(Outgoing {
+                    due,
+                    bytes: buf.split().freeze(),
+                })
+                .await
+                .map_err(closed)?;
+                continue;
+            }
+            let mut frames = Vec::new();
+            let mut rewritten = false;
+            let outcome = decode_frames(
+                &buf,
+                dir,
+                ctx.id,
+                &ctx.client_id,
+                v5.then_some(&mut aliases),
+                &mut |ev, range| {
+                    if ev.kind == PacketKind::Disconnect {
+                        ctx.disconnect_seen.store(true, Ordering::Relaxed);
+                    }
+                    frames.push((ev, range, None::<Bytes>));
+                },
+            );
+            // Access rules: refused frames are recorded, marked, and not forwarded;
+            // the tap answers for the broker.
+            let mut answers = Vec::new();
+            if let Some(acl) = &ctx.acl {
+                rewritten |= enforce(acl, ctx, dir, &buf, &mut frames, &mut answers);
+            }
+            let consumed = match outcome.error {
+                Some(err) if v5 || ctx.embedded => {
+                    // A malformed MQTT 5 frame (bad properties, AUTH, …): this connection
+                    // ends with the reason; everyone else is served on.
+                    for (ev, _, _) in frames {
+                        ctx.rec.record(ev);
+                    }
+                    // In front of the embedded broker a frame the tap cannot read is
+                    // not forwarded: rumqttd may crash on what the tap cannot check.
+                    let version = if v5 { "MQTT 5" } else { "MQTT 3.1.1" };
+                    return Err(CloseReason::Error(format!(
+                        "closed by the tap: undecodable {version} frame ({err})"
+                    )));
                 }
-                frames.push((ev, range, None::<Bytes>));
-            },
-        );
-        // Access rules: refused frames are recorded, marked, and not forwarded;
-        // the tap answers for the broker.
-        let mut answers = Vec::new();
-        if let Some(acl) = &ctx.acl {
-            rewritten |= enforce(acl, ctx, dir, &buf, &mut frames, &mut answers);
-        }
-        let consumed = match outcome.error {
-            Some(err) if v5 || ctx.embedded => {
-                // A malformed MQTT 5 frame (bad properties, AUTH, …): this connection
-                // ends with the reason; everyone else is served on.
+                Some(err) => {
+                    // Not MQTT 3.1.1 as we know it: keep forwarding, stop decoding.
+                    tracing::warn!(conn = ctx.id, "tap stops decoding: {err}");
+                    passthrough = true;
+                    buf.len()
+                }
+                None => outcome.consumed,
+            };
+            let chunk = buf.split_to(consumed).freeze();
+            if fault.is_clear() && !rewritten {
                 for (ev, _, _) in frames {
                     ctx.rec.record(ev);
                 }
-                // In front of the embedded broker a frame the tap cannot read is
-                // not forwarded: rumqttd may crash on what the tap cannot check.
-                let version = if v5 { "MQTT 5" } else { "MQTT 3.1.1" };
-                return Err(CloseReason::Error(format!(
-                    "closed by the tap: undecodable {version} frame ({err})"
-                )));
-            }
-            Some(err) => {
-                // Not MQTT 3.1.1 as we know it: keep forwarding, stop decoding.
-                tracing::warn!(conn = ctx.id, "tap stops decoding: {err}");
-                passthrough = true;
-                buf.len()
-            }
-            None => outcome.consumed,
-        };
-        let chunk = buf.split_to(consumed).freeze();
-        if fault.is_clear() && !rewritten {
-            for (ev, _, _) in frames {
-                ctx.rec.record(ev);
-            }
-            if chunk.is_empty() {
+                if chunk.is_empty() {
+                    continue;
+                }
+                let rest = out.write_now(&tx, chunk).await.map_err(write_failed)?;
+                if rest.is_empty() {
+                    continue;
+                }
+                let due = last_due.max(Instant::now());
+                tx.send_async(Outgoing { due, bytes: rest })
+                    .await
+                    .map_err(closed)?;
                 continue;
             }
-            let rest = out.write_now(&tx, chunk).await.map_err(write_failed)?;
-            if rest.is_empty() {
-                continue;
-            }
-            let due = last_due.max(Instant::now());
-            tx.send_async(Outgoing { due, bytes: rest })
-                .await
-                .map_err(closed)?;
-            continue;
+            // Faults, rewrites and the tap's answers: boxed, so that this rarely
+            // taken path does not size the task of every (mostly idle) connection.
+            let rng = rng.get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)));
+            let batch = Batch {
+                frames,
+                chunk,
+                consumed: outcome.consumed,
+                answers,
+            };
+            Box::pin(send_faulted(
+                ctx,
+                &tx,
+                &replies,
+                &fault,
+                rng,
+                &mut last_due,
+                batch,
+            ))
+            .await?;
         }
-        // Faults, rewrites and the tap's answers: boxed, so that this rarely
-        // taken path does not size the task of every (mostly idle) connection.
-        let rng = rng.get_or_insert_with(|| Box::new(ChaCha8Rng::seed_from_u64(seed)));
-        let batch = Batch {
-            frames,
-            chunk,
-            consumed: outcome.consumed,
-            answers,
-        };
-        Box::pin(send_faulted(
-            ctx,
-            &tx,
-            &replies,
-            &fault,
-            rng,
-            &mut last_due,
-            batch,
-        ))
-        .await?;
     }
 }
 

@@ -296,7 +296,10 @@ impl EventLoop {
         pending_throttle: Duration,
     ) -> Result<Request, ConnectionError> {
         if !pending.is_empty() {
-            time::sleep(pending_throttle).await;
+            // MQTT Workbench patch (memory per idle client): boxed, as it
+            // only paces the replay after a reconnect; inline, every
+            // client's `select` kept room for a timer (112 bytes).
+            Box::pin(time::sleep(pending_throttle)).await;
             // We must call .pop_front() AFTER sleep() otherwise we would have
             // advanced the iterator but the future might be canceled before return
             Ok(pending.pop_front().unwrap())
