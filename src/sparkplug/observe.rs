@@ -259,7 +259,8 @@ impl Observer {
         }
         let sparkplug = state.node.is_some();
         if self.conns.len() < MAX_CONNS || self.conns.contains_key(&ev.conn) {
-            self.conns.insert(ev.conn, sparkplug.then(|| Box::new(state)));
+            self.conns
+                .insert(ev.conn, sparkplug.then(|| Box::new(state)));
         } else {
             self.dropped += 1;
         }
