@@ -235,7 +235,10 @@ impl EventLoop {
             ), if !self.pending.is_empty() || (!inflight_full && !collision) => match o {
                 Ok(request) => {
                     if let Some(outgoing) = self.state.handle_outgoing_packet(request)? {
-                        network.write(outgoing).await?;
+                        // MQTT Workbench patch: into the write buffer, no wait (the
+                        // flush below sends it); a `write` future here sized every
+                        // client's `select` for a packet and a codec sink.
+                        network.queue(outgoing)?;
                     }
                     network.flush().await?;
                     Ok(self.state.events.pop_front().unwrap())
@@ -256,7 +259,10 @@ impl EventLoop {
                 timeout.as_mut().reset(Instant::now() + self.options.keep_alive);
 
                 if let Some(outgoing) = self.state.handle_outgoing_packet(Request::PingReq)? {
-                    network.write(outgoing).await?;
+                    // MQTT Workbench patch: into the write buffer, no wait (the
+                    // flush below sends it); a `write` future here sized every
+                    // client's `select` for a packet and a codec sink.
+                    network.queue(outgoing)?;
                 }
                 network.flush().await?;
                 Ok(self.state.events.pop_front().unwrap())

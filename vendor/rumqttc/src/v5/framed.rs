@@ -1,6 +1,6 @@
 use futures_util::{FutureExt, SinkExt};
 use tokio_stream::StreamExt;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Encoder, Framed};
 
 use crate::framed::AsyncReadWrite;
 
@@ -58,11 +58,12 @@ impl Network {
             match res {
                 Some(Ok(packet)) => {
                     if let Some(outgoing) = state.handle_incoming_packet(packet)? {
-                        // MQTT Workbench patch (memory per idle client): boxed,
-                        // as only an incoming QoS 1/2 publish needs an answer;
-                        // inline, every client's `poll` future kept room for a
-                        // write while it waited to read.
-                        Box::pin(self.write(outgoing)).await?;
+                        // MQTT Workbench patch (memory per idle client):
+                        // queued without waiting, flushed with the batch by
+                        // the caller; awaiting a write here made every
+                        // client's `poll` future keep room for one (and for
+                        // the packet read) while it waited to read.
+                        self.queue(outgoing)?;
                     }
 
                     count += 1;
@@ -82,6 +83,15 @@ impl Network {
         }
 
         Ok(())
+    }
+
+    /// MQTT Workbench patch: serializes a packet into the write buffer
+    /// without waiting for room (the caller flushes).
+    pub(crate) fn queue(&mut self, packet: Packet) -> Result<(), StateError> {
+        let mut codec = self.framed.codec().clone();
+        codec
+            .encode(packet, self.framed.write_buffer_mut())
+            .map_err(StateError::Deserialization)
     }
 
     /// Serializes packet into write buffer
