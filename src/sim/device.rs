@@ -547,6 +547,7 @@ fn message_props(spec: &MessageProps, ctx: &mut DeviceCtx) -> m5::PublishPropert
 /// A device's task. Not an `async fn`: that would keep room for each
 /// argument twice (as it was passed and as it is used), in every device of
 /// a fleet; an `async` block uses what it captures in place.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
 fn run(
     mut dev: Device,
     ctl: flume::Receiver<DeviceAction>,

@@ -212,7 +212,7 @@ where
     });
     tokio::spawn(async move {
         if let Some(link) = opening.await {
-            link.run().await;
+            (*link).run().await;
         }
         conns.lock().remove(&id);
     });

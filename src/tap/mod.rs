@@ -506,7 +506,7 @@ impl Link {
     /// made in place and raced by reference: moved into `select!`, each
     /// would be kept twice too (one idle connection's task, thousands in a
     /// fleet).
-    fn run(self: Box<Self>) -> impl std::future::Future<Output = ()> + Send {
+    fn run(self) -> impl std::future::Future<Output = ()> + Send {
         let Link {
             client_r,
             client_w,
@@ -515,7 +515,7 @@ impl Link {
             read_before,
             ctx,
             kill,
-        } = *self;
+        } = self;
         async move {
             // The client's writer also takes the tap's own answers (access rules),
             // through a weak sender: when the broker leaves, the client's side still closes.

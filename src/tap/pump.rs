@@ -123,6 +123,7 @@ impl Out {
 
 /// The reading half of a direction. Not an `async fn`: an async block uses
 /// its arguments where they are instead of keeping a second copy of each.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
 fn read_side(
     mut from: Reader,
     tx: flume::Sender<Outgoing>,
