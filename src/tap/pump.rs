@@ -29,10 +29,11 @@ pub(super) const QUEUE_FRAMES: usize = 1024;
 /// applying the connection's network faults. Ok(()) on EOF from the reading
 /// side, once everything read has been written.
 ///
-/// Not an `async fn`: its arguments move straight into the two halves'
-/// futures, instead of also being kept in a future of its own (an async fn
-/// keeps the room of the arguments it moves on; an idle connection holds two
-/// pumps, a fleet thousands).
+/// Not an `async fn`, and the halves are joined by a combinator, not in an
+/// async block: each half's future is then kept once, at its own size, in
+/// the connection's task (an async fn or block keeps room for what it
+/// moves on as well; an idle connection holds two pumps, a fleet
+/// thousands).
 pub(super) fn pump(
     from: Reader,
     to: Writer,
@@ -42,20 +43,23 @@ pub(super) fn pump(
     queue: Option<(flume::Sender<Outgoing>, flume::Receiver<Outgoing>)>,
     replies: Option<flume::WeakSender<Outgoing>>,
 ) -> impl std::future::Future<Output = Result<(), CloseReason>> + Send + use<> {
+    use futures_util::FutureExt;
     let (tx, rx) = queue.unwrap_or_else(|| flume::bounded(QUEUE_FRAMES));
-    let (ctx_r, ctx_w) = (ctx.clone(), ctx.clone());
-    async move {
-        let out = Out {
-            to: parking_lot::Mutex::new(to),
-            busy: AtomicBool::new(false),
-        };
-        // Made in place and joined by reference: a future moved into
-        // `try_join!` is kept twice in it (and boxed apart, each would cost
-        // an allocation of its own, in thousands of idle connections).
-        let reader = std::pin::pin!(read_side(from, tx, &out, dir, ctx_r, read_before, replies));
-        let writer = std::pin::pin!(write_side(&out, rx, ctx_w));
-        tokio::try_join!(reader, writer).map(|_| ())
-    }
+    let out = Arc::new(Out {
+        to: parking_lot::Mutex::new(to),
+        busy: AtomicBool::new(false),
+    });
+    let reader = read_side(
+        from,
+        tx,
+        out.clone(),
+        dir,
+        ctx.clone(),
+        read_before,
+        replies,
+    );
+    let writer = write_side(out, rx, ctx.clone());
+    futures_util::future::try_join(reader, writer).map(|r| r.map(|_| ()))
 }
 
 /// The writing half of a direction, shared by its reader and its writer.
@@ -127,13 +131,13 @@ impl Out {
 fn read_side(
     mut from: Reader,
     tx: flume::Sender<Outgoing>,
-    out: &Out,
+    out: Arc<Out>,
     dir: Direction,
     ctx: Arc<ConnCtx>,
     // Bytes read before the pumps started (the CONNECT), then the read buffer.
     mut buf: BytesMut,
     replies: Option<flume::WeakSender<Outgoing>>,
-) -> impl std::future::Future<Output = Result<(), CloseReason>> + Send + '_ {
+) -> impl std::future::Future<Output = Result<(), CloseReason>> + Send {
     async move {
         let ctx = &*ctx;
         // Room for one read: small while the connection is quiet (a fleet of idle
@@ -471,7 +475,7 @@ fn write_failed(e: std::io::Error) -> CloseReason {
 }
 
 async fn write_side(
-    out: &Out,
+    out: Arc<Out>,
     rx: flume::Receiver<Outgoing>,
     ctx: Arc<ConnCtx>,
 ) -> Result<(), CloseReason> {
