@@ -594,20 +594,13 @@ fn run(
                             }
                             break Next::Stop;
                         }
-                        Some(DeviceAction::Disconnect) => {
-                            if connected {
+                        Some(a @ (DeviceAction::Disconnect | DeviceAction::Drop)) => {
+                            // Drop: close the socket without DISCONNECT (the
+                            // broker fires the will).
+                            if a == DeviceAction::Disconnect && connected {
                                 dev.sparkplug_farewell(&client);
                                 graceful_disconnect(&client, &mut net).await;
                             }
-                            net.close();
-                            mark.closed();
-                            dev.sparkplug_disconnected();
-                            dev.set_state(DeviceState::Offline);
-                            dev.script_hook(None, ScriptHook::Disconnect).await;
-                            break wait_for_reconnect(&mut ctl, &mut dev).await;
-                        }
-                        Some(DeviceAction::Drop) => {
-                            // Close the socket without DISCONNECT: the broker fires the will.
                             net.close();
                             mark.closed();
                             dev.sparkplug_disconnected();
