@@ -37,9 +37,9 @@ impl From<rumqttc::v5::ClientError> for ClientError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     #[error("{0}")]
-    V4(Box<rumqttc::ConnectionError>),
+    V4(#[source] Box<rumqttc::ConnectionError>),
     #[error("{0}")]
-    V5(Box<rumqttc::v5::ConnectionError>),
+    V5(#[source] Box<rumqttc::v5::ConnectionError>),
 }
 
 impl From<rumqttc::ConnectionError> for ConnectionError {

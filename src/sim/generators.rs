@@ -20,9 +20,24 @@ pub struct DeviceCtx {
     /// Sparkplug B sequence number of the next payload (0–255; a BIRTH starts at 0).
     pub sparkplug_seq: u64,
     /// Made on the first draw ([`DeviceCtx::rng`]): a ChaCha state is about
-    /// 0.3 KiB, and most devices of a big fleet never draw a random number.
+    /// 0.3 KiB, and a device whose generators draw nothing never needs one.
     rng: Option<Box<ChaCha8Rng>>,
     rng_seed: u64,
+}
+
+/// A uniform draw in `lo..=hi`: `lo` when the range is empty, the middle
+/// when its width is not finite (rand panics on both; a scenario's numbers,
+/// edited live too, must not stop a device).
+fn draw(ctx: &mut DeviceCtx, lo: f64, hi: f64) -> f64 {
+    // Empty, or a bound is NaN.
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        return lo;
+    }
+    if !(hi - lo).is_finite() {
+        let mid = lo / 2.0 + hi / 2.0;
+        return if mid.is_finite() { mid } else { 0.0 };
+    }
+    ctx.rng().random_range(lo..=hi)
 }
 
 impl DeviceCtx {
@@ -212,11 +227,7 @@ impl Sampler {
             Gen::Text(t) => Value::String(ctx.fill(t, None)),
             Gen::Bool(b) => Value::Bool(*b),
             Gen::Uniform { min, max } => {
-                let x = if max > min {
-                    ctx.rng().random_range(*min..=*max)
-                } else {
-                    *min
-                };
+                let x = draw(ctx, *min, *max);
                 num(round(x, decimals))
             }
             Gen::RandomWalk {
@@ -229,11 +240,13 @@ impl Sampler {
                     None => *start,
                     Some(prev) => {
                         let d = if *step > 0.0 {
-                            ctx.rng().random_range(-*step..=*step)
+                            draw(ctx, -*step, *step)
                         } else {
                             0.0
                         };
-                        (prev + d).clamp(*min, *max)
+                        // Not `clamp`: it panics when min > max (a live edit
+                        // can make them so for a moment).
+                        (prev + d).max(*min).min(*max)
                     }
                 };
                 self.current = Some(x);
@@ -268,7 +281,7 @@ impl Sampler {
                 let goal = ctx.vars.get(target).copied().unwrap_or(*start);
                 let prev = self.current.unwrap_or(*start);
                 let jitter = if *noise > 0.0 {
-                    ctx.rng().random_range(-*noise..=*noise)
+                    draw(ctx, -*noise, *noise)
                 } else {
                     0.0
                 };
@@ -508,6 +521,47 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn ranges_rand_cannot_draw_from_give_a_value_not_a_panic() {
+        let mut c = ctx(1);
+        let huge = Gen::Uniform {
+            min: -1e308,
+            max: 1e308,
+        };
+        let unbounded_walk = Gen::RandomWalk {
+            start: 5.0,
+            step: f64::INFINITY,
+            min: 10.0,
+            max: 0.0, // min above max, as a live edit can leave it
+        };
+        let wild_noise = Gen::Follow {
+            target: "sp".into(),
+            start: 0.0,
+            rate: 0.5,
+            noise: f64::INFINITY,
+        };
+        assert_eq!(
+            Sampler::new(huge, 1.0).sample(&mut c, 0).as_f64(),
+            Some(0.0)
+        );
+        let mut walk = Sampler::new(unbounded_walk, 1.0);
+        for _ in 0..3 {
+            // A value, whatever it is: the device keeps running.
+            let _ = walk.sample(&mut c, 2);
+        }
+        let mut follow = Sampler::new(wild_noise, 1.0);
+        for _ in 0..3 {
+            let _ = follow.sample(&mut c, 2);
+        }
+        // A normal range still draws from the device's seeded sequence.
+        let fresh =
+            |c: &mut DeviceCtx| Sampler::new(Gen::Uniform { min: 0.0, max: 1.0 }, 1.0).sample(c, 6);
+        let mut a = ctx(3);
+        let mut b = ctx(3);
+        let _ = Sampler::new(Gen::Const(1.0), 1.0).sample(&mut a, 0);
+        assert_eq!(fresh(&mut a), fresh(&mut b));
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl Network {
         };
         // MQTT Workbench patch: 64 B buffers to start (tokio-util's default is
         // 8 KiB each way), grown as frames need: thousands of clients a
-        // process, most of them idle (a CONNECT, a PINGREQ fit).
+        // process, most of them idle (a PINGREQ, a CONNACK fit).
         let framed = Framed::with_capacity(socket, codec, 64);
 
         Network {

@@ -52,7 +52,7 @@ impl<P: Protocol> Network<P> {
         Network {
             socket,
             // MQTT Workbench patch: start small, grow as frames need (thousands
-            // of mostly idle connections a process; a CONNECT, a PINGREQ fit).
+            // of mostly idle connections a process; a PINGREQ fits).
             read: BytesMut::with_capacity(64),
             write: BytesMut::with_capacity(64),
             max_incoming_size,
