@@ -4,15 +4,15 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn device_action(&self, target: &Target, action: DeviceAction) {
+    pub(super) fn device_action(&mut self, target: &Target, action: DeviceAction) {
         let mut n = 0;
-        for d in &self.devices {
+        for d in &mut self.devices {
             let hit = match target {
                 Target::Device(id) => &d.client_id == id,
                 Target::Fleet(f) => &d.fleet == f,
                 Target::All => true,
             };
-            if hit && d.ctl.try_send(action).is_ok() {
+            if hit && d.mail.try_send(Mail::Action(action)).is_ok() {
                 n += 1;
             }
         }

@@ -22,7 +22,7 @@ use crate::command::{Command, ScenarioSource};
 use crate::event::{BrokerState, DeviceState, DeviceUpdate, Event, TlsInfo};
 use crate::fault::{DeviceAction, Effect, Fault, FaultKey, NetFault, Target};
 use crate::scenario::Scenario;
-use crate::sim::device::DeviceHandle;
+use crate::sim::device::{DeviceHandle, Mail};
 use crate::sim::mqtt::ToRumqttc;
 use crate::sim::{DeviceMsg, DeviceReporter};
 use crate::tap::{Recorder, Tap, Upstreams};

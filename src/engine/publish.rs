@@ -102,11 +102,14 @@ impl Engine {
                 }
             }
             Publisher::Device(id) => {
-                let Some(d) = self.devices.iter().find(|d| d.client_id == id) else {
+                let Some(d) = self.devices.iter_mut().find(|d| d.client_id == id) else {
                     return self.notice(true, format!("no virtual device \"{id}\" is running"));
                 };
                 let (answer, answered) = tokio::sync::oneshot::channel();
-                if d.publish.try_send(Box::new((req, answer))).is_err() {
+                if d.mail
+                    .try_send(Mail::Publish(Box::new((req, answer))))
+                    .is_err()
+                {
                     return self.notice(true, format!("{id} is busy: try again"));
                 }
                 let sink = self.sink.clone();

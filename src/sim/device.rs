@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5 as m5;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep};
 
 use super::DeviceReporter;
 use super::client::{Client, ClientError, Net, NetEvent, Received, graceful_disconnect};
@@ -68,28 +68,38 @@ pub struct DeviceHandle {
     /// Its scenario entry and seed, to tell whether a reload changes it.
     pub spec: Arc<DeviceSpec>,
     pub seed: u64,
-    pub ctl: flume::Sender<DeviceAction>,
-    /// Messages published by hand as this device.
-    pub publish: flume::Sender<HandPublish>,
+    /// Its mailbox: controls and faults, and messages published by hand.
+    /// Dropping it stops the device (gracefully).
+    pub mail: MailSender,
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// What the engine sends a running device.
+pub enum Mail {
+    Action(DeviceAction),
+    Publish(HandPublish),
+}
+
+/// The sending end of a device's mailbox.
+pub type MailSender = futures_channel::mpsc::Sender<Mail>;
+
+/// Mail a device may have waiting; more is refused (the sender hears "busy").
+const MAILBOX: usize = 16;
+
 pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
-    let (tx, rx) = flume::bounded(16);
-    let (pub_tx, pub_rx) = flume::bounded(16);
+    let (tx, rx) = futures_channel::mpsc::channel(MAILBOX);
     let client_id = plan.client_id.clone();
     let fleet = plan.fleet.clone();
     let (spec, seed) = (plan.spec.clone(), plan.seed);
     // Counted from now on, so a fleet's size is known before its tasks run.
     let mark = sink.ramp().mark();
-    let task = tokio::spawn(run(Device::new(plan, sink), rx, pub_rx, mark));
+    let task = tokio::spawn(run(Device::new(plan, sink), rx, mark));
     DeviceHandle {
         client_id,
         fleet,
         spec,
         seed,
-        ctl: tx,
-        publish: pub_tx,
+        mail: tx,
         task,
     }
 }
@@ -497,29 +507,30 @@ enum Next {
     Stop,
 }
 
-async fn wait_for_reconnect(ctl: &mut Inbox<'_, DeviceAction>, dev: &mut Device) -> Next {
+async fn wait_for_reconnect(inbox: &mut Inbox, dev: &mut Device) -> Next {
     loop {
-        match ctl.next().await {
+        match inbox.next().await {
             None => return Next::Stop,
-            Some(DeviceAction::Reconnect) => return Next::Reconnect,
-            Some(a) => dev.control(a),
+            Some(Mail::Action(DeviceAction::Reconnect)) => return Next::Reconnect,
+            Some(Mail::Action(a)) => dev.control(a),
+            // Answered at once: offline, it cannot go out.
+            Some(Mail::Publish(boxed)) => {
+                let (req, answer) = *boxed;
+                let _ = answer.send(dev.hand_publish(None, req));
+            }
         }
     }
 }
 
-/// A channel a device's loop waits on at every turn. A stream keeps its
-/// place in the channel's waiting list between turns; a `recv_async` made
-/// at each turn of a `select!` would join the list and leave it again on
-/// every wake (an allocation and two locks, twice per message).
-struct Inbox<'a, T>(flume::r#async::RecvStream<'a, T>);
+/// The mailbox a device's loop looks at on every turn of its `select!`, so
+/// looking must be cheap: futures-channel's receiver finds it empty with a
+/// few atomic reads and keeps its waker registered in place (flume's, two of
+/// them, took a lock each and a waiting-list entry per message).
+struct Inbox(futures_channel::mpsc::Receiver<Mail>);
 
-impl<'a, T> Inbox<'a, T> {
-    fn new(rx: &'a flume::Receiver<T>) -> Self {
-        Inbox(rx.stream())
-    }
-
-    /// The next message; None once every sender is gone. Cancel safe.
-    fn next(&mut self) -> impl std::future::Future<Output = Option<T>> + '_ {
+impl Inbox {
+    /// The next mail; None once the engine dropped the sender. Cancel safe.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Mail>> + '_ {
         std::future::poll_fn(|cx| {
             futures_core::Stream::poll_next(std::pin::Pin::new(&mut self.0), cx)
         })
@@ -550,8 +561,7 @@ fn message_props(spec: &MessageProps, ctx: &mut DeviceCtx) -> m5::PublishPropert
 #[allow(clippy::manual_async_fn)] // on purpose: see above
 fn run(
     mut dev: Device,
-    ctl: flume::Receiver<DeviceAction>,
-    hand: flume::Receiver<HandPublish>,
+    mail: futures_channel::mpsc::Receiver<Mail>,
     mut mark: super::ramp::RampMark,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
@@ -563,12 +573,10 @@ fn run(
             Box::pin(sleep(delay)).await;
         }
         let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
-        // One timer for every deadline (publishes, script timers, Sparkplug,
-        // the tick), reset to the earliest: a device keeps one registration in
-        // the timer wheel instead of making and dropping four on every wake.
-        let wake = sleep_until(on_grid(next_tick));
-        tokio::pin!(wake);
-        let (mut ctl, mut hand) = (Inbox::new(&ctl), Inbox::new(&hand));
+        // One alarm for every deadline (publishes, script timers, Sparkplug,
+        // the tick), set to the earliest, on the fleet's clock.
+        let mut alarm = super::timers::Alarm::new(dev.sink.clock().clone());
+        let mut inbox = Inbox(mail);
         loop {
             let (client, el) = dev.connect();
             let mut net = Net::new(el);
@@ -582,11 +590,8 @@ fn run(
                     .into_iter()
                     .flatten()
                     .fold(tick, Instant::min);
-                if wake.deadline() != earliest {
-                    wake.as_mut().reset(earliest);
-                }
                 tokio::select! {
-                    cmd = ctl.next() => match cmd {
+                    mail = inbox.next() => match mail {
                         None => {
                             if connected {
                                 dev.sparkplug_farewell(&client);
@@ -594,7 +599,7 @@ fn run(
                             }
                             break Next::Stop;
                         }
-                        Some(a @ (DeviceAction::Disconnect | DeviceAction::Drop)) => {
+                        Some(Mail::Action(a @ (DeviceAction::Disconnect | DeviceAction::Drop))) => {
                             // Drop: close the socket without DISCONNECT (the
                             // broker fires the will).
                             if a == DeviceAction::Disconnect && connected {
@@ -606,10 +611,14 @@ fn run(
                             dev.sparkplug_disconnected();
                             dev.set_state(DeviceState::Offline);
                             dev.script_hook(None, ScriptHook::Disconnect).await;
-                            break wait_for_reconnect(&mut ctl, &mut dev).await;
+                            break wait_for_reconnect(&mut inbox, &mut dev).await;
                         }
-                        Some(DeviceAction::Reconnect) => {}
-                        Some(a) => dev.control(a),
+                        Some(Mail::Action(DeviceAction::Reconnect)) => {}
+                        Some(Mail::Action(a)) => dev.control(a),
+                        Some(Mail::Publish(boxed)) => {
+                            let (req, answer) = *boxed;
+                            let _ = answer.send(dev.hand_publish(connected.then_some(&client), req));
+                        }
                     },
                     ev = net.next() => match ev {
                         Some(Ok(NetEvent::ConnAck)) => {
@@ -654,11 +663,7 @@ fn run(
                         }
                         None => break Next::Stop,
                     },
-                    Some(boxed) = hand.next() => {
-                        let (req, answer) = *boxed;
-                        let _ = answer.send(dev.hand_publish(connected.then_some(&client), req));
-                    }
-                    () = &mut wake => {
+                    () = alarm.at(earliest) => {
                         let now = Instant::now();
                         let reached = |t: Option<Instant>| t.is_some_and(|t| t <= now);
                         if reached(sp_due) {

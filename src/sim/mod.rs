@@ -40,6 +40,8 @@ pub struct DeviceReporter {
     dropped: Arc<AtomicU64>,
     /// The devices' connect counts (exact even when reports are dropped).
     ramp: Arc<ramp::Ramp>,
+    /// The clock every device reporting here wakes by.
+    clock: Arc<timers::Clock>,
 }
 
 impl DeviceReporter {
@@ -48,7 +50,13 @@ impl DeviceReporter {
             tx,
             dropped,
             ramp: Arc::default(),
+            clock: Arc::default(),
         }
+    }
+
+    /// The clock the devices reporting here wake by (`timers::Clock`).
+    pub(crate) fn clock(&self) -> &Arc<timers::Clock> {
+        &self.clock
     }
 
     /// The connect counts of every device reporting here.
@@ -243,7 +251,7 @@ pub async fn stop(handles: Vec<DeviceHandle>, grace: Duration) {
     let tasks: Vec<_> = handles
         .into_iter()
         .map(|h| {
-            drop(h.ctl);
+            drop(h.mail);
             h.task
         })
         .collect();

@@ -1,5 +1,9 @@
-//! When a device's timers wake: on a shared grid, catching up without bursts.
+//! When a device's timers wake: on a shared grid, catching up without bursts,
+//! woken by one clock for the whole fleet.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -31,21 +35,240 @@ pub(super) fn catch_up(due: Instant, every: Duration, now: Instant) -> (u32, Ins
     (sends, next)
 }
 
+/// Where the grid starts (the first time a device asked).
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// The grid slot `t` rounds up to.
+fn slot_of(t: Instant) -> u64 {
+    let slots = t
+        .saturating_duration_since(epoch())
+        .as_nanos()
+        .div_ceil(TIMER_GRID.as_nanos());
+    u64::try_from(slots).unwrap_or(u64::MAX)
+}
+
+/// The last grid slot whose time has come at `t`.
+fn slot_reached(t: Instant) -> u64 {
+    let slots = t.saturating_duration_since(epoch()).as_nanos() / TIMER_GRID.as_nanos();
+    u64::try_from(slots).unwrap_or(u64::MAX)
+}
+
+/// When grid slot `slot` comes.
+fn time_of(slot: u64) -> Option<Instant> {
+    let nanos = u64::try_from(u128::from(slot) * TIMER_GRID.as_nanos()).ok()?;
+    epoch().checked_add(Duration::from_nanos(nanos))
+}
+
 /// `t`, rounded up to the timer grid.
 pub(super) fn on_grid(t: Instant) -> Instant {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let grid = TIMER_GRID.as_nanos();
-    let slots = t.saturating_duration_since(epoch).as_nanos().div_ceil(grid);
-    match u64::try_from(slots * grid) {
-        Ok(n) => epoch + Duration::from_nanos(n),
-        Err(_) => t,
+    time_of(slot_of(t)).unwrap_or(t)
+}
+
+/// Slots the clock looks ahead (about 10 s); a device due later is woken at
+/// the horizon and looks again.
+const SLOTS: u64 = 1024;
+
+/// One clock for a fleet's timers. A device's deadlines are grid slots; the
+/// clock keeps, per slot, the wakers of the devices due then, and one task
+/// wakes a slot's devices together when its time comes. In tokio's own
+/// timer wheel each device kept an entry in an intrusive list: every
+/// publish unlinked it (touching its neighbours), the wheel moved it down a
+/// level before it fired and unlinked it again, each a cache miss on another
+/// device's memory, thousands a second. Here a device's waker is pushed on
+/// a slot's vector and taken off with the rest of the slot.
+#[derive(Default)]
+pub struct Clock {
+    /// Every slot up to this one has been woken.
+    fired: AtomicU64,
+    wheel: parking_lot::Mutex<Wheel>,
+    started: AtomicBool,
+}
+
+#[derive(Default)]
+struct Wheel {
+    /// Wakers by slot, `slot % SLOTS` (made on first use).
+    slots: Vec<Vec<Waker>>,
+    /// The earliest slot holding a waker (u64::MAX: none).
+    next: u64,
+    /// The clock's task, to hear of a slot earlier than the one it sleeps for.
+    ticker: Option<Waker>,
+}
+
+impl Clock {
+    /// Wake `waker` at grid slot `slot` (or at the horizon, if later); the
+    /// slot it will be woken at, or None if that slot's time has come.
+    fn register(self: &Arc<Self>, slot: u64, waker: &Waker) -> Option<u64> {
+        let mut w = self.wheel.lock();
+        // Read under the lock: the ticker moves it on under the lock.
+        let fired = self.fired.load(Ordering::Relaxed);
+        if slot <= fired {
+            return None;
+        }
+        let slot = slot.min(fired + SLOTS);
+        if w.slots.is_empty() {
+            w.slots = (0..SLOTS).map(|_| Vec::new()).collect();
+            w.next = u64::MAX;
+        }
+        w.slots[(slot % SLOTS) as usize].push(waker.clone());
+        if slot < w.next {
+            w.next = slot;
+            if let Some(t) = w.ticker.take() {
+                t.wake();
+            }
+        }
+        drop(w);
+        if !self.started.swap(true, Ordering::Relaxed) {
+            tokio::spawn(tick(Arc::downgrade(self)));
+        }
+        Some(slot)
+    }
+}
+
+/// The clock's task: wake each slot's devices when its time comes. Ends
+/// with the clock.
+async fn tick(clock: std::sync::Weak<Clock>) {
+    let sleep = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(sleep);
+    let mut due: Vec<Waker> = Vec::new();
+    loop {
+        let alive = std::future::poll_fn(|cx| {
+            let Some(c) = clock.upgrade() else {
+                return Poll::Ready(false);
+            };
+            let mut w = c.wheel.lock();
+            if !w.ticker.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                w.ticker = Some(cx.waker().clone());
+            }
+            let Some(at) = (w.next != u64::MAX).then(|| time_of(w.next)).flatten() else {
+                return Poll::Pending;
+            };
+            drop(w);
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
+            }
+            sleep.as_mut().poll(cx).map(|()| true)
+        })
+        .await;
+        let Some(c) = clock.upgrade().filter(|_| alive) else {
+            return;
+        };
+        let reached = slot_reached(Instant::now());
+        {
+            let mut w = c.wheel.lock();
+            let fired = c.fired.load(Ordering::Relaxed);
+            for slot in fired + 1..=reached.min(fired + SLOTS) {
+                let wakers = &mut w.slots[(slot % SLOTS) as usize];
+                due.append(wakers);
+                // A burst (a fleet connecting at once) gives its room back.
+                if wakers.capacity() > 4096 {
+                    *wakers = Vec::new();
+                }
+            }
+            c.fired.store(reached.max(fired), Ordering::Relaxed);
+            let fired = reached.max(fired);
+            w.next = (fired + 1..=fired + SLOTS)
+                .find(|s| !w.slots[(*s % SLOTS) as usize].is_empty())
+                .unwrap_or(u64::MAX);
+        }
+        drop(c);
+        for waker in due.drain(..) {
+            waker.wake();
+        }
+        due.shrink_to(4096);
+    }
+}
+
+/// A device's one alarm on the fleet's clock: the earliest of its deadlines.
+pub(super) struct Alarm {
+    clock: Arc<Clock>,
+    /// The slot this device's waker waits in, until the clock passes it.
+    armed: Option<u64>,
+}
+
+impl Alarm {
+    pub(super) fn new(clock: Arc<Clock>) -> Alarm {
+        Alarm { clock, armed: None }
+    }
+
+    /// Ready once `deadline` (a point on the grid) has come. Cancel safe;
+    /// polled on every turn of the device's loop, it takes the clock's lock
+    /// only when the device's earliest deadline moved before its slot.
+    pub(super) fn at(&mut self, deadline: Instant) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| self.poll_at(deadline, cx))
+    }
+
+    fn poll_at(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        if self
+            .armed
+            .is_some_and(|a| a <= self.clock.fired.load(Ordering::Relaxed))
+        {
+            self.armed = None; // woken (or about to be)
+        }
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        let slot = slot_of(deadline);
+        if self.armed.is_some_and(|a| a <= slot) {
+            return Poll::Pending; // an earlier or the same wake is due; then look again
+        }
+        match self.clock.register(slot, cx.waker()) {
+            Some(armed) => {
+                self.armed = Some(armed);
+                Poll::Pending
+            }
+            None => Poll::Ready(()),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_clock_wakes_each_alarm_at_its_slot_never_before() {
+        let clock = Arc::new(Clock::default());
+        let start = Instant::now();
+        // Out of order, one beyond the horizon, two in one slot.
+        let offsets_ms = [250u64, 30, 30, 120, 10_500, 0];
+        let tasks: Vec<_> = offsets_ms
+            .iter()
+            .map(|&ms| {
+                let clock = clock.clone();
+                tokio::spawn(async move {
+                    let deadline = on_grid(start + Duration::from_millis(ms));
+                    let mut alarm = Alarm::new(clock);
+                    alarm.at(deadline).await;
+                    (deadline, Instant::now())
+                })
+            })
+            .collect();
+        for (t, ms) in tasks.into_iter().zip(offsets_ms) {
+            let (deadline, woke) = t.await.unwrap();
+            assert!(
+                woke >= deadline,
+                "{ms} ms: woken {:?} early",
+                deadline - woke
+            );
+        }
+        // An earlier deadline than the one armed wakes at the earlier one.
+        let mut alarm = Alarm::new(clock.clone());
+        let later = on_grid(Instant::now() + Duration::from_secs(5));
+        let sooner = on_grid(Instant::now() + Duration::from_millis(40));
+        let waker = futures_util::task::noop_waker();
+        assert!(
+            alarm
+                .poll_at(later, &mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        tokio::time::timeout(Duration::from_secs(2), alarm.at(sooner))
+            .await
+            .expect("the sooner deadline woke the alarm");
+        assert!(Instant::now() >= sooner);
+    }
 
     #[test]
     fn timers_round_up_to_a_shared_grid_and_never_fire_early() {
