@@ -36,7 +36,7 @@ async fn exchange(sub_version: &str, pub_version: &str, qos: &str) {
     .spawn()
     .expect("mosquitto_sub runs (scripts/setup.sh installs mosquitto-clients)");
     rig.wait_for("the subscriber subscribed", 10, |c| {
-        c.sessions.get(&sub_id).is_some_and(|s| {
+        c.sessions.get(sub_id.as_str()).is_some_and(|s| {
             s.connected && s.subscriptions.values().any(|x| x.granted_qos.is_some())
         })
     })
@@ -71,16 +71,20 @@ async fn exchange(sub_version: &str, pub_version: &str, qos: &str) {
     // was captured before their connections' close.
     rig.wait_for("both legs captured, both clients gone", 10, |c| {
         c.topics.get(&topic).is_some_and(|t| t.delivered >= 2)
-            && c.sessions.get(&sub_id).is_some_and(|s| !s.connected)
-            && c.sessions.get(&pub_id).is_some_and(|s| !s.connected)
+            && c.sessions
+                .get(sub_id.as_str())
+                .is_some_and(|s| !s.connected)
+            && c.sessions
+                .get(pub_id.as_str())
+                .is_some_and(|s| !s.connected)
     })
     .await;
     let c = &rig.model.capture;
     let level = |v: &str| if v == "5" { 5 } else { 4 };
-    assert_eq!(c.sessions[&sub_id].protocol, level(sub_version));
-    assert_eq!(c.sessions[&pub_id].protocol, level(pub_version));
+    assert_eq!(c.sessions[sub_id.as_str()].protocol, level(sub_version));
+    assert_eq!(c.sessions[pub_id.as_str()].protocol, level(pub_version));
     assert_eq!(
-        c.sessions[&sub_id].last_disconnect(),
+        c.sessions[sub_id.as_str()].last_disconnect(),
         Some(&CloseReason::Graceful),
         "the v5 DISCONNECT (reason code omitted) is decoded"
     );

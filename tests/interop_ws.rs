@@ -72,7 +72,9 @@ async fn mqtt_js_over_websockets(version: u8, secure: bool) {
     // A fault injected on a WebSocket client: cut at the tap, its will fires.
     let will_client = format!("will-{v}");
     rig.wait_for("the will client's session", 10, |c| {
-        c.sessions.get(&will_client).is_some_and(|s| s.connected)
+        c.sessions
+            .get(will_client.as_str())
+            .is_some_and(|s| s.connected)
     })
     .await;
     rig.inject(Fault::Drop(Drop {
@@ -103,13 +105,13 @@ async fn mqtt_js_over_websockets(version: u8, secure: bool) {
     rig.wait_for("the clients gone", 10, |c| {
         ["sub", "pub", "late"].iter().all(|n| {
             c.sessions
-                .get(&format!("{n}-{v}"))
+                .get(format!("{n}-{v}").as_str())
                 .is_some_and(|s| !s.connected)
         })
     })
     .await;
     let c = &rig.model.capture;
-    let publisher = &c.sessions[&format!("pub-{v}")];
+    let publisher = &c.sessions[format!("pub-{v}").as_str()];
     assert_eq!(publisher.scheme(), if secure { "wss" } else { "ws" });
     assert_eq!(publisher.protocol, version);
     if secure {
@@ -135,7 +137,7 @@ async fn mqtt_js_over_websockets(version: u8, secure: bool) {
         );
     }
     assert_eq!(
-        c.sessions[&will_client].last_disconnect(),
+        c.sessions[will_client.as_str()].last_disconnect(),
         Some(&CloseReason::DroppedByTap)
     );
 }

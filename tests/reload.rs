@@ -136,7 +136,7 @@ async fn a_live_edit_changes_one_fleet_and_a_new_size_only_adds_or_removes_devic
     rig.wait_for("the fleet restarted and grew", 15, |c| {
         (1..=4).all(|i| {
             c.sessions
-                .get(&format!("p-{i}"))
+                .get(format!("p-{i}").as_str())
                 .is_some_and(|s| s.connected)
         }) && c.sessions["p-1"].conn != p1
     })

@@ -261,7 +261,7 @@ pub struct Capture {
     /// Boxed: a session is a few hundred bytes, and the table doubles as
     /// clients arrive; a table of pointers leaves little room behind when it
     /// moves (about 0.4 KiB per client at 3,000 clients, inline).
-    pub sessions: Index<String, Box<Session>>,
+    pub sessions: Index<Arc<str>, Box<Session>>,
     /// Bumped when a client connects or disconnects (views cache by it).
     pub session_changes: u64,
     /// Connections that ended before a CONNECT (a failed TLS or WebSocket
@@ -366,7 +366,7 @@ impl Capture {
     /// event). Clients still connected stay listed, with their subscriptions,
     /// and their message counts start again from zero.
     pub fn clear(&mut self) {
-        let mut live: Index<String, Box<Session>> = std::mem::take(&mut self.sessions)
+        let mut live: Index<Arc<str>, Box<Session>> = std::mem::take(&mut self.sessions)
             .into_iter()
             .filter(|(_, s)| s.connected)
             .collect();
@@ -398,7 +398,7 @@ impl Capture {
                 self.will_topics
                     .entry(w.topic.clone())
                     .or_default()
-                    .push(id.clone());
+                    .push(id.to_string());
             }
         }
         self.dropped = dropped;
@@ -599,7 +599,7 @@ impl Capture {
             .get(topic)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.sessions.get(id)?.will.as_deref())
+            .filter_map(|id| self.sessions.get(id.as_str())?.will.as_deref())
             .filter(move |w| w.topic == topic)
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::wire::{CloseReason, ConnId, Direction, PacketKind, WillInfo, WireDetail, WireEvent};
 
@@ -144,23 +145,23 @@ impl Session {
     }
 }
 
-fn session<'a>(cap: &'a mut Capture, client_id: &str, t_us: u64) -> Option<&'a mut Session> {
+fn session<'a>(cap: &'a mut Capture, client_id: &Arc<str>, t_us: u64) -> Option<&'a mut Session> {
     if client_id.is_empty() {
         return None;
     }
-    // A known client (every frame) is found without allocating a key for it.
-    if !cap.sessions.contains_key(client_id) {
-        if cap.sessions.len() >= cap.limits.max_sessions {
-            return None;
-        }
-        let s = Session {
+    // One lookup, keyed by the frame's own `Arc<str>` (the tap's, shared by
+    // every frame of the connection): the key compares by pointer first, so
+    // a known client is found without reading another copy of its id.
+    let full = cap.sessions.len() >= cap.limits.max_sessions;
+    let s = match cap.sessions.entry(client_id.clone()) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(_) if full => return None,
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(Box::new(Session {
             client_id: client_id.to_string(),
             first_seen_us: t_us,
             ..Default::default()
-        };
-        cap.sessions.insert(client_id.to_string(), Box::new(s));
-    }
-    let s = cap.sessions.get_mut(client_id)?;
+        })),
+    };
     s.last_seen_us = t_us;
     Some(s)
 }

@@ -205,7 +205,7 @@ impl DevicesPanel {
             .sessions
             .keys()
             .filter(|id| !devices.is_virtual(id) && self.matches(id))
-            .cloned()
+            .map(|id| id.to_string())
             .collect();
         self.external
             .sort_by_cached_key(|id| super::format::natural_key(id));
@@ -385,7 +385,7 @@ impl DevicesPanel {
             return;
         };
         let is_virtual = devices.is_virtual(&id);
-        let session = capture.sessions.get(&id).map(|s| &**s);
+        let session = capture.sessions.get(id.as_str()).map(|s| &**s);
         if !is_virtual && session.is_none() {
             self.selected = None;
             return;

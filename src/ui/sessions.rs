@@ -40,7 +40,7 @@ impl SessionsPanel {
                 match self
                     .selected
                     .as_ref()
-                    .and_then(|id| capture.sessions.get(id))
+                    .and_then(|id| capture.sessions.get(id.as_str()))
                 {
                     Some(s) => detail_ui(ui, capture, s, devices, out),
                     None => {
@@ -67,7 +67,7 @@ impl SessionsPanel {
         let f = self.filter.to_lowercase();
         let order_key = (capture.sessions.len(), capture.clears);
         if self.order_key != order_key {
-            self.order = capture.sessions.keys().cloned().collect();
+            self.order = capture.sessions.keys().map(|id| id.to_string()).collect();
             self.order.sort_by_cached_key(|id| format::natural_key(id));
             self.order_key = order_key;
         }
@@ -84,7 +84,11 @@ impl SessionsPanel {
                 .iter()
                 .filter(|id| f.is_empty() || id.to_lowercase().contains(&f))
                 .filter(|id| {
-                    !only_connected || capture.sessions.get(*id).is_some_and(|s| s.connected)
+                    !only_connected
+                        || capture
+                            .sessions
+                            .get(id.as_str())
+                            .is_some_and(|s| s.connected)
                 })
                 .cloned()
                 .collect();
@@ -126,7 +130,7 @@ impl SessionsPanel {
             })
             .body(|body| {
                 body.rows(18.0, ids.len(), |mut row| {
-                    let Some(s) = capture.sessions.get(&ids[row.index()]) else {
+                    let Some(s) = capture.sessions.get(ids[row.index()].as_str()) else {
                         return;
                     };
                     row.set_selected(self.selected.as_deref() == Some(&s.client_id));
