@@ -149,9 +149,10 @@ fn session<'a>(cap: &'a mut Capture, client_id: &Arc<str>, t_us: u64) -> Option<
     if client_id.is_empty() {
         return None;
     }
-    // One lookup, keyed by the frame's own `Arc<str>` (the tap's, shared by
-    // every frame of the connection): the key compares by pointer first, so
-    // a known client is found without reading another copy of its id.
+    // One lookup (there were two: `contains_key`, then `get_mut`), keyed by
+    // an `Arc<str>`: the frame's own, cloned without allocating. While the
+    // connection that made the session lasts, the key is that connection's
+    // `Arc` (the tap's), which compares by pointer before it compares bytes.
     let full = cap.sessions.len() >= cap.limits.max_sessions;
     let s = match cap.sessions.entry(client_id.clone()) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),

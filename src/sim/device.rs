@@ -84,7 +84,9 @@ pub enum Mail {
 pub type MailSender = futures_channel::mpsc::Sender<Mail>;
 
 /// Mail a device may have waiting; more is refused (the sender hears "busy").
-const MAILBOX: usize = 16;
+/// Controls and hand publishes share it: room for 16 of each, as when each
+/// had a channel of its own (queued mail only is allocated).
+const MAILBOX: usize = 32;
 
 pub fn spawn(plan: DevicePlan, sink: DeviceReporter) -> DeviceHandle {
     let (tx, rx) = futures_channel::mpsc::channel(MAILBOX);
@@ -574,7 +576,7 @@ fn run(
         }
         let mut next_tick = Instant::now() + dev.plan.spec.tick.0;
         // One alarm for every deadline (publishes, script timers, Sparkplug,
-        // the tick), set to the earliest, on the fleet's clock.
+        // the tick), set to the earliest, on the engine's clock (`timers::Clock`).
         let mut alarm = super::timers::Alarm::new(dev.sink.clock().clone());
         let mut inbox = Inbox(mail);
         loop {
