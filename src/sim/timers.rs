@@ -161,6 +161,24 @@ impl Clock {
     }
 }
 
+impl Clock {
+    /// Take a waker out of its slot (a device that ended). A crowded slot
+    /// is left alone: its wakers are dropped when it fires, at most one
+    /// horizon later.
+    fn forget(&self, slot: u64, waker: &Waker) {
+        let mut w = self.wheel.lock();
+        if slot <= self.fired.load(Ordering::Relaxed) || w.slots.is_empty() {
+            return;
+        }
+        let wakers = &mut w.slots[(slot % self.horizon) as usize];
+        if wakers.len() <= 1024
+            && let Some(i) = wakers.iter().position(|w| w.will_wake(waker))
+        {
+            wakers.swap_remove(i);
+        }
+    }
+}
+
 /// The clock's task: wake each slot's devices when its time comes. Ends
 /// once the clock is dropped (which wakes it).
 async fn tick(clock: std::sync::Weak<Clock>) {
@@ -219,8 +237,18 @@ async fn tick(clock: std::sync::Weak<Clock>) {
 /// A device's one alarm on its engine's clock: the earliest of its deadlines.
 pub(super) struct Alarm {
     clock: Arc<Clock>,
-    /// The slot this device's waker waits in, until the clock passes it.
-    armed: Option<u64>,
+    /// The slot this device's waker waits in, until the clock passes it,
+    /// and the waker (to take it out again when the device ends: a waker
+    /// keeps its task's memory).
+    armed: Option<(u64, Waker)>,
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if let Some((slot, waker)) = self.armed.take() {
+            self.clock.forget(slot, &waker);
+        }
+    }
 }
 
 impl Alarm {
@@ -238,7 +266,8 @@ impl Alarm {
     fn poll_at(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
         if self
             .armed
-            .is_some_and(|a| a <= self.clock.fired.load(Ordering::Relaxed))
+            .as_ref()
+            .is_some_and(|(a, _)| *a <= self.clock.fired.load(Ordering::Relaxed))
         {
             self.armed = None; // woken (or about to be)
         }
@@ -246,12 +275,12 @@ impl Alarm {
             return Poll::Ready(());
         }
         let slot = slot_of(deadline);
-        if self.armed.is_some_and(|a| a <= slot) {
+        if self.armed.as_ref().is_some_and(|(a, _)| *a <= slot) {
             return Poll::Pending; // an earlier or the same wake is due; then look again
         }
         match self.clock.register(slot, cx.waker()) {
             Some(armed) => {
-                self.armed = Some(armed);
+                self.armed = Some((armed, cx.waker().clone()));
                 Poll::Pending
             }
             None => Poll::Ready(()),
@@ -307,6 +336,16 @@ mod tests {
             .await
             .expect("the sooner deadline woke the alarm");
         assert!(Instant::now() >= sooner);
+        // A device that ends takes its waker (and so its task's memory) out.
+        let queued = |c: &Clock| c.wheel.lock().slots.iter().map(Vec::len).sum::<usize>();
+        let before = queued(&clock);
+        let mut ending = Alarm::new(clock.clone());
+        let far = on_grid(Instant::now() + Duration::from_secs(1));
+        let cx = &mut Context::from_waker(&waker);
+        assert!(ending.poll_at(far, cx).is_pending());
+        assert_eq!(queued(&clock), before + 1);
+        drop(ending);
+        assert_eq!(queued(&clock), before, "the ended alarm's waker is gone");
     }
 
     #[test]
