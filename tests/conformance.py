@@ -21,7 +21,8 @@ Output is one line per test, ``PASS name [clause]`` (sometimes followed by
 status is 0 if every selected test passed, 1 otherwise (2 for bad usage).
 
 Tests run one after another.  Every wait is bounded (at most TIMEOUT seconds;
-the tests about time wait at most ~2.5 s on purpose).  A message that must
+the tests about time wait at most ~2.5 s on purpose, but for the keep alive
+ones, which allow mosquitto's coarse keep alive check 9 s).  A message that must
 NOT arrive is checked with a sentinel: a message published after it, on a path
 where MQTT guarantees ordering, whose arrival proves the first one was not
 sent.  Each test uses client ids and topics made from its name and a random
@@ -1112,6 +1113,47 @@ def keepalive_zero(h):
     c.expect(b"keepalive-zero")
     if h.version == V5 and c.connack("ServerKeepAlive") is not None:
         h.note(f"CONNACK Server Keep Alive {c.connack('ServerKeepAlive')}")
+
+
+@test("v5_keepalive_counts_what_the_client_sends", "MQTT-5 §3.1.2.10")
+@test("v311_keepalive_counts_what_the_client_sends", "MQTT-3.1.1 §3.1.2.10", V311)
+def keepalive_silent_receiver(h):
+    """3.1.1 §3.1.2.10 [MQTT-3.1.2-24] (MQTT 5 [MQTT-3.1.2-22]): "If the Keep
+    Alive value is non-zero and the Server does not receive a Control Packet
+    from the Client within one and a half times the Keep Alive time period,
+    it MUST disconnect the Network Connection to the Client".  What the
+    Server sends does not count: a client with keep alive 1 s subscribes,
+    then sends nothing while it is sent a message every 0.3 s; it must be
+    disconnected.  Waited at most 9 s: the clause asks for 1.5 s, and
+    mosquitto 2.0 closes such a client after 4.5-6 s (it checks keep alives
+    every few seconds; a fully silent one too), which the clause does not
+    forbid.  Then an unrelated probe."""
+    topic = h.topic("silent")
+    r = h.raw()
+    r.connect(h.cid("silent"), keepalive=1)
+    r.subscribe(1, [(topic, 0)])
+    publisher = h.raw(V311)
+    publisher.connect(h.cid("feeder"), keepalive=0)
+    stop = threading.Event()
+
+    def feed():
+        while not stop.wait(0.3):
+            try:
+                publisher.send(publish_packet(V311, topic, b"tick"))
+            except OSError:
+                return
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        seen = r.wait_closed("a client silent for 1.5 x its keep alive of 1 s", timeout=9.0)
+    finally:
+        stop.set()
+        feeder.join()
+        publisher.disconnect()
+    check(any(p.type == PUBLISH for p in seen),
+          f"expected messages to reach the silent client before it was disconnected, seen {seen}")
+    probe(h)
 
 
 def probe(h, label="probe"):

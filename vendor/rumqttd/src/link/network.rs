@@ -1,14 +1,12 @@
 use bytes::BytesMut;
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    time::timeout,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use std::{
     collections::VecDeque,
     io::{self, ErrorKind},
+    pin::Pin,
 };
-use tokio::time::{error::Elapsed, Duration};
+use tokio::time::{error::Elapsed, Duration, Instant, Sleep};
 
 use crate::protocol::{self, Packet, Protocol};
 
@@ -20,6 +18,9 @@ pub enum Error {
     Protocol(#[from] protocol::Error),
     #[error["Keep alive timeout"]]
     KeepAlive(#[from] Elapsed),
+    /// MQTT Workbench patch: the keep alive ran out (see `Network::read`).
+    #[error["Keep alive timeout: nothing from the client for {0:?}"]]
+    KeepAliveExpired(Duration),
 }
 
 /// Network transforms packets <-> frames efficiently. It takes
@@ -38,6 +39,10 @@ pub struct Network<P> {
     max_connection_buffer_len: usize,
     /// Keep alive timeout
     keepalive: Duration,
+    /// MQTT Workbench patch: when bytes last came from the client, and one
+    /// timer for the keep alive, made on the first wait (see `read`).
+    last_read: Instant,
+    keepalive_timer: Option<Pin<Box<Sleep>>>,
     /// Protocol
     protocol: P,
 }
@@ -61,6 +66,8 @@ impl<P: Protocol> Network<P> {
             // would wait indefinitely until we get a packet / network error
             // when we call read.
             keepalive: Duration::MAX,
+            last_read: Instant::now(),
+            keepalive_timer: None,
             protocol,
         }
     }
@@ -71,6 +78,7 @@ impl<P: Protocol> Network<P> {
     }
 
     pub fn set_keepalive(&mut self, keepalive: u16) {
+        self.keepalive_timer = None;
         // MQTT Workbench patch (MQTT 3.1.1 §3.1.2.10): 0 turns the keep alive
         // off; upstream made it a zero deadline.
         if keepalive == 0 {
@@ -82,13 +90,17 @@ impl<P: Protocol> Network<P> {
     }
 
     /// Reads more than 'required' bytes to frame a packet into self.read buffer
-    async fn read_bytes(&mut self, required: usize) -> io::Result<usize> {
+    async fn read_bytes(
+        socket: &mut Box<dyn N>,
+        buf: &mut BytesMut,
+        required: usize,
+    ) -> io::Result<usize> {
         // TODO: Fix this cancellation bug and write unit test
         let mut total_read = 0;
         loop {
-            let read = self.socket.read_buf(&mut self.read).await?;
+            let read = socket.read_buf(buf).await?;
             if 0 == read {
-                let error = if self.read.is_empty() {
+                let error = if buf.is_empty() {
                     io::Error::new(ErrorKind::ConnectionAborted, "connection closed by peer")
                 } else {
                     io::Error::new(ErrorKind::ConnectionReset, "connection reset by peer")
@@ -119,7 +131,47 @@ impl<P: Protocol> Network<P> {
 
             // read more packets until a frame can be created. This function
             // blocks until a frame can be created. Use this in a select! branch
-            timeout(self.keepalive, self.read_bytes(required)).await??;
+            self.read_within_keepalive(required).await?;
+        }
+    }
+
+    /// MQTT Workbench patch (MQTT 3.1.1 §3.1.2.10 [MQTT-3.1.2-24], MQTT 5
+    /// §3.1.2.10 [MQTT-3.1.2-22]): "If the Keep Alive value is non-zero and
+    /// the Server does not receive a Control Packet from the Client within one
+    /// and a half times the Keep Alive time period, it MUST disconnect".
+    /// Upstream wrapped each wait for bytes in a fresh `timeout`, and the link
+    /// starts a new wait every time it writes to the client: a client that
+    /// went silent while it was sent messages more often than its keep alive
+    /// was never disconnected. The deadline now counts from the last bytes
+    /// read, and one timer per connection serves every wait (it moves only
+    /// when it fires early), instead of a timer made and removed per wait.
+    async fn read_within_keepalive(&mut self, required: usize) -> Result<usize, Error> {
+        let Some(deadline) = self.last_read.checked_add(self.keepalive) else {
+            // Keep alive off (0, or before the CONNECT set it).
+            let n = Self::read_bytes(&mut self.socket, &mut self.read, required).await?;
+            self.last_read = Instant::now();
+            return Ok(n);
+        };
+        let timer = self
+            .keepalive_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let read = Self::read_bytes(&mut self.socket, &mut self.read, required);
+        tokio::pin!(read);
+        loop {
+            tokio::select! {
+                biased;
+                n = &mut read => {
+                    self.last_read = Instant::now();
+                    return Ok(n?);
+                }
+                () = timer.as_mut() => {
+                    let deadline = self.last_read + self.keepalive;
+                    if Instant::now() >= deadline {
+                        return Err(Error::KeepAliveExpired(self.keepalive));
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 
