@@ -143,8 +143,8 @@ impl<P: Protocol> Network<P> {
     /// starts a new wait every time it writes to the client: a client that
     /// went silent while it was sent messages more often than its keep alive
     /// was never disconnected. The deadline now counts from the last bytes
-    /// read, and one timer per connection serves every wait (it moves only
-    /// when it fires early), instead of a timer made and removed per wait.
+    /// read, and one timer per connection serves every wait, moved later on
+    /// every read, instead of a timer made and removed per wait.
     async fn read_within_keepalive(&mut self, required: usize) -> Result<usize, Error> {
         let Some(deadline) = self.last_read.checked_add(self.keepalive) else {
             // Keep alive off (0, or before the CONNECT set it).
@@ -161,7 +161,11 @@ impl<P: Protocol> Network<P> {
             tokio::select! {
                 biased;
                 n = &mut read => {
-                    self.last_read = Instant::now();
+                    let now = Instant::now();
+                    self.last_read = now;
+                    // A later deadline only marks the timer (no lock, no
+                    // wake): tokio files it again when the old one comes.
+                    timer.as_mut().reset(now + self.keepalive);
                     return Ok(n?);
                 }
                 () = timer.as_mut() => {
