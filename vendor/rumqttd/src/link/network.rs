@@ -18,7 +18,8 @@ pub enum Error {
     Protocol(#[from] protocol::Error),
     #[error["Keep alive timeout"]]
     KeepAlive(#[from] Elapsed),
-    /// MQTT Workbench patch: the keep alive ran out (see `Network::read`).
+    /// MQTT Workbench patch: the keep alive ran out (see
+    /// `Network::read_within_keepalive`).
     #[error["Keep alive timeout: nothing from the client for {0:?}"]]
     KeepAliveExpired(Duration),
 }
@@ -40,7 +41,8 @@ pub struct Network<P> {
     /// Keep alive timeout
     keepalive: Duration,
     /// MQTT Workbench patch: when bytes last came from the client, and one
-    /// timer for the keep alive, made on the first wait (see `read`).
+    /// timer for the keep alive, made on the first wait (see
+    /// `read_within_keepalive`).
     last_read: Instant,
     keepalive_timer: Option<Pin<Box<Sleep>>>,
     /// Protocol
@@ -78,6 +80,7 @@ impl<P: Protocol> Network<P> {
     }
 
     pub fn set_keepalive(&mut self, keepalive: u16) {
+        // MQTT Workbench patch: the next wait makes the timer anew.
         self.keepalive_timer = None;
         // MQTT Workbench patch (MQTT 3.1.1 §3.1.2.10): 0 turns the keep alive
         // off; upstream made it a zero deadline.
