@@ -388,6 +388,71 @@ async fn half_dead_client_times_out_at_the_broker_and_its_will_fires() {
     assert_eq!(rig.model.capture.topics["hd/will"].wills, 1);
 }
 
+/// MQTT 3.1.1 [MQTT-3.1.2-24]: the keep alive counts what the client sends.
+/// A half-dead subscriber on a busy topic is still closed after 1.5 × its
+/// keep alive (the broker restarted the keep alive at every message it sent
+/// until the patch in `vendor/rumqttd/src/link/network.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_dead_subscriber_on_a_busy_topic_still_times_out_and_its_will_fires() {
+    let mut rig = Rig::start().await;
+    let mut watcher = connect(options("hd2-watch", rig.port(), true));
+    watcher.connack().await;
+    watcher.subscribe("hd2/will", QoS::AtLeastOnce).await;
+    let mut o = options("hd2-client", rig.port(), true);
+    o.set_keep_alive(Duration::from_secs(2));
+    o.set_last_will(LastWill::new("hd2/will", "silent", QoS::AtLeastOnce, false));
+    let mut c = connect(o);
+    c.connack().await;
+    c.subscribe("hd2/feed", QoS::AtMostOnce).await;
+    let mut feeder = connect(options("hd2-feeder", rig.port(), true));
+    feeder.connack().await;
+    let t0 = Instant::now();
+    rig.inject(Fault::HalfDead(mqtt_workbench::fault::HalfDead {
+        target: dev("hd2-client"),
+        duration: None,
+    }));
+    // A message for the silent client every 300 ms (at most 40, 12 s).
+    let feed = tokio::spawn(async move {
+        for i in 0..40u32 {
+            if feeder
+                .client
+                .publish("hd2/feed", QoS::AtMostOnce, false, i.to_string())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let will = watcher
+        .expect("the will of the silent subscriber", 10, |p| {
+            matches!(p, Packet::Publish(_))
+        })
+        .await;
+    let took = t0.elapsed();
+    feed.abort();
+    assert_eq!(
+        publish_payloads(&will).unwrap(),
+        ("hd2/will", &b"silent"[..])
+    );
+    assert!(took >= Duration::from_millis(2000), "will after {took:?}");
+    rig.wait_for("the broker's close recorded", 5, |c| {
+        c.sessions.get("hd2-client").is_some_and(|s| !s.connected)
+    })
+    .await;
+    assert_eq!(
+        rig.model.capture.sessions["hd2-client"].last_disconnect(),
+        Some(&CloseReason::BrokerClosed)
+    );
+    // The broker was sending to it all along: the tap read those messages.
+    assert!(
+        rig.model.capture.topics["hd2/feed"].delivered >= 3,
+        "messages went to the silent subscriber: {}",
+        rig.model.capture.topics["hd2/feed"].delivered
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_restart_keeps_sessions_and_cold_restart_loses_them() {
     let mut rig = Rig::start().await;
