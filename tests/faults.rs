@@ -351,41 +351,7 @@ async fn bandwidth_cap_paces_a_large_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_dead_client_times_out_at_the_broker_and_its_will_fires() {
-    let mut rig = Rig::start().await;
-    let mut watcher = connect(options("hd-watch", rig.port(), true));
-    watcher.connack().await;
-    watcher.subscribe("hd/will", QoS::AtLeastOnce).await;
-    let mut o = options("hd-client", rig.port(), true);
-    o.set_keep_alive(Duration::from_secs(2));
-    o.set_last_will(LastWill::new("hd/will", "silent", QoS::AtLeastOnce, false));
-    let mut c = connect(o);
-    c.connack().await;
-    let t0 = Instant::now();
-    rig.inject(Fault::HalfDead(mqtt_workbench::fault::HalfDead {
-        target: dev("hd-client"),
-        duration: None,
-    }));
-    let will = watcher
-        .expect("the will after keepalive expiry", 10, |p| {
-            matches!(p, Packet::Publish(_))
-        })
-        .await;
-    let took = t0.elapsed();
-    assert_eq!(
-        publish_payloads(&will).unwrap(),
-        ("hd/will", &b"silent"[..])
-    );
-    // rumqttd gives up after 1.5 × keepalive (3 s): never before the keepalive expired.
-    assert!(took >= Duration::from_millis(2000), "will after {took:?}");
-    rig.wait_for("the broker's close recorded", 5, |c| {
-        c.sessions.get("hd-client").is_some_and(|s| !s.connected)
-    })
-    .await;
-    assert_eq!(
-        rig.model.capture.sessions["hd-client"].last_disconnect(),
-        Some(&CloseReason::BrokerClosed)
-    );
-    assert_eq!(rig.model.capture.topics["hd/will"].wills, 1);
+    half_dead_times_out("hd", false).await;
 }
 
 /// MQTT 3.1.1 [MQTT-3.1.2-24]: the keep alive counts what the client sends.
@@ -394,63 +360,92 @@ async fn half_dead_client_times_out_at_the_broker_and_its_will_fires() {
 /// until the patch in `vendor/rumqttd/src/link/network.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_dead_subscriber_on_a_busy_topic_still_times_out_and_its_will_fires() {
+    half_dead_times_out("hd2", true).await;
+}
+
+/// A client with keep alive 2 s and a will goes half-dead (the tap stops
+/// reading it); the broker must close it and publish the will, not before
+/// the keep alive ran out. `busy`: it subscribes to a topic that gets a
+/// message every 300 ms meanwhile.
+async fn half_dead_times_out(name: &str, busy: bool) {
+    let (will_topic, feed_topic, id) = (
+        format!("{name}/will"),
+        format!("{name}/feed"),
+        format!("{name}-client"),
+    );
     let mut rig = Rig::start().await;
-    let mut watcher = connect(options("hd2-watch", rig.port(), true));
+    let mut watcher = connect(options(&format!("{name}-watch"), rig.port(), true));
     watcher.connack().await;
-    watcher.subscribe("hd2/will", QoS::AtLeastOnce).await;
-    let mut o = options("hd2-client", rig.port(), true);
+    watcher.subscribe(&will_topic, QoS::AtLeastOnce).await;
+    let mut o = options(&id, rig.port(), true);
     o.set_keep_alive(Duration::from_secs(2));
-    o.set_last_will(LastWill::new("hd2/will", "silent", QoS::AtLeastOnce, false));
+    o.set_last_will(LastWill::new(
+        &will_topic,
+        "silent",
+        QoS::AtLeastOnce,
+        false,
+    ));
     let mut c = connect(o);
     c.connack().await;
-    c.subscribe("hd2/feed", QoS::AtMostOnce).await;
-    let mut feeder = connect(options("hd2-feeder", rig.port(), true));
-    feeder.connack().await;
+    let mut feeder = None;
+    if busy {
+        c.subscribe(&feed_topic, QoS::AtMostOnce).await;
+        let mut f = connect(options(&format!("{name}-feeder"), rig.port(), true));
+        f.connack().await;
+        feeder = Some(f);
+    }
     let t0 = Instant::now();
     rig.inject(Fault::HalfDead(mqtt_workbench::fault::HalfDead {
-        target: dev("hd2-client"),
+        target: dev(&id),
         duration: None,
     }));
     // A message for the silent client every 300 ms (at most 40, 12 s).
-    let feed = tokio::spawn(async move {
-        for i in 0..40u32 {
-            if feeder
-                .client
-                .publish("hd2/feed", QoS::AtMostOnce, false, i.to_string())
-                .await
-                .is_err()
-            {
-                break;
+    let feed = feeder.map(|feeder| {
+        let topic = feed_topic.clone();
+        tokio::spawn(async move {
+            for i in 0..40u32 {
+                let sent = feeder
+                    .client
+                    .publish(&topic, QoS::AtMostOnce, false, i.to_string());
+                if sent.await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        })
     });
     let will = watcher
-        .expect("the will of the silent subscriber", 10, |p| {
+        .expect("the will after keepalive expiry", 10, |p| {
             matches!(p, Packet::Publish(_))
         })
         .await;
     let took = t0.elapsed();
-    feed.abort();
+    if let Some(feed) = feed {
+        feed.abort();
+    }
     assert_eq!(
-        publish_payloads(&will).unwrap(),
-        ("hd2/will", &b"silent"[..])
+        publish_payloads(&will).expect("the will is a PUBLISH"),
+        (will_topic.as_str(), &b"silent"[..])
     );
+    // rumqttd gives up after 1.5 × keepalive (3 s): never before the keepalive expired.
     assert!(took >= Duration::from_millis(2000), "will after {took:?}");
     rig.wait_for("the broker's close recorded", 5, |c| {
-        c.sessions.get("hd2-client").is_some_and(|s| !s.connected)
+        c.sessions.get(id.as_str()).is_some_and(|s| !s.connected)
     })
     .await;
     assert_eq!(
-        rig.model.capture.sessions["hd2-client"].last_disconnect(),
+        rig.model.capture.sessions[id.as_str()].last_disconnect(),
         Some(&CloseReason::BrokerClosed)
     );
-    // The broker was sending to it all along: the tap read those messages.
-    assert!(
-        rig.model.capture.topics["hd2/feed"].delivered >= 3,
-        "messages went to the silent subscriber: {}",
-        rig.model.capture.topics["hd2/feed"].delivered
-    );
+    assert_eq!(rig.model.capture.topics[will_topic.as_str()].wills, 1);
+    if busy {
+        // The broker was sending to it all along: the tap read those messages.
+        let delivered = rig.model.capture.topics[feed_topic.as_str()].delivered;
+        assert!(
+            delivered >= 3,
+            "messages went to the silent subscriber: {delivered}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
