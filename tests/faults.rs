@@ -403,14 +403,15 @@ async fn half_dead_times_out(name: &str, busy: bool) {
     let feed = feeder.map(|feeder| {
         let topic = feed_topic.clone();
         tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(300));
             for i in 0..40u32 {
+                every.tick().await;
                 let sent = feeder
                     .client
                     .publish(&topic, QoS::AtMostOnce, false, i.to_string());
                 if sent.await.is_err() {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(300)).await;
             }
         })
     });

@@ -99,16 +99,6 @@ impl Default for Clock {
     }
 }
 
-impl Clock {
-    fn with_horizon(horizon: u64) -> Clock {
-        Clock {
-            horizon: horizon.max(1),
-            fired: AtomicU64::new(0),
-            wheel: parking_lot::Mutex::default(),
-        }
-    }
-}
-
 impl Drop for Clock {
     /// The ticker may be waiting with no slot to sleep for: it hears that
     /// the clock is gone and ends.
@@ -133,6 +123,14 @@ struct Wheel {
 }
 
 impl Clock {
+    fn with_horizon(horizon: u64) -> Clock {
+        Clock {
+            horizon: horizon.max(1),
+            fired: AtomicU64::new(0),
+            wheel: parking_lot::Mutex::default(),
+        }
+    }
+
     /// Wake `waker` at grid slot `slot` (or at the horizon, if later); the
     /// slot it will be woken at, or None if that slot's time has come.
     fn register(self: &Arc<Self>, slot: u64, waker: &Waker) -> Option<u64> {
@@ -159,9 +157,7 @@ impl Clock {
         }
         Some(slot)
     }
-}
 
-impl Clock {
     /// Take a waker out of its slot (a device that ended). A crowded slot
     /// is left alone: its wakers are dropped when it fires, at most one
     /// horizon later.

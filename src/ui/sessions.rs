@@ -1,5 +1,7 @@
 //! Session inspector: every client the tap has seen, connected or not.
 
+use std::sync::Arc;
+
 use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 
@@ -17,10 +19,11 @@ pub struct SessionsPanel {
     pub selected: Option<String>,
     only_connected: bool,
     /// Every client id in natural order (car-2 before car-10), re-sorted only when clients appear.
-    order: Vec<String>,
+    /// The capture's own keys (shared, not copied).
+    order: Vec<Arc<str>>,
     order_key: (usize, u64),
     /// The ids shown, cached by (order, filter, connected-only, connection changes).
-    shown: Vec<String>,
+    shown: Vec<Arc<str>>,
     shown_key: Option<((usize, u64), String, bool, u64)>,
 }
 
@@ -67,7 +70,7 @@ impl SessionsPanel {
         let f = self.filter.to_lowercase();
         let order_key = (capture.sessions.len(), capture.clears);
         if self.order_key != order_key {
-            self.order = capture.sessions.keys().map(|id| id.to_string()).collect();
+            self.order = capture.sessions.keys().cloned().collect();
             self.order.sort_by_cached_key(|id| format::natural_key(id));
             self.order_key = order_key;
         }
@@ -84,11 +87,7 @@ impl SessionsPanel {
                 .iter()
                 .filter(|id| f.is_empty() || id.to_lowercase().contains(&f))
                 .filter(|id| {
-                    !only_connected
-                        || capture
-                            .sessions
-                            .get(id.as_str())
-                            .is_some_and(|s| s.connected)
+                    !only_connected || capture.sessions.get(*id).is_some_and(|s| s.connected)
                 })
                 .cloned()
                 .collect();
@@ -130,7 +129,7 @@ impl SessionsPanel {
             })
             .body(|body| {
                 body.rows(18.0, ids.len(), |mut row| {
-                    let Some(s) = capture.sessions.get(ids[row.index()].as_str()) else {
+                    let Some(s) = capture.sessions.get(&ids[row.index()]) else {
                         return;
                     };
                     row.set_selected(self.selected.as_deref() == Some(&s.client_id));
