@@ -20,7 +20,7 @@ use crate::event::{DeviceState, DeviceUpdate};
 use crate::fault::DeviceAction;
 use crate::scenario::{Action, DeviceSpec, MessageProps, PublishSpec, expand};
 use crate::sim::script::Hook as ScriptHook;
-use crate::sim::timers::{catch_up, on_grid};
+use crate::sim::timers::{catch_up, on_grid_every};
 
 /// QoS 1/2 messages a device has unacknowledged before it waits: 20, like
 /// mosquitto's default `max_inflight_messages` (rumqttc's 100 costs every
@@ -321,7 +321,13 @@ impl Device {
         if self.paused {
             return None;
         }
-        self.publishes.iter().filter_map(|p| p.next).min()
+        self.publishes
+            .iter()
+            .filter_map(|p| {
+                let every = p.spec.every.map_or(Duration::from_secs(1), |e| e.0);
+                Some(on_grid_every(p.next?, every))
+            })
+            .min()
     }
 
     fn publish_now(&mut self, client: &Client, k: usize) {
@@ -584,10 +590,10 @@ fn run(
             let mut net = Net::new(el);
             let mut connected = false;
             let next = loop {
-                let due = dev.next_due().filter(|_| connected).map(on_grid);
+                let due = dev.next_due().filter(|_| connected);
                 let timer = dev.next_timer();
                 let sp_due = dev.sparkplug_due().filter(|_| connected);
-                let tick = on_grid(next_tick);
+                let tick = on_grid_every(next_tick, dev.plan.spec.tick.0);
                 let earliest = [due, timer, sp_due]
                     .into_iter()
                     .flatten()

@@ -11,8 +11,28 @@ use tokio::time::Instant;
 /// Device timers wake on a shared 10 ms grid: a fleet's publishes then wake
 /// the engine (and the tap, broker and router behind it) in batches rather
 /// than one by one. Each message keeps its own schedule (no drift) and
-/// leaves at most 10 ms after it is due.
+/// leaves at most 10 ms after it is due, or its [`slack`] when it repeats
+/// slowly.
 pub(super) const TIMER_GRID: Duration = Duration::from_millis(10);
+
+/// How late a periodic publish may leave: a twentieth of its period, in
+/// whole grid slots, from one slot (10 ms) to ten (100 ms). Devices of the
+/// same period then wake together in fewer, larger batches (a 1 s fleet
+/// every 50 ms instead of every 10 ms: a fifth as many wakes of the
+/// engine's workers, the router and the subscribers' links for the same
+/// messages), while a fast device keeps its 10 ms precision.
+pub(super) fn slack(every: Duration) -> Duration {
+    let slots = (every.as_nanos() / 20 / TIMER_GRID.as_nanos()).clamp(1, 10);
+    TIMER_GRID * u32::try_from(slots).unwrap_or(1)
+}
+
+/// `t` rounded up to the grid of [`slack`]`(every)`: never before `t`, less
+/// than the slack after it, and on the same points for every device of
+/// that period.
+pub(super) fn on_grid_every(t: Instant, every: Duration) -> Instant {
+    let step = u64::try_from(slack(every).as_nanos() / TIMER_GRID.as_nanos()).unwrap_or(1);
+    time_of(slot_of(t).div_ceil(step).saturating_mul(step)).unwrap_or(t)
+}
 
 /// A periodic publish woken at `now` (on the grid, so possibly several
 /// periods after it was due): how many to send, and when the next is due.
@@ -63,7 +83,8 @@ fn time_of(slot: u64) -> Option<Instant> {
 }
 
 /// `t`, rounded up to the timer grid.
-pub(super) fn on_grid(t: Instant) -> Instant {
+#[cfg(test)]
+fn on_grid(t: Instant) -> Instant {
     time_of(slot_of(t)).unwrap_or(t)
 }
 
@@ -360,6 +381,28 @@ mod tests {
             on_grid(base + Duration::from_micros(1)),
             on_grid(base + Duration::from_micros(9_999))
         );
+    }
+
+    #[test]
+    fn slow_periods_share_coarser_grid_points_and_are_never_early() {
+        let ms = Duration::from_millis;
+        assert_eq!(slack(ms(1)), ms(10));
+        assert_eq!(slack(ms(199)), ms(10));
+        assert_eq!(slack(ms(400)), ms(20));
+        assert_eq!(slack(ms(1000)), ms(50));
+        assert_eq!(slack(Duration::from_secs(53)), ms(100));
+        let base = on_grid_every(Instant::now(), ms(1000));
+        for offset_us in [0u64, 1, 9_999, 10_001, 49_999, 50_000, 123_456] {
+            let t = base + Duration::from_micros(offset_us);
+            let g = on_grid_every(t, ms(1000));
+            assert!(g >= t, "{offset_us} µs: woke before it was due");
+            assert!(g - t < ms(50), "{offset_us} µs: later than its slack");
+            assert_eq!((g - base).as_nanos() % ms(50).as_nanos(), 0);
+            // A point of the coarse grid is a point of the fine one.
+            assert_eq!(on_grid(g), g);
+            // A fast period keeps the fine grid.
+            assert_eq!(on_grid_every(t, ms(100)), on_grid(t));
+        }
     }
 
     #[test]
