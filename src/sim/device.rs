@@ -116,6 +116,14 @@ struct PublishRt {
     alias_set: bool,
 }
 
+impl PublishRt {
+    /// When a periodic publish is next due, and its period (None: not
+    /// periodic, or paused by its schedule).
+    fn due(&self) -> Option<(Instant, Duration)> {
+        Some((self.next?, self.spec.every?.0))
+    }
+}
+
 enum ActionRt {
     SetVarFromPayload(String),
     SetVar(String, f64),
@@ -323,10 +331,7 @@ impl Device {
         }
         self.publishes
             .iter()
-            .filter_map(|p| {
-                let every = p.spec.every.map_or(Duration::from_secs(1), |e| e.0);
-                Some(on_grid_every(p.next?, every))
-            })
+            .filter_map(|p| p.due().map(|(next, every)| on_grid_every(next, every)))
             .min()
     }
 
@@ -367,16 +372,12 @@ impl Device {
 
     fn fire_due(&mut self, client: &Client, now: Instant) {
         for k in 0..self.publishes.len() {
-            let Some(due) = self.publishes[k].next else {
+            let Some((due, every)) = self.publishes[k].due() else {
                 continue;
             };
             if due > now {
                 continue;
             }
-            let every = self.publishes[k]
-                .spec
-                .every
-                .map_or(Duration::from_secs(1), |e| e.0);
             let (sends, next) = catch_up(due, every, now);
             self.publishes[k].next = Some(next);
             for _ in 0..sends {

@@ -15,22 +15,22 @@ use tokio::time::Instant;
 /// slowly.
 pub(super) const TIMER_GRID: Duration = Duration::from_millis(10);
 
-/// How late a periodic publish may leave: a twentieth of its period, in
-/// whole grid slots, from one slot (10 ms) to ten (100 ms). Devices of the
-/// same period then wake together in fewer, larger batches (a 1 s fleet
-/// every 50 ms instead of every 10 ms: a fifth as many wakes of the
-/// engine's workers, the router and the subscribers' links for the same
-/// messages), while a fast device keeps its 10 ms precision.
-pub(super) fn slack(every: Duration) -> Duration {
+/// How late a periodic publish may leave, in grid slots: a twentieth of its
+/// period, from one slot (10 ms) to ten (100 ms). Devices of the same
+/// period then wake together in fewer, larger batches (a 1 s fleet every
+/// 50 ms instead of every 10 ms: a fifth as many wakes of the engine's
+/// workers, the router and the subscribers' links for the same messages),
+/// while a fast device keeps its 10 ms precision.
+fn slack(every: Duration) -> u32 {
     let slots = (every.as_nanos() / 20 / TIMER_GRID.as_nanos()).clamp(1, 10);
-    TIMER_GRID * u32::try_from(slots).unwrap_or(1)
+    u32::try_from(slots).unwrap_or(1)
 }
 
 /// `t` rounded up to the grid of [`slack`]`(every)`: never before `t`, less
 /// than the slack after it, and on the same points for every device of
 /// that period.
 pub(super) fn on_grid_every(t: Instant, every: Duration) -> Instant {
-    let step = u64::try_from(slack(every).as_nanos() / TIMER_GRID.as_nanos()).unwrap_or(1);
+    let step = u64::from(slack(every));
     time_of(slot_of(t).div_ceil(step).saturating_mul(step)).unwrap_or(t)
 }
 
@@ -386,11 +386,12 @@ mod tests {
     #[test]
     fn slow_periods_share_coarser_grid_points_and_are_never_early() {
         let ms = Duration::from_millis;
-        assert_eq!(slack(ms(1)), ms(10));
-        assert_eq!(slack(ms(199)), ms(10));
-        assert_eq!(slack(ms(400)), ms(20));
-        assert_eq!(slack(ms(1000)), ms(50));
-        assert_eq!(slack(Duration::from_secs(53)), ms(100));
+        // In 10 ms slots.
+        assert_eq!(slack(ms(1)), 1);
+        assert_eq!(slack(ms(199)), 1);
+        assert_eq!(slack(ms(400)), 2);
+        assert_eq!(slack(ms(1000)), 5);
+        assert_eq!(slack(Duration::from_secs(53)), 10);
         let base = on_grid_every(Instant::now(), ms(1000));
         for offset_us in [0u64, 1, 9_999, 10_001, 49_999, 50_000, 123_456] {
             let t = base + Duration::from_micros(offset_us);
